@@ -1,0 +1,99 @@
+"""The `pocketstack` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pocketstack.common.config import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="pocketstack: an OpenStack-compatible cloud that boots real servers.")
+identity_app = typer.Typer(no_args_is_help=True, help="Identity service administration.")
+db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+app.add_typer(identity_app, name="identity")
+app.add_typer(db_app, name="db")
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="state directory "
+                                              "(default ~/.local/share/pocketstack)")]
+
+
+def make_settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    bind: Annotated[str | None, typer.Option(help="address every service listens on (default 127.0.0.1)")] = None,
+    port_offset: Annotated[int | None, typer.Option(help="added to every default port")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning")] = None,
+) -> None:
+    """Start the all-in-one cloud in the foreground; Ctrl-C stops it."""
+    from pocketstack.launcher import run_foreground
+
+    run_foreground(make_settings(data_dir=data_dir, bind=bind, port_offset=port_offset, log_level=log_level))
+
+
+@identity_app.command("rotate-keys")
+def rotate_keys(data_dir: DataDir = None) -> None:
+    """Rotate the Fernet token keys: the staged key becomes primary; tokens of kept keys stay valid."""
+    from pocketstack.identity.tokens import KeyRepository
+
+    settings = make_settings(data_dir=data_dir)
+    repo = KeyRepository(settings.identity.key_repository or settings.data_dir / "fernet-keys",
+                         settings.identity.max_active_keys)
+    primary = repo.rotate()
+    typer.echo(f"rotated: key {primary} is now primary")
+
+
+@db_app.command("sync")
+def db_sync(data_dir: DataDir = None) -> None:
+    """Run every service's migrations up to the newest revision."""
+    import asyncio
+
+    from pocketstack.common.db import Database
+    from pocketstack.common.service import SERVICES
+
+    settings = make_settings(data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def sync() -> None:
+        for spec in SERVICES:
+            if not spec.database:
+                continue
+            db = Database(settings.database_url(spec.name))
+            try:
+                await db.migrate(spec.migrations_dir, spec.version_table)
+            finally:
+                await db.close()
+            typer.echo(f"{spec.name}: up to date")
+
+    asyncio.run(sync())
+
+
+@db_app.command("revision")
+def db_revision(
+    service: Annotated[str, typer.Argument(help="service name, e.g. identity")],
+    message: Annotated[str, typer.Option("-m", "--message")],
+) -> None:
+    """Autogenerate a migration for a service from its models (for developers)."""
+    import tempfile
+
+    from alembic import command
+
+    from pocketstack.common.db import alembic_config
+    from pocketstack.common.service import SERVICES
+
+    spec = next(s for s in SERVICES if s.name == service)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = alembic_config(spec.migrations_dir, spec.version_table)
+        cfg.set_main_option("sqlalchemy.url", f"sqlite:///{tmp}/autogen.db")
+        command.upgrade(cfg, "head")
+        command.revision(cfg, message=message, autogenerate=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,201 @@
+"""The ASGI app factory every service uses.
+
+It gives each service the same behaviour at the edge: a global request id (`X-OpenStack-Request-ID`) on every
+response and in the context of every request, token validation on every non-public path, error bodies in the
+service's own OpenStack style (never a stack trace), 400 for bodies that fail validation, and an access log that
+never prints a token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pocketstack.common.auth import TokenValidator, context_from_token
+from pocketstack.common.context import REQUEST_ID_RE, RequestContext, current_context, new_request_id
+from pocketstack.common.errors import (
+    ERROR_STYLES,
+    APIError,
+    BadRequest,
+    ServiceUnavailable,
+    Unauthorized,
+    error_for_status,
+)
+
+log = logging.getLogger("pocketstack.access")
+errlog = logging.getLogger("pocketstack.api")
+
+
+class JSONResponse(Response):
+    """orjson-rendered JSON response."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_response(err: APIError, style: str) -> Response:
+    body, content_type = ERROR_STYLES[style](err)
+    headers = dict(err.headers)
+    if err.status == 401 and style == "keystone":
+        headers.setdefault("WWW-Authenticate", 'Keystone uri="/v3"')
+    if isinstance(body, dict):
+        return JSONResponse(body, status_code=err.status, headers=headers)
+    return Response(body, status_code=err.status, headers=headers, media_type=content_type)
+
+
+def describe_validation_error(exc: RequestValidationError) -> str:
+    """Turn pydantic's error list into one sentence naming each bad field."""
+    parts = []
+    for e in exc.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        field = ".".join(loc)
+        if e.get("type") == "json_invalid":
+            return "Malformed request body: it is not valid JSON."
+        msg = e.get("msg", "is invalid")
+        if e.get("type") == "extra_forbidden":
+            msg = "Additional properties are not allowed"
+        parts.append(f"'{field}': {msg}" if field else msg)
+    return "Invalid input: " + "; ".join(parts) if parts else "Invalid input."
+
+
+class EdgeMiddleware:
+    """Request id, authentication and error mapping for one service, as one pure ASGI layer."""
+
+    def __init__(self, app: ASGIApp, *, style: str, validator: TokenValidator | None,
+                 is_public: Callable[[str, str], bool], service_name: str, access_log: bool = True) -> None:
+        self.app = app
+        self.style = style
+        self.validator = validator
+        self.is_public = is_public
+        self.service_name = service_name
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get("x-openstack-request-id", "")
+        request_id = incoming if REQUEST_ID_RE.match(incoming) else new_request_id()
+        status_holder = [500]
+        started_response = [False]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started_response[0] = True
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-openstack-request-id", request_id.encode()),
+                                      (b"x-compute-request-id", request_id.encode())]
+            await send(message)
+
+        method, path = scope["method"], scope["path"]
+        try:
+            ctx = RequestContext(request_id=request_id)
+            token = headers.get("x-auth-token")
+            if token and self.validator is not None:
+                try:
+                    data = await self.validator.validate(token)
+                    ctx = context_from_token(data, token, request_id)
+                except Unauthorized:
+                    if not self.is_public(method, path):
+                        raise
+            elif not self.is_public(method, path):
+                raise Unauthorized()
+            scope.setdefault("state", {})["context"] = ctx
+            reset = current_context.set(ctx)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                current_context.reset(reset)
+        except APIError as err:
+            if not started_response[0]:
+                await error_response(err, self.style)(scope, receive, send_wrapper)
+        except (OperationalError, DBAPIError) as exc:
+            errlog.error("%s %s: database unavailable: %s", method, path, exc.__class__.__name__)
+            if not started_response[0]:
+                await error_response(ServiceUnavailable("The database is unavailable; try again later."),
+                                     self.style)(scope, receive, send_wrapper)
+        except Exception:
+            if not started_response[0]:
+                raise
+        finally:
+            if self.access_log:
+                log.info("%s %s %s %d %.1fms %s", self.service_name, method, path, status_holder[0],
+                         (time.perf_counter() - started) * 1000, request_id)
+
+
+def create_app(
+    *,
+    service_name: str,
+    style: str,
+    routers: Sequence[APIRouter],
+    validator: TokenValidator | None,
+    is_public: Callable[[str, str], bool] = lambda method, path: False,
+    access_log: bool = True,
+    state: dict[str, Any] | None = None,
+) -> ASGIApp:
+    """Build a service's ASGI app: FastAPI routes wrapped in the shared edge middleware."""
+    app = FastAPI(title=f"pocketstack {service_name}", default_response_class=JSONResponse,
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+    for key, value in (state or {}).items():
+        setattr(app.state, key, value)
+    for router in routers:
+        app.include_router(router)
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> Response:
+        return error_response(exc, style)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(BadRequest(describe_validation_error(exc)), style)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else None
+        return error_response(error_for_status(exc.status_code, message), style)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, OperationalError | DBAPIError):
+            errlog.error("database unavailable: %s", exc.__class__.__name__)
+            return error_response(ServiceUnavailable("The database is unavailable; try again later."), style)
+        errlog.exception("unexpected error in %s %s", request.method, request.url.path)
+        return error_response(APIError(), style)
+
+    return EdgeMiddleware(app, style=style, validator=validator, is_public=is_public,
+                          service_name=service_name, access_log=access_log)
+
+
+def request_context(request: Request) -> RequestContext:
+    """FastAPI dependency: the caller's context as the edge middleware set it."""
+    return request.scope["state"]["context"]
+
+
+async def json_body(request: Request) -> Any:
+    """Parse a JSON request body strictly: 400 when malformed, 415 handled by the caller if it cares."""
+    raw = await request.body()
+    if not raw:
+        raise BadRequest("The request body is empty; a JSON body is required.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("Malformed request body: it is not valid JSON.")

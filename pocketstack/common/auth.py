@@ -1,0 +1,73 @@
+"""Token validation for every service, cached like keystonemiddleware with memcached (FLOW.md steps 4-5).
+
+Each service validates the caller's token with the identity service (`GET /v3/auth/tokens`) and keeps the answer
+for `auth.cache_ttl` seconds under a hash of the token, so a revoked token stops working everywhere within that
+time and the cache never holds a token itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pocketstack.common.cache import Cache
+from pocketstack.common.context import RequestContext
+from pocketstack.common.errors import Unauthorized
+
+
+class TokenValidator(Protocol):
+    async def validate(self, token: str) -> dict[str, Any]:
+        """Return the token body (Keystone's `token` object) or raise Unauthorized."""
+        ...
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def context_from_token(token: dict[str, Any], auth_token: str | None, request_id: str) -> RequestContext:
+    user = token.get("user", {})
+    project = token.get("project") or {}
+    domain = token.get("domain") or {}
+    app_cred = token.get("application_credential") or {}
+    return RequestContext(
+        request_id=request_id,
+        auth_token=auth_token,
+        user_id=user.get("id"),
+        user_name=user.get("name"),
+        user_domain_id=(user.get("domain") or {}).get("id"),
+        project_id=project.get("id"),
+        project_name=project.get("name"),
+        project_domain_id=(project.get("domain") or {}).get("id"),
+        domain_id=domain.get("id"),
+        domain_name=domain.get("name"),
+        roles=[r["name"] for r in token.get("roles", [])],
+        expires_at=token.get("expires_at"),
+        application_credential_id=app_cred.get("id"),
+    )
+
+
+def token_cache_key(token: str) -> str:
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+class CachedTokenValidator:
+    """Wraps a validator with the TTL cache; expiry is re-checked on every hit."""
+
+    def __init__(self, validator: TokenValidator, cache: Cache, ttl: float) -> None:
+        self.validator = validator
+        self.cache = cache
+        self.ttl = ttl
+
+    async def validate(self, token: str) -> dict[str, Any]:
+        key = token_cache_key(token)
+        data = await self.cache.get(key)
+        if data is None:
+            data = await self.validator.validate(token)
+            await self.cache.set(key, data, self.ttl)
+        expires_at = data.get("expires_at")
+        if expires_at and parse_time(expires_at) <= datetime.now(UTC):
+            await self.cache.delete(key)
+            raise Unauthorized("The token has expired.")
+        return data

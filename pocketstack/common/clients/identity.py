@@ -1,0 +1,43 @@
+"""Client of the identity service: token validation for the auth middleware (FLOW.md steps 4-5, 21, 24, 27)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pocketstack.common.clients.base import ServiceClient
+from pocketstack.common.errors import NotFound, Unauthorized
+
+
+class IdentityClient(ServiceClient):
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url, "identity")
+
+    async def validate_token(self, token: str) -> dict[str, Any]:
+        """Validate a token with Keystone's `GET /v3/auth/tokens` (the token validates itself)."""
+        try:
+            _, body, _ = await self.request(
+                "GET", "/v3/auth/tokens", token=token, params={"nocatalog": "1"},
+                headers={"X-Subject-Token": token})
+        except (NotFound, Unauthorized):
+            raise Unauthorized("The token is invalid, expired or revoked.")
+        return body["token"]
+
+    async def issue_token(self, username: str, password: str, project: str,
+                          domain: str = "Default") -> tuple[str, dict[str, Any]]:
+        """Password authentication scoped to a project by name; returns (token, token body)."""
+        body = {"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": username, "domain": {"name": domain}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": domain}}}}}
+        _, data, headers = await self.request("POST", "/v3/auth/tokens", json=body, token="")
+        return headers["X-Subject-Token"], data["token"]
+
+
+class RemoteTokenValidator:
+    """TokenValidator that asks the identity service over REST."""
+
+    def __init__(self, client: IdentityClient) -> None:
+        self.client = client
+
+    async def validate(self, token: str) -> dict[str, Any]:
+        return await self.client.validate_token(token)

@@ -1,0 +1,128 @@
+"""Database sessions and per-service Alembic migrations (SQLite embedded, PostgreSQL or MariaDB distributed).
+
+Each service owns its database (its own SQLite file, or its own PostgreSQL database) and its own Alembic version
+table, so services can also share one database without their migrations colliding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def make_base() -> type[DeclarativeBase]:
+    """A declarative base with its own metadata, one per service."""
+
+    class Base(DeclarativeBase):
+        metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    return Base
+
+
+class Database:
+    """An async engine and session factory for one service's database.
+
+    `session()` opens a transaction that commits on success and rolls back on any error, so a failed request
+    leaves nothing half-written. On SQLite, write transactions (`session(write=True)`) are serialised in-process
+    so concurrent writers wait for each other instead of failing with "database is locked".
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=3600)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+
+    @contextlib.asynccontextmanager
+    async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+        lock = self._write_lock if write else None
+        if lock is not None:
+            await lock.acquire()
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                yield session
+        finally:
+            if lock is not None:
+                lock.release()
+
+    async def migrate(self, migrations_dir: Path, version_table: str) -> None:
+        """Upgrade this database to the newest revision of a service's migrations."""
+        cfg = alembic_config(migrations_dir, version_table)
+
+        def upgrade(conn: Connection) -> None:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def alembic_config(migrations_dir: Path, version_table: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.attributes["version_table"] = version_table
+    return cfg
+
+
+def run_alembic_env(target_metadata: MetaData) -> None:
+    """Body of every service's `migrations/env.py`: run on the connection `Database.migrate` hands over."""
+    from alembic import context
+
+    conn = context.config.attributes.get("connection")
+    version_table = context.config.attributes.get("version_table", "alembic_version")
+    if conn is None:  # offline/autogenerate from the command line: use the URL given by `pocketstack db revision`
+        from sqlalchemy import create_engine
+
+        engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
+        with engine.connect() as connection:
+            _configure(context, connection, target_metadata, version_table)
+        return
+    _configure(context, conn, target_metadata, version_table)
+
+
+def _configure(context: Any, conn: Connection, target_metadata: MetaData, version_table: str) -> None:
+    context.configure(connection=conn, target_metadata=target_metadata, version_table=version_table,
+                      render_as_batch=conn.dialect.name == "sqlite", compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,70 @@
+"""What every service package gives the launcher: an ASGI app plus start/stop hooks; and the service registry."""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.types import ASGIApp
+
+from pocketstack.common.auth import CachedTokenValidator, TokenValidator
+from pocketstack.common.cache import make_cache
+from pocketstack.common.clients.identity import IdentityClient, RemoteTokenValidator
+from pocketstack.common.config import Settings
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service as the launcher and the catalog know it."""
+
+    name: str  # settings section and process name, e.g. "identity"
+    catalog_type: str  # e.g. "identity", "compute"
+    catalog_name: str  # e.g. "keystone", "nova"
+    url_path: str  # appended to the base URL in the catalog, e.g. "/v3", "/v2.1"
+    factory: str  # "package.module:function" building the Service from Settings
+    extra_types: tuple[str, ...] = ()  # further catalog types served by the same endpoint
+    database: bool = True  # has its own database and `migrations/` folder in its package
+
+    @property
+    def package(self) -> str:
+        return self.factory.split(":")[0].rsplit(".", 1)[0]
+
+    @property
+    def migrations_dir(self) -> Path:
+        return Path(importlib.import_module(self.package).__file__).parent / "migrations"  # type: ignore[arg-type]
+
+    @property
+    def version_table(self) -> str:
+        return f"alembic_version_{self.name.replace('-', '_')}"
+
+    def build(self, settings: Settings, specs: list[ServiceSpec]) -> Service:
+        module_name, func = self.factory.split(":")
+        return getattr(importlib.import_module(module_name), func)(settings, specs)
+
+
+# In start order. Each service issue adds its line here.
+SERVICES: list[ServiceSpec] = [
+    ServiceSpec("identity", "identity", "keystone", "/v3", "pocketstack.identity.service_app:create"),
+]
+
+
+class Service(ABC):
+    name: str
+    app: ASGIApp
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Migrate the database, bootstrap, start background tasks. Called before the app serves."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop background tasks and close connections."""
+
+
+def remote_token_validator(settings: Settings) -> TokenValidator:
+    """The validator a non-identity service uses: REST to identity behind the shared TTL cache."""
+    cache = make_cache(settings.auth.cache_backend, settings.auth.cache_url, settings.auth.cache_size)
+    client = IdentityClient(settings.base_url("identity"))
+    return CachedTokenValidator(RemoteTokenValidator(client), cache, settings.auth.cache_ttl)

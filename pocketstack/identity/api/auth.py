@@ -1,0 +1,126 @@
+"""Version discovery and `/v3/auth/*`: token issue, validate, check, revoke; the caller's catalog and scopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+
+from pocketstack.common.app import json_body, json_response, request_context
+from pocketstack.common.errors import BadRequest, NotFound, Unauthorized
+from pocketstack.identity import models as m
+from pocketstack.identity.api.common import collection, domain_body, enforce, manager, project_body
+from pocketstack.identity.tokens import TokenPayload
+
+router = APIRouter()
+
+VERSION_ID = "v3.14"
+MEDIA_TYPES = [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]
+
+
+def _version(request: Request) -> dict[str, Any]:
+    href = f"{request.url.scheme}://{request.url.netloc}/v3/"
+    return {"id": VERSION_ID, "status": "stable", "updated": "2020-04-07T00:00:00Z",
+            "links": [{"rel": "self", "href": href}], "media-types": MEDIA_TYPES}
+
+
+@router.get("/")
+async def versions(request: Request) -> Response:
+    return json_response({"versions": {"values": [_version(request)]}}, status=300)
+
+
+@router.get("/v3")
+@router.get("/v3/")
+async def version_v3(request: Request) -> Response:
+    return json_response({"version": _version(request)})
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name)
+    return value is not None and value.lower() not in ("false", "0", "no")
+
+
+@router.post("/v3/auth/tokens")
+async def issue_token(request: Request) -> Response:
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("auth"), dict):
+        raise BadRequest("Invalid input: 'auth' is a required property.")
+    mgr = manager(request)
+    payload = await mgr.authenticate(body["auth"])
+    token = mgr.tokens.encode(payload)
+    ctx = await mgr.auth_context(payload)
+    data = mgr.token_body(payload, ctx, catalog=not _flag(request, "nocatalog"))
+    return json_response({"token": data}, status=201, headers={"X-Subject-Token": token})
+
+
+async def _subject(request: Request, allow_expired: bool = False) -> tuple[str, TokenPayload, dict[str, Any]]:
+    subject = request.headers.get("x-subject-token")
+    if not subject:
+        raise BadRequest("Invalid input: the X-Subject-Token header is required.")
+    try:
+        payload, ctx = await manager(request).validate(subject, allow_expired=allow_expired)
+    except (Unauthorized, NotFound):
+        raise NotFound("Could not find token.")
+    return subject, payload, ctx
+
+
+@router.get("/v3/auth/tokens")
+async def validate_token(request: Request) -> Response:
+    subject, payload, ctx = await _subject(request, allow_expired=_flag(request, "allow_expired"))
+    enforce(request, "identity:validate_token", {"token": {"user_id": payload.user_id}})
+    data = manager(request).token_body(payload, ctx, catalog=not _flag(request, "nocatalog"))
+    return json_response({"token": data}, headers={"X-Subject-Token": subject})
+
+
+@router.head("/v3/auth/tokens")
+async def check_token(request: Request) -> Response:
+    _, payload, _ = await _subject(request)
+    enforce(request, "identity:check_token", {"token": {"user_id": payload.user_id}})
+    return Response(status_code=200)
+
+
+@router.delete("/v3/auth/tokens")
+async def revoke_token(request: Request) -> Response:
+    _, payload, _ = await _subject(request)
+    enforce(request, "identity:revoke_token", {"token": {"user_id": payload.user_id}})
+    await manager(request).revoke_token(payload)
+    return Response(status_code=204)
+
+
+@router.get("/v3/auth/catalog")
+async def auth_catalog(request: Request) -> Response:
+    ctx = request_context(request)
+    if not ctx.project_id and not ctx.domain_id:
+        raise Unauthorized("The catalog requires a scoped token.")
+    mgr = manager(request)
+    async with mgr.db.session() as session:
+        catalog = await mgr.catalog(session, ctx.project_id)
+    return collection(request, "catalog", catalog)
+
+
+@router.get("/v3/auth/projects")
+async def auth_projects(request: Request) -> Response:
+    ctx = request_context(request)
+    mgr = manager(request)
+    async with mgr.db.session() as session:
+        projects = (await session.scalars(select(m.Project).where(m.Project.enabled.is_(True)))).all()
+        mine = [p for p in projects if await mgr.effective_role_ids(session, ctx.user_id, project_id=p.id,
+                                                                     expand_implied=False)]
+    return collection(request, "projects", [project_body(request, p) for p in mine])
+
+
+@router.get("/v3/auth/domains")
+async def auth_domains(request: Request) -> Response:
+    ctx = request_context(request)
+    mgr = manager(request)
+    async with mgr.db.session() as session:
+        domains = (await session.scalars(select(m.Domain).where(m.Domain.enabled.is_(True)))).all()
+        mine = [d for d in domains if await mgr.effective_role_ids(session, ctx.user_id, domain_id=d.id,
+                                                                    expand_implied=False)]
+    return collection(request, "domains", [domain_body(request, d) for d in mine])
+
+
+@router.get("/v3/auth/system")
+async def auth_system(request: Request) -> Response:
+    return collection(request, "system", [])

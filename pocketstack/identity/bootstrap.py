@@ -1,0 +1,127 @@
+"""First-start bootstrap (like `keystone-manage bootstrap` plus DevStack's accounts), idempotent on every start.
+
+Creates the Default domain, roles admin > member > reader (implied) and service, projects admin, demo and
+service, users admin and demo, and keeps the catalog's endpoints in step with the running services' URLs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pocketstack.common.config import Settings
+from pocketstack.common.service import ServiceSpec
+from pocketstack.identity import models as m
+from pocketstack.identity.service import DEFAULT_DOMAIN_ID, IdentityManager, new_id, utcnow
+
+PASSWORDS_FILE = "passwords.json"
+
+
+def stored_passwords(data_dir: Path) -> dict[str, str]:
+    path = data_dir / PASSWORDS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_passwords(data_dir: Path, passwords: dict[str, str]) -> None:
+    path = data_dir / PASSWORDS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(passwords, f, indent=2)
+
+
+async def _ensure_role(session: AsyncSession, name: str) -> m.Role:
+    role = await session.scalar(select(m.Role).where(m.Role.name == name, m.Role.domain_id.is_(None)))
+    if role is None:
+        role = m.Role(id=new_id(), name=name, description="")
+        session.add(role)
+        await session.flush()
+    return role
+
+
+async def _ensure_project(session: AsyncSession, name: str, description: str) -> m.Project:
+    project = await session.scalar(select(m.Project).where(m.Project.name == name,
+                                                           m.Project.domain_id == DEFAULT_DOMAIN_ID))
+    if project is None:
+        project = m.Project(id=new_id(), name=name, domain_id=DEFAULT_DOMAIN_ID, description=description,
+                            tags=[], extra={})
+        session.add(project)
+        await session.flush()
+    return project
+
+
+async def _grant(session: AsyncSession, user: m.User, project: m.Project, role: m.Role) -> None:
+    key = ("UserProject", user.id, project.id, role.id, False)
+    if await session.get(m.Assignment, key) is None:
+        session.add(m.Assignment(type="UserProject", actor_id=user.id, target_id=project.id, role_id=role.id,
+                                 inherited=False))
+
+
+async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[ServiceSpec]) -> dict[str, str]:
+    """Make sure the base accounts and the catalog exist; return the passwords created on this start."""
+    passwords = stored_passwords(settings.data_dir)
+    created: dict[str, str] = {}
+    async with manager.db.session(write=True) as session:
+        if await session.get(m.Domain, DEFAULT_DOMAIN_ID) is None:
+            session.add(m.Domain(id=DEFAULT_DOMAIN_ID, name="Default", description="The default domain",
+                                 extra={}))
+            await session.flush()
+        roles = {name: await _ensure_role(session, name) for name in ("admin", "member", "reader", "service")}
+        for prior, implied in (("admin", "member"), ("member", "reader")):
+            key = (roles[prior].id, roles[implied].id)
+            if await session.get(m.ImpliedRole, key) is None:
+                session.add(m.ImpliedRole(prior_role_id=key[0], implied_role_id=key[1]))
+        projects = {
+            "admin": await _ensure_project(session, "admin", "Bootstrap project for the admin user"),
+            "demo": await _ensure_project(session, "demo", "Project of the demo user"),
+            "service": await _ensure_project(session, "service", "Project of the service users"),
+        }
+        for username, project_name, role_name in (("admin", "admin", "admin"), ("demo", "demo", "member")):
+            user = await session.scalar(select(m.User).where(m.User.name == username,
+                                                             m.User.domain_id == DEFAULT_DOMAIN_ID))
+            if user is None:
+                configured = getattr(settings.identity, f"{username}_password")
+                password = configured or passwords.get(username) or secrets.token_urlsafe(16)
+                if not configured:
+                    passwords[username] = password
+                    created[username] = password
+                user = m.User(id=new_id(), name=username, domain_id=DEFAULT_DOMAIN_ID,
+                              password_hash=await manager.hash_secret(password), enabled=True,
+                              default_project_id=projects[project_name].id, description="", extra={},
+                              created_at=utcnow(), password_changed_at=utcnow())
+                session.add(user)
+                await session.flush()
+                await _grant(session, user, projects[project_name], roles[role_name])
+        await _sync_catalog(session, settings, specs)
+    if created:
+        _save_passwords(settings.data_dir, passwords)
+    manager.invalidate()
+    return created
+
+
+async def _sync_catalog(session: AsyncSession, settings: Settings, specs: list[ServiceSpec]) -> None:
+    if await session.get(m.Region, settings.region) is None:
+        session.add(m.Region(id=settings.region, description=""))
+        await session.flush()
+    for spec in specs:
+        for catalog_type in (spec.catalog_type, *spec.extra_types):
+            service = await session.scalar(select(m.CatalogService).where(m.CatalogService.type == catalog_type))
+            if service is None:
+                service = m.CatalogService(id=new_id(), type=catalog_type, name=spec.catalog_name,
+                                           description=f"pocketstack {spec.name}", enabled=True)
+                session.add(service)
+                await session.flush()
+            url = settings.base_url(spec.name) + spec.url_path
+            for interface in ("public", "internal", "admin"):
+                endpoint = await session.scalar(select(m.Endpoint).where(
+                    m.Endpoint.service_id == service.id, m.Endpoint.interface == interface,
+                    m.Endpoint.region_id == settings.region))
+                if endpoint is None:
+                    session.add(m.Endpoint(id=new_id(), service_id=service.id, interface=interface,
+                                           region_id=settings.region, url=url, enabled=True))
+                elif endpoint.url != url:
+                    endpoint.url = url

@@ -1,0 +1,438 @@
+"""Identity logic (no HTTP here): authentication, token issue/validation/revocation, and the auth context.
+
+Validation is the hot path of the whole cloud (every request to every service is validated once per cache TTL),
+so the result of the database work -- user, scope, effective roles, catalog -- is cached per (user, scope) for
+`auth.cache_ttl` seconds and dropped at once on any local identity write; revocation events are kept in memory
+and reloaded at most every `identity.revocation_refresh` seconds, so other identity workers see them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pocketstack.common.cache import MemoryCache
+from pocketstack.common.config import Settings
+from pocketstack.common.db import Database
+from pocketstack.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from pocketstack.common.policy import PolicyEngine
+from pocketstack.identity import models as m
+from pocketstack.identity.policies import IDENTITY_POLICIES
+from pocketstack.identity.tokens import KeyRepository, TokenPayload, TokenProvider, new_audit_id
+
+log = logging.getLogger("pocketstack.identity")
+
+DEFAULT_DOMAIN_ID = "default"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def isotime(ts: float | datetime | None) -> str | None:
+    """Keystone's timestamp format: 2026-01-01T00:00:00.000000Z."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, UTC) if isinstance(ts, float | int) else ts
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class IdentityManager:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        key_dir = settings.identity.key_repository or settings.data_dir / "fernet-keys"
+        self.keys = KeyRepository(Path(key_dir), settings.identity.max_active_keys)
+        self.tokens = TokenProvider(self.keys)
+        self.policy = PolicyEngine(IDENTITY_POLICIES, settings.policy_file)
+        self.bcrypt_rounds = settings.identity.bcrypt_rounds
+        self.token_ttl = settings.identity.token_expiration
+        self._auth_cache = MemoryCache(settings.auth.cache_size)
+        self._auth_cache_ttl = settings.auth.cache_ttl
+        self._generation = 0
+        self._revocations: list[m.RevocationEvent] = []
+        self._revocations_loaded = 0.0
+        self._revocations_lock = asyncio.Lock()
+
+    # ----- secrets -----------------------------------------------------------------------------------------
+    async def hash_secret(self, secret: str) -> str:
+        data = secret.encode()
+        if len(data) > 72:  # bcrypt ignores bytes past 72; refuse rather than silently truncate
+            raise BadRequest("Invalid input: the password is longer than 72 bytes.")
+        salt = bcrypt.gensalt(self.bcrypt_rounds)
+        return (await asyncio.to_thread(bcrypt.hashpw, data, salt)).decode()
+
+    async def check_secret(self, secret: str, hashed: str | None) -> bool:
+        if not hashed:
+            return False
+        data = secret.encode()
+        if len(data) > 72:
+            return False
+        return await asyncio.to_thread(bcrypt.checkpw, data, hashed.encode())
+
+    # ----- cache invalidation ------------------------------------------------------------------------------
+    def invalidate(self) -> None:
+        """Called after every identity write: cached auth contexts are recomputed."""
+        self._generation += 1
+        self._auth_cache.clear()
+
+    async def add_revocation(self, session: AsyncSession, **match: str | None) -> None:
+        now = time.time()
+        session.add(m.RevocationEvent(issued_before=now, expires_at=now + self.token_ttl + 60, **match))
+        self._revocations_loaded = 0.0  # reload on next validation
+        self.invalidate()
+
+    async def _current_revocations(self) -> list[m.RevocationEvent]:
+        now = time.monotonic()
+        if now - self._revocations_loaded < self.settings.identity.revocation_refresh:
+            return self._revocations
+        async with self._revocations_lock:
+            if time.monotonic() - self._revocations_loaded < self.settings.identity.revocation_refresh:
+                return self._revocations
+            async with self.db.session() as session:
+                rows = (await session.scalars(
+                    select(m.RevocationEvent).where(m.RevocationEvent.expires_at > time.time()))).all()
+            self._revocations = list(rows)
+            self._revocations_loaded = time.monotonic()
+        return self._revocations
+
+    async def purge_expired_revocations(self) -> int:
+        async with self.db.session(write=True) as session:
+            result = await session.execute(
+                delete(m.RevocationEvent).where(m.RevocationEvent.expires_at <= time.time()))
+        return result.rowcount or 0
+
+    @staticmethod
+    def _revoked_by(event: m.RevocationEvent, payload: TokenPayload, domains: set[str]) -> bool:
+        if payload.issued_at > event.issued_before:
+            return False
+        if event.user_id is not None and event.user_id != payload.user_id:
+            return False
+        if event.project_id is not None and event.project_id != payload.project_id:
+            return False
+        if event.domain_id is not None and event.domain_id not in domains:
+            return False
+        if event.audit_id is not None and event.audit_id not in payload.audit_ids:
+            return False
+        return not (event.application_credential_id is not None
+                    and event.application_credential_id != payload.application_credential_id)
+
+    # ----- roles -------------------------------------------------------------------------------------------
+    async def _implied_closure(self, session: AsyncSession, role_ids: set[str]) -> set[str]:
+        rules = (await session.execute(select(m.ImpliedRole.prior_role_id, m.ImpliedRole.implied_role_id))).all()
+        implies: dict[str, set[str]] = {}
+        for prior, implied in rules:
+            implies.setdefault(prior, set()).add(implied)
+        result, todo = set(role_ids), list(role_ids)
+        while todo:
+            for implied in implies.get(todo.pop(), ()):
+                if implied not in result:
+                    result.add(implied)
+                    todo.append(implied)
+        return result
+
+    async def effective_role_ids(self, session: AsyncSession, user_id: str, *, project_id: str | None = None,
+                                 domain_id: str | None = None, expand_implied: bool = True) -> set[str]:
+        """Roles a user holds on a project or domain: direct, through groups, inherited from the domain."""
+        group_ids = list((await session.scalars(
+            select(m.Membership.group_id).where(m.Membership.user_id == user_id))).all())
+        actors = [user_id, *group_ids]
+        role_ids: set[str] = set()
+        if project_id is not None:
+            project = await session.get(m.Project, project_id)
+            if project is None:
+                return set()
+            rows = await session.scalars(select(m.Assignment.role_id).where(
+                m.Assignment.actor_id.in_(actors), m.Assignment.target_id == project_id,
+                m.Assignment.type.in_(("UserProject", "GroupProject")), m.Assignment.inherited.is_(False)))
+            role_ids.update(rows.all())
+            rows = await session.scalars(select(m.Assignment.role_id).where(
+                m.Assignment.actor_id.in_(actors), m.Assignment.target_id == project.domain_id,
+                m.Assignment.type.in_(("UserDomain", "GroupDomain")), m.Assignment.inherited.is_(True)))
+            role_ids.update(rows.all())
+        elif domain_id is not None:
+            rows = await session.scalars(select(m.Assignment.role_id).where(
+                m.Assignment.actor_id.in_(actors), m.Assignment.target_id == domain_id,
+                m.Assignment.type.in_(("UserDomain", "GroupDomain")), m.Assignment.inherited.is_(False)))
+            role_ids.update(rows.all())
+        if expand_implied and role_ids:
+            role_ids = await self._implied_closure(session, role_ids)
+        return role_ids
+
+    # ----- authentication ----------------------------------------------------------------------------------
+    async def _find_domain(self, session: AsyncSession, ref: dict[str, Any] | None) -> m.Domain:
+        if not isinstance(ref, dict) or not (ref.get("id") or ref.get("name")):
+            raise BadRequest("Invalid input: a domain needs an 'id' or a 'name'.")
+        if ref.get("id"):
+            domain = await session.get(m.Domain, str(ref["id"]))
+        else:
+            domain = await session.scalar(select(m.Domain).where(m.Domain.name == str(ref["name"])))
+        if domain is None:
+            raise Unauthorized("Could not find the domain.")
+        return domain
+
+    async def _find_user(self, session: AsyncSession, ref: dict[str, Any]) -> m.User:
+        if not isinstance(ref, dict):
+            raise BadRequest("Invalid input: 'user' must be an object.")
+        if ref.get("id"):
+            user = await session.get(m.User, str(ref["id"]))
+        elif ref.get("name"):
+            if "domain" not in ref:
+                raise BadRequest("Invalid input: a user given by name needs its 'domain' (id or name).")
+            domain = await self._find_domain(session, ref.get("domain"))
+            user = await session.scalar(select(m.User).where(
+                m.User.name == str(ref["name"]), m.User.domain_id == domain.id))
+        else:
+            raise BadRequest("Invalid input: 'user' needs an 'id' or a 'name'.")
+        if user is None:
+            raise Unauthorized()
+        return user
+
+    async def _resolve_scope(self, session: AsyncSession, scope: Any) -> tuple[str | None, str | None]:
+        """Return (project_id, domain_id) named by an auth request's `scope`."""
+        if scope is None or scope == "unscoped":
+            return None, None
+        if not isinstance(scope, dict):
+            raise BadRequest("Invalid input: 'scope' must be an object.")
+        if "project" in scope:
+            ref = scope["project"]
+            if not isinstance(ref, dict):
+                raise BadRequest("Invalid input: 'scope.project' must be an object.")
+            if ref.get("id"):
+                project = await session.get(m.Project, str(ref["id"]))
+            elif ref.get("name"):
+                if "domain" not in ref:
+                    raise BadRequest("Invalid input: a project given by name needs its 'domain'.")
+                domain = await self._find_domain(session, ref["domain"])
+                project = await session.scalar(select(m.Project).where(
+                    m.Project.name == str(ref["name"]), m.Project.domain_id == domain.id))
+            else:
+                raise BadRequest("Invalid input: 'scope.project' needs an 'id' or a 'name'.")
+            if project is None:
+                raise Unauthorized("Could not find the project to scope to.")
+            return project.id, None
+        if "domain" in scope:
+            domain = await self._find_domain(session, scope["domain"])
+            return None, domain.id
+        if "system" in scope:
+            raise Unauthorized("System-scoped tokens are not supported; scope to a project or domain.")
+        raise BadRequest("Invalid input: 'scope' must name a project or a domain.")
+
+    async def authenticate(self, auth: Any) -> TokenPayload:
+        """Check an `auth` request body (password, token or application_credential) and return the payload."""
+        if not isinstance(auth, dict) or not isinstance(auth.get("identity"), dict):
+            raise BadRequest("Invalid input: 'auth.identity' is required.")
+        identity = auth["identity"]
+        methods = identity.get("methods")
+        if not isinstance(methods, list) or not methods or not all(isinstance(x, str) for x in methods):
+            raise BadRequest("Invalid input: 'auth.identity.methods' must be a non-empty list of strings.")
+        if len(methods) != 1:
+            raise Unauthorized("Exactly one authentication method is supported per request.")
+        method = methods[0]
+        if method not in identity or not isinstance(identity[method], dict):
+            raise BadRequest(f"Invalid input: 'auth.identity.{method}' is required.")
+        now = time.time()
+        async with self.db.session() as session:
+            requested = await self._resolve_scope(session, auth.get("scope"))
+            if method == "password":
+                user = await self._find_user(session, identity["password"].get("user"))
+                password = identity["password"]["user"].get("password")
+                if not isinstance(password, str):
+                    raise BadRequest("Invalid input: 'password.user.password' is required.")
+                if not await self.check_secret(password, user.password_hash):
+                    log.info("password authentication failed for user %s", user.id)
+                    raise Unauthorized()
+                await self._check_user_usable(session, user)
+                project_id, domain_id = requested
+                if auth.get("scope") is None and user.default_project_id:
+                    project = await session.get(m.Project, user.default_project_id)
+                    if project and project.enabled and await self.effective_role_ids(
+                            session, user.id, project_id=project.id):
+                        project_id = project.id
+                payload = TokenPayload(user_id=user.id, methods=["password"], issued_at=now,
+                                       expires_at=now + self.token_ttl, audit_ids=[new_audit_id()],
+                                       project_id=project_id, domain_id=domain_id)
+            elif method == "token":
+                token_id = identity["token"].get("id")
+                if not isinstance(token_id, str):
+                    raise BadRequest("Invalid input: 'token.id' is required.")
+                parent = await self.validate_payload(token_id)
+                if parent.application_credential_id:
+                    raise Forbidden("A token created from an application credential cannot be rescoped.")
+                project_id, domain_id = requested
+                payload = TokenPayload(
+                    user_id=parent.user_id, methods=sorted({*parent.methods, "token"}), issued_at=now,
+                    expires_at=parent.expires_at, audit_ids=[new_audit_id(), parent.audit_ids[-1]],
+                    project_id=project_id, domain_id=domain_id)
+            elif method == "application_credential":
+                payload = await self._authenticate_app_cred(session, identity["application_credential"],
+                                                            requested, now)
+            else:
+                raise Unauthorized(f"Unsupported authentication method: {method}.")
+        await self.auth_context(payload)  # checks the scope: enabled, roles present
+        return payload
+
+    async def _authenticate_app_cred(self, session: AsyncSession, ref: dict[str, Any],
+                                     requested: tuple[str | None, str | None], now: float) -> TokenPayload:
+        secret = ref.get("secret")
+        if not isinstance(secret, str):
+            raise BadRequest("Invalid input: 'application_credential.secret' is required.")
+        if ref.get("id"):
+            cred = await session.get(m.ApplicationCredential, str(ref["id"]))
+        elif ref.get("name") and ref.get("user"):
+            user = await self._find_user(session, ref["user"])
+            cred = await session.scalar(select(m.ApplicationCredential).where(
+                m.ApplicationCredential.user_id == user.id, m.ApplicationCredential.name == str(ref["name"])))
+        else:
+            raise BadRequest("Invalid input: 'application_credential' needs an 'id', or a 'name' and 'user'.")
+        if cred is None or not await self.check_secret(secret, cred.secret_hash):
+            raise Unauthorized()
+        if cred.expires_at is not None and cred.expires_at <= utcnow():
+            raise Unauthorized("The application credential has expired.")
+        if requested != (None, None) and requested != (cred.project_id, None):
+            raise Unauthorized("An application credential token is scoped to the credential's project only.")
+        expires = now + self.token_ttl
+        if cred.expires_at is not None:
+            expires = min(expires, cred.expires_at.replace(tzinfo=UTC).timestamp())
+        return TokenPayload(user_id=cred.user_id, methods=["application_credential"], issued_at=now,
+                            expires_at=expires, audit_ids=[new_audit_id()], project_id=cred.project_id,
+                            application_credential_id=cred.id)
+
+    async def _check_user_usable(self, session: AsyncSession, user: m.User) -> None:
+        domain = await session.get(m.Domain, user.domain_id)
+        if not user.enabled or domain is None or not domain.enabled:
+            raise Unauthorized("The user or its domain is disabled.")
+
+    # ----- validation ----------------------------------------------------------------------------------------
+    async def validate_payload(self, token: str, *, allow_expired: bool = False) -> TokenPayload:
+        payload = self.tokens.decode(token)
+        if not allow_expired and payload.expires_at <= time.time():
+            raise NotFound("The token has expired.")
+        return payload
+
+    async def auth_context(self, payload: TokenPayload) -> dict[str, Any]:
+        """User, scope and roles for a token, checked against the current state (cached per user and scope)."""
+        key = f"{payload.user_id}|{payload.project_id}|{payload.domain_id}|{payload.application_credential_id}"
+        cached = self._auth_cache.get_now(key)
+        if cached is None:
+            generation = self._generation
+            cached = await self._load_auth_context(payload)
+            if generation == self._generation:
+                self._auth_cache.set_now(key, cached, self._auth_cache_ttl)
+        return cached
+
+    async def _load_auth_context(self, payload: TokenPayload) -> dict[str, Any]:
+        async with self.db.session() as session:
+            user = await session.get(m.User, payload.user_id)
+            if user is None:
+                raise Unauthorized("The user of the token no longer exists.")
+            await self._check_user_usable(session, user)
+            user_domain = await session.get(m.Domain, user.domain_id)
+            ctx: dict[str, Any] = {
+                "user": {"id": user.id, "name": user.name, "password_expires_at": None,
+                         "domain": {"id": user_domain.id, "name": user_domain.name}},
+                "domains": [user.domain_id],
+            }
+            role_ids: set[str] = set()
+            if payload.project_id:
+                project = await session.get(m.Project, payload.project_id)
+                if project is None or not project.enabled:
+                    raise Unauthorized("The project of the token is disabled or does not exist.")
+                pdomain = await session.get(m.Domain, project.domain_id)
+                if pdomain is None or not pdomain.enabled:
+                    raise Unauthorized("The domain of the project is disabled.")
+                ctx["project"] = {"id": project.id, "name": project.name,
+                                  "domain": {"id": pdomain.id, "name": pdomain.name}}
+                ctx["domains"].append(pdomain.id)
+                role_ids = await self.effective_role_ids(session, user.id, project_id=project.id)
+                if not role_ids:
+                    raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
+            elif payload.domain_id:
+                domain = await session.get(m.Domain, payload.domain_id)
+                if domain is None or not domain.enabled:
+                    raise Unauthorized("The domain of the token is disabled or does not exist.")
+                ctx["domain"] = {"id": domain.id, "name": domain.name}
+                ctx["domains"].append(domain.id)
+                role_ids = await self.effective_role_ids(session, user.id, domain_id=domain.id)
+                if not role_ids:
+                    raise Unauthorized(f"User {user.id} has no access to domain {domain.id}.")
+            if payload.application_credential_id:
+                cred = await session.get(m.ApplicationCredential, payload.application_credential_id)
+                if cred is None:
+                    raise Unauthorized("The application credential no longer exists.")
+                delegated = {r["id"] for r in cred.roles}
+                role_ids = await self._implied_closure(session, role_ids & delegated)
+                if not role_ids:
+                    raise Unauthorized("The application credential's roles are no longer held by the user.")
+                ctx["application_credential"] = {"id": cred.id, "name": cred.name,
+                                                 "restricted": not cred.unrestricted}
+            if role_ids:
+                roles = (await session.scalars(select(m.Role).where(m.Role.id.in_(role_ids)))).all()
+                ctx["roles"] = sorted(({"id": r.id, "name": r.name} for r in roles), key=lambda r: r["name"])
+            if payload.project_id or payload.domain_id:
+                ctx["catalog"] = await self.catalog(session, payload.project_id)
+        return ctx
+
+    async def validate(self, token: str, *, allow_expired: bool = False) -> tuple[TokenPayload, dict[str, Any]]:
+        """Full validation: signature, expiry, revocation, and the current state of user and scope."""
+        payload = await self.validate_payload(token, allow_expired=allow_expired)
+        ctx = await self.auth_context(payload)
+        events = await self._current_revocations()
+        if events:
+            domains = set(ctx["domains"])
+            if any(self._revoked_by(e, payload, domains) for e in events):
+                raise NotFound("The token has been revoked.")
+        return payload, ctx
+
+    def token_body(self, payload: TokenPayload, ctx: dict[str, Any], *, catalog: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "methods": payload.methods, "user": ctx["user"], "audit_ids": payload.audit_ids,
+            "expires_at": isotime(payload.expires_at), "issued_at": isotime(payload.issued_at),
+        }
+        if "project" in ctx:
+            body["project"] = ctx["project"]
+            body["is_domain"] = False
+        if "domain" in ctx:
+            body["domain"] = ctx["domain"]
+        if "roles" in ctx:
+            body["roles"] = ctx["roles"]
+        if "application_credential" in ctx:
+            body["application_credential"] = ctx["application_credential"]
+        if catalog and "catalog" in ctx:
+            body["catalog"] = ctx["catalog"]
+        return body
+
+    async def revoke_token(self, payload: TokenPayload) -> None:
+        async with self.db.session(write=True) as session:
+            await self.add_revocation(session, audit_id=payload.audit_ids[0])
+
+    # ----- catalog -----------------------------------------------------------------------------------------
+    async def catalog(self, session: AsyncSession, project_id: str | None) -> list[dict[str, Any]]:
+        services = (await session.scalars(select(m.CatalogService).where(m.CatalogService.enabled.is_(True)))).all()
+        endpoints = (await session.scalars(select(m.Endpoint).where(m.Endpoint.enabled.is_(True)))).all()
+        by_service: dict[str, list[dict[str, Any]]] = {}
+        for ep in endpoints:
+            url = ep.url
+            if "$(" in url or "%(" in url:
+                if project_id is None:
+                    continue
+                for var in ("$(project_id)s", "$(tenant_id)s", "%(project_id)s", "%(tenant_id)s"):
+                    url = url.replace(var, project_id)
+            by_service.setdefault(ep.service_id, []).append(
+                {"id": ep.id, "interface": ep.interface, "region_id": ep.region_id, "region": ep.region_id,
+                 "url": url})
+        return [{"id": s.id, "type": s.type, "name": s.name, "endpoints": by_service.get(s.id, [])}
+                for s in sorted(services, key=lambda s: s.type)]

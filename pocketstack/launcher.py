@@ -54,8 +54,8 @@ def write_clouds_yaml(settings: Settings) -> Path:
     return path
 
 
-async def _wait_answering(url: str, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait_answering(url: str, within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         try:
             async with http_session().get(url) as resp:
@@ -64,7 +64,7 @@ async def _wait_answering(url: str, timeout: float = 30.0) -> None:
         except aiohttp.ClientError:
             pass
         if asyncio.get_running_loop().time() > deadline:
-            raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+            raise RuntimeError(f"{url} did not answer within {within:.0f}s")
         await asyncio.sleep(0.05)
 
 

@@ -77,7 +77,7 @@ class KeyRepository:
             mtime = self.path.stat().st_mtime
             if self._fernet is None or mtime != self._loaded_mtime:
                 indexes = self._key_indexes()
-                ordered = sorted((i for i in indexes if i > 0), reverse=True) + [0]
+                ordered = [*sorted((i for i in indexes if i > 0), reverse=True), 0]
                 keys = [Fernet((self.path / str(i)).read_bytes().strip()) for i in ordered if i in indexes]
                 self._fernet = MultiFernet(keys)
                 self._loaded_mtime = mtime

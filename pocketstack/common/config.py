@@ -40,6 +40,15 @@ class IdentitySettings(ServiceSettings):
     key_repository: Path | None = None  # default: DATA_DIR/fernet-keys
 
 
+class ImageSettings(ServiceSettings):
+    port: int = 9292
+    store: Literal["file"] = "file"  # the image store driver (pocketstack/image/stores)
+    store_dir: Path | None = None  # default: DATA_DIR/images
+    quota_image_count: int = Field(1000, ge=-1, description="images per project; -1: unlimited")
+    quota_image_bytes: int = Field(1 << 40, ge=-1, description="bytes of image data per project; -1: unlimited")
+    max_image_size: int = Field(1 << 40, ge=1, description="largest accepted image in bytes")
+
+
 class AuthSettings(BaseModel):
     """The token validation cache every consuming service keeps (keystonemiddleware + memcached)."""
 
@@ -64,6 +73,7 @@ class Settings(BaseSettings):
     policy_file: Path | None = None  # YAML/JSON of rule overrides, as oslo.policy's policy.yaml
 
     identity: IdentitySettings = IdentitySettings()
+    image: ImageSettings = ImageSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod

@@ -47,6 +47,7 @@ class ServiceSpec:
 # In start order. Each service issue adds its line here.
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("identity", "identity", "keystone", "/v3", "pocketstack.identity.service_app:create"),
+    ServiceSpec("image", "image", "glance", "", "pocketstack.image.service_app:create"),
 ]
 
 

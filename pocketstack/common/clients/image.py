@@ -1,0 +1,80 @@
+"""Client of the image service: image metadata and streamed image data (FLOW.md steps 20-22)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pocketstack.common.clients.base import ServiceClient, http_session
+from pocketstack.common.errors import Conflict, ServiceUnavailable, error_for_status
+
+# Reads may take long for big images; only a stalled socket is an error.
+DATA_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+
+
+class ImageClient(ServiceClient):
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url, "image")
+
+    async def get_image(self, image_id: str, *, token: str | None = None) -> dict[str, Any]:
+        """`GET /v2/images/{id}`: the image record (status, disk_format, size, checksums, properties)."""
+        _, body, _ = await self.request("GET", f"/v2/images/{image_id}", token=token)
+        return body
+
+    async def download(self, image_id: str, dest: Path, *, token: str | None = None,
+                       chunk_size: int = 1 << 20) -> dict[str, Any]:
+        """Stream an active image's data into `dest` (temp file + rename), verifying size and sha512/md5.
+
+        Returns the image record the data was checked against. Nothing is left at `dest` on failure.
+        """
+        image = await self.get_image(image_id, token=token)
+        if image.get("status") != "active":
+            raise Conflict(f"Image {image_id} is {image.get('status')}, not active; it has no data to fetch.")
+        algo = image.get("os_hash_algo")
+        hasher = hashlib.new(algo) if algo and image.get("os_hash_value") else None
+        md5 = hashlib.md5(usedforsecurity=False)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        out = await asyncio.to_thread(open, tmp, "wb")
+        size = 0
+        try:
+            async with http_session().get(
+                    f"{self.base_url}/v2/images/{image_id}/file", timeout=DATA_TIMEOUT,
+                    headers=self.headers(token, {"Accept": "application/octet-stream"})) as resp:
+                if resp.status != 200:
+                    text = (await resp.read()).decode(errors="replace").strip()
+                    raise error_for_status(resp.status, text or f"image answered {resp.status}")
+                async for chunk in resp.content.iter_chunked(chunk_size):
+                    size += len(chunk)
+                    md5.update(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    await asyncio.to_thread(out.write, chunk)
+            await asyncio.to_thread(_flush_and_close, out)
+            if image.get("size") is not None and size != image["size"]:
+                raise ServiceUnavailable(f"Image {image_id}: got {size} bytes, expected {image['size']}.")
+            if hasher is not None and hasher.hexdigest() != image["os_hash_value"]:
+                raise ServiceUnavailable(f"Image {image_id}: the data does not match its {algo} hash.")
+            if hasher is None and image.get("checksum") and md5.hexdigest() != image["checksum"]:
+                raise ServiceUnavailable(f"Image {image_id}: the data does not match its checksum.")
+            os.replace(tmp, dest)
+        except BaseException as exc:
+            out.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if isinstance(exc, aiohttp.ClientError | TimeoutError):
+                raise ServiceUnavailable(f"Fetching image {image_id} failed: {exc.__class__.__name__}") from exc
+            raise
+        return image
+
+
+def _flush_and_close(out: Any) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+    out.close()

@@ -1,0 +1,251 @@
+"""Image data: upload (`PUT .../file`), download with Range (`GET .../file`), and the glance-direct import
+(`PUT .../stage`, `POST .../import`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
+from starlette.responses import StreamingResponse
+
+from pocketstack.common.app import json_body, request_context
+from pocketstack.common.context import RequestContext
+from pocketstack.common.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RangeNotSatisfiable,
+    ServiceUnavailable,
+    error_for_status,
+)
+from pocketstack.image import models as m
+from pocketstack.image.api.common import manager, require_media_type
+from pocketstack.image.data import Expectations, IngestResult, UploadError, ingest
+from pocketstack.image.service import HASH_ALGO, IMPORT_METHODS, ImageManager, utcnow
+from pocketstack.image.stores import Store, StoreError
+
+log = logging.getLogger("pocketstack.image")
+router = APIRouter(prefix="/v2")
+
+# Properties openstacksdk sets from the checksums the caller computed; an upload must match them.
+SDK_MD5_KEY = "owner_specified.openstack.md5"
+SDK_SHA256_KEY = "owner_specified.openstack.sha256"
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _declared_size(request: Request) -> int | None:
+    raw = request.headers.get("x-openstack-image-size")
+    if raw is None and "chunked" not in request.headers.get("transfer-encoding", "").lower():
+        raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        size = int(raw)
+    except ValueError:
+        raise BadRequest(f"Invalid image size {raw!r}: an integer number of bytes is required.")
+    if size < 0:
+        raise BadRequest("The image size must not be negative.")
+    return size
+
+
+async def _begin(mgr: ImageManager, ctx: RequestContext, image_id: str, action: str,
+                 transient: str, declared: int | None) -> Expectations:
+    """Move a queued image to `transient` (saving/uploading) and say what its data must be."""
+    async with mgr.db.session(write=True) as session:
+        image = await mgr.get_image(session, ctx, image_id)
+        mgr.enforce(action, ctx, image)
+        mgr.require_owner(ctx, image, "upload data to")
+        if image.status != "queued":
+            raise Conflict(f"Image status transition from {image.status} to {transient} is not allowed.")
+        if not image.disk_format or not image.container_format:
+            raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
+        _, used = await mgr.usage(session, image.owner)
+        room, message = mgr.byte_room(used)
+        if declared is not None and declared > room:
+            raise PayloadTooLarge(message)
+        props = {p.name: p.value for p in image.properties}
+        image.status = transient
+        image.updated_at = utcnow()
+        return Expectations(
+            disk_format=image.disk_format if image.container_format == "bare" else None, size=declared,
+            md5=props.get(SDK_MD5_KEY) or None, sha256=props.get(SDK_SHA256_KEY) or None, limit=room,
+            limit_message=message)
+
+
+async def _fail(mgr: ImageManager, image_id: str, transient: str, status: str) -> None:
+    """Put an image whose data did not arrive back to `status` (queued: retry; killed: store failure)."""
+    async with mgr.db.session(write=True) as session:
+        image = await session.get(m.Image, image_id)
+        if image is not None and image.status == transient:
+            image.status = status
+            image.updated_at = utcnow()
+
+
+async def _receive(mgr: ImageManager, request: Request, store: Store, image_id: str, transient: str,
+                   expect: Expectations) -> IngestResult:
+    """Stream the body into `store`; on any failure the image goes back to queued (or killed)."""
+    try:
+        return await ingest(request.stream(), store.writer(image_id), expect)
+    except BaseException as exc:
+        status = "killed" if isinstance(exc, StoreError) else "queued"
+        await asyncio.shield(_fail(mgr, image_id, transient, status))
+        if isinstance(exc, UploadError):
+            raise error_for_status(exc.status, exc.message)
+        if isinstance(exc, ClientDisconnect):
+            log.warning("upload of image %s cut by the client; nothing was stored", image_id)
+            raise BadRequest("The client disconnected before the image data was complete.")
+        if isinstance(exc, StoreError):
+            log.error("storing data of image %s failed: %s", image_id, exc)
+            raise ServiceUnavailable(f"The image store failed: {exc}")
+        raise
+
+
+@router.put("/images/{image_id}/file", status_code=204)
+async def upload(request: Request, image_id: str) -> Response:
+    ctx = request_context(request)
+    mgr = manager(request)
+    require_media_type(request, "application/octet-stream")
+    expect = await _begin(mgr, ctx, image_id, "upload_image", "saving", _declared_size(request))
+    result = await _receive(mgr, request, mgr.store, image_id, "saving", expect)
+    await _activate(mgr, image_id, "saving", result)
+    return Response(status_code=204)
+
+
+async def _activate(mgr: ImageManager, image_id: str, transient: str, result: IngestResult) -> None:
+    """Record stored data and make the image active, unless it was deleted meanwhile (then drop the data)."""
+    old_location = None
+    async with mgr.db.session(write=True) as session:
+        image = await session.get(m.Image, image_id)
+        if image is None or image.status != transient:
+            gone = True
+        else:
+            gone = False
+            old_location = image.location if image.location != result.location else None
+            image.location, image.size, image.virtual_size = result.location, result.size, result.virtual_size
+            image.checksum, image.os_hash_algo, image.os_hash_value = result.md5, HASH_ALGO, result.sha512
+            image.status, image.updated_at = "active", utcnow()
+    if gone:
+        await mgr.delete_data(result.location)
+        raise Conflict(f"Image {image_id} was deleted or changed state while its data was uploaded.")
+    if old_location:
+        await mgr.delete_data(old_location)
+
+
+# ----- download ------------------------------------------------------------------------------------------
+def _parse_range(header: str, size: int) -> tuple[int, int]:
+    """One `bytes=a-b` range as [start, end); 416 for anything unsatisfiable or multi-range."""
+    match = RANGE_RE.match(header.strip().replace(" ", ""))
+    if not match or match.groups() == ("", ""):
+        raise RangeNotSatisfiable(f"Invalid or unsupported Range {header!r}: one bytes range is supported.",
+                                  headers={"Content-Range": f"bytes */{size}"})
+    first, last = match.groups()
+    if first == "":
+        start, end = max(size - int(last), 0), size
+    else:
+        start = int(first)
+        end = size if last == "" else min(int(last) + 1, size)
+    if start >= size or start >= end:
+        raise RangeNotSatisfiable(f"Range {header!r} is outside the {size} bytes of the image.",
+                                  headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+@router.get("/images/{image_id}/file")
+async def download(request: Request, image_id: str) -> Response:
+    ctx = request_context(request)
+    mgr = manager(request)
+    async with mgr.db.session() as session:
+        image = await mgr.get_image(session, ctx, image_id)
+        mgr.enforce("download_image", ctx, image)
+    if image.status == "deactivated" and not ctx.is_admin:
+        raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
+    if not image.location or image.status not in ("active", "deactivated"):
+        return Response(status_code=204)
+    try:
+        size = await mgr.store.size(image.location)
+    except StoreError:
+        raise NotFound(f"Image data of {image_id} is not available.")
+    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+    start, end, status = 0, size, 200
+    range_header = request.headers.get("range")
+    if range_header:
+        start, end = _parse_range(range_header, size)
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    elif image.checksum:
+        headers["Content-MD5"] = image.checksum
+    headers["Content-Length"] = str(end - start)
+    return StreamingResponse(mgr.store.read(image.location, start, end), status_code=status, headers=headers)
+
+
+# ----- interoperable import (glance-direct) -------------------------------------------------------------
+@router.put("/images/{image_id}/stage", status_code=204)
+async def stage(request: Request, image_id: str) -> Response:
+    ctx = request_context(request)
+    mgr = manager(request)
+    require_media_type(request, "application/octet-stream")
+    expect = await _begin(mgr, ctx, image_id, "stage_image", "uploading", _declared_size(request))
+    result = await _receive(mgr, request, mgr.staging, image_id, "uploading", expect)
+    async with mgr.db.session(write=True) as session:
+        image = await session.get(m.Image, image_id)
+        kept = image is not None and image.status == "uploading"
+        if kept:
+            image.staging_location, image.updated_at = result.location, utcnow()
+    if not kept:
+        await mgr.delete_data(None, result.location)
+        raise Conflict(f"Image {image_id} was deleted while its data was staged.")
+    return Response(status_code=204)
+
+
+@router.post("/images/{image_id}/import", status_code=202)
+async def import_image(request: Request, image_id: str) -> Response:
+    ctx = request_context(request)
+    mgr = manager(request)
+    body = await json_body(request)
+    method = body.get("method") if isinstance(body, dict) else None
+    name = method.get("name") if isinstance(method, dict) else None
+    if name not in IMPORT_METHODS:
+        raise BadRequest(f"Import method {name!r} is not supported; available: {', '.join(IMPORT_METHODS)}.")
+    stores = body.get("stores")
+    if stores is not None and (not isinstance(stores, list) or any(s != mgr.store.id for s in stores)):
+        raise BadRequest(f"Unknown store in {stores!r}; the only store is {mgr.store.id!r}.")
+    async with mgr.db.session(write=True) as session:
+        image = await mgr.get_image(session, ctx, image_id)
+        mgr.enforce("import_image", ctx, image)
+        mgr.require_owner(ctx, image, "import data to")
+        if image.status != "uploading" or not image.staging_location:
+            raise Conflict(f"Image {image_id} has no staged data to import (status {image.status}); "
+                           "stage it first with PUT /v2/images/{id}/stage.")
+        image.status, image.updated_at = "importing", utcnow()
+        staged = image.staging_location
+        expect = Expectations(disk_format=image.disk_format if image.container_format == "bare" else None)
+    mgr.spawn(_run_import(mgr, image_id, staged, expect))
+    return Response(status_code=202)
+
+
+async def _run_import(mgr: ImageManager, image_id: str, staged: str, expect: Expectations) -> None:
+    """Copy the staged data into the store (hashing it again), activate the image, drop the staged copy."""
+    try:
+        result = await ingest(mgr.staging.read(staged), mgr.store.writer(image_id), expect)
+    except Exception as exc:
+        log.error("import of image %s failed: %s", image_id, exc)
+        async with mgr.db.session(write=True) as session:
+            image = await session.get(m.Image, image_id)
+            if image is not None and image.status == "importing":
+                image.status, image.staging_location, image.updated_at = "queued", None, utcnow()
+        await mgr.delete_data(None, staged)
+        return
+    with contextlib.suppress(Conflict):
+        await _activate(mgr, image_id, "importing", result)
+        async with mgr.db.session(write=True) as session:
+            image: Any = await session.get(m.Image, image_id)
+            if image is not None:
+                image.staging_location = None
+    await mgr.delete_data(None, staged)

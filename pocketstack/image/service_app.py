@@ -1,0 +1,39 @@
+"""The image service as the launcher runs it: database, store, the HTTP app."""
+
+from __future__ import annotations
+
+from pocketstack.common.app import create_app
+from pocketstack.common.config import Settings
+from pocketstack.common.db import Database
+from pocketstack.common.service import Service, ServiceSpec, remote_token_validator
+from pocketstack.image.api import data, images, members, versions
+from pocketstack.image.service import ImageManager
+
+
+class ImageService(Service):
+    name = "image"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec]) -> None:
+        self.settings = settings
+        self.spec = next(s for s in specs if s.name == "image")
+        self.db = Database(settings.database_url("image"))
+        self.manager = ImageManager(settings, self.db)
+        self.app = create_app(
+            service_name="image", style="glance",
+            routers=[versions.router, images.router, data.router, members.router],
+            validator=remote_token_validator(settings),
+            is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
+            access_log=settings.access_log, state={"manager": self.manager},
+        )
+
+    async def start(self) -> None:
+        await self.db.migrate(self.spec.migrations_dir, self.spec.version_table)
+        await self.manager.recover()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
+        await self.db.close()
+
+
+def create(settings: Settings, specs: list[ServiceSpec]) -> ImageService:
+    return ImageService(settings, specs)

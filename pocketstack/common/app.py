@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -59,7 +60,7 @@ def error_response(err: APIError, style: str) -> Response:
     return Response(body, status_code=err.status, headers=headers, media_type=content_type)
 
 
-def describe_validation_error(exc: RequestValidationError) -> str:
+def describe_validation_error(exc: RequestValidationError | ValidationError) -> str:
     """Turn pydantic's error list into one sentence naming each bad field."""
     parts = []
     for e in exc.errors():
@@ -165,7 +166,8 @@ def create_app(
         return error_response(exc, style)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    @app.exception_handler(ValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError | ValidationError) -> Response:
         return error_response(BadRequest(describe_validation_error(exc)), style)
 
     @app.exception_handler(StarletteHTTPException)

@@ -52,7 +52,7 @@ async def create_app_cred(request: Request, user_id: str) -> Response:
     async with mgr.db.session() as session:
         held = {r.id: r.name for r in (await session.scalars(select(m.Role).where(
             m.Role.id.in_(await mgr.effective_role_ids(session, user_id, project_id=ctx.project_id))))).all()}
-    if data.roles is None:
+    if not data.roles:  # none given: every role of the caller's token, as Keystone does
         roles = [{"id": rid, "name": name} for rid, name in held.items() if name in ctx.roles]
     else:
         roles = []

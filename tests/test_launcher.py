@@ -1,0 +1,115 @@
+"""The real `pocketstack up` command: first start, ready line, clouds.yaml, clean stop, restart keeps state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+from conftest import OPENSTACK_CLI, Cloud, free_port, make_settings
+
+from pocketstack.common.service import SERVICES
+
+POCKETSTACK = str(Path(sys.executable).with_name("pocketstack"))
+
+
+def start_up(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    proc = subprocess.Popen([POCKETSTACK, "up", "--data-dir", str(data_dir), "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if line.strip() == "pocketstack ready":
+            return proc, lines
+    proc.kill()
+    raise AssertionError("pocketstack up did not print 'pocketstack ready':\n" + "\n".join(lines))
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def openstack(data_dir: Path, *args: str, cloud: str = "pocketstack") -> subprocess.CompletedProcess:
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(data_dir / "clouds.yaml")}
+    return subprocess.run([OPENSTACK_CLI, "--os-cloud", cloud, *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_up_ready_clouds_yaml_stop_and_restart(tmp_path):
+    data_dir = tmp_path / "state"
+    env = {**os.environ, "POCKETSTACK_IDENTITY__BCRYPT_ROUNDS": "4"}
+    for spec in SERVICES:
+        env[f"POCKETSTACK_{spec.name.upper().replace('-', '_')}__PORT"] = str(free_port())
+    proc, lines = start_up(data_dir, env)
+    try:
+        # generated passwords are printed once and kept, private, in the data dir
+        assert any(line.startswith("created user admin with password") for line in lines)
+        assert (data_dir / "passwords.json").stat().st_mode & 0o077 == 0
+        clouds = yaml.safe_load((data_dir / "clouds.yaml").read_text())["clouds"]
+        assert set(clouds) == {"pocketstack", "pocketstack-demo"}
+        assert (data_dir / "clouds.yaml").stat().st_mode & 0o077 == 0
+
+        issued = openstack(data_dir, "token", "issue", "-f", "value", "-c", "id")
+        assert issued.returncode == 0, issued.stderr
+        token = issued.stdout.strip()
+        demo = openstack(data_dir, "token", "issue", cloud="pocketstack-demo")
+        assert demo.returncode == 0, demo.stderr
+        created = openstack(data_dir, "project", "create", "kept-across-restart")
+        assert created.returncode == 0, created.stderr
+    finally:
+        code = stop(proc)
+    assert code == 0
+
+    proc, lines = start_up(data_dir, env)
+    try:
+        assert not any("created user" in line for line in lines)  # nothing re-bootstrapped
+        projects = openstack(data_dir, "project", "list", "-f", "value", "-c", "Name")
+        assert "kept-across-restart" in projects.stdout.split()
+        auth_url = clouds["pocketstack"]["auth"]["auth_url"]
+        resp = requests.get(auth_url + "/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token})
+        assert resp.status_code == 200  # tokens issued before the restart stay valid
+    finally:
+        assert stop(proc) == 0
+
+
+def test_rotate_keys_keeps_recent_tokens_valid(tmp_path):
+    # its own cloud: rotating the shared one would invalidate tokens other test modules hold
+    cloud = Cloud(make_settings(tmp_path)).start()
+    try:
+        _check_rotation(cloud)
+    finally:
+        cloud.stop()
+
+
+def _check_rotation(cloud: Cloud) -> None:
+    issued = cloud.cli("token", "issue", "-f", "json")["id"]
+
+    def valid(token: str) -> bool:
+        resp = requests.get(cloud.auth_url + "/auth/tokens", headers={"X-Auth-Token": cloud.conn().session.get_token(),
+                                                                      "X-Subject-Token": token})
+        return resp.status_code == 200
+
+    rotate = [POCKETSTACK, "identity", "rotate-keys", "--data-dir", str(cloud.settings.data_dir)]
+    out = subprocess.run(rotate, capture_output=True, text=True, check=True)
+    assert "is now primary" in out.stdout
+    time.sleep(1.1)  # the service reloads its key repository at most once a second
+    assert valid(issued)  # signed by what is now a secondary key
+    for _ in range(cloud.settings.identity.max_active_keys):
+        subprocess.run(rotate, capture_output=True, text=True, check=True)
+    time.sleep(1.1)
+    assert not valid(issued)  # its key has been pruned

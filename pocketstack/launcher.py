@@ -17,8 +17,7 @@ import yaml
 
 from pocketstack.common.clients.base import close_http_session, http_session
 from pocketstack.common.config import Settings
-from pocketstack.common.service import SERVICES, Service, ServiceSpec
-from pocketstack.identity.bootstrap import stored_passwords
+from pocketstack.common.service import SERVICES, Service, ServiceSpec, stored_passwords
 
 log = logging.getLogger("pocketstack")
 

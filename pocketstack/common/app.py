@@ -32,6 +32,7 @@ from pocketstack.common.errors import (
     Unauthorized,
     error_for_status,
 )
+from pocketstack.common.microversion import MicroversionSpec
 
 log = logging.getLogger("pocketstack.access")
 errlog = logging.getLogger("pocketstack.api")
@@ -79,8 +80,10 @@ class EdgeMiddleware:
     """Request id, authentication and error mapping for one service, as one pure ASGI layer."""
 
     def __init__(self, app: ASGIApp, *, style: str, validator: TokenValidator | None,
-                 is_public: Callable[[str, str], bool], service_name: str, access_log: bool = True) -> None:
+                 is_public: Callable[[str, str], bool], service_name: str, access_log: bool = True,
+                 microversion: MicroversionSpec | None = None) -> None:
         self.app = app
+        self.microversion = microversion
         self.style = style
         self.validator = validator
         self.is_public = is_public
@@ -97,14 +100,14 @@ class EdgeMiddleware:
         request_id = incoming if REQUEST_ID_RE.match(incoming) else new_request_id()
         status_holder = [500]
         started_response = [False]
+        extra_headers = [(b"x-openstack-request-id", request_id.encode()),
+                         (b"x-compute-request-id", request_id.encode())]
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 started_response[0] = True
                 status_holder[0] = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-openstack-request-id", request_id.encode()),
-                                      (b"x-compute-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         method, path = scope["method"], scope["path"]
@@ -121,6 +124,10 @@ class EdgeMiddleware:
             elif not self.is_public(method, path):
                 raise Unauthorized()
             scope.setdefault("state", {})["context"] = ctx
+            if self.microversion is not None:
+                version = self.microversion.negotiate(headers)
+                scope["state"]["api_version"] = version
+                extra_headers.extend(self.microversion.response_headers(version))
             reset = current_context.set(ctx)
             try:
                 await self.app(scope, receive, send_wrapper)
@@ -152,6 +159,7 @@ def create_app(
     is_public: Callable[[str, str], bool] = lambda method, path: False,
     access_log: bool = True,
     state: dict[str, Any] | None = None,
+    microversion: MicroversionSpec | None = None,
 ) -> ASGIApp:
     """Build a service's ASGI app: FastAPI routes wrapped in the shared edge middleware."""
     app = FastAPI(title=f"pocketstack {service_name}", default_response_class=JSONResponse,
@@ -184,7 +192,7 @@ def create_app(
         return error_response(APIError(), style)
 
     return EdgeMiddleware(app, style=style, validator=validator, is_public=is_public,
-                          service_name=service_name, access_log=access_log)
+                          service_name=service_name, access_log=access_log, microversion=microversion)
 
 
 def request_context(request: Request) -> RequestContext:

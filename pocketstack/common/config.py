@@ -7,6 +7,7 @@ TOML file (`POCKETSTACK_CONFIG` or `./pocketstack.toml`), then the defaults, whi
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +50,39 @@ class ImageSettings(ServiceSettings):
     max_image_size: int = Field(1 << 40, ge=1, description="largest accepted image in bytes")
 
 
+class ComputeSettings(ServiceSettings):
+    """The compute family: API, conductor, scheduler and compute agents (nova.conf's main options)."""
+
+    port: int = 8774
+    driver: Literal["fake"] = "fake"
+    host: str = Field(default_factory=socket.gethostname, description="this compute agent's host name")
+    fake_hosts: int = Field(1, ge=1, description="compute agents the all-in-one runs with the fake driver")
+    fake_vcpus: int = 8
+    fake_memory_mb: int = 16384
+    fake_disk_gb: int = 200
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    reserved_host_memory_mb: int = 0
+    enabled_filters: list[str] = ["ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "DiskFilter", "CoreFilter",
+                                  "ImagePropertiesFilter", "ServerGroupAntiAffinityFilter",
+                                  "ServerGroupAffinityFilter"]
+    weighers: dict[str, float] = {"RAMWeigher": 1.0, "CPUWeigher": 1.0, "DiskWeigher": 1.0}
+    max_attempts: int = Field(3, ge=1, description="hosts tried for one build before ERROR")
+    report_interval: float = Field(10.0, gt=0, description="seconds between compute heartbeats")
+    service_down_time: float = Field(60.0, gt=0, description="a service silent this long is down")
+    sync_power_state_interval: float = 60.0
+    default_availability_zone: str = "nova"
+    service_password: str | None = None  # of the "nova" service user; default: generated into the data dir
+    quota_instances: int = 10
+    quota_cores: int = 20
+    quota_ram: int = 51200
+    quota_key_pairs: int = 100
+    quota_server_groups: int = 10
+    quota_server_group_members: int = 10
+    quota_metadata_items: int = 128
+
+
 class AuthSettings(BaseModel):
     """The token validation cache every consuming service keeps (keystonemiddleware + memcached)."""
 
@@ -74,6 +108,7 @@ class Settings(BaseSettings):
 
     identity: IdentitySettings = IdentitySettings()
     image: ImageSettings = ImageSettings()
+    compute: ComputeSettings = ComputeSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ class ServiceSpec:
     factory: str  # "package.module:function" building the Service from Settings
     extra_types: tuple[str, ...] = ()  # further catalog types served by the same endpoint
     database: bool = True  # has its own database and `migrations/` folder in its package
+    service_user: str | None = None  # the identity user the service calls other services as (e.g. "nova")
 
     @property
     def package(self) -> str:
@@ -62,6 +65,35 @@ class Service(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop background tasks and close connections."""
+
+
+PASSWORDS_FILE = "passwords.json"
+
+
+def stored_passwords(data_dir: Path) -> dict[str, str]:
+    """Passwords generated on first start (users admin, demo and the service users), kept 0600 in the data dir."""
+    path = data_dir / PASSWORDS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_passwords(data_dir: Path, passwords: dict[str, str]) -> None:
+    path = data_dir / PASSWORDS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(passwords, f, indent=2)
+
+
+def service_password(settings: Settings, user: str) -> str:
+    """The password of a service user: from its service's settings, else the one generated into the data dir."""
+    for spec in SERVICES:
+        if spec.service_user == user:
+            configured = getattr(settings.service(spec.name), "service_password", None)
+            if configured:
+                return configured
+    password = stored_passwords(settings.data_dir).get(user)
+    if password is None:
+        raise RuntimeError(f"no password for service user {user!r}: set it in the configuration")
+    return password
 
 
 def remote_token_validator(settings: Settings) -> TokenValidator:

@@ -6,32 +6,16 @@ service, users admin and demo, and keeps the catalog's endpoints in step with th
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pocketstack.common.config import Settings
-from pocketstack.common.service import ServiceSpec
+from pocketstack.common.service import ServiceSpec, save_passwords, stored_passwords
+from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
-from pocketstack.identity.service import DEFAULT_DOMAIN_ID, IdentityManager, new_id, utcnow
-
-PASSWORDS_FILE = "passwords.json"
-
-
-def stored_passwords(data_dir: Path) -> dict[str, str]:
-    path = data_dir / PASSWORDS_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _save_passwords(data_dir: Path, passwords: dict[str, str]) -> None:
-    path = data_dir / PASSWORDS_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(passwords, f, indent=2)
+from pocketstack.identity.service import DEFAULT_DOMAIN_ID, IdentityManager, new_id
 
 
 async def _ensure_role(session: AsyncSession, name: str) -> m.Role:
@@ -64,7 +48,8 @@ async def _grant(session: AsyncSession, user: m.User, project: m.Project, role: 
 async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[ServiceSpec]) -> dict[str, str]:
     """Make sure the base accounts and the catalog exist; return the passwords created on this start."""
     passwords = stored_passwords(settings.data_dir)
-    created: dict[str, str] = {}
+    created: dict[str, str] = {}  # printed once: admin and demo
+    dirty = False
     async with manager.db.session(write=True) as session:
         if await session.get(m.Domain, DEFAULT_DOMAIN_ID) is None:
             session.add(m.Domain(id=DEFAULT_DOMAIN_ID, name="Default", description="The default domain",
@@ -96,11 +81,38 @@ async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[Se
                 session.add(user)
                 await session.flush()
                 await _grant(session, user, projects[project_name], roles[role_name])
+        for spec in specs:
+            if spec.service_user:
+                password = await _ensure_service_user(manager, session, settings, spec, passwords, projects["service"],
+                                                      (roles["admin"], roles["service"]))
+                if password:
+                    passwords[spec.service_user] = password
+                    dirty = True
         await _sync_catalog(session, settings, specs)
-    if created:
-        _save_passwords(settings.data_dir, passwords)
+    if created or dirty:
+        save_passwords(settings.data_dir, passwords)
     manager.invalidate()
     return created
+
+
+async def _ensure_service_user(manager: IdentityManager, session: AsyncSession, settings: Settings, spec: ServiceSpec,
+                               passwords: dict[str, str], project: m.Project, roles: tuple[m.Role, ...]) -> str | None:
+    """The user a service authenticates as (admin and service roles on project `service`); returns a new password."""
+    name = spec.service_user
+    assert name is not None
+    if await session.scalar(select(m.User).where(m.User.name == name, m.User.domain_id == DEFAULT_DOMAIN_ID)):
+        return None
+    configured = getattr(settings.service(spec.name), "service_password", None)
+    password = configured or passwords.get(name) or secrets.token_urlsafe(16)
+    password_hash = await manager.hash_secret(password)
+    user = m.User(id=new_id(), name=name, domain_id=DEFAULT_DOMAIN_ID, password_hash=password_hash, enabled=True,
+                  default_project_id=project.id, description=f"service user of {spec.name}", extra={},
+                  created_at=utcnow(), password_changed_at=utcnow())
+    session.add(user)
+    await session.flush()
+    for role in roles:
+        await _grant(session, user, project, role)
+    return None if configured else password
 
 
 async def _sync_catalog(session: AsyncSession, settings: Settings, specs: list[ServiceSpec]) -> None:

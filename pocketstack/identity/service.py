@@ -25,6 +25,7 @@ from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.policies import IDENTITY_POLICIES
 from pocketstack.identity.tokens import KeyRepository, TokenPayload, TokenProvider, new_audit_id
@@ -36,10 +37,6 @@ DEFAULT_DOMAIN_ID = "default"
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def isotime(ts: float | datetime | None) -> str | None:

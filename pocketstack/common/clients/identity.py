@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+from pocketstack.common.auth import parse_time
 from pocketstack.common.clients.base import ServiceClient
 from pocketstack.common.errors import NotFound, Unauthorized
 
@@ -41,3 +44,31 @@ class RemoteTokenValidator:
 
     async def validate(self, token: str) -> dict[str, Any]:
         return await self.client.validate_token(token)
+
+
+class ServiceTokenProvider:
+    """A service user's project-scoped token (user `nova`, project `service`), renewed before it expires."""
+
+    def __init__(self, client: IdentityClient, username: str, password: str, project: str = "service",
+                 renew_before: float = 300.0) -> None:
+        self.client = client
+        self.username = username
+        self._password = password
+        self.project = project
+        self.renew_before = renew_before
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def token(self) -> str:
+        if self._token is None or time.time() > self._expires_at - self.renew_before:
+            async with self._lock:
+                if self._token is None or time.time() > self._expires_at - self.renew_before:
+                    token, body = await self.client.issue_token(self.username, self._password, self.project)
+                    self._expires_at = parse_time(body["expires_at"]).timestamp()
+                    self._token = token
+        assert self._token is not None
+        return self._token
+
+    def __repr__(self) -> str:  # never print the password or token
+        return f"ServiceTokenProvider(username={self.username!r}, project={self.project!r})"

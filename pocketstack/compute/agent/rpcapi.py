@@ -1,0 +1,42 @@
+"""Client side of a compute agent's RPC interface (topic `compute.<host>`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pocketstack.common.rpc import RPCAPI
+
+
+class ComputeAgentAPI(RPCAPI):
+    topic = "compute"
+    namespace = "compute"
+    version = "1.0"
+
+    async def build_and_run_instance(self, host: str, instance_uuid: str, request_spec: dict[str, Any]) -> None:
+        """FLOW.md step 12: the conductor hands the build to the chosen host (CAST)."""
+        await self.prepare(server=host).cast(None, "build_and_run_instance", instance_uuid=instance_uuid,
+                                             request_spec=request_spec)
+
+    async def terminate_instance(self, host: str, instance_uuid: str) -> None:
+        await self.prepare(server=host).cast(None, "terminate_instance", instance_uuid=instance_uuid)
+
+    async def power_action(self, host: str, instance_uuid: str, action: str) -> None:
+        """stop, start, reboot, reboot_hard, pause, unpause, suspend, resume (CAST)."""
+        await self.prepare(server=host).cast(None, "power_action", instance_uuid=instance_uuid, action=action)
+
+    async def get_console_output(self, host: str, instance_uuid: str, length: int | None) -> str:
+        return await self.prepare(server=host).call(None, "get_console_output", instance_uuid=instance_uuid,
+                                                    length=length)
+
+    async def attach_interface(self, host: str, instance_uuid: str, network_id: str | None, port_id: str | None,
+                               fixed_ip: str | None) -> dict[str, Any]:
+        return await self.prepare(server=host).call(None, "attach_interface", instance_uuid=instance_uuid,
+                                                    network_id=network_id, port_id=port_id, fixed_ip=fixed_ip)
+
+    async def detach_interface(self, host: str, instance_uuid: str, port_id: str) -> None:
+        await self.prepare(server=host).call(None, "detach_interface", instance_uuid=instance_uuid, port_id=port_id)
+
+    async def external_instance_event(self, host: str, instance_uuid: str, name: str, tag: str | None,
+                                      status: str) -> None:
+        await self.prepare(server=host).cast(None, "external_instance_event", instance_uuid=instance_uuid, name=name,
+                                             tag=tag, status=status)

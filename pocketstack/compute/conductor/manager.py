@@ -1,0 +1,279 @@
+"""The conductor: build orchestration (schedule, hand to a host, reschedule) and the agents' only path to the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid as uuidlib
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from pocketstack.common.config import Settings
+from pocketstack.common.db import Database
+from pocketstack.common.rpc import RPCEndpoint, Transport, register_remote_exception
+from pocketstack.common.timeutils import utcnow
+from pocketstack.compute import models as m
+from pocketstack.compute import states
+from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
+from pocketstack.compute.scheduler.rpcapi import SchedulerAPI
+
+log = logging.getLogger("pocketstack.compute.conductor")
+
+NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+
+INSTANCE_FIELDS = ("uuid", "display_name", "hostname", "project_id", "user_id", "image_ref", "flavor", "vcpus",
+                   "memory_mb", "root_gb", "vm_state", "task_state", "power_state", "host", "node",
+                   "availability_zone", "key_name", "key_data", "user_data", "config_drive", "requested_networks",
+                   "security_groups", "network_info", "block_device_mapping", "request_id", "retry", "deleted")
+
+# Columns the agents may change through instance_update.
+UPDATABLE = {"vm_state", "task_state", "power_state", "network_info", "launched_at", "progress", "host", "node",
+             "block_device_mapping"}
+
+
+def instance_dict(inst: m.Instance) -> dict[str, Any]:
+    data = {name: getattr(inst, name) for name in INSTANCE_FIELDS}
+    data["launched_at"] = inst.launched_at.isoformat() if inst.launched_at else None
+    return data
+
+
+class ConductorManager(RPCEndpoint):
+    namespace = "conductor"
+    version = "1.0"
+
+    def __init__(self, settings: Settings, db: Database, transport: Transport) -> None:
+        self.settings = settings
+        self.db = db
+        self.scheduler = SchedulerAPI(transport)
+        self.agents = ComputeAgentAPI(transport)
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # ----- lifecycle (not RPC) ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for binary, topic in (("nova-conductor", "conductor"), ("nova-scheduler", "scheduler")):
+            await self.service_report(host=self.settings.compute.host, binary=binary, topic=topic)
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.compute.report_interval)
+            with contextlib.suppress(Exception):
+                for binary, topic in (("nova-conductor", "conductor"), ("nova-scheduler", "scheduler")):
+                    await self.service_report(host=self.settings.compute.host, binary=binary, topic=topic)
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+
+    # ----- build orchestration -----------------------------------------------------------------------------
+    async def build_instances(self, instance_uuids: list[str], request_spec: dict[str, Any]) -> None:
+        """Ask the scheduler for hosts (step 9), then cast each build to its host (step 12)."""
+        started = utcnow()
+        try:
+            hosts = await self.scheduler.select_destinations(request_spec, instance_uuids)
+        except Exception as exc:  # scheduler down or failing: the builds end in ERROR, not stuck in BUILD
+            log.exception("scheduling failed")
+            hosts = [None] * len(instance_uuids)
+            reason = f"Scheduling failed: {exc}"
+        else:
+            reason = NO_VALID_HOST
+        for instance_uuid, host in zip(instance_uuids, hosts, strict=True):
+            await self._dispatch(instance_uuid, host, request_spec, started, reason)
+
+    async def _dispatch(self, instance_uuid: str, host: str | None, request_spec: dict[str, Any],
+                        started: datetime, reason: str) -> None:
+        request_id = request_spec.get("request_id") or ""
+        if host is None:
+            await self._fail(instance_uuid, reason, code=500)
+            await self.action_event(instance_uuid=instance_uuid, request_id=request_id,
+                                    event="conductor_schedule_and_build_instances", start_time=started.isoformat(),
+                                    result="Error", host=self.settings.compute.host, details=reason)
+            return
+        async with self.db.session(write=True) as session:
+            inst = await session.get(m.Instance, instance_uuid)
+            if inst is None or inst.deleted or inst.task_state == states.DELETING:
+                await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+                return
+            retry = dict(inst.retry or {})
+            retry["num_attempts"] = retry.get("num_attempts", 0) + 1
+            retry["hosts"] = [*retry.get("hosts", []), host]
+            inst.retry = retry
+            inst.host = host
+            inst.node = host
+            inst.updated_at = utcnow()
+        await self.action_event(instance_uuid=instance_uuid, request_id=request_id,
+                                event="conductor_schedule_and_build_instances", start_time=started.isoformat(),
+                                result="Success", host=self.settings.compute.host)
+        await self.agents.build_and_run_instance(host, instance_uuid, request_spec)
+
+    async def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> None:
+        """A build failed on `failed_host`: release its claim and try another host, up to max_attempts."""
+        started = utcnow()
+        async with self.db.session(write=True) as session:
+            await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+            inst = await session.get(m.Instance, instance_uuid)
+            if inst is None or inst.deleted:
+                return
+            retry = dict(inst.retry or {})
+            request_spec = dict(inst.request_spec or {})
+            inst.host = None
+            inst.node = None
+            inst.task_state = states.SCHEDULING
+        attempts = retry.get("num_attempts", 1)
+        if attempts >= self.settings.compute.max_attempts:
+            await self._fail(instance_uuid, f"Exceeded maximum number of retries. Exhausted all hosts available "
+                                            f"for retrying build failures for instance {instance_uuid}. "
+                                            f"Last error on {failed_host}: {reason}", code=500)
+            return
+        try:
+            hosts = await self.scheduler.select_destinations(request_spec, [instance_uuid],
+                                                             excluded_hosts=retry.get("hosts", []))
+        except Exception as exc:
+            hosts = [None]
+            reason = f"Scheduling failed: {exc}"
+        host = hosts[0]
+        if host is None:
+            reason = (f"{NO_VALID_HOST} Build of instance {instance_uuid} was re-scheduled after failing on "
+                      f"{failed_host}: {reason}")
+        await self._dispatch(instance_uuid, host, request_spec, started, reason)
+
+    async def _fail(self, instance_uuid: str, message: str, code: int = 500, details: str = "") -> None:
+        async with self.db.session(write=True) as session:
+            await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+            inst = await session.get(m.Instance, instance_uuid)
+            if inst is None or inst.deleted:
+                return
+            inst.vm_state = states.ERROR
+            inst.task_state = None
+            inst.updated_at = utcnow()
+            session.add(m.InstanceFault(instance_uuid=instance_uuid, code=code, message=message[:4000],
+                                        details=details, host=inst.host, created_at=utcnow()))
+
+    # ----- the agents' database access (steps 14-18) --------------------------------------------------------
+    async def instance_get(self, instance_uuid: str) -> dict[str, Any]:
+        async with self.db.session() as session:
+            inst = await session.get(m.Instance, instance_uuid)
+            if inst is None:
+                raise LookupError(f"instance {instance_uuid} not found")
+            return instance_dict(inst)
+
+    async def instance_update(self, instance_uuid: str, updates: dict[str, Any],
+                              expected_task_state: list[str | None] | None = None) -> dict[str, Any]:
+        """Update an instance; with expected_task_state the update only happens from one of those states."""
+        bad = set(updates) - UPDATABLE - {"fault"}
+        if bad:
+            raise ValueError(f"instance fields not updatable through the conductor: {sorted(bad)}")
+        fault = updates.pop("fault", None)
+        if isinstance(updates.get("launched_at"), str):
+            updates["launched_at"] = datetime.fromisoformat(updates["launched_at"])
+        async with self.db.session(write=True) as session:
+            inst = await session.get(m.Instance, instance_uuid)
+            if inst is None or inst.deleted:
+                raise LookupError(f"instance {instance_uuid} not found")
+            if expected_task_state is not None and inst.task_state not in expected_task_state:
+                raise UnexpectedTaskState(f"instance {instance_uuid} is in task_state {inst.task_state}, expected "
+                                          f"one of {expected_task_state}")
+            for key, value in updates.items():
+                setattr(inst, key, value)
+            inst.updated_at = utcnow()
+            if fault:
+                session.add(m.InstanceFault(instance_uuid=instance_uuid, code=fault.get("code", 500),
+                                            message=str(fault.get("message", ""))[:4000],
+                                            details=fault.get("details", ""), host=inst.host, created_at=utcnow()))
+            if updates.get("vm_state") == states.ERROR:
+                await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+            return instance_dict(inst)
+
+    async def instance_destroy(self, instance_uuid: str) -> None:
+        """The agent has torn the server down: mark it deleted and release everything it held."""
+        async with self.db.session(write=True) as session:
+            await mark_deleted(session, instance_uuid)
+
+    async def instances_on_host(self, host: str) -> list[dict[str, Any]]:
+        async with self.db.session() as session:
+            rows = (await session.scalars(select(m.Instance).where(m.Instance.host == host,
+                                                                  m.Instance.deleted.is_(False)))).all()
+            return [instance_dict(i) for i in rows]
+
+    async def action_event(self, instance_uuid: str, request_id: str, event: str, start_time: str, result: str,
+                           host: str, details: str | None = None) -> None:
+        """Record a finished event of the instance action of `request_id` (`server event list`)."""
+        async with self.db.session(write=True) as session:
+            action = await session.scalar(select(m.InstanceAction).where(
+                m.InstanceAction.instance_uuid == instance_uuid, m.InstanceAction.request_id == request_id))
+            if action is None:
+                return
+            now = utcnow()
+            session.add(m.InstanceActionEvent(action_id=action.id, event=event,
+                                              start_time=datetime.fromisoformat(start_time), finish_time=now,
+                                              result=result, host=host, details=details))
+            action.updated_at = now
+            if result == "Error":
+                action.message = "Error"
+            action.finish_time = now
+
+    async def service_report(self, host: str, binary: str, topic: str,
+                             resources: dict[str, Any] | None = None) -> dict[str, Any]:
+        now = utcnow()
+        async with self.db.session(write=True) as session:
+            service = await session.scalar(select(m.ComputeService).where(m.ComputeService.host == host,
+                                                                         m.ComputeService.binary == binary))
+            if service is None:
+                service = m.ComputeService(uuid=str(uuidlib.uuid4()), host=host, binary=binary, topic=topic,
+                                           availability_zone=self.settings.compute.default_availability_zone,
+                                           created_at=now, report_count=0)
+                session.add(service)
+            service.report_count += 1
+            service.last_seen_up = now
+            service.updated_at = now
+            if resources is not None:
+                await self._update_node(session, host, resources, now)
+            return {"disabled": service.disabled, "forced_down": service.forced_down}
+
+    async def _update_node(self, session: Any, host: str, resources: dict[str, Any], now: datetime) -> None:
+        cfg = self.settings.compute
+        node = await session.scalar(select(m.ComputeNode).where(m.ComputeNode.host == host))
+        if node is None:
+            node = m.ComputeNode(uuid=str(uuidlib.uuid4()), host=host)
+            session.add(node)
+        node.hypervisor_hostname = resources["hypervisor_hostname"]
+        node.hypervisor_type = resources["hypervisor_type"]
+        node.hypervisor_version = resources.get("hypervisor_version", 0)
+        node.host_ip = resources.get("host_ip")
+        node.cpu_arch = resources.get("cpu_arch", "x86_64")
+        node.vcpus = resources["vcpus"]
+        node.memory_mb = resources["memory_mb"]
+        node.local_gb = resources["local_gb"]
+        node.cpu_allocation_ratio = cfg.cpu_allocation_ratio
+        node.ram_allocation_ratio = cfg.ram_allocation_ratio
+        node.disk_allocation_ratio = cfg.disk_allocation_ratio
+        node.reserved_host_memory_mb = cfg.reserved_host_memory_mb
+        node.updated_at = now
+
+
+@register_remote_exception
+class UnexpectedTaskState(Exception):
+    """An update raced with another action (e.g. a delete during a build)."""
+
+
+async def mark_deleted(session: Any, instance_uuid: str) -> None:
+    """Soft-delete an instance row and release its claim and group membership (shared by API and conductor)."""
+    now = utcnow()
+    await session.execute(update(m.Instance).where(m.Instance.uuid == instance_uuid).values(
+        deleted=True, deleted_at=now, terminated_at=now, vm_state=states.DELETED, task_state=None,
+        power_state=states.NOSTATE, updated_at=now))
+    await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+    await session.execute(delete(m.ServerGroupMember).where(m.ServerGroupMember.instance_uuid == instance_uuid))
+
+
+async def count_usage(session: Any, project_id: str) -> dict[str, int]:
+    """Instances, cores and RAM a project holds (for quotas and limits)."""
+    row = (await session.execute(select(func.count(), func.coalesce(func.sum(m.Instance.vcpus), 0),
+                                        func.coalesce(func.sum(m.Instance.memory_mb), 0))
+                                 .where(m.Instance.project_id == project_id, m.Instance.deleted.is_(False)))).one()
+    return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}

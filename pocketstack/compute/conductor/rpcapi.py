@@ -1,0 +1,47 @@
+"""Client side of the conductor's RPC interface (topic `conductor`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pocketstack.common.rpc import RPCAPI
+
+
+class ConductorAPI(RPCAPI):
+    topic = "conductor"
+    namespace = "conductor"
+    version = "1.0"
+
+    async def build_instances(self, instance_uuids: list[str], request_spec: dict[str, Any]) -> None:
+        """FLOW.md step 8: the API hands the build over (CAST)."""
+        await self.prepare().cast(None, "build_instances", instance_uuids=instance_uuids, request_spec=request_spec)
+
+    async def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> None:
+        await self.prepare().cast(None, "reschedule", instance_uuid=instance_uuid, failed_host=failed_host,
+                                  reason=reason)
+
+    async def instance_get(self, instance_uuid: str) -> dict[str, Any]:
+        """FLOW.md steps 14-18: the compute agent reads its instance through the conductor (CALL)."""
+        return await self.prepare().call(None, "instance_get", instance_uuid=instance_uuid)
+
+    async def instance_update(self, instance_uuid: str, updates: dict[str, Any],
+                              expected_task_state: list[str | None] | None = None) -> dict[str, Any]:
+        return await self.prepare().call(None, "instance_update", instance_uuid=instance_uuid, updates=updates,
+                                         expected_task_state=expected_task_state)
+
+    async def instance_destroy(self, instance_uuid: str) -> None:
+        await self.prepare().call(None, "instance_destroy", instance_uuid=instance_uuid)
+
+    async def instances_on_host(self, host: str) -> list[dict[str, Any]]:
+        return await self.prepare().call(None, "instances_on_host", host=host)
+
+    async def action_event(self, instance_uuid: str, request_id: str, event: str, start_time: str,
+                           result: str, host: str, details: str | None = None) -> None:
+        await self.prepare().call(None, "action_event", instance_uuid=instance_uuid, request_id=request_id,
+                                  event=event, start_time=start_time, result=result, host=host, details=details)
+
+    async def service_report(self, host: str, binary: str, topic: str,
+                             resources: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Heartbeat (and, from compute agents, the resource report); returns the service's record."""
+        return await self.prepare().call(None, "service_report", host=host, binary=binary, topic=topic,
+                                         resources=resources)

@@ -1,0 +1,136 @@
+"""The scheduler: host states from the nodes' reports and the claims, filters, weighers, atomic claims."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from pocketstack.common.config import Settings
+from pocketstack.common.db import Database
+from pocketstack.common.rpc import RPCEndpoint
+from pocketstack.common.timeutils import utcnow
+from pocketstack.compute import models as m
+from pocketstack.compute.scheduler.filters import FILTERS, WEIGHERS, HostState, RequestView, weigh
+
+log = logging.getLogger("pocketstack.compute.scheduler")
+
+
+class SchedulerManager(RPCEndpoint):
+    namespace = "scheduler"
+    version = "1.0"
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        cfg = settings.compute
+        unknown = [f for f in cfg.enabled_filters if f not in FILTERS]
+        unknown += [w for w in cfg.weighers if w not in WEIGHERS]
+        if unknown:
+            raise ValueError(f"unknown scheduler filters or weighers in the settings: {unknown}")
+        self.filters = [(name, FILTERS[name]) for name in cfg.enabled_filters]
+        self.multipliers = dict(cfg.weighers)
+        self.multipliers.setdefault("ServerGroupSoftAffinityWeigher", 10.0)
+        self.multipliers.setdefault("ServerGroupSoftAntiAffinityWeigher", 10.0)
+
+    async def _host_states(self) -> list[HostState]:
+        down_after = utcnow() - timedelta(seconds=self.settings.compute.service_down_time)
+        async with self.db.session() as session:
+            nodes = (await session.scalars(select(m.ComputeNode))).all()
+            services = {s.host: s for s in (await session.scalars(
+                select(m.ComputeService).where(m.ComputeService.binary == "nova-compute"))).all()}
+            usage = {row[0]: row[1:] for row in (await session.execute(
+                select(m.Allocation.node_id, func.sum(m.Allocation.vcpus), func.sum(m.Allocation.memory_mb),
+                       func.sum(m.Allocation.disk_gb)).group_by(m.Allocation.node_id))).all()}
+        result = []
+        for node in nodes:
+            service = services.get(node.host)
+            if service is None:
+                continue
+            up = (not service.forced_down and service.last_seen_up is not None
+                  and service.last_seen_up >= down_after)
+            vcpus, ram, disk = usage.get(node.id, (0, 0, 0))
+            result.append(HostState(
+                host=node.host, node_id=node.id, up=up, disabled=service.disabled,
+                availability_zone=service.availability_zone, hypervisor_type=node.hypervisor_type,
+                cpu_arch=node.cpu_arch, vcpus_total=node.vcpus * node.cpu_allocation_ratio,
+                memory_total=(node.memory_mb - node.reserved_host_memory_mb) * node.ram_allocation_ratio,
+                disk_total=node.local_gb * node.disk_allocation_ratio,
+                vcpus_used=int(vcpus or 0), memory_used=int(ram or 0), disk_used=int(disk or 0)))
+        return result
+
+    async def _group_hosts(self, group_uuid: str) -> list[str]:
+        """Hosts of the group's members that hold a claim (one entry per member)."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(m.ComputeNode.host).join(m.Allocation, m.Allocation.node_id == m.ComputeNode.id)
+                .join(m.ServerGroupMember, m.ServerGroupMember.instance_uuid == m.Allocation.consumer_uuid)
+                .where(m.ServerGroupMember.group_uuid == group_uuid))
+            return [r[0] for r in rows.all()]
+
+    async def select_destinations(self, request_spec: dict[str, Any], instance_uuids: list[str],
+                                  excluded_hosts: list[str]) -> list[str | None]:
+        """Step 10 (filter and weigh) and step 11 (claim) for each instance; None where no host fits."""
+        hosts = [h for h in await self._host_states() if h.host not in set(excluded_hosts)]
+        group = request_spec.get("group")
+        group_host_list = await self._group_hosts(group["uuid"]) if group else []
+        chosen: list[str | None] = []
+        for instance_uuid in instance_uuids:
+            spec = {**request_spec, "_group_host_list": group_host_list}
+            req = RequestView(spec, set(group_host_list))
+            candidates = hosts
+            for name, check in self.filters:
+                candidates = [h for h in candidates if check(h, req)]
+                if not candidates:
+                    log.info("no host left for %s after %s", instance_uuid, name)
+                    break
+            picked = None
+            for host in weigh(candidates, req, self.multipliers):
+                if await self._claim(host, instance_uuid, request_spec):
+                    picked = host
+                    break
+            if picked is None:
+                chosen.append(None)
+                continue
+            picked.consume(instance_uuid, request_spec)
+            group_host_list.append(picked.host)
+            chosen.append(picked.host)
+        return chosen
+
+    async def _claim(self, host: HostState, instance_uuid: str, spec: dict[str, Any]) -> bool:
+        """Write the allocation only if the node still has room, under a lock on the node row.
+
+        Concurrent schedulers (or requests) serialise on the node: SQLite by the write lock, PostgreSQL and
+        MariaDB by SELECT ... FOR UPDATE; the check and the insert are one transaction, so no host is overbooked.
+        """
+        flavor = spec["flavor"]
+        group = spec.get("group")
+        async with self.db.session(write=True) as session:
+            node = await session.scalar(select(m.ComputeNode).where(m.ComputeNode.id == host.node_id)
+                                        .with_for_update())
+            if node is None:
+                return False
+            used = (await session.execute(
+                select(func.coalesce(func.sum(m.Allocation.vcpus), 0), func.coalesce(func.sum(m.Allocation.memory_mb), 0),
+                       func.coalesce(func.sum(m.Allocation.disk_gb), 0)).where(m.Allocation.node_id == node.id))).one()
+            if (used[0] + flavor["vcpus"] > node.vcpus * node.cpu_allocation_ratio
+                    or used[1] + flavor["ram"] > (node.memory_mb - node.reserved_host_memory_mb)
+                    * node.ram_allocation_ratio
+                    or used[2] + flavor["disk"] > node.local_gb * node.disk_allocation_ratio):
+                return False
+            if group and group.get("policy") == "anti-affinity":
+                max_per_host = int(group.get("rules", {}).get("max_server_per_host", 1))
+                members_here = await session.scalar(
+                    select(func.count()).select_from(m.Allocation)
+                    .join(m.ServerGroupMember, m.ServerGroupMember.instance_uuid == m.Allocation.consumer_uuid)
+                    .where(m.ServerGroupMember.group_uuid == group["uuid"], m.Allocation.node_id == node.id))
+                if members_here >= max_per_host:
+                    return False
+            if await session.get(m.Allocation, instance_uuid) is not None:
+                return False
+            session.add(m.Allocation(consumer_uuid=instance_uuid, node_id=node.id, project_id=spec["project_id"],
+                                     vcpus=flavor["vcpus"], memory_mb=flavor["ram"], disk_gb=flavor["disk"],
+                                     created_at=utcnow()))
+        return True

@@ -1,0 +1,78 @@
+"""Server state machine: vm_state, task_state, power_state, the API status they map to, and allowed actions."""
+
+from __future__ import annotations
+
+from pocketstack.common.errors import Conflict
+
+# vm_state
+ACTIVE = "active"
+BUILDING = "building"
+PAUSED = "paused"
+SUSPENDED = "suspended"
+STOPPED = "stopped"
+ERROR = "error"
+DELETED = "deleted"
+
+# task_state
+SCHEDULING = "scheduling"
+BLOCK_DEVICE_MAPPING = "block_device_mapping"
+NETWORKING = "networking"
+SPAWNING = "spawning"
+POWERING_OFF = "powering-off"
+POWERING_ON = "powering-on"
+REBOOTING = "rebooting"
+REBOOTING_HARD = "rebooting_hard"
+PAUSING = "pausing"
+UNPAUSING = "unpausing"
+SUSPENDING = "suspending"
+RESUMING = "resuming"
+DELETING = "deleting"
+IMAGE_SNAPSHOT = "image_snapshot"
+
+# power_state (Nova's integer codes)
+NOSTATE = 0
+RUNNING = 1
+PAUSED_POWER = 3
+SHUTDOWN = 4
+CRASHED = 6
+SUSPENDED_POWER = 7
+
+POWER_STATE_NAMES = {NOSTATE: "NOSTATE", RUNNING: "Running", PAUSED_POWER: "Paused", SHUTDOWN: "Shutdown",
+                     CRASHED: "Crashed", SUSPENDED_POWER: "Suspended"}
+
+_STATUS_BY_VM_STATE = {
+    ACTIVE: "ACTIVE", BUILDING: "BUILD", PAUSED: "PAUSED", SUSPENDED: "SUSPENDED", STOPPED: "SHUTOFF",
+    ERROR: "ERROR", DELETED: "DELETED",
+}
+_STATUS_BY_TASK = {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT"}
+
+
+def api_status(vm_state: str, task_state: str | None) -> str:
+    """The `status` field Nova shows for a vm_state/task_state pair."""
+    if vm_state == ACTIVE and task_state in _STATUS_BY_TASK:
+        return _STATUS_BY_TASK[task_state]
+    return _STATUS_BY_VM_STATE.get(vm_state, "UNKNOWN")
+
+
+# action -> (vm_states it may start from, task_state it sets, vm_states it may end in)
+ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
+    "stop": (frozenset({ACTIVE, ERROR}), POWERING_OFF),
+    "start": (frozenset({STOPPED}), POWERING_ON),
+    "reboot": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR}), REBOOTING),
+    "reboot_hard": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR}), REBOOTING_HARD),
+    "pause": (frozenset({ACTIVE}), PAUSING),
+    "unpause": (frozenset({PAUSED}), UNPAUSING),
+    "suspend": (frozenset({ACTIVE}), SUSPENDING),
+    "resume": (frozenset({SUSPENDED}), RESUMING),
+    "createImage": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), IMAGE_SNAPSHOT),
+}
+
+
+def check_action(action: str, uuid: str, vm_state: str, task_state: str | None) -> str | None:
+    """Raise Conflict (Nova's InstanceInvalidState) unless `action` may start now; return the new task_state."""
+    allowed, new_task = ACTIONS[action]
+    if vm_state not in allowed or task_state is not None:
+        name = action.replace("_hard", "")
+        state = f"vm_state {vm_state}" if vm_state not in allowed else f"task_state {task_state}"
+        raise Conflict(f"Cannot '{name}' instance {uuid} while it is in {state}")
+    return new_task

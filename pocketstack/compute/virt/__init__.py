@@ -1,0 +1,14 @@
+"""Hypervisor drivers (`driver` in the compute settings)."""
+
+from __future__ import annotations
+
+from pocketstack.common.config import Settings
+from pocketstack.compute.virt.driver import ComputeDriver
+
+
+def make_driver(settings: Settings, host: str) -> ComputeDriver:
+    if settings.compute.driver == "fake":
+        from pocketstack.compute.virt.fake import FakeDriver
+
+        return FakeDriver(host, settings)
+    raise ValueError(f"unknown compute driver {settings.compute.driver!r}")

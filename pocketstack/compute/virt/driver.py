@@ -1,0 +1,98 @@
+"""The hypervisor driver interface the compute agent drives (Nova's ComputeDriver, reduced to what we use)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class InstanceInfo:
+    power_state: int
+    max_mem_kb: int = 0
+    mem_kb: int = 0
+    num_cpu: int = 0
+    cpu_time_ns: int = 0
+
+
+@dataclass
+class HostResources:
+    """What `get_available_resource` reports; the scheduler sizes claims against it."""
+
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+    hypervisor_type: str
+    hypervisor_hostname: str
+    hypervisor_version: int = 0
+    cpu_arch: str = "x86_64"
+    host_ip: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DriverError(Exception):
+    """A driver operation failed; the message ends up in the server's fault."""
+
+
+class ComputeDriver(ABC):
+    hypervisor_type: str = "unknown"
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    async def init_host(self) -> None:
+        """Prepare the host (directories, probes); called once when the agent starts."""
+
+    @abstractmethod
+    async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], network_info: list[dict[str, Any]],
+                    block_device_info: dict[str, Any] | None = None) -> None: ...
+
+    @abstractmethod
+    async def destroy(self, instance: dict[str, Any], network_info: list[dict[str, Any]]) -> None: ...
+
+    @abstractmethod
+    async def power_off(self, instance: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def power_on(self, instance: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def reboot(self, instance: dict[str, Any], hard: bool) -> None: ...
+
+    @abstractmethod
+    async def pause(self, instance: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def unpause(self, instance: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def suspend(self, instance: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def resume(self, instance: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def get_info(self, instance: dict[str, Any]) -> InstanceInfo: ...
+
+    @abstractmethod
+    async def get_console_output(self, instance: dict[str, Any]) -> str: ...
+
+    @abstractmethod
+    async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None: ...
+
+    @abstractmethod
+    async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None: ...
+
+    @abstractmethod
+    async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def list_instances(self) -> list[str]:
+        """UUIDs of the instances the hypervisor knows on this host."""
+
+    @abstractmethod
+    async def get_available_resource(self) -> HostResources: ...

@@ -1,0 +1,120 @@
+"""The fake driver: instant, in memory, resources from config; tests can make it fail on purpose.
+
+It keeps what a real hypervisor would (power state, console, attached volumes and interfaces) so every API path
+behaves as with QEMU, only without a guest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pocketstack.common.config import Settings
+from pocketstack.compute import states
+from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo
+
+
+@dataclass
+class FakeInstance:
+    uuid: str
+    name: str
+    power_state: int
+    vcpus: int
+    memory_mb: int
+    console: list[str] = field(default_factory=list)
+    volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    interfaces: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class FakeDriver(ComputeDriver):
+    hypervisor_type = "fake"
+
+    # Hosts whose next spawns fail, for reschedule tests: host -> message. Class level so a test reaches every
+    # agent of an in-process cloud.
+    fail_spawn_on: dict[str, str] = {}
+
+    def __init__(self, host: str, settings: Settings) -> None:
+        super().__init__(host)
+        self.settings = settings
+        self.instances: dict[str, FakeInstance] = {}
+
+    def _get(self, instance: dict[str, Any]) -> FakeInstance:
+        fake = self.instances.get(instance["uuid"])
+        if fake is None:
+            raise DriverError(f"instance {instance['uuid']} is not on host {self.host}")
+        return fake
+
+    async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], network_info: list[dict[str, Any]],
+                    block_device_info: dict[str, Any] | None = None) -> None:
+        message = self.fail_spawn_on.get(self.host)
+        if message:
+            raise DriverError(message)
+        fake = FakeInstance(instance["uuid"], instance["display_name"], states.RUNNING, instance["vcpus"],
+                            instance["memory_mb"])
+        fake.console.append(f"fake: booting {instance['display_name']} from image {image_meta.get('name')}")
+        for vif in network_info:
+            ips = ", ".join(ip["ip_address"] for ip in vif.get("fixed_ips", []))
+            fake.console.append(f"fake: eth{len(fake.interfaces)} {vif.get('mac_address')} {ips}")
+            fake.interfaces[vif["id"]] = vif
+        fake.console.append(f"{instance['hostname']} login:")
+        self.instances[instance["uuid"]] = fake
+
+    async def destroy(self, instance: dict[str, Any], network_info: list[dict[str, Any]]) -> None:
+        self.instances.pop(instance["uuid"], None)
+
+    async def _set_power(self, instance: dict[str, Any], state: int, line: str) -> None:
+        fake = self._get(instance)
+        fake.power_state = state
+        fake.console.append(line)
+
+    async def power_off(self, instance: dict[str, Any]) -> None:
+        await self._set_power(instance, states.SHUTDOWN, "fake: powered off")
+
+    async def power_on(self, instance: dict[str, Any]) -> None:
+        await self._set_power(instance, states.RUNNING, "fake: powered on")
+
+    async def reboot(self, instance: dict[str, Any], hard: bool) -> None:
+        await self._set_power(instance, states.RUNNING, f"fake: {'hard' if hard else 'soft'} reboot")
+
+    async def pause(self, instance: dict[str, Any]) -> None:
+        await self._set_power(instance, states.PAUSED_POWER, "fake: paused")
+
+    async def unpause(self, instance: dict[str, Any]) -> None:
+        await self._set_power(instance, states.RUNNING, "fake: unpaused")
+
+    async def suspend(self, instance: dict[str, Any]) -> None:
+        await self._set_power(instance, states.SUSPENDED_POWER, "fake: suspended")
+
+    async def resume(self, instance: dict[str, Any]) -> None:
+        await self._set_power(instance, states.RUNNING, "fake: resumed")
+
+    async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
+        fake = self.instances.get(instance["uuid"])
+        if fake is None:
+            return InstanceInfo(power_state=states.NOSTATE)
+        return InstanceInfo(power_state=fake.power_state, max_mem_kb=fake.memory_mb * 1024,
+                            mem_kb=fake.memory_mb * 1024, num_cpu=fake.vcpus)
+
+    async def get_console_output(self, instance: dict[str, Any]) -> str:
+        return "\n".join(self._get(instance).console) + "\n"
+
+    async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
+        self._get(instance).volumes[mountpoint] = connection_info
+
+    async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
+        self._get(instance).volumes.pop(mountpoint, None)
+
+    async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
+        self._get(instance).interfaces[vif["id"]] = vif
+
+    async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
+        self._get(instance).interfaces.pop(vif["id"], None)
+
+    async def list_instances(self) -> list[str]:
+        return list(self.instances)
+
+    async def get_available_resource(self) -> HostResources:
+        cfg = self.settings.compute
+        return HostResources(vcpus=cfg.fake_vcpus, memory_mb=cfg.fake_memory_mb, local_gb=cfg.fake_disk_gb,
+                             hypervisor_type="fake", hypervisor_hostname=self.host, hypervisor_version=1000,
+                             host_ip="127.0.0.1")

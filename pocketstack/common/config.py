@@ -58,6 +58,14 @@ class AuthSettings(BaseModel):
     cache_url: str | None = None  # redis://host:6379/0 when cache_backend = "redis"
 
 
+class RpcSettings(BaseModel):
+    """The RPC bus between the processes of a service family (oslo.messaging's transport_url)."""
+
+    transport_url: str = "local://"  # local:// (in-process, all-in-one) or amqp://user:pass@host:5672/vhost
+    call_timeout: float = Field(60.0, gt=0, description="seconds a call waits for its reply")
+    exchange: str = "pocketstack"  # the AMQP topic exchange (oslo's control_exchange)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POCKETSTACK_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -75,6 +83,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     image: ImageSettings = ImageSettings()
     auth: AuthSettings = AuthSettings()
+    rpc: RpcSettings = RpcSettings()
 
     @classmethod
     def settings_customise_sources(

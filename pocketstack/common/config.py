@@ -49,6 +49,27 @@ class ImageSettings(ServiceSettings):
     max_image_size: int = Field(1 << 40, ge=1, description="largest accepted image in bytes")
 
 
+class NetworkSettings(ServiceSettings):
+    port: int = 9696
+    default_mtu: int = Field(1500, ge=68, description="MTU of the physical network; overlays subtract their header")
+    tenant_network_type: Literal["vxlan", "local"] = "vxlan"  # type of networks created without provider:*
+    mechanism: Literal["linuxbridge"] = "linuxbridge"  # how ports are bound on hosts (vif_type "bridge")
+    bridge_prefix: str = Field("brq", max_length=4, description="host bridge name = prefix + network id[:11]")
+    bridge_mappings: dict[str, str] = {}  # physical_network -> existing host bridge (flat networks)
+    quota_network: int = Field(100, ge=-1)
+    quota_subnet: int = Field(100, ge=-1)
+    quota_port: int = Field(500, ge=-1)
+    quota_router: int = Field(10, ge=-1)
+    quota_floatingip: int = Field(50, ge=-1)
+    quota_security_group: int = Field(10, ge=-1)
+    quota_security_group_rule: int = Field(100, ge=-1)
+    # Credentials the network service uses to tell compute about plugged/unplugged ports (Neutron's [nova]
+    # section); default: the admin account.
+    service_username: str = "admin"
+    service_password: str | None = None
+    service_project: str = "admin"
+
+
 class AuthSettings(BaseModel):
     """The token validation cache every consuming service keeps (keystonemiddleware + memcached)."""
 
@@ -82,6 +103,7 @@ class Settings(BaseSettings):
 
     identity: IdentitySettings = IdentitySettings()
     image: ImageSettings = ImageSettings()
+    network: NetworkSettings = NetworkSettings()
     auth: AuthSettings = AuthSettings()
     rpc: RpcSettings = RpcSettings()
 

@@ -105,23 +105,23 @@ class AmqpTransport(Transport):
     async def _publish(self, channel: AbstractChannel, exchange: AbstractExchange, message: aio_pika.Message,
                        routing_key: str, within: float) -> None:
         """Publish, and once more after the connection is restored if it was down (robust reconnection)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        for attempt in (1, 2):
-            try:
-                await asyncio.wait_for(exchange.publish(message, routing_key, mandatory=False),
-                                       max(deadline - loop.time(), 0.001))
-                return
-            except TimeoutError:
-                raise MessagingTimeout(f"could not publish to {routing_key!r} within {within:g}s") from None
-            except CONNECTION_EXCEPTIONS as exc:
-                if attempt == 2 or self.closed:
-                    raise TransportError(f"could not publish to {routing_key!r}: {exc!r}") from exc
-                log.info("publish to %s failed (%r); waiting for the broker connection", routing_key, exc)
+        try:
+            async with asyncio.timeout(within):
                 try:
-                    await asyncio.wait_for(channel.ready(), max(deadline - loop.time(), 0.001))
-                except TimeoutError:
-                    raise TransportError(f"the message broker stayed unreachable for {within:g}s") from None
+                    await exchange.publish(message, routing_key, mandatory=False)
+                    return
+                except CONNECTION_EXCEPTIONS as exc:
+                    if self.closed:
+                        raise TransportError("the RPC transport is closed") from exc
+                    log.info("publish to %s failed (%r); waiting for the broker connection", routing_key, exc)
+                await channel.ready()
+                try:
+                    await exchange.publish(message, routing_key, mandatory=False)
+                except CONNECTION_EXCEPTIONS as exc:
+                    raise TransportError(f"could not publish to {routing_key!r}: {exc!r}") from exc
+        except TimeoutError:
+            raise TransportError(f"could not publish to {routing_key!r} within {within:g}s: the message broker "
+                                 "is unreachable") from None
 
     async def call(self, target: Target, body: bytes, within: float) -> bytes:
         await self.start()

@@ -39,7 +39,8 @@ def encode_request(ctxt: RequestContext | None, method: str, namespace: str | No
         "namespace": namespace,
         "version": version,
         "args": kwargs,
-        "context": ctxt.to_dict() if ctxt is not None else None,
+        # the fields of RequestContext.to_dict(), without asdict()'s deep copy: the message is a copy already
+        "context": {name: getattr(ctxt, name) for name in ctxt.__dataclass_fields__} if ctxt is not None else None,
     })
 
 

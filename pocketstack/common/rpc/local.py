@@ -52,16 +52,20 @@ class LocalTransport(Transport):
             if not future.done():
                 future.set_result(data)
 
+        def expire() -> None:
+            if not future.done():
+                future.set_exception(MessagingTimeout(f"no reply from {target.routing_key!r} within {within:g}s"))
+
         call_id = next(self._ids)
         self._pending[call_id] = future
+        timer = loop.call_later(within, expire)
         try:
             queue = self._queues.get(target.routing_key)
             if queue is not None:
                 queue.put_nowait(_Delivery(body, reply, loop.time() + within))
-            return await asyncio.wait_for(future, within)
-        except TimeoutError:
-            raise MessagingTimeout(f"no reply from {target.routing_key!r} within {within:g}s") from None
+            return await future
         finally:
+            timer.cancel()
             del self._pending[call_id]
 
     async def cast(self, target: Target, body: bytes) -> None:

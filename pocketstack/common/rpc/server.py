@@ -61,16 +61,26 @@ class Dispatcher:
             parse_version(endpoint.version)
             self._methods.append((endpoint, endpoint.rpc_methods()))
         self._signatures: dict[Callable[..., Any], inspect.Signature] = {}
+        self._compatible: dict[tuple[str | None, str], list[dict[str, Callable[..., Any]]]] = {}
+
+    def _methods_for(self, namespace: str | None, version: str) -> list[dict[str, Callable[..., Any]]]:
+        key = (namespace, version)
+        found = self._compatible.get(key)
+        if found is None:
+            found = [methods for ep, methods in self._methods
+                     if ep.namespace == namespace and is_compatible(ep.version, version)]
+            if len(self._compatible) < 1024:  # bounded: versions come from the wire
+                self._compatible[key] = found
+        return found
 
     async def dispatch(self, method: str, namespace: str | None, version: str, args: dict[str, Any]) -> Any:
-        in_namespace = [(ep, methods) for ep, methods in self._methods if ep.namespace == namespace]
-        compatible = [(ep, methods) for ep, methods in in_namespace if is_compatible(ep.version, version)]
+        compatible = self._methods_for(namespace, version)
         if not compatible:
-            handled = ", ".join(sorted({ep.version for ep, _ in in_namespace})) or "none"
+            handled = ", ".join(sorted({ep.version for ep, _ in self._methods if ep.namespace == namespace}))
             raise UnsupportedVersion(
                 f"RPC version {version} of namespace {namespace!r} is not supported here (versions handled: "
-                f"{handled}); method {method!r} refused")
-        for _, methods in compatible:
+                f"{handled or 'none'}); method {method!r} refused")
+        for methods in compatible:
             func = methods.get(method)
             if func is None:
                 continue

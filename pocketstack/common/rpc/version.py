@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)$")
 
@@ -14,6 +15,7 @@ def parse_version(version: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+@lru_cache(maxsize=256)
 def is_compatible(server_version: str, requested: str) -> bool:
     """Whether a server (endpoint) at server_version can handle a request sent at version `requested`."""
     have, want = parse_version(server_version), parse_version(requested)

@@ -83,6 +83,27 @@ class ComputeSettings(ServiceSettings):
     quota_metadata_items: int = 128
 
 
+class NetworkSettings(ServiceSettings):
+    port: int = 9696
+    default_mtu: int = Field(1500, ge=68, description="MTU of the physical network; overlays subtract their header")
+    tenant_network_type: Literal["vxlan", "local"] = "vxlan"  # type of networks created without provider:*
+    mechanism: Literal["linuxbridge"] = "linuxbridge"  # how ports are bound on hosts (vif_type "bridge")
+    bridge_prefix: str = Field("brq", max_length=4, description="host bridge name = prefix + network id[:11]")
+    bridge_mappings: dict[str, str] = {}  # physical_network -> existing host bridge (flat networks)
+    quota_network: int = Field(100, ge=-1)
+    quota_subnet: int = Field(100, ge=-1)
+    quota_port: int = Field(500, ge=-1)
+    quota_router: int = Field(10, ge=-1)
+    quota_floatingip: int = Field(50, ge=-1)
+    quota_security_group: int = Field(10, ge=-1)
+    quota_security_group_rule: int = Field(100, ge=-1)
+    # Credentials the network service uses to tell compute about plugged/unplugged ports (Neutron's [nova]
+    # section); default: the admin account.
+    service_username: str = "admin"
+    service_password: str | None = None
+    service_project: str = "admin"
+
+
 class AuthSettings(BaseModel):
     """The token validation cache every consuming service keeps (keystonemiddleware + memcached)."""
 
@@ -90,6 +111,14 @@ class AuthSettings(BaseModel):
     cache_size: int = 10000
     cache_backend: Literal["memory", "redis"] = "memory"
     cache_url: str | None = None  # redis://host:6379/0 when cache_backend = "redis"
+
+
+class RpcSettings(BaseModel):
+    """The RPC bus between the processes of a service family (oslo.messaging's transport_url)."""
+
+    transport_url: str = "local://"  # local:// (in-process, all-in-one) or amqp://user:pass@host:5672/vhost
+    call_timeout: float = Field(60.0, gt=0, description="seconds a call waits for its reply")
+    exchange: str = "pocketstack"  # the AMQP topic exchange (oslo's control_exchange)
 
 
 class Settings(BaseSettings):
@@ -109,7 +138,9 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     image: ImageSettings = ImageSettings()
     compute: ComputeSettings = ComputeSettings()
+    network: NetworkSettings = NetworkSettings()
     auth: AuthSettings = AuthSettings()
+    rpc: RpcSettings = RpcSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -51,6 +51,7 @@ class ServiceSpec:
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("identity", "identity", "keystone", "/v3", "pocketstack.identity.service_app:create"),
     ServiceSpec("image", "image", "glance", "", "pocketstack.image.service_app:create"),
+    ServiceSpec("network", "network", "neutron", "", "pocketstack.network.service_app:create"),
 ]
 
 

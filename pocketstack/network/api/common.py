@@ -1,0 +1,178 @@
+"""What every networking route shares: the manager, strict request bodies, and Neutron's list semantics
+(filters on any attribute with repeated values, `fields`, sorting, `limit`/`marker` pagination with links)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import Request, Response
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pocketstack.common.app import json_body, json_response, request_context
+from pocketstack.common.context import RequestContext
+from pocketstack.common.errors import BadRequest, NotFound
+from pocketstack.network.l3 import NetworkManager
+
+M = TypeVar("M", bound=BaseModel)
+CONTROL_PARAMS = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"}
+
+
+class Body(BaseModel):
+    """A request body: unknown attributes are refused (400), aliases such as `router:external` accepted."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def manager(request: Request) -> NetworkManager:
+    return request.app.state.manager
+
+
+def context(request: Request) -> RequestContext:
+    return request_context(request)
+
+
+def describe(exc: ValidationError) -> str:
+    unknown = [str(e["loc"][-1]) for e in exc.errors() if e.get("type") == "extra_forbidden" and len(e["loc"]) == 1]
+    if unknown:
+        return f"Unrecognized attribute(s) '{', '.join(unknown)}'"
+    parts = []
+    for e in exc.errors():
+        field = ".".join(str(p) for p in e.get("loc", ()))
+        msg = "Unrecognized attribute" if e.get("type") == "extra_forbidden" else e.get("msg", "is invalid")
+        parts.append(f"Invalid input for {field}. Reason: {msg}." if field else f"{msg}.")
+    return " ".join(parts) or "Invalid input."
+
+
+async def parse(request: Request, key: str, model: type[M]) -> dict[str, Any]:
+    """The attributes the request sets, validated by `model`, keyed by their API names."""
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        raise BadRequest(f"Resource body required: the request body must be an object with a '{key}' object.")
+    try:
+        data = model.model_validate(body[key])
+    except ValidationError as exc:
+        raise BadRequest(describe(exc))
+    return data.model_dump(by_alias=True, exclude_unset=True)
+
+
+def _fields(request: Request) -> list[str]:
+    return [f for value in request.query_params.getlist("fields") for f in value.split(",") if f]
+
+
+def shown(request: Request, key: str, item: dict[str, Any], status: int = 200) -> Response:
+    fields = _fields(request)
+    if fields:
+        item = {k: v for k, v in item.items() if k in fields}
+    return json_response({key: item}, status=status)
+
+
+def _matches(value: Any, wanted: list[str]) -> bool:
+    if isinstance(value, bool):
+        return str(value).lower() in {w.lower() for w in wanted}
+    if value is None:
+        return any(w in ("", "None", "null") for w in wanted)
+    if isinstance(value, list):
+        for w in wanted:
+            if "=" in w and any(isinstance(v, dict) for v in value):
+                k, _, v = w.partition("=")
+                if any(isinstance(d, dict) and str(d.get(k)) == v for d in value):
+                    return True
+            elif w in [str(v) for v in value]:
+                return True
+        return False
+    return str(value) in wanted
+
+
+def _sortable(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (1, value)
+    return (2, str(value))
+
+
+def pushdown(request: Request, columns: dict[str, str]) -> dict[str, list[str]]:
+    """Filters a manager can apply in SQL: {query name: column name} for the ones present."""
+    return {column: request.query_params.getlist(name) for name, column in columns.items()
+            if name in request.query_params}
+
+
+def listing(request: Request, key: str, items: list[dict[str, Any]], attributes: set[str],
+            handled: frozenset[str] = frozenset()) -> Response:
+    """Filter, sort, paginate and trim a list of visible resources the way Neutron's API does.
+
+    `handled`: filters the caller has already applied.
+    """
+    params = request.query_params
+    for name in params:
+        if name in CONTROL_PARAMS or name in handled:
+            continue
+        if name not in attributes:
+            raise BadRequest(f"['{name}'] is invalid attribute for filtering", error_type="HTTPBadRequest")
+        wanted = params.getlist(name)
+        items = [item for item in items if name in item and _matches(item[name], wanted)]
+    sort_keys = params.getlist("sort_key")
+    sort_dirs = params.getlist("sort_dir")
+    if sort_dirs and len(sort_dirs) != len(sort_keys):
+        raise BadRequest("The number of sort_keys and sort_dirs must be same", error_type="HTTPBadRequest")
+    for sort_key in reversed(sort_keys):
+        if sort_key not in attributes:
+            raise BadRequest(f"{sort_key} is an invalid attribute for sort_key", error_type="HTTPBadRequest")
+    for index in reversed(range(len(sort_keys))):
+        direction = sort_dirs[index] if sort_dirs else "asc"
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"{direction} is invalid value for sort_dir, valid values are 'asc' and 'desc'",
+                             error_type="HTTPBadRequest")
+        items.sort(key=lambda it, k=sort_keys[index]: _sortable(it.get(k)), reverse=direction == "desc")
+    limit = None
+    if params.get("limit"):
+        try:
+            limit = int(params["limit"])
+        except ValueError:
+            raise BadRequest(f"'{params['limit']}' is not an integer", error_type="InvalidInput")
+        if limit < 0:
+            raise BadRequest(f"Limit must be an integer 0 or greater and not '{limit}'", error_type="InvalidInput")
+        limit = limit or None
+    marker = params.get("marker")
+    reverse = (params.get("page_reverse") or "").lower() == "true"
+    start, end = 0, len(items)
+    if marker:
+        index = next((i for i, it in enumerate(items) if it.get("id") == marker), None)
+        if index is None:
+            raise NotFound(f"Marker {marker} could not be found.", error_type="NotFound")
+        if reverse:
+            end = index
+        else:
+            start = index + 1
+    page = items[start:end]
+    links = []
+    if limit is not None:
+        if reverse:
+            more = len(page) > limit
+            page = page[-limit:]
+        else:
+            more = len(page) > limit
+            page = page[:limit]
+        if more and page:
+            links.append({"rel": "next" if not reverse else "previous",
+                          "href": _page_url(request, page[-1 if not reverse else 0]["id"], reverse)})
+        if marker and page:
+            links.append({"rel": "previous" if not reverse else "next",
+                          "href": _page_url(request, page[0 if not reverse else -1]["id"], not reverse)})
+    fields = _fields(request)
+    if fields:
+        page = [{k: v for k, v in it.items() if k in fields} for it in page]
+    body: dict[str, Any] = {key: page}
+    if links:
+        body[f"{key}_links"] = links
+    return json_response(body)
+
+
+def _page_url(request: Request, marker: str, reverse: bool) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("marker", "page_reverse")]
+    params.append(("marker", marker))
+    if reverse:
+        params.append(("page_reverse", "True"))
+    query = urlencode(params)
+    return f"{request.url.scheme}://{request.url.netloc}{request.url.path}?{query}"

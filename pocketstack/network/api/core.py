@@ -1,0 +1,205 @@
+"""Networks, subnets and ports (`/v2.0/networks`, `/v2.0/subnets`, `/v2.0/ports`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
+
+from pocketstack.network.api.common import Body, context, listing, manager, parse, pushdown, shown
+
+router = APIRouter(prefix="/v2.0")
+
+Name = Field("", max_length=255)
+NetworkType = Literal["flat", "vlan", "vxlan", "local"]
+
+NETWORK_ATTRS = {
+    "id", "name", "description", "project_id", "tenant_id", "created_at", "updated_at", "revision_number",
+    "tags", "admin_state_up", "status", "shared", "router:external", "mtu", "port_security_enabled",
+    "provider:network_type", "provider:physical_network", "provider:segmentation_id", "subnets",
+    "availability_zone_hints", "availability_zones", "ipv4_address_scope", "ipv6_address_scope", "l2_adjacency",
+}
+SUBNET_ATTRS = {
+    "id", "name", "description", "project_id", "tenant_id", "created_at", "updated_at", "revision_number", "tags",
+    "network_id", "ip_version", "cidr", "gateway_ip", "allocation_pools", "dns_nameservers", "host_routes",
+    "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode", "subnetpool_id", "service_types", "segment_id",
+    "dns_publish_fixed_ip",
+}
+PORT_ATTRS = {
+    "id", "name", "description", "project_id", "tenant_id", "created_at", "updated_at", "revision_number", "tags",
+    "network_id", "admin_state_up", "mac_address", "fixed_ips", "device_id", "device_owner", "status",
+    "binding:host_id", "binding:vif_type", "binding:vif_details", "binding:profile", "binding:vnic_type",
+    "port_security_enabled", "allowed_address_pairs", "security_groups", "extra_dhcp_opts", "ip_allocation",
+}
+VnicType = Literal["normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder",
+                   "smart-nic", "remote-managed", "vdpa"]
+
+
+class Owned(Body):
+    project_id: str | None = Field(None, max_length=64)
+    tenant_id: str | None = Field(None, max_length=64)
+
+
+class NetworkUpdate(Body):
+    name: str = Name
+    description: str = Name
+    admin_state_up: bool = False
+    shared: bool = False
+    router_external: bool = Field(False, alias="router:external")
+    mtu: int = 0
+    port_security_enabled: bool = False
+    availability_zone_hints: list[str] = []
+    provider_network_type: NetworkType = Field("local", alias="provider:network_type")
+    provider_physical_network: str | None = Field(None, alias="provider:physical_network", max_length=64)
+    provider_segmentation_id: int | None = Field(None, alias="provider:segmentation_id")
+
+
+class NetworkCreate(NetworkUpdate, Owned):
+    pass
+
+
+class Pool(Body):
+    start: str
+    end: str
+
+
+class Route(Body):
+    destination: str
+    nexthop: str
+
+
+class SubnetUpdate(Body):
+    name: str = Name
+    description: str = Name
+    gateway_ip: str | None = None
+    allocation_pools: list[Pool] = []
+    dns_nameservers: list[str] = []
+    host_routes: list[Route] = []
+    enable_dhcp: bool = False
+
+
+class SubnetCreate(SubnetUpdate, Owned):
+    network_id: str
+    ip_version: Literal[4, 6] = 4
+    cidr: str | None = None
+    ipv6_ra_mode: Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"] | None = None
+    ipv6_address_mode: Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"] | None = None
+
+
+class FixedIP(Body):
+    subnet_id: str | None = None
+    ip_address: str | None = None
+
+
+class AddressPair(Body):
+    ip_address: str
+    mac_address: str | None = None
+
+
+class PortUpdate(Body):
+    name: str = Name
+    description: str = Name
+    admin_state_up: bool = False
+    mac_address: str = ""
+    fixed_ips: list[FixedIP] = []
+    device_id: str = Name
+    device_owner: str = Name
+    binding_host_id: str | None = Field(None, alias="binding:host_id", max_length=255)
+    binding_profile: dict[str, Any] | None = Field(None, alias="binding:profile")
+    binding_vnic_type: VnicType = Field("normal", alias="binding:vnic_type")
+    security_groups: list[str] = []
+    allowed_address_pairs: list[AddressPair] = []
+    port_security_enabled: bool = False
+
+
+class PortCreate(PortUpdate, Owned):
+    network_id: str
+
+
+# ----- networks ---------------------------------------------------------------------------------------------
+@router.get("/networks")
+async def list_networks(request: Request) -> Response:
+    return listing(request, "networks", await manager(request).list_networks(context(request)), NETWORK_ATTRS)
+
+
+@router.post("/networks")
+async def create_network(request: Request) -> Response:
+    data = await parse(request, "network", NetworkCreate)
+    return shown(request, "network", await manager(request).create_network(context(request), data), 201)
+
+
+@router.get("/networks/{network_id}")
+async def show_network(request: Request, network_id: str) -> Response:
+    return shown(request, "network", await manager(request).get_network(context(request), network_id))
+
+
+@router.put("/networks/{network_id}")
+async def update_network(request: Request, network_id: str) -> Response:
+    data = await parse(request, "network", NetworkUpdate)
+    return shown(request, "network", await manager(request).update_network(context(request), network_id, data))
+
+
+@router.delete("/networks/{network_id}", status_code=204)
+async def delete_network(request: Request, network_id: str) -> Response:
+    await manager(request).delete_network(context(request), network_id)
+    return Response(status_code=204)
+
+
+# ----- subnets ----------------------------------------------------------------------------------------------
+@router.get("/subnets")
+async def list_subnets(request: Request) -> Response:
+    return listing(request, "subnets", await manager(request).list_subnets(context(request)), SUBNET_ATTRS)
+
+
+@router.post("/subnets")
+async def create_subnet(request: Request) -> Response:
+    data = await parse(request, "subnet", SubnetCreate)
+    return shown(request, "subnet", await manager(request).create_subnet(context(request), data), 201)
+
+
+@router.get("/subnets/{subnet_id}")
+async def show_subnet(request: Request, subnet_id: str) -> Response:
+    return shown(request, "subnet", await manager(request).get_subnet(context(request), subnet_id))
+
+
+@router.put("/subnets/{subnet_id}")
+async def update_subnet(request: Request, subnet_id: str) -> Response:
+    data = await parse(request, "subnet", SubnetUpdate)
+    return shown(request, "subnet", await manager(request).update_subnet(context(request), subnet_id, data))
+
+
+@router.delete("/subnets/{subnet_id}", status_code=204)
+async def delete_subnet(request: Request, subnet_id: str) -> Response:
+    await manager(request).delete_subnet(context(request), subnet_id)
+    return Response(status_code=204)
+
+
+# ----- ports ------------------------------------------------------------------------------------------------
+@router.get("/ports")
+async def list_ports(request: Request) -> Response:
+    sql = pushdown(request, {"network_id": "network_id", "device_id": "device_id", "id": "id"})
+    return listing(request, "ports", await manager(request).list_ports(context(request), sql), PORT_ATTRS)
+
+
+@router.post("/ports")
+async def create_port(request: Request) -> Response:
+    data = await parse(request, "port", PortCreate)
+    return shown(request, "port", await manager(request).create_port(context(request), data), 201)
+
+
+@router.get("/ports/{port_id}")
+async def show_port(request: Request, port_id: str) -> Response:
+    return shown(request, "port", await manager(request).get_port(context(request), port_id))
+
+
+@router.put("/ports/{port_id}")
+async def update_port(request: Request, port_id: str) -> Response:
+    data = await parse(request, "port", PortUpdate)
+    return shown(request, "port", await manager(request).update_port(context(request), port_id, data))
+
+
+@router.delete("/ports/{port_id}", status_code=204)
+async def delete_port(request: Request, port_id: str) -> Response:
+    await manager(request).delete_port(context(request), port_id)
+    return Response(status_code=204)

@@ -1,0 +1,187 @@
+"""IP address management: subnet geometry (CIDR, gateway, allocation pools) and address allocation.
+
+Concurrency: an allocation is a row in `ip_allocations` whose primary key is (subnet_id, ip_address). A
+transaction picks a free address from what it reads and inserts it; if another transaction committed the same
+address first, the insert fails with an IntegrityError and the whole request is retried (`run_with_retry` in
+the manager) with a fresh view. On SQLite the in-process writer lock already serialises allocations; on
+PostgreSQL the unique key plus retry makes them correct, and picking at random among the first free addresses
+keeps concurrent transactions from colliding on the same one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import random
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pocketstack.common.errors import BadRequest, Conflict
+from pocketstack.network import models as m
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+SPREAD = 16  # pick among this many free addresses so concurrent writers rarely race for the same one
+
+
+def invalid(message: str) -> BadRequest:
+    return BadRequest(f"Invalid input for operation: {message}", error_type="InvalidInput")
+
+
+def parse_cidr(cidr: str, ip_version: int | None) -> IPNetwork:
+    """A subnet CIDR: valid, in canonical form (no host bits) and of the stated IP version."""
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        raise invalid(f"'{cidr}' is not a valid IP subnet.")
+    if str(net) != cidr and str(net) != cidr.lower():
+        raise invalid(f"'{cidr}' isn't a recommended CIDR, '{net}' is recommended")
+    if ip_version is not None and net.version != ip_version:
+        raise invalid("Cidr and ip_version mismatch")
+    if net.num_addresses < (4 if net.version == 4 else 2):
+        raise invalid(f"Subnet {cidr} is too small: it has no room for addresses.")
+    return net
+
+
+def parse_ip(value: str, what: str = "IP address") -> IPAddress:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise invalid(f"'{value}' is not a valid {what}")
+
+
+def usable_range(net: IPNetwork) -> tuple[int, int]:
+    """First and last assignable address: not the network address, not IPv4's broadcast address."""
+    first = int(net.network_address) + 1
+    last = int(net.broadcast_address) - (1 if net.version == 4 else 0)
+    return first, last
+
+
+def default_gateway(net: IPNetwork) -> str:
+    return str(net[1])
+
+
+def check_gateway(net: IPNetwork, gateway: str) -> str:
+    gw = parse_ip(gateway, "gateway IP")
+    if gw.version != net.version or gw not in net:
+        raise invalid(f"Gateway IP {gateway} is outside subnet {net}.")
+    first, last = usable_range(net)
+    if not first <= int(gw) <= last:
+        raise invalid(f"Gateway IP {gateway} is the network or broadcast address of subnet {net}.")
+    return str(gw)
+
+
+def default_pools(net: IPNetwork, gateway: str | None) -> list[dict[str, str]]:
+    first, last = usable_range(net)
+    ranges = [(first, last)]
+    if gateway is not None:
+        gw = int(ipaddress.ip_address(gateway))
+        ranges = [(a, b) for a, b in ((first, gw - 1), (gw + 1, last)) if a <= b]
+    return [{"start": str(ipaddress.ip_address(a)), "end": str(ipaddress.ip_address(b))} for a, b in ranges]
+
+
+def check_pools(net: IPNetwork, pools: list[dict[str, str]], gateway: str | None) -> list[dict[str, str]]:
+    """Validate requested allocation pools: inside the subnet's usable range, ordered, disjoint, no gateway."""
+    first, last = usable_range(net)
+    spans: list[tuple[int, int]] = []
+    for pool in pools:
+        start = parse_ip(pool["start"], "allocation pool start")
+        end = parse_ip(pool["end"], "allocation pool end")
+        if start.version != net.version or end.version != net.version:
+            raise invalid(f"Allocation pool {start}-{end} does not match the IP version of subnet {net}.")
+        if int(start) > int(end):
+            raise invalid(f"The allocation pool {start}-{end} is invalid: its start is after its end.")
+        if not (first <= int(start) and int(end) <= last):
+            raise BadRequest(f"The allocation pool {start}-{end} spans beyond the subnet cidr {net}.",
+                             error_type="OutOfBoundsAllocationPool")
+        spans.append((int(start), int(end)))
+    spans.sort()
+    for (a1, b1), (a2, b2) in itertools.pairwise(spans):
+        if a2 <= b1:
+            raise BadRequest(f"Found overlapping allocation pools: {ipaddress.ip_address(a1)}-"
+                             f"{ipaddress.ip_address(b1)} and {ipaddress.ip_address(a2)}-"
+                             f"{ipaddress.ip_address(b2)} for subnet {net}.", error_type="OverlappingAllocationPools")
+    if gateway is not None:
+        gw = int(ipaddress.ip_address(gateway))
+        for a, b in spans:
+            if a <= gw <= b:
+                raise Conflict(f"Gateway ip {gateway} conflicts with allocation pool "
+                               f"{ipaddress.ip_address(a)}-{ipaddress.ip_address(b)}",
+                               error_type="GatewayConflictWithAllocationPools")
+    return [{"start": str(ipaddress.ip_address(a)), "end": str(ipaddress.ip_address(b))} for a, b in spans]
+
+
+def pool_spans(subnet: m.Subnet) -> list[tuple[int, int]]:
+    return [(int(ipaddress.ip_address(p["start"])), int(ipaddress.ip_address(p["end"])))
+            for p in subnet.allocation_pools]
+
+
+def pool_size(subnet: m.Subnet) -> int:
+    return sum(b - a + 1 for a, b in pool_spans(subnet))
+
+
+def free_candidates(subnet: m.Subnet, taken: set[int]) -> Iterator[int]:
+    for a, b in pool_spans(subnet):
+        for value in range(a, b + 1):
+            if value not in taken:
+                yield value
+
+
+async def taken_addresses(session: AsyncSession, subnet_id: str) -> set[int]:
+    rows = await session.scalars(select(m.IPAllocation.ip_address).where(m.IPAllocation.subnet_id == subnet_id))
+    return {int(ipaddress.ip_address(ip)) for ip in rows}
+
+
+async def pick_address(session: AsyncSession, subnet: m.Subnet) -> str:
+    """A free address from the subnet's pools; 409 IpAddressGenerationFailure when none is left."""
+    taken = await taken_addresses(session, subnet.id)
+    if subnet.gateway_ip:
+        taken.add(int(ipaddress.ip_address(subnet.gateway_ip)))
+    choices: list[int] = []
+    for value in free_candidates(subnet, taken):
+        choices.append(value)
+        if len(choices) >= SPREAD:
+            break
+    if not choices:
+        raise Conflict(f"No more IP addresses available on network {subnet.network_id}.",
+                       error_type="IpAddressGenerationFailure")
+    return str(ipaddress.ip_address(random.choice(choices)))
+
+
+async def check_requested(session: AsyncSession, subnet: m.Subnet, ip: str, *, allow_gateway: bool) -> str:
+    """A specifically requested address: in the subnet, assignable, and not taken (409 otherwise)."""
+    addr = parse_ip(ip)
+    net = ipaddress.ip_network(subnet.cidr)
+    first, last = usable_range(net)
+    if addr.version != net.version or addr not in net or not first <= int(addr) <= last:
+        raise BadRequest(f"IP address {ip} is not a valid IP for the specified subnet.",
+                         error_type="InvalidIpForSubnet")
+    text = str(addr)
+    if (text == subnet.gateway_ip and not allow_gateway) or await session.get(m.IPAllocation, (subnet.id, text)):
+        raise Conflict(f"IP address {text} already allocated in subnet {subnet.id}",
+                       error_type="IpAddressAlreadyAllocated")
+    return text
+
+
+def eui64_address(subnet: m.Subnet, mac: str) -> str:
+    """The SLAAC address of a MAC in an IPv6 /64 (modified EUI-64)."""
+    net = ipaddress.ip_network(subnet.cidr)
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    iid = [*octets[:3], 255, 254, *octets[3:]]
+    return str(ipaddress.ip_address(int(net.network_address) | int.from_bytes(bytes(iid), "big")))
+
+
+def is_slaac(subnet: m.Subnet) -> bool:
+    return subnet.ip_version == 6 and subnet.ipv6_address_mode in ("slaac", "dhcpv6-stateless")
+
+
+def overlapping(net: IPNetwork, others: Iterable[str]) -> str | None:
+    for cidr in others:
+        other = ipaddress.ip_network(cidr)
+        if other.version == net.version and net.overlaps(other):
+            return cidr
+    return None

@@ -1,0 +1,100 @@
+"""Port events for compute: `network-vif-plugged`, `network-vif-unplugged`, `network-vif-deleted`.
+
+Neutron tells Nova when a port of a server goes up or down through `POST /os-server-external-events` of the
+compute API; Nova waits for `network-vif-plugged` before it resumes a booting guest. This hook does the same:
+it logs in with the service credentials, looks up the `compute` endpoint in the identity catalog and posts the
+events there. When the catalog has no compute endpoint (compute not deployed) it does nothing. Sending happens
+in a background task so an API request never waits for compute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pocketstack.common.clients.base import ServiceClient
+from pocketstack.common.errors import APIError
+
+log = logging.getLogger("pocketstack.network.notifier")
+
+PLUGGED, UNPLUGGED, DELETED = "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"
+
+# () -> (token, expires_at epoch seconds)
+TokenSource = Callable[[], Awaitable[tuple[str, float]]]
+
+
+@dataclass(frozen=True)
+class VifEvent:
+    name: str  # PLUGGED, UNPLUGGED or DELETED
+    server_id: str  # the port's device_id
+    port_id: str
+    status: str = "completed"
+
+    def body(self) -> dict[str, str]:
+        return {"name": self.name, "server_uuid": self.server_id, "tag": self.port_id, "status": self.status}
+
+
+class ComputeNotifier:
+    """Posts VIF events to compute's `os-server-external-events` when compute is in the catalog."""
+
+    def __init__(self, identity_url: str, token_source: TokenSource, region: str,
+                 interface: str = "internal") -> None:
+        self.identity = ServiceClient(identity_url, "identity")
+        self.token_source = token_source
+        self.region = region
+        self.interface = interface
+        self._token: tuple[str, float] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def token(self) -> str:
+        if self._token is None or self._token[1] - time.time() < 60:
+            self._token = await self.token_source()
+        return self._token[0]
+
+    async def compute_url(self) -> str | None:
+        """The compute endpoint from the catalog (read each time: compute may be added or removed)."""
+        _, body, _ = await self.identity.request("GET", "/v3/auth/catalog", token=await self.token())
+        for service in body.get("catalog", []):
+            if service.get("type") != "compute":
+                continue
+            endpoints = [e for e in service.get("endpoints", []) if e.get("region_id", self.region) == self.region]
+            for interface in (self.interface, "public"):
+                for endpoint in endpoints:
+                    if endpoint.get("interface") == interface:
+                        return str(endpoint["url"]).rstrip("/")
+        return None
+
+    async def send(self, events: list[VifEvent]) -> bool:
+        """Post the events now; False when there is no compute endpoint to tell."""
+        if not events:
+            return False
+        url = await self.compute_url()
+        if url is None:
+            return False
+        client = ServiceClient(url, "compute")
+        await client.request("POST", "/os-server-external-events", token=await self.token(),
+                             json={"events": [e.body() for e in events]})
+        return True
+
+    def notify(self, events: list[VifEvent]) -> None:
+        """Send in the background; failures are logged, never raised into the API request."""
+        if not events:
+            return
+        task = asyncio.create_task(self._send_logged(events))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_logged(self, events: list[VifEvent]) -> None:
+        try:
+            await self.send(events)
+        except (APIError, KeyError, TypeError) as exc:
+            log.warning("could not send %s to compute: %s", [e.name for e in events], exc)
+
+    async def drain(self) -> None:
+        """Wait for events still being sent (tests, shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -17,6 +17,7 @@ import yaml
 
 from pocketstack.common.clients.base import close_http_session, http_session
 from pocketstack.common.config import Settings
+from pocketstack.common.rpc import close_transports
 from pocketstack.common.service import SERVICES, Service, ServiceSpec, stored_passwords
 
 log = logging.getLogger("pocketstack")
@@ -108,6 +109,7 @@ class AllInOne:
             with contextlib.suppress(Exception):
                 await service.stop()
         self.services.clear()
+        await close_transports()
         await close_http_session()
 
     async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:

@@ -52,6 +52,7 @@ SERVICES: list[ServiceSpec] = [
     ServiceSpec("identity", "identity", "keystone", "/v3", "pocketstack.identity.service_app:create"),
     ServiceSpec("image", "image", "glance", "", "pocketstack.image.service_app:create"),
     ServiceSpec("network", "network", "neutron", "", "pocketstack.network.service_app:create"),
+    ServiceSpec("compute", "compute", "nova", "/v2.1", "pocketstack.compute.service_app:create", service_user="nova"),
 ]
 
 

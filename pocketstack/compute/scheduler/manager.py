@@ -113,7 +113,8 @@ class SchedulerManager(RPCEndpoint):
             if node is None:
                 return False
             used = (await session.execute(
-                select(func.coalesce(func.sum(m.Allocation.vcpus), 0), func.coalesce(func.sum(m.Allocation.memory_mb), 0),
+                select(func.coalesce(func.sum(m.Allocation.vcpus), 0),
+                       func.coalesce(func.sum(m.Allocation.memory_mb), 0),
                        func.coalesce(func.sum(m.Allocation.disk_gb), 0)).where(m.Allocation.node_id == node.id))).one()
             if (used[0] + flavor["vcpus"] > node.vcpus * node.cpu_allocation_ratio
                     or used[1] + flavor["ram"] > (node.memory_mb - node.reserved_host_memory_mb)

@@ -41,7 +41,7 @@ class ComputeDriver(ABC):
     def __init__(self, host: str) -> None:
         self.host = host
 
-    async def init_host(self) -> None:
+    async def init_host(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Prepare the host (directories, probes); called once when the agent starts."""
 
     @abstractmethod
@@ -79,10 +79,12 @@ class ComputeDriver(ABC):
     async def get_console_output(self, instance: dict[str, Any]) -> str: ...
 
     @abstractmethod
-    async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None: ...
+    async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any],
+                            mountpoint: str) -> None: ...
 
     @abstractmethod
-    async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None: ...
+    async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any],
+                            mountpoint: str) -> None: ...
 
     @abstractmethod
     async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None: ...

@@ -1,0 +1,301 @@
+"""The compute agent of one host: builds, power actions and teardown through its driver (FLOW.md 13-29).
+
+It never opens the database: it reads and writes its instances through the conductor (CALL), gets image
+metadata from the image service and ports from the network service over REST, and drives the hypervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import asdict
+from typing import Any
+
+from pocketstack.common.clients.identity import ServiceTokenProvider
+from pocketstack.common.clients.image import ImageClient
+from pocketstack.common.clients.network import NetworkClient
+from pocketstack.common.config import Settings
+from pocketstack.common.context import RequestContext, get_current
+from pocketstack.common.errors import APIError, NotFound
+from pocketstack.common.rpc import RPCEndpoint, RPCServer, Transport
+from pocketstack.common.timeutils import utcnow
+from pocketstack.compute import states
+from pocketstack.compute.conductor.rpcapi import ConductorAPI
+from pocketstack.compute.virt.driver import ComputeDriver
+
+log = logging.getLogger("pocketstack.compute.agent")
+
+# action -> (driver method, vm_state after, event name)
+POWER_ACTIONS = {
+    "stop": ("power_off", states.STOPPED, "compute_stop_instance"),
+    "start": ("power_on", states.ACTIVE, "compute_start_instance"),
+    "reboot": ("reboot", states.ACTIVE, "compute_reboot_instance"),
+    "reboot_hard": ("reboot", states.ACTIVE, "compute_reboot_instance"),
+    "pause": ("pause", states.PAUSED, "compute_pause_instance"),
+    "unpause": ("unpause", states.ACTIVE, "compute_unpause_instance"),
+    "suspend": ("suspend", states.SUSPENDED, "compute_suspend_instance"),
+    "resume": ("resume", states.ACTIVE, "compute_resume_instance"),
+}
+
+
+class BuildAborted(Exception):
+    """The server was deleted while it was being built."""
+
+
+class ComputeAgent(RPCEndpoint):
+    namespace = "compute"
+    version = "1.0"
+
+    def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
+                 image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:
+        self.settings = settings
+        self.host = host
+        self.driver = driver
+        self.transport = transport
+        self.conductor = ConductorAPI(transport)
+        self.image = image
+        self.network = network
+        self.service_tokens = service_tokens
+        self.server = RPCServer(transport, "compute", host, [self])
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._network_names: dict[str, str] = {}
+
+    # ----- lifecycle ---------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.driver.init_host()
+        await self.report()
+        await self.server.start()
+        self._tasks.append(asyncio.create_task(self._periodic(self.report, self.settings.compute.report_interval)))
+        self._tasks.append(asyncio.create_task(
+            self._periodic(self.sync_power_states, self.settings.compute.sync_power_state_interval)))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.server.stop()
+
+    async def _periodic(self, func: Any, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await func()
+            except Exception:
+                log.exception("%s: periodic task %s failed", self.host, func.__name__)
+
+    async def report(self) -> None:
+        """Heartbeat and resource report (the scheduler's host state)."""
+        resources = asdict(await self.driver.get_available_resource())
+        await self.conductor.service_report(self.host, "nova-compute", "compute", resources)
+
+    async def sync_power_states(self) -> None:
+        """Make the database agree with the hypervisor (a guest that shut itself down becomes SHUTOFF)."""
+        for inst in await self.conductor.instances_on_host(self.host):
+            if inst["task_state"] is not None or inst["vm_state"] == states.BUILDING:
+                continue
+            info = await self.driver.get_info(inst)
+            updates: dict[str, Any] = {}
+            if info.power_state != inst["power_state"]:
+                updates["power_state"] = info.power_state
+            if inst["vm_state"] == states.ACTIVE and info.power_state in (states.SHUTDOWN, states.NOSTATE,
+                                                                         states.CRASHED):
+                updates["vm_state"] = states.STOPPED
+            if updates:
+                with contextlib.suppress(Exception):
+                    await self.conductor.instance_update(inst["uuid"], updates, expected_task_state=[None])
+
+    # ----- build (steps 13-29) -----------------------------------------------------------------------------
+    async def build_and_run_instance(self, instance_uuid: str, request_spec: dict[str, Any]) -> None:
+        started = utcnow()
+        ctx = get_current() or RequestContext()
+        async with self._locks[instance_uuid]:
+            network_info: list[dict[str, Any]] = []
+            try:
+                instance = await self.conductor.instance_get(instance_uuid)  # steps 14-18
+                if instance["deleted"] or instance["task_state"] == states.DELETING:
+                    raise BuildAborted()
+                instance = await self._progress(instance_uuid, states.BLOCK_DEVICE_MAPPING, [states.SCHEDULING])
+                instance = await self._progress(instance_uuid, states.NETWORKING, [states.BLOCK_DEVICE_MAPPING])
+                image_meta = await self._image_meta(instance)  # steps 20-22
+                network_info = await self._allocate_network(instance, ctx)  # steps 23-25
+                instance = await self.conductor.instance_update(
+                    instance_uuid, {"task_state": states.SPAWNING, "network_info": network_info},
+                    expected_task_state=[states.NETWORKING])
+                await self.driver.spawn(instance, image_meta, network_info)  # step 29
+                info = await self.driver.get_info(instance)
+                await self.conductor.instance_update(
+                    instance_uuid, {"vm_state": states.ACTIVE, "task_state": None, "power_state": info.power_state,
+                                    "launched_at": utcnow().isoformat()}, expected_task_state=[states.SPAWNING])
+            except Exception as exc:
+                await self._build_failed(instance_uuid, exc, network_info, ctx, started)
+                return
+            finally:
+                self._locks.pop(instance_uuid, None)
+        await self._event(instance_uuid, ctx, "compute__do_build_and_run_instance", started, "Success")
+
+    async def _progress(self, instance_uuid: str, task_state: str, expected: list[str | None]) -> dict[str, Any]:
+        return await self.conductor.instance_update(instance_uuid, {"task_state": task_state},
+                                                    expected_task_state=expected)
+
+    async def _image_meta(self, instance: dict[str, Any]) -> dict[str, Any]:
+        if not instance["image_ref"]:
+            return {}
+        return await self.image.get_image(instance["image_ref"])
+
+    async def _network_name(self, network_id: str) -> str:
+        if network_id not in self._network_names:
+            network = await self.network.get_network(network_id, token=await self.service_tokens.token())
+            self._network_names[network_id] = network["name"]
+        return self._network_names[network_id]
+
+    async def _allocate_network(self, instance: dict[str, Any], ctx: RequestContext) -> list[dict[str, Any]]:
+        """Create (or take) a port per requested network and bind it to this host."""
+        requested = instance["requested_networks"]
+        if not requested or requested in ("none", "auto"):
+            return []
+        service_token = await self.service_tokens.token()
+        network_info: list[dict[str, Any]] = []
+        try:
+            for req in requested:
+                if req.get("port"):
+                    port = await self.network.get_port(req["port"])
+                    preexisting = True
+                else:
+                    attrs: dict[str, Any] = {"device_id": instance["uuid"], "device_owner": "compute:nova"}
+                    if req.get("fixed_ip"):
+                        attrs["fixed_ips"] = [{"ip_address": req["fixed_ip"]}]
+                    if instance["security_groups"]:
+                        attrs["security_groups"] = instance["security_groups"]
+                    port = await self.network.create_port(req["uuid"], **attrs)  # step 23, as the user
+                    preexisting = False
+                network_info.append(self._vif(port, preexisting))  # remembered for cleanup before binding
+                port = await self.network.bind_port(port["id"], self.host, instance["uuid"], token=service_token)
+                vif = self._vif(port, preexisting)
+                vif["network_name"] = await self._network_name(port["network_id"])
+                network_info[-1] = vif
+        except Exception:
+            await self._deallocate_network(network_info)
+            raise
+        return network_info
+
+    @staticmethod
+    def _vif(port: dict[str, Any], preexisting: bool) -> dict[str, Any]:
+        return {"id": port["id"], "network_id": port["network_id"], "mac_address": port["mac_address"],
+                "fixed_ips": port.get("fixed_ips", []), "vif_type": port.get("binding:vif_type"),
+                "vif_details": port.get("binding:vif_details", {}), "preexisting": preexisting}
+
+    async def _deallocate_network(self, network_info: list[dict[str, Any]]) -> None:
+        """Delete the ports this server created, unbind the ones the user brought."""
+        if not network_info:
+            return
+        token = await self.service_tokens.token()
+        for vif in network_info:
+            try:
+                if vif.get("preexisting"):
+                    await self.network.update_port(vif["id"], token=token, **{
+                        "binding:host_id": "", "device_id": "", "device_owner": ""})
+                else:
+                    await self.network.delete_port(vif["id"], token=token)
+            except NotFound:
+                pass
+            except APIError:
+                log.exception("%s: could not release port %s", self.host, vif["id"])
+
+    async def _build_failed(self, instance_uuid: str, exc: Exception, network_info: list[dict[str, Any]],
+                            ctx: RequestContext, started: Any) -> None:
+        await self._deallocate_network(network_info)
+        with contextlib.suppress(Exception):
+            await self.driver.destroy({"uuid": instance_uuid}, network_info)
+        if isinstance(exc, BuildAborted) or type(exc).__name__ == "UnexpectedTaskState":
+            log.info("%s: build of %s aborted: the server is being deleted", self.host, instance_uuid)
+            return
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        log.warning("%s: build of %s failed: %s", self.host, instance_uuid, reason)
+        await self._event(instance_uuid, ctx, "compute__do_build_and_run_instance", started, "Error", reason)
+        await self.conductor.reschedule(instance_uuid, self.host, reason)
+
+    async def _event(self, instance_uuid: str, ctx: RequestContext, event: str, started: Any, result: str,
+                     details: str | None = None) -> None:
+        with contextlib.suppress(Exception):
+            await self.conductor.action_event(instance_uuid, ctx.request_id, event, started.isoformat(), result,
+                                              self.host, details)
+
+    # ----- teardown and power actions ----------------------------------------------------------------------
+    async def terminate_instance(self, instance_uuid: str) -> None:
+        started = utcnow()
+        ctx = get_current() or RequestContext()
+        async with self._locks[instance_uuid]:
+            try:
+                instance = await self.conductor.instance_get(instance_uuid)
+            except Exception:
+                return
+            if instance["deleted"]:
+                return
+            await self.driver.destroy(instance, instance["network_info"])
+            await self._deallocate_network(instance["network_info"])
+            await self.conductor.instance_destroy(instance_uuid)
+            self._locks.pop(instance_uuid, None)
+        await self._event(instance_uuid, ctx, "compute_terminate_instance", started, "Success")
+
+    async def power_action(self, instance_uuid: str, action: str) -> None:
+        method, vm_state, event = POWER_ACTIONS[action]
+        started = utcnow()
+        ctx = get_current() or RequestContext()
+        async with self._locks[instance_uuid]:
+            instance = await self.conductor.instance_get(instance_uuid)
+            try:
+                func = getattr(self.driver, method)
+                await (func(instance, hard=action == "reboot_hard") if method == "reboot" else func(instance))
+                info = await self.driver.get_info(instance)
+                await self.conductor.instance_update(instance_uuid, {
+                    "vm_state": vm_state, "task_state": None, "power_state": info.power_state})
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                await self.conductor.instance_update(instance_uuid, {
+                    "task_state": None, "fault": {"code": 500, "message": reason}})
+                await self._event(instance_uuid, ctx, event, started, "Error", reason)
+                return
+        await self._event(instance_uuid, ctx, event, started, "Success")
+
+    async def get_console_output(self, instance_uuid: str, length: int | None) -> str:
+        instance = await self.conductor.instance_get(instance_uuid)
+        text = await self.driver.get_console_output(instance)
+        if length is not None:
+            lines = text.splitlines()
+            text = "\n".join(lines[-length:]) + ("\n" if lines else "") if length else ""
+        return text
+
+    async def attach_interface(self, instance_uuid: str, network_id: str | None, port_id: str | None,
+                               fixed_ip: str | None) -> dict[str, Any]:
+        async with self._locks[instance_uuid]:
+            instance = await self.conductor.instance_get(instance_uuid)
+            req: dict[str, Any] = {"port": port_id} if port_id else {"uuid": network_id, "fixed_ip": fixed_ip}
+            ctx = get_current() or RequestContext()
+            vifs = await self._allocate_network({**instance, "requested_networks": [req]}, ctx)
+            vif = vifs[0]
+            try:
+                await self.driver.attach_interface(instance, vif)
+            except Exception:
+                await self._deallocate_network(vifs)
+                raise
+            await self.conductor.instance_update(instance_uuid, {"network_info": [*instance["network_info"], vif]})
+            return vif
+
+    async def detach_interface(self, instance_uuid: str, port_id: str) -> None:
+        async with self._locks[instance_uuid]:
+            instance = await self.conductor.instance_get(instance_uuid)
+            vif = next((v for v in instance["network_info"] if v["id"] == port_id), None)
+            if vif is None:
+                raise LookupError(f"port {port_id} is not attached to server {instance_uuid}")
+            await self.driver.detach_interface(instance, vif)
+            await self._deallocate_network([vif])
+            remaining = [v for v in instance["network_info"] if v["id"] != port_id]
+            await self.conductor.instance_update(instance_uuid, {"network_info": remaining})
+
+    async def external_instance_event(self, instance_uuid: str, name: str, tag: str | None, status: str) -> None:
+        log.info("%s: event %s (%s) for %s: %s", self.host, name, tag, instance_uuid, status)
+

@@ -1,0 +1,16 @@
+import time, openstack
+def test_boot(cloud):
+    c = cloud.conn()
+    img = c.image.create_image(name="tiny", disk_format="raw", container_format="bare", data=b"\0" * 1024, visibility="public")
+    net = c.network.create_network(name="n1")
+    c.network.create_subnet(network_id=net.id, cidr="10.9.0.0/24", ip_version=4)
+    s = c.compute.create_server(name="vm1", image_id=img.id, flavor_id="1", networks=[{"uuid": net.id}])
+    s = c.compute.wait_for_server(s, wait=30)
+    print(s.status, s.addresses, s.compute_host)
+    out = cloud.cli("server", "show", "vm1", "-f", "json")
+    print(out)
+    print(cloud.cli("console", "log", "show", "vm1"))
+    print(cloud.cli("server", "event", "list", "vm1", "-f", "json"))
+    c.compute.delete_server(s)
+    c.compute.wait_for_delete(s, wait=30)
+    print(list(c.network.ports(device_id=s.id)))

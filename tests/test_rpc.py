@@ -9,6 +9,7 @@ import decimal
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -99,6 +100,13 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     bus = Bus(request.param, vhost)
     yield bus
     await bus.close()
+
+
+async def wait_until(predicate: Any, within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
 
 
 @register_remote_exception
@@ -231,6 +239,45 @@ async def test_two_servers_on_one_topic_share_calls(bus: Bus, prefix: str) -> No
     assert counts["a"] > 0 and counts["b"] > 0, counts
     for server in servers:
         await server.stop()
+
+
+async def test_host_names_with_dots_are_servers(bus: Bus, prefix: str) -> None:
+    endpoints = [Recorder(name) for name in ("node1.example.org", "node2.example.org")]
+    servers = [await serve(bus.transport(), prefix, ep.name, ep) for ep in endpoints]
+    api = RecorderAPI(bus.transport(), topic=prefix)
+    assert await api.prepare(server="node2.example.org").call(None, "whoami") == "node2.example.org"
+    for bad in ("a.b", "", "a*", "x#"):
+        with pytest.raises(ValueError):
+            Target(bad)
+    with pytest.raises(ValueError):
+        Target(prefix, "host*")
+    for server in servers:
+        await server.stop()
+
+
+async def test_cast_waits_in_the_queue_while_the_server_restarts(bus: Bus, prefix: str) -> None:
+    server = await serve(bus.transport(), prefix, "h1", Recorder("h1"))
+    await server.stop()
+    api = RecorderAPI(bus.transport(), topic=prefix)
+    await api.prepare().cast(None, "note", text="to the topic")
+    await api.prepare(server="h1").cast(None, "note", text="to h1")
+    back = Recorder("h1")
+    server = await serve(bus.transport(), prefix, "h1", back)
+    await wait_until(lambda: len(back.calls) == 2)
+    assert sorted(back.calls) == [("note", "to h1"), ("note", "to the topic")]
+    await server.stop()
+
+
+async def test_stop_finishes_the_calls_in_flight(bus: Bus, prefix: str) -> None:
+    endpoint = Recorder("h1", delay=0.3)
+    server = await serve(bus.transport(), prefix, "h1", endpoint)
+    client = RecorderAPI(bus.transport(), topic=prefix).prepare()
+    in_flight = asyncio.ensure_future(client.call(None, "whoami"))
+    await asyncio.sleep(0.1)
+    await server.stop()
+    assert await in_flight == "h1"
+    with pytest.raises(MessagingTimeout):  # stopped: nothing more is taken
+        await client.prepare(timeout=0.3).call(None, "whoami")
 
 
 async def test_remote_exceptions_come_back_typed(bus: Bus, prefix: str) -> None:
@@ -377,6 +424,64 @@ async def test_amqp_survives_broker_connection_drop(vhost: str, prefix: str) -> 
         await server.stop()
     finally:
         await bus.close()
+
+
+SERVER_PROCESS = """
+import asyncio, os, signal, sys
+from pocketstack.common.config import RpcSettings
+from pocketstack.common.context import get_current
+from pocketstack.common.errors import NotFound
+from pocketstack.common.rpc import RPCEndpoint, RPCServer, make_transport
+
+class Worker(RPCEndpoint):
+    namespace = "test"
+    version = "1.2"
+
+    async def whoami(self):
+        await asyncio.sleep(0.02)
+        return {"pid": os.getpid(), "context": get_current().to_dict()}
+
+    async def fail(self, kind):
+        raise NotFound(f"no {kind} here")
+
+async def main():
+    transport = make_transport(RpcSettings(transport_url=sys.argv[1]))
+    server = RPCServer(transport, sys.argv[2], sys.argv[3], [Worker()])
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    await server.stop()
+    await transport.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_amqp_servers_in_other_processes_share_a_topic(vhost: str, prefix: str) -> None:
+    url = f"{BROKER}/{vhost}"
+    children = [await asyncio.create_subprocess_exec(sys.executable, "-c", SERVER_PROCESS, url, prefix, f"w{i}",
+                                                     stdout=asyncio.subprocess.PIPE) for i in range(2)]
+    transport = AmqpTransport(url, call_timeout=10)
+    try:
+        for child in children:
+            assert child.stdout is not None
+            assert await asyncio.wait_for(child.stdout.readline(), 30) == b"ready\n"
+        client = RecorderAPI(transport, topic=prefix).prepare()
+        ctxt = RequestContext(auth_token="tok", user_id="u1", project_id="p1", roles=["member"])
+        answers = await asyncio.gather(*(client.call(ctxt, "whoami") for _ in range(30)))
+        assert {a["pid"] for a in answers} == {child.pid for child in children}
+        assert all(a["context"] == ctxt.to_dict() for a in answers)
+        only_w1 = await client.prepare(server="w1").call(ctxt, "whoami")
+        assert only_w1["pid"] == children[1].pid
+        with pytest.raises(NotFound, match="no flavor here"):
+            await client.call(ctxt, "fail", kind="flavor")
+    finally:
+        for child in children:
+            child.terminate()
+            await asyncio.wait_for(child.wait(), 10)
+        await transport.close()
 
 
 async def test_amqp_unreachable_broker_is_a_clear_error() -> None:

@@ -487,6 +487,10 @@ class Core:
 
     async def update_quota(self, ctx: RequestContext, project_id: str, data: dict[str, Any]) -> dict[str, Any]:
         self.enforce("update_quota", ctx, {"project_id": project_id})
+        data = dict(data)
+        check_limit = data.pop("check_limit", False)
+        if not isinstance(check_limit, bool):
+            raise ipam.invalid(f"'{check_limit}' is not a valid boolean value for check_limit")
         for resource, value in data.items():
             if resource not in QUOTA_RESOURCES:
                 raise BadRequest(f"Unrecognized attribute(s) '{resource}'", error_type="HTTPBadRequest")
@@ -496,6 +500,13 @@ class Core:
 
         async def update(session: AsyncSession) -> None:
             for resource, value in data.items():
+                if check_limit and value >= 0:  # quota-check-limit: never below what is in use
+                    model = QUOTA_RESOURCES[resource]
+                    used = await session.scalar(select(func.count()).select_from(model).where(
+                        model.project_id == project_id)) or 0
+                    if value < used:
+                        raise BadRequest(f"Quota limit {value} for {resource} must be greater than or equal to "
+                                         f"already used and reserved {used}.", error_type="InvalidQuotaValue")
                 row = await session.get(m.Quota, (project_id, resource))
                 if row is None:
                     session.add(m.Quota(project_id=project_id, resource=resource, hard_limit=value))

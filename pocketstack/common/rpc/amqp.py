@@ -77,16 +77,22 @@ class AmqpTransport(Transport):
                     **extra)
             except CONNECTION_EXCEPTIONS as exc:
                 raise TransportError(f"cannot reach the message broker at {_redacted(self.url)}: {exc}") from exc
-            self._confirmed = await connection.channel(publisher_confirms=True)
-            self._fast = await connection.channel(publisher_confirms=False)
-            self._topic_confirmed = await self._confirmed.declare_exchange(
-                self.exchange_name, aio_pika.ExchangeType.TOPIC)
-            self._topic_fast = await self._fast.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC)
-            self._reply_queue = await self._fast.declare_queue(
-                f"reply_{uuid.uuid4().hex}", exclusive=True, auto_delete=True)
-            await self._reply_queue.consume(self._on_reply, no_ack=True)
+            try:
+                await self._declare(connection)
+            except BaseException:
+                await connection.close()
+                raise
             connection.close_callbacks.add(self._on_connection_lost)
             self.connection = connection
+
+    async def _declare(self, connection: AbstractRobustConnection) -> None:
+        self._confirmed = await connection.channel(publisher_confirms=True)
+        self._fast = await connection.channel(publisher_confirms=False)
+        self._topic_confirmed = await self._confirmed.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC)
+        self._topic_fast = await self._fast.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC)
+        self._reply_queue = await self._fast.declare_queue(f"reply_{uuid.uuid4().hex}", exclusive=True,
+                                                           auto_delete=True)
+        await self._reply_queue.consume(self._on_reply, no_ack=True)
 
     def _on_connection_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
         if self._pending:
@@ -169,7 +175,11 @@ class AmqpTransport(Transport):
         await self.start()
         assert self.connection is not None
         subscription = _AmqpSubscription(self, handler, max_concurrency)
-        await subscription.start(target)
+        try:
+            await subscription.start(target)
+        except BaseException:
+            await subscription.stop(grace=0)
+            raise
         return subscription
 
     async def close(self) -> None:

@@ -30,9 +30,12 @@ class Target:
     server: str | None = None
 
     def __post_init__(self) -> None:
-        for part in (self.topic, self.server):
-            if part is not None and (not part or "." in part or "#" in part or "*" in part):
-                raise ValueError(f"invalid RPC topic or server name {part!r}: no '.', '#', '*' or empty names")
+        # Host names may hold dots (routing key "compute.host1.example.org"); topics may not, so the routing
+        # key stays unambiguous. AMQP wildcards would turn a binding into a pattern.
+        if not self.topic or any(c in self.topic for c in ".#* "):
+            raise ValueError(f"invalid RPC topic {self.topic!r}: a non-empty name without '.', '#', '*', ' '")
+        if self.server is not None and (not self.server or any(c in self.server for c in "#* ")):
+            raise ValueError(f"invalid RPC server {self.server!r}: a non-empty name without '#', '*', ' '")
 
     @property
     def routing_key(self) -> str:

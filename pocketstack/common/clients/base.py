@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -65,7 +66,7 @@ class ServiceClient:
 
     async def request(self, method: str, path: str, *, token: str | None = None, json: Any = None,
                       params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                      ok: tuple[int, ...] = (200, 201, 202, 204)) -> tuple[int, Any, dict[str, str]]:
+                      ok: tuple[int, ...] = (200, 201, 202, 204)) -> tuple[int, Any, Mapping[str, str]]:
         """Send a request; return (status, parsed JSON or None, headers) or raise the error it maps to."""
         data = orjson.dumps(json) if json is not None else None
         hdrs = self.headers(token, headers)
@@ -76,7 +77,7 @@ class ServiceClient:
                                               headers=hdrs) as resp:
                 raw = await resp.read()
                 body = orjson.loads(raw) if raw and resp.content_type.endswith("json") else None
-                resp_headers = dict(resp.headers)
+                resp_headers = resp.headers.copy()  # case-insensitive, as HTTP header names are
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServiceUnavailable(f"The {self.service_name} service is unreachable: {exc.__class__.__name__}")

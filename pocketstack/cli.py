@@ -30,11 +30,39 @@ def up(
     bind: Annotated[str | None, typer.Option(help="address every service listens on (default 127.0.0.1)")] = None,
     port_offset: Annotated[int | None, typer.Option(help="added to every default port")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning")] = None,
+    compute_driver: Annotated[str | None, typer.Option(help="hypervisor driver of the compute agents: fake")] = None,
+    fake_hosts: Annotated[int | None, typer.Option(help="compute hosts to run with the fake driver")] = None,
 ) -> None:
     """Start the all-in-one cloud in the foreground; Ctrl-C stops it."""
     from pocketstack.launcher import run_foreground
 
-    run_foreground(make_settings(data_dir=data_dir, bind=bind, port_offset=port_offset, log_level=log_level))
+    compute = {k: v for k, v in (("driver", compute_driver), ("fake_hosts", fake_hosts)) if v is not None}
+    run_foreground(make_settings(data_dir=data_dir, bind=bind, port_offset=port_offset, log_level=log_level,
+                                 compute=compute or None))
+
+
+@app.command()
+def trace(
+    server: Annotated[str, typer.Argument(help="server ID or name")],
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+) -> None:
+    """Show the boot of a server hop by hop (FLOW.md steps), with timings."""
+    import asyncio
+    import json
+
+    from pocketstack.trace.render import TraceError, collect, render
+
+    settings = make_settings(data_dir=data_dir)
+    try:
+        result = asyncio.run(collect(settings, server))
+    except TraceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        render(result)
 
 
 @identity_app.command("rotate-keys")

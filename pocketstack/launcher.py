@@ -15,10 +15,12 @@ import aiohttp
 import uvicorn
 import yaml
 
+from pocketstack.common import tracing
 from pocketstack.common.clients.base import close_http_session, http_session
 from pocketstack.common.config import Settings
 from pocketstack.common.rpc import close_transports
 from pocketstack.common.service import SERVICES, Service, ServiceSpec, stored_passwords
+from pocketstack.trace.store import TraceStore
 
 log = logging.getLogger("pocketstack")
 
@@ -74,6 +76,7 @@ class AllInOne:
         self.specs = specs if specs is not None else list(SERVICES)
         self.services: list[Service] = []
         self._servers: list[tuple[_EmbeddedServer, asyncio.Task[None]]] = []
+        self.tracer: tracing.Tracer | None = None
 
     async def _serve(self, spec: ServiceSpec, service: Service) -> None:
         config = uvicorn.Config(service.app, host=self.settings.bind, port=self.settings.port(spec.name),
@@ -91,6 +94,12 @@ class AllInOne:
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.trace.enabled:
+            store = TraceStore(self.settings)
+            await store.migrate()
+            self.tracer = tracing.Tracer(store)
+            await self.tracer.start()
+            tracing.install(self.tracer)  # every server and task started below records into it
         for spec in self.specs:
             service = spec.build(self.settings, self.specs)
             await service.start()
@@ -109,6 +118,10 @@ class AllInOne:
             with contextlib.suppress(Exception):
                 await service.stop()
         self.services.clear()
+        if self.tracer is not None:
+            await self.tracer.stop()
+            await self.tracer.store.close()  # type: ignore[attr-defined]
+            self.tracer = None
         await close_transports()
         await close_http_session()
 

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pocketstack.common import tracing
 from pocketstack.common.auth import TokenValidator, context_from_token
 from pocketstack.common.context import REQUEST_ID_RE, RequestContext, current_context, new_request_id
 from pocketstack.common.errors import (
@@ -76,6 +77,14 @@ def describe_validation_error(exc: RequestValidationError | ValidationError) -> 
     return "Invalid input: " + "; ".join(parts) if parts else "Invalid input."
 
 
+# FLOW.md steps of requests that come from clients.
+_CLIENT_STEPS = {("identity", "POST", "/v3/auth/tokens"): "1-2", ("compute-api", "POST", "/v2.1/servers"): "3"}
+
+
+def _client_step(service: str, method: str, path: str) -> str | None:
+    return _CLIENT_STEPS.get((service, method, path.rstrip("/")))
+
+
 class EdgeMiddleware:
     """Request id, authentication and error mapping for one service, as one pure ASGI layer."""
 
@@ -111,6 +120,10 @@ class EdgeMiddleware:
             await send(message)
 
         method, path = scope["method"], scope["path"]
+        caller = headers.get("x-pocketstack-caller")
+        component_token = tracing.current_component.set(self.service_name)
+        wall_start = time.time()
+        reset = current_context.set(RequestContext(request_id=request_id))
         try:
             ctx = RequestContext(request_id=request_id)
             token = headers.get("x-auth-token")
@@ -128,11 +141,8 @@ class EdgeMiddleware:
                 version = self.microversion.negotiate(headers)
                 scope["state"]["api_version"] = version
                 extra_headers.extend(self.microversion.response_headers(version))
-            reset = current_context.set(ctx)
-            try:
-                await self.app(scope, receive, send_wrapper)
-            finally:
-                current_context.reset(reset)
+            current_context.set(ctx)
+            await self.app(scope, receive, send_wrapper)
         except APIError as err:
             if not started_response[0]:
                 await error_response(err, self.style)(scope, receive, send_wrapper)
@@ -145,6 +155,15 @@ class EdgeMiddleware:
             if not started_response[0]:
                 raise
         finally:
+            if caller is None and tracing.enabled():  # a client's request; service-to-service hops are
+                state = scope.get("state", {})        # recorded by the calling side
+                tracing.record("REST", self.service_name, f"{method} {path}", wall_start,
+                               time.perf_counter() - started, step=_client_step(self.service_name, method, path),
+                               outcome=str(status_holder[0]), source="client", request_id=request_id,
+                               audit_id=state.get("trace_audit_id") or getattr(state.get("context"), "audit_id",
+                                                                               None))
+            current_context.reset(reset)
+            tracing.current_component.reset(component_token)
             if self.access_log:
                 log.info("%s %s %s %d %.1fms %s", self.service_name, method, path, status_holder[0],
                          (time.perf_counter() - started) * 1000, request_id)

@@ -8,9 +8,11 @@ time and the cache never holds a token itself.
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pocketstack.common import tracing
 from pocketstack.common.cache import Cache
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import Unauthorized
@@ -45,6 +47,7 @@ def context_from_token(token: dict[str, Any], auth_token: str | None, request_id
         roles=[r["name"] for r in token.get("roles", [])],
         expires_at=token.get("expires_at"),
         application_credential_id=app_cred.get("id"),
+        audit_id=(token.get("audit_ids") or [None])[0],
     )
 
 
@@ -62,10 +65,15 @@ class CachedTokenValidator:
 
     async def validate(self, token: str) -> dict[str, Any]:
         key = token_cache_key(token)
+        started, began = time.time(), time.perf_counter()
         data = await self.cache.get(key)
         if data is None:
             data = await self.validator.validate(token)
             await self.cache.set(key, data, self.ttl)
+        else:
+            component = tracing.current_component.get()
+            tracing.record("WORK", component, "validate token (cache hit)", started, time.perf_counter() - began,
+                           step=tracing.rest_step(component, "identity", "GET", "/v3/auth/tokens"))
         expires_at = data.get("expires_at")
         if expires_at and parse_time(expires_at) <= datetime.now(UTC):
             await self.cache.delete(key)

@@ -104,6 +104,15 @@ class NetworkSettings(ServiceSettings):
     service_project: str = "admin"
 
 
+class TraceSettings(BaseModel):
+    """The span store behind `pocketstack trace`."""
+
+    enabled: bool = True
+    database_url: str | None = None  # default: DATA_DIR/trace.db
+    retention_hours: float = Field(72.0, gt=0)
+    max_spans: int = Field(1_000_000, ge=1000)
+
+
 class AuthSettings(BaseModel):
     """The token validation cache every consuming service keeps (keystonemiddleware + memcached)."""
 
@@ -140,6 +149,7 @@ class Settings(BaseSettings):
     compute: ComputeSettings = ComputeSettings()
     network: NetworkSettings = NetworkSettings()
     auth: AuthSettings = AuthSettings()
+    trace: TraceSettings = TraceSettings()
     rpc: RpcSettings = RpcSettings()
 
     @classmethod

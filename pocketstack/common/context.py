@@ -34,6 +34,7 @@ class RequestContext:
     roles: list[str] = field(default_factory=list)
     expires_at: str | None = None
     application_credential_id: str | None = None
+    audit_id: str | None = None  # of the token used: links a request to the token's issue (FLOW.md 1-2)
 
     @property
     def is_admin(self) -> bool:

@@ -71,7 +71,7 @@ class ComputeService(Service):
         self.state = ComputeAPIState(settings=settings, db=self.db, policy=self.policy, conductor=None,
                                      agents=None, image=ImageClient(settings.base_url("image")),
                                      network=NetworkClient(settings.base_url("network")))
-        self.app = create_app(service_name="compute", style="nova", routers=_routers(),
+        self.app = create_app(service_name="compute-api", style="nova", routers=_routers(),
                               validator=remote_token_validator(settings),
                               is_public=lambda method, path: (method, path) in PUBLIC,
                               access_log=settings.access_log, state={"compute": self.state},

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import orjson
 
+from pocketstack.common import tracing
 from pocketstack.common.context import get_current
 from pocketstack.common.errors import APIError, ServiceUnavailable, error_for_status
 
@@ -53,7 +55,7 @@ class ServiceClient:
         self.service_name = service_name
 
     def headers(self, token: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "X-Pocketstack-Caller": tracing.current_component.get()}
         ctx = get_current()
         if ctx is not None:
             headers["X-OpenStack-Request-ID"] = ctx.request_id
@@ -72,6 +74,8 @@ class ServiceClient:
         hdrs = self.headers(token, headers)
         if data is not None:
             hdrs.setdefault("Content-Type", "application/json")
+        started, began = time.time(), time.perf_counter()
+        status = 0
         try:
             async with http_session().request(method, self.base_url + path, data=data, params=params,
                                               headers=hdrs) as resp:
@@ -81,6 +85,12 @@ class ServiceClient:
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServiceUnavailable(f"The {self.service_name} service is unreachable: {exc.__class__.__name__}")
+        finally:
+            if tracing.enabled():
+                caller = tracing.current_component.get()
+                tracing.record("REST", self.service_name, f"{method} {path}", started, time.perf_counter() - began,
+                               step=tracing.rest_step(caller, self.service_name, method, path),
+                               outcome=str(status) if status else "unreachable")
         if status not in ok:
             err = error_for_status(status, _error_message(body, f"{self.service_name} answered {status}"))
             raise err

@@ -17,9 +17,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+from pocketstack.common import tracing
 from pocketstack.common.context import RequestContext, get_current
 from pocketstack.common.rpc import serializer
 from pocketstack.common.rpc.exceptions import RPCVersionCapError, decode_failure
@@ -27,6 +29,11 @@ from pocketstack.common.rpc.transport import Target, Transport
 from pocketstack.common.rpc.version import is_compatible, parse_version
 
 _UNSET: Any = object()
+
+# FLOW.md steps of the RPC hops of a boot, by (kind, method).
+RPC_STEPS = {("cast", "build_instances"): "8", ("call", "select_destinations"): "9",
+             ("cast", "build_and_run_instance"): "12", ("call", "instance_get"): "14, 18",
+             ("call", "instance_update"): "19"}
 
 
 def encode_request(ctxt: RequestContext | None, method: str, namespace: str | None, version: str,
@@ -87,19 +94,33 @@ class RPCClient:
         self._check_cap(method)
         body = encode_request(ctxt, method, self.namespace, self.version, kwargs)
         timeout = self.timeout if self.timeout is not None else self.transport.call_timeout
-        reply = serializer.loads(await self.transport.call(self.target, body, timeout))
-        if "failure" in reply:
-            raise decode_failure(reply["failure"])
-        return reply.get("result")
+        started, began = time.time(), time.perf_counter()
+        outcome = "ok"
+        try:
+            reply = serializer.loads(await self.transport.call(self.target, body, timeout))
+            if "failure" in reply:
+                outcome = f"error: {reply['failure'].get('type', 'remote error')}"
+                raise decode_failure(reply["failure"])
+            return reply.get("result")
+        except Exception as exc:
+            if outcome == "ok":
+                outcome = f"error: {type(exc).__name__}"
+            raise
+        finally:
+            tracing.record("CALL", self.target.routing_key, method, started, time.perf_counter() - began,
+                           step=RPC_STEPS.get(("call", method)), outcome=outcome)
 
     async def cast(self, ctxt: RequestContext | None, method: str, **kwargs: Any) -> None:
         """Send `method` one-way: to one server of the target, or every server of the topic when fanout."""
         self._check_cap(method)
         body = encode_request(ctxt, method, self.namespace, self.version, kwargs)
+        started, began = time.time(), time.perf_counter()
         if self.fanout:
             await self.transport.fanout(self.target.topic, body)
         else:
             await self.transport.cast(self.target, body)
+        tracing.record("CAST", self.target.topic if self.fanout else self.target.routing_key, method, started,
+                       time.perf_counter() - began, step=RPC_STEPS.get(("cast", method)))
 
 
 class RPCAPI:

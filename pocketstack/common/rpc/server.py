@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from pocketstack.common import tracing
 from pocketstack.common.context import RequestContext, current_context
 from pocketstack.common.rpc import serializer
 from pocketstack.common.rpc.exceptions import (
@@ -107,6 +108,8 @@ class RPCServer:
         self.dispatcher = Dispatcher(endpoints)
         self.max_concurrency = max_concurrency
         self._subscription: Subscription | None = None
+        # the name spans give this server's work: "conductor", "scheduler", "compute@host1"
+        self.component = f"{topic}@{server}" if topic == "compute" else topic
 
     async def start(self) -> None:
         if self._subscription is None:
@@ -124,6 +127,7 @@ class RPCServer:
         """Decode one request, run it under the caller's context, encode the reply (None for a cast)."""
         method = "?"
         token = None
+        component_token = tracing.current_component.set(self.component)
         try:
             request = serializer.loads(body)
             method = str(request["method"])
@@ -142,6 +146,7 @@ class RPCServer:
         finally:
             if token is not None:
                 current_context.reset(token)
+            tracing.current_component.reset(component_token)
         if not wants_reply:
             return None
         try:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from dataclasses import asdict
 from typing import Any
 
+from pocketstack.common import tracing
 from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
@@ -112,6 +114,8 @@ class ComputeAgent(RPCEndpoint):
     async def build_and_run_instance(self, instance_uuid: str, request_spec: dict[str, Any]) -> None:
         started = utcnow()
         ctx = get_current() or RequestContext()
+        tracing.record("WORK", self.server.component, "take build_and_run_instance from the host queue",
+                       time.time(), 0.0, step="13")
         async with self._locks[instance_uuid]:
             network_info: list[dict[str, Any]] = []
             try:
@@ -125,8 +129,10 @@ class ComputeAgent(RPCEndpoint):
                 instance = await self.conductor.instance_update(
                     instance_uuid, {"task_state": states.SPAWNING, "network_info": network_info},
                     expected_task_state=[states.NETWORKING])
-                await self.driver.spawn(instance, image_meta, network_info)  # step 29
-                info = await self.driver.get_info(instance)
+                async with tracing.span("WORK", f"{self.driver.hypervisor_type} driver: spawn", step="29",
+                                        target="hypervisor"):
+                    await self.driver.spawn(instance, image_meta, network_info)
+                    info = await self.driver.get_info(instance)
                 await self.conductor.instance_update(
                     instance_uuid, {"vm_state": states.ACTIVE, "task_state": None, "power_state": info.power_state,
                                     "launched_at": utcnow().isoformat()}, expected_task_state=[states.SPAWNING])

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, func, or_, select
 
+from pocketstack.common import tracing
 from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
@@ -416,36 +417,38 @@ async def create_server(request: Request) -> Response:
     }
     uuids = [str(uuidlib.uuid4()) for _ in range(max_count)]
     async with db.session(write=True) as session:
-        await check_quota(session, request, ctx.project_id, max_count, flavor)
-        if group is not None:
-            members = await session.scalar(select(func.count()).select_from(m.ServerGroupMember).where(
-                m.ServerGroupMember.group_uuid == group.uuid))
-            limit = settings.compute.quota_server_group_members
-            if limit >= 0 and members + max_count > limit:
-                raise Forbidden(_quota_message("server_group_members", max_count, members, limit))
-        for index, instance_uuid in enumerate(uuids):
-            name = body.name if max_count == 1 else f"{body.name}-{index + 1}"
-            session.add(m.Instance(
-                uuid=instance_uuid, display_name=name, hostname=_hostname(body.hostname or name),
-                description=body.description, project_id=ctx.project_id, user_id=ctx.user_id,
-                image_ref=image["id"], flavor=flavor_snapshot, vcpus=flavor.vcpus, memory_mb=flavor.memory_mb,
-                root_gb=flavor.root_gb, vm_state=states.BUILDING, task_state=states.SCHEDULING,
-                power_state=states.NOSTATE, availability_zone=zone or settings.compute.default_availability_zone,
-                key_name=body.key_name, key_data=key_data, user_data=user_data,
-                config_drive=str(body.config_drive).lower() in ("true", "1", "yes"),
-                access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, request_id=ctx.request_id,
-                reservation_id=reservation_id, launch_index=index, requested_networks=requested_networks,
-                security_groups=security_groups, scheduler_hints=hints, block_device_mapping=[],
-                network_info=[], retry={}, request_spec=request_spec, created_at=now, updated_at=now))
-            await session.flush()
-            for key, value in body.metadata.items():
-                session.add(m.InstanceMetadata(instance_uuid=instance_uuid, key=key, value=value))
-            for tag in dict.fromkeys(body.tags):
-                session.add(m.InstanceTag(instance_uuid=instance_uuid, tag=tag))
-            session.add(m.InstanceAction(instance_uuid=instance_uuid, action="create", request_id=ctx.request_id,
-                                         project_id=ctx.project_id, user_id=ctx.user_id, start_time=now))
+        async with tracing.span("DB", "quota check", step="6"):
+            await check_quota(session, request, ctx.project_id, max_count, flavor)
+        async with tracing.span("DB", "write instance records (building/scheduling)", step="7"):
             if group is not None:
-                session.add(m.ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance_uuid))
+                members = await session.scalar(select(func.count()).select_from(m.ServerGroupMember).where(
+                    m.ServerGroupMember.group_uuid == group.uuid))
+                limit = settings.compute.quota_server_group_members
+                if limit >= 0 and members + max_count > limit:
+                    raise Forbidden(_quota_message("server_group_members", max_count, members, limit))
+            for index, instance_uuid in enumerate(uuids):
+                name = body.name if max_count == 1 else f"{body.name}-{index + 1}"
+                session.add(m.Instance(
+                    uuid=instance_uuid, display_name=name, hostname=_hostname(body.hostname or name),
+                    description=body.description, project_id=ctx.project_id, user_id=ctx.user_id,
+                    image_ref=image["id"], flavor=flavor_snapshot, vcpus=flavor.vcpus, memory_mb=flavor.memory_mb,
+                    root_gb=flavor.root_gb, vm_state=states.BUILDING, task_state=states.SCHEDULING,
+                    power_state=states.NOSTATE, availability_zone=zone or settings.compute.default_availability_zone,
+                    key_name=body.key_name, key_data=key_data, user_data=user_data,
+                    config_drive=str(body.config_drive).lower() in ("true", "1", "yes"),
+                    access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, request_id=ctx.request_id,
+                    reservation_id=reservation_id, launch_index=index, requested_networks=requested_networks,
+                    security_groups=security_groups, scheduler_hints=hints, block_device_mapping=[],
+                    network_info=[], retry={}, request_spec=request_spec, created_at=now, updated_at=now))
+                for key, value in body.metadata.items():
+                    session.add(m.InstanceMetadata(instance_uuid=instance_uuid, key=key, value=value))
+                for tag in dict.fromkeys(body.tags):
+                    session.add(m.InstanceTag(instance_uuid=instance_uuid, tag=tag))
+                session.add(m.InstanceAction(instance_uuid=instance_uuid, action="create", request_id=ctx.request_id,
+                                             project_id=ctx.project_id, user_id=ctx.user_id, start_time=now))
+                if group is not None:
+                    session.add(m.ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance_uuid))
+            await session.flush()
     try:
         await state(request).conductor.build_instances(uuids, request_spec)  # step 8
     except Exception as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from pocketstack.common import tracing
 from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.rpc import RPCEndpoint, Transport, register_remote_exception
@@ -156,7 +157,7 @@ class ConductorManager(RPCEndpoint):
 
     # ----- the agents' database access (steps 14-18) --------------------------------------------------------
     async def instance_get(self, instance_uuid: str) -> dict[str, Any]:
-        async with self.db.session() as session:
+        async with tracing.span("DB", "read instance and flavor", step="15-17"), self.db.session() as session:
             inst = await session.get(m.Instance, instance_uuid)
             if inst is None:
                 raise LookupError(f"instance {instance_uuid} not found")

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from pocketstack.common import tracing
 from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.rpc import RPCEndpoint
@@ -80,17 +81,20 @@ class SchedulerManager(RPCEndpoint):
         for instance_uuid in instance_uuids:
             spec = {**request_spec, "_group_host_list": group_host_list}
             req = RequestView(spec, set(group_host_list))
-            candidates = hosts
-            for name, check in self.filters:
-                candidates = [h for h in candidates if check(h, req)]
-                if not candidates:
-                    log.info("no host left for %s after %s", instance_uuid, name)
-                    break
+            async with tracing.span("WORK", f"filter and weigh {len(hosts)} hosts", step="10"):
+                candidates = hosts
+                for name, check in self.filters:
+                    candidates = [h for h in candidates if check(h, req)]
+                    if not candidates:
+                        log.info("no host left for %s after %s", instance_uuid, name)
+                        break
+                ranked = weigh(candidates, req, self.multipliers)
             picked = None
-            for host in weigh(candidates, req, self.multipliers):
-                if await self._claim(host, instance_uuid, request_spec):
-                    picked = host
-                    break
+            async with tracing.span("DB", "claim resources on the chosen host", step="11"):
+                for host in ranked:
+                    if await self._claim(host, instance_uuid, request_spec):
+                        picked = host
+                        break
             if picked is None:
                 chosen.append(None)
                 continue

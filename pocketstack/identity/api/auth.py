@@ -48,6 +48,7 @@ async def issue_token(request: Request) -> Response:
         raise BadRequest("Invalid input: 'auth' is a required property.")
     mgr = manager(request)
     payload = await mgr.authenticate(body["auth"])
+    request.scope["state"]["trace_audit_id"] = payload.audit_ids[0]  # links steps 1-2 to what the token does
     token = mgr.tokens.encode(payload)
     ctx = await mgr.auth_context(payload)
     data = mgr.token_body(payload, ctx, catalog=not _flag(request, "nocatalog"))

@@ -255,6 +255,7 @@ PROBES = {
     "identity": "/v3/auth/catalog",
     "image": "/v2/images",
     "network": "/v2.0/networks",
+    "compute": "/v2.1/servers",
 }
 
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -42,7 +45,13 @@ class Database:
 
     `session()` opens a transaction that commits on success and rolls back on any error, so a failed request
     leaves nothing half-written. On SQLite, write transactions (`session(write=True)`) are serialised in-process
-    so concurrent writers wait for each other instead of failing with "database is locked".
+    and start with BEGIN IMMEDIATE, so concurrent writers wait for each other instead of failing with "database
+    is locked".
+
+    `run(fn, write=True)` runs a synchronous `fn(session)` as one transaction: on SQLite in a worker thread, in
+    one hop, so a hot write holds the database lock for the time of its statements only, not for as many event
+    loop turns as it has awaits (under load those turns, not SQLite, made writes queue up); elsewhere through
+    `AsyncSession.run_sync`.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
@@ -57,10 +66,13 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=3600)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self._sync_engine: Engine | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._thread_write_lock = threading.Lock()
 
     @contextlib.asynccontextmanager
     async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
@@ -68,11 +80,46 @@ class Database:
         if lock is not None:
             await lock.acquire()
         try:
-            async with self.sessionmaker() as session, session.begin():
-                yield session
+            async with self.sessionmaker() as session:
+                if write and self.is_sqlite:
+                    await session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+                try:
+                    yield session
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
         finally:
             if lock is not None:
                 lock.release()
+
+    async def run(self, fn: Callable[[Session], T], *, write: bool = True) -> T:
+        """Run `fn(session)` (synchronous ORM code) as one transaction; see the class docstring."""
+        if not self.is_sqlite:
+            async with self.session(write=write) as session:
+                return await session.run_sync(fn)
+        return await asyncio.to_thread(self._run_in_thread, fn, write)
+
+    def _run_in_thread(self, fn: Callable[[Session], T], write: bool) -> T:
+        if self._sync_engine is None:
+            with self._thread_write_lock:
+                if self._sync_engine is None:
+                    engine = create_engine(self.url.replace("+aiosqlite", ""),
+                                           connect_args={"timeout": 30, "check_same_thread": False})
+                    event.listen(engine, "connect", _sqlite_pragmas)
+                    event.listen(engine, "begin", _sqlite_begin)
+                    self._sync_engine = engine
+        lock = self._thread_write_lock if write else contextlib.nullcontext()
+        with lock, Session(self._sync_engine, expire_on_commit=False) as session:
+            if write:
+                session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+            try:
+                result = fn(session)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            return result
 
     async def migrate(self, migrations_dir: Path, version_table: str) -> None:
         """Upgrade this database to the newest revision of a service's migrations."""
@@ -87,15 +134,23 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # the driver's implicit BEGIN off: _sqlite_begin emits ours
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """BEGIN IMMEDIATE for write transactions (take the write lock first: no failing lock upgrade later)."""
+    conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
 
 
 def alembic_config(migrations_dir: Path, version_table: str) -> Config:

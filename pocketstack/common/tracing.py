@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 
@@ -104,6 +104,24 @@ def record(kind: str, target: str, operation: str, start: float, duration: float
     tracer.add(Span(request_id=request_id, source=source or current_component.get(), target=target, kind=kind,
                     operation=operation, step=step, start=start, duration=duration, outcome=outcome,
                     audit_id=audit_id))
+
+
+@contextlib.contextmanager
+def sync_span(kind: str, operation: str, *, step: str | None = None, target: str | None = None) -> Iterator[None]:
+    """`span` for synchronous code (a database transaction run in a worker thread)."""
+    if _tracer.get() is None:
+        yield
+        return
+    start, began = time.time(), time.perf_counter()
+    outcome = "ok"
+    try:
+        yield
+    except BaseException as exc:
+        outcome = f"error: {type(exc).__name__}"
+        raise
+    finally:
+        record(kind, target or current_component.get(), operation, start, time.perf_counter() - began, step=step,
+               outcome=outcome)
 
 
 @contextlib.asynccontextmanager

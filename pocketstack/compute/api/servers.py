@@ -14,6 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
 from pocketstack.common.app import json_body, json_response, request_context
@@ -32,7 +33,7 @@ from pocketstack.compute.api.common import (
     state,
     version,
 )
-from pocketstack.compute.conductor.manager import count_usage, mark_deleted
+from pocketstack.compute.conductor.manager import mark_deleted, usage_dict, usage_query
 from pocketstack.compute.quotas import project_limits
 
 log = logging.getLogger("pocketstack.compute.api")
@@ -326,14 +327,9 @@ def _quota_message(resource: str, requested: int, used: int, limit: int) -> str:
     return f"Quota exceeded for {resource}: Requested {requested}, but already used {used} of {limit} {resource}"
 
 
-async def check_quota(session: Any, request: Request, project_id: str, count: int, flavor: m.Flavor) -> None:
-    """FLOW.md step 6: instances, cores and RAM within the project's quota (403 as Nova answers)."""
-    limits = await project_limits(session, state(request).settings, project_id)
-    used = await count_usage(session, project_id)
-    for resource, per_instance in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.memory_mb)):
-        limit = limits[resource]
-        if limit >= 0 and used[resource] + per_instance * count > limit:
-            raise Forbidden(_quota_message(resource, per_instance * count, used[resource], limit))
+async def _limits(request: Request, project_id: str) -> dict[str, int]:
+    async with state(request).db.session() as session:
+        return await project_limits(session, state(request).settings, project_id)
 
 
 @router.post("/servers")
@@ -416,12 +412,18 @@ async def create_server(request: Request) -> Response:
         "group": ({"uuid": group.uuid, "policy": group.policy, "rules": group.rules or {}} if group else None),
     }
     uuids = [str(uuidlib.uuid4()) for _ in range(max_count)]
-    async with db.session(write=True) as session:
-        async with tracing.span("DB", "quota check", step="6"):
-            await check_quota(session, request, ctx.project_id, max_count, flavor)
-        async with tracing.span("DB", "write instance records (building/scheduling)", step="7"):
+    limits = await _limits(request, ctx.project_id)
+
+    def write_instances(session: Session) -> None:
+        with tracing.sync_span("DB", "quota check", step="6"):
+            used = usage_dict(session.execute(usage_query(ctx.project_id)).one())
+            for resource, per_instance in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.memory_mb)):
+                limit = limits[resource]
+                if limit >= 0 and used[resource] + per_instance * max_count > limit:
+                    raise Forbidden(_quota_message(resource, per_instance * max_count, used[resource], limit))
+        with tracing.sync_span("DB", "write instance records (building/scheduling)", step="7"):
             if group is not None:
-                members = await session.scalar(select(func.count()).select_from(m.ServerGroupMember).where(
+                members = session.scalar(select(func.count()).select_from(m.ServerGroupMember).where(
                     m.ServerGroupMember.group_uuid == group.uuid))
                 limit = settings.compute.quota_server_group_members
                 if limit >= 0 and members + max_count > limit:
@@ -448,17 +450,23 @@ async def create_server(request: Request) -> Response:
                                              project_id=ctx.project_id, user_id=ctx.user_id, start_time=now))
                 if group is not None:
                     session.add(m.ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance_uuid))
-            await session.flush()
+            session.flush()
+
+    await db.run(write_instances)
     try:
         await state(request).conductor.build_instances(uuids, request_spec)  # step 8
     except Exception as exc:
         log.exception("could not hand the build to the conductor")
-        async with db.session(write=True) as session:
+        reason = f"The conductor could not be reached: {exc}"
+
+        def fail(session: Session) -> None:
             for instance_uuid in uuids:
-                inst = await session.get(m.Instance, instance_uuid)
+                inst = session.get(m.Instance, instance_uuid)
                 inst.vm_state, inst.task_state = states.ERROR, None
                 session.add(m.InstanceFault(instance_uuid=instance_uuid, code=503, created_at=utcnow(),
-                                            message=f"The conductor could not be reached: {exc}"))
+                                            message=reason))
+
+        await db.run(fail)
         raise APIError("The build could not be handed to the conductor; the servers are in ERROR.")
     if body.return_reservation_id:
         return json_response({"reservation_id": reservation_id}, status=202)
@@ -637,21 +645,30 @@ async def update_server(request: Request, server_id: str) -> Response:
 async def delete_server(request: Request, server_id: str) -> Response:
     ctx = request_context(request)
     db = state(request).db
-    async with db.session(write=True) as session:
+    async with db.session() as session:
         inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce("os_compute_api:servers:delete", ctx, {"project_id": inst.project_id})
-        if inst.locked and not ctx.is_admin:
-            raise Conflict(f"Instance {inst.uuid} is locked")
-        session.add(m.InstanceAction(instance_uuid=inst.uuid, action="delete", request_id=ctx.request_id,
-                                     project_id=ctx.project_id or inst.project_id, user_id=ctx.user_id or "",
+    state(request).policy.enforce("os_compute_api:servers:delete", ctx, {"project_id": inst.project_id})
+    if inst.locked and not ctx.is_admin:
+        raise Conflict(f"Instance {inst.uuid} is locked")
+
+    def start_delete(session: Session) -> str | None:
+        row = session.get(m.Instance, inst.uuid)
+        if row is None or row.deleted:
+            raise NotFound(f"Instance {server_id} could not be found.")
+        session.add(m.InstanceAction(instance_uuid=row.uuid, action="delete", request_id=ctx.request_id,
+                                     project_id=ctx.project_id or row.project_id, user_id=ctx.user_id or "",
                                      start_time=utcnow()))
-        host = inst.host
-        if host is None:
+        if row.host is None:
             # never reached a host (scheduling failed, or still scheduling): nothing to tear down there
-            await mark_deleted(session, inst.uuid)
-            return Response(status_code=204)
-        inst.task_state = states.DELETING
-        inst.updated_at = utcnow()
+            mark_deleted(session, row.uuid)
+            return None
+        row.task_state = states.DELETING
+        row.updated_at = utcnow()
+        return row.host
+
+    host = await db.run(start_delete)
+    if host is None:
+        return Response(status_code=204)
     await state(request).agents.terminate_instance(host, server_id)
     return Response(status_code=204)
 

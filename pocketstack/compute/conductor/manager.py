@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
 from pocketstack.common.config import Settings
@@ -95,11 +96,11 @@ class ConductorManager(RPCEndpoint):
                                     event="conductor_schedule_and_build_instances", start_time=started.isoformat(),
                                     result="Error", host=self.settings.compute.host, details=reason)
             return
-        async with self.db.session(write=True) as session:
-            inst = await session.get(m.Instance, instance_uuid)
+        def record_host(session: Session) -> bool:
+            inst = session.get(m.Instance, instance_uuid)
             if inst is None or inst.deleted or inst.task_state == states.DELETING:
-                await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
-                return
+                session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+                return False
             retry = dict(inst.retry or {})
             retry["num_attempts"] = retry.get("num_attempts", 0) + 1
             retry["hosts"] = [*retry.get("hosts", []), host]
@@ -107,6 +108,10 @@ class ConductorManager(RPCEndpoint):
             inst.host = host
             inst.node = host
             inst.updated_at = utcnow()
+            return True
+
+        if not await self.db.run(record_host):
+            return
         await self.action_event(instance_uuid=instance_uuid, request_id=request_id,
                                 event="conductor_schedule_and_build_instances", start_time=started.isoformat(),
                                 result="Success", host=self.settings.compute.host)
@@ -115,16 +120,20 @@ class ConductorManager(RPCEndpoint):
     async def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> None:
         """A build failed on `failed_host`: release its claim and try another host, up to max_attempts."""
         started = utcnow()
-        async with self.db.session(write=True) as session:
-            await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
-            inst = await session.get(m.Instance, instance_uuid)
+        def release(session: Session) -> tuple[dict[str, Any], dict[str, Any]] | None:
+            session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+            inst = session.get(m.Instance, instance_uuid)
             if inst is None or inst.deleted:
-                return
-            retry = dict(inst.retry or {})
-            request_spec = dict(inst.request_spec or {})
+                return None
             inst.host = None
             inst.node = None
             inst.task_state = states.SCHEDULING
+            return dict(inst.retry or {}), dict(inst.request_spec or {})
+
+        released = await self.db.run(release)
+        if released is None:
+            return
+        retry, request_spec = released
         attempts = retry.get("num_attempts", 1)
         if attempts >= self.settings.compute.max_attempts:
             await self._fail(instance_uuid, f"Exceeded maximum number of retries. Exhausted all hosts available "
@@ -144,9 +153,9 @@ class ConductorManager(RPCEndpoint):
         await self._dispatch(instance_uuid, host, request_spec, started, reason)
 
     async def _fail(self, instance_uuid: str, message: str, code: int = 500, details: str = "") -> None:
-        async with self.db.session(write=True) as session:
-            await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
-            inst = await session.get(m.Instance, instance_uuid)
+        def fail(session: Session) -> None:
+            session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+            inst = session.get(m.Instance, instance_uuid)
             if inst is None or inst.deleted:
                 return
             inst.vm_state = states.ERROR
@@ -154,6 +163,8 @@ class ConductorManager(RPCEndpoint):
             inst.updated_at = utcnow()
             session.add(m.InstanceFault(instance_uuid=instance_uuid, code=code, message=message[:4000],
                                         details=details, host=inst.host, created_at=utcnow()))
+
+        await self.db.run(fail)
 
     # ----- the agents' database access (steps 14-18) --------------------------------------------------------
     async def instance_get(self, instance_uuid: str) -> dict[str, Any]:
@@ -172,8 +183,8 @@ class ConductorManager(RPCEndpoint):
         fault = updates.pop("fault", None)
         if isinstance(updates.get("launched_at"), str):
             updates["launched_at"] = datetime.fromisoformat(updates["launched_at"])
-        async with self.db.session(write=True) as session:
-            inst = await session.get(m.Instance, instance_uuid)
+        def apply(session: Session) -> dict[str, Any]:
+            inst = session.get(m.Instance, instance_uuid)
             if inst is None or inst.deleted:
                 raise LookupError(f"instance {instance_uuid} not found")
             if expected_task_state is not None and inst.task_state not in expected_task_state:
@@ -187,13 +198,14 @@ class ConductorManager(RPCEndpoint):
                                             message=str(fault.get("message", ""))[:4000],
                                             details=fault.get("details", ""), host=inst.host, created_at=utcnow()))
             if updates.get("vm_state") == states.ERROR:
-                await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+                session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
             return instance_dict(inst)
+
+        return await self.db.run(apply)
 
     async def instance_destroy(self, instance_uuid: str) -> None:
         """The agent has torn the server down: mark it deleted and release everything it held."""
-        async with self.db.session(write=True) as session:
-            await mark_deleted(session, instance_uuid)
+        await self.db.run(lambda session: mark_deleted(session, instance_uuid))
 
     async def instances_on_host(self, host: str) -> list[dict[str, Any]]:
         async with self.db.session() as session:
@@ -204,8 +216,8 @@ class ConductorManager(RPCEndpoint):
     async def action_event(self, instance_uuid: str, request_id: str, event: str, start_time: str, result: str,
                            host: str, details: str | None = None) -> None:
         """Record a finished event of the instance action of `request_id` (`server event list`)."""
-        async with self.db.session(write=True) as session:
-            action = await session.scalar(select(m.InstanceAction).where(
+        def add_event(session: Session) -> None:
+            action = session.scalar(select(m.InstanceAction).where(
                 m.InstanceAction.instance_uuid == instance_uuid, m.InstanceAction.request_id == request_id))
             if action is None:
                 return
@@ -218,12 +230,15 @@ class ConductorManager(RPCEndpoint):
                 action.message = "Error"
             action.finish_time = now
 
+        await self.db.run(add_event)
+
     async def service_report(self, host: str, binary: str, topic: str,
                              resources: dict[str, Any] | None = None) -> dict[str, Any]:
         now = utcnow()
-        async with self.db.session(write=True) as session:
-            service = await session.scalar(select(m.ComputeService).where(m.ComputeService.host == host,
-                                                                         m.ComputeService.binary == binary))
+
+        def report(session: Session) -> dict[str, Any]:
+            service = session.scalar(select(m.ComputeService).where(m.ComputeService.host == host,
+                                                                   m.ComputeService.binary == binary))
             if service is None:
                 service = m.ComputeService(uuid=str(uuidlib.uuid4()), host=host, binary=binary, topic=topic,
                                            availability_zone=self.settings.compute.default_availability_zone,
@@ -233,12 +248,14 @@ class ConductorManager(RPCEndpoint):
             service.last_seen_up = now
             service.updated_at = now
             if resources is not None:
-                await self._update_node(session, host, resources, now)
+                self._update_node(session, host, resources, now)
             return {"disabled": service.disabled, "forced_down": service.forced_down}
 
-    async def _update_node(self, session: Any, host: str, resources: dict[str, Any], now: datetime) -> None:
+        return await self.db.run(report)
+
+    def _update_node(self, session: Session, host: str, resources: dict[str, Any], now: datetime) -> None:
         cfg = self.settings.compute
-        node = await session.scalar(select(m.ComputeNode).where(m.ComputeNode.host == host))
+        node = session.scalar(select(m.ComputeNode).where(m.ComputeNode.host == host))
         if node is None:
             node = m.ComputeNode(uuid=str(uuidlib.uuid4()), host=host)
             session.add(node)
@@ -262,19 +279,27 @@ class UnexpectedTaskState(Exception):
     """An update raced with another action (e.g. a delete during a build)."""
 
 
-async def mark_deleted(session: Any, instance_uuid: str) -> None:
+def mark_deleted(session: Session, instance_uuid: str) -> None:
     """Soft-delete an instance row and release its claim and group membership (shared by API and conductor)."""
     now = utcnow()
-    await session.execute(update(m.Instance).where(m.Instance.uuid == instance_uuid).values(
+    session.execute(update(m.Instance).where(m.Instance.uuid == instance_uuid).values(
         deleted=True, deleted_at=now, terminated_at=now, vm_state=states.DELETED, task_state=None,
         power_state=states.NOSTATE, updated_at=now))
-    await session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
-    await session.execute(delete(m.ServerGroupMember).where(m.ServerGroupMember.instance_uuid == instance_uuid))
+    session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+    session.execute(delete(m.ServerGroupMember).where(m.ServerGroupMember.instance_uuid == instance_uuid))
+
+
+def usage_query(project_id: str) -> Any:
+    """Instances, cores and RAM a project holds: a query for `count_usage` and its synchronous twin."""
+    return (select(func.count(), func.coalesce(func.sum(m.Instance.vcpus), 0),
+                   func.coalesce(func.sum(m.Instance.memory_mb), 0))
+            .where(m.Instance.project_id == project_id, m.Instance.deleted.is_(False)))
+
+
+def usage_dict(row: Any) -> dict[str, int]:
+    return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
 
 
 async def count_usage(session: Any, project_id: str) -> dict[str, int]:
     """Instances, cores and RAM a project holds (for quotas and limits)."""
-    row = (await session.execute(select(func.count(), func.coalesce(func.sum(m.Instance.vcpus), 0),
-                                        func.coalesce(func.sum(m.Instance.memory_mb), 0))
-                                 .where(m.Instance.project_id == project_id, m.Instance.deleted.is_(False)))).one()
-    return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
+    return usage_dict((await session.execute(usage_query(project_id))).one())

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
 from pocketstack.common.config import Settings
@@ -106,20 +107,20 @@ class SchedulerManager(RPCEndpoint):
     async def _claim(self, host: HostState, instance_uuid: str, spec: dict[str, Any]) -> bool:
         """Write the allocation only if the node still has room, under a lock on the node row.
 
-        Concurrent schedulers (or requests) serialise on the node: SQLite by the write lock, PostgreSQL and
+        Concurrent schedulers (or requests) serialise on the node: SQLite by its write lock, PostgreSQL and
         MariaDB by SELECT ... FOR UPDATE; the check and the insert are one transaction, so no host is overbooked.
         """
         flavor = spec["flavor"]
         group = spec.get("group")
-        async with self.db.session(write=True) as session:
-            node = await session.scalar(select(m.ComputeNode).where(m.ComputeNode.id == host.node_id)
-                                        .with_for_update())
+
+        def claim(session: Session) -> bool:
+            node = session.scalar(select(m.ComputeNode).where(m.ComputeNode.id == host.node_id).with_for_update())
             if node is None:
                 return False
-            used = (await session.execute(
+            used = session.execute(
                 select(func.coalesce(func.sum(m.Allocation.vcpus), 0),
                        func.coalesce(func.sum(m.Allocation.memory_mb), 0),
-                       func.coalesce(func.sum(m.Allocation.disk_gb), 0)).where(m.Allocation.node_id == node.id))).one()
+                       func.coalesce(func.sum(m.Allocation.disk_gb), 0)).where(m.Allocation.node_id == node.id)).one()
             if (used[0] + flavor["vcpus"] > node.vcpus * node.cpu_allocation_ratio
                     or used[1] + flavor["ram"] > (node.memory_mb - node.reserved_host_memory_mb)
                     * node.ram_allocation_ratio
@@ -127,15 +128,17 @@ class SchedulerManager(RPCEndpoint):
                 return False
             if group and group.get("policy") == "anti-affinity":
                 max_per_host = int(group.get("rules", {}).get("max_server_per_host", 1))
-                members_here = await session.scalar(
+                members_here = session.scalar(
                     select(func.count()).select_from(m.Allocation)
                     .join(m.ServerGroupMember, m.ServerGroupMember.instance_uuid == m.Allocation.consumer_uuid)
                     .where(m.ServerGroupMember.group_uuid == group["uuid"], m.Allocation.node_id == node.id))
                 if members_here >= max_per_host:
                     return False
-            if await session.get(m.Allocation, instance_uuid) is not None:
+            if session.get(m.Allocation, instance_uuid) is not None:
                 return False
             session.add(m.Allocation(consumer_uuid=instance_uuid, node_id=node.id, project_id=spec["project_id"],
                                      vcpus=flavor["vcpus"], memory_mb=flavor["ram"], disk_gb=flavor["disk"],
                                      created_at=utcnow()))
-        return True
+            return True
+
+        return await self.db.run(claim)

@@ -139,7 +139,6 @@ class Database:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # the driver's implicit BEGIN off: _sqlite_begin emits ours
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -149,8 +148,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    """BEGIN IMMEDIATE for write transactions (take the write lock first: no failing lock upgrade later)."""
-    conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+    """BEGIN IMMEDIATE for write transactions (take the write lock first: no failing lock upgrade later).
+
+    Other transactions keep the driver's own behaviour: reads run without a BEGIN/COMMIT round trip, and the
+    driver begins before the first write.
+    """
+    begin = conn.get_execution_options().get("sqlite_begin")
+    if begin:
+        conn.exec_driver_sql(begin)
 
 
 def alembic_config(migrations_dir: Path, version_table: str) -> Config:

@@ -113,6 +113,11 @@ def test_port_cli_fixed_ip_and_sdk_update(cloud: Any, admin: Any, prefix: str) -
                                                                 "ip_address": "10.20.0.11"}],
                                         name=f"{prefix}-renamed")
     assert [f["ip_address"] for f in updated.fixed_ips] == ["10.20.0.11"]
+    same = admin.network.update_port(port["id"], fixed_ips=[{"subnet_id": subnet.id}])
+    assert [f["ip_address"] for f in same.fixed_ips] == ["10.20.0.11"]  # naming the subnet keeps its address
+    two = admin.network.update_port(port["id"], fixed_ips=[{"ip_address": "10.20.0.11"}, {"subnet_id": subnet.id}])
+    assert len(two.fixed_ips) == 2 and two.fixed_ips[0]["ip_address"] == "10.20.0.11"
+    admin.network.update_port(port["id"], fixed_ips=[{"ip_address": "10.20.0.11"}])
     again = admin.network.create_port(network_id=net.id, fixed_ips=[{"ip_address": "10.20.0.10"}])
     assert again.fixed_ips[0]["ip_address"] == "10.20.0.10"  # freed by the update
     pairs = admin.network.update_port(again, allowed_address_pairs=[{"ip_address": "10.20.0.200/30"}])

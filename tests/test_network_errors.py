@@ -8,6 +8,7 @@ from typing import Any
 import openstack
 import pytest
 import requests
+from network_helpers import call, error
 
 
 @pytest.fixture(scope="module")
@@ -18,18 +19,6 @@ def admin(cloud: Any) -> openstack.connection.Connection:
 @pytest.fixture(scope="module")
 def demo(cloud: Any) -> openstack.connection.Connection:
     return cloud.conn("pocketstack-demo")
-
-
-def call(cloud: Any, conn: Any, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-    resp = requests.request(method, cloud.url("network") + path, json=body, timeout=30,
-                            headers={"X-Auth-Token": conn.auth_token})
-    return resp.status_code, (resp.json() if resp.content else {})
-
-
-def error(result: tuple[int, dict[str, Any]]) -> tuple[int, str]:
-    status, body = result
-    assert set(body["NeutronError"]) == {"type", "message", "detail"}, body
-    return status, body["NeutronError"]["type"]
 
 
 @pytest.fixture

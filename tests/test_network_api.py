@@ -9,11 +9,7 @@ import netaddr
 import openstack
 import pytest
 import requests
-
-
-def api(cloud: Any, method: str, path: str, token: str, body: Any = None) -> requests.Response:
-    return requests.request(method, cloud.url("network") + path, json=body, timeout=30,
-                            headers={"X-Auth-Token": token})
+from network_helpers import call
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +109,11 @@ def test_port_cli_fixed_ip_and_sdk_update(cloud: Any, admin: Any, prefix: str) -
                                                                 "ip_address": "10.20.0.11"}],
                                         name=f"{prefix}-renamed")
     assert [f["ip_address"] for f in updated.fixed_ips] == ["10.20.0.11"]
+    same = admin.network.update_port(port["id"], fixed_ips=[{"subnet_id": subnet.id}])
+    assert [f["ip_address"] for f in same.fixed_ips] == ["10.20.0.11"]  # naming the subnet keeps its address
+    two = admin.network.update_port(port["id"], fixed_ips=[{"ip_address": "10.20.0.11"}, {"subnet_id": subnet.id}])
+    assert len(two.fixed_ips) == 2 and two.fixed_ips[0]["ip_address"] == "10.20.0.11"
+    admin.network.update_port(port["id"], fixed_ips=[{"ip_address": "10.20.0.11"}])
     again = admin.network.create_port(network_id=net.id, fixed_ips=[{"ip_address": "10.20.0.10"}])
     assert again.fixed_ips[0]["ip_address"] == "10.20.0.10"  # freed by the update
     pairs = admin.network.update_port(again, allowed_address_pairs=[{"ip_address": "10.20.0.200/30"}])
@@ -230,8 +231,8 @@ def test_quotas_cli_and_enforcement(cloud: Any, admin: Any, demo: Any, prefix: s
         with pytest.raises(openstack.exceptions.ConflictException) as exc:
             demo.network.create_network(name=f"{prefix}-2")
         assert "Quota exceeded" in str(exc.value)
-        resp = api(cloud, "POST", "/v2.0/networks", demo.auth_token, {"network": {"name": f"{prefix}-2"}})
-        assert resp.json()["NeutronError"]["type"] == "OverQuota"
+        status, body = call(cloud, demo, "POST", "/v2.0/networks", {"network": {"name": f"{prefix}-2"}})
+        assert (status, body["NeutronError"]["type"]) == (409, "OverQuota")
         with pytest.raises(openstack.exceptions.ForbiddenException):
             demo.network.update_quota(project, networks=1000)
     finally:
@@ -246,28 +247,28 @@ def test_list_filters_fields_sorting_and_pagination(admin: Any, cloud: Any, pref
     nets = [admin.network.create_network(name=f"{prefix}-{i}", description=f"d{i % 2}") for i in range(5)]
     try:
         token = admin.auth_token
-        body = api(cloud, "GET", f"/v2.0/networks?name={prefix}-1&name={prefix}-3", token).json()
+        body = call(cloud, admin, "GET", f"/v2.0/networks?name={prefix}-1&name={prefix}-3")[1]
         assert sorted(n["name"] for n in body["networks"]) == [f"{prefix}-1", f"{prefix}-3"]
-        body = api(cloud, "GET", f"/v2.0/networks?description=d0&fields=id&fields=name", token).json()
+        body = call(cloud, admin, "GET", "/v2.0/networks?description=d0&fields=id&fields=name")[1]
         mine = [n for n in body["networks"] if n["name"].startswith(prefix)]
         assert len(mine) == 3 and all(set(n) == {"id", "name"} for n in mine)
-        body = api(cloud, "GET", "/v2.0/networks?sort_key=name&sort_dir=desc", token).json()
+        body = call(cloud, admin, "GET", "/v2.0/networks?sort_key=name&sort_dir=desc")[1]
         names = [n["name"] for n in body["networks"]]
         assert names == sorted(names, reverse=True)
-        page = api(cloud, "GET", "/v2.0/networks?limit=2&sort_key=name&sort_dir=asc", token).json()
+        page = call(cloud, admin, "GET", "/v2.0/networks?limit=2&sort_key=name&sort_dir=asc")[1]
         assert len(page["networks"]) == 2 and page["networks_links"][0]["rel"] == "next"
         seen = [n["id"] for n in page["networks"]]
         while any(link["rel"] == "next" for link in page.get("networks_links", [])):
             href = next(link["href"] for link in page["networks_links"] if link["rel"] == "next")
             page = requests.get(href, headers={"X-Auth-Token": token}, timeout=10).json()
             seen += [n["id"] for n in page["networks"]]
-        everything = [n["id"] for n in api(cloud, "GET", "/v2.0/networks?sort_key=name", token).json()["networks"]]
+        everything = [n["id"] for n in call(cloud, admin, "GET", "/v2.0/networks?sort_key=name")[1]["networks"]]
         assert seen == everything
         assert {n.id for n in nets} <= set(seen)
         sdk_paged = [n.id for n in admin.network.networks(limit=2)]  # the SDK follows the links itself
         assert sorted(sdk_paged) == sorted(everything)
-        bad = api(cloud, "GET", "/v2.0/networks?no_such_attr=1", token)
-        assert bad.status_code == 400 and bad.json()["NeutronError"]["type"] == "HTTPBadRequest"
+        status, bad = call(cloud, admin, "GET", "/v2.0/networks?no_such_attr=1")
+        assert (status, bad["NeutronError"]["type"]) == (400, "HTTPBadRequest")
     finally:
         for net in nets:
             admin.network.delete_network(net)

@@ -91,6 +91,7 @@ class Core:
         self.db = db
         self.notifier = notifier
         self.policy = PolicyEngine(NETWORK_POLICIES, settings.policy_file)
+        self.write_retries = 0  # transactions retried after losing a unique-key race (observability, bench)
 
     # ----- transactions and policy --------------------------------------------------------------------------
     async def write(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -100,6 +101,7 @@ class Core:
                 async with self.db.session(write=True) as session:
                     return await fn(session)
             except IntegrityError:
+                self.write_retries += 1
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise Conflict("The request conflicted with concurrent changes; try again.")
                 await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))

@@ -4,17 +4,17 @@ Neutron tells Nova when a port of a server goes up or down through `POST /os-ser
 compute API; Nova waits for `network-vif-plugged` before it resumes a booting guest. This hook does the same:
 it logs in with the service credentials, looks up the `compute` endpoint in the identity catalog and posts the
 events there. When the catalog has no compute endpoint (compute not deployed) it does nothing. Sending happens
-in a background task so an API request never waits for compute.
+in one background task, in order and batched, so an API request never waits for compute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pocketstack.common.clients.base import ServiceClient
 from pocketstack.common.errors import APIError
@@ -48,7 +48,8 @@ class ComputeNotifier:
         self.region = region
         self.interface = interface
         self._token: tuple[str, float] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._queue: asyncio.Queue[VifEvent] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
 
     async def token(self) -> str:
         if self._token is None or self._token[1] - time.time() < 60:
@@ -81,20 +82,31 @@ class ComputeNotifier:
         return True
 
     def notify(self, events: list[VifEvent]) -> None:
-        """Send in the background; failures are logged, never raised into the API request."""
-        if not events:
-            return
-        task = asyncio.create_task(self._send_logged(events))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Queue events for the sender task: sent in order, batched, failures logged, never raised into the
+        API request that caused them."""
+        for event in events:
+            self._queue.put_nowait(event)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._run(), name="network-vif-events")
 
-    async def _send_logged(self, events: list[VifEvent]) -> None:
-        try:
-            await self.send(events)
-        except (APIError, KeyError, TypeError) as exc:
-            log.warning("could not send %s to compute: %s", [e.name for e in events], exc)
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self.send(batch)
+            except (APIError, KeyError, TypeError, StopIteration) as exc:
+                log.warning("could not send %s to compute: %s", [e.name for e in batch], exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
     async def drain(self) -> None:
-        """Wait for events still being sent (tests, shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until every queued event was sent (or given up on), then stop the sender."""
+        if self._worker is not None and not self._worker.done():
+            await self._queue.join()
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        self._worker = None

@@ -119,8 +119,7 @@ class Ports(SecurityGroups):
                 return mac
 
     async def _allocate(self, session: AsyncSession, port: m.Port, net: m.Network,
-                        requested: list[dict[str, Any]] | None, *, keep: set[tuple[str, str]] = frozenset(),
-                        allow_gateway: bool = False) -> None:
+                        requested: list[dict[str, Any]] | None, *, allow_gateway: bool = False) -> None:
         """Give the port its fixed IPs: the requested ones, or one per IP version (all SLAAC subnets).
 
         Each address is inserted and flushed at once, so a concurrent winner shows up as an IntegrityError
@@ -172,8 +171,6 @@ class Ports(SecurityGroups):
                 raise ipam.invalid(f"Duplicate IP address '{ip}'" if ip else f"Duplicate subnet '{subnet_id}'")
             seen.add((subnet_id, ip))
             subnet = subnets[subnet_id]
-            if ip is not None and (subnet_id, str(ipam.parse_ip(ip))) in keep:
-                continue
             if ip is not None:
                 await add(subnet, await ipam.check_requested(session, subnet, ip, allow_gateway=allow_gateway))
             elif ipam.is_slaac(subnet):
@@ -219,6 +216,29 @@ class Ports(SecurityGroups):
                            error_type="AddressPairAndPortSecurityRequired")
         port.security_group_bindings = [m.PortSecurityGroup(port_id=port.id, security_group_id=sg, position=i)
                                         for i, sg in enumerate(sg_ids)]
+
+    async def _reallocate(self, session: AsyncSession, port: m.Port, net: m.Network,
+                          requested: list[dict[str, Any]]) -> None:
+        """Replace a port's fixed IPs: requested addresses it already holds (by address, or by subnet when only
+        the subnet is named) are kept, the others released, and the rest allocated."""
+        unclaimed = list(port.fixed_ips)
+        kept: list[m.IPAllocation] = []
+        new: list[dict[str, Any]] = []
+        for item in requested:
+            ip = str(ipam.parse_ip(item["ip_address"])) if item.get("ip_address") else None
+            match = next((a for a in unclaimed if (ip is None or a.ip_address == ip)
+                          and (item.get("subnet_id") is None or a.subnet_id == item["subnet_id"])
+                          and (ip is not None or item.get("subnet_id") is not None)), None)
+            if match is None:
+                new.append(item)
+            else:
+                unclaimed.remove(match)
+                kept.append(match)
+        for allocation in unclaimed:
+            port.fixed_ips.remove(allocation)
+        await session.flush()
+        await self._allocate(session, port, net, new,
+                             allow_gateway=port.device_owner == "network:router_interface")
 
     # ----- create / update / delete -------------------------------------------------------------------------
     async def build_port(self, session: AsyncSession, ctx: RequestContext, net: m.Network, project_id: str,
@@ -294,21 +314,7 @@ class Ports(SecurityGroups):
                                    "port cannot change.", error_type="PortBound")
                 port.mac_address = await self._mac(session, net, data["mac_address"])
             if data.get("fixed_ips") is not None:
-                keep = {(a.subnet_id, a.ip_address) for a in port.fixed_ips}
-                wanted = set()
-                for item in data["fixed_ips"]:
-                    if item.get("ip_address") and item.get("subnet_id"):
-                        wanted.add((item["subnet_id"], str(ipam.parse_ip(item["ip_address"]))))
-                    elif item.get("ip_address"):
-                        addr = str(ipam.parse_ip(item["ip_address"]))
-                        wanted.update(k for k in keep if k[1] == addr)
-                kept = keep & wanted
-                for allocation in list(port.fixed_ips):
-                    if (allocation.subnet_id, allocation.ip_address) not in kept:
-                        port.fixed_ips.remove(allocation)
-                await session.flush()
-                await self._allocate(session, port, net, data["fixed_ips"], keep=kept,
-                                     allow_gateway=port.device_owner == "network:router_interface")
+                await self._reallocate(session, port, net, data["fixed_ips"])
             for attr, column in (("name", "name"), ("description", "description"),
                                  ("admin_state_up", "admin_state_up"), ("device_id", "device_id"),
                                  ("device_owner", "device_owner"), ("binding:profile", "binding_profile"),

@@ -33,7 +33,9 @@ class IdentityClient(ServiceClient):
                 "name": username, "domain": {"name": domain}, "password": password}}},
             "scope": {"project": {"name": project, "domain": {"name": domain}}}}}
         _, data, headers = await self.request("POST", "/v3/auth/tokens", json=body, token="")
-        return headers["X-Subject-Token"], data["token"]
+        # header names arrive as the server spelled them (uvicorn: lower case)
+        token = next(v for k, v in headers.items() if k.lower() == "x-subject-token")
+        return token, data["token"]
 
 
 class RemoteTokenValidator:

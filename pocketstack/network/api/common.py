@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pocketstack.common.app import json_body, json_response, request_context
@@ -176,3 +177,41 @@ def _page_url(request: Request, marker: str, reverse: bool) -> str:
         params.append(("page_reverse", "True"))
     query = urlencode(params)
     return f"{request.url.scheme}://{request.url.netloc}{request.url.path}?{query}"
+
+
+def crud(router: APIRouter, *, path: str, kind: str, collection: str, attributes: set[str],
+         create: type[BaseModel], update: type[BaseModel] | None,
+         list_items: Callable[[Request], Awaitable[list[dict[str, Any]]]] | None = None) -> None:
+    """Register list/create/show/update/delete of one resource; the manager's methods are named after it
+    (`list_networks`, `create_network`, `get_network`, `update_network`, `delete_network`)."""
+    key = collection.replace("-", "_")
+
+    async def list_(request: Request) -> Response:
+        items = (await list_items(request) if list_items is not None
+                 else await getattr(manager(request), f"list_{key}")(context(request)))
+        return listing(request, key, items, attributes)
+
+    async def create_(request: Request) -> Response:
+        data = await parse(request, kind, create)
+        return shown(request, kind, await getattr(manager(request), f"create_{kind}")(context(request), data), 201)
+
+    async def show_(request: Request, resource_id: str) -> Response:
+        return shown(request, kind, await getattr(manager(request), f"get_{kind}")(context(request), resource_id))
+
+    async def update_(request: Request, resource_id: str) -> Response:
+        assert update is not None
+        data = await parse(request, kind, update)
+        return shown(request, kind,
+                     await getattr(manager(request), f"update_{kind}")(context(request), resource_id, data))
+
+    async def delete_(request: Request, resource_id: str) -> Response:
+        await getattr(manager(request), f"delete_{kind}")(context(request), resource_id)
+        return Response(status_code=204)
+
+    item = f"{path}/{{resource_id}}"
+    router.add_api_route(path, list_, methods=["GET"], name=f"list_{key}")
+    router.add_api_route(path, create_, methods=["POST"], name=f"create_{kind}")
+    router.add_api_route(item, show_, methods=["GET"], name=f"show_{kind}")
+    if update is not None:
+        router.add_api_route(item, update_, methods=["PUT"], name=f"update_{kind}")
+    router.add_api_route(item, delete_, methods=["DELETE"], name=f"delete_{kind}", status_code=204)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from pydantic import Field
 
-from pocketstack.network.api.common import Body, context, listing, manager, parse, pushdown, shown
+from pocketstack.network.api.common import Body, context, crud, manager, pushdown
 
 router = APIRouter(prefix="/v2.0")
 
@@ -117,89 +117,14 @@ class PortCreate(PortUpdate, Owned):
     network_id: str
 
 
-# ----- networks ---------------------------------------------------------------------------------------------
-@router.get("/networks")
-async def list_networks(request: Request) -> Response:
-    return listing(request, "networks", await manager(request).list_networks(context(request)), NETWORK_ATTRS)
-
-
-@router.post("/networks")
-async def create_network(request: Request) -> Response:
-    data = await parse(request, "network", NetworkCreate)
-    return shown(request, "network", await manager(request).create_network(context(request), data), 201)
-
-
-@router.get("/networks/{network_id}")
-async def show_network(request: Request, network_id: str) -> Response:
-    return shown(request, "network", await manager(request).get_network(context(request), network_id))
-
-
-@router.put("/networks/{network_id}")
-async def update_network(request: Request, network_id: str) -> Response:
-    data = await parse(request, "network", NetworkUpdate)
-    return shown(request, "network", await manager(request).update_network(context(request), network_id, data))
-
-
-@router.delete("/networks/{network_id}", status_code=204)
-async def delete_network(request: Request, network_id: str) -> Response:
-    await manager(request).delete_network(context(request), network_id)
-    return Response(status_code=204)
-
-
-# ----- subnets ----------------------------------------------------------------------------------------------
-@router.get("/subnets")
-async def list_subnets(request: Request) -> Response:
-    return listing(request, "subnets", await manager(request).list_subnets(context(request)), SUBNET_ATTRS)
-
-
-@router.post("/subnets")
-async def create_subnet(request: Request) -> Response:
-    data = await parse(request, "subnet", SubnetCreate)
-    return shown(request, "subnet", await manager(request).create_subnet(context(request), data), 201)
-
-
-@router.get("/subnets/{subnet_id}")
-async def show_subnet(request: Request, subnet_id: str) -> Response:
-    return shown(request, "subnet", await manager(request).get_subnet(context(request), subnet_id))
-
-
-@router.put("/subnets/{subnet_id}")
-async def update_subnet(request: Request, subnet_id: str) -> Response:
-    data = await parse(request, "subnet", SubnetUpdate)
-    return shown(request, "subnet", await manager(request).update_subnet(context(request), subnet_id, data))
-
-
-@router.delete("/subnets/{subnet_id}", status_code=204)
-async def delete_subnet(request: Request, subnet_id: str) -> Response:
-    await manager(request).delete_subnet(context(request), subnet_id)
-    return Response(status_code=204)
-
-
-# ----- ports ------------------------------------------------------------------------------------------------
-@router.get("/ports")
-async def list_ports(request: Request) -> Response:
+async def _list_ports(request: Request) -> list[dict[str, Any]]:
     sql = pushdown(request, {"network_id": "network_id", "device_id": "device_id", "id": "id"})
-    return listing(request, "ports", await manager(request).list_ports(context(request), sql), PORT_ATTRS)
+    return await manager(request).list_ports(context(request), sql)
 
 
-@router.post("/ports")
-async def create_port(request: Request) -> Response:
-    data = await parse(request, "port", PortCreate)
-    return shown(request, "port", await manager(request).create_port(context(request), data), 201)
-
-
-@router.get("/ports/{port_id}")
-async def show_port(request: Request, port_id: str) -> Response:
-    return shown(request, "port", await manager(request).get_port(context(request), port_id))
-
-
-@router.put("/ports/{port_id}")
-async def update_port(request: Request, port_id: str) -> Response:
-    data = await parse(request, "port", PortUpdate)
-    return shown(request, "port", await manager(request).update_port(context(request), port_id, data))
-
-
-@router.delete("/ports/{port_id}", status_code=204)
-async def delete_port(request: Request, port_id: str) -> Response:
-    await manager(request).delete_port(context(request), port_id)
-    return Response(status_code=204)
+crud(router, path="/networks", kind="network", collection="networks", attributes=NETWORK_ATTRS,
+     create=NetworkCreate, update=NetworkUpdate)
+crud(router, path="/subnets", kind="subnet", collection="subnets", attributes=SUBNET_ATTRS,
+     create=SubnetCreate, update=SubnetUpdate)
+crud(router, path="/ports", kind="port", collection="ports", attributes=PORT_ATTRS, create=PortCreate,
+     update=PortUpdate, list_items=_list_ports)

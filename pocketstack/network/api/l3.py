@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest
-from pocketstack.network.api.common import Body, context, describe, listing, manager, parse, shown
+from pocketstack.network.api.common import Body, context, crud, describe, manager
 from pocketstack.network.api.core import FixedIP, Name, Owned, Route
 
 router = APIRouter(prefix="/v2.0")
@@ -54,32 +54,10 @@ class FloatingIPCreate(FloatingIPUpdate, Owned):
     subnet_id: str | None = None
 
 
-@router.get("/routers")
-async def list_routers(request: Request) -> Response:
-    return listing(request, "routers", await manager(request).list_routers(context(request)), ROUTER_ATTRS)
-
-
-@router.post("/routers")
-async def create_router(request: Request) -> Response:
-    data = await parse(request, "router", RouterCreate)
-    return shown(request, "router", await manager(request).create_router(context(request), data), 201)
-
-
-@router.get("/routers/{router_id}")
-async def show_router(request: Request, router_id: str) -> Response:
-    return shown(request, "router", await manager(request).get_router(context(request), router_id))
-
-
-@router.put("/routers/{router_id}")
-async def update_router(request: Request, router_id: str) -> Response:
-    data = await parse(request, "router", RouterUpdate)
-    return shown(request, "router", await manager(request).update_router(context(request), router_id, data))
-
-
-@router.delete("/routers/{router_id}", status_code=204)
-async def delete_router(request: Request, router_id: str) -> Response:
-    await manager(request).delete_router(context(request), router_id)
-    return Response(status_code=204)
+crud(router, path="/routers", kind="router", collection="routers", attributes=ROUTER_ATTRS, create=RouterCreate,
+     update=RouterUpdate)
+crud(router, path="/floatingips", kind="floatingip", collection="floatingips", attributes=FIP_ATTRS,
+     create=FloatingIPCreate, update=FloatingIPUpdate)
 
 
 async def _interface(request: Request) -> dict[str, str | None]:
@@ -102,31 +80,3 @@ async def add_interface(request: Request, router_id: str) -> Response:
 async def remove_interface(request: Request, router_id: str) -> Response:
     data = await _interface(request)
     return json_response(await manager(request).remove_router_interface(context(request), router_id, data))
-
-
-@router.get("/floatingips")
-async def list_floatingips(request: Request) -> Response:
-    return listing(request, "floatingips", await manager(request).list_floatingips(context(request)), FIP_ATTRS)
-
-
-@router.post("/floatingips")
-async def create_floatingip(request: Request) -> Response:
-    data = await parse(request, "floatingip", FloatingIPCreate)
-    return shown(request, "floatingip", await manager(request).create_floatingip(context(request), data), 201)
-
-
-@router.get("/floatingips/{fip_id}")
-async def show_floatingip(request: Request, fip_id: str) -> Response:
-    return shown(request, "floatingip", await manager(request).get_floatingip(context(request), fip_id))
-
-
-@router.put("/floatingips/{fip_id}")
-async def update_floatingip(request: Request, fip_id: str) -> Response:
-    data = await parse(request, "floatingip", FloatingIPUpdate)
-    return shown(request, "floatingip", await manager(request).update_floatingip(context(request), fip_id, data))
-
-
-@router.delete("/floatingips/{fip_id}", status_code=204)
-async def delete_floatingip(request: Request, fip_id: str) -> Response:
-    await manager(request).delete_floatingip(context(request), fip_id)
-    return Response(status_code=204)

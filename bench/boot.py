@@ -144,14 +144,17 @@ async def boot_many(client: Client, image: str, network: str, n: int, concurrenc
             status, _ = await client.req("DELETE", "compute", f"/v2.1/servers/{server_id}")
             if status != 204:
                 continue
-            while (await client.req("GET", "compute", f"/v2.1/servers/{server_id}"))[0] != 404:
+            while True:  # poll until gone
+                if (await client.req("GET", "compute", f"/v2.1/servers/{server_id}"))[0] == 404:
+                    break
                 await asyncio.sleep(poll)
             deletes.append(time.perf_counter() - t)
 
     await asyncio.gather(*(deleter() for _ in range(concurrency)))
     return {"servers": n, "concurrency": concurrency, "errors": errors,
             "boots_per_s": round(len(observed) / elapsed, 1),
-            "observed_boot_to_active_ms": {"p50": pct(observed, 50), "p95": pct(observed, 95), "p99": pct(observed, 99)},
+            "observed_boot_to_active_ms": {"p50": pct(observed, 50), "p95": pct(observed, 95),
+                                           "p99": pct(observed, 99)},
             "delete_ms": {"p50": pct(deletes, 50)}, "ids": ids}
 
 
@@ -172,7 +175,7 @@ async def list_workload(client: Client, image: str, network: str, count: int, re
     size = 0
     for _ in range(repeats):
         t = time.perf_counter()
-        status, body = await client.req("GET", "compute", "/v2.1/servers/detail?limit=1000")
+        _, body = await client.req("GET", "compute", "/v2.1/servers/detail?limit=1000")
         samples.append(time.perf_counter() - t)
         size = len(body.get("servers", []))
     return {"servers_listed": size, "p50_ms": pct(samples, 50), "p95_ms": pct(samples, 95)}

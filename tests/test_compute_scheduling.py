@@ -9,7 +9,6 @@ import uuid
 import openstack.exceptions
 import pytest
 import requests
-
 from conftest import Cloud, make_settings
 
 from pocketstack.compute.virt.fake import FakeDriver

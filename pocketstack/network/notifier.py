@@ -77,8 +77,9 @@ class ComputeNotifier:
         if url is None:
             return False
         client = ServiceClient(url, "compute")
+        # 207: compute took some events and did not know the servers of others (Nova's answer)
         await client.request("POST", "/os-server-external-events", token=await self.token(),
-                             json={"events": [e.body() for e in events]})
+                             json={"events": [e.body() for e in events]}, ok=(200, 207))
         return True
 
     def notify(self, events: list[VifEvent]) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import asdict
 from typing import Any
 
@@ -64,6 +64,7 @@ class ComputeAgent(RPCEndpoint):
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task[None]] = []
         self._network_names: dict[str, str] = {}
+        self.external_events: deque[tuple[str, str, str | None, str]] = deque(maxlen=1000)
 
     # ----- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -303,5 +304,7 @@ class ComputeAgent(RPCEndpoint):
             await self.conductor.instance_update(instance_uuid, {"network_info": remaining})
 
     async def external_instance_event(self, instance_uuid: str, name: str, tag: str | None, status: str) -> None:
+        """An event from another service (network-vif-plugged/unplugged/deleted), kept for drivers that wait."""
         log.info("%s: event %s (%s) for %s: %s", self.host, name, tag, instance_uuid, status)
+        self.external_events.append((instance_uuid, name, tag, status))
 

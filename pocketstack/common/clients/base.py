@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 import aiohttp
@@ -10,24 +12,27 @@ import orjson
 from pocketstack.common.context import get_current
 from pocketstack.common.errors import APIError, ServiceUnavailable, error_for_status
 
-_session: aiohttp.ClientSession | None = None
+# One pooled session per event loop: normally one per process; several when clouds run side by side in one
+# process (tests), since a session is bound to the loop it was created on.
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
 
 
 def http_session() -> aiohttp.ClientSession:
-    """The process-wide pooled session (keep-alive connections reused across hops)."""
-    global _session
-    if _session is None or _session.closed:
+    """The process-wide pooled session of the running loop (keep-alive connections reused across hops)."""
+    loop = asyncio.get_running_loop()
+    session = _sessions.get(loop)
+    if session is None or session.closed:
         connector = aiohttp.TCPConnector(limit=200, limit_per_host=100, keepalive_timeout=60)
-        _session = aiohttp.ClientSession(connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
-                                         timeout=aiohttp.ClientTimeout(total=60))
-    return _session
+        session = aiohttp.ClientSession(connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
+                                        timeout=aiohttp.ClientTimeout(total=60))
+        _sessions[loop] = session
+    return session
 
 
 async def close_http_session() -> None:
-    global _session
-    if _session is not None and not _session.closed:
-        await _session.close()
-    _session = None
+    session = _sessions.pop(asyncio.get_running_loop(), None)
+    if session is not None and not session.closed:
+        await session.close()
 
 
 def _error_message(body: Any, fallback: str) -> str:

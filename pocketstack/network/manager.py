@@ -59,7 +59,7 @@ def standard(row: Any) -> dict[str, Any]:
     """Standard attributes plus project/tenant id of a row."""
     return {"description": row.description, "created_at": isotime(row.created_at),
             "updated_at": isotime(row.updated_at), "revision_number": row.revision_number,
-            "project_id": row.project_id, "tenant_id": row.project_id, "tags": []}
+            "project_id": row.project_id, "tenant_id": row.project_id, "tags": list(row.tags or [])}
 
 
 def stamp(row: Any, *, created: bool = False) -> None:

@@ -334,13 +334,11 @@ class Ports(SecurityGroups):
             if "security_groups" in data:
                 sg_ids = await self.port_security_groups(session, ctx, port.project_id,
                                                          data["security_groups"] or [])
-            elif data.get("port_security_enabled") is False:
-                sg_ids = [b.security_group_id for b in port.security_group_bindings]
-                if sg_ids and "security_groups" not in data:
-                    raise Conflict("Port has security groups: remove them before disabling port security.",
-                                   error_type="PortSecurityPortHasSecurityGroup")
             else:
                 sg_ids = [b.security_group_id for b in port.security_group_bindings]
+                if sg_ids and not port.port_security_enabled:
+                    raise Conflict("Port has security groups: remove them before disabling port security.",
+                                   error_type="PortSecurityPortHasSecurityGroup")
             self._apply_security(port, net, sg_ids)
             stamp(port)
             await session.flush()

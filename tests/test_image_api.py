@@ -82,6 +82,10 @@ def test_list_filters_sort_and_pagination(admin, prefix) -> None:
     assert "marker=" in page["next"] and page["next"].startswith("/v2/images?")
     last = admin.image.get(f"/images?tag={prefix}&limit=2&sort_key=name&sort_dir=asc&marker={made[3]}").json()
     assert [i["id"] for i in last["images"]] == [made[4]] and "next" not in last
+    created = admin.image.get_image(made[0]).created_at
+    assert set(made) <= set(ids(created_at=f"gte:{created}"))
+    assert ids(created_at="lt:2000-01-01T00:00:00Z") == []
+    assert admin.image.get("/images?created_at=gte:yesterday").status_code == 400
     bad = admin.image.get(f"/images?marker={made[0][:-1]}0")
     assert bad.status_code == 400
     assert admin.image.get("/images?sort_key=bogus").status_code == 400

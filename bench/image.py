@@ -144,6 +144,7 @@ def main() -> None:
         down_s = timed(["curl", "-sS", "--fail", *auth, "-o", str(out), f"{image_url}/v2/images/{image_id}/file"])
         assert out.stat().st_size == size
         down_sync_s = down_s + timed(["sync", str(out)])
+        null_s = timed(["curl", "-sS", "--fail", *auth, "-o", "/dev/null", f"{image_url}/v2/images/{image_id}/file"])
         rss_after = rss_kib(pid) if pid else {}
         requests.delete(f"{image_url}/v2/images/{image_id}", headers={"X-Auth-Token": token}, timeout=30)
 
@@ -151,7 +152,7 @@ def main() -> None:
             "size_mib": args.size_mib,
             "cp_mb_s": round(mib / cp_s, 1), "dd_fsync_mb_s": round(mib / dd_s, 1),
             "upload_mb_s": round(mib / up_s, 1), "download_mb_s": round(mib / down_s, 1),
-            "download_synced_mb_s": round(mib / down_sync_s, 1),
+            "download_synced_mb_s": round(mib / down_sync_s, 1), "download_to_null_mb_s": round(mib / null_s, 1),
             "upload_vs_cp": round(cp_s / up_s, 2), "upload_vs_dd": round(dd_s / up_s, 2),
             "download_vs_cp": round(cp_s / down_sync_s, 2),
             "server_rss_before_mib": round(rss_before.get("VmRSS", 0) / 1024, 1) if pid else None,

@@ -255,3 +255,21 @@ def test_concurrent_uploads_of_one_image_one_wins(cloud, raw, prefix) -> None:
     assert statuses == [204, 409]
     data = raw("GET", f"/v2/images/{image['id']}/file").content
     assert data in (b"a" * 8_000_000, b"b" * 8_000_000)
+
+
+def test_restart_recovers_interrupted_uploads(cloud, raw, prefix) -> None:
+    """After a crash mid-upload the image goes back to queued (its partial file is gone with the crash)."""
+    from pocketstack.image import models as m
+
+    service = next(s for s in cloud.thread.cloud.services if s.name == "image")
+    image = raw.create(name=f"{prefix}-crash", disk_format="raw", container_format="bare")
+
+    async def mark_saving() -> None:
+        async with service.manager.db.session(write=True) as session:
+            (await session.get(m.Image, image["id"])).status = "saving"
+
+    cloud.thread.call(mark_saving)
+    assert raw("GET", f"/v2/images/{image['id']}").json()["status"] == "saving"
+    cloud.thread.call(service.manager.recover)
+    assert raw("GET", f"/v2/images/{image['id']}").json()["status"] == "queued"
+    assert raw.upload(image["id"], b"after the crash").status_code == 204

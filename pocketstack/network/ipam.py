@@ -24,7 +24,7 @@ from pocketstack.network import models as m
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-SPREAD = 16  # pick among this many free addresses so concurrent writers rarely race for the same one
+SPREAD = 64  # pick among this many free addresses so concurrent writers rarely race for the same one
 WINDOW = 64  # pool addresses checked per query
 
 

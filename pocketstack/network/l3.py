@@ -273,8 +273,7 @@ class L3(Ports):
     def fip_view(self, fip: m.FloatingIP) -> dict[str, Any]:
         return {"id": fip.id, **standard(fip), "floating_ip_address": fip.floating_ip_address,
                 "floating_network_id": fip.floating_network_id, "router_id": fip.router_id,
-                "port_id": fip.fixed_port_id, "fixed_ip_address": fip.fixed_ip_address, "status": fip.status,
-                "port_forwardings": []}
+                "port_id": fip.fixed_port_id, "fixed_ip_address": fip.fixed_ip_address, "status": fip.status}
 
     async def visible_fip(self, session: AsyncSession, ctx: RequestContext, fip_id: str) -> m.FloatingIP:
         fip = await session.get(m.FloatingIP, fip_id)

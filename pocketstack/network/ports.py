@@ -51,7 +51,7 @@ class Ports(SecurityGroups):
             "binding:vnic_type": port.binding_vnic_type, "port_security_enabled": port.port_security_enabled,
             "allowed_address_pairs": port.allowed_address_pairs,
             "security_groups": [b.security_group_id for b in port.security_group_bindings],
-            "extra_dhcp_opts": [], "ip_allocation": "immediate",
+            "ip_allocation": "immediate",
         }
         return self.strip_hidden("port", ctx, body, self.port_target(port.project_id, net, port.device_owner),
                                  ("binding:host_id", "binding:vif_type", "binding:vif_details",

@@ -288,3 +288,33 @@ def test_ip_availability(admin: Any, demo: Any, prefix: str) -> None:
         for p in ports:
             admin.network.delete_port(p)
         admin.network.delete_network(net)
+
+
+def test_tags_cli_sdk_and_filters(cloud: Any, admin: Any, demo: Any, prefix: str) -> None:
+    net = cloud.cli("network", "create", f"{prefix}-tagged", "--tag", "red", "--tag", "blue", "-f", "json")
+    other = admin.network.create_network(name=f"{prefix}-plain")
+    try:
+        assert sorted(net["tags"]) == ["blue", "red"]
+        listed = cloud.cli("network", "list", "--tags", "red,blue", "-f", "json")
+        assert [n["ID"] for n in listed] == [net["id"]]
+        cloud.cli("network", "set", net["id"], "--tag", "green")
+        cloud.cli("network", "unset", net["id"], "--tag", "red")
+        assert sorted(cloud.cli("network", "show", net["id"], "-f", "json")["tags"]) == ["blue", "green"]
+        ids = {n.id for n in admin.network.networks(any_tags="green,nothing")}
+        assert ids == {net["id"]}
+        assert net["id"] not in {n.id for n in admin.network.networks(not_any_tags="green")}
+        assert other.id in {n.id for n in admin.network.networks(not_tags="blue")}
+        subnet = admin.network.create_subnet(network_id=other.id, cidr="10.66.0.0/24", ip_version=4)
+        port = admin.network.create_port(network_id=other.id)
+        for resource in (port, subnet):
+            admin.network.add_tag(resource, "web")
+            admin.network.check_tag(resource, "web")  # raises when absent
+            admin.network.remove_tag(resource, "web")
+            with pytest.raises(openstack.exceptions.NotFoundException):
+                admin.network.check_tag(resource, "web")
+        assert call(cloud, admin, "PUT", f"/v2.0/networks/{net['id']}/tags", {"tags": ["a,b"]})[0] == 400
+        assert call(cloud, admin, "PUT", f"/v2.0/volumes/{net['id']}/tags", {"tags": ["a"]})[0] == 404
+        assert call(cloud, demo, "PUT", f"/v2.0/networks/{net['id']}/tags/x")[0] == 404  # not visible
+        admin.network.delete_port(port)
+    finally:
+        cloud.cli("network", "delete", net["id"], other.id)

@@ -2,11 +2,12 @@
 
 Raise an `APIError` subclass anywhere below an HTTP handler; the app factory turns it into the body of the
 service's own style: Keystone `{"error": {...}}`, Nova/Cinder `{"itemNotFound": {...}}`, Neutron
-`{"NeutronError": {...}}`, Glance's plain text.
+`{"NeutronError": {...}}`, Glance's HTML error page.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import Any
 
@@ -127,9 +128,11 @@ def _neutron(err: APIError) -> Body:
 
 
 def _glance(err: APIError) -> Body:
-    # Glance answers with webob's plain-text error page.
-    text = f"{err.status} {err.title}\n\n{err.message}\n\n   "
-    return text.encode(), "text/plain; charset=UTF-8"
+    # Glance answers with webob's HTML error page; openstacksdk and glanceclient take the message from it.
+    title = f"{err.status} {err.title}"
+    page = (f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n"
+            f"  {html.escape(err.message)}<br /><br />\n\n\n\n </body>\n</html>")
+    return page.encode(), "text/html; charset=UTF-8"
 
 
 ERROR_STYLES: dict[str, Callable[[APIError], Body]] = {

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pocketstack.image import formats
@@ -52,19 +53,30 @@ class Expectations:
 
 
 class _Hasher:
+    """Hashes and writes each batch with three threads at once (hashlib and os.write release the GIL), so a
+    batch costs max(md5, sha512, write) instead of their sum; batches stay in order."""
+
     def __init__(self, writer: BlobWriter, sha256: bool) -> None:
         self.writer = writer
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha512 = hashlib.sha512()
         self.sha256 = hashlib.sha256() if sha256 else None
+        self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="image-ingest")
 
-    def consume(self, data: bytes) -> None:
-        """Runs in a worker thread: hashlib and os.write release the GIL on large buffers."""
-        self.md5.update(data)
-        self.sha512.update(data)
+    async def consume(self, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        jobs = [loop.run_in_executor(self.pool, self.sha512.update, data),
+                loop.run_in_executor(self.pool, self.md5.update, data),
+                loop.run_in_executor(self.pool, self.writer.write, data)]
         if self.sha256 is not None:
-            self.sha256.update(data)
-        self.writer.write(data)
+            jobs.append(loop.run_in_executor(self.pool, self.sha256.update, data))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False)
 
 
 async def ingest(chunks: AsyncIterator[bytes], writer: BlobWriter, expect: Expectations) -> IngestResult:
@@ -100,7 +112,7 @@ async def ingest(chunks: AsyncIterator[bytes], writer: BlobWriter, expect: Expec
                 batch, batched = [], 0
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(asyncio.to_thread(hasher.consume, data))
+                pending = asyncio.ensure_future(hasher.consume(data))
         if head is None:  # the whole image is smaller than the inspected head
             head = b"".join(batch)
             if expect.disk_format and expect.disk_format != "vhd":
@@ -115,7 +127,7 @@ async def ingest(chunks: AsyncIterator[bytes], writer: BlobWriter, expect: Expec
             await pending
             pending = None
         if batch:
-            await asyncio.to_thread(hasher.consume, b"".join(batch))
+            await hasher.consume(b"".join(batch))
             batch = []
         md5 = hasher.md5.hexdigest()
         if expect.md5 and expect.md5.lower() != md5:
@@ -129,6 +141,8 @@ async def ingest(chunks: AsyncIterator[bytes], writer: BlobWriter, expect: Expec
                 await pending
         await asyncio.shield(asyncio.to_thread(writer.abort))
         raise
+    finally:
+        hasher.close()
     return IngestResult(location=location, size=size, md5=md5, sha512=hasher.sha512.hexdigest(),
                         virtual_size=info.virtual_size)
 

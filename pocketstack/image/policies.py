@@ -28,6 +28,6 @@ IMAGE_POLICIES: dict[str, str] = {
     "get_member": READER,
     "add_member": MEMBER,
     "delete_member": MEMBER,
-    "modify_member": f"{ADMIN} or (role:member and project_id:%(member_id)s)",
+    "modify_member": "role:member and project_id:%(member_id)s",  # only the member itself decides
     "get_usage": f"{ADMIN} or project_id:%(project_id)s",
 }

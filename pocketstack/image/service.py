@@ -113,10 +113,9 @@ class ImageManager:
             return False
         return await session.get(m.ImageMember, (image.id, ctx.project_id)) is not None
 
-    async def get_image(self, session: AsyncSession, ctx: RequestContext, image_id: str,
-                        *, for_update: bool = False) -> m.Image:
+    async def get_image(self, session: AsyncSession, ctx: RequestContext, image_id: str) -> m.Image:
         """A live image the caller may see, or 404 (not 403: others' private images do not exist for it)."""
-        image = await session.get(m.Image, image_id, with_for_update=for_update) if valid_uuid(image_id) else None
+        image = await session.get(m.Image, image_id) if valid_uuid(image_id) else None
         if image is None or image.deleted or not await self.can_see(session, ctx, image):
             raise NotFound(f"No image found with ID {image_id}")
         return image

@@ -24,7 +24,8 @@ from pocketstack.network import models as m
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-SPREAD = 16  # pick among this many free addresses so concurrent writers rarely race for the same one
+SPREAD = 64  # pick among this many free addresses so concurrent writers rarely race for the same one
+WINDOW = 64  # pool addresses checked per query
 
 
 def invalid(message: str) -> BadRequest:
@@ -123,32 +124,34 @@ def pool_size(subnet: m.Subnet) -> int:
     return sum(b - a + 1 for a, b in pool_spans(subnet))
 
 
-def free_candidates(subnet: m.Subnet, taken: set[int]) -> Iterator[int]:
+def _windows(subnet: m.Subnet, size: int) -> Iterator[list[int]]:
+    """The subnet's pool addresses in order, in chunks of `size`."""
+    window: list[int] = []
     for a, b in pool_spans(subnet):
         for value in range(a, b + 1):
-            if value not in taken:
-                yield value
-
-
-async def taken_addresses(session: AsyncSession, subnet_id: str) -> set[int]:
-    rows = await session.scalars(select(m.IPAllocation.ip_address).where(m.IPAllocation.subnet_id == subnet_id))
-    return {int(ipaddress.ip_address(ip)) for ip in rows}
+            window.append(value)
+            if len(window) == size:
+                yield window
+                window = []
+    if window:
+        yield window
 
 
 async def pick_address(session: AsyncSession, subnet: m.Subnet) -> str:
-    """A free address from the subnet's pools; 409 IpAddressGenerationFailure when none is left."""
-    taken = await taken_addresses(session, subnet.id)
-    if subnet.gateway_ip:
-        taken.add(int(ipaddress.ip_address(subnet.gateway_ip)))
-    choices: list[int] = []
-    for value in free_candidates(subnet, taken):
-        choices.append(value)
-        if len(choices) >= SPREAD:
-            break
-    if not choices:
-        raise Conflict(f"No more IP addresses available on network {subnet.network_id}.",
-                       error_type="IpAddressGenerationFailure")
-    return str(ipaddress.ip_address(random.choice(choices)))
+    """A free address from the subnet's pools; 409 IpAddressGenerationFailure when none is left.
+
+    The pools are read window by window (one indexed query per WINDOW addresses), so the cost does not grow
+    with the number of ports on the subnet as long as free addresses remain early in the pools.
+    """
+    for window in _windows(subnet, WINDOW):
+        texts = [str(ipaddress.ip_address(v)) for v in window]
+        taken = set(await session.scalars(select(m.IPAllocation.ip_address).where(
+            m.IPAllocation.subnet_id == subnet.id, m.IPAllocation.ip_address.in_(texts))))
+        free = [t for t in texts if t not in taken and t != subnet.gateway_ip]
+        if free:
+            return random.choice(free[:SPREAD])
+    raise Conflict(f"No more IP addresses available on network {subnet.network_id}.",
+                   error_type="IpAddressGenerationFailure")
 
 
 async def check_requested(session: AsyncSession, subnet: m.Subnet, ip: str, *, allow_gateway: bool) -> str:

@@ -8,6 +8,7 @@ routing itself (namespaces, NAT) belongs to the host data plane; this is the API
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -272,8 +273,7 @@ class L3(Ports):
     def fip_view(self, fip: m.FloatingIP) -> dict[str, Any]:
         return {"id": fip.id, **standard(fip), "floating_ip_address": fip.floating_ip_address,
                 "floating_network_id": fip.floating_network_id, "router_id": fip.router_id,
-                "port_id": fip.fixed_port_id, "fixed_ip_address": fip.fixed_ip_address, "status": fip.status,
-                "port_forwardings": []}
+                "port_id": fip.fixed_port_id, "fixed_ip_address": fip.fixed_ip_address, "status": fip.status}
 
     async def visible_fip(self, session: AsyncSession, ctx: RequestContext, fip_id: str) -> m.FloatingIP:
         fip = await session.get(m.FloatingIP, fip_id)
@@ -418,3 +418,38 @@ class L3(Ports):
 
 class NetworkManager(L3):
     """Everything the network API does, without HTTP."""
+
+    # ----- tags (standard-attr-tag) -------------------------------------------------------------------------
+    async def _taggable(self, session: AsyncSession, ctx: RequestContext, kind: str, resource_id: str
+                        ) -> tuple[Any, dict[str, Any]]:
+        """The resource to tag and its policy target (404 when the caller cannot see it)."""
+        if kind == "network":
+            net = await self.visible_network(session, ctx, resource_id)
+            return net, self.network_target(net)
+        if kind == "subnet":
+            subnet, net = await self.visible_subnet(session, ctx, resource_id)
+            return subnet, self.subnet_target(subnet, net)
+        if kind == "port":
+            port, net = await self.visible_port(session, ctx, resource_id)
+            return port, self.port_target(port.project_id, net, port.device_owner)
+        loaders = {"router": self.visible_router, "floatingip": self.visible_fip,
+                   "security_group": self.visible_sg}
+        row = await loaders[kind](session, ctx, resource_id)
+        return row, {"project_id": row.project_id}
+
+    async def get_tags(self, ctx: RequestContext, kind: str, resource_id: str) -> list[str]:
+        async with self.db.session() as session:
+            row, _ = await self._taggable(session, ctx, kind, resource_id)
+            return list(row.tags or [])
+
+    async def change_tags(self, ctx: RequestContext, kind: str, resource_id: str,
+                          change: Callable[[list[str]], list[str]]) -> list[str]:
+        """Apply `change` to the resource's tags in one transaction (policy: the resource's update rule)."""
+        async def update(session: AsyncSession) -> list[str]:
+            row, target = await self._taggable(session, ctx, kind, resource_id)
+            self.enforce(f"update_{kind}", ctx, target)
+            row.tags = list(dict.fromkeys(change(list(row.tags or []))))
+            stamp(row)
+            return list(row.tags)
+
+        return await self.write(update)

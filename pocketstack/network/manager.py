@@ -59,7 +59,7 @@ def standard(row: Any) -> dict[str, Any]:
     """Standard attributes plus project/tenant id of a row."""
     return {"description": row.description, "created_at": isotime(row.created_at),
             "updated_at": isotime(row.updated_at), "revision_number": row.revision_number,
-            "project_id": row.project_id, "tenant_id": row.project_id, "tags": []}
+            "project_id": row.project_id, "tenant_id": row.project_id, "tags": list(row.tags or [])}
 
 
 def stamp(row: Any, *, created: bool = False) -> None:
@@ -107,8 +107,15 @@ class Core:
                 await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))
         raise AssertionError("unreachable")
 
-    def allowed(self, action: str, ctx: RequestContext, target: dict[str, Any]) -> bool:
-        return self.policy.check(action, ctx, target)
+    def allowed(self, action: str, ctx: RequestContext, target: dict[str, Any],
+                memo: dict[Any, bool] | None = None) -> bool:
+        """A policy check; `memo` (one per list request) remembers answers for targets already seen."""
+        if memo is None:
+            return self.policy.check(action, ctx, target)
+        key = (action, *sorted(target.items()))
+        if key not in memo:
+            memo[key] = self.policy.check(action, ctx, target)
+        return memo[key]
 
     def enforce(self, action: str, ctx: RequestContext, target: dict[str, Any]) -> None:
         self.policy.enforce(action, ctx, target)
@@ -123,9 +130,9 @@ class Core:
                 self.enforce(rule, ctx, target)
 
     def strip_hidden(self, kind: str, ctx: RequestContext, body: dict[str, Any], target: dict[str, Any],
-                     attrs: tuple[str, ...]) -> dict[str, Any]:
+                     attrs: tuple[str, ...], memo: dict[Any, bool] | None = None) -> dict[str, Any]:
         for attr in attrs:
-            if not self.allowed(f"get_{kind}:{attr}", ctx, target):
+            if not self.allowed(f"get_{kind}:{attr}", ctx, target, memo):
                 body.pop(attr, None)
         return body
 
@@ -167,7 +174,8 @@ class Core:
             raise not_found("network", network_id)
         return net
 
-    def network_view(self, ctx: RequestContext, net: m.Network) -> dict[str, Any]:
+    def network_view(self, ctx: RequestContext, net: m.Network, memo: dict[Any, bool] | None = None
+                     ) -> dict[str, Any]:
         body = {
             "id": net.id, "name": net.name, **standard(net), "admin_state_up": net.admin_state_up,
             "status": net.status, "shared": net.shared, "router:external": net.external, "mtu": net.mtu,
@@ -179,13 +187,14 @@ class Core:
         }
         return self.strip_hidden("network", ctx, body, self.network_target(net),
                                  ("provider:network_type", "provider:physical_network",
-                                  "provider:segmentation_id"))
+                                  "provider:segmentation_id"), memo)
 
     async def list_networks(self, ctx: RequestContext) -> list[dict[str, Any]]:
         async with self.db.session() as session:
             rows = await session.scalars(select(m.Network).order_by(m.Network.created_at, m.Network.id))
-            return [self.network_view(ctx, n) for n in rows
-                    if self.allowed("get_network", ctx, self.network_target(n))]
+            memo: dict[Any, bool] = {}
+            return [self.network_view(ctx, n, memo) for n in rows
+                    if self.allowed("get_network", ctx, self.network_target(n), memo)]
 
     async def get_network(self, ctx: RequestContext, network_id: str) -> dict[str, Any]:
         async with self.db.session() as session:
@@ -333,8 +342,9 @@ class Core:
         async with self.db.session() as session:
             nets = {n.id: n for n in await session.scalars(select(m.Network))}
             rows = await session.scalars(select(m.Subnet).order_by(m.Subnet.created_at, m.Subnet.id))
+            memo: dict[Any, bool] = {}
             return [self.subnet_view(s) for s in rows
-                    if self.allowed("get_subnet", ctx, self.subnet_target(s, nets[s.network_id]))]
+                    if self.allowed("get_subnet", ctx, self.subnet_target(s, nets[s.network_id]), memo)]
 
     async def get_subnet(self, ctx: RequestContext, subnet_id: str) -> dict[str, Any]:
         async with self.db.session() as session:

@@ -22,9 +22,10 @@ ID = String(36)
 
 
 class StandardAttrs:
-    """What Neutron calls standard attributes: description, timestamps and a revision number."""
+    """What Neutron calls standard attributes: description, tags, timestamps and a revision number."""
 
     description: Mapped[str] = mapped_column(String(255), default="")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)

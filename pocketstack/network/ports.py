@@ -39,7 +39,8 @@ class Ports(SecurityGroups):
         return {**self.network_target(net), "project_id": project_id,
                 "network_device": device_owner.startswith("network:")}
 
-    def port_view(self, ctx: RequestContext, port: m.Port, net: m.Network) -> dict[str, Any]:
+    def port_view(self, ctx: RequestContext, port: m.Port, net: m.Network, memo: dict[Any, bool] | None = None
+                  ) -> dict[str, Any]:
         body = {
             "id": port.id, "name": port.name, **standard(port), "network_id": port.network_id,
             "admin_state_up": port.admin_state_up, "mac_address": port.mac_address,
@@ -50,11 +51,11 @@ class Ports(SecurityGroups):
             "binding:vnic_type": port.binding_vnic_type, "port_security_enabled": port.port_security_enabled,
             "allowed_address_pairs": port.allowed_address_pairs,
             "security_groups": [b.security_group_id for b in port.security_group_bindings],
-            "extra_dhcp_opts": [], "ip_allocation": "immediate",
+            "ip_allocation": "immediate",
         }
         return self.strip_hidden("port", ctx, body, self.port_target(port.project_id, net, port.device_owner),
                                  ("binding:host_id", "binding:vif_type", "binding:vif_details",
-                                  "binding:profile"))
+                                  "binding:profile"), memo)
 
     async def visible_port(self, session: AsyncSession, ctx: RequestContext, port_id: str
                            ) -> tuple[m.Port, m.Network]:
@@ -73,10 +74,11 @@ class Ports(SecurityGroups):
             for column, values in pushdown.items():
                 query = query.where(getattr(m.Port, column).in_(values))
             out = []
+            memo: dict[Any, bool] = {}
             for port in await session.scalars(query):
                 net = nets[port.network_id]
-                if self.allowed("get_port", ctx, self.port_target(port.project_id, net, port.device_owner)):
-                    out.append(self.port_view(ctx, port, net))
+                if self.allowed("get_port", ctx, self.port_target(port.project_id, net, port.device_owner), memo):
+                    out.append(self.port_view(ctx, port, net, memo))
             return out
 
     async def get_port(self, ctx: RequestContext, port_id: str) -> dict[str, Any]:
@@ -332,13 +334,11 @@ class Ports(SecurityGroups):
             if "security_groups" in data:
                 sg_ids = await self.port_security_groups(session, ctx, port.project_id,
                                                          data["security_groups"] or [])
-            elif data.get("port_security_enabled") is False:
-                sg_ids = [b.security_group_id for b in port.security_group_bindings]
-                if sg_ids and "security_groups" not in data:
-                    raise Conflict("Port has security groups: remove them before disabling port security.",
-                                   error_type="PortSecurityPortHasSecurityGroup")
             else:
                 sg_ids = [b.security_group_id for b in port.security_group_bindings]
+                if sg_ids and not port.port_security_enabled:
+                    raise Conflict("Port has security groups: remove them before disabling port security.",
+                                   error_type="PortSecurityPortHasSecurityGroup")
             self._apply_security(port, net, sg_ids)
             stamp(port)
             await session.flush()

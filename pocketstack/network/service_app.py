@@ -11,7 +11,7 @@ from pocketstack.common.clients.identity import IdentityClient
 from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator
-from pocketstack.network.api import core, l3, quotas, security, versions
+from pocketstack.network.api import core, l3, quotas, security, tags, versions
 from pocketstack.network.l3 import NetworkManager
 from pocketstack.network.notifier import ComputeNotifier, TokenSource
 
@@ -47,7 +47,7 @@ class NetworkService(Service):
         self.manager = NetworkManager(settings, self.db, self.notifier)
         self.app = create_app(
             service_name="network", style="neutron",
-            routers=[versions.router, core.router, security.router, l3.router, quotas.router],
+            routers=[versions.router, core.router, security.router, l3.router, quotas.router, tags.router],
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in PUBLIC,
             access_log=settings.access_log, state={"manager": self.manager},

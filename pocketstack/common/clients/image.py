@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,7 @@ class ImageClient(ServiceClient):
                     f"{self.base_url}/v2/images/{image_id}/file", timeout=DATA_TIMEOUT,
                     headers=self.headers(token, {"Accept": "application/octet-stream"})) as resp:
                 if resp.status != 200:
-                    text = (await resp.read()).decode(errors="replace").strip()
-                    raise error_for_status(resp.status, text or f"image answered {resp.status}")
+                    raise error_for_status(resp.status, _page_message(await resp.read(), resp.status))
                 async for chunk in resp.content.iter_chunked(chunk_size):
                     size += len(chunk)
                     md5.update(chunk)
@@ -72,6 +72,13 @@ class ImageClient(ServiceClient):
                 raise ServiceUnavailable(f"Fetching image {image_id} failed: {exc.__class__.__name__}") from exc
             raise
         return image
+
+
+def _page_message(raw: bytes, status: int) -> str:
+    """The message of Glance's HTML error page (its lines without tags, minus the title)."""
+    lines = [re.sub(r"<.+?>", "", line).strip() for line in raw.decode(errors="replace").splitlines()]
+    text = [line for line in lines if line and not line.startswith(str(status))]
+    return " ".join(text) or f"image answered {status}"
 
 
 def _flush_and_close(out: Any) -> None:

@@ -4,6 +4,7 @@ deactivate and reactivate."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -35,7 +36,9 @@ SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", 
 DEFAULT_LIMIT, MAX_LIMIT = 25, 1000
 LIST_PARAMS = {"limit", "marker", "sort_key", "sort_dir", "sort", "name", "status", "visibility", "owner",
                "tag", "disk_format", "container_format", "size_min", "size_max", "member_status", "os_hidden",
-               "protected", "id"}
+               "protected", "id", "created_at", "updated_at"}
+TIME_OPERATORS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__", "eq": "__eq__",
+                  "neq": "__ne__"}
 IN_FILTERS = ("id", "name", "status", "disk_format", "container_format")
 
 
@@ -154,6 +157,18 @@ def _match(column: Any, raw: str) -> Any:
     return column == raw
 
 
+def _time_filter(column: Any, name: str, raw: str) -> Any:
+    """Glance's `created_at=gte:2026-01-01T00:00:00Z` comparison (operator defaults to eq)."""
+    operator, _, value = raw.partition(":") if raw.split(":", 1)[0] in TIME_OPERATORS else ("eq", "", raw)
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"Invalid {name} filter {raw!r}: use OPERATOR:ISO-8601 time, e.g. gte:2026-01-01T00:00:00Z.")
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return getattr(column, TIME_OPERATORS[operator])(when)
+
+
 def _filters(query: Select[Any], params: Any, ctx: RequestContext, mgr: Any) -> Select[Any]:
     visibility = params.get("visibility")
     member_status = params.get("member_status", "accepted")
@@ -177,6 +192,9 @@ def _filters(query: Select[Any], params: Any, ctx: RequestContext, mgr: Any) -> 
         query = query.where(m.Image.size >= size_min)
     if size_max is not None:
         query = query.where(m.Image.size <= size_max)
+    for name in ("created_at", "updated_at"):
+        for raw in params.getlist(name):
+            query = query.where(_time_filter(getattr(m.Image, name), name, raw))
     hidden = _bool_param(params, "os_hidden")
     query = query.where(m.Image.os_hidden.is_(bool(hidden)))
     protected = _bool_param(params, "protected")

@@ -8,7 +8,7 @@ lives in `pocketstack.image.data`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from pocketstack.common.config import Settings
@@ -55,18 +55,26 @@ class Store(ABC):
         """Remove a stored blob; no error when it is already gone."""
 
 
-def make_store(settings: Settings) -> Store:
-    """The configured image store."""
+def _filesystem(root: Path, **kwargs: str) -> Store:
     from pocketstack.image.stores.filesystem import FilesystemStore
 
-    root = settings.image.store_dir or settings.data_dir / "images"
-    return FilesystemStore(Path(root))
+    return FilesystemStore(root, **kwargs)
+
+
+# settings.image.store -> driver; a new store (S3, RBD, ...) adds its line here and to ImageSettings.store.
+STORE_DRIVERS: dict[str, Callable[..., Store]] = {"file": _filesystem}
+
+
+def _root(settings: Settings) -> Path:
+    return Path(settings.image.store_dir or settings.data_dir / "images")
+
+
+def make_store(settings: Settings) -> Store:
+    """The configured image store."""
+    return STORE_DRIVERS[settings.image.store](_root(settings))
 
 
 def make_staging(settings: Settings) -> Store:
-    """The local staging area of the interoperable import (`/v2/images/{id}/stage`)."""
-    from pocketstack.image.stores.filesystem import FilesystemStore
-
-    root = settings.image.store_dir or settings.data_dir / "images"
-    return FilesystemStore(Path(root) / "staging", store_id="staging",
-                           description="Staging area of the image import")
+    """The local staging area of the interoperable import (`/v2/images/{id}/stage`), always on local disk."""
+    return _filesystem(_root(settings) / "staging", store_id="staging",
+                       description="Staging area of the image import")

@@ -12,10 +12,14 @@ from pathlib import Path
 from pocketstack.image.stores import BlobWriter, Store, StoreError
 
 TMP_PREFIX = ".partial-"
+# Flush written data to disk every so often while the upload runs, so the final fsync has little left to do
+# and the page cache never holds a whole image of dirty pages.
+SYNC_EVERY = 64 << 20
 
 
 class FileBlobWriter(BlobWriter):
     def __init__(self, root: Path, key: str) -> None:
+        self.unsynced = 0
         self.final = root / key
         self.tmp = root / f"{TMP_PREFIX}{key}-{uuid.uuid4().hex}"
         try:
@@ -30,6 +34,10 @@ class FileBlobWriter(BlobWriter):
             while view:
                 written = os.write(self.fd, view)
                 view = view[written:]
+            self.unsynced += len(data)
+            if self.unsynced >= SYNC_EVERY:
+                os.fdatasync(self.fd)
+                self.unsynced = 0
         except OSError as exc:
             raise StoreError(f"writing image data failed: {exc.strerror}") from exc
 

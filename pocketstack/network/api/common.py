@@ -17,6 +17,12 @@ from pocketstack.network.l3 import NetworkManager
 
 M = TypeVar("M", bound=BaseModel)
 CONTROL_PARAMS = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"}
+TAG_FILTERS: dict[str, Callable[[set[str], set[str]], bool]] = {
+    "tags": lambda have, wanted: wanted <= have,
+    "tags-any": lambda have, wanted: bool(wanted & have),
+    "not-tags": lambda have, wanted: not wanted <= have,
+    "not-tags-any": lambda have, wanted: not wanted & have,
+}
 
 
 class Body(BaseModel):
@@ -106,8 +112,12 @@ def listing(request: Request, key: str, items: list[dict[str, Any]], attributes:
     `handled`: filters the caller has already applied.
     """
     params = request.query_params
+    for name, test in TAG_FILTERS.items():
+        for value in params.getlist(name):
+            wanted = {t for t in value.split(",") if t}
+            items = [item for item in items if test(set(item.get("tags", ())), wanted)]
     for name in params:
-        if name in CONTROL_PARAMS or name in handled:
+        if name in CONTROL_PARAMS or name in handled or name in TAG_FILTERS:
             continue
         if name not in attributes:
             raise BadRequest(f"['{name}'] is invalid attribute for filtering", error_type="HTTPBadRequest")

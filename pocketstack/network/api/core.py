@@ -30,7 +30,7 @@ PORT_ATTRS = {
     "id", "name", "description", "project_id", "tenant_id", "created_at", "updated_at", "revision_number", "tags",
     "network_id", "admin_state_up", "mac_address", "fixed_ips", "device_id", "device_owner", "status",
     "binding:host_id", "binding:vif_type", "binding:vif_details", "binding:profile", "binding:vnic_type",
-    "port_security_enabled", "allowed_address_pairs", "security_groups", "extra_dhcp_opts", "ip_allocation",
+    "port_security_enabled", "allowed_address_pairs", "security_groups", "ip_allocation",
 }
 VnicType = Literal["normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder",
                    "smart-nic", "remote-managed", "vdpa"]

@@ -16,7 +16,7 @@ COMMON = {"id", "description", "project_id", "tenant_id", "created_at", "updated
 ROUTER_ATTRS = COMMON | {"name", "admin_state_up", "status", "external_gateway_info", "routes",
                          "availability_zones", "availability_zone_hints"}
 FIP_ATTRS = COMMON | {"floating_ip_address", "floating_network_id", "router_id", "port_id", "fixed_ip_address",
-                      "status", "port_forwardings"}
+                      "status"}
 
 
 class GatewayInfo(Body):

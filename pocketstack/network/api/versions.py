@@ -40,6 +40,8 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
                                                                "attributes"),
     "standard-attr-revisions": ("Resource revision numbers", "This extension will display the revision number "
                                                              "of neutron resources."),
+    "standard-attr-tag": ("Tag support for resources with standard attribute",
+                          "Enables to set tag on resources with standard attribute."),
     "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields to all Neutron "
                                                        "resources that have Neutron standard attributes."),
     "stateful-security-group": ("Stateful security group", "Indicates if the security group is stateful or not"),

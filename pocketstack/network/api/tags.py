@@ -1,0 +1,78 @@
+"""Tags on networks, subnets, ports, routers, floating IPs and security groups (`standard-attr-tag`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import Field, ValidationError
+
+from pocketstack.common.app import json_body, json_response
+from pocketstack.common.errors import BadRequest, NotFound
+from pocketstack.network.api.common import Body, context, describe, manager
+
+router = APIRouter(prefix="/v2.0")
+
+KINDS = {"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router",
+         "floatingips": "floatingip", "security-groups": "security_group"}
+class Tags(Body):
+    tags: list[str] = Field(max_length=50)
+
+
+def _kind(collection: str) -> str:
+    if collection not in KINDS:
+        raise NotFound(f"The resource could not be found: {collection} cannot be tagged.")
+    return KINDS[collection]
+
+
+def _check_tag(tag: str) -> str:
+    if not 1 <= len(tag) <= 255 or "," in tag:
+        raise BadRequest(f"Invalid input for operation: '{tag}' is not a valid tag (1-255 characters, no comma).",
+                         error_type="InvalidInput")
+    return tag
+
+
+@router.get("/{collection}/{resource_id}/tags")
+async def list_tags(request: Request, collection: str, resource_id: str) -> Response:
+    tags = await manager(request).get_tags(context(request), _kind(collection), resource_id)
+    return json_response({"tags": tags})
+
+
+@router.put("/{collection}/{resource_id}/tags")
+async def replace_tags(request: Request, collection: str, resource_id: str) -> Response:
+    kind = _kind(collection)
+    try:
+        wanted = [_check_tag(t) for t in Tags.model_validate(await json_body(request)).tags]
+    except ValidationError as exc:
+        raise BadRequest(describe(exc))
+    tags = await manager(request).change_tags(context(request), kind, resource_id, lambda _: wanted)
+    return json_response({"tags": tags})
+
+
+@router.delete("/{collection}/{resource_id}/tags", status_code=204)
+async def clear_tags(request: Request, collection: str, resource_id: str) -> Response:
+    await manager(request).change_tags(context(request), _kind(collection), resource_id, lambda _: [])
+    return Response(status_code=204)
+
+
+@router.get("/{collection}/{resource_id}/tags/{tag}", status_code=204)
+async def check_tag(request: Request, collection: str, resource_id: str, tag: str) -> Response:
+    if tag not in await manager(request).get_tags(context(request), _kind(collection), resource_id):
+        raise NotFound(f"Tag {tag} could not be found.", error_type="TagNotFound")
+    return Response(status_code=204)
+
+
+@router.put("/{collection}/{resource_id}/tags/{tag}", status_code=201)
+async def add_tag(request: Request, collection: str, resource_id: str, tag: str) -> Response:
+    _check_tag(tag)
+    await manager(request).change_tags(context(request), _kind(collection), resource_id, lambda tags: [*tags, tag])
+    return Response(status_code=201)
+
+
+@router.delete("/{collection}/{resource_id}/tags/{tag}", status_code=204)
+async def remove_tag(request: Request, collection: str, resource_id: str, tag: str) -> Response:
+    def without(tags: list[str]) -> list[str]:
+        if tag not in tags:
+            raise NotFound(f"Tag {tag} could not be found.", error_type="TagNotFound")
+        return [t for t in tags if t != tag]
+
+    await manager(request).change_tags(context(request), _kind(collection), resource_id, without)
+    return Response(status_code=204)

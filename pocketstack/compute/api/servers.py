@@ -194,36 +194,40 @@ def server_view(request: Request, inst: m.Instance, *, metadata: dict[str, str],
     return body
 
 
-async def load_extras(session: Any, uuids: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, list[str]],
-                                                                 dict[str, m.InstanceFault]]:
+def load_extras(session: Session, uuids: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, list[str]],
+                                                             dict[str, m.InstanceFault]]:
     """Metadata, tags and latest fault of many instances in three queries."""
     metadata: dict[str, dict[str, str]] = {u: {} for u in uuids}
     tags: dict[str, list[str]] = {u: [] for u in uuids}
     faults: dict[str, m.InstanceFault] = {}
     if not uuids:
         return metadata, tags, faults
-    for row in (await session.scalars(select(m.InstanceMetadata).where(
-            m.InstanceMetadata.instance_uuid.in_(uuids)))).all():
+    for row in session.scalars(select(m.InstanceMetadata).where(m.InstanceMetadata.instance_uuid.in_(uuids))).all():
         metadata[row.instance_uuid][row.key] = row.value
-    for row in (await session.scalars(select(m.InstanceTag).where(m.InstanceTag.instance_uuid.in_(uuids))
-                                      .order_by(m.InstanceTag.tag))).all():
+    for row in session.scalars(select(m.InstanceTag).where(m.InstanceTag.instance_uuid.in_(uuids))
+                               .order_by(m.InstanceTag.tag)).all():
         tags[row.instance_uuid].append(row.tag)
-    for row in (await session.scalars(select(m.InstanceFault).where(m.InstanceFault.instance_uuid.in_(uuids))
-                                      .order_by(m.InstanceFault.id))).all():
+    for row in session.scalars(select(m.InstanceFault).where(m.InstanceFault.instance_uuid.in_(uuids))
+                               .order_by(m.InstanceFault.id)).all():
         faults[row.instance_uuid] = row
     return metadata, tags, faults
 
 
-async def get_instance(session: Any, request: Request, server_id: str, ctx: RequestContext) -> m.Instance:
+def visible_instance(session: Session, server_id: str, ctx: RequestContext) -> m.Instance:
     """The server, or 404 when it does not exist or belongs to another project (for non-admins)."""
-    inst = await session.get(m.Instance, server_id) if is_uuid(server_id) else None
+    inst = session.get(m.Instance, server_id) if is_uuid(server_id) else None
     if inst is None or inst.deleted or (not ctx.is_admin and inst.project_id != ctx.project_id):
         raise NotFound(f"Instance {server_id} could not be found.")
     return inst
 
 
+async def get_instance(session: Any, request: Request, server_id: str, ctx: RequestContext) -> m.Instance:
+    """`visible_instance` on an async session."""
+    return await session.run_sync(visible_instance, server_id, ctx)
+
+
 async def show_body(request: Request, session: Any, inst: m.Instance, ctx: RequestContext) -> dict[str, Any]:
-    metadata, tags, faults = await load_extras(session, [inst.uuid])
+    metadata, tags, faults = await session.run_sync(load_extras, [inst.uuid])
     return server_view(request, inst, metadata=metadata[inst.uuid], tags=tags[inst.uuid],
                        fault=faults.get(inst.uuid), ctx=ctx)
 
@@ -586,7 +590,7 @@ async def _list(request: Request, detail: bool) -> Response:
         else:
             rows = [i for i in (await session.scalars(query)).all() if pattern.search(i.display_name)][:limit]
         if detail:
-            metadata, tags, faults = await load_extras(session, [i.uuid for i in rows])
+            metadata, tags, faults = await session.run_sync(load_extras, [i.uuid for i in rows])
             items = [server_view(request, i, metadata=metadata[i.uuid], tags=tags[i.uuid], fault=faults.get(i.uuid),
                                  ctx=ctx) for i in rows]
         else:
@@ -611,9 +615,14 @@ async def list_servers_detail(request: Request) -> Response:
 @router.get("/servers/{server_id}")
 async def show_server(request: Request, server_id: str) -> Response:
     ctx = enforce(request, "os_compute_api:servers:show")
-    async with state(request).db.session() as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        return json_response({"server": await show_body(request, session, inst, ctx)})
+
+    def read(session: Session) -> tuple[m.Instance, Any]:
+        inst = visible_instance(session, server_id, ctx)
+        return inst, load_extras(session, [inst.uuid])
+
+    inst, (metadata, tags, faults) = await state(request).db.run(read, write=False)  # one hop: polled often
+    return json_response({"server": server_view(request, inst, metadata=metadata[inst.uuid], tags=tags[inst.uuid],
+                                                fault=faults.get(inst.uuid), ctx=ctx)})
 
 
 @router.put("/servers/{server_id}")

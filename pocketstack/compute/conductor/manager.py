@@ -168,11 +168,14 @@ class ConductorManager(RPCEndpoint):
 
     # ----- the agents' database access (steps 14-18) --------------------------------------------------------
     async def instance_get(self, instance_uuid: str) -> dict[str, Any]:
-        async with tracing.span("DB", "read instance and flavor", step="15-17"), self.db.session() as session:
-            inst = await session.get(m.Instance, instance_uuid)
+        def read(session: Session) -> dict[str, Any]:
+            inst = session.get(m.Instance, instance_uuid)
             if inst is None:
                 raise LookupError(f"instance {instance_uuid} not found")
             return instance_dict(inst)
+
+        async with tracing.span("DB", "read instance and flavor", step="15-17"):
+            return await self.db.run(read, write=False)
 
     async def instance_update(self, instance_uuid: str, updates: dict[str, Any],
                               expected_task_state: list[str | None] | None = None) -> dict[str, Any]:

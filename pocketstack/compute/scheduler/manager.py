@@ -39,13 +39,17 @@ class SchedulerManager(RPCEndpoint):
 
     async def _host_states(self) -> list[HostState]:
         down_after = utcnow() - timedelta(seconds=self.settings.compute.service_down_time)
-        async with self.db.session() as session:
-            nodes = (await session.scalars(select(m.ComputeNode))).all()
-            services = {s.host: s for s in (await session.scalars(
-                select(m.ComputeService).where(m.ComputeService.binary == "nova-compute"))).all()}
-            usage = {row[0]: row[1:] for row in (await session.execute(
+
+        def read(session: Session) -> tuple[Any, Any, Any]:
+            nodes = session.scalars(select(m.ComputeNode)).all()
+            services = {s.host: s for s in session.scalars(
+                select(m.ComputeService).where(m.ComputeService.binary == "nova-compute")).all()}
+            usage = {row[0]: row[1:] for row in session.execute(
                 select(m.Allocation.node_id, func.sum(m.Allocation.vcpus), func.sum(m.Allocation.memory_mb),
-                       func.sum(m.Allocation.disk_gb)).group_by(m.Allocation.node_id))).all()}
+                       func.sum(m.Allocation.disk_gb)).group_by(m.Allocation.node_id)).all()}
+            return nodes, services, usage
+
+        nodes, services, usage = await self.db.run(read, write=False)
         result = []
         for node in nodes:
             service = services.get(node.host)

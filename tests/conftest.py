@@ -40,6 +40,8 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     for spec in SERVICES:
         values[spec.name.replace("-", "_")] = {"port": free_port()}
     values["identity"].update(bcrypt_rounds=4, admin_password="admin-secret", demo_password="demo-secret")
+    if "compute" in values:
+        values["compute"]["fake_hosts"] = 2  # real scheduling between hosts (anti-affinity, reschedules)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):
             values[key].update(value)

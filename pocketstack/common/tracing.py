@@ -127,20 +127,8 @@ def sync_span(kind: str, operation: str, *, step: str | None = None, target: str
 @contextlib.asynccontextmanager
 async def span(kind: str, operation: str, *, step: str | None = None, target: str | None = None) -> AsyncIterator[None]:
     """Record the enclosed work as a span (target defaults to the current component: local DB/WORK)."""
-    if _tracer.get() is None:
+    with sync_span(kind, operation, step=step, target=target):
         yield
-        return
-    start = time.time()
-    began = time.perf_counter()
-    outcome = "ok"
-    try:
-        yield
-    except BaseException as exc:
-        outcome = f"error: {type(exc).__name__}"
-        raise
-    finally:
-        record(kind, target or current_component.get(), operation, start, time.perf_counter() - began, step=step,
-               outcome=outcome)
 
 
 # FLOW.md step numbers of the REST hops between services, by (caller, callee, method, path prefix).

@@ -504,8 +504,10 @@ def test_server_events_and_deleted_server_actions(cloud: Any, admin: Any, demo: 
         assert [a["action"] for a in page["instanceActions"]] == ["stop"] and page["links"]
         admin.compute.delete_server(server)
         admin.compute.wait_for_delete(server, wait=60)
-        after = api(cloud, admin, "GET", f"/servers/{server.id}/os-instance-actions").json()["instanceActions"]
-        assert [a["action"] for a in after] == ["delete", "stop", "create"]
+        after = cloud.cli("server", "event", "list", server.id, "-f", "json")  # by ID once deleted (2.21)
+        assert [a["Action"] for a in after] == ["delete", "stop", "create"]
+        delete = cloud.cli("server", "event", "show", server.id, after[0]["Request ID"], "-f", "json")
+        assert delete["action"] == "delete" and delete["request_id"] == after[0]["Request ID"]
         assert api(cloud, admin, "GET", f"/servers/{server.id}/os-instance-actions", version="2.20").status_code \
             == 404
     finally:
@@ -520,3 +522,47 @@ def test_fingerprint_matches_nova_algorithm() -> None:
     key = ssh_public_key()
     digest = hashlib.md5(base64.b64decode(key.split()[1])).hexdigest()
     assert fingerprint(key) == ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+
+
+def test_malformed_bodies_and_old_microversions_never_500(cloud: Any, admin: Any, booted: Any) -> None:
+    server, group = booted
+    project = admin.current_project_id
+    writes = [("POST", "/flavors"), ("PUT", "/flavors/1"), ("POST", "/flavors/1/os-extra_specs"),
+              ("PUT", "/flavors/1/os-extra_specs/k"), ("POST", "/flavors/1/action"), ("POST", "/os-keypairs"),
+              ("PUT", f"/os-quota-sets/{project}"), ("POST", "/os-server-groups"),
+              ("PUT", "/os-services/00000000-0000-0000-0000-000000000000"),
+              ("POST", f"/servers/{server.id}/metadata"), ("PUT", f"/servers/{server.id}/metadata"),
+              ("PUT", f"/servers/{server.id}/metadata/k"), ("PUT", f"/servers/{server.id}/tags")]
+    bodies = [None, [], "x", 1, {}, {"flavor": None}, {"keypair": []}, {"quota_set": "x"}, {"metadata": [1]},
+              {"meta": None}, {"tags": {"a": 1}}, {"server_group": {"name": 1}}, {"extra_specs": None},
+              {"addTenantAccess": None}, {"status": None}]
+    for method, path in writes:
+        for body in bodies:
+            for ver in ("2.1", "2.79"):
+                resp = requests.request(method, cloud.url("compute") + "/v2.1" + path, timeout=30,
+                                        data=b"" if body is None else None, json=body,
+                                        headers={"X-Auth-Token": admin.auth_token,
+                                                 "OpenStack-API-Version": f"compute {ver}"})
+                assert 400 <= resp.status_code < 500, (method, path, body, ver, resp.status_code, resp.text)
+    assert api(cloud, admin, "GET", "/flavors/1").json()["flavor"]["name"] == "m1.tiny"
+    assert api(cloud, admin, "GET", f"/servers/{server.id}/metadata").status_code == 200
+    reads = ["/flavors", "/flavors/detail", "/os-keypairs", "/limits", f"/os-quota-sets/{project}",
+             f"/os-quota-sets/{project}/detail", "/os-availability-zone/detail", "/os-hypervisors/detail",
+             "/os-hypervisors/statistics", "/os-services", "/os-server-groups", f"/os-server-groups/{group.id}",
+             f"/servers/{server.id}/os-instance-actions", f"/servers/{server.id}/metadata"]
+    for path in reads:
+        for ver in ("2.1", "2.11", "2.28", "2.52", "2.53", "2.79"):
+            assert api(cloud, admin, "GET", path, version=ver).status_code == 200, (path, ver)
+    legacy = api(cloud, admin, "GET", "/os-services", version="2.52").json()["services"]
+    compute = next(s for s in legacy if s["binary"] == "nova-compute")
+    assert isinstance(compute["id"], int)
+    who = {"host": compute["host"], "binary": "nova-compute"}
+    off = api(cloud, admin, "PUT", "/os-services/disable-log-reason", {**who, "disabled_reason": "r"}, "2.52")
+    assert off.json()["service"] == {**who, "status": "disabled", "disabled_reason": "r"}
+    on = api(cloud, admin, "PUT", "/os-services/enable", who, "2.52")
+    assert on.json()["service"] == {**who, "status": "enabled"}
+    assert api(cloud, admin, "PUT", "/os-services/enable", {**who, "host": "nohost"}, "2.52").status_code == 404
+    old_key = api(cloud, admin, "POST", "/os-keypairs", {"keypair": {"name": "old-mv", "public_key":
+                                                                     ssh_public_key()}}, "2.1")
+    assert old_key.status_code == 200 and "type" not in old_key.json()["keypair"]
+    assert api(cloud, admin, "DELETE", "/os-keypairs/old-mv", version="2.1").status_code == 202

@@ -75,6 +75,8 @@ COMPUTE_POLICIES: dict[str, str] = {
     "os_compute_api:os-hypervisors:statistics": ADMIN,
     "os_compute_api:os-hypervisors:servers": ADMIN,
     "os_compute_api:os-hypervisors:search": ADMIN,
+    "os_compute_api:os-hypervisors:uptime": ADMIN,
+    "os_compute_api:os-aggregates:index": ADMIN,
     "os_compute_api:os-services:list": ADMIN,
     "os_compute_api:os-services:update": ADMIN,
     "os_compute_api:os-services:delete": ADMIN,

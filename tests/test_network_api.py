@@ -80,6 +80,7 @@ def test_subnet_cli_with_allocation_pool_dns_and_routes(cloud: Any, prefix: str)
     port = cloud.cli("port", "create", f"{prefix}-port", "--network", f"{prefix}-net", "-f", "json")
     ip = port["fixed_ips"][0]["ip_address"]
     assert 100 <= int(ip.rsplit(".", 1)[1]) <= 150
+    early = cloud.cli("port", "create", f"{prefix}-early", "--network", f"{prefix}-net", "-f", "json")
     cloud.cli("port", "delete", f"{prefix}-port")
     v6 = cloud.cli("subnet", "create", f"{prefix}-v6", "--network", f"{prefix}-net", "--ip-version", "6",
                    "--subnet-range", "fd00:1::/64", "--ipv6-address-mode", "slaac", "--ipv6-ra-mode", "slaac",
@@ -90,6 +91,11 @@ def test_subnet_cli_with_allocation_pool_dns_and_routes(cloud: Any, prefix: str)
     # SLAAC: the modified EUI-64 of the MAC in the /64 (computed here by netaddr)
     expected = netaddr.EUI(port["mac_address"]).ipv6(netaddr.IPNetwork("fd00:1::/64").first)
     assert by_subnet[v6["id"]] == str(expected)
+    # a port that existed before the SLAAC subnet got its address when the subnet was created
+    early = cloud.cli("port", "show", f"{prefix}-early", "-f", "json")
+    assert {f["subnet_id"]: f["ip_address"] for f in early["fixed_ips"]}[v6["id"]] == str(
+        netaddr.EUI(early["mac_address"]).ipv6(netaddr.IPNetwork("fd00:1::/64").first))
+    cloud.cli("port", "delete", f"{prefix}-early")
     cloud.cli("port", "delete", f"{prefix}-dual")
     cloud.cli("subnet", "set", f"{prefix}-sub", "--name", f"{prefix}-sub2", "--no-dhcp")
     assert cloud.cli("subnet", "show", f"{prefix}-sub2", "-f", "json")["enable_dhcp"] is False

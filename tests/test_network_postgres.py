@@ -27,7 +27,7 @@ SPEC = ServiceSpec("network", "network", "neutron", "", "pocketstack.network.ser
 ADMIN = RequestContext(user_id="u-admin", project_id="p-admin", roles=["admin", "member", "reader"])
 
 
-async def _no_token() -> tuple[str, float]:
+async def _no_token() -> str:
     raise AssertionError("no compute events are expected here")
 
 

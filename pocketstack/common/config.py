@@ -97,11 +97,7 @@ class NetworkSettings(ServiceSettings):
     quota_floatingip: int = Field(50, ge=-1)
     quota_security_group: int = Field(10, ge=-1)
     quota_security_group_rule: int = Field(100, ge=-1)
-    # Credentials the network service uses to tell compute about plugged/unplugged ports (Neutron's [nova]
-    # section); default: the admin account.
-    service_username: str = "admin"
-    service_password: str | None = None
-    service_project: str = "admin"
+    service_password: str | None = None  # of the "neutron" service user; default: generated into the data dir
 
 
 class TraceSettings(BaseModel):

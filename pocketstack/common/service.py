@@ -51,7 +51,8 @@ class ServiceSpec:
 SERVICES: list[ServiceSpec] = [
     ServiceSpec("identity", "identity", "keystone", "/v3", "pocketstack.identity.service_app:create"),
     ServiceSpec("image", "image", "glance", "", "pocketstack.image.service_app:create"),
-    ServiceSpec("network", "network", "neutron", "", "pocketstack.network.service_app:create"),
+    ServiceSpec("network", "network", "neutron", "", "pocketstack.network.service_app:create",
+                service_user="neutron"),
     ServiceSpec("compute", "compute", "nova", "/v2.1", "pocketstack.compute.service_app:create", service_user="nova"),
 ]
 

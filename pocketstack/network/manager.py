@@ -417,6 +417,14 @@ class Core:
             session.add(subnet)
             stamp(net)
             await session.flush()
+            if ipam.is_slaac(subnet):  # ports already on the network get their autoconfigured address now
+                ports = await session.scalars(select(m.Port).where(
+                    m.Port.network_id == net.id, m.Port.device_owner != "network:router_interface"))
+                for port in ports:
+                    session.add(m.IPAllocation(subnet_id=subnet.id, network_id=net.id, port_id=port.id,
+                                               ip_address=ipam.eui64_address(subnet, port.mac_address),
+                                               position=len(port.fixed_ips)))
+                await session.flush()
             return self.subnet_view(subnet)
 
         return await self.write(create)

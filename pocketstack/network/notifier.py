@@ -2,9 +2,10 @@
 
 Neutron tells Nova when a port of a server goes up or down through `POST /os-server-external-events` of the
 compute API; Nova waits for `network-vif-plugged` before it resumes a booting guest. This hook does the same:
-it logs in with the service credentials, looks up the `compute` endpoint in the identity catalog and posts the
-events there. When the catalog has no compute endpoint (compute not deployed) it does nothing. Sending happens
-in one background task, in order and batched, so an API request never waits for compute.
+it logs in as the network service's user (`neutron`, admin and service roles on project `service`), looks up
+the `compute` endpoint in the identity catalog and posts the events there. When the catalog has no compute
+endpoint (compute not deployed) it does nothing. Sending happens in one background task, in order and
+batched, so an API request never waits for compute.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -23,8 +23,8 @@ log = logging.getLogger("pocketstack.network.notifier")
 
 PLUGGED, UNPLUGGED, DELETED = "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"
 
-# () -> (token, expires_at epoch seconds)
-TokenSource = Callable[[], Awaitable[tuple[str, float]]]
+# () -> a valid token of the network service's user (e.g. `ServiceTokenProvider.token`, which renews it)
+TokenSource = Callable[[], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,11 @@ class ComputeNotifier:
         self.token_source = token_source
         self.region = region
         self.interface = interface
-        self._token: tuple[str, float] | None = None
         self._queue: asyncio.Queue[VifEvent] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
     async def token(self) -> str:
-        if self._token is None or self._token[1] - time.time() < 60:
-            self._token = await self.token_source()
-        return self._token[0]
+        return await self.token_source()
 
     async def compute_url(self) -> str | None:
         """The compute endpoint from the catalog (read each time: compute may be added or removed)."""
@@ -97,7 +94,7 @@ class ComputeNotifier:
                 batch.append(self._queue.get_nowait())
             try:
                 await self.send(batch)
-            except (APIError, KeyError, TypeError, StopIteration) as exc:
+            except (APIError, KeyError, TypeError, StopIteration, RuntimeError) as exc:
                 log.warning("could not send %s to compute: %s", [e.name for e in batch], exc)
             finally:
                 for _ in batch:

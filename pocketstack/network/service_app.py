@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import time
-from datetime import datetime
-
 from pocketstack.common.app import create_app
-from pocketstack.common.clients.identity import IdentityClient
+from pocketstack.common.clients.identity import IdentityClient, ServiceTokenProvider
 from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
-from pocketstack.common.service import Service, ServiceSpec, remote_token_validator
+from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_password
 from pocketstack.network.api import core, l3, quotas, security, tags, versions
 from pocketstack.network.l3 import NetworkManager
 from pocketstack.network.notifier import ComputeNotifier, TokenSource
@@ -19,20 +15,17 @@ PUBLIC = {("GET", "/"), ("GET", "/v2.0"), ("GET", "/v2.0/")}
 
 
 def service_token_source(settings: Settings) -> TokenSource:
-    """Log in with the network service's credentials (default: the admin account) for calls to compute."""
-    conf = settings.network
-    client = IdentityClient(settings.base_url("identity"))
+    """Tokens of the network service's user (`neutron`) for calls to compute; its password is looked up on
+    first use (the all-in-one's identity generates it at bootstrap)."""
+    provider: list[ServiceTokenProvider] = []
 
-    async def issue() -> tuple[str, float]:
-        password = conf.service_password or settings.identity.admin_password
-        if password is None:  # the all-in-one's generated admin password
-            stored = settings.data_dir / "passwords.json"
-            password = json.loads(stored.read_text()).get(conf.service_username, "") if stored.exists() else ""
-        token, body = await client.issue_token(conf.service_username, password, conf.service_project)
-        expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).timestamp()
-        return token, expires if expires else time.time() + 300
+    async def token() -> str:
+        if not provider:
+            provider.append(ServiceTokenProvider(IdentityClient(settings.base_url("identity")), "neutron",
+                                                 service_password(settings, "neutron")))
+        return await provider[0].token()
 
-    return issue
+    return token
 
 
 class NetworkService(Service):

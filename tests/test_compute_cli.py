@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,17 @@ def boot_env(cloud, tmp_path_factory):
     cloud.cli("keypair", "delete", "cli-key")
 
 
+def wait_status(cloud, name: str, status: str, timeout: float = 30.0) -> None:
+    conn = cloud.conn()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        server = conn.compute.find_server(name)
+        if server.status == status and server.task_state is None:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} is {server.status}, not {status}")
+
+
 def test_server_lifecycle_with_the_cli(cloud, boot_env, prefix):
     name = f"{prefix}-vm1"
     server = cloud.cli("server", "create", "--flavor", "m1.tiny", "--image", boot_env["image"].id, "--network",
@@ -40,10 +52,10 @@ def test_server_lifecycle_with_the_cli(cloud, boot_env, prefix):
     assert "cli-net" in addresses and str(addresses["cli-net"][0]).startswith("10.88.0.")
     assert name in [s["Name"] for s in cloud.cli("server", "list", "-f", "json")]
 
-    cloud.cli("server", "stop", "--wait", name)
-    assert cloud.cli("server", "show", name, "-f", "json")["status"] == "SHUTOFF"
-    cloud.cli("server", "start", "--wait", name)
-    assert cloud.cli("server", "show", name, "-f", "json")["status"] == "ACTIVE"
+    cloud.cli("server", "stop", name)
+    wait_status(cloud, name, "SHUTOFF")
+    cloud.cli("server", "start", name)
+    wait_status(cloud, name, "ACTIVE")
     cloud.cli("server", "reboot", "--wait", name)
     assert cloud.cli("server", "show", name, "-f", "json")["status"] == "ACTIVE"
 

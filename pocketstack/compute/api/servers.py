@@ -353,9 +353,18 @@ async def create_server(request: Request) -> Response:
     ver = version(request)
     if body.networks is None and ver >= "2.37":
         raise BadRequest("Invalid input for field/attribute networks: 'networks' is a required property")
-    if body.block_device_mapping_v2:
-        raise BadRequest("Block device mappings need the volume service, which this cloud does not run yet.")
-    if not body.imageRef:
+    image_ref = body.imageRef
+    for bdm in body.block_device_mapping_v2 or []:
+        # the image as local root disk (what `openstack server create --image` sends) is a plain image boot
+        if (bdm.get("source_type") == "image" and bdm.get("destination_type", "local") == "local"
+                and str(bdm.get("boot_index", "0")) == "0"):
+            if image_ref and image_ref.rstrip("/").rsplit("/", 1)[-1] != bdm.get("uuid"):
+                raise BadRequest("Invalid input: imageRef and the image block device mapping disagree.")
+            image_ref = str(bdm.get("uuid") or "")
+            continue
+        raise BadRequest("Block device mappings to volumes need the volume service, which this cloud does not run "
+                         "yet.")
+    if not image_ref:
         raise BadRequest("Invalid input for field/attribute imageRef: an image is required.")
     max_count = body.max_count or body.min_count
     if max_count < body.min_count:
@@ -397,7 +406,7 @@ async def create_server(request: Request) -> Response:
                 m.ComputeService.binary == "nova-compute"))).all())
             if zone not in zones:
                 raise BadRequest(f"The requested availability zone is not available: {zone}")
-    image = await _resolve_image(request, body.imageRef, flavor)
+    image = await _resolve_image(request, image_ref, flavor)
     requested_networks = await _resolve_networks(request, body.networks, ctx)
     if isinstance(requested_networks, list) and max_count > 1 and any(n.get("port") or n.get("fixed_ip")
                                                                       for n in requested_networks):

@@ -114,6 +114,9 @@ def test_flavor_bad_input_conflicts_and_policy(cloud: Any, admin: Any, demo: Any
     assert api(cloud, admin, "POST", "/flavors", {"flavour": good}).status_code == 400
     assert api(cloud, admin, "POST", "/flavors", "not an object").status_code == 400
     assert api(cloud, demo, "POST", "/flavors", {"flavor": good}).status_code == 403
+    refused = cloud.cli("flavor", "create", "--ram", "64", "--vcpus", "1", "--disk", "0", f"{prefix}-f",
+                        cloud="pocketstack-demo", check=False)
+    assert refused.returncode != 0 and "403" in refused.stderr
     assert len(api(cloud, admin, "GET", "/flavors", params={"is_public": "None"}).json()["flavors"]) == before
     created = api(cloud, admin, "POST", "/flavors", {"flavor": {**good, "id": f"{prefix}-x"}})
     assert created.status_code == 200, created.text
@@ -210,6 +213,8 @@ def test_keypair_bad_input_duplicates_privacy_and_quota(cloud: Any, admin: Any, 
     # the demo user neither sees nor can reach the admin's key pair; the same name is free for them
     assert api(cloud, demo, "GET", f"/os-keypairs/{prefix}-k").status_code == 404
     assert f"{prefix}-k" not in {k.name for k in demo.compute.keypairs()}
+    demo_keys = cloud.cli("keypair", "list", "-f", "json", cloud="pocketstack-demo")
+    assert f"{prefix}-k" not in {k["Name"] for k in demo_keys}
     other = api(cloud, demo, "GET", "/os-keypairs", params={"user_id": admin.current_user_id})
     assert other.status_code == 403
     assert api(cloud, demo, "POST", "/os-keypairs", {"keypair": good}).status_code == 201

@@ -114,6 +114,9 @@ def test_flavor_bad_input_conflicts_and_policy(cloud: Any, admin: Any, demo: Any
     assert api(cloud, admin, "POST", "/flavors", {"flavour": good}).status_code == 400
     assert api(cloud, admin, "POST", "/flavors", "not an object").status_code == 400
     assert api(cloud, demo, "POST", "/flavors", {"flavor": good}).status_code == 403
+    refused = cloud.cli("flavor", "create", "--ram", "64", "--vcpus", "1", "--disk", "0", f"{prefix}-f",
+                        cloud="pocketstack-demo", check=False)
+    assert refused.returncode != 0 and "403" in refused.stderr
     assert len(api(cloud, admin, "GET", "/flavors", params={"is_public": "None"}).json()["flavors"]) == before
     created = api(cloud, admin, "POST", "/flavors", {"flavor": {**good, "id": f"{prefix}-x"}})
     assert created.status_code == 200, created.text
@@ -210,6 +213,8 @@ def test_keypair_bad_input_duplicates_privacy_and_quota(cloud: Any, admin: Any, 
     # the demo user neither sees nor can reach the admin's key pair; the same name is free for them
     assert api(cloud, demo, "GET", f"/os-keypairs/{prefix}-k").status_code == 404
     assert f"{prefix}-k" not in {k.name for k in demo.compute.keypairs()}
+    demo_keys = cloud.cli("keypair", "list", "-f", "json", cloud="pocketstack-demo")
+    assert f"{prefix}-k" not in {k["Name"] for k in demo_keys}
     other = api(cloud, demo, "GET", "/os-keypairs", params={"user_id": admin.current_user_id})
     assert other.status_code == 403
     assert api(cloud, demo, "POST", "/os-keypairs", {"keypair": good}).status_code == 201
@@ -566,3 +571,32 @@ def test_malformed_bodies_and_old_microversions_never_500(cloud: Any, admin: Any
                                                                      ssh_public_key()}}, "2.1")
     assert old_key.status_code == 200 and "type" not in old_key.json()["keypair"]
     assert api(cloud, admin, "DELETE", "/os-keypairs/old-mv", version="2.1").status_code == 202
+
+
+def test_member_sees_events_without_tracebacks_and_usage_in_limits(cloud: Any, admin: Any, demo: Any,
+                                                                   booted: Any, prefix: str) -> None:
+    server, _ = booted
+    net = demo.network.create_network(name=f"{prefix}-demo-net")
+    demo.network.create_subnet(network_id=net.id, cidr="10.79.0.0/24", ip_version=4)
+    try:
+        mine = demo.compute.create_server(name=f"{prefix}-demo-vm", image_id=server.image.id, flavor_id="1",
+                                          networks=[{"uuid": net.id}])
+        mine = demo.compute.wait_for_server(mine, wait=60)
+        limits = demo.compute.get_limits().absolute
+        assert limits.instances_used >= 1 and limits.total_cores_used >= 1 and limits.total_ram_used >= 512
+        detail = api(cloud, demo, "GET", f"/os-quota-sets/{demo.current_project_id}/detail").json()["quota_set"]
+        assert detail["instances"]["in_use"] == limits.instances_used
+        actions = cloud.cli("server", "event", "list", mine.id, "-f", "json", cloud="pocketstack-demo")
+        request_id = actions[0]["Request ID"]
+        path = f"/servers/{mine.id}/os-instance-actions/{request_id}"
+        events = api(cloud, demo, "GET", path).json()["instanceAction"]["events"]
+        assert events and all("traceback" not in e and "host" not in e and e["hostId"] for e in events)
+        assert "events" not in api(cloud, demo, "GET", path, version="2.50").json()["instanceAction"]
+        assert "traceback" in api(cloud, admin, "GET", path, version="2.50").json()["instanceAction"]["events"][0]
+        demo.compute.set_server_metadata(mine, owner="demo")
+        assert demo.compute.get_server(mine.id).metadata == {"owner": "demo"}
+        demo.compute.delete_server(mine)
+        demo.compute.wait_for_delete(mine, wait=60)
+        assert api(cloud, demo, "GET", f"/servers/{mine.id}/os-instance-actions").status_code == 200
+    finally:
+        demo.network.delete_network(net)

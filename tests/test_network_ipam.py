@@ -154,3 +154,15 @@ def test_pool_and_gateway_checks() -> None:
     assert gateway.value.error_type == "GatewayConflictWithAllocationPools"
     with pytest.raises(BadRequest):
         ipam.check_pools(net, [{"start": "10.0.0.20", "end": "10.0.0.10"}], None)
+
+
+def test_windows_cover_every_pool_address_once() -> None:
+    from pocketstack.network import models as m
+
+    subnet = m.Subnet(allocation_pools=[{"start": "10.0.0.2", "end": "10.0.0.100"},
+                                        {"start": "10.0.0.150", "end": "10.0.0.160"}])
+    expected = sorted(int(ipaddress.ip_address(f"10.0.0.{i}")) for i in [*range(2, 101), *range(150, 161)])
+    for _ in range(20):  # the first window is random; together they always cover the pools exactly
+        windows = list(ipam._windows(subnet, 16))
+        assert sorted(v for w in windows for v in w) == expected
+        assert all(1 <= len(w) <= 16 for w in windows)

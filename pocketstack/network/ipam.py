@@ -125,15 +125,27 @@ def pool_size(subnet: m.Subnet) -> int:
 
 
 def _windows(subnet: m.Subnet, size: int) -> Iterator[list[int]]:
-    """The subnet's pool addresses in order, in chunks of `size`."""
-    window: list[int] = []
-    for a, b in pool_spans(subnet):
-        for value in range(a, b + 1):
-            window.append(value)
-            if len(window) == size:
-                yield window
-                window = []
-    if window:
+    """The subnet's pool addresses in chunks of `size`, starting at a random chunk and wrapping around, so
+    allocations spread over the pools (as Neutron's random allocation does) and a full beginning of the pool
+    does not make every allocation scan it."""
+    spans = pool_spans(subnet)
+    total = sum(b - a + 1 for a, b in spans)
+    count = -(-total // size)
+    if not count:
+        return
+    first = random.randrange(count)
+    for k in range(count):
+        lo = ((first + k) % count) * size
+        hi = min(total, lo + size)
+        window: list[int] = []
+        offset = 0
+        for a, b in spans:
+            length = b - a + 1
+            start, end = max(lo, offset), min(hi, offset + length)
+            window.extend(range(a + start - offset, a + end - offset))
+            offset += length
+            if offset >= hi:
+                break
         yield window
 
 
@@ -141,7 +153,7 @@ async def pick_address(session: AsyncSession, subnet: m.Subnet) -> str:
     """A free address from the subnet's pools; 409 IpAddressGenerationFailure when none is left.
 
     The pools are read window by window (one indexed query per WINDOW addresses), so the cost does not grow
-    with the number of ports on the subnet as long as free addresses remain early in the pools.
+    with the number of ports on the subnet while it has room.
     """
     for window in _windows(subnet, WINDOW):
         texts = [str(ipaddress.ip_address(v)) for v in window]

@@ -98,6 +98,14 @@ def db_sync(data_dir: DataDir = None) -> None:
             finally:
                 await db.close()
             typer.echo(f"{spec.name}: up to date")
+        from pocketstack.trace.store import TraceStore
+
+        store = TraceStore(settings)
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+        typer.echo("trace: up to date")
 
     asyncio.run(sync())
 

@@ -470,9 +470,16 @@ async def test_amqp_servers_in_other_processes_share_a_topic(vhost: str, prefix:
             assert await asyncio.wait_for(child.stdout.readline(), 30) == b"ready\n"
         client = RecorderAPI(transport, topic=prefix).prepare()
         ctxt = RequestContext(auth_token="tok", user_id="u1", project_id="p1", roles=["member"])
-        answers = await asyncio.gather(*(client.call(ctxt, "whoami") for _ in range(30)))
-        assert {a["pid"] for a in answers} == {child.pid for child in children}
-        assert all(a["context"] == ctxt.to_dict() for a in answers)
+        # RabbitMQ spreads a topic's messages over its consumers; a busy machine may let one take a whole
+        # burst, so give it a few bursts to show both
+        seen: set[int] = set()
+        for _ in range(10):
+            answers = await asyncio.gather(*(client.call(ctxt, "whoami") for _ in range(30)))
+            assert all(a["context"] == ctxt.to_dict() for a in answers)
+            seen |= {a["pid"] for a in answers}
+            if seen == {child.pid for child in children}:
+                break
+        assert seen == {child.pid for child in children}
         only_w1 = await client.prepare(server="w1").call(ctxt, "whoami")
         assert only_w1["pid"] == children[1].pid
         with pytest.raises(NotFound, match="no flavor here"):

@@ -120,3 +120,25 @@ def test_sdk_cloud_layer_create_server_wait(cloud, boot_env, prefix):
                                 network=boot_env["network"].id, wait=True, timeout=60)
     assert server.status == "ACTIVE"
     assert conn.delete_server(server.id, wait=True, timeout=60)
+
+
+def test_interface_attach_and_detach(cloud, boot_env, prefix):
+    conn = cloud.conn()
+    second = conn.network.create_network(name=f"{prefix}-second")
+    conn.network.create_subnet(network_id=second.id, cidr="10.89.0.0/24", ip_version=4)
+    server = conn.compute.create_server(name=f"{prefix}-nics", image_id=boot_env["image"].id, flavor_id="1",
+                                        networks=[{"uuid": boot_env["network"].id}])
+    server = conn.compute.wait_for_server(server, wait=30)
+    attached = conn.compute.create_server_interface(server, net_id=second.id)
+    assert attached.net_id == second.id and attached.fixed_ips[0]["ip_address"].startswith("10.89.0.")
+    interfaces = list(conn.compute.server_interfaces(server))
+    assert {i.net_id for i in interfaces} == {boot_env["network"].id, second.id}
+    port = conn.network.get_port(attached.port_id)
+    assert port.device_id == server.id and port.binding_host_id == server.compute_host
+    conn.compute.delete_server_interface(attached, server=server)
+    assert [i.net_id for i in conn.compute.server_interfaces(server)] == [boot_env["network"].id]
+    assert conn.network.find_port(attached.port_id) is None  # the port compute made is gone
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=30)
+    assert list(conn.network.ports(network_id=second.id, device_owner="compute:nova")) == []
+    conn.network.delete_network(second)

@@ -107,6 +107,18 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def admin(cloud: Cloud) -> openstack.connection.Connection:
+    """openstacksdk as the admin user (project admin)."""
+    return cloud.conn()
+
+
+@pytest.fixture(scope="module")
+def demo(cloud: Cloud) -> openstack.connection.Connection:
+    """openstacksdk as the demo user (member of project demo)."""
+    return cloud.conn("pocketstack-demo")
+
+
 @pytest.fixture
 def prefix() -> str:
     """A per-test name prefix so resources of different tests (and runs) cannot collide."""

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import openstack
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
@@ -22,16 +21,6 @@ def api(cloud: Any, conn: Any, method: str, path: str, body: Any = None, version
     """A raw compute API request with the connection's token at a given microversion."""
     return requests.request(method, cloud.url("compute") + "/v2.1" + path, json=body, params=params, timeout=30,
                             headers={"X-Auth-Token": conn.auth_token, "OpenStack-API-Version": f"compute {version}"})
-
-
-@pytest.fixture(scope="module")
-def admin(cloud: Any) -> openstack.connection.Connection:
-    return cloud.conn()
-
-
-@pytest.fixture(scope="module")
-def demo(cloud: Any) -> openstack.connection.Connection:
-    return cloud.conn("pocketstack-demo")
 
 
 def ssh_public_key(kind: str = "ed25519") -> str:

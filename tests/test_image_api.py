@@ -14,16 +14,6 @@ PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
 
 
 @pytest.fixture(scope="module")
-def admin(cloud):
-    return cloud.conn()
-
-
-@pytest.fixture(scope="module")
-def demo(cloud):
-    return cloud.conn("pocketstack-demo")
-
-
-@pytest.fixture(scope="module")
 def raw(cloud) -> Raw:
     return Raw(cloud.url("image"), cloud.conn().auth_token)
 

@@ -12,16 +12,6 @@ import requests
 from network_helpers import call
 
 
-@pytest.fixture(scope="module")
-def admin(cloud: Any) -> openstack.connection.Connection:
-    return cloud.conn()
-
-
-@pytest.fixture(scope="module")
-def demo(cloud: Any) -> openstack.connection.Connection:
-    return cloud.conn("pocketstack-demo")
-
-
 def test_discovery_catalog_and_extensions(cloud: Any, admin: Any) -> None:
     root = requests.get(cloud.url("network") + "/", timeout=10).json()
     assert root["versions"][0]["id"] == "v2.0" and root["versions"][0]["status"] == "CURRENT"

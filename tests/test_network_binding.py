@@ -6,16 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import openstack
 import pytest
 
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.network.notifier import PLUGGED, UNPLUGGED, VifEvent
-
-
-@pytest.fixture(scope="module")
-def admin(cloud: Any) -> openstack.connection.Connection:
-    return cloud.conn()
 
 
 def network_service(cloud: Any) -> Any:

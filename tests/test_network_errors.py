@@ -5,20 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import openstack
 import pytest
 import requests
 from network_helpers import call, error
-
-
-@pytest.fixture(scope="module")
-def admin(cloud: Any) -> openstack.connection.Connection:
-    return cloud.conn()
-
-
-@pytest.fixture(scope="module")
-def demo(cloud: Any) -> openstack.connection.Connection:
-    return cloud.conn("pocketstack-demo")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import ipaddress
 from typing import Any
 
 import aiohttp
-import openstack
 import pytest
 
 from pocketstack.common.errors import BadRequest, Conflict
@@ -29,11 +28,6 @@ async def _post_ports(url: str, token: str, bodies: list[dict[str, Any]]) -> lis
 
 def post_ports(cloud: Any, token: str, bodies: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     return asyncio.run(_post_ports(cloud.url("network"), token, bodies))
-
-
-@pytest.fixture
-def admin(cloud: Any) -> openstack.connection.Connection:
-    return cloud.conn()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
@@ -16,6 +16,7 @@ from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import Forbidden, NotFound
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.common.timeutils import utcnow
 from pocketstack.image import models as m
 from pocketstack.image.policies import IMAGE_POLICIES
 from pocketstack.image.stores import Store, StoreError, make_staging, make_store
@@ -35,9 +36,6 @@ HASH_ALGO = "sha512"
 MAX_TAGS = 128
 MAX_PROPERTIES = 128
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def isotime(dt: datetime | None) -> str | None:

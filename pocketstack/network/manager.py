@@ -48,6 +48,7 @@ def new_id() -> str:
 
 
 def utcnow() -> datetime:
+    """Now, to the second: Neutron's timestamps have no fraction."""
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Select
 
 from pocketstack.common.app import request_context
 from pocketstack.common.clients.image import ImageClient
@@ -93,6 +92,3 @@ def next_link(request: Request, kind: str, items: list[dict[str, Any]], limit: i
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return [{"rel": "next", "href": f"{base_url(request)}{request.url.path}?{query}"}]
 
-
-def paged(query: Select, limit: int) -> Select:
-    return query.limit(limit)

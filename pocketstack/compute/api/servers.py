@@ -533,8 +533,6 @@ async def _list(request: Request, detail: bool) -> Response:
     if "changes-since" in q:
         since = _parse_time(q["changes-since"])
         query = query.where(or_(m.Instance.updated_at >= since, m.Instance.created_at >= since))
-    elif not show_deleted:
-        pass
     if q.get("name"):
         try:
             pattern = re.compile(q["name"])

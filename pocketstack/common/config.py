@@ -54,7 +54,7 @@ class ComputeSettings(ServiceSettings):
     """The compute family: API, conductor, scheduler and compute agents (nova.conf's main options)."""
 
     port: int = 8774
-    driver: Literal["fake"] = "fake"
+    driver: Literal["fake", "qemu"] = "fake"
     host: str = Field(default_factory=socket.gethostname, description="this compute agent's host name")
     fake_hosts: int = Field(1, ge=1, description="compute agents the all-in-one runs with the fake driver")
     fake_vcpus: int = 8
@@ -98,6 +98,13 @@ class NetworkSettings(ServiceSettings):
     quota_security_group: int = Field(10, ge=-1)
     quota_security_group_rule: int = Field(100, ge=-1)
     service_password: str | None = None  # of the "neutron" service user; default: generated into the data dir
+
+
+class MetadataSettings(ServiceSettings):
+    """The compute metadata API (nova-api-metadata) that the network agent's proxy forwards guests to."""
+
+    port: int = 8775
+    shared_secret: str | None = None  # signs X-Instance-ID between proxy and API; default: generated
 
 
 class TraceSettings(BaseModel):
@@ -144,6 +151,7 @@ class Settings(BaseSettings):
     image: ImageSettings = ImageSettings()
     compute: ComputeSettings = ComputeSettings()
     network: NetworkSettings = NetworkSettings()
+    metadata: MetadataSettings = MetadataSettings()
     auth: AuthSettings = AuthSettings()
     trace: TraceSettings = TraceSettings()
     rpc: RpcSettings = RpcSettings()

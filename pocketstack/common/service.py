@@ -99,6 +99,22 @@ def service_password(settings: Settings, user: str) -> str:
     return password
 
 
+METADATA_SECRET_KEY = "metadata_proxy_shared_secret"
+
+
+def metadata_secret(settings: Settings) -> str:
+    """The secret the metadata proxy signs instance ids with (Nova's metadata_proxy_shared_secret).
+
+    Configured in `[metadata] shared_secret`, else generated once into the data dir by the identity bootstrap.
+    """
+    if settings.metadata.shared_secret:
+        return settings.metadata.shared_secret
+    secret = stored_passwords(settings.data_dir).get(METADATA_SECRET_KEY)
+    if secret is None:
+        raise RuntimeError("no metadata shared secret: set [metadata] shared_secret in the configuration")
+    return secret
+
+
 def remote_token_validator(settings: Settings) -> TokenValidator:
     """The validator a non-identity service uses: REST to identity behind the shared TTL cache."""
     cache = make_cache(settings.auth.cache_backend, settings.auth.cache_url, settings.auth.cache_size)

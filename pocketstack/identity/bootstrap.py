@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pocketstack.common.config import Settings
-from pocketstack.common.service import ServiceSpec, save_passwords, stored_passwords
+from pocketstack.common.service import METADATA_SECRET_KEY, ServiceSpec, save_passwords, stored_passwords
 from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.service import DEFAULT_DOMAIN_ID, IdentityManager, new_id
@@ -89,6 +89,9 @@ async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[Se
                     passwords[spec.service_user] = password
                     dirty = True
         await _sync_catalog(session, settings, specs)
+    if not settings.metadata.shared_secret and METADATA_SECRET_KEY not in passwords:
+        passwords[METADATA_SECRET_KEY] = secrets.token_urlsafe(24)
+        dirty = True
     if created or dirty:
         save_passwords(settings.data_dir, passwords)
     manager.invalidate()

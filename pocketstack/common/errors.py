@@ -141,4 +141,5 @@ ERROR_STYLES: dict[str, Callable[[APIError], Body]] = {
     "cinder": _nova,
     "neutron": _neutron,
     "glance": _glance,
+    "metadata": _glance,  # Nova's metadata API answers errors as webob pages too
 }

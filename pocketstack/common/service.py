@@ -22,7 +22,7 @@ class ServiceSpec:
     """A service as the launcher and the catalog know it."""
 
     name: str  # settings section and process name, e.g. "identity"
-    catalog_type: str  # e.g. "identity", "compute"
+    catalog_type: str | None  # e.g. "identity", "compute"; None: not in the catalog (metadata)
     catalog_name: str  # e.g. "keystone", "nova"
     url_path: str  # appended to the base URL in the catalog, e.g. "/v3", "/v2.1"
     factory: str  # "package.module:function" building the Service from Settings
@@ -54,6 +54,8 @@ SERVICES: list[ServiceSpec] = [
     ServiceSpec("network", "network", "neutron", "", "pocketstack.network.service_app:create",
                 service_user="neutron"),
     ServiceSpec("compute", "compute", "nova", "/v2.1", "pocketstack.compute.service_app:create", service_user="nova"),
+    ServiceSpec("metadata", None, "nova-metadata", "", "pocketstack.compute.metadata.service_app:create",
+                database=False),
 ]
 
 

@@ -123,6 +123,8 @@ async def _sync_catalog(session: AsyncSession, settings: Settings, specs: list[S
         session.add(m.Region(id=settings.region, description=""))
         await session.flush()
     for spec in specs:
+        if spec.catalog_type is None:
+            continue
         for catalog_type in (spec.catalog_type, *spec.extra_types):
             service = await session.scalar(select(m.CatalogService).where(m.CatalogService.type == catalog_type))
             if service is None:

@@ -13,8 +13,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="pocketstack: an OpenStack-compatible cloud that boots real servers.")
 identity_app = typer.Typer(no_args_is_help=True, help="Identity service administration.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+image_app = typer.Typer(no_args_is_help=True, help="Guest images.")
 app.add_typer(identity_app, name="identity")
 app.add_typer(db_app, name="db")
+app.add_typer(image_app, name="image")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="state directory "
                                               "(default ~/.local/share/pocketstack)")]
@@ -75,6 +77,23 @@ def rotate_keys(data_dir: DataDir = None) -> None:
                          settings.identity.max_active_keys)
     primary = repo.rotate()
     typer.echo(f"rotated: key {primary} is now primary")
+
+
+@image_app.command("build-guest")
+def build_guest_image(
+    cache_dir: Annotated[Path | None, typer.Option(help="where builds are cached; default DATA_DIR/guest")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Build the small test guest (Debian cloud kernel, busybox, dropbear) as raw and qcow2 disks."""
+    from pocketstack.image.guest import GuestBuildError, build_guest
+
+    settings = make_settings(data_dir=data_dir)
+    try:
+        image = build_guest(cache_dir or settings.data_dir / "guest")
+    except GuestBuildError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"raw:   {image.raw}\nqcow2: {image.qcow2}")
 
 
 @db_app.command("sync")

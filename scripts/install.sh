@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils)
+# qemu-system-x86 .. openssh-client: the test guest (`pocketstack image build-guest`) and booting it
+APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils qemu-system-x86 busybox-static dropbear-bin syslinux
+              syslinux-common mtools dosfstools cpio openssh-client)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

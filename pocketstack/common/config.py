@@ -57,6 +57,9 @@ class ComputeSettings(ServiceSettings):
     driver: Literal["fake", "qemu"] = "fake"
     host: str = Field(default_factory=socket.gethostname, description="this compute agent's host name")
     fake_hosts: int = Field(1, ge=1, description="compute agents the all-in-one runs with the fake driver")
+    instances_path: Path | None = None  # QEMU driver: instance dirs and image cache; default DATA_DIR/instances
+    accel: Literal["auto", "kvm", "tcg"] = "auto"  # QEMU driver: auto = KVM when a probe shows it works
+    machine_type: str = "pc"  # QEMU driver: "pc" can hot-plug volumes
     fake_vcpus: int = 8
     fake_memory_mb: int = 16384
     fake_disk_gb: int = 200

@@ -115,3 +115,32 @@ def test_guest_lifecycle_on_qemu(qemu_cloud: Cloud, guest_image: str, tmp_path: 
     assert not qemu_running(uuid)
     assert not (settings.data_dir / "instances" / settings.compute.host / uuid).exists()
     cloud.cli("keypair", "delete", "qemu-key")
+
+
+def link_master(name: str) -> str | None:
+    """The bridge a host interface is attached to (None when it has none); raises if it does not exist."""
+    master = Path("/sys/class/net", name, "master")
+    return master.resolve().name if master.exists() else None
+
+
+def test_ports_plug_as_taps_on_the_network_bridge(qemu_cloud: Cloud, guest_image: str) -> None:
+    cloud = qemu_cloud
+    net = cloud.cli("network", "create", "qemu-net", "-f", "json")
+    cloud.cli("subnet", "create", "--network", "qemu-net", "--subnet-range", "10.66.0.0/24", "qemu-subnet")
+    bridge = "brq" + net["id"][:11]
+    try:
+        server = cloud.cli("server", "create", "--flavor", "m1.tiny", "--image", guest_image, "--network",
+                           "qemu-net", "--wait", "qemu-vm2", "-f", "json")
+        port = cloud.cli("port", "list", "--server", server["id"], "-f", "json")[0]
+        tap = "tap" + port["ID"][:11]
+        assert link_master(tap) == bridge  # the port's tap on its network's bridge, QEMU attached to it
+        shown = cloud.cli("port", "show", port["ID"], "-f", "json")
+        assert shown["binding_vif_details"]["bridge_name"] == bridge
+
+        cloud.cli("server", "delete", "--wait", "qemu-vm2")
+        assert not Path("/sys/class/net", tap).exists() and not qemu_running(server["id"])
+    finally:
+        cloud.cli("server", "delete", "--wait", "qemu-vm2", check=False)
+        cloud.cli("network", "delete", "qemu-net", check=False)
+        # the bridge belongs to the network data plane (not built yet): the test removes what the driver made
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)

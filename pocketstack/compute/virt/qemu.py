@@ -2,9 +2,9 @@
 
 Per host: an image cache (`_base/<image id>.raw`, each image fetched once from the image service and converted
 once to raw) and per server an instance directory with a qcow2 overlay on the cached base (copy-on-write,
-resized to the flavor's root disk), an optional config drive, the QMP socket, the pid file, the serial log
-and the QEMU command line. QEMU runs daemonized, so a restarted compute agent finds its servers again from the
-instance directories (pid file + QMP) instead of losing them.
+resized to the flavor's root disk), an optional config drive, the pid file, the serial log and the QEMU command
+line; the QMP socket is under /run (UNIX socket paths are short). QEMU runs daemonized, so a restarted compute
+agent finds its servers again (pid file + QMP) instead of losing them.
 
 Acceleration: KVM when a short probe shows a guest really executes under it (nested KVM can hang), else TCG.
 """
@@ -12,6 +12,7 @@ Acceleration: KVM when a short probe shows a guest really executes under it (nes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -149,7 +150,8 @@ class QemuDriver(ComputeDriver):
         except Exception as exc:
             raise DriverError(f"QMP {command} failed for {instance['uuid']}: {exc}") from exc
         finally:
-            await client.disconnect()
+            with contextlib.suppress(Exception):  # after `quit` the reader sees EOF and re-raises it here
+                await client.disconnect()
 
     async def _start_qemu(self, instance: dict[str, Any]) -> None:
         cmdline = json.loads((self._dir(instance) / "cmdline.json").read_text())
@@ -306,31 +308,11 @@ class QemuDriver(ComputeDriver):
 
     async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any],
                             mountpoint: str) -> None:
-        """Hot-plug a file volume: blockdev-add, then a virtio-blk device on it."""
-        data = connection_info.get("data", {})
-        if connection_info.get("driver_volume_type") != "file" or not data.get("path"):
-            raise DriverError(f"unsupported volume connection {connection_info.get('driver_volume_type')!r}")
-        node = "vol-" + Path(mountpoint).name
-        await self._qmp(instance, "blockdev-add", **{
-            "node-name": node, "driver": data.get("format", "raw"),
-            "file": {"driver": "file", "filename": data["path"]}})
-        try:
-            await self._qmp(instance, "device_add", driver="virtio-blk-pci", drive=node, id=f"dev-{node}")
-        except DriverError:
-            await self._qmp(instance, "blockdev-del", **{"node-name": node})
-            raise
+        raise DriverError("volume attach is not supported by the QEMU driver yet (it comes with the volume service)")
 
     async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any],
                             mountpoint: str) -> None:
-        node = "vol-" + Path(mountpoint).name
-        await self._qmp(instance, "device_del", id=f"dev-{node}")
-        for _ in range(100):  # the guest acknowledges the unplug; then the block node can go
-            devices = await self._qmp(instance, "query-block")
-            if not any(d.get("qdev", "").endswith(f"dev-{node}") or d.get("device") == f"dev-{node}"
-                       for d in devices):
-                break
-            await asyncio.sleep(0.1)
-        await self._qmp(instance, "blockdev-del", **{"node-name": node})
+        raise DriverError("volume detach is not supported by the QEMU driver yet (it comes with the volume service)")
 
     async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
         raise DriverError("interface hot-plug is not supported by the QEMU driver yet")

@@ -242,7 +242,8 @@ class QemuDriver(ComputeDriver):
                    "chardev:console", "-device", "virtio-rng-pci",
                    "-drive", f"file={disk},if=virtio,format=qcow2,cache=writeback"]
             if instance.get("config_drive"):
-                drive = make_config_drive(InstanceMetadata(instance).config_drive_files(), workdir / "config.img")
+                drive = await asyncio.to_thread(make_config_drive, InstanceMetadata(instance).config_drive_files(),
+                                                workdir / "config.img")
                 cmd += ["-drive", f"file={drive},if=virtio,format=raw,readonly=on"]
             for index, vif in enumerate(network_info):
                 tap = await self._plug(vif)

@@ -71,10 +71,14 @@ def reserve(session: Session, vol: m.Volume, instance_uuid: str | None, mode: st
     if vol.status not in allowed and not (same_instance and vol.status in (st.IN_USE, st.RESERVED)):
         raise BadRequest(f"Invalid volume: Volume {vol.id} status must be {' or '.join(allowed)} to reserve, but "
                          f"the current status is {vol.status}.")
-    now = utcnow()
     if vol.status == st.AVAILABLE or (vol.multiattach and vol.status != st.IN_USE):
         vol.status = st.RESERVED
-    vol.updated_at = now
+    vol.updated_at = utcnow()
+    return new_attachment(session, vol, instance_uuid, mode)
+
+
+def new_attachment(session: Session, vol: m.Volume, instance_uuid: str | None, mode: str) -> m.VolumeAttachment:
+    now = utcnow()
     attachment = m.VolumeAttachment(id=str(uuid.uuid4()), volume_id=vol.id, instance_uuid=instance_uuid,
                                     attach_status=st.ATTACH_RESERVED, attach_mode=mode, created_at=now, updated_at=now)
     session.add(attachment)

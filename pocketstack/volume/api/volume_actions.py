@@ -15,7 +15,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.volume import models as m
 from pocketstack.volume import quotas, scheduler
 from pocketstack.volume import states as st
-from pocketstack.volume.api.attachments import finish_detach, reserve
+from pocketstack.volume.api.attachments import finish_detach, new_attachment
 from pocketstack.volume.api.common import bool_param, check_metadata, enforce, int_param, project_router, state
 from pocketstack.volume.api.lookups import is_multiattach, resolve_type, visible_volume
 from pocketstack.volume.api.volumes import start_delete
@@ -228,7 +228,7 @@ async def legacy_attach(request: Request, volume_id: str, args: Any) -> Response
         st.require("attach", "volume", vol.id, vol.status, allowed)
         pending = next((a for a in vol.attachments if a.attach_status != st.ATTACHED
                         and a.instance_uuid == instance_uuid), None)
-        attachment = pending or reserve(session, vol, instance_uuid, mode)
+        attachment = pending or new_attachment(session, vol, instance_uuid, mode)
         attachment.instance_uuid, attachment.attached_host = instance_uuid, host_name
         attachment.mountpoint, attachment.attach_mode = args["mountpoint"], mode
         now = utcnow()

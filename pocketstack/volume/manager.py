@@ -164,10 +164,11 @@ class VolumeManager(RPCEndpoint):
 
         def finish(session: Session) -> bool:
             row = session.get(m.Volume, volume_id)
-            if row is None or row.status != st.CREATING:
+            if row is None:
                 return False
             row.provider_location, row.disk_format = loc.path, loc.disk_format
-            row.status = st.AVAILABLE
+            if row.status == st.CREATING:  # not if an admin reset it meanwhile
+                row.status = st.AVAILABLE
             row.launched_at = row.updated_at = utcnow()
             if volume.image_id:
                 row.bootable = True
@@ -180,7 +181,7 @@ class VolumeManager(RPCEndpoint):
                     row.image_metadata = dict(source_row.image_metadata or {})
             return True
 
-        if not await self.db.run(finish):  # deleted (force) meanwhile: drop what was made
+        if not await self.db.run(finish):  # force-deleted meanwhile: drop what was made
             await self.backend.delete(loc)
 
     @staticmethod

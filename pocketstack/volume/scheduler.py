@@ -43,12 +43,14 @@ def allocated_gb(session: Session, pool_host: str) -> int:
     return int(volumes) + int(snapshots)
 
 
-def pools(session: Session, settings: Settings) -> list[Pool]:
-    """Every volume backend's pool with its capacity as the database knows it now."""
+def pools(session: Session, settings: Settings, *, lock: bool = False) -> list[Pool]:
+    """Every volume backend's pool with its capacity as the database knows it now. With `lock` the backends'
+    rows are locked until the transaction ends (SELECT ... FOR UPDATE; SQLite serialises writers anyway), so
+    the capacity a claim saw cannot be claimed by another transaction meanwhile."""
     down_after = utcnow() - timedelta(seconds=settings.volume.service_down_time)
+    query = select(m.Service).where(m.Service.binary == VOLUME_BINARY).order_by(m.Service.host)
     result = []
-    for svc in session.scalars(select(m.Service).where(m.Service.binary == VOLUME_BINARY)
-                               .order_by(m.Service.host)).all():
+    for svc in session.scalars(query.with_for_update() if lock else query).all():
         pool_host = f"{svc.host}#{svc.capabilities.get('pool_name', svc.host.split('@')[-1])}"
         result.append(Pool(host=pool_host, service=svc.host, availability_zone=svc.availability_zone,
                            total_gb=svc.total_capacity_gb, allocated_gb=allocated_gb(session, pool_host),
@@ -63,7 +65,7 @@ def pick(session: Session, settings: Settings, size_gb: int, *, availability_zon
 
     Call it in a write transaction; raises NoValidBackend with the reason otherwise.
     """
-    candidates = [p for p in pools(session, settings) if host is None or p.host == host]
+    candidates = [p for p in pools(session, settings, lock=True) if host is None or p.host == host]
     if not candidates:
         raise NoValidBackend("No valid backend was found: no volume service runs" +
                              (f" for {host}." if host else "."))

@@ -80,7 +80,7 @@ async def create_snapshot(request: Request) -> Response:
                 "only."))
         st.require("snapshot", "volume", vol.id, vol.status, (st.AVAILABLE,))
         quotas.check(session, settings, ctx.project_id, snapshots=1, gigabytes=vol.size)
-        pool = next((p for p in scheduler.pools(session, settings) if p.host == vol.host), None)
+        pool = next((p for p in scheduler.pools(session, settings, lock=True) if p.host == vol.host), None)
         if pool is None or pool.free_gb < vol.size:
             raise BadRequest(f"Invalid input received: the backend of volume {vol.id} has not the {vol.size} GB "
                              "free that a snapshot of it may grow to.")

@@ -34,18 +34,20 @@ def _args(args: Any, name: str) -> dict[str, Any]:
 
 
 async def _change(request: Request, volume_id: str, action: str, change: Callable[[Session, m.Volume], Any],
-                  status: int = 202) -> Any:
-    """Run `change` on the caller's volume in a write transaction after the policy check on its project."""
+                  *, write: bool = True) -> Any:
+    """Run `change` on the caller's volume (in a write transaction unless `write` is off) after the policy check
+    on its project."""
     ctx = enforce(request, action)
 
-    def write(session: Session) -> Any:
+    def run(session: Session) -> Any:
         vol = visible_volume(session, volume_id, ctx)
         enforce(request, action, {"project_id": vol.project_id})
         result = change(session, vol)
-        vol.updated_at = utcnow()
+        if write:
+            vol.updated_at = utcnow()
         return result
 
-    return await state(request).db.run(write)
+    return await state(request).db.run(run, write=write)
 
 
 async def extend(request: Request, volume_id: str, args: Any) -> Response:
@@ -65,7 +67,7 @@ async def extend(request: Request, volume_id: str, args: Any) -> Response:
             raise BadRequest(f"Invalid input received: New size for extend must be greater than current size. "
                              f"(current: {vol.size}, extended: {new_size}).")
         quotas.check(session, settings, vol.project_id, gigabytes=new_size - vol.size, volume_size=new_size)
-        pool = next((p for p in scheduler.pools(session, settings) if p.host == vol.host), None)
+        pool = next((p for p in scheduler.pools(session, settings, lock=True) if p.host == vol.host), None)
         if pool is None or pool.free_gb < new_size - vol.size:
             free = max(pool.free_gb, 0) if pool else 0
             raise BadRequest(f"Invalid input received: the backend of volume {vol.id} has {free:g} GB free, not "
@@ -158,7 +160,7 @@ async def unset_image_metadata(request: Request, volume_id: str, args: Any) -> R
 
 async def show_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
     result = await _change(request, volume_id, "volume_extension:volume_image_metadata:show",
-                           lambda session, vol: dict(vol.image_metadata or {}))
+                           lambda session, vol: dict(vol.image_metadata or {}), write=False)
     return json_response({"metadata": result})
 
 
@@ -275,7 +277,8 @@ async def initialize_connection(request: Request, volume_id: str, args: Any) -> 
             raise BadRequest(f"Invalid volume: Volume {vol.id} is {vol.status}; it cannot be exported.")
         return vol.host
 
-    host = await _change(request, volume_id, "volume_extension:volume_actions:initialize_connection", check)
+    host = await _change(request, volume_id, "volume_extension:volume_actions:initialize_connection", check,
+                         write=False)
     info = await state(request).manager.initialize_connection(host, volume_id, connector)
     return json_response({"connection_info": info})
 
@@ -285,7 +288,7 @@ async def terminate_connection(request: Request, volume_id: str, args: Any) -> R
     if not isinstance(_args(args, "os-terminate_connection").get("connector"), dict):
         raise BadRequest("Invalid input received: 'connector' is required.")
     await _change(request, volume_id, "volume_extension:volume_actions:terminate_connection",
-                  lambda session, vol: None)
+                  lambda session, vol: None, write=False)
     return Response(status_code=202)
 
 

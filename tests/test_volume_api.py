@@ -421,3 +421,13 @@ def test_lists_filter_sort_and_page(api: VolumeAPI, prefix: str) -> None:
     finally:
         for vol in vols:
             api.delete_volume(vol["id"])
+
+
+def test_a_private_image_of_the_project_becomes_its_volume(demo_api: VolumeAPI, demo: Any, cloud: Any) -> None:
+    data = os.urandom(MiB)
+    image = demo.image.create_image(name="demo-private", disk_format="raw", container_format="bare", data=data,
+                                    visibility="private")
+    vol = demo_api.create_volume(size=1, imageRef=image.id)  # the volume service fetches it as its own user
+    assert vol["status"] == "available" and read_bytes(volume_file(cloud, vol["id"]), "qcow2", MiB) == data
+    demo_api.delete_volume(vol["id"])
+    demo.image.delete_image(image)

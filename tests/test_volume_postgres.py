@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
+from pocketstack.common.errors import PayloadTooLarge
 from pocketstack.common.service import SERVICES
 from pocketstack.common.timeutils import utcnow
 from pocketstack.volume import models as m
-from pocketstack.volume import scheduler
+from pocketstack.volume import quotas, scheduler
 
 asyncpg = pytest.importorskip("asyncpg")
 SERVER = os.environ.get("VOLUME_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -80,3 +81,20 @@ async def test_concurrent_claims_never_overbook_a_backend(workers: list[Database
         return int(session.scalar(select(func.sum(m.Volume.size)).where(m.Volume.host == HOST)))
 
     assert await workers[0].run(allocated, write=False) == 8
+
+
+async def test_concurrent_creates_never_exceed_the_quota(workers: list[Database], tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, volume={"quota_volumes": 3})
+
+    def create(session: Session) -> bool:
+        try:
+            quotas.check(session, settings, "p", volumes=1, gigabytes=1, volume_size=1)
+        except PayloadTooLarge:
+            return False
+        type_id = session.scalar(select(m.VolumeType.id))
+        session.add(m.Volume(id=str(uuid.uuid4()), project_id="p", user_id="u", size=1, status="creating",
+                             availability_zone="nova", volume_type_id=type_id, created_at=utcnow()))
+        return True
+
+    results = await asyncio.gather(*(workers[i % len(workers)].run(create) for i in range(12)))
+    assert sum(results) == 3

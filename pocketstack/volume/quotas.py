@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from pocketstack.common.config import Settings
@@ -39,8 +39,11 @@ def check(session: Session, settings: Settings, project_id: str, *, volumes: int
           gigabytes: int = 0, volume_size: int | None = None) -> None:
     """Raise Cinder's over-limit errors (413; 400 for the per-volume size) unless the request fits the quota.
 
-    Call it inside the write transaction that adds the resources, so concurrent requests cannot both fit.
+    Call it inside the write transaction that adds the resources, so concurrent requests cannot both fit: SQLite
+    serialises write transactions; on PostgreSQL a transaction-scoped advisory lock on the project does.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"volume-quota:{project_id}"})
     limits = project_limits(session, settings, project_id)
     per_volume = limits["per_volume_gigabytes"]
     if volume_size is not None and per_volume >= 0 and volume_size > per_volume:

@@ -241,8 +241,19 @@ def test_snapshots_freeze_data_and_volumes_come_from_them(api: VolumeAPI, cloud:
     (left,) = volume_files(cloud, vol["id"])  # the frozen file went, its data merged into the volume's file
     assert str(left) == current_file(api, vol["id"])[0] and read_bytes(left, "qcow2", MiB) == b"\x22" * MiB
 
+    older = api("POST", "/snapshots", {"snapshot": {"volume_id": vol["id"]}})[1]["snapshot"]
+    api.wait("snapshot", older["id"], "available")
     code, body = api("POST", "/snapshots", {"snapshot": {"volume_id": vol["id"]}})
     api.wait("snapshot", body["snapshot"]["id"], "available")
+    pattern_file(api, vol["id"], 0x33)
+    revert = {"revert": {"snapshot_id": body["snapshot"]["id"]}}
+    assert fault(api("POST", f"/volumes/{vol['id']}/action", revert, version="3.39"))[0] == 400
+    status, _, message = fault(api("POST", f"/volumes/{vol['id']}/action", {"revert": {"snapshot_id": older["id"]}}))
+    assert status == 400 and "not the latest snapshot" in message
+    assert api("POST", f"/volumes/{vol['id']}/action", revert)[0] == 202
+    api.wait("volume", vol["id"], "available")
+    assert api.wait("snapshot", body["snapshot"]["id"], "available")
+    assert read_bytes(*current_file(api, vol["id"]), MiB) == b"\x22" * MiB  # the write after it is gone
     assert api("DELETE", f"/volumes/{vol['id']}?cascade=true")[0] == 202
     api.wait("volume", vol["id"], "deleted")
     assert api("GET", f"/snapshots/{body['snapshot']['id']}")[0] == 404 and volume_files(cloud, vol["id"]) == []
@@ -431,3 +442,24 @@ def test_a_private_image_of_the_project_becomes_its_volume(demo_api: VolumeAPI, 
     assert vol["status"] == "available" and read_bytes(volume_file(cloud, vol["id"]), "qcow2", MiB) == data
     demo_api.delete_volume(vol["id"])
     demo.image.delete_image(image)
+
+
+def test_a_project_default_type(api: VolumeAPI, demo_api: VolumeAPI, prefix: str) -> None:
+    demo = demo_api.project_id
+    code, body = api("POST", "/types", {"volume_type": {"name": f"{prefix}-gold"}})
+    type_id = body["volume_type"]["id"]
+    setting = {"default_type": {"volume_type": f"{prefix}-gold"}}
+    assert fault(api("PUT", f"/default-types/{demo}", setting, version="3.61"))[0] == 404
+    assert fault(demo_api("PUT", f"/default-types/{demo}", setting))[:2] == (403, "forbidden")
+    code, body = api("PUT", f"/default-types/{demo}", setting)
+    assert code == 200 and body["default_type"] == {"project_id": demo, "volume_type_id": type_id}
+    assert demo_api("GET", "/types/default")[1]["volume_type"]["name"] == f"{prefix}-gold"
+    assert api("GET", "/types/default")[1]["volume_type"]["name"] == "__DEFAULT__"  # other projects keep theirs
+    vol = demo_api.create_volume(size=1)
+    assert vol["volume_type"] == f"{prefix}-gold"
+    demo_api.delete_volume(vol["id"])
+    assert fault(api("DELETE", f"/types/{type_id}"))[0] == 400
+    assert {"project_id": demo, "volume_type_id": type_id} in api("GET", "/default-types")[1]["default_types"]
+    assert api("DELETE", f"/default-types/{demo}")[0] == 204
+    assert fault(api("GET", f"/default-types/{demo}"))[:2] == (404, "itemNotFound")
+    assert api("DELETE", f"/types/{type_id}")[0] == 202

@@ -105,3 +105,19 @@ def test_connection_info_is_the_file_and_its_format(tmp_path: Path) -> None:
     loc = Location(str(tmp_path / "volume-x"), "qcow2")
     assert backend.connection_info(loc, {"host": "h"}) == {
         "driver_volume_type": "file", "data": {"path": str(tmp_path / "volume-x"), "format": "qcow2"}}
+
+
+async def test_revert_to_the_latest_snapshot_drops_later_writes(backend: FileBackend) -> None:
+    vol = await backend.create_empty("v1", 1)
+    write(vol, 0x11)
+    snap1 = vol
+    vol = await backend.create_snapshot("v1", "s1", vol)
+    write(vol, 0x22)
+    snap2 = vol
+    vol = await backend.create_snapshot("v1", "s2", vol)
+    write(vol, 0x33)
+    with pytest.raises(BackendError, match="only the latest snapshot"):
+        await backend.revert_to_snapshot(vol, snap1)
+    assert holds(vol, 0x33)
+    vol = await backend.revert_to_snapshot(vol, snap2)
+    assert holds(vol, 0x22) and holds(snap1, 0x11)

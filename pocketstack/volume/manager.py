@@ -330,6 +330,34 @@ class VolumeManager(RPCEndpoint):
                 return
             await self.db.run(lambda s: s.execute(delete(m.Snapshot).where(m.Snapshot.id == snapshot_id)))
 
+    async def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        """Revert a volume to its latest snapshot (3.40); a failure leaves the volume in error, as in Cinder."""
+        async with self._locks[volume_id]:
+            volume = await self.db.run(lambda s: s.get(m.Volume, volume_id), write=False)
+            snap = await self.db.run(lambda s: s.get(m.Snapshot, snapshot_id), write=False)
+            if volume is None or snap is None or volume.status != st.REVERTING:
+                return
+            try:
+                loc, snap_loc = location(volume), location(snap)
+                if loc is None or snap_loc is None:
+                    raise BackendError(f"Volume {volume_id} or snapshot {snapshot_id} has no data.")
+                reverted = await self.backend.revert_to_snapshot(loc, snap_loc)
+            except Exception as exc:
+                if not isinstance(exc, BackendError):
+                    log.exception("reverting volume %s failed", volume_id)
+                await self._fail_volume(volume_id, st.ERROR, messages.REVERT_VOLUME, _reason(exc))
+                await self.db.run(lambda s: _set_status(s, snapshot_id, st.AVAILABLE))
+                return
+
+            def finish(session: Session) -> None:
+                now = utcnow()
+                row = session.get(m.Volume, volume_id)
+                row.provider_location, row.disk_format = reverted.path, reverted.disk_format
+                row.status, row.updated_at = st.AVAILABLE, now
+                _set_status(session, snapshot_id, st.AVAILABLE)
+
+            await self.db.run(finish)
+
     # ----- attachments (FLOW.md steps 26-28, the volume side) ------------------------------------------------
     async def attachment_update(self, attachment_id: str, connector: dict[str, Any]) -> dict[str, Any]:
         """Export the volume to the connector's host and mark the attachment attaching; returns connection info."""
@@ -372,6 +400,12 @@ class VolumeManager(RPCEndpoint):
             info = self.backend.connection_info(loc, connector)
             mode = "ro" if (volume.admin_metadata or {}).get("readonly") == "True" else "rw"
             return {**info, "data": {**info["data"], "access_mode": mode, "volume_id": volume_id}}
+
+
+def _set_status(session: Session, snapshot_id: str, status: str) -> None:
+    snap = session.get(m.Snapshot, snapshot_id)
+    if snap is not None:
+        snap.status, snap.updated_at = status, utcnow()
 
 
 def _snapshot_volume(session: Session, snapshot_id: str | None) -> m.Volume | None:

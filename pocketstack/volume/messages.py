@@ -21,6 +21,7 @@ DELETE_VOLUME = ("VOLUME_VOLUME_005_001", "delete volume")
 EXTEND_VOLUME = ("VOLUME_VOLUME_006_001", "extend volume")
 CREATE_SNAPSHOT = ("VOLUME_SNAPSHOT_001_001", "create snapshot")
 DELETE_SNAPSHOT = ("VOLUME_SNAPSHOT_002_001", "delete snapshot")
+REVERT_VOLUME = ("VOLUME_VOLUME_009_001", "revert volume to snapshot")
 UPDATE_ATTACHMENT = ("VOLUME_VOLUME_004_001", "update attachment")
 
 

@@ -47,6 +47,14 @@ class VolumeTypeProject(Base):
     project_id: Mapped[str] = mapped_column(ID, primary_key=True)
 
 
+class ProjectDefaultType(Base):
+    """A project's own default volume type (3.62), used instead of the configured one."""
+
+    __tablename__ = "project_default_types"
+    project_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    volume_type_id: Mapped[str] = mapped_column(ForeignKey("volume_types.id"), index=True)
+
+
 class Volume(Base):
     __tablename__ = "volumes"
     id: Mapped[str] = mapped_column(UUID, primary_key=True)

@@ -33,6 +33,10 @@ class VolumeManagerAPI(RPCAPI):
     async def delete_snapshot(self, host: str, snapshot_id: str) -> None:
         await self.prepare(server=server_of(host)).cast(None, "delete_snapshot", snapshot_id=snapshot_id)
 
+    async def revert_to_snapshot(self, host: str, volume_id: str, snapshot_id: str) -> None:
+        await self.prepare(server=server_of(host)).cast(None, "revert_to_snapshot", volume_id=volume_id,
+                                                        snapshot_id=snapshot_id)
+
     async def attachment_update(self, host: str, attachment_id: str, connector: dict[str, Any]) -> dict[str, Any]:
         """Export the volume to the connector's host; returns the connection info (CALL)."""
         return await self.prepare(server=server_of(host)).call(None, "attachment_update",

@@ -27,6 +27,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.volume import models as m
 from pocketstack.volume.api import (
     attachments,
+    default_types,
     limits,
     messages,
     services,
@@ -76,7 +77,7 @@ class VolumeAPIService(Service):
         self.app = create_app(
             service_name="volume", style="cinder",
             routers=[versions.router, volumes.router, volume_actions.router, snapshots.router, types.router,
-                     attachments.router, limits.router, messages.router, services.router],
+                     attachments.router, default_types.router, limits.router, messages.router, services.router],
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
             access_log=settings.access_log, state={"volume": self.state}, microversion=MICROVERSIONS,

@@ -14,13 +14,14 @@ DETACHING = "detaching"
 DELETING = "deleting"
 EXTENDING = "extending"
 RETYPING = "retyping"
+REVERTING = "reverting"
 ERROR = "error"
 ERROR_DELETING = "error_deleting"
 ERROR_EXTENDING = "error_extending"
 MAINTENANCE = "maintenance"
 
 VOLUME_STATUSES = (CREATING, AVAILABLE, RESERVED, ATTACHING, IN_USE, DETACHING, DELETING, EXTENDING, RETYPING,
-                   ERROR, ERROR_DELETING, ERROR_EXTENDING, MAINTENANCE)
+                   REVERTING, ERROR, ERROR_DELETING, ERROR_EXTENDING, MAINTENANCE)
 
 # attach_status of a volume and of an attachment
 DETACHED = "detached"
@@ -34,7 +35,8 @@ ATTACH_STATUSES = (DETACHED, ATTACHED, ATTACH_RESERVED, ATTACH_ATTACHING, ATTACH
                    ERROR_DETACHING)
 
 # snapshot status (creating, available, deleting, error, error_deleting as for volumes)
-SNAPSHOT_STATUSES = (CREATING, AVAILABLE, DELETING, ERROR, ERROR_DELETING)
+RESTORING = "restoring"  # the volume is being reverted to it
+SNAPSHOT_STATUSES = (CREATING, AVAILABLE, DELETING, RESTORING, ERROR, ERROR_DELETING)
 
 
 def require(action: str, kind: str, ident: str, status: str, allowed: tuple[str, ...]) -> None:

@@ -43,7 +43,11 @@ def types_query(ctx: RequestContext):
     return query
 
 
-def default_type(session: Session, settings: Settings) -> m.VolumeType:
+def default_type(session: Session, settings: Settings, project_id: str | None) -> m.VolumeType:
+    """The project's own default type (3.62) if it has one, else the configured default type."""
+    own = session.get(m.ProjectDefaultType, project_id) if project_id else None
+    if own is not None:
+        return session.get(m.VolumeType, own.volume_type_id)
     vtype = session.scalar(select(m.VolumeType).where(m.VolumeType.name == settings.volume.default_volume_type))
     if vtype is None:
         raise NotFound(f"The default volume type {settings.volume.default_volume_type} could not be found.")
@@ -51,9 +55,9 @@ def default_type(session: Session, settings: Settings) -> m.VolumeType:
 
 
 def resolve_type(session: Session, ref: str, ctx: RequestContext, settings: Settings) -> m.VolumeType:
-    """A volume type by id or name (`default` is the default type), among those the caller may use."""
+    """A volume type by id or name (`default` is the caller's default type), among those the caller may use."""
     if ref == "default":
-        return default_type(session, settings)
+        return default_type(session, settings, ctx.project_id)
     query = types_query(ctx)
     vtype = session.scalar(query.where(m.VolumeType.id == ref)) if is_uuid(ref) else None
     if vtype is None:

@@ -149,6 +149,8 @@ async def delete_type(request: Request, type_id: str) -> Response:
         vtype = _admin_type(session, type_id)
         if vtype.name == settings.volume.default_volume_type:
             raise BadRequest("Invalid volume type: the default volume type cannot be deleted.")
+        if session.scalar(select(m.ProjectDefaultType).where(m.ProjectDefaultType.volume_type_id == vtype.id)):
+            raise BadRequest(f"Invalid volume type: {vtype.name} is the default type of a project; unset it first.")
         used = session.scalar(select(func.count()).select_from(m.Volume).where(m.Volume.volume_type_id == vtype.id))
         if used:
             raise BadRequest(f"Target volume type is still in use: {used} volume(s) have type {vtype.name}.")

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pocketstack.common.app import json_body, json_response, request_context
@@ -16,8 +17,16 @@ from pocketstack.volume import models as m
 from pocketstack.volume import quotas, scheduler
 from pocketstack.volume import states as st
 from pocketstack.volume.api.attachments import finish_detach, new_attachment
-from pocketstack.volume.api.common import bool_param, check_metadata, enforce, int_param, project_router, state
-from pocketstack.volume.api.lookups import is_multiattach, resolve_type, visible_volume
+from pocketstack.volume.api.common import (
+    bool_param,
+    check_metadata,
+    enforce,
+    int_param,
+    project_router,
+    state,
+    version,
+)
+from pocketstack.volume.api.lookups import is_multiattach, resolve_type, visible_snapshot, visible_volume
 from pocketstack.volume.api.volumes import start_delete
 
 router = project_router()
@@ -190,6 +199,37 @@ async def reset_status(request: Request, volume_id: str, args: Any) -> Response:
     return Response(status_code=202)
 
 
+async def revert(request: Request, volume_id: str, args: Any) -> Response:
+    """Revert the volume to its latest snapshot (3.40)."""
+    if version(request) < "3.40":
+        raise BadRequest("There is no such action: revert (it needs microversion 3.40 or later)")
+    snapshot_id = _args(args, "revert").get("snapshot_id")
+    if not isinstance(snapshot_id, str):
+        raise BadRequest("Invalid input received: 'snapshot_id' is required.")
+    ctx = request_context(request)
+
+    def change(session: Session, vol: m.Volume) -> str:
+        st.require("revert", "volume", vol.id, vol.status, (st.AVAILABLE,))
+        snap = visible_snapshot(session, snapshot_id, ctx)
+        if snap.volume_id != vol.id:
+            raise BadRequest(f"Invalid snapshot: snapshot {snap.id} is not a snapshot of volume {vol.id}.")
+        st.require("revert to it", "snapshot", snap.id, snap.status, (st.AVAILABLE,))
+        latest = session.scalar(select(m.Snapshot).where(m.Snapshot.volume_id == vol.id)
+                                .order_by(m.Snapshot.created_at.desc()).limit(1))
+        if latest.id != snap.id:
+            raise BadRequest(f"Volume {vol.id} revert to snapshot {snap.id} failed: it is not the latest snapshot "
+                             "of the volume.")
+        if vol.size != snap.volume_size:
+            raise BadRequest(f"Volume {vol.id} revert to snapshot {snap.id} failed: the volume was extended after "
+                             "the snapshot.")
+        vol.status, snap.status = st.REVERTING, st.RESTORING
+        return vol.host
+
+    host = await _change(request, volume_id, "volume:revert_to_snapshot", change)
+    await state(request).manager.revert_to_snapshot(host, volume_id, snapshot_id)
+    return Response(status_code=202)
+
+
 async def force_delete(request: Request, volume_id: str, args: Any) -> Response:
     enforce(request, "volume_extension:volume_admin_actions:force_delete")
     await start_delete(request, volume_id, cascade=False, force=True)
@@ -302,6 +342,7 @@ ACTIONS: dict[str, Handler] = {
     "os-show_image_metadata": show_image_metadata,
     "os-reset_status": reset_status,
     "os-force_delete": force_delete,
+    "revert": revert,
     "os-reserve": _transition("reserve", (st.AVAILABLE,), st.ATTACHING),
     "os-unreserve": _transition("unreserve", (st.ATTACHING,), "unreserved"),
     "os-begin_detaching": _transition("begin_detaching", (st.IN_USE,), st.DETACHING),

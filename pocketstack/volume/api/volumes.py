@@ -179,7 +179,7 @@ async def create_volume(request: Request) -> Response:
                                  f"volume size {source.size}GB. They must be >= original volume size.")
             host, source_type, zone = source.host, source.volume_type, zone or source.availability_zone
         vtype = (resolve_type(session, body.volume_type, ctx, settings) if body.volume_type else
-                 source_type or default_type(session, settings))
+                 source_type or default_type(session, settings, ctx.project_id))
         zones = {settings.volume.availability_zone, *session.scalars(select(m.Service.availability_zone).where(
             m.Service.binary == scheduler.VOLUME_BINARY)).all()}
         zone = zone or settings.volume.availability_zone

@@ -95,7 +95,7 @@ class FileBackend:
     async def init(self) -> None:
         """Create the directories; drop what an interrupted operation left half-written."""
         self.cache.mkdir(parents=True, exist_ok=True)
-        for leftover in [*self.cache.glob(".*.part"), *self.cache.glob(".*.download")]:
+        for leftover in [*self.cache.glob(".*.part"), *self.cache.glob(".*.download"), *self.root.glob(".*.revert")]:
             _discard(leftover)
 
     def _path(self, volume_id: str, suffix: str = "") -> Path:
@@ -237,6 +237,20 @@ class FileBackend:
                 await qemu_img(*args, candidate.path)
                 break
         _discard(Path(snapshot.path))
+
+    async def revert_to_snapshot(self, volume: Location, snapshot: Location) -> Location:
+        """Drop what was written since the latest snapshot: the volume's overlay on it starts over, empty."""
+        if _backing(await image_info(volume.path, volume.disk_format)) != snapshot.path:
+            raise BackendError("The volume's file is not an overlay on the snapshot's: only the latest snapshot can "
+                               "be reverted to.")
+        fresh = Path(volume.path).with_name(f".{Path(volume.path).name}.revert")
+        try:
+            await qemu_img("create", "-q", "-f", "qcow2", "-b", snapshot.path, "-F", snapshot.disk_format,
+                           str(fresh))
+            os.replace(fresh, volume.path)
+        finally:
+            _discard(fresh)
+        return Location(volume.path, "qcow2")
 
     # ----- attach, stats -------------------------------------------------------------------------------------
     def connection_info(self, location: Location, connector: dict[str, Any]) -> dict[str, Any]:

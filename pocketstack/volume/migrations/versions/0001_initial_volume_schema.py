@@ -2,7 +2,7 @@
 
 Revision ID: 0001_volume
 Revises: 
-Create Date: 2026-11-25 06:12:09.327072
+Create Date: 2026-11-25 06:47:19.113192
 """
 
 import sqlalchemy as sa
@@ -67,6 +67,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_volume_types')),
     sa.UniqueConstraint('name', name=op.f('uq_volume_types_name'))
     )
+    op.create_table('project_default_types',
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('volume_type_id', sa.String(length=36), nullable=False),
+    sa.ForeignKeyConstraint(['volume_type_id'], ['volume_types.id'], name=op.f('fk_project_default_types_volume_type_id_volume_types')),
+    sa.PrimaryKeyConstraint('project_id', name=op.f('pk_project_default_types'))
+    )
+    with op.batch_alter_table('project_default_types', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_project_default_types_volume_type_id'), ['volume_type_id'], unique=False)
+
     op.create_table('volume_type_extra_specs',
     sa.Column('type_id', sa.String(length=36), nullable=False),
     sa.Column('key', sa.String(length=255), nullable=False),
@@ -211,6 +220,10 @@ def downgrade() -> None:
     op.drop_table('volumes')
     op.drop_table('volume_type_projects')
     op.drop_table('volume_type_extra_specs')
+    with op.batch_alter_table('project_default_types', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_project_default_types_volume_type_id'))
+
+    op.drop_table('project_default_types')
     op.drop_table('volume_types')
     op.drop_table('services')
     op.drop_table('quotas')

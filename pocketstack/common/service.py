@@ -53,6 +53,8 @@ SERVICES: list[ServiceSpec] = [
     ServiceSpec("image", "image", "glance", "", "pocketstack.image.service_app:create"),
     ServiceSpec("network", "network", "neutron", "", "pocketstack.network.service_app:create",
                 service_user="neutron"),
+    ServiceSpec("volume", "block-storage", "cinder", "/v3/$(project_id)s", "pocketstack.volume.service_app:create",
+                extra_types=("volumev3",), service_user="cinder"),
     ServiceSpec("compute", "compute", "nova", "/v2.1", "pocketstack.compute.service_app:create", service_user="nova"),
     ServiceSpec("metadata", None, "nova-metadata", "", "pocketstack.compute.metadata.service_app:create",
                 database=False),

@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pocketstack.common.db import make_base
 
@@ -105,7 +105,6 @@ class Instance(Base):
     requested_networks: Mapped[list | str | None] = mapped_column(JSON, nullable=True)
     security_groups: Mapped[list] = mapped_column(JSON, default=list)
     scheduler_hints: Mapped[dict] = mapped_column(JSON, default=dict)
-    block_device_mapping: Mapped[list] = mapped_column(JSON, default=list)
     request_spec: Mapped[dict] = mapped_column(JSON, default=dict)  # what the scheduler needs, for reschedules
     network_info: Mapped[list] = mapped_column(JSON, default=list)  # ports with MAC, fixed IPs, network name
     retry: Mapped[dict] = mapped_column(JSON, default=dict)  # {"num_attempts": n, "hosts": [...]}
@@ -116,6 +115,31 @@ class Instance(Base):
     terminated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    block_devices: Mapped[list[BlockDeviceMapping]] = relationship(
+        lazy="selectin", order_by="BlockDeviceMapping.id", passive_deletes=True)
+
+
+class BlockDeviceMapping(Base):
+    """A disk of a server from `block_device_mapping_v2` or a volume attach (Nova's block_device_mapping)."""
+
+    __tablename__ = "block_device_mappings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid", ondelete="CASCADE"), index=True)
+    source_type: Mapped[str] = mapped_column(String(16))  # image, volume, snapshot, blank
+    destination_type: Mapped[str] = mapped_column(String(16))  # volume, local
+    boot_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    device_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    image_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    snapshot_id: Mapped[str | None] = mapped_column(UUID, nullable=True)
+    volume_id: Mapped[str | None] = mapped_column(UUID, nullable=True, index=True)
+    volume_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    delete_on_termination: Mapped[bool] = mapped_column(Boolean, default=False)
+    attachment_id: Mapped[str | None] = mapped_column(UUID, nullable=True)
+    connection_info: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    tag: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class InstanceMetadata(Base):

@@ -35,7 +35,7 @@ log = logging.getLogger("pocketstack.compute")
 
 # Router modules under pocketstack.compute.api, mounted in this order.
 ROUTER_MODULES = ("versions", "servers", "server_actions", "flavors", "keypairs", "limits", "hosts",
-                  "server_groups", "instance_actions", "server_meta")
+                  "server_groups", "instance_actions", "server_meta", "volume_attachments")
 
 PUBLIC = {("GET", "/"), ("GET", "/v2.1"), ("GET", "/v2.1/")}
 

@@ -18,12 +18,14 @@ from pocketstack.common import tracing
 from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
+from pocketstack.common.clients.volume import VolumeClient
 from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext, get_current
 from pocketstack.common.errors import APIError, NotFound
 from pocketstack.common.rpc import RPCEndpoint, RPCServer, Transport
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
+from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.virt.driver import ComputeDriver
 
@@ -48,7 +50,7 @@ class BuildAborted(Exception):
 
 class ComputeAgent(RPCEndpoint):
     namespace = "compute"
-    version = "1.0"
+    version = "1.1"
 
     def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
                  image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:
@@ -60,6 +62,8 @@ class ComputeAgent(RPCEndpoint):
         self.image = image
         self.network = network
         self.service_tokens = service_tokens
+        self.volume = VolumeClient(settings.base_url("volume"))
+        self.block_devices = BlockDevices(host, driver, self.conductor, self.volume)
         self.server = RPCServer(transport, "compute", host, [self])
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task[None]] = []
@@ -119,25 +123,28 @@ class ComputeAgent(RPCEndpoint):
                        time.time(), 0.0, step="13")
         async with self._locks[instance_uuid]:
             network_info: list[dict[str, Any]] = []
+            volumes: list[Prepared] = []
             try:
                 instance = await self.conductor.instance_get(instance_uuid)  # steps 14-18
                 if instance["deleted"] or instance["task_state"] == states.DELETING:
                     raise BuildAborted()
-                instance = await self._progress(instance_uuid, states.BLOCK_DEVICE_MAPPING, [states.SCHEDULING])
-                instance = await self._progress(instance_uuid, states.NETWORKING, [states.BLOCK_DEVICE_MAPPING])
+                instance = await self._progress(instance_uuid, states.NETWORKING, [states.SCHEDULING])
                 image_meta = await self._image_meta(instance)  # steps 20-22
                 network_info = await self._allocate_network(instance, ctx)  # steps 23-25
                 instance = await self.conductor.instance_update(
-                    instance_uuid, {"task_state": states.SPAWNING, "network_info": network_info},
+                    instance_uuid, {"task_state": states.BLOCK_DEVICE_MAPPING, "network_info": network_info},
                     expected_task_state=[states.NETWORKING])
+                block_device_info = await self.block_devices.prepare(instance, volumes)  # steps 26-28
+                instance = await self._progress(instance_uuid, states.SPAWNING, [states.BLOCK_DEVICE_MAPPING])
                 async with tracing.span("WORK", f"{self.driver.hypervisor_type} driver: spawn", step="29",
                                         target="hypervisor"):
-                    await self.driver.spawn(instance, image_meta, network_info)
+                    await self.driver.spawn(instance, image_meta, network_info, block_device_info)
                     info = await self.driver.get_info(instance)
                 await self.conductor.instance_update(
                     instance_uuid, {"vm_state": states.ACTIVE, "task_state": None, "power_state": info.power_state,
                                     "launched_at": utcnow().isoformat()}, expected_task_state=[states.SPAWNING])
             except Exception as exc:
+                await self.block_devices.rollback(volumes)
                 await self._build_failed(instance_uuid, exc, network_info, ctx, started)
                 return
             finally:
@@ -223,6 +230,11 @@ class ComputeAgent(RPCEndpoint):
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         log.warning("%s: build of %s failed: %s", self.host, instance_uuid, reason)
         await self._event(instance_uuid, ctx, "compute__do_build_and_run_instance", started, "Error", reason)
+        if isinstance(exc, VolumeSetupError):  # another host would fail the same way (Nova's BuildAbortException)
+            with contextlib.suppress(Exception):
+                await self.conductor.instance_update(instance_uuid, {"vm_state": states.ERROR, "task_state": None,
+                                                                     "fault": {"code": 500, "message": str(exc)}})
+            return
         await self.conductor.reschedule(instance_uuid, self.host, reason)
 
     async def _event(self, instance_uuid: str, ctx: RequestContext, event: str, started: Any, result: str,
@@ -244,6 +256,7 @@ class ComputeAgent(RPCEndpoint):
                 return
             await self.driver.destroy(instance, instance["network_info"])
             await self._deallocate_network(instance["network_info"])
+            await self.block_devices.release(instance)
             await self.conductor.instance_destroy(instance_uuid)
             self._locks.pop(instance_uuid, None)
         await self._event(instance_uuid, ctx, "compute_terminate_instance", started, "Success")
@@ -302,6 +315,43 @@ class ComputeAgent(RPCEndpoint):
             await self._deallocate_network([vif])
             remaining = [v for v in instance["network_info"] if v["id"] != port_id]
             await self.conductor.instance_update(instance_uuid, {"network_info": remaining})
+
+    async def attach_volume(self, instance_uuid: str, bdm_id: int) -> None:
+        """Attach a volume the API reserved (its mapping holds the attachment) to the running server (1.1)."""
+        started = utcnow()
+        ctx = get_current() or RequestContext()
+        async with self._locks[instance_uuid]:
+            instance = await self.conductor.instance_get(instance_uuid)
+            bdm = next((b for b in instance["block_device_mapping"] if b["id"] == bdm_id), None)
+            if bdm is None:
+                return
+            try:
+                await self.block_devices.attach(instance, bdm)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("%s: attaching volume %s to %s failed: %s", self.host, bdm["volume_id"], instance_uuid,
+                            reason)
+                await self._event(instance_uuid, ctx, "compute_attach_volume", started, "Error", reason)
+                return
+        await self._event(instance_uuid, ctx, "compute_attach_volume", started, "Success")
+
+    async def detach_volume(self, instance_uuid: str, volume_id: str) -> None:
+        """Detach a volume from the server; the volume service already has it detaching (1.1)."""
+        started = utcnow()
+        ctx = get_current() or RequestContext()
+        async with self._locks[instance_uuid]:
+            instance = await self.conductor.instance_get(instance_uuid)
+            bdm = next((b for b in instance["block_device_mapping"] if b["volume_id"] == volume_id), None)
+            if bdm is None:
+                return
+            try:
+                await self.block_devices.detach(instance, bdm)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning("%s: detaching volume %s from %s failed: %s", self.host, volume_id, instance_uuid, reason)
+                await self._event(instance_uuid, ctx, "compute_detach_volume", started, "Error", reason)
+                return
+        await self._event(instance_uuid, ctx, "compute_detach_volume", started, "Success")
 
     async def external_instance_event(self, instance_uuid: str, name: str, tag: str | None, status: str) -> None:
         """An event from another service (network-vif-plugged/unplugged/deleted), kept for drivers that wait."""

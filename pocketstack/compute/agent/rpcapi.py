@@ -10,7 +10,7 @@ from pocketstack.common.rpc import RPCAPI
 class ComputeAgentAPI(RPCAPI):
     topic = "compute"
     namespace = "compute"
-    version = "1.0"
+    version = "1.1"
 
     async def build_and_run_instance(self, host: str, instance_uuid: str, request_spec: dict[str, Any]) -> None:
         """FLOW.md step 12: the conductor hands the build to the chosen host (CAST)."""
@@ -35,6 +35,15 @@ class ComputeAgentAPI(RPCAPI):
 
     async def detach_interface(self, host: str, instance_uuid: str, port_id: str) -> None:
         await self.prepare(server=host).call(None, "detach_interface", instance_uuid=instance_uuid, port_id=port_id)
+
+    async def attach_volume(self, host: str, instance_uuid: str, bdm_id: int) -> None:
+        """Attach the volume of a reserved block device mapping to the running server (CAST)."""
+        await self.prepare(server=host, version="1.1").cast(None, "attach_volume", instance_uuid=instance_uuid,
+                                                            bdm_id=bdm_id)
+
+    async def detach_volume(self, host: str, instance_uuid: str, volume_id: str) -> None:
+        await self.prepare(server=host, version="1.1").cast(None, "detach_volume", instance_uuid=instance_uuid,
+                                                            volume_id=volume_id)
 
     async def external_instance_event(self, host: str, instance_uuid: str, name: str, tag: str | None,
                                       status: str) -> None:

@@ -11,6 +11,7 @@ from fastapi import Request
 from pocketstack.common.app import request_context
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
+from pocketstack.common.clients.volume import VolumeClient
 from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
@@ -32,6 +33,11 @@ class ComputeAPIState:
     agents: Any  # pocketstack.compute.agent.rpcapi.ComputeAgentAPI
     image: ImageClient
     network: NetworkClient
+    volume: VolumeClient | None = None  # the block storage API (FLOW.md 26-28); made from the settings when None
+
+    def __post_init__(self) -> None:
+        if self.volume is None:
+            self.volume = VolumeClient(self.settings.base_url("volume"))
 
 
 def state(request: Request) -> ComputeAPIState:

@@ -23,6 +23,7 @@ from pocketstack.common.errors import APIError, BadRequest, Conflict, Forbidden,
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import states
+from pocketstack.compute.api import block_devices
 from pocketstack.compute.api.common import (
     enforce,
     isotime,
@@ -151,8 +152,8 @@ def server_view(request: Request, inst: m.Instance, *, metadata: dict[str, str],
         "OS-EXT-STS:task_state": inst.task_state, "OS-EXT-STS:vm_state": inst.vm_state,
         "OS-EXT-STS:power_state": inst.power_state,
         "os-extended-volumes:volumes_attached": [
-            {"id": b["volume_id"], "delete_on_termination": bool(b.get("delete_on_termination"))}
-            for b in inst.block_device_mapping or [] if b.get("volume_id")],
+            {"id": b.volume_id, "delete_on_termination": b.delete_on_termination}
+            for b in inst.block_devices if b.volume_id],
         "security_groups": [{"name": sg["name"]} for sg in inst.security_groups or [{"name": "default"}]],
     }
     if status in ("ACTIVE", "BUILD", "REBOOT", "HARD_REBOOT"):
@@ -353,22 +354,12 @@ async def create_server(request: Request) -> Response:
     ver = version(request)
     if body.networks is None and ver >= "2.37":
         raise BadRequest("Invalid input for field/attribute networks: 'networks' is a required property")
-    image_ref = body.imageRef
-    for bdm in body.block_device_mapping_v2 or []:
-        # the image as local root disk (what `openstack server create --image` sends) is a plain image boot
-        if (bdm.get("source_type") == "image" and bdm.get("destination_type", "local") == "local"
-                and str(bdm.get("boot_index", "0")) == "0"):
-            if image_ref and image_ref.rstrip("/").rsplit("/", 1)[-1] != bdm.get("uuid"):
-                raise BadRequest("Invalid input: imageRef and the image block device mapping disagree.")
-            image_ref = str(bdm.get("uuid") or "")
-            continue
-        raise BadRequest("Block device mappings to volumes need the volume service, which this cloud does not run "
-                         "yet.")
-    if not image_ref:
-        raise BadRequest("Invalid input for field/attribute imageRef: an image is required.")
     max_count = body.max_count or body.min_count
     if max_count < body.min_count:
         raise BadRequest("min_count must be <= max_count")
+    devices = await block_devices.plan(request, body.block_device_mapping_v2 or [], body.imageRef, max_count)
+    if not devices.image_ref and not devices.volume_root:
+        raise BadRequest("Invalid input for field/attribute imageRef: an image is required.")
     user_data = body.user_data
     if user_data is not None:
         try:
@@ -406,7 +397,8 @@ async def create_server(request: Request) -> Response:
                 m.ComputeService.binary == "nova-compute"))).all())
             if zone not in zones:
                 raise BadRequest(f"The requested availability zone is not available: {zone}")
-    image = await _resolve_image(request, image_ref, flavor)
+    # a volume root needs no local disk: only the image properties matter (scheduling)
+    image = devices.root_image if devices.volume_root else await _resolve_image(request, devices.image_ref, flavor)
     requested_networks = await _resolve_networks(request, body.networks, ctx)
     if isinstance(requested_networks, list) and max_count > 1 and any(n.get("port") or n.get("fixed_ip")
                                                                       for n in requested_networks):
@@ -419,7 +411,7 @@ async def create_server(request: Request) -> Response:
     now = utcnow()
     reservation_id = f"r-{uuidlib.uuid4().hex[:8]}"
     request_spec: dict[str, Any] = {
-        "project_id": ctx.project_id, "flavor": flavor_snapshot, "image_id": image["id"],
+        "project_id": ctx.project_id, "flavor": flavor_snapshot, "image_id": image.get("id") or "",
         "image_properties": {k: v for k, v in image.items() if isinstance(v, str | int | float | bool)},
         "availability_zone": zone, "scheduler_hints": hints, "request_id": ctx.request_id,
         "group": ({"uuid": group.uuid, "policy": group.policy, "rules": group.rules or {}} if group else None),
@@ -446,15 +438,17 @@ async def create_server(request: Request) -> Response:
                 session.add(m.Instance(
                     uuid=instance_uuid, display_name=name, hostname=_hostname(body.hostname or name),
                     description=body.description, project_id=ctx.project_id, user_id=ctx.user_id,
-                    image_ref=image["id"], flavor=flavor_snapshot, vcpus=flavor.vcpus, memory_mb=flavor.memory_mb,
+                    image_ref=devices.image_ref, flavor=flavor_snapshot, vcpus=flavor.vcpus, memory_mb=flavor.memory_mb,
                     root_gb=flavor.root_gb, vm_state=states.BUILDING, task_state=states.SCHEDULING,
                     power_state=states.NOSTATE, availability_zone=zone or settings.compute.default_availability_zone,
                     key_name=body.key_name, key_data=key_data, user_data=user_data,
                     config_drive=str(body.config_drive).lower() in ("true", "1", "yes"),
                     access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, request_id=ctx.request_id,
                     reservation_id=reservation_id, launch_index=index, requested_networks=requested_networks,
-                    security_groups=security_groups, scheduler_hints=hints, block_device_mapping=[],
+                    security_groups=security_groups, scheduler_hints=hints,
                     network_info=[], retry={}, request_spec=request_spec, created_at=now, updated_at=now))
+                for mapping in devices.mappings:
+                    session.add(m.BlockDeviceMapping(instance_uuid=instance_uuid, created_at=now, **mapping))
                 for key, value in body.metadata.items():
                     session.add(m.InstanceMetadata(instance_uuid=instance_uuid, key=key, value=value))
                 for tag in dict.fromkeys(body.tags):

@@ -29,22 +29,32 @@ NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 INSTANCE_FIELDS = ("uuid", "display_name", "hostname", "project_id", "user_id", "image_ref", "flavor", "vcpus",
                    "memory_mb", "root_gb", "vm_state", "task_state", "power_state", "host", "node",
                    "availability_zone", "key_name", "key_data", "user_data", "config_drive", "requested_networks",
-                   "security_groups", "network_info", "block_device_mapping", "request_id", "retry", "deleted")
+                   "security_groups", "network_info", "request_id", "retry", "deleted")
 
 # Columns the agents may change through instance_update.
-UPDATABLE = {"vm_state", "task_state", "power_state", "network_info", "launched_at", "progress", "host", "node",
-             "block_device_mapping"}
+UPDATABLE = {"vm_state", "task_state", "power_state", "network_info", "launched_at", "progress", "host", "node"}
+
+BDM_FIELDS = ("id", "source_type", "destination_type", "boot_index", "device_name", "image_id", "snapshot_id",
+              "volume_id", "volume_size", "delete_on_termination", "attachment_id", "connection_info", "tag")
+# Block device mapping columns the agents may change through bdm_update (what a volume attach records).
+BDM_UPDATABLE = {"volume_id", "attachment_id", "connection_info"}
+
+
+def bdm_dict(bdm: m.BlockDeviceMapping) -> dict[str, Any]:
+    return {name: getattr(bdm, name) for name in BDM_FIELDS}
 
 
 def instance_dict(inst: m.Instance) -> dict[str, Any]:
+    """An instance as the agents get it, with its block device mappings under `block_device_mapping`."""
     data = {name: getattr(inst, name) for name in INSTANCE_FIELDS}
     data["launched_at"] = inst.launched_at.isoformat() if inst.launched_at else None
+    data["block_device_mapping"] = [bdm_dict(b) for b in inst.block_devices]
     return data
 
 
 class ConductorManager(RPCEndpoint):
     namespace = "conductor"
-    version = "1.0"
+    version = "1.1"
 
     def __init__(self, settings: Settings, db: Database, transport: Transport) -> None:
         self.settings = settings
@@ -210,6 +220,28 @@ class ConductorManager(RPCEndpoint):
         """The agent has torn the server down: mark it deleted and release everything it held."""
         await self.db.run(lambda session: mark_deleted(session, instance_uuid))
 
+    async def bdm_update(self, bdm_id: int, updates: dict[str, Any]) -> dict[str, Any]:
+        """Record what attaching a volume produced (its id, attachment, connection info) on a mapping (1.1)."""
+        bad = set(updates) - BDM_UPDATABLE
+        if bad:
+            raise ValueError(f"block device mapping fields not updatable through the conductor: {sorted(bad)}")
+
+        def apply(session: Session) -> dict[str, Any]:
+            bdm = session.get(m.BlockDeviceMapping, bdm_id)
+            if bdm is None:
+                raise LookupError(f"block device mapping {bdm_id} not found")
+            for key, value in updates.items():
+                setattr(bdm, key, value)
+            bdm.updated_at = utcnow()
+            return bdm_dict(bdm)
+
+        return await self.db.run(apply)
+
+    async def bdm_destroy(self, bdm_id: int) -> None:
+        """A volume is detached (or its attach failed): its mapping goes (1.1)."""
+        await self.db.run(lambda session: session.execute(
+            delete(m.BlockDeviceMapping).where(m.BlockDeviceMapping.id == bdm_id)))
+
     async def instances_on_host(self, host: str) -> list[dict[str, Any]]:
         async with self.db.session() as session:
             rows = (await session.scalars(select(m.Instance).where(m.Instance.host == host,
@@ -290,6 +322,7 @@ def mark_deleted(session: Session, instance_uuid: str) -> None:
         power_state=states.NOSTATE, updated_at=now))
     session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
     session.execute(delete(m.ServerGroupMember).where(m.ServerGroupMember.instance_uuid == instance_uuid))
+    session.execute(delete(m.BlockDeviceMapping).where(m.BlockDeviceMapping.instance_uuid == instance_uuid))
 
 
 def usage_query(project_id: str) -> Any:

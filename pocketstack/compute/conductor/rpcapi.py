@@ -10,7 +10,7 @@ from pocketstack.common.rpc import RPCAPI
 class ConductorAPI(RPCAPI):
     topic = "conductor"
     namespace = "conductor"
-    version = "1.0"
+    version = "1.1"
 
     async def build_instances(self, instance_uuids: list[str], request_spec: dict[str, Any]) -> None:
         """FLOW.md step 8: the API hands the build over (CAST)."""
@@ -28,6 +28,12 @@ class ConductorAPI(RPCAPI):
                               expected_task_state: list[str | None] | None = None) -> dict[str, Any]:
         return await self.prepare().call(None, "instance_update", instance_uuid=instance_uuid, updates=updates,
                                          expected_task_state=expected_task_state)
+
+    async def bdm_update(self, bdm_id: int, updates: dict[str, Any]) -> dict[str, Any]:
+        return await self.prepare(version="1.1").call(None, "bdm_update", bdm_id=bdm_id, updates=updates)
+
+    async def bdm_destroy(self, bdm_id: int) -> None:
+        await self.prepare(version="1.1").call(None, "bdm_destroy", bdm_id=bdm_id)
 
     async def instance_destroy(self, instance_uuid: str) -> None:
         await self.prepare().call(None, "instance_destroy", instance_uuid=instance_uuid)

@@ -32,6 +32,7 @@ class FakeDriver(ComputeDriver):
     # Hosts whose next spawns fail, for reschedule tests: host -> message. Class level so a test reaches every
     # agent of an in-process cloud.
     fail_spawn_on: dict[str, str] = {}
+    fail_attach_on: dict[str, str] = {}  # the same for volume attaches (rollback tests)
 
     def __init__(self, host: str, settings: Settings) -> None:
         super().__init__(host)
@@ -51,7 +52,12 @@ class FakeDriver(ComputeDriver):
             raise DriverError(message)
         fake = FakeInstance(instance["uuid"], instance["display_name"], states.RUNNING, instance["vcpus"],
                             instance["memory_mb"])
-        fake.console.append(f"fake: booting {instance['display_name']} from image {image_meta.get('name')}")
+        volumes = (block_device_info or {}).get("block_device_mapping", [])
+        root = next((v for v in volumes if v["boot_index"] == 0), None)
+        source = f"volume {root['volume_id']}" if root else f"image {image_meta.get('name')}"
+        fake.console.append(f"fake: booting {instance['display_name']} from {source}")
+        for volume in volumes:
+            fake.volumes[volume["mount_device"]] = volume["connection_info"]
         for vif in network_info:
             ips = ", ".join(ip["ip_address"] for ip in vif.get("fixed_ips", []))
             fake.console.append(f"fake: eth{len(fake.interfaces)} {vif.get('mac_address')} {ips}")
@@ -99,7 +105,11 @@ class FakeDriver(ComputeDriver):
         return "\n".join(self._get(instance).console) + "\n"
 
     async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
-        self._get(instance).volumes[mountpoint] = connection_info
+        fake = self._get(instance)
+        message = self.fail_attach_on.get(self.host)
+        if message:
+            raise DriverError(message)
+        fake.volumes[mountpoint] = connection_info
 
     async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
         self._get(instance).volumes.pop(mountpoint, None)

@@ -1,0 +1,119 @@
+"""`os-services`, `scheduler-stats/get_pools` and `os-availability-zone` (the operator's view of the backends)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pocketstack.common.app import json_body, json_response
+from pocketstack.common.errors import BadRequest, NotFound
+from pocketstack.common.timeutils import utcnow
+from pocketstack.volume import models as m
+from pocketstack.volume import scheduler
+from pocketstack.volume.api.common import bool_param, enforce, isotime, project_router, state, version
+
+router = project_router()
+
+
+def _up(svc: m.Service, request: Request) -> bool:
+    down_after = utcnow() - timedelta(seconds=state(request).settings.volume.service_down_time)
+    return svc.last_seen_up is not None and svc.last_seen_up >= down_after
+
+
+def _service_view(request: Request, svc: m.Service) -> dict[str, Any]:
+    up = _up(svc, request)
+    body: dict[str, Any] = {"binary": svc.binary, "host": svc.host, "zone": svc.availability_zone,
+                            "status": "disabled" if svc.disabled else "enabled", "state": "up" if up else "down",
+                            "updated_at": isotime(svc.updated_at), "disabled_reason": svc.disabled_reason,
+                            "cluster": None}
+    if svc.binary == scheduler.VOLUME_BINARY:
+        body.update(replication_status="disabled", active_backend_id=None, frozen=False)
+        if version(request) >= "3.49":
+            body["backend_state"] = "up" if up else "down"
+    return body
+
+
+@router.get("/os-services")
+async def list_services(request: Request) -> Response:
+    enforce(request, "volume_extension:services:index")
+    q = request.query_params
+
+    def read(session: Session) -> dict[str, Any]:
+        query = select(m.Service).order_by(m.Service.binary, m.Service.host)
+        if q.get("host"):
+            query = query.where(m.Service.host == q["host"])
+        if q.get("binary"):
+            query = query.where(m.Service.binary == q["binary"])
+        return {"services": [_service_view(request, s) for s in session.scalars(query).all()]}
+
+    return json_response(await state(request).db.run(read, write=False))
+
+
+@router.put("/os-services/{action}")
+async def update_service(request: Request, action: str) -> Response:
+    enforce(request, "volume_extension:services:update")
+    if action not in ("enable", "disable", "disable-log-reason"):
+        raise NotFound(f"Unknown os-services action {action}.")
+    raw = await json_body(request)
+    if not isinstance(raw, dict) or not isinstance(raw.get("host"), str):
+        raise BadRequest("Invalid input received: 'host' is required.")
+    binary = raw.get("binary") or scheduler.VOLUME_BINARY
+    reason = raw.get("disabled_reason")
+    if action == "disable-log-reason" and (not isinstance(reason, str) or not 0 < len(reason.strip()) <= 255):
+        raise BadRequest("Disabled reason contains invalid characters or is too long")
+
+    def write(session: Session) -> dict[str, Any]:
+        svc = session.scalar(select(m.Service).where(m.Service.host == raw["host"], m.Service.binary == binary))
+        if svc is None:
+            raise NotFound(f"Service {binary} on host {raw['host']} could not be found.")
+        svc.disabled = action != "enable"
+        svc.disabled_reason = reason if action == "disable-log-reason" else None
+        svc.updated_at = utcnow()
+        return {"host": svc.host, "binary": svc.binary, "status": "disabled" if svc.disabled else "enabled",
+                "disabled": svc.disabled, "disabled_reason": svc.disabled_reason}
+
+    return json_response(await state(request).db.run(write))
+
+
+@router.get("/scheduler-stats/get_pools")
+async def get_pools(request: Request) -> Response:
+    enforce(request, "scheduler_extension:scheduler_stats:get_pools")
+    detail = bool_param(request.query_params.get("detail", "false"), "detail")
+    settings = state(request).settings
+
+    def read(session: Session) -> dict[str, Any]:
+        result = []
+        services = {s.host: s for s in session.scalars(select(m.Service).where(
+            m.Service.binary == scheduler.VOLUME_BINARY)).all()}
+        for pool in scheduler.pools(session, settings):
+            item: dict[str, Any] = {"name": pool.host}
+            if detail:
+                svc = services[pool.service]
+                item["capabilities"] = {
+                    **svc.capabilities, "total_capacity_gb": pool.total_gb,
+                    "free_capacity_gb": max(pool.free_gb, 0), "allocated_capacity_gb": pool.allocated_gb,
+                    "provisioned_capacity_gb": pool.allocated_gb, "reserved_percentage": 0,
+                    "max_over_subscription_ratio": "1.0", "timestamp": isotime(svc.updated_at)}
+            result.append(item)
+        return {"pools": result}
+
+    return json_response(await state(request).db.run(read, write=False))
+
+
+@router.get("/os-availability-zone")
+async def availability_zones(request: Request) -> Response:
+    enforce(request, "volume_extension:availability_zone_list")
+
+    def read(session: Session) -> dict[str, Any]:
+        zones: dict[str, bool] = {}
+        for svc in session.scalars(select(m.Service).where(m.Service.binary == scheduler.VOLUME_BINARY)).all():
+            usable = _up(svc, request) and not svc.disabled
+            zones[svc.availability_zone] = zones.get(svc.availability_zone, False) or usable
+        return {"availabilityZoneInfo": [{"zoneName": zone, "zoneState": {"available": ok}}
+                                         for zone, ok in sorted(zones.items())]}
+
+    return json_response(await state(request).db.run(read, write=False))

@@ -1,0 +1,368 @@
+"""`POST /v3/{project_id}/volumes/{id}/action`: extend, bootable, read-only, retype, image metadata, the admin
+actions (reset status, force delete, force detach) and the legacy attach/detach actions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pocketstack.common.app import json_body, json_response, request_context
+from pocketstack.common.errors import BadRequest, NotFound
+from pocketstack.common.timeutils import utcnow
+from pocketstack.volume import models as m
+from pocketstack.volume import quotas, scheduler
+from pocketstack.volume import states as st
+from pocketstack.volume.api.attachments import finish_detach, new_attachment
+from pocketstack.volume.api.common import (
+    bool_param,
+    check_metadata,
+    enforce,
+    int_param,
+    project_router,
+    state,
+    version,
+)
+from pocketstack.volume.api.lookups import is_multiattach, resolve_type, visible_snapshot, visible_volume
+from pocketstack.volume.api.volumes import start_delete
+
+router = project_router()
+
+Handler = Callable[[Request, str, Any], Awaitable[Response]]
+
+
+def _args(args: Any, name: str) -> dict[str, Any]:
+    if args is None:
+        return {}
+    if not isinstance(args, dict):
+        raise BadRequest(f"Invalid input received: the body of {name} must be an object.")
+    return args
+
+
+async def _change(request: Request, volume_id: str, action: str, change: Callable[[Session, m.Volume], Any],
+                  *, write: bool = True) -> Any:
+    """Run `change` on the caller's volume (in a write transaction unless `write` is off) after the policy check
+    on its project."""
+    ctx = enforce(request, action)
+
+    def run(session: Session) -> Any:
+        vol = visible_volume(session, volume_id, ctx)
+        enforce(request, action, {"project_id": vol.project_id})
+        result = change(session, vol)
+        if write:
+            vol.updated_at = utcnow()
+        return result
+
+    return await state(request).db.run(run, write=write)
+
+
+async def extend(request: Request, volume_id: str, args: Any) -> Response:
+    args = _args(args, "os-extend")
+    if "new_size" not in args:
+        raise BadRequest("Invalid input received: 'new_size' is required.")
+    raw = args["new_size"]
+    new_size = int_param(int(raw) if isinstance(raw, str) and raw.isdigit() else raw, "new_size", 1)
+    settings = state(request).settings
+
+    def change(session: Session, vol: m.Volume) -> str:
+        if vol.status == st.IN_USE:
+            raise BadRequest(f"Invalid volume: volume {vol.id} is in-use; the file backend extends detached "
+                             "volumes only: detach it first.")
+        st.require("extend", "volume", vol.id, vol.status, (st.AVAILABLE,))
+        if new_size <= vol.size:
+            raise BadRequest(f"Invalid input received: New size for extend must be greater than current size. "
+                             f"(current: {vol.size}, extended: {new_size}).")
+        quotas.check(session, settings, vol.project_id, gigabytes=new_size - vol.size, volume_size=new_size)
+        pool = next((p for p in scheduler.pools(session, settings, lock=True) if p.host == vol.host), None)
+        if pool is None or pool.free_gb < new_size - vol.size:
+            free = max(pool.free_gb, 0) if pool else 0
+            raise BadRequest(f"Invalid input received: the backend of volume {vol.id} has {free:g} GB free, not "
+                             f"the {new_size - vol.size} GB the extension needs.")
+        vol.status = st.EXTENDING
+        return vol.host
+
+    host = await _change(request, volume_id, "volume:extend", change)
+    await state(request).manager.extend_volume(host, volume_id, new_size)
+    return Response(status_code=202)
+
+
+async def set_bootable(request: Request, volume_id: str, args: Any) -> Response:
+    args = _args(args, "os-set_bootable")
+    if "bootable" not in args:
+        raise BadRequest("Invalid input received: 'bootable' is required.")
+    bootable = bool_param(args["bootable"], "bootable")
+
+    def change(session: Session, vol: m.Volume) -> None:
+        if vol.status in (st.CREATING, st.DELETING):
+            raise BadRequest(f"Invalid volume: Volume {vol.id} is {vol.status}.")
+        vol.bootable = bootable
+
+    await _change(request, volume_id, "volume:update", change)
+    return Response(status_code=200)
+
+
+async def update_readonly(request: Request, volume_id: str, args: Any) -> Response:
+    args = _args(args, "os-update_readonly_flag")
+    if "readonly" not in args:
+        raise BadRequest("Invalid input received: 'readonly' is required.")
+    readonly = bool_param(args["readonly"], "readonly")
+
+    def change(session: Session, vol: m.Volume) -> None:
+        st.require("update the readonly flag", "volume", vol.id, vol.status, (st.AVAILABLE,))
+        vol.admin_metadata = {**(vol.admin_metadata or {}), "readonly": str(readonly)}
+
+    await _change(request, volume_id, "volume:update_readonly_flag", change)
+    return Response(status_code=202)
+
+
+async def retype(request: Request, volume_id: str, args: Any) -> Response:
+    args = _args(args, "os-retype")
+    if not isinstance(args.get("new_type"), str):
+        raise BadRequest("Invalid input received: 'new_type' is required.")
+    policy = args.get("migration_policy") or "never"
+    if policy not in ("never", "on-demand"):
+        raise BadRequest(f"Invalid input received: migration_policy {policy!r} is not never or on-demand.")
+    ctx = request_context(request)
+    settings = state(request).settings
+
+    def change(session: Session, vol: m.Volume) -> None:
+        st.require("retype", "volume", vol.id, vol.status, (st.AVAILABLE, st.IN_USE))
+        new_type = resolve_type(session, args["new_type"], ctx, settings)
+        if new_type.id == vol.volume_type_id:
+            raise BadRequest(f"Invalid input received: volume {vol.id} already has type {new_type.name}.")
+        multiattach = is_multiattach(new_type)
+        if vol.status == st.IN_USE and multiattach != vol.multiattach:
+            raise BadRequest("Invalid volume: an in-use volume cannot change to or from a multiattach type.")
+        vol.volume_type_id, vol.multiattach = new_type.id, multiattach
+
+    await _change(request, volume_id, "volume:retype", change)
+    return Response(status_code=202)
+
+
+async def set_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
+    metadata = check_metadata(_args(args, "os-set_image_metadata").get("metadata"))
+
+    def change(session: Session, vol: m.Volume) -> dict[str, str]:
+        vol.image_metadata = {**(vol.image_metadata or {}), **metadata}
+        return vol.image_metadata
+
+    result = await _change(request, volume_id, "volume_extension:volume_image_metadata:set", change)
+    return json_response({"metadata": result})
+
+
+async def unset_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
+    key = _args(args, "os-unset_image_metadata").get("key")
+    if not isinstance(key, str):
+        raise BadRequest("Invalid input received: 'key' is required.")
+
+    def change(session: Session, vol: m.Volume) -> None:
+        if key not in (vol.image_metadata or {}):
+            raise NotFound(f"Glance metadata for volume {vol.id} with key {key} could not be found.")
+        vol.image_metadata = {k: v for k, v in vol.image_metadata.items() if k != key}
+
+    await _change(request, volume_id, "volume_extension:volume_image_metadata:remove", change)
+    return Response(status_code=200)
+
+
+async def show_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
+    result = await _change(request, volume_id, "volume_extension:volume_image_metadata:show",
+                           lambda session, vol: dict(vol.image_metadata or {}), write=False)
+    return json_response({"metadata": result})
+
+
+async def reset_status(request: Request, volume_id: str, args: Any) -> Response:
+    args = _args(args, "os-reset_status")
+    status, attach_status, migration = args.get("status"), args.get("attach_status"), args.get("migration_status")
+    if status is None and attach_status is None and migration is None:
+        raise BadRequest("Must specify 'status', 'attach_status' or 'migration_status' for update.")
+    if status is not None and status not in st.VOLUME_STATUSES:
+        raise BadRequest(f"Must specify a valid status: {status!r} is not one of {', '.join(st.VOLUME_STATUSES)}.")
+    if attach_status is not None and attach_status not in st.ATTACH_STATUSES:
+        raise BadRequest(f"Must specify a valid attach status: {attach_status!r} is not one of "
+                         f"{', '.join(st.ATTACH_STATUSES)}.")
+    if migration is not None and migration not in ("migrating", "error", "success", "completing", "none",
+                                                   "starting"):
+        raise BadRequest(f"Must specify a valid migration status: {migration!r}.")
+
+    def change(session: Session, vol: m.Volume) -> None:
+        if status is not None:
+            vol.previous_status, vol.status = vol.status, status
+        if attach_status is not None:
+            vol.attach_status = attach_status
+        if migration is not None:
+            vol.migration_status = None if migration == "none" else migration
+
+    await _change(request, volume_id, "volume_extension:volume_admin_actions:reset_status", change)
+    return Response(status_code=202)
+
+
+async def revert(request: Request, volume_id: str, args: Any) -> Response:
+    """Revert the volume to its latest snapshot (3.40)."""
+    if version(request) < "3.40":
+        raise BadRequest("There is no such action: revert (it needs microversion 3.40 or later)")
+    snapshot_id = _args(args, "revert").get("snapshot_id")
+    if not isinstance(snapshot_id, str):
+        raise BadRequest("Invalid input received: 'snapshot_id' is required.")
+    ctx = request_context(request)
+
+    def change(session: Session, vol: m.Volume) -> str:
+        st.require("revert", "volume", vol.id, vol.status, (st.AVAILABLE,))
+        snap = visible_snapshot(session, snapshot_id, ctx)
+        if snap.volume_id != vol.id:
+            raise BadRequest(f"Invalid snapshot: snapshot {snap.id} is not a snapshot of volume {vol.id}.")
+        st.require("revert to it", "snapshot", snap.id, snap.status, (st.AVAILABLE,))
+        latest = session.scalar(select(m.Snapshot).where(m.Snapshot.volume_id == vol.id)
+                                .order_by(m.Snapshot.created_at.desc()).limit(1))
+        if latest.id != snap.id:
+            raise BadRequest(f"Volume {vol.id} revert to snapshot {snap.id} failed: it is not the latest snapshot "
+                             "of the volume.")
+        if vol.size != snap.volume_size:
+            raise BadRequest(f"Volume {vol.id} revert to snapshot {snap.id} failed: the volume was extended after "
+                             "the snapshot.")
+        vol.status, snap.status = st.REVERTING, st.RESTORING
+        return vol.host
+
+    host = await _change(request, volume_id, "volume:revert_to_snapshot", change)
+    await state(request).manager.revert_to_snapshot(host, volume_id, snapshot_id)
+    return Response(status_code=202)
+
+
+async def force_delete(request: Request, volume_id: str, args: Any) -> Response:
+    enforce(request, "volume_extension:volume_admin_actions:force_delete")
+    await start_delete(request, volume_id, cascade=False, force=True)
+    return Response(status_code=202)
+
+
+# ----- legacy attach / detach ----------------------------------------------------------------------------------------
+def _transition(action: str, allowed: tuple[str, ...], to: str) -> Handler:
+    async def handler(request: Request, volume_id: str, args: Any) -> Response:
+        def change(session: Session, vol: m.Volume) -> None:
+            st.require(action.replace("_", " "), "volume", vol.id, vol.status, allowed)
+            if to == "unreserved":
+                vol.status = st.IN_USE if any(a.attach_status == st.ATTACHED for a in vol.attachments) else \
+                    st.AVAILABLE
+            else:
+                vol.status = to
+
+        await _change(request, volume_id, f"volume_extension:volume_actions:{action}", change)
+        return Response(status_code=202)
+
+    return handler
+
+
+async def legacy_attach(request: Request, volume_id: str, args: Any) -> Response:
+    """`os-attach`: record an attachment done outside the attachments API (instance or host)."""
+    args = _args(args, "os-attach")
+    instance_uuid, host_name = args.get("instance_uuid"), args.get("host_name")
+    if bool(instance_uuid) == bool(host_name):
+        raise BadRequest("Invalid request to attach volume: give exactly one of instance_uuid and host_name.")
+    if not isinstance(args.get("mountpoint"), str):
+        raise BadRequest("Invalid request to attach volume: 'mountpoint' is required.")
+    mode = args.get("mode", "rw")
+    if mode not in ("rw", "ro"):
+        raise BadRequest(f"Invalid request to attach volume: mode {mode!r} is not rw or ro.")
+
+    def change(session: Session, vol: m.Volume) -> None:
+        allowed = (st.ATTACHING, st.RESERVED, st.AVAILABLE) + ((st.IN_USE,) if vol.multiattach else ())
+        st.require("attach", "volume", vol.id, vol.status, allowed)
+        pending = next((a for a in vol.attachments if a.attach_status != st.ATTACHED
+                        and a.instance_uuid == instance_uuid), None)
+        attachment = pending or new_attachment(session, vol, instance_uuid, mode)
+        attachment.instance_uuid, attachment.attached_host = instance_uuid, host_name
+        attachment.mountpoint, attachment.attach_mode = args["mountpoint"], mode
+        now = utcnow()
+        attachment.attach_status, attachment.attach_time = st.ATTACHED, now
+        vol.status, vol.attach_status = st.IN_USE, st.ATTACHED
+
+    await _change(request, volume_id, "volume_extension:volume_actions:attach", change)
+    return Response(status_code=202)
+
+
+async def legacy_detach(request: Request, volume_id: str, args: Any, action: str = "detach") -> Response:
+    args = _args(args, f"os-{action}")
+    attachment_id = args.get("attachment_id")
+
+    def change(session: Session, vol: m.Volume) -> None:
+        if attachment_id:
+            attachment = next((a for a in vol.attachments if a.id == attachment_id), None)
+            if attachment is None:
+                raise NotFound(f"Volume attachment {attachment_id} could not be found.")
+        elif len(vol.attachments) == 1:
+            attachment = vol.attachments[0]
+        else:
+            raise BadRequest(f"Invalid volume: Volume {vol.id} has {len(vol.attachments)} attachments; give the "
+                             "attachment_id to detach.")
+        finish_detach(session, vol, attachment)
+
+    policy = ("volume_extension:volume_admin_actions:force_detach" if action == "force_detach" else
+              "volume_extension:volume_actions:detach")
+    await _change(request, volume_id, policy, change)
+    return Response(status_code=202)
+
+
+async def force_detach(request: Request, volume_id: str, args: Any) -> Response:
+    return await legacy_detach(request, volume_id, args, action="force_detach")
+
+
+async def initialize_connection(request: Request, volume_id: str, args: Any) -> Response:
+    connector = _args(args, "os-initialize_connection").get("connector")
+    if not isinstance(connector, dict):
+        raise BadRequest("Invalid input received: 'connector' is required.")
+
+    def check(session: Session, vol: m.Volume) -> str:
+        if vol.host is None or "error" in vol.status or vol.status in (st.CREATING, st.DELETING):
+            raise BadRequest(f"Invalid volume: Volume {vol.id} is {vol.status}; it cannot be exported.")
+        return vol.host
+
+    host = await _change(request, volume_id, "volume_extension:volume_actions:initialize_connection", check,
+                         write=False)
+    info = await state(request).manager.initialize_connection(host, volume_id, connector)
+    return json_response({"connection_info": info})
+
+
+async def terminate_connection(request: Request, volume_id: str, args: Any) -> Response:
+    """The file backend keeps no export per host, so there is nothing to tear down beyond the checks."""
+    if not isinstance(_args(args, "os-terminate_connection").get("connector"), dict):
+        raise BadRequest("Invalid input received: 'connector' is required.")
+    await _change(request, volume_id, "volume_extension:volume_actions:terminate_connection",
+                  lambda session, vol: None, write=False)
+    return Response(status_code=202)
+
+
+ACTIONS: dict[str, Handler] = {
+    "os-extend": extend,
+    "os-set_bootable": set_bootable,
+    "os-update_readonly_flag": update_readonly,
+    "os-retype": retype,
+    "os-set_image_metadata": set_image_metadata,
+    "os-unset_image_metadata": unset_image_metadata,
+    "os-show_image_metadata": show_image_metadata,
+    "os-reset_status": reset_status,
+    "os-force_delete": force_delete,
+    "revert": revert,
+    "os-reserve": _transition("reserve", (st.AVAILABLE,), st.ATTACHING),
+    "os-unreserve": _transition("unreserve", (st.ATTACHING,), "unreserved"),
+    "os-begin_detaching": _transition("begin_detaching", (st.IN_USE,), st.DETACHING),
+    "os-roll_detaching": _transition("roll_detaching", (st.DETACHING,), st.IN_USE),
+    "os-attach": legacy_attach,
+    "os-detach": legacy_detach,
+    "os-force_detach": force_detach,
+    "os-initialize_connection": initialize_connection,
+    "os-terminate_connection": terminate_connection,
+}
+
+
+@router.post("/volumes/{volume_id}/action")
+async def volume_action(request: Request, volume_id: str) -> Response:
+    body = await json_body(request)
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadRequest("Invalid request body: it must hold exactly one action.")
+    (name, args), = body.items()
+    handler = ACTIONS.get(name)
+    if handler is None:
+        raise BadRequest(f"There is no such action: {name}")
+    return await handler(request, volume_id, args)
+

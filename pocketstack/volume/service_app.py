@@ -1,0 +1,188 @@
+"""The block storage service: the API (with its scheduler) and the volume manager of the configured backend,
+talking over RPC (topic `volume`) as cinder-api and cinder-volume do.
+
+The all-in-one runs both in one process (`create`); the distributed mode can run each as a process of its own
+(`create_api`, `create_manager`), any number of API workers and one manager per backend host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pocketstack.common.app import create_app
+from pocketstack.common.clients.identity import IdentityClient, ServiceTokenProvider
+from pocketstack.common.clients.image import ImageClient
+from pocketstack.common.config import Settings
+from pocketstack.common.db import Database
+from pocketstack.common.policy import PolicyEngine
+from pocketstack.common.rpc import RPCServer, get_transport
+from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_password
+from pocketstack.common.timeutils import utcnow
+from pocketstack.volume import models as m
+from pocketstack.volume.api import (
+    attachments,
+    default_types,
+    limits,
+    messages,
+    services,
+    snapshots,
+    types,
+    versions,
+    volume_actions,
+    volumes,
+)
+from pocketstack.volume.api.common import MICROVERSIONS, VolumeAPIState
+from pocketstack.volume.backends import TokenSource, make_backend
+from pocketstack.volume.manager import VolumeManager
+from pocketstack.volume.policies import VOLUME_POLICIES
+from pocketstack.volume.rpcapi import VolumeManagerAPI
+
+log = logging.getLogger("pocketstack.volume")
+
+SCHEDULER_BINARY = "cinder-scheduler"
+
+
+def service_token_source(settings: Settings) -> TokenSource:
+    """Tokens of the volume service's user (`cinder`) for the image service (fetching image data to cache)."""
+    provider: list[ServiceTokenProvider] = []
+
+    async def token() -> str:
+        if not provider:
+            provider.append(ServiceTokenProvider(IdentityClient(settings.base_url("identity")), "cinder",
+                                                 service_password(settings, "cinder")))
+        return await provider[0].token()
+
+    return token
+
+
+class VolumeAPIService(Service):
+    """The block storage API (cinder-api) with its scheduler: REST in, the database, casts to the managers."""
+
+    name = "volume"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec], db: Database | None = None) -> None:
+        self.settings = settings
+        self.spec = next(s for s in specs if s.name == "volume")
+        self._own_db = db is None
+        self.db = db or Database(settings.database_url("volume"))
+        self.state = VolumeAPIState(settings=settings, db=self.db,
+                                    policy=PolicyEngine(VOLUME_POLICIES, settings.policy_file), manager=None,
+                                    image=ImageClient(settings.base_url("image")))
+        self.app = create_app(
+            service_name="volume", style="cinder",
+            routers=[versions.router, volumes.router, volume_actions.router, snapshots.router, types.router,
+                     attachments.router, default_types.router, limits.router, messages.router, services.router],
+            validator=remote_token_validator(settings),
+            is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
+            access_log=settings.access_log, state={"volume": self.state}, microversion=MICROVERSIONS,
+        )
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.db.migrate(self.spec.migrations_dir, self.spec.version_table)
+        await self.db.run(self._bootstrap)
+        self.state.manager = VolumeManagerAPI(get_transport(self.settings))
+        await self.db.run(self._report_scheduler)
+        self._heartbeat = asyncio.create_task(self._beat())
+
+    def _bootstrap(self, session: Session) -> None:
+        """The default volume type exists (Cinder's `__DEFAULT__`), so a volume always has a type."""
+        name = self.settings.volume.default_volume_type
+        if session.scalar(select(m.VolumeType).where(m.VolumeType.name == name)) is None:
+            session.add(m.VolumeType(id=str(uuid.uuid4()), name=name, description="Default Volume Type",
+                                     is_public=True, created_at=utcnow()))
+
+    def _report_scheduler(self, session: Session) -> None:
+        """The heartbeat of this process's scheduler (it places volumes for the API)."""
+        now = utcnow()
+        host = self.settings.volume.host
+        svc = session.scalar(select(m.Service).where(m.Service.host == host, m.Service.binary == SCHEDULER_BINARY))
+        if svc is None:
+            svc = m.Service(host=host, binary=SCHEDULER_BINARY, topic="cinder-scheduler",
+                            availability_zone=self.settings.volume.availability_zone, created_at=now, report_count=0)
+            session.add(svc)
+        svc.report_count += 1
+        svc.last_seen_up = svc.updated_at = now
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.volume.report_interval)
+            try:
+                await self.db.run(self._report_scheduler)
+            except Exception:
+                log.exception("scheduler service report failed")
+
+    async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        if self._own_db:
+            await self.db.close()
+
+
+class VolumeManagerService(Service):
+    """The volume manager (cinder-volume) of this host's backend, on topic `volume`, server `host@backend`.
+
+    It uses the database the API migrated: start it after the API (the distributed mode's later stage)."""
+
+    name = "volume-manager"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec], db: Database | None = None) -> None:
+        self.settings = settings
+        self._own_db = db is None
+        self.db = db or Database(settings.database_url("volume"))
+        image = ImageClient(settings.base_url("image"))
+        self.manager = VolumeManager(settings, self.db, make_backend(settings, image, service_token_source(settings)))
+        self.server: RPCServer | None = None
+
+    async def start(self) -> None:
+        self.server = RPCServer(get_transport(self.settings), "volume", self.manager.service_host, [self.manager])
+        await self.server.start()
+        await self.manager.start()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
+        if self.server is not None:
+            await self.server.stop()
+        if self._own_db:
+            await self.db.close()
+
+
+class VolumeService(Service):
+    """API and manager in one process on the local bus and one database (the all-in-one)."""
+
+    name = "volume"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec]) -> None:
+        self.db = Database(settings.database_url("volume"))
+        self.api = VolumeAPIService(settings, specs, db=self.db)
+        self.manager = VolumeManagerService(settings, specs, db=self.db)
+        self.app = self.api.app
+
+    async def start(self) -> None:
+        await self.api.start()
+        await self.manager.start()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
+        await self.api.stop()
+        await self.db.close()
+
+
+def create(settings: Settings, specs: list[ServiceSpec]) -> VolumeService:
+    return VolumeService(settings, specs)
+
+
+def create_api(settings: Settings, specs: list[ServiceSpec]) -> VolumeAPIService:
+    return VolumeAPIService(settings, specs)
+
+
+def create_manager(settings: Settings, specs: list[ServiceSpec]) -> VolumeManagerService:
+    return VolumeManagerService(settings, specs)

@@ -256,6 +256,7 @@ PROBES = {
     "image": "/v2/images",
     "network": "/v2.0/networks",
     "compute": "/v2.1/servers",
+    "volume": "/v3/{project_id}/volumes",  # the token's project is in the path
 }
 
 
@@ -266,10 +267,11 @@ def test_revoked_token_rejected_by_every_service(cloud, member):
     SERVICES = [s for s in ALL_SERVICES if s.catalog_type is not None]
     assert {s.name for s in SERVICES} <= set(PROBES), "add an authenticated probe path for each new service"
     token = issue(cloud, member["name"], "pw", member["project_name"])
+    probes = {name: path.format(project_id=member["project"].id) for name, path in PROBES.items()}
     for spec in SERVICES:
-        resp = requests.get(cloud.url(spec.name) + PROBES[spec.name], headers={"X-Auth-Token": token})
+        resp = requests.get(cloud.url(spec.name) + probes[spec.name], headers={"X-Auth-Token": token})
         assert resp.status_code == 200, (spec.name, resp.text)
-        bad = requests.get(cloud.url(spec.name) + PROBES[spec.name], headers={"X-Auth-Token": token + "x"})
+        bad = requests.get(cloud.url(spec.name) + probes[spec.name], headers={"X-Auth-Token": token + "x"})
         assert bad.status_code == 401, spec.name
         assert bad.headers["X-OpenStack-Request-ID"].startswith(REQUEST_ID_PREFIX)
     admin_token = cloud.conn().session.get_token()
@@ -278,7 +280,7 @@ def test_revoked_token_rejected_by_every_service(cloud, member):
     pending = {s.name for s in SERVICES}
     while pending and time.monotonic() < deadline:
         for name in list(pending):
-            if requests.get(cloud.url(name) + PROBES[name], headers={"X-Auth-Token": token}).status_code == 401:
+            if requests.get(cloud.url(name) + probes[name], headers={"X-Auth-Token": token}).status_code == 401:
                 pending.discard(name)
         time.sleep(0.2)
     assert not pending, f"still accepting a revoked token after the cache TTL: {pending}"

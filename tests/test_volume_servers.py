@@ -126,6 +126,20 @@ def test_boot_from_volume_and_delete_on_termination(cloud: Any, env: Any, prefix
     wait_for(lambda: volume_status(cloud, root) == "available", "the root volume to be detached")
     cloud.cli("volume", "delete", root)
 
+    bootable = cloud.cli("volume", "create", "--size", "1", "--image", env["image"].id, f"{prefix}-boot",
+                         "-f", "json")
+    wait_for(lambda: volume_status(cloud, bootable["id"]) == "available", "the bootable volume")
+    server = boot(cloud, env, f"{prefix}-from-vol", "--volume", bootable["id"])  # boot from an existing volume
+    assert server["volumes_attached"] == [{"id": bootable["id"], "delete_on_termination": False}]
+    assert fake_instance(cloud, server["id"]).volumes["/dev/vda"]["data"]["path"] == str(
+        volume_file(cloud, bootable["id"]))
+    failed = cloud.cli("server", "create", "--flavor", "m1.tiny", "--network", env["network"].id, "--volume",
+                       bootable["id"], f"{prefix}-twice", check=False)
+    assert failed.returncode != 0 and "in-use" in failed.stderr  # a volume boots one server
+    cloud.cli("server", "delete", "--wait", server["id"])
+    wait_for(lambda: volume_status(cloud, bootable["id"]) == "available", "the volume after the server")
+    cloud.cli("volume", "delete", bootable["id"])
+
     server = boot(cloud, env, f"{prefix}-bfv2", "--image", env["image"].id, "--boot-from-volume", "1",
                   "--delete-on-termination")
     ((root, on_delete),) = [(v["id"], v["delete_on_termination"]) for v in server["volumes_attached"]]

@@ -106,7 +106,8 @@ class VolumeManager(RPCEndpoint):
         await self.db.run(write)
 
     async def _recover(self) -> None:
-        """What a restart interrupted (Cinder's init_host): creations fail, deletions run again."""
+        """What a restart interrupted (Cinder's init_host): creations, extensions and reverts fail, deletions run
+        again."""
         def scan(session: Session) -> tuple[list[str], list[str]]:
             now = utcnow()
             for row in session.scalars(select(m.Volume).where(m.Volume.host == self.pool_host,
@@ -117,6 +118,12 @@ class VolumeManager(RPCEndpoint):
             for row in session.scalars(select(m.Volume).where(m.Volume.host == self.pool_host,
                                                               m.Volume.status == st.EXTENDING)).all():
                 row.status, row.updated_at = st.ERROR_EXTENDING, now
+            for row in session.scalars(select(m.Volume).where(m.Volume.host == self.pool_host,
+                                                              m.Volume.status == st.REVERTING)).all():
+                row.status, row.updated_at = st.ERROR, now
+            for row in session.scalars(select(m.Snapshot).where(m.Snapshot.host == self.pool_host,
+                                                                m.Snapshot.status == st.RESTORING)).all():
+                row.status, row.updated_at = st.AVAILABLE, now
             for row in session.scalars(select(m.Snapshot).where(m.Snapshot.host == self.pool_host,
                                                                 m.Snapshot.status == st.CREATING)).all():
                 row.status, row.updated_at = st.ERROR, now
@@ -143,13 +150,14 @@ class VolumeManager(RPCEndpoint):
         try:
             image_metadata: dict[str, Any] = {}
             if volume.snapshot_id:
-                source, lock_id = await self.db.run(lambda s: self._snapshot_source(s, volume.snapshot_id),
-                                                    write=False)
-                async with self._locks[lock_id]:
+                _, owner = await self.db.run(lambda s: self._snapshot_source(s, volume.snapshot_id), write=False)
+                async with self._locks[owner]:  # its volume's files do not change while it is copied
+                    source, _ = await self.db.run(lambda s: self._snapshot_source(s, volume.snapshot_id),
+                                                  write=False)
                     loc = await self.backend.create_from_source(volume_id, size, source)
             elif volume.source_volid:
-                source = await self.db.run(lambda s: self._volume_source(s, volume.source_volid), write=False)
                 async with self._locks[volume.source_volid]:
+                    source = await self.db.run(lambda s: self._volume_source(s, volume.source_volid), write=False)
                     loc = await self.backend.create_from_source(volume_id, size, source)
             elif volume.image_id:
                 async with tracing.span("WORK", f"{self.settings.volume.backend} backend: volume from image"):

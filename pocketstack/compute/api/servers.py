@@ -399,6 +399,8 @@ async def create_server(request: Request) -> Response:
                 raise BadRequest(f"The requested availability zone is not available: {zone}")
     # a volume root needs no local disk: only the image properties matter (scheduling)
     image = devices.root_image if devices.volume_root else await _resolve_image(request, devices.image_ref, flavor)
+    if devices.volume_root and int(image.get("min_ram") or 0) > flavor.memory_mb:
+        raise BadRequest("Flavor's memory is too small for requested image.")
     requested_networks = await _resolve_networks(request, body.networks, ctx)
     if isinstance(requested_networks, list) and max_count > 1 and any(n.get("port") or n.get("fixed_ip")
                                                                       for n in requested_networks):

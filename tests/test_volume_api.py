@@ -212,6 +212,9 @@ def test_admin_only_actions_and_views(api: VolumeAPI, demo_api: VolumeAPI, cloud
         assert caps["total_capacity_gb"] == cloud.settings.volume.capacity_gb
         assert caps["free_capacity_gb"] == caps["total_capacity_gb"] - caps["allocated_capacity_gb"]
         assert caps["allocated_capacity_gb"] >= 1 and caps["storage_protocol"] == "file"
+        shown = api("GET", f"/capabilities/{backend['host']}")[1]
+        assert shown["volume_backend_name"] == "file" and shown["storage_protocol"] == "file"
+        assert fault(demo_api("GET", f"/capabilities/{backend['host']}"))[0] == 403
     finally:
         demo_api.delete_volume(vol["id"])
 

@@ -85,5 +85,6 @@ VOLUME_POLICIES: dict[str, str] = {
     "volume_extension:services:index": ADMIN,
     "volume_extension:services:update": ADMIN,
     "scheduler_extension:scheduler_stats:get_pools": ADMIN,
+    "volume_extension:capabilities": ADMIN,
     "volume_extension:availability_zone_list": ANY,
 }

@@ -232,6 +232,7 @@ class VolumeManager(RPCEndpoint):
                 for loc in [location(volume), *(location(snap) for snap in snapshots)]:
                     if loc is not None:
                         await self.backend.delete(loc)
+                await self.backend.purge(volume_id)  # what an interrupted creation may have left
             except Exception as exc:
                 if not isinstance(exc, BackendError):
                     log.exception("deleting volume %s failed", volume_id)

@@ -212,6 +212,12 @@ class FileBackend:
     async def delete(self, location: Location) -> None:
         _discard(Path(location.path))
 
+    async def purge(self, volume_id: str) -> None:
+        """Every file of a volume is named after it: its own, its snapshots' (volume-ID.SNAPSHOT), temporaries."""
+        names = (f"volume-{volume_id}", f"volume-{volume_id}.*", f".volume-{volume_id}.*")
+        for leftover in [path for name in names for path in self.root.glob(name)]:
+            _discard(leftover)
+
     # ----- snapshots -----------------------------------------------------------------------------------------
     async def create_snapshot(self, volume_id: str, snapshot_id: str, location: Location) -> Location:
         """Freeze the volume's file as the snapshot; return the volume's new file (an overlay on it)."""

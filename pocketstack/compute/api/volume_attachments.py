@@ -196,12 +196,12 @@ async def detach_volume(request: Request, server_id: str, volume_id: str) -> Res
         await state(request).volume.volume_action(volume_id, "os-begin_detaching")
     except APIError as exc:
         raise BadRequest(exc.message) if exc.status < 500 else exc
+    await db.run(lambda session: session.add(m.InstanceAction(
+        instance_uuid=instance_uuid, action="detach_volume", request_id=ctx.request_id, project_id=ctx.project_id,
+        user_id=ctx.user_id or "", start_time=utcnow())))
     try:
         await state(request).agents.detach_volume(host, instance_uuid, volume_id)
     except Exception:
         await state(request).volume.volume_action(volume_id, "os-roll_detaching")  # still attached
         raise
-    await db.run(lambda session: session.add(m.InstanceAction(
-        instance_uuid=instance_uuid, action="detach_volume", request_id=ctx.request_id, project_id=ctx.project_id,
-        user_id=ctx.user_id or "", start_time=utcnow())))
     return Response(status_code=202)

@@ -466,3 +466,42 @@ def test_a_project_default_type(api: VolumeAPI, demo_api: VolumeAPI, prefix: str
     assert api("DELETE", f"/default-types/{demo}")[0] == 204
     assert fault(api("GET", f"/default-types/{demo}"))[:2] == (404, "itemNotFound")
     assert api("DELETE", f"/types/{type_id}")[0] == 202
+
+
+def test_transfer_a_volume_with_its_snapshot_to_another_project(api: VolumeAPI, demo_api: VolumeAPI,
+                                                                 cloud: Any) -> None:
+    vol = api.create_volume(size=1, name="gift")
+    code, body = api("POST", "/snapshots", {"snapshot": {"volume_id": vol["id"]}})
+    snap = api.wait("snapshot", body["snapshot"]["id"], "available")
+    assert fault(api("POST", "/os-volume-transfer", {"transfer": {"volume_id": vol["id"]}}, version="3.54"))[0] \
+        == 400  # snapshots travel from 3.55
+    code, body = api("POST", "/volume-transfers", {"transfer": {"volume_id": vol["id"], "name": "t"}})
+    assert code == 202 and body["transfer"]["auth_key"] and body["transfer"]["source_project_id"] == api.project_id
+    transfer, key = body["transfer"]["id"], body["transfer"]["auth_key"]
+    assert api("GET", f"/volumes/{vol['id']}")[1]["volume"]["status"] == "awaiting-transfer"
+    assert "auth_key" not in api("GET", f"/volume-transfers/{transfer}")[1]["transfer"]
+    assert fault(api("DELETE", f"/volumes/{vol['id']}"))[0] == 400
+    assert fault(demo_api("GET", f"/volume-transfers/{transfer}"))[0] == 404  # not theirs to list
+    status, _, message = fault(demo_api("POST", f"/volume-transfers/{transfer}/accept",
+                                        {"accept": {"auth_key": "guess"}}))
+    assert status == 400 and "invalid auth key" in message
+    code, body = demo_api("POST", f"/volume-transfers/{transfer}/accept", {"accept": {"auth_key": key}})
+    assert code == 202 and body["transfer"]["volume_id"] == vol["id"]
+    assert vol["id"] not in {v["id"] for v in api("GET", "/volumes")[1]["volumes"]}
+    mine = demo_api("GET", f"/volumes/{vol['id']}")[1]["volume"]
+    assert mine["status"] == "available" and mine["os-vol-tenant-attr:tenant_id"] == demo_api.project_id
+    assert demo_api("GET", f"/snapshots/{snap['id']}")[0] == 200
+    assert api("GET", "/volume-transfers")[1] == {"transfers": []}
+    assert demo_api("DELETE", f"/volumes/{vol['id']}?cascade=true")[0] == 202
+    demo_api.wait("volume", vol["id"], "deleted")
+    assert volume_files(cloud, vol["id"]) == []
+
+
+def test_a_cancelled_transfer_gives_the_volume_back(api: VolumeAPI) -> None:
+    vol = api.create_volume(size=1)
+    code, body = api("POST", "/os-volume-transfer", {"transfer": {"volume_id": vol["id"]}}, version="3.0")
+    assert code == 202 and "no_snapshots" not in body["transfer"]  # the 3.0 view
+    assert [t["id"] for t in api("GET", "/os-volume-transfer/detail")[1]["transfers"]] == [body["transfer"]["id"]]
+    assert api("DELETE", f"/os-volume-transfer/{body['transfer']['id']}")[0] == 202
+    assert api("GET", f"/volumes/{vol['id']}")[1]["volume"]["status"] == "available"
+    api.delete_volume(vol["id"])

@@ -44,6 +44,11 @@ VOLUME_POLICIES: dict[str, str] = {
     "volume:attachment_update": MEMBER,
     "volume:attachment_delete": MEMBER,
     "volume:attachment_complete": MEMBER,
+    "volume:create_transfer": MEMBER,
+    "volume:get_transfer": READER,
+    "volume:get_all_transfers": READER,
+    "volume:delete_transfer": MEMBER,
+    "volume:accept_transfer": "role:member or rule:admin_required",  # any project holding the auth key
     "volume:get_snapshot": READER,
     "volume:get_all_snapshots": READER,
     "volume:create_snapshot": MEMBER,

@@ -505,3 +505,56 @@ def test_a_cancelled_transfer_gives_the_volume_back(api: VolumeAPI) -> None:
     assert api("DELETE", f"/os-volume-transfer/{body['transfer']['id']}")[0] == 202
     assert api("GET", f"/volumes/{vol['id']}")[1]["volume"]["status"] == "available"
     api.delete_volume(vol["id"])
+
+
+def test_upload_a_volume_to_a_new_image(api: VolumeAPI, admin: Any, cloud: Any) -> None:
+    data = os.urandom(MiB)
+    source = admin.image.create_image(name="upload-source", disk_format="raw", container_format="bare", data=data,
+                                      hw_disk_bus="virtio")
+    vol = api.create_volume(size=1, imageRef=source.id)
+    pattern_file(api, vol["id"], 0x44)  # the guest changed the first MiB
+    code, body = api("POST", f"/volumes/{vol['id']}/action", {"os-volume_upload_image": {
+        "image_name": "from-volume", "disk_format": "qcow2", "visibility": "private"}})
+    assert code == 202, body
+    uploaded = body["os-volume_upload_image"]
+    assert uploaded["status"] == "uploading" and uploaded["disk_format"] == "qcow2" and uploaded["size"] == 1
+    assert uploaded["volume_type"]["name"] == "__DEFAULT__" and uploaded["visibility"] == "private"
+    api.wait("volume", vol["id"], "available")
+    image = admin.image.get_image(uploaded["image_id"])
+    assert image.status == "active" and image.disk_format == "qcow2" and image.hw_disk_bus == "virtio"
+    copy = api.create_volume(size=1, imageRef=image.id)  # the image makes volumes like any other
+    assert read_bytes(volume_file(cloud, copy["id"]), "qcow2", MiB) == b"\x44" * MiB
+
+    for args, expected in [({"image_name": "x", "disk_format": "iso"}, "disk-format"),
+                           ({"image_name": "x", "container_format": "ovf"}, "container-format"),
+                           ({"disk_format": "raw"}, "image_name")]:
+        status, _, message = fault(api("POST", f"/volumes/{vol['id']}/action", {"os-volume_upload_image": args}))
+        assert status == 400 and expected in message
+    assert api("GET", f"/volumes/{vol['id']}")[1]["volume"]["status"] == "available"
+    for volume_id in (vol["id"], copy["id"]):
+        api.delete_volume(volume_id)
+    admin.image.delete_image(image)
+    admin.image.delete_image(source)
+
+
+def test_a_failed_upload_deletes_the_image_and_frees_the_volume(api: VolumeAPI, admin: Any, cloud: Any) -> None:
+    vol = api.create_volume(size=1)
+    pattern_file(api, vol["id"], 0x55)
+    settings = cloud.settings.image  # the image service's own settings object (same process)
+    quota = settings.quota_image_bytes
+    settings.max_image_size = 4096  # the image service refuses the data: the upload fails after the image exists
+    try:
+        code, body = api("POST", f"/volumes/{vol['id']}/action", {"os-volume_upload_image": {
+            "image_name": "too-big", "disk_format": "raw"}})
+        assert code == 202
+        api.wait("volume", vol["id"], "available")
+    finally:
+        settings.max_image_size = 1 << 40
+        settings.quota_image_bytes = quota
+    image_id = body["os-volume_upload_image"]["image_id"]
+    assert admin.image.find_image(image_id) is None
+    (message,) = api("GET", f"/messages?resource_uuid={vol['id']}")[1]["messages"]
+    assert message["user_message"].startswith("copy volume to image:") and "largest allowed image" in \
+        message["user_message"], message
+    assert not list((cloud.settings.data_dir / "volumes").glob(".export-*"))
+    api.delete_volume(vol["id"])

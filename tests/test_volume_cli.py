@@ -149,3 +149,17 @@ def test_volume_transfer_between_projects(cloud: Any, prefix: str) -> None:
     assert shown["status"] == "available"
     cloud.cli("volume", "delete", volume["id"], cloud="pocketstack-demo")
     gone(cloud, "volume", "show", volume["id"])
+
+
+def test_image_create_from_a_volume(cloud: Any, image: Any, prefix: str) -> None:
+    cloud.cli("volume", "create", "--size", "1", "--image", image.name, f"{prefix}-src")
+    wait_volume(cloud, f"{prefix}-src", "available")
+    made = cloud.cli("image", "create", "--volume", f"{prefix}-src", "--disk-format", "qcow2", f"{prefix}-img",
+                     "-f", "json")
+    assert made["image_name"] == f"{prefix}-img" and made["status"] == "uploading"
+    wait_volume(cloud, f"{prefix}-src", "available")
+    shown = cloud.cli("image", "show", made["image_id"], "-f", "json")
+    assert shown["status"] == "active" and shown["disk_format"] == "qcow2"
+    cloud.cli("image", "delete", made["image_id"])
+    cloud.cli("volume", "delete", f"{prefix}-src")
+    gone(cloud, "volume", "show", f"{prefix}-src")

@@ -65,7 +65,7 @@ async def test_a_restart_fails_interrupted_creations_and_finishes_deletions(
     deleting = await db.run(lambda s: _volume(s, st.DELETING, Path(deleting_loc.path)))
     extending = await db.run(lambda s: _volume(s, st.EXTENDING, None))
 
-    manager = VolumeManager(settings, db, backend)
+    manager = VolumeManager(settings, db, backend, image=None)  # type: ignore[arg-type]
     await manager.start()
     try:
         for _ in range(100):

@@ -30,6 +30,8 @@ VOLUME_POLICIES: dict[str, str] = {
     "volume_extension:volume_tenant_attribute": READER,
     "volume_extension:volume_mig_status_attribute": ADMIN,
     "volume_extension:volume_admin_actions:reset_status": ADMIN,
+    "volume_extension:volume_actions:upload_image": MEMBER,
+    "volume_extension:volume_actions:upload_public": ADMIN,
     "volume_extension:volume_admin_actions:force_delete": ADMIN,
     "volume_extension:volume_admin_actions:force_detach": ADMIN,
     **{f"volume_extension:volume_actions:{action}": MEMBER for action in _VOLUME_ACTIONS},

@@ -141,7 +141,8 @@ class VolumeManagerService(Service):
         self._own_db = db is None
         self.db = db or Database(settings.database_url("volume"))
         image = ImageClient(settings.base_url("image"))
-        self.manager = VolumeManager(settings, self.db, make_backend(settings, image, service_token_source(settings)))
+        self.manager = VolumeManager(settings, self.db, make_backend(settings, image, service_token_source(settings)),
+                                     image)
         self.server: RPCServer | None = None
 
     async def start(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from pocketstack.common.clients.image import ImageClient
@@ -51,6 +52,10 @@ class VolumeBackend(Protocol):
     async def delete_snapshot(self, snapshot: Location, chain: list[Location]) -> None: ...
 
     async def revert_to_snapshot(self, volume: Location, snapshot: Location) -> Location: ...
+
+    async def export(self, location: Location, disk_format: str) -> Path:
+        """A temporary file holding the volume's data in an image disk format (the caller removes it)."""
+        ...
 
     def connection_info(self, location: Location, connector: dict[str, Any]) -> dict[str, Any]: ...
 

@@ -541,7 +541,7 @@ def test_a_failed_upload_deletes_the_image_and_frees_the_volume(api: VolumeAPI, 
     vol = api.create_volume(size=1)
     pattern_file(api, vol["id"], 0x55)
     settings = cloud.settings.image  # the image service's own settings object (same process)
-    quota = settings.quota_image_bytes
+    largest = settings.max_image_size
     settings.max_image_size = 4096  # the image service refuses the data: the upload fails after the image exists
     try:
         code, body = api("POST", f"/volumes/{vol['id']}/action", {"os-volume_upload_image": {
@@ -549,8 +549,7 @@ def test_a_failed_upload_deletes_the_image_and_frees_the_volume(api: VolumeAPI, 
         assert code == 202
         api.wait("volume", vol["id"], "available")
     finally:
-        settings.max_image_size = 1 << 40
-        settings.quota_image_bytes = quota
+        settings.max_image_size = largest
     image_id = body["os-volume_upload_image"]["image_id"]
     assert admin.image.find_image(image_id) is None
     (message,) = api("GET", f"/messages?resource_uuid={vol['id']}")[1]["messages"]

@@ -212,6 +212,9 @@ def test_admin_only_actions_and_views(api: VolumeAPI, demo_api: VolumeAPI, cloud
         assert caps["total_capacity_gb"] == cloud.settings.volume.capacity_gb
         assert caps["free_capacity_gb"] == caps["total_capacity_gb"] - caps["allocated_capacity_gb"]
         assert caps["allocated_capacity_gb"] >= 1 and caps["storage_protocol"] == "file"
+        shown = api("GET", f"/capabilities/{backend['host']}")[1]
+        assert shown["volume_backend_name"] == "file" and shown["storage_protocol"] == "file"
+        assert fault(demo_api("GET", f"/capabilities/{backend['host']}"))[0] == 403
     finally:
         demo_api.delete_volume(vol["id"])
 
@@ -463,3 +466,94 @@ def test_a_project_default_type(api: VolumeAPI, demo_api: VolumeAPI, prefix: str
     assert api("DELETE", f"/default-types/{demo}")[0] == 204
     assert fault(api("GET", f"/default-types/{demo}"))[:2] == (404, "itemNotFound")
     assert api("DELETE", f"/types/{type_id}")[0] == 202
+
+
+def test_transfer_a_volume_with_its_snapshot_to_another_project(api: VolumeAPI, demo_api: VolumeAPI,
+                                                                 cloud: Any) -> None:
+    vol = api.create_volume(size=1, name="gift")
+    code, body = api("POST", "/snapshots", {"snapshot": {"volume_id": vol["id"]}})
+    snap = api.wait("snapshot", body["snapshot"]["id"], "available")
+    assert fault(api("POST", "/os-volume-transfer", {"transfer": {"volume_id": vol["id"]}}, version="3.54"))[0] \
+        == 400  # snapshots travel from 3.55
+    code, body = api("POST", "/volume-transfers", {"transfer": {"volume_id": vol["id"], "name": "t"}})
+    assert code == 202 and body["transfer"]["auth_key"] and body["transfer"]["source_project_id"] == api.project_id
+    transfer, key = body["transfer"]["id"], body["transfer"]["auth_key"]
+    assert api("GET", f"/volumes/{vol['id']}")[1]["volume"]["status"] == "awaiting-transfer"
+    assert "auth_key" not in api("GET", f"/volume-transfers/{transfer}")[1]["transfer"]
+    assert fault(api("DELETE", f"/volumes/{vol['id']}"))[0] == 400
+    assert fault(demo_api("GET", f"/volume-transfers/{transfer}"))[0] == 404  # not theirs to list
+    status, _, message = fault(demo_api("POST", f"/volume-transfers/{transfer}/accept",
+                                        {"accept": {"auth_key": "guess"}}))
+    assert status == 400 and "invalid auth key" in message
+    code, body = demo_api("POST", f"/volume-transfers/{transfer}/accept", {"accept": {"auth_key": key}})
+    assert code == 202 and body["transfer"]["volume_id"] == vol["id"]
+    assert vol["id"] not in {v["id"] for v in api("GET", "/volumes")[1]["volumes"]}
+    mine = demo_api("GET", f"/volumes/{vol['id']}")[1]["volume"]
+    assert mine["status"] == "available" and mine["os-vol-tenant-attr:tenant_id"] == demo_api.project_id
+    assert demo_api("GET", f"/snapshots/{snap['id']}")[0] == 200
+    assert api("GET", "/volume-transfers")[1] == {"transfers": []}
+    assert demo_api("DELETE", f"/volumes/{vol['id']}?cascade=true")[0] == 202
+    demo_api.wait("volume", vol["id"], "deleted")
+    assert volume_files(cloud, vol["id"]) == []
+
+
+def test_a_cancelled_transfer_gives_the_volume_back(api: VolumeAPI) -> None:
+    vol = api.create_volume(size=1)
+    code, body = api("POST", "/os-volume-transfer", {"transfer": {"volume_id": vol["id"]}}, version="3.0")
+    assert code == 202 and "no_snapshots" not in body["transfer"]  # the 3.0 view
+    assert [t["id"] for t in api("GET", "/os-volume-transfer/detail")[1]["transfers"]] == [body["transfer"]["id"]]
+    assert api("DELETE", f"/os-volume-transfer/{body['transfer']['id']}")[0] == 202
+    assert api("GET", f"/volumes/{vol['id']}")[1]["volume"]["status"] == "available"
+    api.delete_volume(vol["id"])
+
+
+def test_upload_a_volume_to_a_new_image(api: VolumeAPI, admin: Any, cloud: Any) -> None:
+    data = os.urandom(MiB)
+    source = admin.image.create_image(name="upload-source", disk_format="raw", container_format="bare", data=data,
+                                      hw_disk_bus="virtio")
+    vol = api.create_volume(size=1, imageRef=source.id)
+    pattern_file(api, vol["id"], 0x44)  # the guest changed the first MiB
+    code, body = api("POST", f"/volumes/{vol['id']}/action", {"os-volume_upload_image": {
+        "image_name": "from-volume", "disk_format": "qcow2", "visibility": "private"}})
+    assert code == 202, body
+    uploaded = body["os-volume_upload_image"]
+    assert uploaded["status"] == "uploading" and uploaded["disk_format"] == "qcow2" and uploaded["size"] == 1
+    assert uploaded["volume_type"]["name"] == "__DEFAULT__" and uploaded["visibility"] == "private"
+    api.wait("volume", vol["id"], "available")
+    image = admin.image.get_image(uploaded["image_id"])
+    assert image.status == "active" and image.disk_format == "qcow2" and image.hw_disk_bus == "virtio"
+    copy = api.create_volume(size=1, imageRef=image.id)  # the image makes volumes like any other
+    assert read_bytes(volume_file(cloud, copy["id"]), "qcow2", MiB) == b"\x44" * MiB
+
+    for args, expected in [({"image_name": "x", "disk_format": "iso"}, "disk-format"),
+                           ({"image_name": "x", "container_format": "ovf"}, "container-format"),
+                           ({"disk_format": "raw"}, "image_name")]:
+        status, _, message = fault(api("POST", f"/volumes/{vol['id']}/action", {"os-volume_upload_image": args}))
+        assert status == 400 and expected in message
+    assert api("GET", f"/volumes/{vol['id']}")[1]["volume"]["status"] == "available"
+    for volume_id in (vol["id"], copy["id"]):
+        api.delete_volume(volume_id)
+    admin.image.delete_image(image)
+    admin.image.delete_image(source)
+
+
+def test_a_failed_upload_deletes_the_image_and_frees_the_volume(api: VolumeAPI, admin: Any, cloud: Any) -> None:
+    vol = api.create_volume(size=1)
+    pattern_file(api, vol["id"], 0x55)
+    settings = cloud.settings.image  # the image service's own settings object (same process)
+    largest = settings.max_image_size
+    settings.max_image_size = 4096  # the image service refuses the data: the upload fails after the image exists
+    try:
+        code, body = api("POST", f"/volumes/{vol['id']}/action", {"os-volume_upload_image": {
+            "image_name": "too-big", "disk_format": "raw"}})
+        assert code == 202
+        api.wait("volume", vol["id"], "available")
+    finally:
+        settings.max_image_size = largest
+    image_id = body["os-volume_upload_image"]["image_id"]
+    assert admin.image.find_image(image_id) is None
+    (message,) = api("GET", f"/messages?resource_uuid={vol['id']}")[1]["messages"]
+    assert message["user_message"].startswith("copy volume to image:") and "largest allowed image" in \
+        message["user_message"], message
+    assert not list((cloud.settings.data_dir / "volumes").glob(".export-*"))
+    api.delete_volume(vol["id"])

@@ -121,3 +121,12 @@ async def test_revert_to_the_latest_snapshot_drops_later_writes(backend: FileBac
     assert holds(vol, 0x33)
     vol = await backend.revert_to_snapshot(vol, snap2)
     assert holds(vol, 0x22) and holds(snap1, 0x11)
+
+
+async def test_purge_removes_every_file_of_a_volume_only(backend: FileBackend) -> None:
+    vol = await backend.create_empty("v1", 1)
+    await backend.create_snapshot("v1", "s1", vol)
+    other = await backend.create_empty("v10", 1)
+    (backend.root / ".volume-v1.revert").write_bytes(b"half")
+    await backend.purge("v1")
+    assert sorted(p.name for p in backend.root.iterdir()) == ["image-cache", "volume-v10"] and exists(other.path)

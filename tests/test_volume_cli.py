@@ -133,3 +133,33 @@ def test_sdk_block_storage_proxy(admin: Any, prefix: str) -> None:
     admin.block_storage.delete_volume(vol)
     admin.block_storage.wait_for_delete(vol, wait=60)
     assert admin.block_storage.find_volume(f"{prefix}-sdk") is None
+
+
+def test_volume_transfer_between_projects(cloud: Any, prefix: str) -> None:
+    cloud.cli("volume", "create", "--size", "1", f"{prefix}-gift")
+    volume = wait_volume(cloud, f"{prefix}-gift", "available")
+    request = cloud.cli("volume", "transfer", "request", "create", "--name", f"{prefix}-t", volume["id"], "-f",
+                        "json")
+    assert request["volume_id"] == volume["id"] and request["auth_key"]
+    assert cloud.cli("volume", "show", volume["id"], "-f", "json")["status"] == "awaiting-transfer"
+    accepted = cloud.cli("volume", "transfer", "request", "accept", "--auth-key", request["auth_key"],
+                         request["id"], "-f", "json", cloud="pocketstack-demo")
+    assert accepted["volume_id"] == volume["id"]
+    shown = cloud.cli("volume", "show", volume["id"], "-f", "json", cloud="pocketstack-demo")
+    assert shown["status"] == "available"
+    cloud.cli("volume", "delete", volume["id"], cloud="pocketstack-demo")
+    gone(cloud, "volume", "show", volume["id"])
+
+
+def test_image_create_from_a_volume(cloud: Any, image: Any, prefix: str) -> None:
+    cloud.cli("volume", "create", "--size", "1", "--image", image.name, f"{prefix}-src")
+    wait_volume(cloud, f"{prefix}-src", "available")
+    made = cloud.cli("image", "create", "--volume", f"{prefix}-src", "--disk-format", "qcow2", f"{prefix}-img",
+                     "-f", "json")
+    assert made["image_name"] == f"{prefix}-img" and made["status"] == "uploading"
+    wait_volume(cloud, f"{prefix}-src", "available")
+    shown = cloud.cli("image", "show", made["image_id"], "-f", "json")
+    assert shown["status"] == "active" and shown["disk_format"] == "qcow2"
+    cloud.cli("image", "delete", made["image_id"])
+    cloud.cli("volume", "delete", f"{prefix}-src")
+    gone(cloud, "volume", "show", f"{prefix}-src")

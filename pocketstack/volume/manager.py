@@ -17,9 +17,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
+from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
-from pocketstack.common.errors import BadRequest, NotFound
+from pocketstack.common.errors import APIError, BadRequest, NotFound
 from pocketstack.common.rpc import RPCEndpoint
 from pocketstack.common.timeutils import utcnow
 from pocketstack.volume import messages
@@ -49,10 +50,11 @@ class VolumeManager(RPCEndpoint):
     namespace = "volume"
     version = "1.0"
 
-    def __init__(self, settings: Settings, db: Database, backend: VolumeBackend) -> None:
+    def __init__(self, settings: Settings, db: Database, backend: VolumeBackend, image: ImageClient) -> None:
         self.settings = settings
         self.db = db
         self.backend = backend
+        self.image = image
         cfg = settings.volume
         self.service_host = f"{cfg.host}@{cfg.backend_name}"  # RPC server name and services.host
         self.pool_host = f"{self.service_host}#{cfg.backend_name}"  # volumes' host
@@ -124,6 +126,9 @@ class VolumeManager(RPCEndpoint):
             for row in session.scalars(select(m.Snapshot).where(m.Snapshot.host == self.pool_host,
                                                                 m.Snapshot.status == st.RESTORING)).all():
                 row.status, row.updated_at = st.AVAILABLE, now
+            for row in session.scalars(select(m.Volume).where(m.Volume.host == self.pool_host,
+                                                              m.Volume.status == st.UPLOADING)).all():
+                row.status, row.updated_at = st.AVAILABLE, now  # the image stays queued, as with Cinder
             for row in session.scalars(select(m.Snapshot).where(m.Snapshot.host == self.pool_host,
                                                                 m.Snapshot.status == st.CREATING)).all():
                 row.status, row.updated_at = st.ERROR, now
@@ -232,6 +237,7 @@ class VolumeManager(RPCEndpoint):
                 for loc in [location(volume), *(location(snap) for snap in snapshots)]:
                     if loc is not None:
                         await self.backend.delete(loc)
+                await self.backend.purge(volume_id)  # what an interrupted creation may have left
             except Exception as exc:
                 if not isinstance(exc, BackendError):
                     log.exception("deleting volume %s failed", volume_id)
@@ -363,6 +369,36 @@ class VolumeManager(RPCEndpoint):
                 row.provider_location, row.disk_format = reverted.path, reverted.disk_format
                 row.status, row.updated_at = st.AVAILABLE, now
                 _set_status(session, snapshot_id, st.AVAILABLE)
+
+            await self.db.run(finish)
+
+    async def copy_volume_to_image(self, volume_id: str, image_id: str, disk_format: str) -> None:
+        """Upload the volume's data as the (queued) image, as the user who asked; a failure deletes the image."""
+        async with self._locks[volume_id]:
+            volume = await self.db.run(lambda s: s.get(m.Volume, volume_id), write=False)
+            loc = location(volume) if volume is not None else None
+            if volume is None or volume.status != st.UPLOADING or loc is None:
+                return
+            exported = None
+            try:
+                exported = await self.backend.export(loc, disk_format)
+                await self.image.upload(image_id, exported)
+            except Exception as exc:
+                if not isinstance(exc, BackendError | APIError):
+                    log.exception("uploading volume %s to image %s failed", volume_id, image_id)
+                reason = exc.message if isinstance(exc, APIError) else _reason(exc)
+                await self._fail_volume(volume_id, st.AVAILABLE, messages.COPY_VOLUME_TO_IMAGE, reason)
+                with contextlib.suppress(APIError):
+                    await self.image.delete_image(image_id)
+                return
+            finally:
+                if exported is not None:
+                    await asyncio.to_thread(exported.unlink, True)
+
+            def finish(session: Session) -> None:
+                row = session.get(m.Volume, volume_id)
+                if row is not None and row.status == st.UPLOADING:
+                    row.status, row.updated_at = st.AVAILABLE, utcnow()
 
             await self.db.run(finish)
 

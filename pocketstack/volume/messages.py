@@ -22,6 +22,7 @@ EXTEND_VOLUME = ("VOLUME_VOLUME_006_001", "extend volume")
 CREATE_SNAPSHOT = ("VOLUME_SNAPSHOT_001_001", "create snapshot")
 DELETE_SNAPSHOT = ("VOLUME_SNAPSHOT_002_001", "delete snapshot")
 REVERT_VOLUME = ("VOLUME_VOLUME_009_001", "revert volume to snapshot")
+COPY_VOLUME_TO_IMAGE = ("VOLUME_VOLUME_004_002", "copy volume to image")
 UPDATE_ATTACHMENT = ("VOLUME_VOLUME_004_001", "update attachment")
 
 

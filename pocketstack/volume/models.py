@@ -143,6 +143,20 @@ class SnapshotMetadata(Base):
     value: Mapped[str] = mapped_column(String(255))
 
 
+class Transfer(Base):
+    """A pending hand-over of a volume (and its snapshots) to whichever project accepts it with the auth key."""
+
+    __tablename__ = "transfers"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    volume_id: Mapped[str] = mapped_column(ForeignKey("volumes.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str] = mapped_column(ID, index=True)  # the volume's project when the transfer was made
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    crypt_hash: Mapped[str] = mapped_column(String(64))  # sha256 of salt + auth key; the key itself is not kept
+    no_snapshots: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class Quota(Base):
     """A per-project quota override; resources without a row use the configured default."""
 

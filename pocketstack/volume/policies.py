@@ -30,6 +30,8 @@ VOLUME_POLICIES: dict[str, str] = {
     "volume_extension:volume_tenant_attribute": READER,
     "volume_extension:volume_mig_status_attribute": ADMIN,
     "volume_extension:volume_admin_actions:reset_status": ADMIN,
+    "volume_extension:volume_actions:upload_image": MEMBER,
+    "volume_extension:volume_actions:upload_public": ADMIN,
     "volume_extension:volume_admin_actions:force_delete": ADMIN,
     "volume_extension:volume_admin_actions:force_detach": ADMIN,
     **{f"volume_extension:volume_actions:{action}": MEMBER for action in _VOLUME_ACTIONS},
@@ -44,6 +46,11 @@ VOLUME_POLICIES: dict[str, str] = {
     "volume:attachment_update": MEMBER,
     "volume:attachment_delete": MEMBER,
     "volume:attachment_complete": MEMBER,
+    "volume:create_transfer": MEMBER,
+    "volume:get_transfer": READER,
+    "volume:get_all_transfers": READER,
+    "volume:delete_transfer": MEMBER,
+    "volume:accept_transfer": "role:member or rule:admin_required",  # any project holding the auth key
     "volume:get_snapshot": READER,
     "volume:get_all_snapshots": READER,
     "volume:create_snapshot": MEMBER,
@@ -85,5 +92,6 @@ VOLUME_POLICIES: dict[str, str] = {
     "volume_extension:services:index": ADMIN,
     "volume_extension:services:update": ADMIN,
     "scheduler_extension:scheduler_stats:get_pools": ADMIN,
+    "volume_extension:capabilities": ADMIN,
     "volume_extension:availability_zone_list": ANY,
 }

@@ -37,6 +37,10 @@ class VolumeManagerAPI(RPCAPI):
         await self.prepare(server=server_of(host)).cast(None, "revert_to_snapshot", volume_id=volume_id,
                                                         snapshot_id=snapshot_id)
 
+    async def copy_volume_to_image(self, host: str, volume_id: str, image_id: str, disk_format: str) -> None:
+        await self.prepare(server=server_of(host)).cast(None, "copy_volume_to_image", volume_id=volume_id,
+                                                        image_id=image_id, disk_format=disk_format)
+
     async def attachment_update(self, host: str, attachment_id: str, connector: dict[str, Any]) -> dict[str, Any]:
         """Export the volume to the connector's host; returns the connection info (CALL)."""
         return await self.prepare(server=server_of(host)).call(None, "attachment_update",

@@ -32,6 +32,7 @@ from pocketstack.volume.api import (
     messages,
     services,
     snapshots,
+    transfers,
     types,
     versions,
     volume_actions,
@@ -77,7 +78,8 @@ class VolumeAPIService(Service):
         self.app = create_app(
             service_name="volume", style="cinder",
             routers=[versions.router, volumes.router, volume_actions.router, snapshots.router, types.router,
-                     attachments.router, default_types.router, limits.router, messages.router, services.router],
+                     attachments.router, transfers.router, default_types.router, limits.router, messages.router,
+                     services.router],
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
             access_log=settings.access_log, state={"volume": self.state}, microversion=MICROVERSIONS,
@@ -139,7 +141,8 @@ class VolumeManagerService(Service):
         self._own_db = db is None
         self.db = db or Database(settings.database_url("volume"))
         image = ImageClient(settings.base_url("image"))
-        self.manager = VolumeManager(settings, self.db, make_backend(settings, image, service_token_source(settings)))
+        self.manager = VolumeManager(settings, self.db, make_backend(settings, image, service_token_source(settings)),
+                                     image)
         self.server: RPCServer | None = None
 
     async def start(self) -> None:

@@ -15,13 +15,15 @@ DELETING = "deleting"
 EXTENDING = "extending"
 RETYPING = "retyping"
 REVERTING = "reverting"
+AWAITING_TRANSFER = "awaiting-transfer"
+UPLOADING = "uploading"  # being copied to a new image
 ERROR = "error"
 ERROR_DELETING = "error_deleting"
 ERROR_EXTENDING = "error_extending"
 MAINTENANCE = "maintenance"
 
 VOLUME_STATUSES = (CREATING, AVAILABLE, RESERVED, ATTACHING, IN_USE, DETACHING, DELETING, EXTENDING, RETYPING,
-                   REVERTING, ERROR, ERROR_DELETING, ERROR_EXTENDING, MAINTENANCE)
+                   REVERTING, AWAITING_TRANSFER, UPLOADING, ERROR, ERROR_DELETING, ERROR_EXTENDING, MAINTENANCE)
 
 # attach_status of a volume and of an attachment
 DETACHED = "detached"

@@ -1,4 +1,5 @@
-"""Client of the image service: image metadata and streamed image data (FLOW.md steps 20-22)."""
+"""Client of the image service: image metadata and streamed image data (FLOW.md steps 20-22), and creating
+images from data other services hold (a volume uploaded as an image)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,28 @@ class ImageClient(ServiceClient):
         """`GET /v2/images/{id}`: the image record (status, disk_format, size, checksums, properties)."""
         _, body, _ = await self.request("GET", f"/v2/images/{image_id}", token=token)
         return body
+
+    async def create_image(self, *, token: str | None = None, **attrs: Any) -> dict[str, Any]:
+        """`POST /v2/images`: a queued image record with these attributes and properties."""
+        _, body, _ = await self.request("POST", "/v2/images", token=token, json=attrs)
+        return body
+
+    async def delete_image(self, image_id: str, *, token: str | None = None) -> None:
+        await self.request("DELETE", f"/v2/images/{image_id}", token=token)
+
+    async def upload(self, image_id: str, source: Path, *, token: str | None = None) -> None:
+        """`PUT /v2/images/{id}/file`: stream a file as the image's data (read off the event loop)."""
+        data = await asyncio.to_thread(open, source, "rb")  # aiohttp reads file payloads in its executor
+        try:
+            async with http_session().put(
+                    f"{self.base_url}/v2/images/{image_id}/file", data=data, timeout=DATA_TIMEOUT,
+                    headers=self.headers(token, {"Content-Type": "application/octet-stream"})) as resp:
+                if resp.status not in (200, 204):
+                    raise error_for_status(resp.status, _page_message(await resp.read(), resp.status))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ServiceUnavailable(f"Uploading image {image_id} failed: {exc.__class__.__name__}") from exc
+        finally:
+            await asyncio.to_thread(data.close)
 
     async def download(self, image_id: str, dest: Path, *, token: str | None = None,
                        chunk_size: int = 1 << 20) -> dict[str, Any]:

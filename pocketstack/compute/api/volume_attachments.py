@@ -199,5 +199,9 @@ async def detach_volume(request: Request, server_id: str, volume_id: str) -> Res
     await db.run(lambda session: session.add(m.InstanceAction(
         instance_uuid=instance_uuid, action="detach_volume", request_id=ctx.request_id, project_id=ctx.project_id,
         user_id=ctx.user_id or "", start_time=utcnow())))
-    await state(request).agents.detach_volume(host, instance_uuid, volume_id)
+    try:
+        await state(request).agents.detach_volume(host, instance_uuid, volume_id)
+    except Exception:
+        await state(request).volume.volume_action(volume_id, "os-roll_detaching")  # still attached
+        raise
     return Response(status_code=202)

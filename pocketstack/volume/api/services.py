@@ -1,4 +1,5 @@
-"""`os-services`, `scheduler-stats/get_pools` and `os-availability-zone` (the operator's view of the backends)."""
+"""`os-services`, `scheduler-stats/get_pools`, `capabilities` and `os-availability-zone` (the operator's view of
+the backends)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,27 @@ async def get_pools(request: Request) -> Response:
                     "max_over_subscription_ratio": "1.0", "timestamp": isotime(svc.updated_at)}
             result.append(item)
         return {"pools": result}
+
+    return json_response(await state(request).db.run(read, write=False))
+
+
+@router.get("/capabilities/{host}")
+async def capabilities(request: Request, host: str) -> Response:
+    """What a backend (`host@backend`) reports it can do (`volume backend capability show`)."""
+    enforce(request, "volume_extension:capabilities")
+
+    def read(session: Session) -> dict[str, Any]:
+        svc = session.scalar(select(m.Service).where(m.Service.host == host,
+                                                     m.Service.binary == scheduler.VOLUME_BINARY))
+        if svc is None:
+            raise NotFound(f"Capabilities of host {host} could not be found.")
+        caps = svc.capabilities
+        return {"namespace": f"OS::Storage::Capabilities::{host}", "vendor_name": caps.get("vendor_name"),
+                "volume_backend_name": caps.get("volume_backend_name"), "pool_name": caps.get("pool_name"),
+                "driver_version": caps.get("driver_version"), "storage_protocol": caps.get("storage_protocol"),
+                "display_name": None, "description": None, "visibility": None, "replication_targets": [],
+                "properties": {"thin_provisioning": {"title": "Thin Provisioning", "type": "boolean",
+                                                     "description": "Volumes are sparse files or overlays."}}}
 
     return json_response(await state(request).db.run(read, write=False))
 

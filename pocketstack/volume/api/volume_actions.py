@@ -22,6 +22,7 @@ from pocketstack.volume.api.common import (
     check_metadata,
     enforce,
     int_param,
+    isotime,
     project_router,
     state,
     version,
@@ -230,6 +231,73 @@ async def revert(request: Request, volume_id: str, args: Any) -> Response:
     return Response(status_code=202)
 
 
+# image properties a volume passes to images made of it: not what describes the volume's own source image
+_NOT_INHERITED = {"image_id", "image_name", "checksum", "size", "disk_format", "container_format", "os_hash_algo",
+                  "os_hash_value", "owner_specified.openstack.md5", "owner_specified.openstack.sha256",
+                  "owner_specified.openstack.object"}
+UPLOAD_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx")
+
+
+async def upload_to_image(request: Request, volume_id: str, args: Any) -> Response:
+    """`os-volume_upload_image`: a new image holding the volume's data (created as the caller, filled by the
+    volume's manager); the volume is `uploading` meanwhile."""
+    args = _args(args, "os-volume_upload_image")
+    name = args.get("image_name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise BadRequest("Invalid input received: 'image_name' must be a non-empty string of at most 255 "
+                         "characters.")
+    disk_format = args.get("disk_format") or "raw"
+    container_format = args.get("container_format") or "bare"
+    if disk_format not in UPLOAD_FORMATS:
+        raise BadRequest(f"Invalid disk-format '{disk_format}' is specified. Allowed disk-formats are "
+                         f"{', '.join(UPLOAD_FORMATS)}.")
+    if container_format != "bare":
+        raise BadRequest(f"Invalid container-format '{container_format}' is specified. Allowed container-formats "
+                         "are bare.")
+    image_attrs: dict[str, Any] = {"name": name, "disk_format": disk_format, "container_format": container_format}
+    if "visibility" in args or "protected" in args:
+        if version(request) < "3.1":
+            raise BadRequest("Invalid input: 'visibility' and 'protected' need microversion 3.1 or later.")
+        visibility = args.get("visibility") or "private"
+        if visibility not in ("private", "public", "shared", "community"):
+            raise BadRequest(f"Invalid input received: visibility {visibility!r} is not one of private, public, "
+                             "shared, community.")
+        if visibility == "public":
+            enforce(request, "volume_extension:volume_actions:upload_public")
+        image_attrs.update(visibility=visibility, protected=bool_param(args.get("protected", False), "protected"))
+    force = bool_param(args.get("force", False), "force")
+
+    def change(session: Session, vol: m.Volume) -> tuple[str, dict[str, Any]]:
+        if vol.status == st.IN_USE:
+            raise BadRequest(f"Invalid volume: volume {vol.id} is in-use" + (
+                "; the file backend uploads detached volumes only." if force else ": uploading it needs force."))
+        st.require("upload it to an image", "volume", vol.id, vol.status, (st.AVAILABLE,))
+        vol.previous_status, vol.status = vol.status, st.UPLOADING
+        inherited = {k: v for k, v in (vol.image_metadata or {}).items() if k not in _NOT_INHERITED}
+        summary = {"id": vol.id, "updated_at": isotime(utcnow()), "status": st.UPLOADING,
+                   "display_description": vol.description, "size": vol.size,
+                   "volume_type": {"id": vol.volume_type_id, "name": vol.volume_type.name}}
+        return vol.host, {"inherited": inherited, "summary": summary}
+
+    host, found = await _change(request, volume_id, "volume_extension:volume_actions:upload_image", change)
+    properties = {k: v for k, v in found["inherited"].items() if k not in ("min_disk", "min_ram")}
+    for key in ("min_disk", "min_ram"):
+        if str(found["inherited"].get(key, "")).isdigit():
+            image_attrs[key] = int(found["inherited"][key])
+    try:
+        image = await state(request).image.create_image(**image_attrs, **properties)
+        await state(request).manager.copy_volume_to_image(host, volume_id, image["id"], disk_format)
+    except Exception:
+        await _change(request, volume_id, "volume_extension:volume_actions:upload_image",
+                      lambda session, vol: setattr(vol, "status", st.AVAILABLE))
+        raise
+    body = {**found["summary"], "image_id": image["id"], "container_format": container_format,
+            "disk_format": disk_format, "image_name": name}
+    if version(request) >= "3.1":
+        body.update(visibility=image.get("visibility"), protected=image.get("protected"))
+    return json_response({"os-volume_upload_image": body}, status=202)
+
+
 async def force_delete(request: Request, volume_id: str, args: Any) -> Response:
     enforce(request, "volume_extension:volume_admin_actions:force_delete")
     await start_delete(request, volume_id, cascade=False, force=True)
@@ -343,6 +411,7 @@ ACTIONS: dict[str, Handler] = {
     "os-reset_status": reset_status,
     "os-force_delete": force_delete,
     "revert": revert,
+    "os-volume_upload_image": upload_to_image,
     "os-reserve": _transition("reserve", (st.AVAILABLE,), st.ATTACHING),
     "os-unreserve": _transition("unreserve", (st.ATTACHING,), "unreserved"),
     "os-begin_detaching": _transition("begin_detaching", (st.IN_USE,), st.DETACHING),

@@ -168,8 +168,8 @@ async def create_volume(request: Request) -> Response:
             if size < snap.volume_size:
                 raise BadRequest(f"Invalid input received: Volume size '{size}'GB cannot be smaller than the "
                                  f"snapshot size {snap.volume_size}GB. They must be >= original snapshot size.")
-            host, source_type, zone = snap.host, session.get(m.VolumeType, snap.volume_type_id), \
-                zone or source.availability_zone
+            host, source_type = snap.host, session.get(m.VolumeType, snap.volume_type_id)
+            zone = zone or source.availability_zone
         elif body.source_volid:
             source = visible_volume(session, body.source_volid, ctx)
             st.require("clone it", "volume", source.id, source.status, (st.AVAILABLE,))

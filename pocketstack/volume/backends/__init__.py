@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from pocketstack.common.clients.image import ImageClient
@@ -42,11 +43,19 @@ class VolumeBackend(Protocol):
 
     async def delete(self, location: Location) -> None: ...
 
+    async def purge(self, volume_id: str) -> None:
+        """Remove whatever the backend still holds of a deleted volume (files an interrupted operation left)."""
+        ...
+
     async def create_snapshot(self, volume_id: str, snapshot_id: str, location: Location) -> Location: ...
 
     async def delete_snapshot(self, snapshot: Location, chain: list[Location]) -> None: ...
 
     async def revert_to_snapshot(self, volume: Location, snapshot: Location) -> Location: ...
+
+    async def export(self, location: Location, disk_format: str) -> Path:
+        """A temporary file holding the volume's data in an image disk format (the caller removes it)."""
+        ...
 
     def connection_info(self, location: Location, connector: dict[str, Any]) -> dict[str, Any]: ...
 

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,8 @@ class FileBackend:
     async def init(self) -> None:
         """Create the directories; drop what an interrupted operation left half-written."""
         self.cache.mkdir(parents=True, exist_ok=True)
-        for leftover in [*self.cache.glob(".*.part"), *self.cache.glob(".*.download"), *self.root.glob(".*.revert")]:
+        for leftover in [*self.cache.glob(".*.part"), *self.cache.glob(".*.download"), *self.root.glob(".*.revert"),
+                         *self.root.glob(".export-*")]:
             _discard(leftover)
 
     def _path(self, volume_id: str, suffix: str = "") -> Path:
@@ -212,6 +214,12 @@ class FileBackend:
     async def delete(self, location: Location) -> None:
         _discard(Path(location.path))
 
+    async def purge(self, volume_id: str) -> None:
+        """Every file of a volume is named after it: its own, its snapshots' (volume-ID.SNAPSHOT), temporaries."""
+        names = (f"volume-{volume_id}", f"volume-{volume_id}.*", f".volume-{volume_id}.*")
+        for leftover in [path for name in names for path in self.root.glob(name)]:
+            _discard(leftover)
+
     # ----- snapshots -----------------------------------------------------------------------------------------
     async def create_snapshot(self, volume_id: str, snapshot_id: str, location: Location) -> Location:
         """Freeze the volume's file as the snapshot; return the volume's new file (an overlay on it)."""
@@ -251,6 +259,17 @@ class FileBackend:
         finally:
             _discard(fresh)
         return Location(volume.path, "qcow2")
+
+    async def export(self, location: Location, disk_format: str) -> Path:
+        """The volume flattened into one file of an image disk format (qcow2 stays small: only written data)."""
+        out = self.root / f".export-{uuid.uuid4().hex}"
+        try:
+            await qemu_img("convert", "-q", "-f", location.disk_format, "-O", IMAGE_FORMATS[disk_format],
+                           location.path, str(out))
+        except BaseException:
+            _discard(out)
+            raise
+        return out
 
     # ----- attach, stats -------------------------------------------------------------------------------------
     def connection_info(self, location: Location, connector: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_volume
 Revises: 
-Create Date: 2026-11-25 06:47:19.113192
+Create Date: 2026-11-25 07:10:38.423532
 """
 
 import sqlalchemy as sa
@@ -153,6 +153,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_snapshots_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_snapshots_volume_id'), ['volume_id'], unique=False)
 
+    op.create_table('transfers',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('volume_id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=True),
+    sa.Column('salt', sa.String(length=32), nullable=False),
+    sa.Column('crypt_hash', sa.String(length=64), nullable=False),
+    sa.Column('no_snapshots', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['volume_id'], ['volumes.id'], name=op.f('fk_transfers_volume_id_volumes'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_transfers'))
+    )
+    with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_transfers_project_id'), ['project_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_transfers_volume_id'), ['volume_id'], unique=False)
+
     op.create_table('volume_attachments',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('volume_id', sa.String(length=36), nullable=False),
@@ -200,6 +216,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_volume_attachments_instance_uuid'))
 
     op.drop_table('volume_attachments')
+    with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_transfers_volume_id'))
+        batch_op.drop_index(batch_op.f('ix_transfers_project_id'))
+
+    op.drop_table('transfers')
     with op.batch_alter_table('snapshots', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_snapshots_volume_id'))
         batch_op.drop_index(batch_op.f('ix_snapshots_status'))

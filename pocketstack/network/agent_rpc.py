@@ -75,13 +75,14 @@ class PluginEndpoint(RPCEndpoint):
 
     async def get_host_state(self, host: str, dhcp: bool, l3: bool) -> dict[str, Any]:
         async with self._manager.db.session() as session:
-            nets = {n.id: n for n in await session.scalars(select(m.Network))}
             host_ports = list(await session.scalars(select(m.Port).where(m.Port.binding_host_id == host)))
             wanted = {p.network_id for p in host_ports}
             dhcp_networks: dict[str, list[dict[str, Any]]] = {}
             if dhcp:
-                ids = [n.id for n in nets.values()
-                       if n.admin_state_up and any(s.enable_dhcp and s.ip_version == 4 for s in n.subnets)]
+                ids = list(await session.scalars(select(m.Subnet.network_id).join(
+                    m.Network, m.Network.id == m.Subnet.network_id).where(
+                    m.Subnet.enable_dhcp.is_(True), m.Subnet.ip_version == 4,
+                    m.Network.admin_state_up.is_(True)).distinct()))
                 by_net: dict[str, list[dict[str, Any]]] = defaultdict(list)
                 for port in await session.scalars(select(m.Port).where(m.Port.network_id.in_(ids))):
                     by_net[port.network_id].append(port_state(port))
@@ -93,7 +94,9 @@ class PluginEndpoint(RPCEndpoint):
                     if port is not None:
                         wanted.add(port["network_id"])
             groups = await self._security_groups(session, host_ports)
-        return {"host": host, "networks": {i: self._network_state(nets[i]) for i in wanted if i in nets},
+            # read last: every network the rows above name is there unless it was deleted meanwhile
+            nets = {n.id: n for n in await session.scalars(select(m.Network).where(m.Network.id.in_(wanted)))}
+        return {"host": host, "networks": {i: self._network_state(n) for i, n in nets.items()},
                 "ports": [port_state(p) for p in host_ports], "dhcp_networks": dhcp_networks,
                 "routers": routers, **groups}
 

@@ -27,10 +27,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
+from pyroute2 import AsyncIPRoute, NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 
 from pocketstack.common.config import Settings
+from pocketstack.common.errors import NotFound
 from pocketstack.common.rpc import RPCEndpoint, RPCError, RPCServer, Transport
 from pocketstack.common.service import metadata_secret
 from pocketstack.network.agent.dhcp import METADATA_ADDRESS, DhcpServer, dhcp_subnets
@@ -156,9 +157,10 @@ class NetworkAgent:
             try:
                 await self.sync()
                 self.last_error = None
-            except (RPCError, OSError, RuntimeError, KeyError, ValueError) as exc:
+            except Exception as exc:  # the loop must outlive any failure: the next sync repairs what this one left
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("network agent sync failed (retrying): %s", self.last_error)
+                expected = isinstance(exc, (RPCError, OSError, RuntimeError, NetlinkError))
+                log.warning("network agent sync failed (retrying): %s", self.last_error, exc_info=not expected)
                 await asyncio.sleep(1.0)
                 self.wake()
             self._syncing = False
@@ -239,12 +241,13 @@ class NetworkAgent:
                 if port["device_owner"].startswith("compute:"):
                     for allocation in port["fixed_ips"]:
                         by_ip[(network_id, allocation["ip_address"])] = port
-            if network_id not in bridges:
+            if network_id not in bridges or network_id not in nets:
                 continue
             try:
-                if await self._sync_dhcp(nets[network_id], dhcp_ports.get(network_id), ports, bridges):
-                    wired.add(dhcp_ports[network_id]["id"])
-            except (OSError, RuntimeError, RPCError) as exc:
+                wired_port = await self._sync_dhcp(nets[network_id], dhcp_ports.get(network_id), ports, bridges)
+                if wired_port is not None:
+                    wired.add(wired_port)
+            except (OSError, RuntimeError, RPCError, NetlinkError) as exc:
                 failures.append(f"DHCP of network {network_id}: {exc}")
         self._ports_by_ip = by_ip
         for network_id in set(self.dhcp_servers) | {n[len("qdhcp-"):] for n in self.owned["namespaces"]
@@ -266,7 +269,7 @@ class NetworkAgent:
             self._own("namespaces", f"qrouter-{router['id']}")
             try:
                 await self.routers.apply(router, nets, bridges, mtu)
-            except (OSError, RuntimeError) as exc:
+            except (OSError, RuntimeError, NetlinkError) as exc:
                 failures.append(f"router {router['id']}: {exc}")
                 continue
             if router["gateway"] is not None and router["gateway"]["network_id"] in bridges:
@@ -290,7 +293,10 @@ class NetworkAgent:
         for port in state["ports"]:
             up = port["id"] in wired
             if up != (port["status"] == "ACTIVE"):
-                await self.plugin.report_port_status(port["id"], self.host, up)
+                try:
+                    await self.plugin.report_port_status(port["id"], self.host, up)
+                except NotFound:
+                    continue  # deleted since the state was read
                 seen = self._tap_seen.pop(tap_name(port["id"]), None)
                 if up and seen is not None:
                     self.plug_latency[port["id"]] = time.monotonic() - seen
@@ -341,13 +347,13 @@ class NetworkAgent:
             self._disown("bridges", name)
 
     async def _sync_dhcp(self, net: dict[str, Any], dhcp_port: dict[str, Any] | None,
-                         ports: list[dict[str, Any]], bridges: dict[str, Link]) -> bool:
-        """The network's DHCP namespace, port, dnsmasq and metadata listener; True once its port is wired."""
+                         ports: list[dict[str, Any]], bridges: dict[str, Link]) -> str | None:
+        """The network's DHCP namespace, port, dnsmasq and metadata listener; the id of the wired DHCP port."""
         subnets = {s["id"] for s in dhcp_subnets(net)}
         if dhcp_port is None or not subnets <= {a["subnet_id"] for a in dhcp_port["fixed_ips"]}:
             dhcp_port = await self.plugin.ensure_dhcp_port(net["id"], self.host)
             if dhcp_port is None:
-                return False
+                return None
             ports = [p for p in ports if p["id"] != dhcp_port["id"]] + [dhcp_port]
         ns = dhcp_namespace(net["id"])
         self._own("namespaces", ns)
@@ -370,7 +376,7 @@ class NetworkAgent:
             server.interface = inner
         await server.apply(net, dhcp_port, ports, self.conf.dhcp_lease_time, self.conf.dns_domain)
         await self.metadata.listen(net["id"], ns)
-        return True
+        return dhcp_port["id"]
 
     async def _remove_dhcp(self, network_id: str) -> None:
         await self.metadata.stop_listening(network_id)

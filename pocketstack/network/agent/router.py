@@ -26,7 +26,7 @@ def namespace(router_id: str) -> str:
 
 def cidrs_of(port: dict[str, Any], nets: dict[str, dict[str, Any]]) -> list[str]:
     """The port's addresses with their subnets' prefix lengths ("10.0.0.1/26")."""
-    subnets = {s["id"]: s for s in nets[port["network_id"]]["subnets"]}
+    subnets = {s["id"]: s for s in nets.get(port["network_id"], {"subnets": []})["subnets"]}
     out = []
     for allocation in port["fixed_ips"]:
         subnet = subnets.get(allocation["subnet_id"])
@@ -51,7 +51,7 @@ def nat_rules(router: dict[str, Any], nets: dict[str, dict[str, Any]]) -> str:
         pre.append(f"    ip daddr {floating} dnat to {fixed}")
         out.append(f"    ip daddr {floating} dnat to {fixed}")
         post.append(f'    ip saddr {fixed} oifname "{qg}" snat to {floating}')
-    post.append(f'    oifname != "{qg}" ct status dnat masquerade')
+    post.append('    iifname "qr-*" oifname "qr-*" ct status dnat masquerade')  # hairpin to a floating IP
     if router["enable_snat"] and tenant and gateway_v4:
         post.append(f'    oifname "{qg}" ip saddr {{ {", ".join(tenant)} }} snat to {gateway_v4[0]}')
     lines += [f"table ip {NAT_TABLE} {{",
@@ -81,7 +81,7 @@ class Routers:
         wanted: dict[str, list[str]] = {}
         for port in router["interfaces"]:
             bridge = bridges.get(port["network_id"])
-            if bridge is None:
+            if bridge is None or port["network_id"] not in nets:
                 continue
             inner = "qr-" + port["id"][:11]
             await self.netlink.ensure_veth("tap" + port["id"][:11], inner, ns, port["mac_address"],
@@ -89,7 +89,7 @@ class Routers:
             wanted[inner] = cidrs_of(port, nets)
         gateway = router["gateway"]
         default_via = None
-        if gateway is not None and gateway["network_id"] in bridges:
+        if gateway is not None and gateway["network_id"] in bridges and gateway["network_id"] in nets:
             inner = "qg-" + gateway["id"][:11]
             await self.netlink.ensure_veth("tap" + gateway["id"][:11], inner, ns, gateway["mac_address"],
                                            mtu[gateway["network_id"]], bridges[gateway["network_id"]])

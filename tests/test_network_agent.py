@@ -1,0 +1,299 @@
+"""The host network data plane (network/agent) against a real all-in-one cloud, with namespaces as guests.
+
+The cloud runs the agent in the network service; ports are made through the API as compute makes them
+(device_owner compute:nova, bound to the agent's host) and a veth named like compute's tap stands in for the
+guest's NIC. The compute metadata API is a stand-in here (it is built elsewhere); everything between the guest and
+it — DHCP, routes, the proxy, its signature — is real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openstack
+import pytest
+from conftest import Cloud, free_port, make_settings
+from netagent_helpers import Guest, MetadataStub, leftovers, link_exists, sh, tcp_reachable, wait_for
+
+from pocketstack.common.service import SERVICES, metadata_secret
+from pocketstack.launcher import CloudThread
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("dnsmasq", "nft", "ip", "busybox")),
+    reason="the data plane needs root (namespaces, bridges, nftables) and dnsmasq, nft, ip, busybox")
+
+
+class AgentCloud(Cloud):
+    """The all-in-one with the network agent; the metadata API is left to the test's stand-in."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.thread = CloudThread(settings, [s for s in SERVICES if s.name != "metadata"])
+
+    @property
+    def network_service(self) -> Any:
+        return next(s for s in self.thread.cloud.services if s.name == "network")
+
+    @property
+    def agent(self) -> Any:
+        return self.network_service.agent
+
+    def synced(self) -> None:
+        """Wait until the agent has run a sync that started after now."""
+        self.thread.call(self.agent.wait_synced, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def acloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentCloud]:
+    data_dir = tmp_path_factory.mktemp("agentcloud")
+    tag = uuid.uuid4().hex[:6]
+    public_cidr = f"100.{random.randint(64, 127)}.{random.randint(0, 255)}.0/24"  # never the default 172.24.4
+    settings = make_settings(data_dir, compute={"host": f"ps{tag}"}, metadata={"port": free_port()},
+                             network={"agent_enabled": True, "public_cidr": public_cidr,
+                                      "bridge_mappings": {"public": f"ps{tag}ex"}, "agent_resync_interval": 5})
+    stub = MetadataStub(settings.port("metadata"), lambda: metadata_secret(settings))
+    cloud = AgentCloud(settings).start()
+    cloud.stub = stub  # type: ignore[attr-defined]
+    cloud.tag = tag  # type: ignore[attr-defined]
+    try:
+        yield cloud
+    finally:
+        agent = cloud.agent
+        ids = [n.id for n in cloud.conn().network.networks()] + [r.id for r in cloud.conn().network.routers()]
+
+        async def stop_and_teardown() -> None:
+            await agent.stop()
+            await agent.teardown()
+
+        cloud.thread.call(stop_and_teardown, timeout=60)
+        cloud.stop()
+        stub.stop()
+        left = leftovers(ids, [f"ps{tag}ex"], agent.table, data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        assert not left, f"left on the host: {left}"
+
+
+@pytest.fixture(scope="module")
+def aadmin(acloud: AgentCloud) -> openstack.connection.Connection:
+    return acloud.conn()
+
+
+def guest_port(conn: Any, cloud: AgentCloud, network_id: str, **attrs: Any) -> dict[str, Any]:
+    """A port as compute makes one for a server on the agent's host."""
+    port = conn.network.create_port(network_id=network_id, device_owner="compute:nova",
+                                    device_id=attrs.pop("device_id", str(uuid.uuid4())),
+                                    binding_host_id=cloud.settings.compute.host, **attrs)
+    return port.to_dict(computed=False) | {"binding:vif_details": port.binding_vif_details}
+
+
+def port_status(conn: Any, port_id: str) -> str:
+    return conn.network.get_port(port_id).status
+
+
+@pytest.fixture
+def net(aadmin: Any, prefix: str) -> Iterator[tuple[Any, Any]]:
+    network = aadmin.network.create_network(name=prefix)
+    subnet = aadmin.network.create_subnet(network_id=network.id, cidr="10.91.0.0/24", ip_version=4)
+    yield network, subnet
+    for port in aadmin.network.ports(network_id=network.id):
+        if port.device_owner != "network:dhcp":
+            aadmin.network.delete_port(port)
+    aadmin.network.delete_network(network)
+
+
+def test_guest_port_goes_active_gets_dhcp_and_metadata(acloud: AgentCloud, aadmin: Any, net: Any, prefix: str,
+                                                        tmp_path: Path) -> None:
+    network, subnet = net
+    server_id = str(uuid.uuid4())
+    port = guest_port(aadmin, acloud, network.id, device_id=server_id)
+    assert port["status"] == "DOWN"
+    guest = Guest(f"{prefix}a", port, tmp_path)
+    try:
+        started = time.monotonic()
+        wait_for(lambda: port_status(aadmin, port["id"]) == "ACTIVE", 15, "the port to go ACTIVE")
+        print(f"\ntap up -> port ACTIVE (seen through the API): {time.monotonic() - started:.3f}s")
+
+        dhcp_port = next(p for p in aadmin.network.ports(network_id=network.id) if p.device_owner == "network:dhcp")
+        dhcp_ip = dhcp_port.fixed_ips[0]["ip_address"]
+        assert dhcp_port.binding_host_id == acloud.settings.compute.host
+        lease = guest.dhcp()
+        assert lease["ip"] == guest.ip
+        assert lease["mask"] == "24"
+        assert lease["staticroutes"].split() == ["169.254.169.254/32", dhcp_ip, "0.0.0.0/0", subnet.gateway_ip]
+        assert lease["mtu"] == str(network.mtu)
+        assert lease["hostname"] == "host-" + guest.ip.replace(".", "-")
+        routes = guest.run("ip", "route").stdout
+        assert f"169.254.169.254 via {dhcp_ip}" in routes
+
+        status, body = guest.http_get("http://169.254.169.254/openstack/latest/meta_data.json")
+        assert status == 200, body
+        seen = json.loads(body)
+        assert seen == {"path": "/openstack/latest/meta_data.json", "instance_id": server_id,
+                        "project_id": port["project_id"], "forwarded_for": guest.ip, "signed": True}
+        status, body = guest.http_get("http://169.254.169.254/latest/meta-data/?x=1")
+        assert status == 200 and json.loads(body)["path"] == "/latest/meta-data/?x=1"
+    finally:
+        guest.delete()
+    wait_for(lambda: port_status(aadmin, port["id"]) == "DOWN", 15, "the port to go DOWN once its tap is gone")
+
+
+def test_network_delete_removes_its_data_plane(acloud: AgentCloud, aadmin: Any, prefix: str) -> None:
+    network = aadmin.network.create_network(name=prefix)
+    aadmin.network.create_subnet(network_id=network.id, cidr="10.92.0.0/24", ip_version=4)
+    bridge = "brq" + network.id[:11]
+    ns = f"qdhcp-{network.id}"
+    wait_for(lambda: ns in sh("ip", "netns", "list").stdout and link_exists(bridge), 15, "the DHCP namespace")
+    acloud.synced()
+    server = acloud.agent.dhcp_servers[network.id]
+    pid = server.pid()
+    assert pid is not None
+    aadmin.network.delete_network(network)
+    wait_for(lambda: ns not in sh("ip", "netns", "list").stdout and not link_exists(bridge), 15,
+             "the namespace and bridge to go")
+    assert not Path(f"/proc/{pid}/cmdline").exists() or b"dnsmasq" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def test_unknown_source_gets_404_from_the_metadata_proxy(acloud: AgentCloud, aadmin: Any, net: Any, prefix: str,
+                                                          tmp_path: Path) -> None:
+    network, _ = net
+    port = guest_port(aadmin, acloud, network.id, port_security_enabled=False)
+    guest = Guest(f"{prefix}u", port, tmp_path)
+    try:
+        guest.dhcp()
+        guest.run("ip", "addr", "add", "10.91.0.250/24", "dev", guest.nic)  # no port has it: unfiltered port
+        code = ("import http.client\n"
+                "c = http.client.HTTPConnection('169.254.169.254', 80, timeout=5, source_address=('10.91.0.250', 0))\n"
+                "c.request('GET', '/openstack/latest/meta_data.json'); print(c.getresponse().status)\n")
+        assert guest.run("python3", "-c", code).stdout.strip() == "404"
+    finally:
+        guest.delete()
+
+
+def test_security_group_ingress_default_deny_until_a_rule_allows(acloud: AgentCloud, aadmin: Any, net: Any,
+                                                                 prefix: str, tmp_path: Path) -> None:
+    network, _ = net
+    sg = aadmin.network.create_security_group(name=prefix)
+    server = guest_port(aadmin, acloud, network.id, security_group_ids=[sg.id])
+    client = guest_port(aadmin, acloud, network.id)
+    guests = [Guest(f"{prefix}s", server, tmp_path), Guest(f"{prefix}c", client, tmp_path)]
+    try:
+        for guest in guests:
+            guest.configure(f"{guest.ip}/24")
+        wait_for(lambda: all(port_status(aadmin, p["id"]) == "ACTIVE" for p in (server, client)), 15, "ACTIVE")
+        guests[0].serve_http(8080)
+        url = f"http://{guests[0].ip}:8080/"
+        assert guests[1].http_get(url, timeout=2)[0] == 0  # no ingress rule: dropped
+        rule = aadmin.network.create_security_group_rule(security_group_id=sg.id, direction="ingress",
+                                                         protocol="tcp", port_range_min=8080, port_range_max=8080)
+        acloud.synced()
+        assert guests[1].http_get(url) == (200, guests[1].ip)
+        # a spoofed source address is dropped on the way out of the client's tap, whatever the rules
+        guests[1].run("ip", "addr", "add", "10.91.0.251/24", "dev", guests[1].nic)
+        code = ("import socket\n"
+                "s = socket.socket(); s.settimeout(2); s.bind(('10.91.0.251', 0))\n"
+                f"print(s.connect_ex(({guests[0].ip!r}, 8080)))\n")
+        assert guests[1].run("python3", "-c", code).stdout.strip() != "0"
+        aadmin.network.delete_security_group_rule(rule)
+        acloud.synced()
+        assert guests[1].http_get(url, timeout=2)[0] == 0
+    finally:
+        for guest in guests:
+            guest.delete()
+    for p in (server, client):
+        aadmin.network.delete_port(p["id"])
+    aadmin.network.delete_security_group(sg)
+
+
+def test_floating_ip_reaches_a_guest_from_the_host(acloud: AgentCloud, aadmin: Any, prefix: str,
+                                                   tmp_path: Path) -> None:
+    conn = aadmin
+    public = conn.network.find_network("public")
+    private = conn.network.find_network("private")
+    router = conn.network.find_router("router1")
+    assert public.is_router_external and public.provider_network_type == "flat"
+    assert router.external_gateway_info["network_id"] == public.id
+    assert str(public.subnet_ids) and private.project_id == router.project_id
+    public_subnet = conn.network.get_subnet(public.subnet_ids[0])
+    assert public_subnet.cidr == acloud.settings.network.public_cidr
+    sg = conn.network.create_security_group(name=prefix, project_id=private.project_id)
+    conn.network.create_security_group_rule(security_group_id=sg.id, direction="ingress", protocol="tcp",
+                                            port_range_min=8080, port_range_max=8080)
+    port = guest_port(conn, acloud, private.id, project_id=private.project_id, security_group_ids=[sg.id])
+    other = guest_port(conn, acloud, private.id, project_id=private.project_id)
+    guests = [Guest(f"{prefix}f", port, tmp_path), Guest(f"{prefix}n", other, tmp_path)]
+    fip = None
+    try:
+        for guest in guests:
+            guest.dhcp()  # default route to the router from option 121
+        guests[0].serve_http(8080)
+        fip = conn.network.create_ip(floating_network_id=public.id, port_id=port["id"],
+                                     project_id=private.project_id)
+        wait_for(lambda: conn.network.get_ip(fip.id).status == "ACTIVE", 15, "the floating IP to go ACTIVE")
+        # from the host, which holds the public gateway address on the public bridge
+        import urllib.request
+
+        body = wait_for(lambda: _get(f"http://{fip.floating_ip_address}:8080/"), 10, "the floating IP to answer")
+        assert body == public_subnet.gateway_ip  # DNAT only: the guest sees the host's address
+        # the guest's own traffic leaves with its floating address; a guest without one with the router's
+        host_port = _host_listener(public_subnet.gateway_ip)
+        gw_ip = router.external_gateway_info["external_fixed_ips"][0]["ip_address"]
+        for guest, source in ((guests[0], fip.floating_ip_address), (guests[1], gw_ip)):
+            status, body = guest.http_get(f"http://{public_subnet.gateway_ip}:{host_port.port}/")
+            assert (status, body) == (200, source)
+        host_port.stop()
+        assert tcp_reachable and urllib.request
+    finally:
+        for guest in guests:
+            guest.delete()
+        if fip is not None:
+            conn.network.delete_ip(fip)
+        for p in (port, other):
+            conn.network.delete_port(p["id"])
+        conn.network.delete_security_group(sg)
+
+
+def _get(url: str) -> str | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.read().decode()
+    except OSError:
+        return None
+
+
+class _HostListener:
+    def __init__(self, address: str) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = self.client_address[0].encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((address, 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _host_listener(address: str) -> _HostListener:
+    return _HostListener(address)

@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils)
+# iproute2 .. nftables: the host network data plane (network/agent); busybox-static: its tests' DHCP client
+APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils iproute2 dnsmasq-base nftables busybox-static)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import os
-import re
+import socket
 import subprocess
 import threading
 import time
@@ -209,13 +209,9 @@ def leftovers(ids: list[str], names: list[str], table: str, data_dir: Path) -> l
 
 
 def tcp_reachable(ip: str, port: int, timeout: float = 2.0) -> bool:
-    import socket
-
     try:
         with socket.create_connection((ip, port), timeout=timeout):
             return True
     except OSError:
         return False
 
-
-__all__ = ["Guest", "MetadataStub", "leftovers", "re", "sh", "tcp_reachable", "wait_for"]

@@ -8,11 +8,14 @@ it — DHCP, routes, the proxy, its signature — is real.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import random
 import shutil
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +26,10 @@ import pytest
 from conftest import Cloud, free_port, make_settings
 from netagent_helpers import Guest, MetadataStub, leftovers, link_exists, sh, tcp_reachable, wait_for
 
+from pocketstack.common.rpc import get_transport
 from pocketstack.common.service import SERVICES, metadata_secret
 from pocketstack.launcher import CloudThread
+from pocketstack.network.agent.agent import NetworkAgent
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("dnsmasq", "nft", "ip", "busybox")),
@@ -161,6 +166,43 @@ def test_network_delete_removes_its_data_plane(acloud: AgentCloud, aadmin: Any, 
     assert not Path(f"/proc/{pid}/cmdline").exists() or b"dnsmasq" not in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
+def test_restarted_agent_adopts_what_runs_and_catches_up(acloud: AgentCloud, aadmin: Any, net: Any, prefix: str,
+                                                          tmp_path: Path) -> None:
+    network, _ = net
+    kept = guest_port(aadmin, acloud, network.id)
+    guests = {"kept": Guest(f"{prefix}k", kept, tmp_path)}
+    try:
+        wait_for(lambda: port_status(aadmin, kept["id"]) == "ACTIVE", 15, "ACTIVE")
+        dnsmasq = acloud.agent.dhcp_servers[network.id].pid()
+        assert dnsmasq is not None
+        service = acloud.network_service
+
+        async def stop() -> None:
+            await service.agent.stop()
+
+        acloud.thread.call(stop)
+        # while the agent is down: a guest goes away, another comes whose tap compute did not put on the bridge
+        guests.pop("kept").delete()
+        late = guest_port(aadmin, acloud, network.id)
+        guests["late"] = Guest(f"{prefix}l", late, tmp_path, plug=False)
+        time.sleep(0.5)
+        assert port_status(aadmin, kept["id"]) == "ACTIVE" and port_status(aadmin, late["id"]) == "DOWN"
+
+        async def start() -> None:
+            service.agent = NetworkAgent(service.settings, get_transport(service.settings))
+            await service.agent.start()
+
+        acloud.thread.call(start)
+        wait_for(lambda: port_status(aadmin, late["id"]) == "ACTIVE", 15, "the late port to go ACTIVE")
+        wait_for(lambda: port_status(aadmin, kept["id"]) == "DOWN", 15, "the gone port to go DOWN")
+        assert acloud.agent.dhcp_servers[network.id].pid() == dnsmasq  # adopted, not restarted
+        assert guests["late"].dhcp()["ip"] == guests["late"].ip
+        assert guests["late"].http_get("http://169.254.169.254/openstack")[0] == 200
+    finally:
+        for guest in guests.values():
+            guest.delete()
+
+
 def test_unknown_source_gets_404_from_the_metadata_proxy(acloud: AgentCloud, aadmin: Any, net: Any, prefix: str,
                                                           tmp_path: Path) -> None:
     network, _ = net
@@ -234,22 +276,24 @@ def test_floating_ip_reaches_a_guest_from_the_host(acloud: AgentCloud, aadmin: A
         for guest in guests:
             guest.dhcp()  # default route to the router from option 121
         guests[0].serve_http(8080)
+        guests[0].serve_http(8081)
         fip = conn.network.create_ip(floating_network_id=public.id, port_id=port["id"],
                                      project_id=private.project_id)
         wait_for(lambda: conn.network.get_ip(fip.id).status == "ACTIVE", 15, "the floating IP to go ACTIVE")
         # from the host, which holds the public gateway address on the public bridge
-        import urllib.request
-
         body = wait_for(lambda: _get(f"http://{fip.floating_ip_address}:8080/"), 10, "the floating IP to answer")
         assert body == public_subnet.gateway_ip  # DNAT only: the guest sees the host's address
+        assert not tcp_reachable(fip.floating_ip_address, 8081)  # it listens, but its group allows 8080 only
         # the guest's own traffic leaves with its floating address; a guest without one with the router's
-        host_port = _host_listener(public_subnet.gateway_ip)
-        gw_ip = router.external_gateway_info["external_fixed_ips"][0]["ip_address"]
-        for guest, source in ((guests[0], fip.floating_ip_address), (guests[1], gw_ip)):
-            status, body = guest.http_get(f"http://{public_subnet.gateway_ip}:{host_port.port}/")
-            assert (status, body) == (200, source)
-        host_port.stop()
-        assert tcp_reachable and urllib.request
+        listener = HostListener(public_subnet.gateway_ip)
+        try:
+            gw_ip = router.external_gateway_info["external_fixed_ips"][0]["ip_address"]
+            for guest, source in ((guests[0], fip.floating_ip_address), (guests[1], gw_ip)):
+                assert guest.http_get(f"http://{public_subnet.gateway_ip}:{listener.port}/") == (200, source)
+        finally:
+            listener.stop()
+        conn.network.update_ip(fip, port_id=None)
+        wait_for(lambda: _get(f"http://{fip.floating_ip_address}:8080/") is None, 10, "the floating IP to stop")
     finally:
         for guest in guests:
             guest.delete()
@@ -261,8 +305,6 @@ def test_floating_ip_reaches_a_guest_from_the_host(acloud: AgentCloud, aadmin: A
 
 
 def _get(url: str) -> str | None:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return resp.read().decode()
@@ -270,11 +312,10 @@ def _get(url: str) -> str | None:
         return None
 
 
-class _HostListener:
-    def __init__(self, address: str) -> None:
-        import http.server
-        import threading
+class HostListener:
+    """An HTTP server on the host answering its client's address."""
 
+    def __init__(self, address: str) -> None:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 body = self.client_address[0].encode()
@@ -293,7 +334,3 @@ class _HostListener:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def _host_listener(address: str) -> _HostListener:
-    return _HostListener(address)

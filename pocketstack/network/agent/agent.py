@@ -92,6 +92,7 @@ class NetworkAgent:
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Condition()
         self.syncs = 0  # completed syncs (tests wait on it; bench reads it)
+        self.sync_seconds = 0.0  # how long the last successful sync took
         self._syncing = False
         self.last_error: str | None = None
         self._tap_seen: dict[str, float] = {}  # tap -> monotonic time its link event arrived
@@ -224,11 +225,11 @@ class NetworkAgent:
 
     # ----- one sync ---------------------------------------------------------------------------------------
     async def sync(self) -> None:
+        began = time.monotonic()
         state = await self.plugin.get_host_state(self.host, self.conf.agent_dhcp, self.conf.agent_l3)
         nets: dict[str, dict[str, Any]] = state["networks"]
         links = await self.netlink.links()
         bridges = await self._sync_bridges(state, nets, links)
-        links = await self.netlink.links()
         wired: set[str] = set()
         failures: list[str] = []
 
@@ -305,14 +306,16 @@ class NetworkAgent:
         self._tap_seen = {k: v for k, v in self._tap_seen.items() if time.monotonic() - v < 60}
 
         await self._remove_unused_bridges(bridges)
+        self.sync_seconds = time.monotonic() - began
         if failures:
             raise RuntimeError("; ".join(failures))
 
     async def _sync_bridges(self, state: dict[str, Any], nets: dict[str, dict[str, Any]],
                             links: dict[str, Link]) -> dict[str, Link]:
         """The bridge of each network in use here (made when missing); on external networks whose bridge the
-        agent made, the host holds the subnets' gateway addresses (DevStack's br-ex)."""
+        agent made, the host holds the subnets' gateway addresses (DevStack's br-ex). Updates `links`."""
         out: dict[str, Link] = {}
+        made = False
         for net in nets.values():
             name = net["bridge"]
             if not name:
@@ -320,13 +323,15 @@ class NetworkAgent:
             if name not in links:
                 await self.netlink.ensure_bridge(name, net["mtu"])
                 self._own("bridges", name)
+                made = True
             elif name.startswith(self.conf.bridge_prefix) and len(name) == len(self.conf.bridge_prefix) + 11:
                 self._own("bridges", name)  # made by compute before the agent: the agent's all the same
             if net["external"] and name in self.owned["bridges"]:
                 gateways = [f"{s['gateway_ip']}/{ipaddress.ip_network(s['cidr']).prefixlen}"
                             for s in net["subnets"] if s["gateway_ip"]]
                 await self.netlink.set_addresses(name, gateways)
-        links = await self.netlink.links()
+        if made:
+            links.update(await self.netlink.links())
         for network_id, net in nets.items():
             if net["bridge"] in links:
                 out[network_id] = links[net["bridge"]]

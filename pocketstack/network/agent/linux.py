@@ -72,6 +72,29 @@ def socket_in_namespace(name: str, family: int = socket.AF_INET, kind: int = soc
     return result[0]
 
 
+SYSFS_NET = Path("/sys/class/net")
+
+
+def host_link(name: str) -> Link | None:
+    """One link of the host namespace, from sysfs; None when there is none (or it went away meanwhile)."""
+    path = SYSFS_NET / name
+    try:
+        master = path / "master"
+        return Link(name=name, index=int((path / "ifindex").read_text()),
+                    kind="bridge" if (path / "bridge").exists() else None,
+                    master=int((master / "ifindex").read_text()) if master.exists() else None,
+                    up=bool(int((path / "flags").read_text(), 16) & 1), mac=(path / "address").read_text().strip(),
+                    mtu=int((path / "mtu").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def host_links() -> dict[str, Link]:
+    """The host namespace's links, from sysfs."""
+    links = (host_link(name) for name in os.listdir(SYSFS_NET))
+    return {link.name: link for link in links if link is not None}
+
+
 class Netlink:
     """Netlink operations of the agent, on the host namespace or a named one (`ns`)."""
 
@@ -102,6 +125,10 @@ class Netlink:
 
     # ----- links --------------------------------------------------------------------------------------------
     async def links(self, ns: str | None = None) -> dict[str, Link]:
+        """The links of the host (read from sysfs: decoding a netlink dump costs ~1 ms per link, and a host has
+        a tap per guest) or of namespace `ns` (a netlink dump: a namespace holds a few)."""
+        if ns is None:
+            return host_links()
         ipr = await self.ipr(ns)
         out = {}
         async for msg in await ipr.link("dump"):
@@ -146,18 +173,33 @@ class Netlink:
         """A veth pair: `outer` on the bridge in the host namespace, `inner` (with the MAC) in namespace `ns`."""
         host = await self.ipr()
         inside = await self.ipr(ns)
-        if not await inside.link_lookup(ifname=inner):
+        current = await self._get(inside, inner)
+        if current is None:
             await self.delete_link(outer)  # a half-made pair from an interrupted run
             await host.link("add", ifname=outer, kind="veth", peer={"ifname": inner})
             peer = (await host.link_lookup(ifname=inner))[0]
             await host.link("set", index=peer, net_ns_fd=ns)
-        index = (await inside.link_lookup(ifname=inner))[0]
-        await inside.link("set", index=index, address=mac, mtu=mtu, state="up")
-        outer_index = (await host.link_lookup(ifname=outer))[0]
-        await host.link("set", index=outer_index, master=bridge.index, mtu=mtu, state="up")
-        lo = await inside.link_lookup(ifname="lo")
-        if lo:
-            await inside.link("set", index=lo[0], state="up")
+            lo = await inside.link_lookup(ifname="lo")
+            if lo:
+                await inside.link("set", index=lo[0], state="up")
+            current = await self._get(inside, inner)
+            assert current is not None
+        if current.mac != mac or current.mtu != mtu or not current.up:
+            await inside.link("set", index=current.index, address=mac, mtu=mtu, state="up")
+        link = host_link(outer)
+        if link is None:
+            raise RuntimeError(f"the veth {outer} of {ns} vanished")
+        if link.master != bridge.index or link.mtu != mtu or not link.up:
+            await host.link("set", index=link.index, master=bridge.index, mtu=mtu, state="up")
+
+    @staticmethod
+    async def _get(ipr: AsyncIPRoute, name: str) -> Link | None:
+        try:
+            msg = list(await ipr.link("get", ifname=name))[0]
+        except (NetlinkError, IndexError):
+            return None
+        return Link(name=name, index=msg["index"], kind=msg.get(("linkinfo", "kind")), master=msg.get("master"),
+                    up=bool(msg["flags"] & 1), mac=msg.get("address") or "", mtu=msg.get("mtu") or 0)
 
     # ----- namespaces ---------------------------------------------------------------------------------------
     async def ensure_namespace(self, name: str) -> bool:

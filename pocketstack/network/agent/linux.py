@@ -195,8 +195,8 @@ class Netlink:
     @staticmethod
     async def _get(ipr: AsyncIPRoute, name: str) -> Link | None:
         try:
-            msg = list(await ipr.link("get", ifname=name))[0]
-        except (NetlinkError, IndexError):
+            msg = next(iter(await ipr.link("get", ifname=name)))
+        except (NetlinkError, StopIteration):
             return None
         return Link(name=name, index=msg["index"], kind=msg.get(("linkinfo", "kind")), master=msg.get("master"),
                     up=bool(msg["flags"] & 1), mac=msg.get("address") or "", mtu=msg.get("mtu") or 0)

@@ -292,6 +292,14 @@ def test_floating_ip_reaches_a_guest_from_the_host(acloud: AgentCloud, aadmin: A
                 assert guest.http_get(f"http://{public_subnet.gateway_ip}:{listener.port}/") == (200, source)
         finally:
             listener.stop()
+        # the router's extra routes are in its namespace
+        hop = other["fixed_ips"][0]["ip_address"]
+        conn.network.update_router(router, routes=[{"destination": "192.168.77.0/24", "nexthop": hop}])
+        acloud.synced()
+        assert f"192.168.77.0/24 via {hop}" in sh("ip", "-n", f"qrouter-{router.id}", "route").stdout
+        conn.network.update_router(router, routes=[])
+        acloud.synced()
+        assert "192.168.77.0/24" not in sh("ip", "-n", f"qrouter-{router.id}", "route").stdout
         conn.network.update_ip(fip, port_id=None)
         wait_for(lambda: _get(f"http://{fip.floating_ip_address}:8080/") is None, 10, "the floating IP to stop")
     finally:

@@ -170,8 +170,11 @@ class NetworkAgent:
                 self._synced.notify_all()
 
     async def _periodic(self) -> None:
+        """The full resync: also reloads what the agent otherwise loads only when its own copy changes."""
         while True:
             await asyncio.sleep(self.conf.agent_resync_interval)
+            self.firewall.forget_loaded()
+            self.routers.forget_loaded()
             self.wake()
 
     async def _watch_links(self) -> None:

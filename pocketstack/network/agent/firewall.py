@@ -186,6 +186,10 @@ class Firewall:
         self._loaded = script
         return True
 
+    def forget_loaded(self) -> None:
+        """Load the tables again on the next apply (someone may have changed them)."""
+        self._loaded = None
+
     async def remove(self) -> None:
         await nft(render(self.table, []))
         self._loaded = None

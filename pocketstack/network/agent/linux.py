@@ -20,7 +20,8 @@ from pyroute2 import AsyncIPRoute, NetlinkError, netns
 
 NETNS_DIR = Path("/var/run/netns")
 CLONE_NEWNET = 0x40000000
-ENODEV, EEXIST, EADDRNOTAVAIL, ESRCH = 19, 17, 99, 3
+EEXIST = 17
+EXTRA_ROUTE_PROTO = 188  # the routing protocol number of the routes the agent adds as a router's extra routes
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class Netlink:
     async def ensure_namespace(self, name: str) -> bool:
         if name in namespaces():
             return False
+        self.forget(name)  # a socket kept from a namespace of that name removed behind our back
         await asyncio.to_thread(netns.create, name)
         return True
 
@@ -246,8 +248,17 @@ class Netlink:
             return
         await ipr.route("replace", dst="0.0.0.0/0", gateway=gateway)
 
-    async def set_routes(self, routes: list[tuple[str, str]], ns: str) -> None:
-        """Extra routes (destination, nexthop) of a namespace, replacing those this call set before."""
+    async def set_extra_routes(self, routes: list[tuple[str, str]], ns: str) -> None:
+        """Make the namespace's extra IPv4 routes (destination CIDR, nexthop) exactly `routes`; they are told
+        apart from the others by their routing protocol number."""
         ipr = await self.ipr(ns)
-        for dst, via in routes:
-            await ipr.route("replace", dst=dst, gateway=via)
+        wanted = {(str(ipaddress.ip_network(dst)), via) for dst, via in routes}
+        have = set()
+        async for msg in await ipr.route("dump", family=socket.AF_INET):
+            if msg["proto"] == EXTRA_ROUTE_PROTO:
+                have.add((f"{msg.get('dst') or '0.0.0.0'}/{msg['dst_len']}", msg.get("gateway")))
+        for dst, via in have - wanted:
+            with contextlib.suppress(NetlinkError):
+                await ipr.route("del", dst=dst, gateway=via, proto=EXTRA_ROUTE_PROTO)
+        for dst, via in sorted(wanted - have):
+            await ipr.route("replace", dst=dst, gateway=via, proto=EXTRA_ROUTE_PROTO)

@@ -3,9 +3,10 @@
 Each interface is a veth pair, `tap<port>` on the tenant network's bridge and `qr-<port>` in the namespace with
 the subnet's gateway address; the external gateway is `tap<port>` on the external network's bridge and
 `qg-<port>` with the router's external address, the floating addresses (/32) and the default route via the
-external subnet's gateway. NAT in the namespace (nftables, table `pocketstack`): SNAT of the tenant subnets to
-the gateway address, DNAT/SNAT between each floating and fixed address, and masquerading of DNATed traffic that
-goes back out an internal interface (a guest reaching a floating IP of its own network).
+external subnet's gateway; the router's extra routes are added too. NAT in the namespace (nftables, table
+`pocketstack`): SNAT of the tenant subnets to the gateway address, DNAT/SNAT between each floating and fixed
+address, and masquerading of DNATed traffic that goes back out an internal interface (a guest reaching a
+floating IP of its own network).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import ipaddress
 from typing import Any
 
 from pocketstack.network.agent.firewall import nft
-from pocketstack.network.agent.linux import Link, Netlink
+from pocketstack.network.agent.linux import Link, Netlink, namespaces
 
 NAT_TABLE = "pocketstack"
 
@@ -103,6 +104,8 @@ class Routers:
         for name, cidrs in wanted.items():
             await self.netlink.set_addresses(name, cidrs, ns)
         await self.netlink.set_default_route(default_via, ns)
+        await self.netlink.set_extra_routes([(r["destination"], r["nexthop"]) for r in router["routes"]
+                                             if ipaddress.ip_network(r["destination"]).version == 4], ns)
         rules = nat_rules(router, nets)
         if self._nat.get(router["id"]) != rules:
             await nft(rules, ns)
@@ -117,10 +120,14 @@ class Routers:
         self._forwarding.discard(ns)
 
     async def _devices(self, ns: str) -> list[str]:
-        try:
-            return [n for n in await self.netlink.links(ns) if n.startswith(("qr-", "qg-"))]
-        except OSError:
+        if ns not in namespaces():
             return []
+        return [n for n in await self.netlink.links(ns) if n.startswith(("qr-", "qg-"))]
+
+    def forget_loaded(self) -> None:
+        """Load the NAT rules and sysctls again on the next apply (someone may have changed them)."""
+        self._nat.clear()
+        self._forwarding.clear()
 
 
 async def _sysctl(ns: str, setting: str) -> None:

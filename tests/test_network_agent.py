@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import random
 import shutil
 import threading
 import time
@@ -58,30 +57,21 @@ class AgentCloud(Cloud):
 
 @pytest.fixture(scope="module")
 def acloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentCloud]:
+    """The cloud with its agent; make_settings gives it its own public range and bridge, and has the agent remove
+    what it made when the cloud stops — which is checked here."""
     data_dir = tmp_path_factory.mktemp("agentcloud")
-    tag = uuid.uuid4().hex[:6]
-    public_cidr = f"100.{random.randint(64, 127)}.{random.randint(0, 255)}.0/24"  # never the default 172.24.4
-    settings = make_settings(data_dir, compute={"host": f"ps{tag}"}, metadata={"port": free_port()},
-                             network={"agent_enabled": True, "public_cidr": public_cidr,
-                                      "bridge_mappings": {"public": f"ps{tag}ex"}, "agent_resync_interval": 5})
+    settings = make_settings(data_dir, compute={"host": f"ps{uuid.uuid4().hex[:6]}"}, metadata={"port": free_port()},
+                             network={"agent_enabled": True, "agent_resync_interval": 5})
     stub = MetadataStub(settings.port("metadata"), lambda: metadata_secret(settings))
     cloud = AgentCloud(settings).start()
-    cloud.stub = stub  # type: ignore[attr-defined]
-    cloud.tag = tag  # type: ignore[attr-defined]
     try:
         yield cloud
     finally:
-        agent = cloud.agent
+        table = cloud.agent.table
         ids = [n.id for n in cloud.conn().network.networks()] + [r.id for r in cloud.conn().network.routers()]
-
-        async def stop_and_teardown() -> None:
-            await agent.stop()
-            await agent.teardown()
-
-        cloud.thread.call(stop_and_teardown, timeout=60)
         cloud.stop()
         stub.stop()
-        left = leftovers(ids, [f"ps{tag}ex"], agent.table, data_dir)
+        left = leftovers(ids, list(settings.network.bridge_mappings.values()), table, data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
         assert not left, f"left on the host: {left}"
 

@@ -70,6 +70,8 @@ class NetworkService(Service):
     async def stop(self) -> None:
         if self.agent is not None:
             await self.agent.stop()
+            if self.settings.network.agent_teardown_on_stop:
+                await self.agent.teardown()
         if self.plugin_server is not None:
             await self.plugin_server.stop()
         if self.agent_notifier is not None:

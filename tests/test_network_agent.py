@@ -102,6 +102,9 @@ def net(aadmin: Any, prefix: str) -> Iterator[tuple[Any, Any]]:
         if port.device_owner != "network:dhcp":
             aadmin.network.delete_port(port)
     aadmin.network.delete_network(network)
+    gone = [f"qdhcp-{network.id}", "brq" + network.id[:11]]
+    wait_for(lambda: not leftovers([network.id], gone, "", Path("/nonexistent")), 15,
+             f"the data plane of network {network.id} to go")
 
 
 def test_guest_port_goes_active_gets_dhcp_and_metadata(acloud: AgentCloud, aadmin: Any, net: Any, prefix: str,

@@ -45,6 +45,7 @@ from pocketstack.network.rpcapi import PluginAPI
 log = logging.getLogger("pocketstack.network.agent")
 
 DHCP_OWNER = "network:dhcp"
+LATENCIES_KEPT = 1000
 
 
 def dhcp_namespace(network_id: str) -> str:
@@ -232,13 +233,54 @@ class NetworkAgent:
         state = await self.plugin.get_host_state(self.host, self.conf.agent_dhcp, self.conf.agent_l3)
         nets: dict[str, dict[str, Any]] = state["networks"]
         links = await self.netlink.links()
-        bridges = await self._sync_bridges(state, nets, links)
-        wired: set[str] = set()
+        bridges = await self._sync_bridges(nets, links)
         failures: list[str] = []
+        wired = await self._sync_dhcp_networks(state, bridges, failures)
+        fip_statuses = await self._sync_routers(state, bridges, failures)
 
-        # DHCP and metadata
+        # guests' taps: on their bridge, behind their filter
+        plugged = []
+        for port in state["ports"]:
+            if port["device_owner"].startswith("network:"):
+                continue
+            link, bridge = links.get(tap_name(port["id"])), bridges.get(port["network_id"])
+            if link is not None and bridge is not None and port["admin_state_up"]:
+                await self.netlink.plug(link, bridge)
+                plugged.append(port)
+        await self.firewall.apply(self._filtered(plugged, state))
+        wired |= {p["id"] for p in plugged}
+
+        # status reports: ACTIVE once wired (and filtered), DOWN once no longer
+        now = time.monotonic()
+        for port in state["ports"]:
+            up = port["id"] in wired
+            if up != (port["status"] == "ACTIVE"):
+                try:
+                    await self.plugin.report_port_status(port["id"], self.host, up)
+                except NotFound:
+                    continue  # deleted since the state was read
+                seen = self._tap_seen.pop(tap_name(port["id"]), None)
+                if up and seen is not None:
+                    self.plug_latency[port["id"]] = now - seen
+                    while len(self.plug_latency) > LATENCIES_KEPT:
+                        del self.plug_latency[next(iter(self.plug_latency))]
+        if fip_statuses:
+            await self.plugin.set_floatingip_statuses(fip_statuses)
+        self._tap_seen = {k: v for k, v in self._tap_seen.items() if now - v < 60}
+
+        await self._remove_unused_bridges(bridges)
+        self.sync_seconds = time.monotonic() - began
+        if failures:
+            raise RuntimeError("; ".join(failures))
+
+    async def _sync_dhcp_networks(self, state: dict[str, Any], bridges: dict[str, Link],
+                                  failures: list[str]) -> set[str]:
+        """DHCP and metadata of every network with DHCP; removes those of other networks. Returns the ids of
+        the DHCP ports wired."""
+        nets = state["networks"]
         dhcp_ports = {p["network_id"]: p for p in state["ports"]
                       if p["device_owner"] == DHCP_OWNER and p["binding_host_id"] == self.host}
+        wired: set[str] = set()
         by_ip: dict[tuple[str, str], dict[str, Any]] = {}
         for network_id, ports in state["dhcp_networks"].items():
             for port in ports:
@@ -249,10 +291,11 @@ class NetworkAgent:
                 continue
             try:
                 wired_port = await self._sync_dhcp(nets[network_id], dhcp_ports.get(network_id), ports, bridges)
-                if wired_port is not None:
-                    wired.add(wired_port)
             except (OSError, RuntimeError, RPCError, NetlinkError) as exc:
                 failures.append(f"DHCP of network {network_id}: {exc}")
+                continue
+            if wired_port is not None:
+                wired.add(wired_port)
         self._ports_by_ip = by_ip
         for network_id in set(self.dhcp_servers) | {n[len("qdhcp-"):] for n in self.owned["namespaces"]
                                                     if n.startswith("qdhcp-")}:
@@ -261,16 +304,22 @@ class NetworkAgent:
         for network_id in dhcp_ports:
             if network_id not in state["dhcp_networks"]:
                 await self.plugin.release_dhcp_port(network_id, self.host)
+        return wired
 
-        # routers and floating IPs
+    async def _sync_routers(self, state: dict[str, Any], bridges: dict[str, Link],
+                            failures: list[str]) -> dict[str, str]:
+        """The router namespaces (removing those of routers gone or down); returns the floating IP statuses to
+        report."""
+        nets = state["networks"]
         fip_statuses: dict[str, str] = {}
         mtu = {i: n["mtu"] for i, n in nets.items()}
-        wanted_routers = set()
+        wanted = set()
         for router in state["routers"]:
             if not router["admin_state_up"]:
                 continue
-            wanted_routers.add(f"qrouter-{router['id']}")
-            self._own("namespaces", f"qrouter-{router['id']}")
+            ns = f"qrouter-{router['id']}"
+            wanted.add(ns)
+            self._own("namespaces", ns)
             try:
                 await self.routers.apply(router, nets, bridges, mtu)
             except (OSError, RuntimeError, NetlinkError) as exc:
@@ -278,43 +327,12 @@ class NetworkAgent:
                 continue
             if router["gateway"] is not None and router["gateway"]["network_id"] in bridges:
                 fip_statuses.update({f["id"]: "ACTIVE" for f in router["floating_ips"] if f["status"] != "ACTIVE"})
-        for ns in [n for n in self.owned["namespaces"] if n.startswith("qrouter-") and n not in wanted_routers]:
+        for ns in [n for n in self.owned["namespaces"] if n.startswith("qrouter-") and n not in wanted]:
             await self.routers.remove(ns[len("qrouter-"):])
             self._disown("namespaces", ns)
+        return fip_statuses
 
-        # guests' taps: on their bridge, behind their filter
-        guests = [p for p in state["ports"] if not p["device_owner"].startswith("network:")]
-        plugged = []
-        for port in guests:
-            link, bridge = links.get(tap_name(port["id"])), bridges.get(port["network_id"])
-            if link is not None and bridge is not None and port["admin_state_up"]:
-                await self.netlink.plug(link, bridge)
-                plugged.append(port)
-        await self.firewall.apply(self._filtered(plugged, state))
-        wired |= {p["id"] for p in plugged}
-
-        # status reports
-        for port in state["ports"]:
-            up = port["id"] in wired
-            if up != (port["status"] == "ACTIVE"):
-                try:
-                    await self.plugin.report_port_status(port["id"], self.host, up)
-                except NotFound:
-                    continue  # deleted since the state was read
-                seen = self._tap_seen.pop(tap_name(port["id"]), None)
-                if up and seen is not None:
-                    self.plug_latency[port["id"]] = time.monotonic() - seen
-        if fip_statuses:
-            await self.plugin.set_floatingip_statuses(fip_statuses)
-        self._tap_seen = {k: v for k, v in self._tap_seen.items() if time.monotonic() - v < 60}
-
-        await self._remove_unused_bridges(bridges)
-        self.sync_seconds = time.monotonic() - began
-        if failures:
-            raise RuntimeError("; ".join(failures))
-
-    async def _sync_bridges(self, state: dict[str, Any], nets: dict[str, dict[str, Any]],
-                            links: dict[str, Link]) -> dict[str, Link]:
+    async def _sync_bridges(self, nets: dict[str, dict[str, Any]], links: dict[str, Link]) -> dict[str, Link]:
         """The bridge of each network in use here (made when missing); on external networks whose bridge the
         agent made, the host holds the subnets' gateway addresses (DevStack's br-ex). Updates `links`."""
         out: dict[str, Link] = {}

@@ -182,7 +182,7 @@ def test_restarted_agent_adopts_what_runs_and_catches_up(acloud: AgentCloud, aad
         assert port_status(aadmin, kept["id"]) == "ACTIVE" and port_status(aadmin, late["id"]) == "DOWN"
 
         async def start() -> None:
-            service.agent = NetworkAgent(service.settings, get_transport(service.settings))
+            service.agent_service.agent = NetworkAgent(service.settings, get_transport(service.settings))
             await service.agent.start()
 
         acloud.thread.call(start)

@@ -33,10 +33,32 @@ def service_token_source(settings: Settings) -> TokenSource:
     return token
 
 
+class NetworkAgentService(Service):
+    """The host network agent alone (`pocketstack serve network-agent` on each compute host): RPC only."""
+
+    name = "network-agent"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec] | None = None) -> None:
+        self.settings = settings
+        self.agent: NetworkAgent | None = None
+
+    async def start(self) -> None:
+        self.agent = NetworkAgent(self.settings, get_transport(self.settings))
+        await self.agent.start()
+
+    async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
+            if self.settings.network.agent_teardown_on_stop:
+                await self.agent.teardown()
+
+
 class NetworkService(Service):
+    """The network API, the RPC server of the host agents and (all-in-one, `with_agent`) the host agent."""
+
     name = "network"
 
-    def __init__(self, settings: Settings, specs: list[ServiceSpec]) -> None:
+    def __init__(self, settings: Settings, specs: list[ServiceSpec], *, with_agent: bool = True) -> None:
         self.settings = settings
         self.spec = next(s for s in specs if s.name == "network")
         self.db = Database(settings.database_url("network"))
@@ -52,7 +74,12 @@ class NetworkService(Service):
         )
         self.agent_notifier: AgentNotifier | None = None
         self.plugin_server: RPCServer | None = None
-        self.agent: NetworkAgent | None = None
+        self.agent_service = NetworkAgentService(settings) if with_agent and settings.network_agent_enabled \
+            else None
+
+    @property
+    def agent(self) -> NetworkAgent | None:
+        return self.agent_service.agent if self.agent_service is not None else None
 
     async def start(self) -> None:
         await self.db.migrate(self.spec.migrations_dir, self.spec.version_table)
@@ -61,17 +88,14 @@ class NetworkService(Service):
         self.manager.on_change = self.agent_notifier.changed
         self.plugin_server = RPCServer(transport, TOPIC, self.settings.compute.host, [PluginEndpoint(self.manager)])
         await self.plugin_server.start()
-        if self.settings.network_agent_enabled:
-            if self.settings.network.default_networks:
-                await create_default_networks(self.settings, self.manager, self.tokens)
-            self.agent = NetworkAgent(self.settings, transport)
-            await self.agent.start()
+        if self.settings.network_agent_enabled and self.settings.network.default_networks:
+            await create_default_networks(self.settings, self.manager, self.tokens)
+        if self.agent_service is not None:
+            await self.agent_service.start()
 
     async def stop(self) -> None:
-        if self.agent is not None:
-            await self.agent.stop()
-            if self.settings.network.agent_teardown_on_stop:
-                await self.agent.teardown()
+        if self.agent_service is not None:
+            await self.agent_service.stop()
         if self.plugin_server is not None:
             await self.plugin_server.stop()
         if self.agent_notifier is not None:
@@ -81,4 +105,14 @@ class NetworkService(Service):
 
 
 def create(settings: Settings, specs: list[ServiceSpec]) -> NetworkService:
+    """The all-in-one's network service: API, agents' RPC and, when the data plane is enabled, the host agent."""
     return NetworkService(settings, specs)
+
+
+def create_api(settings: Settings, specs: list[ServiceSpec]) -> NetworkService:
+    """The network API and the agents' RPC server without a host agent (distributed: agents run on hosts)."""
+    return NetworkService(settings, specs, with_agent=False)
+
+
+def create_agent(settings: Settings, specs: list[ServiceSpec]) -> NetworkAgentService:
+    return NetworkAgentService(settings, specs)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pocketstack.network.agent.dhcp import DhcpServer, routes_option
-from pocketstack.network.agent.firewall import FilteredPort, link_local, render, rule_match
+from pocketstack.network.agent.firewall import FilteredPort, conntrack_zone, link_local, render, rule_match
 from pocketstack.network.agent.router import nat_rules
 
 NFT = shutil.which("nft") is not None and os.geteuid() == 0
@@ -55,8 +55,9 @@ def test_firewall_tables_are_valid_nftables() -> None:
         FilteredPort("tapbbbbbbbb-bb", ["fa:16:3e:00:00:02", "fa:16:3e:00:00:03"], ["10.0.0.7", "10.1.0.0/24"], []),
         FilteredPort("tapcccccccc-cc", ["fa:16:3e:00:00:04"], ["fd00::9"], [rule(direction="egress")]),
     ]
-    script = render("pocketstack_unittest", ports)
+    script = render("pocketstack_unittest", ports, {"brqaaaaaaaa-aa": conntrack_zone("aaaaaaaa-aaaa"), "brqb": 7})
     nft_check(script)
+    assert 'ct zone set iifname map { "brqaaaaaaaa-aa" : 3, "brqb" : 7 }' in script
     assert script.count("jump from_") == 3 and "0x00030000 : jump egress_3" in script
     empty = render("pocketstack_unittest", [])
     nft_check(empty)

@@ -23,6 +23,8 @@ import hashlib
 import ipaddress
 import json
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +37,7 @@ from pocketstack.common.errors import NotFound
 from pocketstack.common.rpc import RPCEndpoint, RPCError, RPCServer, Transport
 from pocketstack.common.service import metadata_secret
 from pocketstack.network.agent.dhcp import METADATA_ADDRESS, DhcpServer, dhcp_subnets
-from pocketstack.network.agent.firewall import FilteredPort, Firewall
+from pocketstack.network.agent.firewall import FilteredPort, Firewall, conntrack_zone
 from pocketstack.network.agent.linux import Link, Netlink, namespaces
 from pocketstack.network.agent.metadata import MetadataProxy
 from pocketstack.network.agent.router import Routers
@@ -45,6 +47,7 @@ from pocketstack.network.rpcapi import PluginAPI
 log = logging.getLogger("pocketstack.network.agent")
 
 DHCP_OWNER = "network:dhcp"
+REQUIRED_TOOLS = ("ip", "dnsmasq", "nft")
 LATENCIES_KEPT = 1000
 
 
@@ -100,7 +103,18 @@ class NetworkAgent:
         self.plug_latency: dict[str, float] = {}  # port id -> seconds from its tap's event to its ACTIVE report
 
     # ----- lifecycle ----------------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Fail early and clearly where the data plane cannot work."""
+        if os.geteuid() != 0:
+            raise RuntimeError("the network agent needs root (namespaces, bridges, nftables): run as root, or "
+                               "set network.agent_enabled = false")
+        missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+        if missing:
+            raise RuntimeError(f"the network agent needs {', '.join(missing)} (Debian: iproute2, dnsmasq-base, "
+                               "nftables)")
+
     async def start(self) -> None:
+        self.preflight()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._load_owned()
         await self.server.start()
@@ -247,7 +261,9 @@ class NetworkAgent:
             if link is not None and bridge is not None and port["admin_state_up"]:
                 await self.netlink.plug(link, bridge)
                 plugged.append(port)
-        await self.firewall.apply(self._filtered(plugged, state))
+        zones = {bridges[p["network_id"]].name: conntrack_zone(p["network_id"]) for p in plugged
+                 if not state["networks"][p["network_id"]]["external"]}
+        await self.firewall.apply(self._filtered(plugged, state), zones)
         wired |= {p["id"] for p in plugged}
 
         # status reports: ACTIVE once wired (and filtered), DOWN once no longer

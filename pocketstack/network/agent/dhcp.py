@@ -1,8 +1,9 @@
 """DHCP for one network: dnsmasq in the network's `qdhcp-<network id>` namespace (Neutron's DHCP agent model).
 
-dnsmasq runs detached with a pid file under the agent's state dir, so it outlives an agent restart and the next
-agent adopts it. Static host entries (MAC -> IP, hostname) are in its hosts file and reloaded with SIGHUP when
-ports change; what is on its command line (ranges, options) restarts it when the subnets change.
+dnsmasq runs as the agent's child in a session of its own, with a pid file under the agent's state dir: it
+outlives an agent restart and the next agent adopts it by the pid file. Static host entries (MAC -> IP,
+hostname) are in its hosts file and reloaded with SIGHUP when ports change; what is on its command line
+(ranges, options) restarts it when the subnets change.
 Options per subnet: 121 classless static routes (the metadata address via the DHCP port, the default route via
 the gateway, the subnet's host routes), 3 router, 6 DNS servers, 15 domain, 26 MTU. Routes and MTU are forced
 (sent even when not asked for), so minimal clients such as busybox udhcpc get them.
@@ -17,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,7 @@ class DhcpServer:
         self.leases_file = directory / "leases"
         self.pid_file = directory / "pid"
         self.args_file = directory / "args"
+        self.process: subprocess.Popen[bytes] | None = None  # when this agent started it
 
     # ----- configuration ------------------------------------------------------------------------------------
     def command(self, net: dict[str, Any], dhcp_port: dict[str, Any], lease_time: int, domain: str) -> list[str]:
@@ -109,6 +112,8 @@ class DhcpServer:
     # ----- the process --------------------------------------------------------------------------------------
     def pid(self) -> int | None:
         """The pid of this network's running dnsmasq (checked against its command line, pids get reused)."""
+        if self.process is not None and self.process.poll() is not None:
+            self.process = None  # it ended (and is reaped now)
         try:
             pid = int(self.pid_file.read_text().strip())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -132,20 +137,41 @@ class DhcpServer:
             return None
         if pid is not None:
             await self._terminate(pid)
-        proc = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", self.namespace, *args,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate()  # returns once dnsmasq has daemonised (or failed to start)
-        if proc.returncode != 0:
+        try:
+            await self._start(args)
+        except RuntimeError:
             self.args_file.unlink(missing_ok=True)
-            raise RuntimeError(f"dnsmasq for network {self.network_id} failed: {err.decode().strip()}")
+            raise
         return "restarted" if pid is not None else "started"
+
+    async def _start(self, args: list[str]) -> None:
+        """Run dnsmasq as the agent's child (in the foreground: the agent reaps it; a daemon would be left to an
+        init that may not reap), and wait until it has written its pid file or failed."""
+        self.pid_file.unlink(missing_ok=True)
+        errors = self.dir / "dnsmasq.err"
+        with errors.open("w") as stderr:
+            # `ip netns exec` execs dnsmasq in the namespace: the child's pid is dnsmasq's
+            self.process = await asyncio.to_thread(
+                subprocess.Popen, ["ip", "netns", "exec", self.namespace, *args, "--keep-in-foreground"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        for _ in range(250):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dnsmasq for network {self.network_id} failed: "
+                                   f"{errors.read_text().strip() or f'exit status {self.process.returncode}'}")
+            if self.pid() == self.process.pid:
+                return
+            await asyncio.sleep(0.02)
+        raise RuntimeError(f"dnsmasq for network {self.network_id} did not start within 5s")
 
     async def _terminate(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         for _ in range(100):
-            if not _alive(pid):
+            if self.process is not None and self.process.pid == pid:
+                if self.process.poll() is not None:
+                    self.process = None
+                    return
+            elif not _alive(pid):
                 return
             await asyncio.sleep(0.02)
         with contextlib.suppress(ProcessLookupError):

@@ -10,6 +10,9 @@ goes to is no longer visible. So:
   the IP hooks (bridge priority -300 < br_netfilter's);
 - the `inet` table filters statefully by those marks: egress rules of the source port at prerouting, ingress
   rules of the destination port at forward; established/related traffic passes, ingress is default deny.
+  Bridged packets are tracked in a conntrack zone per network (by the bridge they cross, set before conntrack
+  sees them), as Neutron does, so networks with overlapping addresses cannot share a flow; not on external
+  networks whose bridge holds a host address (the host's own flows are in the default zone).
 Ports without port security, and the agent's own ports (DHCP, routers), are not in the tables: unfiltered.
 Not filtered: traffic from the host itself to a guest plugged directly into a host bridge (it is bridged, not
 forwarded, so no IP hook sees it with a port mark).
@@ -92,8 +95,16 @@ def rule_match(rule: dict[str, Any], remote_ips: dict[str, list[str]]) -> str | 
     return " ".join(parts)
 
 
-def render(table: str, ports: list[FilteredPort]) -> str:
-    """The nft script that replaces the agent's tables (`bridge` and `inet`, both named `table`)."""
+def conntrack_zone(network_id: str) -> int:
+    """A network's connection tracking zone (stable: a zone that changed would forget established flows)."""
+    return 1 + int(network_id.replace("-", "")[:8], 16) % 65534
+
+
+def render(table: str, ports: list[FilteredPort], zones: dict[str, int] | None = None) -> str:
+    """The nft script that replaces the agent's tables (`bridge` and `inet`, both named `table`).
+
+    `zones`: bridge name -> conntrack zone, so that networks with overlapping addresses never share a flow.
+    """
     lines = [f"table bridge {table} {{}}", f"delete table bridge {table}",
              f"table inet {table} {{}}", f"delete table inet {table}"]
     if not ports:
@@ -105,8 +116,11 @@ def render(table: str, ports: list[FilteredPort]) -> str:
               "    iifname vmap " + _set([f'"{p.tap}" : jump from_{ids[p.tap]}' for p in ports]), "  }",
               "  chain forward {", "    type filter hook forward priority -300; policy accept;",
               "    oifname vmap " + _set([f'"{p.tap}" : jump to_{ids[p.tap]}' for p in ports]), "  }"]
-    inet = [f"table inet {table} {{",
-            "  chain prerouting {", "    type filter hook prerouting priority 0; policy accept;",
+    inet = [f"table inet {table} {{"]
+    if zones:
+        inet += ["  chain zones {", "    type filter hook prerouting priority -300; policy accept;",
+                 "    ct zone set iifname map " + _set([f'"{b}" : {z}' for b, z in sorted(zones.items())]), "  }"]
+    inet += ["  chain prerouting {", "    type filter hook prerouting priority 0; policy accept;",
             "    meta mark & 0xffff0000 vmap " + _set([f"{ids[p.tap] << 16:#010x} : jump egress_{ids[p.tap]}"
                                                         for p in ports]), "  }",
             "  chain forward {", "    type filter hook forward priority 0; policy accept;",
@@ -175,9 +189,9 @@ class Firewall:
             except OSError as exc:
                 log.warning("cannot enable %s (security groups need br_netfilter): %s", path, exc)
 
-    async def apply(self, ports: list[FilteredPort]) -> bool:
+    async def apply(self, ports: list[FilteredPort], zones: dict[str, int] | None = None) -> bool:
         """Load the tables for `ports`; False when they were already loaded as such."""
-        script = render(self.table, ports)
+        script = render(self.table, ports, zones)
         if script == self._loaded:
             return False
         if ports:

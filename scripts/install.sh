@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# qemu-system-x86 .. openssh-client: the test guest (`pocketstack image build-guest`) and booting it
+# qemu-system-x86 .. openssh-client: the test guest (`pocketstack image build-guest`) and booting it;
+# iproute2 .. nftables: the host network data plane (network/agent)
 APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils qemu-system-x86 busybox-static dropbear-bin syslinux
-              syslinux-common mtools dosfstools cpio openssh-client)
+              syslinux-common mtools dosfstools cpio openssh-client iproute2 dnsmasq-base nftables)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -42,6 +43,11 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values["identity"].update(bcrypt_rounds=4, admin_password="admin-secret", demo_password="demo-secret")
     if "compute" in values:
         values["compute"]["fake_hosts"] = 2  # real scheduling between hosts (anti-affinity, reschedules)
+    # when the network agent runs (qemu driver): its own public range and bridge (never the host's 172.24.4.0/24
+    # and br-ex), and nothing of its data plane left once the cloud stops
+    tag = uuid.uuid4().hex[:8]
+    values["network"].update(public_cidr=f"100.{random.randint(64, 127)}.{random.randint(0, 255)}.0/24",
+                             bridge_mappings={"public": f"ex{tag}"}, agent_teardown_on_stop=True)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):
             values[key].update(value)

@@ -92,7 +92,9 @@ class NetworkSettings(ServiceSettings):
     tenant_network_type: Literal["vxlan", "local"] = "vxlan"  # type of networks created without provider:*
     mechanism: Literal["linuxbridge"] = "linuxbridge"  # how ports are bound on hosts (vif_type "bridge")
     bridge_prefix: str = Field("brq", max_length=4, description="host bridge name = prefix + network id[:11]")
-    bridge_mappings: dict[str, str] = {}  # physical_network -> existing host bridge (flat networks)
+    # physical_network -> host bridge of flat networks (DevStack's public:br-ex); the agent makes a missing
+    # bridge itself and then, as DevStack does, holds the external subnets' gateway address on it
+    bridge_mappings: dict[str, str] = {"public": "br-ex"}
     quota_network: int = Field(100, ge=-1)
     quota_subnet: int = Field(100, ge=-1)
     quota_port: int = Field(500, ge=-1)
@@ -101,6 +103,21 @@ class NetworkSettings(ServiceSettings):
     quota_security_group: int = Field(10, ge=-1)
     quota_security_group_rule: int = Field(100, ge=-1)
     service_password: str | None = None  # of the "neutron" service user; default: generated into the data dir
+    # --- host data plane (network/agent): bridges, DHCP, metadata proxy, security groups, routers ---
+    agent_enabled: bool | None = Field(None, description="run the host network agent in the network service; "
+                                       "default: when the compute driver is qemu")
+    agent_dhcp: bool = Field(True, description="the agent serves DHCP and metadata for every network")
+    agent_l3: bool = Field(True, description="the agent runs routers and floating IPs")
+    agent_resync_interval: float = Field(30.0, gt=0, description="seconds between full resyncs of the agent")
+    agent_teardown_on_stop: bool = Field(False, description="stopping the agent removes all it made (test clouds); "
+                                         "by default guests keep their network while the cloud restarts")
+    dhcp_lease_time: int = Field(86400, ge=120, description="DHCP lease time in seconds")
+    dns_domain: str = "openstacklocal"
+    # first start with the agent enabled (as DevStack): network `public` and, for project demo, `private` + router1
+    default_networks: bool = True
+    public_physnet: str = "public"
+    public_cidr: str = "172.24.4.0/24"
+    private_cidr: str = "10.0.0.0/26"
 
 
 class VolumeSettings(ServiceSettings):
@@ -204,6 +221,12 @@ class Settings(BaseSettings):
         if self.public_host:
             return self.public_host
         return "127.0.0.1" if self.bind in ("0.0.0.0", "::", "") else self.bind
+
+    @property
+    def network_agent_enabled(self) -> bool:
+        """Whether the network service runs the host data plane agent (default: with real guests only)."""
+        enabled = self.network.agent_enabled
+        return self.compute.driver == "qemu" if enabled is None else enabled
 
     def base_url(self, name: str) -> str:
         """Root URL of a service as clients reach it, without a version path."""

@@ -93,14 +93,21 @@ class Core:
         self.notifier = notifier
         self.policy = PolicyEngine(NETWORK_POLICIES, settings.policy_file)
         self.write_retries = 0  # transactions retried after losing a unique-key race (observability, bench)
+        self.on_change: Callable[[], None] | None = None  # told after each write (the host agents' notifier)
 
     # ----- transactions and policy --------------------------------------------------------------------------
-    async def write(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run `fn` in one write transaction; retry it when a concurrent transaction took the same unique key."""
+    async def write(self, fn: Callable[[AsyncSession], Awaitable[T]], *, notify: bool = True) -> T:
+        """Run `fn` in one write transaction; retry it when a concurrent transaction took the same unique key.
+
+        `notify`: tell `on_change` once committed (not for status reports that change nothing agents wire).
+        """
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 async with self.db.session(write=True) as session:
-                    return await fn(session)
+                    result = await fn(session)
+                if notify and self.on_change is not None:
+                    self.on_change()
+                return result
             except IntegrityError:
                 self.write_retries += 1
                 if attempt == WRITE_ATTEMPTS - 1:

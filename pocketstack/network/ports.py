@@ -410,7 +410,7 @@ class Ports(SecurityGroups):
                 return VifEvent(PLUGGED if up else UNPLUGGED, port.device_id, port.id)
             return None
 
-        event = await self.write(update)
+        event = await self.write(update, notify=False)
         if event is not None:
             self.notifier.notify([event])
         return event

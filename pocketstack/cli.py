@@ -13,8 +13,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="pocketstack: an OpenStack-compatible cloud that boots real servers.")
 identity_app = typer.Typer(no_args_is_help=True, help="Identity service administration.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+image_app = typer.Typer(no_args_is_help=True, help="Images for the cloud.")
 app.add_typer(identity_app, name="identity")
 app.add_typer(db_app, name="db")
+app.add_typer(image_app, name="image")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="state directory "
                                               "(default ~/.local/share/pocketstack)")]
@@ -75,6 +77,26 @@ def rotate_keys(data_dir: DataDir = None) -> None:
                          settings.identity.max_active_keys)
     primary = repo.rotate()
     typer.echo(f"rotated: key {primary} is now primary")
+
+
+@image_app.command("build-guest")
+def build_guest(
+    output: Annotated[Path | None, typer.Option("--output", help="cache directory of the build "
+                                                "(default DATA_DIR/guest)")] = None,
+    data_dir: DataDir = None,
+    force: Annotated[bool, typer.Option("--force", help="rebuild even when the cached build is current")] = False,
+) -> None:
+    """Build the test guest (raw and qcow2 whole-disk images) from Debian packages; cached per package versions."""
+    from pocketstack.guest.build import GuestBuildError, build_guest_image
+    from pocketstack.guest.register import guest_cache_dir
+
+    cache = output or guest_cache_dir(make_settings(data_dir=data_dir))
+    try:
+        image = build_guest_image(cache, force=force, log=typer.echo)
+    except GuestBuildError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"raw:   {image.raw}\nqcow2: {image.qcow2}\nversion {image.version}, kernel {image.kernel}")
 
 
 @db_app.command("sync")

@@ -92,7 +92,7 @@ def build_guest(
 
     cache = output or guest_cache_dir(make_settings(data_dir=data_dir))
     try:
-        image = build_guest_image(cache, force=force, log=typer.echo)
+        image = build_guest_image(cache, force=force, prune=output is None, log=typer.echo)
     except GuestBuildError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)

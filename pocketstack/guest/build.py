@@ -317,8 +317,9 @@ def _inputs_hash(kernel_pkg: str, kernel_version: str) -> str:
     return h.hexdigest()[:16]
 
 
-def build_guest_image(cache_dir: Path, *, force: bool = False, log: Log = lambda _msg: None) -> GuestImage:
-    """The guest image in `cache_dir`, built first if its inputs changed (or `force`)."""
+def build_guest_image(cache_dir: Path, *, force: bool = False, prune: bool = False,
+                      log: Log = lambda _msg: None) -> GuestImage:
+    """The guest image in `cache_dir`, built first if its inputs changed (or `force`); `prune` drops older builds."""
     debs = cache_dir / "debs"
     kernel_pkg, kernel_version = resolve_kernel(debs)
     version = _inputs_hash(kernel_pkg, kernel_version)
@@ -354,9 +355,14 @@ def build_guest_image(cache_dir: Path, *, force: bool = False, log: Log = lambda
             "size": size, "cmdline": KERNEL_CMDLINE}, indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
-        out.rename(target)
-    for old in cache_dir.glob("*/manifest.json"):  # earlier builds: registered copies live in the image service
-        if old.parent != target:
-            shutil.rmtree(old.parent, ignore_errors=True)
+        try:
+            out.rename(target)
+        except OSError:  # another process finished the same build first
+            if not manifest_path.exists():
+                raise
+    if prune:  # earlier builds: the registered copies live in the image service
+        for old in cache_dir.glob("*/manifest.json"):
+            if old.parent != target:
+                shutil.rmtree(old.parent, ignore_errors=True)
     log(f"guest image built: {target / f'{IMAGE_NAME}.raw'}")
     return GuestImage(target / f"{IMAGE_NAME}.raw", target / f"{IMAGE_NAME}.qcow2", version, release, size)

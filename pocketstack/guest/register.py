@@ -80,5 +80,5 @@ async def ensure_guest_image(settings: Settings) -> dict[str, Any]:
 
     Call it once the identity and image services answer; it is idempotent and fast when nothing changed.
     """
-    image = await asyncio.to_thread(build_guest_image, guest_cache_dir(settings), log=log.info)
+    image = await asyncio.to_thread(build_guest_image, guest_cache_dir(settings), prune=True, log=log.info)
     return await register_guest_image(settings, image)

@@ -26,6 +26,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.virt.driver import ComputeDriver
+from pocketstack.compute.virt.virtapi import VirtAPI
 
 log = logging.getLogger("pocketstack.compute.agent")
 
@@ -65,6 +66,8 @@ class ComputeAgent(RPCEndpoint):
         self._tasks: list[asyncio.Task[None]] = []
         self._network_names: dict[str, str] = {}
         self.external_events: deque[tuple[str, str, str | None, str]] = deque(maxlen=1000)
+        self.virtapi = VirtAPI()  # the driver waits on it (network-vif-plugged before a guest runs)
+        driver.virtapi = self.virtapi
 
     # ----- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -193,7 +196,8 @@ class ComputeAgent(RPCEndpoint):
     def _vif(port: dict[str, Any], preexisting: bool) -> dict[str, Any]:
         return {"id": port["id"], "network_id": port["network_id"], "mac_address": port["mac_address"],
                 "fixed_ips": port.get("fixed_ips", []), "vif_type": port.get("binding:vif_type"),
-                "vif_details": port.get("binding:vif_details", {}), "preexisting": preexisting}
+                "vif_details": port.get("binding:vif_details", {}), "preexisting": preexisting,
+                "active": port.get("status") == "ACTIVE"}
 
     async def _deallocate_network(self, network_info: list[dict[str, Any]]) -> None:
         """Delete the ports this server created, unbind the ones the user brought."""
@@ -304,7 +308,8 @@ class ComputeAgent(RPCEndpoint):
             await self.conductor.instance_update(instance_uuid, {"network_info": remaining})
 
     async def external_instance_event(self, instance_uuid: str, name: str, tag: str | None, status: str) -> None:
-        """An event from another service (network-vif-plugged/unplugged/deleted), kept for drivers that wait."""
+        """An event from another service (network-vif-plugged/unplugged/deleted): wakes a driver waiting for it."""
         log.info("%s: event %s (%s) for %s: %s", self.host, name, tag, instance_uuid, status)
         self.external_events.append((instance_uuid, name, tag, status))
+        self.virtapi.dispatch(instance_uuid, name, tag, status)
 

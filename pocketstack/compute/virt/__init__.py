@@ -11,4 +11,8 @@ def make_driver(settings: Settings, host: str) -> ComputeDriver:
         from pocketstack.compute.virt.fake import FakeDriver
 
         return FakeDriver(host, settings)
+    if settings.compute.driver == "qemu":
+        from pocketstack.compute.virt.qemu import QemuDriver
+
+        return QemuDriver(host, settings)
     raise ValueError(f"unknown compute driver {settings.compute.driver!r}")

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pocketstack.compute.virt.virtapi import VirtAPI
+
+# Builds a config drive's files (path inside the drive -> content) for an instance and its network_info.
+ConfigDriveBuilder = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, bytes]]
 
 
 @dataclass
@@ -40,6 +47,8 @@ class ComputeDriver(ABC):
 
     def __init__(self, host: str) -> None:
         self.host = host
+        self.virtapi: VirtAPI | None = None  # set by the agent: waiting for external events
+        self.build_config_drive_files: ConfigDriveBuilder | None = None  # set by the wiring (metadata content)
 
     async def init_host(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Prepare the host (directories, probes); called once when the agent starts."""

@@ -32,7 +32,8 @@ def up(
     bind: Annotated[str | None, typer.Option(help="address every service listens on (default 127.0.0.1)")] = None,
     port_offset: Annotated[int | None, typer.Option(help="added to every default port")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning")] = None,
-    compute_driver: Annotated[str | None, typer.Option(help="hypervisor driver of the compute agents: fake")] = None,
+    compute_driver: Annotated[str | None, typer.Option(help="hypervisor driver of the compute agents: fake or "
+                                                       "qemu")] = None,
     fake_hosts: Annotated[int | None, typer.Option(help="compute hosts to run with the fake driver")] = None,
 ) -> None:
     """Start the all-in-one cloud in the foreground; Ctrl-C stops it."""

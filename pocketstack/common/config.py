@@ -71,6 +71,8 @@ class ComputeSettings(ServiceSettings):
     vif_plugging_is_fatal: bool = True  # a vif that does not plug in time fails the build
     shutdown_timeout: float = Field(60.0, ge=0, description="seconds a guest has to power off on ACPI before "
                                     "it is stopped hard")
+    register_guest_image: bool = Field(True, description="all-in-one with the qemu driver: build the test guest "
+                                       "and register it as public image pocketstack-guest on start")
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
     disk_allocation_ratio: float = 1.0

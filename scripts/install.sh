@@ -3,7 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils)
+APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils
+  # qemu driver: the hypervisor, host networking (taps, bridges), config drives and the KVM probe (mtools, vfat)
+  qemu-system-x86 iproute2 mtools dosfstools syslinux syslinux-common
+  # the test guest (pocketstack image build-guest; its kernel comes from `apt-get download linux-image-cloud-amd64`)
+  busybox-static dropbear-bin lz4
+  # guest tests and bench/guest.py: DHCP in a sandbox namespace, SSH into guests
+  dnsmasq-base openssh-client)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -16,6 +22,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
     echo "warning: missing Debian packages (install them as root): ${missing[*]}" >&2
+  fi
+fi
+
+# The test guest's kernel is fetched with `apt-get download`: apt must know the package (lists present).
+if ! apt-cache show --no-all-versions linux-image-cloud-amd64 >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+  else
+    echo "warning: apt does not know linux-image-cloud-amd64 (run apt-get update as root)" >&2
   fi
 fi
 

@@ -310,3 +310,33 @@ def test_built_guest_image_layout(tmp_path: Path) -> None:
     assert modules.index("failover.ko") < modules.index("net_failover.ko") < modules.index("virtio_net.ko")
     assert modules.index("fat.ko") < modules.index("vfat.ko")
     assert guest_image().version == image.version  # cached: the same build again
+
+
+def test_external_events_wake_a_driver_waiting_in_the_agent(cloud: Any, admin: Any) -> None:
+    """POST /os-server-external-events -> the host's agent -> the VirtAPI future the driver waits on."""
+    image = admin.image.create_image(name="virtapi-events", disk_format="raw", container_format="bare",
+                                     data=b"\0" * 512)
+    server = admin.compute.create_server(name="virtapi-events", image_id=image.id, flavor_id="1", networks="none")
+    server = admin.compute.wait_for_server(server, wait=30)
+    try:
+        compute = next(s for s in cloud.thread.cloud.services if s.name == "compute")
+        agent = next(a for a in compute.agents if a.host == server.compute_host)
+        assert agent.driver.virtapi is agent.virtapi
+
+        async def prepare() -> asyncio.Future[str]:
+            return agent.virtapi.prepare(server.id, "network-vif-plugged", "port-1")
+
+        future = cloud.thread.call(prepare)
+        resp = admin.compute.post("/os-server-external-events", json={"events": [{
+            "name": "network-vif-plugged", "server_uuid": server.id, "tag": "port-1", "status": "completed"}]})
+        assert resp.status_code == 200
+
+        async def outcome() -> str:
+            return await asyncio.wait_for(future, 10)  # type: ignore[arg-type]
+
+        assert cloud.thread.call(outcome) == "completed"
+        assert agent.virtapi.waiting(server.id) == []
+    finally:
+        admin.compute.delete_server(server)
+        admin.compute.wait_for_delete(server, wait=30)
+        admin.image.delete_image(image)

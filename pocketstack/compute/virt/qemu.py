@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -37,6 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 from qemu.qmp import EventListener, ExecuteError, QMPClient
 
 from pocketstack.common.clients.identity import IdentityClient, ServiceTokenProvider
@@ -170,31 +173,47 @@ async def _run(*args: str, within: float = 120.0, check: bool = True) -> tuple[i
     return proc.returncode or 0, text
 
 
-def _link_exists(name: str) -> bool:
-    return Path("/sys/class/net", name).exists()
+TAP_FLAGS = {"no_pi": True, "one_queue": False, "vnet_hdr": False, "multi_queue": False}  # as `ip tuntap add`
+
+
+async def _bridge_index(ipr: AsyncIPRoute, name: str) -> int:
+    """The bridge's interface index; the bridge is made (up) when the network agent has not made it yet."""
+    found = await ipr.link_lookup(ifname=name)
+    if not found:
+        try:
+            await ipr.link("add", ifname=name, kind="bridge")
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:  # else another spawn made it meanwhile
+                raise
+        found = await ipr.link_lookup(ifname=name)
+        await ipr.link("set", index=found[0], state="up")
+    return found[0]
 
 
 async def plug_tap(nic: Nic) -> None:
-    """Tap for a port on its bridge (the bridge made when the network agent has not yet), up, with the MTU."""
-    if not _link_exists(nic.bridge):
-        code, out = await _run("ip", "link", "add", "name", nic.bridge, "type", "bridge", check=False)
-        if code and "exists" not in out:
-            raise DriverError(f"could not create bridge {nic.bridge}: {out}")
-        await _run("ip", "link", "set", "dev", nic.bridge, "up")
-    if not _link_exists(nic.tap):
-        code, out = await _run("ip", "tuntap", "add", "dev", nic.tap, "mode", "tap", check=False)
-        if code and not _link_exists(nic.tap):
-            raise DriverError(f"could not create tap {nic.tap}: {out}")
-    if nic.mtu:
-        await _run("ip", "link", "set", "dev", nic.tap, "mtu", str(nic.mtu))
-    await _run("ip", "link", "set", "dev", nic.tap, "master", nic.bridge, "up")
+    """Tap for a port (multi-queue off) on its network's bridge, up, with the port's MTU (os-vif's plugging)."""
+    try:
+        async with AsyncIPRoute() as ipr:
+            bridge = await _bridge_index(ipr, nic.bridge)
+            if not await ipr.link_lookup(ifname=nic.tap):
+                await ipr.link("add", ifname=nic.tap, kind="tuntap", mode="tap", ifr=TAP_FLAGS)
+            (index,) = await ipr.link_lookup(ifname=nic.tap)
+            attrs: dict[str, Any] = {"master": bridge, "state": "up"}
+            if nic.mtu:
+                attrs["mtu"] = nic.mtu
+            await ipr.link("set", index=index, **attrs)
+    except (NetlinkError, OSError, ValueError) as exc:
+        raise DriverError(f"could not plug tap {nic.tap} into bridge {nic.bridge}: {exc}")
 
 
 async def unplug_tap(tap: str) -> None:
-    if _link_exists(tap):
-        code, out = await _run("ip", "link", "del", "dev", tap, check=False)
-        if code and _link_exists(tap):
-            raise DriverError(f"could not delete tap {tap}: {out}")
+    try:
+        async with AsyncIPRoute() as ipr:
+            for index in await ipr.link_lookup(ifname=tap):
+                await ipr.link("del", index=index)
+    except NetlinkError as exc:
+        if exc.code != errno.ENODEV:
+            raise DriverError(f"could not delete tap {tap}: {exc}")
 
 
 def minimal_config_drive_files(instance: dict[str, Any], network_info: list[dict[str, Any]]) -> dict[str, bytes]:

@@ -260,7 +260,8 @@ class QemuDriver(ComputeDriver):
         super().__init__(host)
         self.settings = settings
         self.cfg = settings.compute
-        self.instances_path = self.cfg.instances_path or settings.data_dir / "instances"
+        # absolute: QEMU changes to / once daemonized, and later QMP commands name files too
+        self.instances_path = (self.cfg.instances_path or settings.data_dir / "instances").absolute()
         self.base_dir = self.instances_path / "_base"
         self._image = image
         self._service_tokens = service_tokens

@@ -153,7 +153,7 @@ class DriverPath:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     image = await asyncio.to_thread(build_guest_image, Path(tempfile.gettempdir()) / "pocketstack-test-guest")
-    work = Path(tempfile.mkdtemp(prefix="pocketstack-bench-guest-"))
+    work = Path(tempfile.mkdtemp(prefix="pocketstack-guestbench-"))
     key = make_key(work)
     public_key = key.with_suffix(".pub").read_text()
     report: dict[str, Any] = {"image": image.version, "kernel": image.kernel, "accel": "tcg",

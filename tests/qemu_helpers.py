@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +37,19 @@ def require(*binaries: str, root: bool = False) -> None:
 def guest_image() -> GuestImage:
     require("qemu-img", "mkfs.vfat", "syslinux", "mcopy", "apt-get", "dpkg-deb")
     return build_guest_image(GUEST_CACHE)
+
+
+@contextlib.contextmanager
+def teardown_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so fixture teardown still stops the (detached) guests of a killed run."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Loop:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import Cloud, make_settings
-from qemu_helpers import guest_image, require
+from qemu_helpers import guest_image, require, teardown_on_sigterm
 
 from pocketstack.compute.virt.qemu import QemuDriver
 from pocketstack.guest.build import IMAGE_NAME
@@ -34,8 +34,9 @@ def qcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
         "driver": "qemu", "accel": "tcg", "vif_plugging_timeout": 0, "register_guest_image": False})
     cloud = Cloud(settings).start()
     try:
-        cloud.thread.call(lambda: register_guest_image(settings, image), timeout=120)
-        yield cloud
+        with teardown_on_sigterm():
+            cloud.thread.call(lambda: register_guest_image(settings, image), timeout=120)
+            yield cloud
     finally:
         cloud.stop()
         leftovers = QemuDriver("cleanup", settings)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qemu_helpers import Loop, guest_image, require
+from qemu_helpers import Loop, guest_image, require, teardown_on_sigterm
 
 from pocketstack.common.config import Settings
 from pocketstack.compute import states
@@ -73,9 +73,12 @@ def new_driver(loop: Loop, settings: Settings) -> QemuDriver:
 @pytest.fixture(scope="module")
 def driver(loop: Loop, settings: Settings, image: GuestImage) -> Iterator[QemuDriver]:
     drv = new_driver(loop, settings)
-    yield drv
-    for uid in loop(drv.list_instances()):  # whatever a failed test left: no process, tap or disk stays
-        loop(drv.destroy({"uuid": uid}, []))
+    with teardown_on_sigterm():
+        try:
+            yield drv
+        finally:
+            for uid in loop(drv.list_instances()):  # whatever a failed test left: no process, tap or disk stays
+                loop(drv.destroy({"uuid": uid}, []))
 
 
 @dataclass
@@ -215,6 +218,11 @@ def test_power_off_on_and_reboots(loop: Loop, driver: QemuDriver, server: Server
     wait_for(lambda: ssh(server.ip, key, "cat /proc/sys/kernel/random/boot_id", within=10).stdout not in
              ("", second), BOOT_WITHIN, "a new boot after the hard reboot")
     assert power(loop, driver, server) == states.RUNNING
+    third = guest(server, key, "cat /proc/sys/kernel/random/boot_id")
+    ssh(server.ip, key, "reboot")  # from inside: the guest resets, QEMU stays
+    wait_for(lambda: ssh(server.ip, key, "cat /proc/sys/kernel/random/boot_id", within=10).stdout not in
+             ("", third), BOOT_WITHIN, "a new boot after the guest's own reboot")
+    assert driver.running_pid(server.uuid) == old_pid and power(loop, driver, server) == states.RUNNING
 
 
 def test_suspend_and_resume_keep_the_guest_running_state(loop: Loop, driver: QemuDriver, server: Server,

@@ -64,7 +64,7 @@ class ComputeAgent(RPCEndpoint):
         self.server = RPCServer(transport, "compute", host, [self])
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task[None]] = []
-        self._network_names: dict[str, str] = {}
+        self._networks: dict[str, dict[str, Any]] = {}  # network id -> name and MTU, for network_info
         self.external_events: deque[tuple[str, str, str | None, str]] = deque(maxlen=1000)
         self.virtapi = VirtAPI()  # the driver waits on it (network-vif-plugged before a guest runs)
         driver.virtapi = self.virtapi
@@ -156,11 +156,11 @@ class ComputeAgent(RPCEndpoint):
             return {}
         return await self.image.get_image(instance["image_ref"])
 
-    async def _network_name(self, network_id: str) -> str:
-        if network_id not in self._network_names:
+    async def _network(self, network_id: str) -> dict[str, Any]:
+        if network_id not in self._networks:
             network = await self.network.get_network(network_id, token=await self.service_tokens.token())
-            self._network_names[network_id] = network["name"]
-        return self._network_names[network_id]
+            self._networks[network_id] = {"name": network["name"], "mtu": network.get("mtu")}
+        return self._networks[network_id]
 
     async def _allocate_network(self, instance: dict[str, Any], ctx: RequestContext) -> list[dict[str, Any]]:
         """Create (or take) a port per requested network and bind it to this host."""
@@ -185,7 +185,8 @@ class ComputeAgent(RPCEndpoint):
                 network_info.append(self._vif(port, preexisting))  # remembered for cleanup before binding
                 port = await self.network.bind_port(port["id"], self.host, instance["uuid"], token=service_token)
                 vif = self._vif(port, preexisting)
-                vif["network_name"] = await self._network_name(port["network_id"])
+                network = await self._network(port["network_id"])
+                vif["network_name"], vif["mtu"] = network["name"], network["mtu"]  # the tap gets the MTU
                 network_info[-1] = vif
         except Exception:
             await self._deallocate_network(network_info)

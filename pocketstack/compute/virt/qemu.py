@@ -555,7 +555,7 @@ class QemuDriver(ComputeDriver):
 
     @staticmethod
     def _volume_disk(connection_info: dict[str, Any], node: str, slot: int, mountpoint: str | None,
-                     bootindex: int | None = None) -> Disk:
+                     bootindex: int | None = None, volume_id: str | None = None) -> Disk:
         if connection_info.get("driver_volume_type") != "file":
             raise DriverError(f"volume type {connection_info.get('driver_volume_type')!r} is not supported by the "
                               "qemu driver (it attaches file volumes)")
@@ -563,7 +563,7 @@ class QemuDriver(ComputeDriver):
         fmt = data.get("format", "raw")
         if fmt not in ("raw", "qcow2") or not data.get("path"):
             raise DriverError(f"volume connection info without a usable path/format: {data}")
-        serial = connection_info.get("serial") or data.get("volume_id")
+        serial = connection_info.get("serial") or data.get("volume_id") or volume_id  # Nova: serial = volume id
         return Disk(node=node, path=data["path"], format=fmt, slot=slot, serial=serial, mountpoint=mountpoint,
                     bootindex=bootindex, read_only=bool(data.get("read_only") or data.get("access_mode") == "ro"))
 
@@ -598,7 +598,8 @@ class QemuDriver(ComputeDriver):
         root = next((m for m in mappings if m.get("boot_index") in (0, "0")), None)
         if root is not None:
             domain.disks.append(self._volume_disk(root["connection_info"], "root", SLOT_ROOT,
-                                                  root.get("mount_device") or "/dev/vda", bootindex=1))
+                                                  root.get("mount_device") or "/dev/vda", bootindex=1,
+                                                  volume_id=root.get("volume_id")))
         else:
             if not image_meta.get("id"):
                 raise DriverError("no image and no boot volume to boot from")
@@ -609,7 +610,8 @@ class QemuDriver(ComputeDriver):
             if mapping is not root:
                 mountpoint = mapping.get("mount_device")
                 domain.disks.append(self._volume_disk(mapping["connection_info"], _volume_node(mountpoint),
-                                                      _free_volume_slot(domain), mountpoint))
+                                                      _free_volume_slot(domain), mountpoint,
+                                                      volume_id=mapping.get("volume_id")))
         if instance.get("config_drive"):
             builder = self.build_config_drive_files or minimal_config_drive_files
             await make_config_drive(d / "disk.config", builder(instance, network_info))

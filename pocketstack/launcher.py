@@ -19,7 +19,7 @@ from pocketstack.common import tracing
 from pocketstack.common.clients.base import close_http_session, http_session
 from pocketstack.common.config import Settings
 from pocketstack.common.rpc import close_transports
-from pocketstack.common.service import SERVICES, Service, ServiceSpec, stored_passwords
+from pocketstack.common.service import SERVICES, Service, ServiceSpec, run_event_loop, stored_passwords
 from pocketstack.trace.store import TraceStore
 
 log = logging.getLogger("pocketstack")
@@ -171,12 +171,7 @@ def run_foreground(settings: Settings) -> None:
 
         await cloud.run(stop, ready)
 
-    try:
-        import uvloop
-
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
+    run_event_loop(main(), settings)
 
 
 class CloudThread:

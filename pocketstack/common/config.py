@@ -76,6 +76,7 @@ class ComputeSettings(ServiceSettings):
                                     "it is stopped hard")
     register_guest_image: bool = Field(True, description="all-in-one with the qemu driver: build the test guest "
                                        "and register it as public image pocketstack-guest on start")
+    guest_cache_dir: Path | None = None  # where the test guest build is cached; default DATA_DIR/guest
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
     disk_allocation_ratio: float = 1.0

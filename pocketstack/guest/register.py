@@ -26,7 +26,7 @@ PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 
 
 def guest_cache_dir(settings: Settings) -> Path:
-    return settings.data_dir / "guest"
+    return settings.compute.guest_cache_dir or settings.data_dir / "guest"
 
 
 async def _admin_token(settings: Settings) -> str:
@@ -76,7 +76,8 @@ async def register_guest_image(settings: Settings, image: GuestImage) -> dict[st
 
 
 async def ensure_guest_image(settings: Settings) -> dict[str, Any]:
-    """Build the guest once (cached in DATA_DIR/guest) and register it as the public image `pocketstack-guest`.
+    """Build the guest once (cached in `compute.guest_cache_dir`, default DATA_DIR/guest) and register it as the
+    public image `pocketstack-guest`.
 
     Call it once the identity and image services answer; it is idempotent and fast when nothing changed.
     """

@@ -185,8 +185,8 @@ class ComputeAgent(RPCEndpoint):
                     attrs: dict[str, Any] = {"device_id": instance["uuid"], "device_owner": "compute:nova"}
                     if req.get("fixed_ip"):
                         attrs["fixed_ips"] = [{"ip_address": req["fixed_ip"]}]
-                    if instance["security_groups"]:
-                        attrs["security_groups"] = instance["security_groups"]
+                    if instance["security_groups"]:  # recorded as {id, name}; ports take the ids
+                        attrs["security_groups"] = [sg["id"] for sg in instance["security_groups"]]
                     port = await self.network.create_port(req["uuid"], **attrs)  # step 23, as the user
                     preexisting = False
                 network_info.append(self._vif(port, preexisting))  # remembered for cleanup before binding

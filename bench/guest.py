@@ -7,12 +7,14 @@ DHCP with option 121, a metadata server that hands out the SSH key):
           driver uses) on a qcow2 overlay of the image, its tap made beforehand: QEMU start -> SSH login
   driver  QemuDriver.spawn (image already in the host cache: overlay, tap, config, QEMU, QMP) -> SSH login
 
-Each path boots 1 server, then N at once (--concurrency 1,4). For every server: seconds to SSH and the CPU
-seconds its QEMU used by then; per run the mean and max, and the ratio driver/floor of the means. The path
-through the API (`openstack server create` -> SSH) needs the host network agent and is added to this script
-with it.
+  api     the whole cloud in this process (all-in-one, qemu driver, host network agent): POST /servers (as the
+          demo user, openstacksdk) -> ACTIVE -> SSH login through the network's DHCP namespace; the guest gets its
+          address from the agent's dnsmasq and its key from the metadata proxy
 
-    .venv/bin/python bench/guest.py [--concurrency 1,4] [--repeat 1] [--memory 256]
+Each path boots 1 server, then N at once (--concurrency 1,4). For every server: seconds to SSH and the CPU
+seconds its QEMU used by then; per run the mean and max, and the ratios driver/floor and api/floor of the means.
+
+    .venv/bin/python bench/guest.py [--concurrency 1,4] [--repeat 1] [--memory 256] [--paths floor,driver,api]
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from typing import Any
 from pocketstack.common.config import Settings
 from pocketstack.compute.virt.qemu import QemuDriver, tap_name
 from pocketstack.guest.build import build_guest_image
+from pocketstack.guest.register import register_guest_image
 from pocketstack.guest.sandbox import GuestNetwork, make_key, random_mac, wait_ssh
+from pocketstack.launcher import CloudThread
 
 SSH_WITHIN = 300.0
 
@@ -151,6 +155,77 @@ class DriverPath:
         self.servers.clear()
 
 
+class ApiPath:
+    """The product path: a server created through the compute API, reached by SSH like a user would."""
+
+    def __init__(self, work: Path, image: Any, memory: int, key: Path) -> None:
+        import random
+
+        import openstack
+
+        tag = uuid.uuid4().hex[:6]
+        self.settings = Settings(
+            data_dir=work / "cloud", port_offset=random.randint(20000, 30000), log_level="warning",
+            access_log=False, identity={"bcrypt_rounds": 4}, compute={"driver": "qemu", "accel": "tcg"},
+            network={"public_cidr": f"100.{random.randint(64, 127)}.{random.randint(0, 255)}.0/24",
+                     "bridge_mappings": {"public": f"exb{tag}"}, "agent_teardown_on_stop": True})
+        self.cloud = CloudThread(self.settings).start(timeout=120)
+        self.cloud.call(lambda: register_guest_image(self.settings, image), timeout=120)
+        config = openstack.config.OpenStackConfig(config_files=[str(self.settings.data_dir / "clouds.yaml")])
+        self.admin = openstack.connection.Connection(config=config.get_one(cloud="pocketstack"))
+        self.conn = openstack.connection.Connection(config=config.get_one(cloud="pocketstack-demo"))
+        self.key = key
+        self.flavor = self.admin.compute.create_flavor(name=f"bench-{tag}", ram=memory, vcpus=1, disk=1)
+        self.image = self.conn.image.find_image("pocketstack-guest")
+        self.network = self.conn.network.create_network(name=f"bench-{tag}")
+        self.conn.network.create_subnet(network_id=self.network.id, cidr="10.250.0.0/24", ip_version=4)
+        group = self.conn.network.find_security_group("default", project_id=self.conn.current_project_id)
+        self.conn.network.create_security_group_rule(security_group_id=group.id, direction="ingress",
+                                                     protocol="tcp", port_range_min=22, port_range_max=22)
+        self.conn.compute.create_keypair(name="bench", public_key=key.with_suffix(".pub").read_text())
+        self.servers: list[str] = []
+
+    def _boot(self, name: str) -> dict[str, float]:
+        start = time.monotonic()
+        server = self.conn.compute.create_server(name=name, image_id=self.image.id, flavor_id=self.flavor.id,
+                                                 networks=[{"uuid": self.network.id}], key_name="bench")
+        self.servers.append(server.id)
+        server = self.conn.compute.wait_for_server(server, interval=0.2, wait=SSH_WITHIN)
+        active = time.monotonic() - start
+        ip = server.addresses[self.network.name][0]["addr"]
+        while time.monotonic() - start < SSH_WITHIN:
+            login = subprocess.run(["ip", "netns", "exec", f"qdhcp-{self.network.id}", "ssh", "-i", str(self.key),
+                                    "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=2",
+                                    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                    "-o", "LogLevel=ERROR", f"root@{ip}", "true"], capture_output=True)
+            if login.returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            console = self.conn.compute.get_server_console_output(server)["output"][-3000:]
+            raise TimeoutError(f"no SSH login on {name} ({ip}) within {SSH_WITHIN:g} s; console:\n{console}")
+        pid = QemuDriver("bench", self.settings).running_pid(server.id)
+        return {"ssh_s": round(time.monotonic() - start, 2), "active_s": round(active, 2),
+                "cpu_s": round(cpu_seconds(pid), 2)}
+
+    async def boot(self, name: str) -> dict[str, float]:
+        return await asyncio.to_thread(self._boot, name)
+
+    def clear(self) -> None:
+        for server in self.servers:
+            self.conn.compute.delete_server(server)
+        for server in self.servers:
+            self.conn.compute.wait_for_delete(self.conn.compute.get_server(server), interval=0.2)
+        self.servers.clear()
+
+    def close(self) -> None:
+        try:
+            self.clear()
+            self.conn.network.delete_network(self.network)
+        finally:
+            self.cloud.stop()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     image = await asyncio.to_thread(build_guest_image, Path(tempfile.gettempdir()) / "pocketstack-test-guest")
     work = Path(tempfile.mkdtemp(prefix="pocketstack-guestbench-"))
@@ -159,6 +234,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"image": image.version, "kernel": image.kernel, "accel": "tcg",
                               "memory_mb": args.memory, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
                               "runs": []}
+    api = await asyncio.to_thread(ApiPath, work, image, args.memory, key) if "api" in args.paths else None
     with GuestNetwork() as net:
         floor = Floor(work, image.raw, net, args.memory)
         drv = DriverPath(work, image.raw, net, args.memory)
@@ -172,11 +248,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             for repeat in range(args.repeat):
                 for n in args.concurrency:
-                    for path in ("floor", "driver"):
+                    for path in args.paths:
                         guests = [guest(f"bench-{path}-{n}-{i}") for i in range(n)]
                         started = time.monotonic()
                         if path == "floor":
                             results = await asyncio.gather(*(floor.boot(mac, ip, key) for mac, ip in guests))
+                        elif path == "api":
+                            assert api is not None
+                            results = await asyncio.gather(*(api.boot(f"bench-api-{n}-{i}") for i in range(n)))
                         else:
                             results = await asyncio.gather(*(drv.boot(mac, ip, key, f"bench-{n}-{i}")
                                                              for i, (mac, ip) in enumerate(guests)))
@@ -186,18 +265,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         print(f"{path:6} x{n}: mean {report['runs'][-1]['mean_s']} s to SSH, max "
                               f"{report['runs'][-1]['max_s']} s, {report['runs'][-1]['mean_cpu_s']} CPU-s each",
                               file=sys.stderr, flush=True)
-                        floor.close() if path == "floor" else await drv.close()
+                        if path == "floor":
+                            floor.close()
+                        elif api is not None and path == "api":
+                            await asyncio.to_thread(api.clear)
+                        else:
+                            await drv.close()
         finally:
             floor.close()
             await drv.close()
+            if api is not None:
+                await asyncio.to_thread(api.close)
             shutil.rmtree(work, ignore_errors=True)
-    ratios = {}
-    for n in args.concurrency:
-        means = {p: statistics.mean(r["mean_s"] for r in report["runs"] if r["path"] == p and r["concurrency"] == n)
-                 for p in ("floor", "driver")}
-        ratios[f"x{n}"] = round(means["driver"] / means["floor"], 2)
-        print(f"ratio driver/floor x{n}: {ratios[f'x{n}']}", file=sys.stderr)
-    report["ratio_driver_to_floor"] = ratios
+    for path in args.paths[1:]:
+        ratios = {}
+        for n in args.concurrency:
+            means = {p: statistics.mean(r["mean_s"] for r in report["runs"] if r["path"] == p
+                                        and r["concurrency"] == n) for p in ("floor", path)}
+            ratios[f"x{n}"] = round(means[path] / means["floor"], 2)
+            print(f"ratio {path}/floor x{n}: {ratios[f'x{n}']}", file=sys.stderr)
+        report[f"ratio_{path}_to_floor"] = ratios
     return report
 
 
@@ -205,9 +292,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--concurrency", default="1,4", help="servers booted at once, comma separated")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--paths", default="floor,driver,api", help="floor (always run: the reference), driver, api")
     parser.add_argument("--memory", type=int, default=256, help="MB of RAM per guest")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.paths = ["floor", *(p for p in args.paths.split(",") if p in ("driver", "api"))]
     if os.geteuid() != 0:
         sys.exit("bench/guest.py needs root (taps, a bridge, a network namespace)")
     print(json.dumps(asyncio.run(run(args)), indent=2))

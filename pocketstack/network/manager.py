@@ -218,8 +218,8 @@ class Core:
                     if self.allowed("get_network", ctx, self.network_target(n), memo)]
 
     async def get_network(self, ctx: RequestContext, network_id: str) -> dict[str, Any]:
-        async with self.db.session() as session:
-            return self.network_view(ctx, await session.run_sync(self.visible_network, ctx, network_id))
+        return await self.db.run(lambda session: self.network_view(ctx, self.visible_network(session, ctx, network_id)),
+                                 write=False)  # one hop: compute reads the network of every boot
 
     async def _segment(self, session: AsyncSession, data: dict[str, Any]) -> tuple[str, str | None, int | None]:
         """Validate or allocate the provider segment (type, physical network, segmentation id)."""

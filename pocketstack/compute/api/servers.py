@@ -8,13 +8,15 @@ import hashlib
 import logging
 import re
 import uuid as uuidlib
+from collections import defaultdict
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
 from pocketstack.common.app import json_body, json_response, request_context
@@ -510,9 +512,9 @@ _STATUS_FILTER = {"ACTIVE": (states.ACTIVE, None), "BUILD": (states.BUILDING, No
                   "HARD_REBOOT": (states.ACTIVE, states.REBOOTING_HARD)}
 
 
-# columns a server list never shows: not read (a stray use raises instead of a query per row)
-_NOT_LISTED = (m.Instance.request_spec, m.Instance.scheduler_hints, m.Instance.requested_networks,
-               m.Instance.retry, m.Instance.key_data)
+# a server list reads plain rows of the columns views show (no ORM objects: building them cost most of a list)
+_NOT_LISTED = {"request_spec", "scheduler_hints", "requested_networks", "retry", "key_data"}
+_LISTED = [c for c in m.Instance.__table__.c if c.key not in _NOT_LISTED]
 
 
 async def _list(request: Request, detail: bool) -> Response:
@@ -579,7 +581,6 @@ async def _list(request: Request, detail: bool) -> Response:
         raise BadRequest(f"Invalid input for query parameters sort_key. Value: {sort_key}.")
     column = sort_keys[sort_key]
     limit = limit_param(request)
-    query = query.options(*(defer(column, raiseload=True) for column in _NOT_LISTED))
 
     def read(session: Session) -> list[dict[str, Any]]:
         nonlocal query
@@ -595,15 +596,25 @@ async def _list(request: Request, detail: bool) -> Response:
         order = (column.desc(), m.Instance.uuid.desc()) if sort_dir == "desc" else (column.asc(),
                                                                                     m.Instance.uuid.asc())
         query = query.order_by(*order)
+        query = query.with_only_columns(*_LISTED)
         if pattern is None:
-            rows = list(session.scalars(query.limit(limit)).all())
+            rows = session.execute(query.limit(limit)).all()
         else:
-            rows = [i for i in session.scalars(query).all() if pattern.search(i.display_name)][:limit]
+            rows = [i for i in session.execute(query).all() if pattern.search(i.display_name)][:limit]
         if not detail:
             return [{"id": i.uuid, "name": i.display_name, "links": links(request, "servers", i.uuid)} for i in rows]
-        metadata, tags, faults = load_extras(session, [i.uuid for i in rows])
-        return [server_view(request, i, metadata=metadata[i.uuid], tags=tags[i.uuid], fault=faults.get(i.uuid),
-                            ctx=ctx) for i in rows]
+        uuids = [i.uuid for i in rows]
+        metadata, tags, faults = load_extras(session, uuids)
+        volumes: dict[str, list[SimpleNamespace]] = defaultdict(list)
+        for uuid, volume_id, delete_on_termination in session.execute(
+                select(m.BlockDeviceMapping.instance_uuid, m.BlockDeviceMapping.volume_id,
+                       m.BlockDeviceMapping.delete_on_termination).where(
+                    m.BlockDeviceMapping.instance_uuid.in_(uuids), m.BlockDeviceMapping.volume_id.is_not(None))
+                .order_by(m.BlockDeviceMapping.id)):
+            volumes[uuid].append(SimpleNamespace(volume_id=volume_id, delete_on_termination=delete_on_termination))
+        return [server_view(request, SimpleNamespace(**i._mapping, block_devices=volumes[i.uuid]),  # type: ignore[arg-type]
+                            metadata=metadata[i.uuid], tags=tags[i.uuid], fault=faults.get(i.uuid), ctx=ctx)
+                for i in rows]
 
     items = await state(request).db.run(read, write=False)  # one hop: polled often, and lists are long
     result: dict[str, Any] = {"servers": items}

@@ -117,7 +117,7 @@ class ImageManager:
 
     def get_image(self, session: Session, ctx: RequestContext, image_id: str) -> m.Image:
         """A live image the caller may see, or 404 (not 403: others' private images do not exist for it)."""
-        image = session.get(m.Image, image_id) if valid_uuid(image_id) else None
+        image = session.get(m.Image, image_id, options=m.IMAGE_LOAD) if valid_uuid(image_id) else None
         if image is None or image.deleted or not self.can_see(session, ctx, image):
             raise NotFound(f"No image found with ID {image_id}")
         return image

@@ -190,7 +190,7 @@ class Core:
 
     def visible_network(self, session: Session, ctx: RequestContext, network_id: str) -> m.Network:
         """The network if the caller may see it, else 404 (synchronous: async callers use `session.run_sync`)."""
-        net = session.get(m.Network, network_id)
+        net = session.get(m.Network, network_id, options=m.NETWORK_LOAD)
         if net is None or not self.allowed("get_network", ctx, self.network_target(net)):
             raise not_found("network", network_id)
         return net

@@ -61,8 +61,8 @@ class Ports(SecurityGroups):
 
     def visible_port(self, session: Session, ctx: RequestContext, port_id: str) -> tuple[m.Port, m.Network]:
         """The port and its network if the caller may see it, else 404 (async callers use `run_sync`)."""
-        port = session.get(m.Port, port_id)
-        net = session.get(m.Network, port.network_id) if port is not None else None
+        port = session.get(m.Port, port_id, options=m.PORT_LOAD)
+        net = session.get(m.Network, port.network_id, options=m.NETWORK_LOAD) if port is not None else None
         if port is None or net is None or not self.allowed(
                 "get_port", ctx, self.port_target(port.project_id, net, port.device_owner)):
             raise not_found("port", port_id)
@@ -396,7 +396,7 @@ class Ports(SecurityGroups):
         Returns the event sent to compute, if any.
         """
         def update(session: Session) -> VifEvent | None:
-            port = session.get(m.Port, port_id)
+            port = session.get(m.Port, port_id, options=m.PORT_LOAD)
             if port is None:
                 raise not_found("port", port_id)
             if port.binding_host_id != host:

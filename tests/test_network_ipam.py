@@ -160,3 +160,10 @@ def test_windows_cover_every_pool_address_once() -> None:
         windows = list(ipam._windows(subnet, 16))
         assert sorted(v for w in windows for v in w) == expected
         assert all(1 <= len(w) <= 16 for w in windows)
+
+
+def test_sampled_offsets_map_onto_the_pools() -> None:
+    spans = [(10, 12), (20, 21)]
+    assert [ipam._nth(spans, i) for i in range(5)] == [10, 11, 12, 20, 21]
+    with pytest.raises(IndexError):
+        ipam._nth(spans, 5)

@@ -107,3 +107,27 @@ def test_tampered_or_garbage_tokens_rejected(tmp_path):
     for bad in (token[:-2], flipped, "", "a" * 2000, "%%%%"):
         with pytest.raises(Unauthorized):
             provider.decode(bad)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_cache_misses_share_one_token_validation() -> None:
+    import asyncio
+
+    from pocketstack.common.auth import CachedTokenValidator
+
+    calls: list[str] = []
+
+    class Slow:
+        async def validate(self, token: str) -> dict[str, object]:
+            calls.append(token)
+            await asyncio.sleep(0.05)
+            if token == "bad":
+                raise Unauthorized("The request you have made requires authentication.")
+            return {"user": {"id": "u"}}
+
+    validator = CachedTokenValidator(Slow(), MemoryCache(), ttl=5.0)
+    results = await asyncio.gather(*(validator.validate("good") for _ in range(20)))
+    assert calls == ["good"] and all(r == {"user": {"id": "u"}} for r in results)
+    failures = await asyncio.gather(*(validator.validate("bad") for _ in range(5)), return_exceptions=True)
+    assert calls == ["good", "bad"] and all(isinstance(f, Unauthorized) for f in failures)
+    assert await validator.validate("good") == {"user": {"id": "u"}} and len(calls) == 2  # cached

@@ -7,6 +7,7 @@ time and the cache never holds a token itself.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from datetime import UTC, datetime
@@ -56,20 +57,25 @@ def token_cache_key(token: str) -> str:
 
 
 class CachedTokenValidator:
-    """Wraps a validator with the TTL cache; expiry is re-checked on every hit."""
+    """Wraps a validator with the TTL cache; expiry is re-checked on every hit.
+
+    Concurrent misses of one token share one validation: when a busy token's entry expires, the requests that
+    arrive meanwhile wait for that one call to identity instead of each making their own (under load, dozens of
+    simultaneous validations took seconds each).
+    """
 
     def __init__(self, validator: TokenValidator, cache: Cache, ttl: float) -> None:
         self.validator = validator
         self.cache = cache
         self.ttl = ttl
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     async def validate(self, token: str) -> dict[str, Any]:
         key = token_cache_key(token)
         started, began = time.time(), time.perf_counter()
         data = await self.cache.get(key)
         if data is None:
-            data = await self.validator.validate(token)
-            await self.cache.set(key, data, self.ttl)
+            data = await self._validate_once(key, token)
         else:
             component = tracing.current_component.get()
             tracing.record("WORK", component, "validate token (cache hit)", started, time.perf_counter() - began,
@@ -78,4 +84,23 @@ class CachedTokenValidator:
         if expires_at and parse_time(expires_at) <= datetime.now(UTC):
             await self.cache.delete(key)
             raise Unauthorized("The token has expired.")
+        return data
+
+    async def _validate_once(self, key: str, token: str) -> dict[str, Any]:
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = asyncio.ensure_future(self._validate_and_cache(key, token))
+
+            def done(future: asyncio.Future[dict[str, Any]]) -> None:
+                if self._pending.get(key) is future:
+                    del self._pending[key]
+                if not future.cancelled():
+                    future.exception()  # retrieved: no "never retrieved" warning when every waiter went away
+
+            pending.add_done_callback(done)
+        return await asyncio.shield(pending)  # one waiter cancelled does not cancel the others' validation
+
+    async def _validate_and_cache(self, key: str, token: str) -> dict[str, Any]:
+        data = await self.validator.validate(token)
+        await self.cache.set(key, data, self.ttl)
         return data

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
@@ -29,6 +29,14 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns through orjson: decoding them was the largest cost of reading rows (server lists, ports)
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
 def make_base() -> type[DeclarativeBase]:
@@ -48,16 +56,20 @@ class Database:
     and start with BEGIN IMMEDIATE, so concurrent writers wait for each other instead of failing with "database
     is locked".
 
-    `run(fn, write=True)` runs a synchronous `fn(session)` as one transaction: on SQLite in a worker thread, in
-    one hop, so a hot write holds the database lock for the time of its statements only, not for as many event
-    loop turns as it has awaits (under load those turns, not SQLite, made writes queue up); elsewhere through
+    `run(fn, write=True)` runs a synchronous `fn(session)` as one transaction. On SQLite it runs right on the
+    event loop's thread through a synchronous engine: the statements of an embedded database take microseconds,
+    while a hop to a worker thread (aiosqlite's, or `to_thread`) costs a loop turn and a GIL hand-off each way,
+    and under load those hand-offs, not SQLite, were what requests waited for. Writes first take the in-process
+    writer lock that `session(write=True)` also takes, so the BEGIN IMMEDIATE never waits for another writer of
+    this process while the loop is blocked; reads need no lock (WAL: readers never wait for the writer). Keep
+    `fn` short: it blocks the loop while it runs. Elsewhere (PostgreSQL, MariaDB) `fn` runs through
     `AsyncSession.run_sync`.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        kwargs: dict[str, Any] = {"echo": echo, **JSON_CODEC}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
             path = url.split(":///", 1)[-1]
@@ -72,7 +84,6 @@ class Database:
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self._thread_write_lock = threading.Lock()
 
     @contextlib.asynccontextmanager
     async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
@@ -98,19 +109,19 @@ class Database:
         if not self.is_sqlite:
             async with self.session(write=write) as session:
                 return await session.run_sync(fn)
-        return await asyncio.to_thread(self._run_in_thread, fn, write)
+        if write:
+            assert self._write_lock is not None
+            async with self._write_lock:  # one writer at a time in-process: BEGIN IMMEDIATE never waits here
+                return self._run_now(fn, write)
+        return self._run_now(fn, write)
 
-    def _run_in_thread(self, fn: Callable[[Session], T], write: bool) -> T:
+    def _run_now(self, fn: Callable[[Session], T], write: bool) -> T:
         if self._sync_engine is None:
-            with self._thread_write_lock:
-                if self._sync_engine is None:
-                    engine = create_engine(self.url.replace("+aiosqlite", ""),
-                                           connect_args={"timeout": 30, "check_same_thread": False})
-                    event.listen(engine, "connect", _sqlite_pragmas)
-                    event.listen(engine, "begin", _sqlite_begin)
-                    self._sync_engine = engine
-        lock = self._thread_write_lock if write else contextlib.nullcontext()
-        with lock, Session(self._sync_engine, expire_on_commit=False) as session:
+            self._sync_engine = create_engine(self.url.replace("+aiosqlite", ""), **JSON_CODEC,
+                                              connect_args={"timeout": 30, "check_same_thread": False})
+            event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self._sync_engine, "begin", _sqlite_begin)
+        with Session(self._sync_engine, expire_on_commit=False) as session:
             if write:
                 session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
             try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 
 from fastapi import Request
 
@@ -35,7 +35,7 @@ class APIVersion:
         return f"{self.major}.{self.minor}"
 
     def _other(self, other: object) -> APIVersion:
-        return APIVersion.parse(other) if isinstance(other, str) else other  # type: ignore[return-value]
+        return _parsed(other) if isinstance(other, str) else other  # type: ignore[return-value]
 
     def __eq__(self, other: object) -> bool:
         o = self._other(other)
@@ -47,6 +47,12 @@ class APIVersion:
 
     def __hash__(self) -> int:
         return hash((self.major, self.minor))
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> APIVersion:
+    """The version literals code compares with (`ver >= "2.47"`), parsed once (views compare per item)."""
+    return APIVersion.parse(text)
 
 
 @dataclass(frozen=True)

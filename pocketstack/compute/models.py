@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from pocketstack.common.db import make_base
 
@@ -272,3 +272,7 @@ class Quota(Base):
     project_id: Mapped[str] = mapped_column(ID, primary_key=True)
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+# one-instance reads (the conductor's) load the block device mappings in the same query
+INSTANCE_LOAD = (joinedload(Instance.block_devices),)

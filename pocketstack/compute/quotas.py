@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pocketstack.common.config import Settings
 from pocketstack.compute import models as m
@@ -17,10 +17,15 @@ def default_limits(settings: Settings) -> dict[str, int]:
     return {resource: getattr(cfg, f"quota_{resource}") for resource in RESOURCES}
 
 
-async def project_limits(session: Any, settings: Settings, project_id: str) -> dict[str, int]:
+async def project_limits(session: AsyncSession, settings: Settings, project_id: str) -> dict[str, int]:
     """The limits in force for a project (-1: unlimited)."""
+    return await session.run_sync(project_limits_sync, settings, project_id)
+
+
+def project_limits_sync(session: Session, settings: Settings, project_id: str) -> dict[str, int]:
+    """`project_limits` for synchronous code (`Database.run` transactions)."""
     limits = default_limits(settings)
-    for row in (await session.scalars(select(m.Quota).where(m.Quota.project_id == project_id))).all():
+    for row in session.scalars(select(m.Quota).where(m.Quota.project_id == project_id)).all():
         if row.resource in limits:
             limits[row.resource] = row.hard_limit
     return limits

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
@@ -103,18 +104,21 @@ class ImageManager:
                    and_(m.Image.visibility == "shared", m.Image.id.in_(members)),
                    m.Image.visibility == "community" if community else false())
 
-    async def can_see(self, session: AsyncSession, ctx: RequestContext, image: m.Image) -> bool:
-        """Whether a caller may see one image: members see a shared image whatever their member status."""
+    @staticmethod
+    def can_see(session: Session, ctx: RequestContext, image: m.Image) -> bool:
+        """Whether a caller may see one image: members see a shared image whatever their member status.
+
+        Synchronous, as `get_image`: async callers use `session.run_sync`."""
         if ctx.is_admin or image.owner == ctx.project_id or image.visibility in ("public", "community"):
             return True
         if image.visibility != "shared" or ctx.project_id is None:
             return False
-        return await session.get(m.ImageMember, (image.id, ctx.project_id)) is not None
+        return session.get(m.ImageMember, (image.id, ctx.project_id)) is not None
 
-    async def get_image(self, session: AsyncSession, ctx: RequestContext, image_id: str) -> m.Image:
+    def get_image(self, session: Session, ctx: RequestContext, image_id: str) -> m.Image:
         """A live image the caller may see, or 404 (not 403: others' private images do not exist for it)."""
-        image = await session.get(m.Image, image_id) if valid_uuid(image_id) else None
-        if image is None or image.deleted or not await self.can_see(session, ctx, image):
+        image = session.get(m.Image, image_id, options=m.IMAGE_LOAD) if valid_uuid(image_id) else None
+        if image is None or image.deleted or not self.can_see(session, ctx, image):
             raise NotFound(f"No image found with ID {image_id}")
         return image
 

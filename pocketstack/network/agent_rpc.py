@@ -152,14 +152,14 @@ class PluginEndpoint(RPCEndpoint):
             if not subnets:
                 return None
             if port is None:
-                port = await self._manager.build_port(session, SERVICE_CONTEXT, net, net.project_id, {
+                port = await session.run_sync(self._manager.build_port, SERVICE_CONTEXT, net, net.project_id, {
                     "device_owner": DHCP_OWNER, "device_id": device_id, "binding:host_id": host,
                     "fixed_ips": [{"subnet_id": s.id} for s in subnets]}, internal=True)
             else:
                 have = {a.subnet_id for a in port.fixed_ips}
                 missing = [{"subnet_id": s.id} for s in subnets if s.id not in have]
                 if missing:
-                    await self._manager._allocate(session, port, net, missing)
+                    await session.run_sync(self._manager._allocate, port, net, missing)
                     stamp(port)
             return port_state(port)
 

@@ -2,10 +2,13 @@
 
 Concurrency: an allocation is a row in `ip_allocations` whose primary key is (subnet_id, ip_address). A
 transaction picks a free address from what it reads and inserts it; if another transaction committed the same
-address first, the insert fails with an IntegrityError and the whole request is retried (`run_with_retry` in
-the manager) with a fresh view. On SQLite the in-process writer lock already serialises allocations; on
-PostgreSQL the unique key plus retry makes them correct, and picking at random among the first free addresses
-keeps concurrent transactions from colliding on the same one.
+address first, the insert fails with an IntegrityError and the whole request is retried (`Core.write` in the
+manager) with a fresh view. On SQLite the in-process writer lock already serialises allocations; on
+PostgreSQL the unique key plus retry makes them correct, and picking at random keeps concurrent transactions
+from colliding on the same address.
+
+Cost: an allocation looks up SAMPLE random pool addresses in one indexed query and takes a free one; only a
+nearly full subnet falls back to reading the pools window by window. Neither reads the subnet's allocations.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import random
 from collections.abc import Iterable, Iterator
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pocketstack.common.errors import BadRequest, Conflict
 from pocketstack.network import models as m
@@ -25,7 +28,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 SPREAD = 64  # pick among this many free addresses so concurrent writers rarely race for the same one
-WINDOW = 64  # pool addresses checked per query
+WINDOW = 64  # pool addresses checked per query when scanning
+SAMPLE = 16  # random pool addresses checked first (one query); a subnet with room rarely needs more
 
 
 def invalid(message: str) -> BadRequest:
@@ -149,24 +153,44 @@ def _windows(subnet: m.Subnet, size: int) -> Iterator[list[int]]:
         yield window
 
 
-async def pick_address(session: AsyncSession, subnet: m.Subnet) -> str:
+def _nth(spans: list[tuple[int, int]], index: int) -> int:
+    """The address at position `index` of the pools taken as one sequence."""
+    for a, b in spans:
+        if index <= b - a:
+            return a + index
+        index -= b - a + 1
+    raise IndexError(index)
+
+
+def _free(session: Session, subnet: m.Subnet, candidates: list[int]) -> list[str]:
+    texts = [str(ipaddress.ip_address(v)) for v in candidates]
+    taken = set(session.scalars(select(m.IPAllocation.ip_address).where(
+        m.IPAllocation.subnet_id == subnet.id, m.IPAllocation.ip_address.in_(texts))))
+    return [t for t in texts if t not in taken and t != subnet.gateway_ip]
+
+
+def pick_address(session: Session, subnet: m.Subnet) -> str:
     """A free address from the subnet's pools; 409 IpAddressGenerationFailure when none is left.
 
-    The pools are read window by window (one indexed query per WINDOW addresses), so the cost does not grow
-    with the number of ports on the subnet while it has room.
+    First SAMPLE random pool addresses in one indexed query; when all are taken (a nearly full subnet), the
+    pools window by window (one query per WINDOW addresses). The cost does not grow with the number of ports.
     """
+    spans = pool_spans(subnet)
+    total = sum(b - a + 1 for a, b in spans)
+    if total > 2 * SAMPLE:
+        offsets = {random.randrange(total) for _ in range(SAMPLE)}  # randrange: IPv6 pools exceed sample()'s len
+        free = _free(session, subnet, sorted(_nth(spans, i) for i in offsets))
+        if free:
+            return random.choice(free)
     for window in _windows(subnet, WINDOW):
-        texts = [str(ipaddress.ip_address(v)) for v in window]
-        taken = set(await session.scalars(select(m.IPAllocation.ip_address).where(
-            m.IPAllocation.subnet_id == subnet.id, m.IPAllocation.ip_address.in_(texts))))
-        free = [t for t in texts if t not in taken and t != subnet.gateway_ip]
+        free = _free(session, subnet, window)
         if free:
             return random.choice(free[:SPREAD])
     raise Conflict(f"No more IP addresses available on network {subnet.network_id}.",
                    error_type="IpAddressGenerationFailure")
 
 
-async def check_requested(session: AsyncSession, subnet: m.Subnet, ip: str, *, allow_gateway: bool) -> str:
+def check_requested(session: Session, subnet: m.Subnet, ip: str, *, allow_gateway: bool) -> str:
     """A specifically requested address: in the subnet, assignable, and not taken (409 otherwise)."""
     addr = parse_ip(ip)
     net = ipaddress.ip_network(subnet.cidr)
@@ -175,7 +199,7 @@ async def check_requested(session: AsyncSession, subnet: m.Subnet, ip: str, *, a
         raise BadRequest(f"IP address {ip} is not a valid IP for the specified subnet.",
                          error_type="InvalidIpForSubnet")
     text = str(addr)
-    if (text == subnet.gateway_ip and not allow_gateway) or await session.get(m.IPAllocation, (subnet.id, text)):
+    if (text == subnet.gateway_ip and not allow_gateway) or session.get(m.IPAllocation, (subnet.id, text)):
         raise Conflict(f"IP address {text} already allocated in subnet {subnet.id}",
                        error_type="IpAddressAlreadyAllocated")
     return text

@@ -72,7 +72,7 @@ class L3(Ports):
                 await session.flush()
                 await session.delete(current)
             return
-        net = await self.visible_network(session, ctx, info["network_id"])
+        net = await session.run_sync(self.visible_network, ctx, info["network_id"])
         if not net.external:
             raise bad(f"Invalid input for external_gateway_info. Reason: Network {net.id} is not a valid "
                       "external network.")
@@ -87,7 +87,7 @@ class L3(Ports):
             await session.delete(current)
             await session.flush()
         fixed = info.get("external_fixed_ips")
-        port = await self.build_port(session, ctx, net, "", {
+        port = await session.run_sync(self.build_port, ctx, net, "", {
             "device_owner": GATEWAY, "device_id": router.id, "fixed_ips": fixed or None,
             "admin_state_up": True}, internal=True)
         router.gw_port_id = port.id
@@ -133,7 +133,7 @@ class L3(Ports):
         self._enforce_gateway("create_router", ctx, data.get("external_gateway_info"), target)
 
         async def create(session: AsyncSession) -> dict[str, Any]:
-            await self.check_quota(session, project_id, "router")
+            await session.run_sync(self.check_quota, project_id, "router")
             router = m.Router(id=new_id(), project_id=project_id, name=data.get("name", ""),
                               description=data.get("description", ""),
                               admin_state_up=data.get("admin_state_up", True), routes=[])
@@ -196,7 +196,7 @@ class L3(Ports):
             attached = {a.subnet_id for p in await self.interface_ports(session, router.id) for a in p.fixed_ips}
             attached_cidrs = [s.cidr for s in [await session.get(m.Subnet, sid) for sid in attached] if s]
             if data.get("port_id"):
-                port, net = await self.visible_port(session, ctx, data["port_id"])
+                port, net = await session.run_sync(self.visible_port, ctx, data["port_id"])
                 if port.device_id or port.device_owner:
                     raise Conflict(f"Port {port.id} is in use by {port.device_owner or 'a device'} "
                                    f"{port.device_id}.", error_type="PortInUse")
@@ -223,7 +223,7 @@ class L3(Ports):
                 if ipam.overlapping(ipaddress.ip_network(subnet.cidr), attached_cidrs):
                     raise bad(f"Bad router request: Cidr {subnet.cidr} of subnet {subnet.id} overlaps with cidr "
                               f"of a subnet already attached to router {router.id}.")
-                port = await self.build_port(session, ctx, net, router.project_id, {
+                port = await session.run_sync(self.build_port, ctx, net, router.project_id, {
                     "device_owner": INTERFACE, "device_id": router.id, "admin_state_up": True,
                     "fixed_ips": [{"subnet_id": subnet.id, "ip_address": subnet.gateway_ip}]},
                     allow_gateway=True, internal=True)
@@ -297,7 +297,7 @@ class L3(Ports):
             fip.fixed_port_id = fip.fixed_ip_address = fip.router_id = None
             fip.status = "DOWN"
             return
-        port, _ = await self.visible_port(session, ctx, port_id)
+        port, _ = await session.run_sync(self.visible_port, ctx, port_id)
         if port.project_id != fip.project_id and not ctx.is_admin:
             raise not_found("port", port_id)
         if port.device_owner in L3_OWNERS:
@@ -345,10 +345,10 @@ class L3(Ports):
         self.enforce_attrs("create_floatingip", ctx, data, target)
 
         async def create(session: AsyncSession) -> dict[str, Any]:
-            net = await self.visible_network(session, ctx, data["floating_network_id"])
+            net = await session.run_sync(self.visible_network, ctx, data["floating_network_id"])
             if not net.external:
                 raise bad(f"Bad floatingip request: Network {net.id} is not a valid external network.")
-            await self.check_quota(session, project_id, "floatingip")
+            await session.run_sync(self.check_quota, project_id, "floatingip")
             subnets = [s for s in net.subnets if s.ip_version == 4]
             if data.get("subnet_id"):
                 subnets = [s for s in subnets if s.id == data["subnet_id"]]
@@ -362,17 +362,17 @@ class L3(Ports):
             if data.get("floating_ip_address"):
                 fixed = [{"ip_address": data["floating_ip_address"],
                           **({"subnet_id": data["subnet_id"]} if data.get("subnet_id") else {})}]
-                port = await self.build_port(session, ctx, net, "", {
+                port = await session.run_sync(self.build_port, ctx, net, "", {
                     "device_owner": FLOATING, "device_id": fip.id, "fixed_ips": fixed}, internal=True)
             else:
                 for index, subnet in enumerate(subnets):  # the first IPv4 subnet with a free address
                     try:
-                        await ipam.pick_address(session, subnet)
+                        await session.run_sync(ipam.pick_address, subnet)
                         break
                     except Conflict:
                         if index == len(subnets) - 1:
                             raise
-                port = await self.build_port(session, ctx, net, "", {
+                port = await session.run_sync(self.build_port, ctx, net, "", {
                     "device_owner": FLOATING, "device_id": fip.id, "fixed_ips": [{"subnet_id": subnet.id}]},
                     internal=True)
             fip.floating_port_id = port.id
@@ -424,13 +424,13 @@ class NetworkManager(L3):
                         ) -> tuple[Any, dict[str, Any]]:
         """The resource to tag and its policy target (404 when the caller cannot see it)."""
         if kind == "network":
-            net = await self.visible_network(session, ctx, resource_id)
+            net = await session.run_sync(self.visible_network, ctx, resource_id)
             return net, self.network_target(net)
         if kind == "subnet":
             subnet, net = await self.visible_subnet(session, ctx, resource_id)
             return subnet, self.subnet_target(subnet, net)
         if kind == "port":
-            port, net = await self.visible_port(session, ctx, resource_id)
+            port, net = await session.run_sync(self.visible_port, ctx, resource_id)
             return port, self.port_target(port.project_id, net, port.device_owner)
         loaders = {"router": self.visible_router, "floatingip": self.visible_fip,
                    "security_group": self.visible_sg}

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
@@ -101,18 +102,29 @@ class Core:
 
         `notify`: tell `on_change` once committed (not for status reports that change nothing agents wire).
         """
-        for attempt in range(WRITE_ATTEMPTS):
+
+        async def attempt() -> T:
+            async with self.db.session(write=True) as session:
+                return await fn(session)
+
+        return await self._retrying(attempt, notify)
+
+    async def write_sync(self, fn: Callable[[Session], T], *, notify: bool = True) -> T:
+        """`write` for synchronous ORM code: one `Database.run` transaction, one thread hop (the hot paths)."""
+        return await self._retrying(lambda: self.db.run(fn), notify)
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], notify: bool) -> T:
+        for number in range(WRITE_ATTEMPTS):
             try:
-                async with self.db.session(write=True) as session:
-                    result = await fn(session)
+                result = await attempt()
                 if notify and self.on_change is not None:
                     self.on_change()
                 return result
             except IntegrityError:
                 self.write_retries += 1
-                if attempt == WRITE_ATTEMPTS - 1:
+                if number == WRITE_ATTEMPTS - 1:
                     raise Conflict("The request conflicted with concurrent changes; try again.")
-                await asyncio.sleep(random.uniform(0, 0.01 * (attempt + 1)))
+                await asyncio.sleep(random.uniform(0, 0.01 * (number + 1)))
         raise AssertionError("unreachable")
 
     def allowed(self, action: str, ctx: RequestContext, target: dict[str, Any],
@@ -154,17 +166,18 @@ class Core:
             raise BadRequest("A project_id is required to create this resource.", error_type="InvalidInput")
         return chosen
 
-    async def check_quota(self, session: AsyncSession, project_id: str, resource: str, wanted: int = 1) -> None:
-        limit = await self.quota_limit(session, project_id, resource)
+    def check_quota(self, session: Session, project_id: str, resource: str, wanted: int = 1) -> None:
+        """409 OverQuota unless `wanted` more fit (synchronous: async callers use `session.run_sync`)."""
+        limit = self.quota_limit(session, project_id, resource)
         if limit < 0:
             return
         model = QUOTA_RESOURCES[resource]
-        used = await session.scalar(select(func.count()).select_from(model).where(model.project_id == project_id))
+        used = session.scalar(select(func.count()).select_from(model).where(model.project_id == project_id))
         if (used or 0) + wanted > limit:
             raise Conflict(f"Quota exceeded for resources: ['{resource}'].", error_type="OverQuota")
 
-    async def quota_limit(self, session: AsyncSession, project_id: str, resource: str) -> int:
-        row = await session.get(m.Quota, (project_id, resource))
+    def quota_limit(self, session: Session, project_id: str, resource: str) -> int:
+        row = session.get(m.Quota, (project_id, resource))
         return row.hard_limit if row is not None else self.default_quota(resource)
 
     def default_quota(self, resource: str) -> int:
@@ -175,9 +188,9 @@ class Core:
         return {"project_id": net.project_id, "network:project_id": net.project_id, "shared": net.shared,
                 "router:external": net.external}
 
-    async def visible_network(self, session: AsyncSession, ctx: RequestContext, network_id: str,
-                              *, for_update: bool = False) -> m.Network:
-        net = await session.get(m.Network, network_id)
+    def visible_network(self, session: Session, ctx: RequestContext, network_id: str) -> m.Network:
+        """The network if the caller may see it, else 404 (synchronous: async callers use `session.run_sync`)."""
+        net = session.get(m.Network, network_id, options=m.NETWORK_LOAD)
         if net is None or not self.allowed("get_network", ctx, self.network_target(net)):
             raise not_found("network", network_id)
         return net
@@ -205,8 +218,8 @@ class Core:
                     if self.allowed("get_network", ctx, self.network_target(n), memo)]
 
     async def get_network(self, ctx: RequestContext, network_id: str) -> dict[str, Any]:
-        async with self.db.session() as session:
-            return self.network_view(ctx, await self.visible_network(session, ctx, network_id))
+        return await self.db.run(lambda session: self.network_view(ctx, self.visible_network(session, ctx, network_id)),
+                                 write=False)  # one hop: compute reads the network of every boot
 
     async def _segment(self, session: AsyncSession, data: dict[str, Any]) -> tuple[str, str | None, int | None]:
         """Validate or allocate the provider segment (type, physical network, segmentation id)."""
@@ -256,7 +269,7 @@ class Core:
         self.enforce_attrs("create_network", ctx, data, target, {"shared": False, "router:external": False})
 
         async def create(session: AsyncSession) -> dict[str, Any]:
-            await self.check_quota(session, project_id, "network")
+            await session.run_sync(self.check_quota, project_id, "network")
             net_type, physnet, seg_id = await self._segment(session, data)
             net = m.Network(
                 id=new_id(), project_id=project_id, name=data.get("name", ""),
@@ -277,7 +290,7 @@ class Core:
 
     async def update_network(self, ctx: RequestContext, network_id: str, data: dict[str, Any]) -> dict[str, Any]:
         async def update(session: AsyncSession) -> dict[str, Any]:
-            net = await self.visible_network(session, ctx, network_id)
+            net = await session.run_sync(self.visible_network, ctx, network_id)
             target = self.network_target(net)
             self.enforce("update_network", ctx, target)
             self.enforce_attrs("update_network", ctx, data, target)
@@ -308,7 +321,7 @@ class Core:
 
     async def delete_network(self, ctx: RequestContext, network_id: str) -> None:
         async def delete(session: AsyncSession) -> None:
-            net = await self.visible_network(session, ctx, network_id)
+            net = await session.run_sync(self.visible_network, ctx, network_id)
             self.enforce("delete_network", ctx, self.network_target(net))
             ports = list(await session.scalars(select(m.Port).where(m.Port.network_id == net.id)))
             if any(p.device_owner != "network:dhcp" for p in ports):
@@ -409,13 +422,13 @@ class Core:
         routes = self._host_routes(net_cidr, data.get("host_routes") or [])
 
         async def create(session: AsyncSession) -> dict[str, Any]:
-            net = await self.visible_network(session, ctx, data["network_id"])
+            net = await session.run_sync(self.visible_network, ctx, data["network_id"])
             self.enforce("create_subnet", ctx, {**self.network_target(net), "project_id": project_id})
             clash = ipam.overlapping(net_cidr, [s.cidr for s in net.subnets])
             if clash:
                 raise ipam.invalid(f"Requested subnet with cidr: {net_cidr} for network: {net.id} overlaps with "
                                    f"another subnet ({clash}).")
-            await self.check_quota(session, project_id, "subnet")
+            await session.run_sync(self.check_quota, project_id, "subnet")
             subnet = m.Subnet(
                 id=new_id(), network_id=net.id, project_id=project_id, name=data.get("name", ""),
                 description=data.get("description", ""), ip_version=version, cidr=str(net_cidr),
@@ -494,7 +507,7 @@ class Core:
             out: dict[str, Any] = {}
             for resource, model in QUOTA_RESOURCES.items():
                 limit = (self.default_quota(resource) if default
-                         else await self.quota_limit(session, project_id, resource))
+                         else await session.run_sync(self.quota_limit, project_id, resource))
                 if detail:
                     used = await session.scalar(select(func.count()).select_from(model).where(
                         model.project_id == project_id))
@@ -509,7 +522,7 @@ class Core:
             projects = sorted(set(await session.scalars(select(m.Quota.project_id))))
             result = []
             for project_id in projects:
-                limits = {r: await self.quota_limit(session, project_id, r) for r in QUOTA_RESOURCES}
+                limits = {r: await session.run_sync(self.quota_limit, project_id, r) for r in QUOTA_RESOURCES}
                 result.append({**limits, "project_id": project_id, "tenant_id": project_id})
             return result
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
 from pocketstack.common.db import make_base
 
@@ -187,6 +187,11 @@ class FloatingIP(StandardAttrs, Base):
     fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     router_id: Mapped[str | None] = mapped_column(ForeignKey("routers.id"), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
+
+
+# one-object reads load their collections in the same query (joined): half the cost of a SELECT per collection
+PORT_LOAD = (joinedload(Port.fixed_ips), joinedload(Port.security_group_bindings))
+NETWORK_LOAD = (joinedload(Network.subnets),)
 
 
 class Quota(Base):

@@ -5,7 +5,8 @@ compute API; Nova waits for `network-vif-plugged` before it resumes a booting gu
 it logs in as the network service's user (`neutron`, admin and service roles on project `service`), looks up
 the `compute` endpoint in the identity catalog and posts the events there. When the catalog has no compute
 endpoint (compute not deployed) it does nothing. Sending happens in one background task, in order and
-batched, so an API request never waits for compute.
+batched, so an API request never waits for compute. The endpoint found is remembered for CATALOG_TTL seconds
+(forgotten at once when a send fails), so a batch costs one request to compute, not two.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from pocketstack.common.cache import MemoryCache
 from pocketstack.common.clients.base import ServiceClient
 from pocketstack.common.errors import APIError
 
 log = logging.getLogger("pocketstack.network.notifier")
 
 PLUGGED, UNPLUGGED, DELETED = "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"
+CATALOG_TTL = 30.0  # seconds the compute endpoint (or its absence) is taken from the last catalog read
 
 # () -> a valid token of the network service's user (e.g. `ServiceTokenProvider.token`, which renews it)
 TokenSource = Callable[[], Awaitable[str]]
@@ -49,12 +52,21 @@ class ComputeNotifier:
         self.interface = interface
         self._queue: asyncio.Queue[VifEvent] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._endpoint = MemoryCache(max_size=1)
 
     async def token(self) -> str:
         return await self.token_source()
 
     async def compute_url(self) -> str | None:
-        """The compute endpoint from the catalog (read each time: compute may be added or removed)."""
+        """The compute endpoint from the catalog (read again after CATALOG_TTL: compute may come or go)."""
+        cached = self._endpoint.get_now("compute")
+        if cached is not None:
+            return cached or None
+        url = await self._catalog_compute_url()
+        self._endpoint.set_now("compute", url or "", CATALOG_TTL)
+        return url
+
+    async def _catalog_compute_url(self) -> str | None:
         _, body, _ = await self.identity.request("GET", "/v3/auth/catalog", token=await self.token())
         for service in body.get("catalog", []):
             if service.get("type") != "compute":
@@ -74,9 +86,13 @@ class ComputeNotifier:
         if url is None:
             return False
         client = ServiceClient(url, "compute")
-        # 207: compute took some events and did not know the servers of others (Nova's answer)
-        await client.request("POST", "/os-server-external-events", token=await self.token(),
-                             json={"events": [e.body() for e in events]}, ok=(200, 207))
+        try:
+            # 207: compute took some events and did not know the servers of others (Nova's answer)
+            await client.request("POST", "/os-server-external-events", token=await self.token(),
+                                 json={"events": [e.body() for e in events]}, ok=(200, 207))
+        except Exception:
+            self._endpoint.clear()  # compute may have moved: read the catalog again next time
+            raise
         return True
 
     def notify(self, events: list[VifEvent]) -> None:

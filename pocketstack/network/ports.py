@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import APIError, BadRequest, Conflict, Forbidden
@@ -59,10 +59,10 @@ class Ports(SecurityGroups):
                                  ("binding:host_id", "binding:vif_type", "binding:vif_details",
                                   "binding:profile"), memo)
 
-    async def visible_port(self, session: AsyncSession, ctx: RequestContext, port_id: str
-                           ) -> tuple[m.Port, m.Network]:
-        port = await session.get(m.Port, port_id)
-        net = await session.get(m.Network, port.network_id) if port is not None else None
+    def visible_port(self, session: Session, ctx: RequestContext, port_id: str) -> tuple[m.Port, m.Network]:
+        """The port and its network if the caller may see it, else 404 (async callers use `run_sync`)."""
+        port = session.get(m.Port, port_id, options=m.PORT_LOAD)
+        net = session.get(m.Network, port.network_id, options=m.NETWORK_LOAD) if port is not None else None
         if port is None or net is None or not self.allowed(
                 "get_port", ctx, self.port_target(port.project_id, net, port.device_owner)):
             raise not_found("port", port_id)
@@ -101,9 +101,10 @@ class Ports(SecurityGroups):
         return out
 
     async def get_port(self, ctx: RequestContext, port_id: str) -> dict[str, Any]:
-        async with self.db.session() as session:
-            port, net = await self.visible_port(session, ctx, port_id)
-            return self.port_view(ctx, port, net)
+        def read(session: Session) -> dict[str, Any]:
+            return self.port_view(ctx, *self.visible_port(session, ctx, port_id))
+
+        return await self.db.run(read, write=False)
 
     # ----- helpers used by create and update ----------------------------------------------------------------
     def bridge_name(self, net: m.Network) -> str | None:
@@ -123,38 +124,35 @@ class Ports(SecurityGroups):
         port.binding_vif_type = "bridge"
         port.binding_vif_details = {"connectivity": "l2", "port_filter": True, "bridge_name": bridge}
 
-    async def _mac(self, session: AsyncSession, net: m.Network, requested: str | None) -> str:
-        if requested is not None:
-            if not MAC_RE.match(requested) or int(requested[:2], 16) & 1:
-                raise ipam.invalid(f"'{requested}' is not a valid unicast MAC address")
-            mac = requested.lower().replace("-", ":")
-            if await session.scalar(select(m.Port.id).where(m.Port.network_id == net.id,
-                                                            m.Port.mac_address == mac)):
-                raise Conflict(f"Unable to complete operation for network {net.id}. The mac address {mac} is in "
-                               "use.", error_type="MacAddressInUse")
-            return mac
-        while True:
-            mac = random_mac()
-            if not await session.scalar(select(m.Port.id).where(m.Port.network_id == net.id,
-                                                                m.Port.mac_address == mac)):
-                return mac
+    @staticmethod
+    def _mac(session: Session, net: m.Network, requested: str | None) -> str:
+        """A requested MAC (409 if the network has it) or a random one: a rare clash of those fails the insert
+        on the (network, MAC) key and the transaction is retried with a new one."""
+        if requested is None:
+            return random_mac()
+        if not MAC_RE.match(requested) or int(requested[:2], 16) & 1:
+            raise ipam.invalid(f"'{requested}' is not a valid unicast MAC address")
+        mac = requested.lower().replace("-", ":")
+        if session.scalar(select(m.Port.id).where(m.Port.network_id == net.id, m.Port.mac_address == mac)):
+            raise Conflict(f"Unable to complete operation for network {net.id}. The mac address {mac} is in "
+                           "use.", error_type="MacAddressInUse")
+        return mac
 
-    async def _allocate(self, session: AsyncSession, port: m.Port, net: m.Network,
+    def _allocate(self, session: Session, port: m.Port, net: m.Network,
                         requested: list[dict[str, Any]] | None, *, allow_gateway: bool = False) -> None:
         """Give the port its fixed IPs: the requested ones, or one per IP version (all SLAAC subnets).
 
-        Each address is inserted and flushed at once, so a concurrent winner shows up as an IntegrityError
-        and the caller's transaction is retried.
+        The addresses are inserted with the port's next flush; a concurrent winner of one of them shows up as an
+        IntegrityError and the caller's transaction is retried.
         """
         subnets = {s.id: s for s in net.subnets}
         position = len(port.fixed_ips)
 
-        async def add(subnet: m.Subnet, ip: str) -> None:
+        def add(subnet: m.Subnet, ip: str) -> None:
             nonlocal position
             port.fixed_ips.append(m.IPAllocation(subnet_id=subnet.id, ip_address=ip, network_id=net.id,
                                                  position=position))
             position += 1
-            await session.flush()
 
         if requested is None:
             for version in (4, 6):
@@ -162,7 +160,7 @@ class Ports(SecurityGroups):
                 failure: APIError | None = None
                 for subnet in candidates:
                     try:
-                        await add(subnet, await ipam.pick_address(session, subnet))
+                        add(subnet, ipam.pick_address(session, subnet))
                         failure = None
                         break
                     except Conflict as exc:
@@ -171,7 +169,7 @@ class Ports(SecurityGroups):
                     raise failure
             for subnet in subnets.values():
                 if ipam.is_slaac(subnet):
-                    await add(subnet, await ipam.check_requested(
+                    add(subnet, ipam.check_requested(
                         session, subnet, ipam.eui64_address(subnet, port.mac_address), allow_gateway=False))
             return
         seen: set[tuple[str, str | None]] = set()
@@ -193,12 +191,12 @@ class Ports(SecurityGroups):
             seen.add((subnet_id, ip))
             subnet = subnets[subnet_id]
             if ip is not None:
-                await add(subnet, await ipam.check_requested(session, subnet, ip, allow_gateway=allow_gateway))
+                add(subnet, ipam.check_requested(session, subnet, ip, allow_gateway=allow_gateway))
             elif ipam.is_slaac(subnet):
-                await add(subnet, await ipam.check_requested(
+                add(subnet, ipam.check_requested(
                     session, subnet, ipam.eui64_address(subnet, port.mac_address), allow_gateway=False))
             else:
-                await add(subnet, await ipam.pick_address(session, subnet))
+                add(subnet, ipam.pick_address(session, subnet))
 
     @staticmethod
     def _address_pairs(pairs: list[dict[str, Any]], mac: str) -> list[dict[str, str]]:
@@ -217,12 +215,12 @@ class Ports(SecurityGroups):
             raise BadRequest("Request contains duplicate address pair.", error_type="DuplicateAddressPairInRequest")
         return out
 
-    async def _check_device(self, session: AsyncSession, ctx: RequestContext, project_id: str,
+    def _check_device(self, session: Session, ctx: RequestContext, project_id: str,
                             device_id: str, device_owner: str) -> None:
         """A member may not attach a port to another project's device (routers are checked here)."""
         if ctx.is_admin or not device_id:
             return
-        router = await session.get(m.Router, device_id)
+        router = session.get(m.Router, device_id)
         if (router is not None and router.project_id != project_id) or (
                 router is None and device_owner == "network:router_interface"):
             raise Forbidden(f"The following device_id {device_id} is not owned by your project or matches "
@@ -235,10 +233,11 @@ class Ports(SecurityGroups):
         if not port.port_security_enabled and port.allowed_address_pairs:
             raise Conflict("Port Security must be enabled in order to have allowed address pairs on a port.",
                            error_type="AddressPairAndPortSecurityRequired")
-        port.security_group_bindings = [m.PortSecurityGroup(port_id=port.id, security_group_id=sg, position=i)
-                                        for i, sg in enumerate(sg_ids)]
+        if [b.security_group_id for b in port.security_group_bindings] != sg_ids:
+            port.security_group_bindings = [m.PortSecurityGroup(port_id=port.id, security_group_id=sg, position=i)
+                                            for i, sg in enumerate(sg_ids)]
 
-    async def _reallocate(self, session: AsyncSession, port: m.Port, net: m.Network,
+    def _reallocate(self, session: Session, port: m.Port, net: m.Network,
                           requested: list[dict[str, Any]]) -> None:
         """Replace a port's fixed IPs: requested addresses it already holds (by address, or by subnet when only
         the subnet is named) are kept, the others released, and the rest allocated."""
@@ -257,26 +256,27 @@ class Ports(SecurityGroups):
                 kept.append(match)
         for allocation in unclaimed:
             port.fixed_ips.remove(allocation)
-        await session.flush()
-        await self._allocate(session, port, net, new,
+        session.flush()
+        self._allocate(session, port, net, new,
                              allow_gateway=port.device_owner == "network:router_interface")
 
     # ----- create / update / delete -------------------------------------------------------------------------
-    async def build_port(self, session: AsyncSession, ctx: RequestContext, net: m.Network, project_id: str,
+    def build_port(self, session: Session, ctx: RequestContext, net: m.Network, project_id: str,
                          data: dict[str, Any], *, allow_gateway: bool = False, internal: bool = False) -> m.Port:
         """Create a port row with its addresses and groups inside the caller's transaction.
 
-        `internal`: a port the service creates for its own devices (router gateway, floating IP).
+        `internal`: a port the service creates for its own devices (router gateway, floating IP). Synchronous:
+        async callers use `session.run_sync`. The port, its addresses and its groups go in with one flush.
         """
         owner = data.get("device_owner", "")
         if not internal:
-            await self._check_device(session, ctx, project_id, data.get("device_id", ""), owner)
+            self._check_device(session, ctx, project_id, data.get("device_id", ""), owner)
         if project_id:
-            await self.check_quota(session, project_id, "port")
+            self.check_quota(session, project_id, "port")
         port = m.Port(
             id=new_id(), network_id=net.id, project_id=project_id, name=data.get("name", ""),
             description=data.get("description", ""), admin_state_up=data.get("admin_state_up", True),
-            mac_address=await self._mac(session, net, data.get("mac_address")),
+            mac_address=self._mac(session, net, data.get("mac_address")),
             device_id=data.get("device_id", ""), device_owner=owner, status="DOWN",
             binding_host_id=data.get("binding:host_id") or "", binding_profile=data.get("binding:profile") or {},
             binding_vnic_type=data.get("binding:vnic_type", "normal"),
@@ -286,14 +286,13 @@ class Ports(SecurityGroups):
                                                          port.mac_address)
         stamp(port, created=True)
         self.bind(port, net)
-        session.add(port)
-        await session.flush()
-        await self._allocate(session, port, net, data.get("fixed_ips"), allow_gateway=allow_gateway)
+        self._allocate(session, port, net, data.get("fixed_ips"), allow_gateway=allow_gateway)
         wanted = data.get("security_groups")
         if wanted is None and (owner.startswith("network:") or not port.port_security_enabled):
             wanted = []
-        self._apply_security(port, net, await self.port_security_groups(session, ctx, project_id, wanted))
-        await session.flush()
+        self._apply_security(port, net, self.port_security_groups(session, ctx, project_id, wanted))
+        session.add(port)
+        session.flush()
         return port
 
     def _enforce_port_attrs(self, action: str, ctx: RequestContext, data: dict[str, Any],
@@ -307,35 +306,36 @@ class Ports(SecurityGroups):
 
     async def create_port(self, ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
         project_id = self.owner_project(ctx, data)
-        await self.ensure_default_sg(project_id)
 
-        async def create(session: AsyncSession) -> dict[str, Any]:
-            net = await self.visible_network(session, ctx, data["network_id"])
+        def create(session: Session) -> dict[str, Any]:
+            net = self.visible_network(session, ctx, data["network_id"])
             target = self.port_target(project_id, net, data.get("device_owner", ""))
             if not (ctx.is_admin or net.shared or net.project_id == project_id == ctx.project_id):
                 raise not_found("network", net.id)
             self.enforce("create_port", ctx, target)
             self._enforce_port_attrs("create_port", ctx, data, target)
-            return self.port_view(ctx, await self.build_port(session, ctx, net, project_id, data), net)
+            if project_id:  # the project's `default` group exists from its first port on, as in Neutron
+                self.default_sg_id(session, project_id)
+            return self.port_view(ctx, self.build_port(session, ctx, net, project_id, data), net)
 
-        return await self.write(create)
+        return await self.write_sync(create)
 
     async def update_port(self, ctx: RequestContext, port_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        async def update(session: AsyncSession) -> dict[str, Any]:
-            port, net = await self.visible_port(session, ctx, port_id)
+        def update(session: Session) -> dict[str, Any]:
+            port, net = self.visible_port(session, ctx, port_id)
             target = self.port_target(port.project_id, net, data.get("device_owner", port.device_owner))
             self.enforce("update_port", ctx, target)
             self._enforce_port_attrs("update_port", ctx, data, target)
             if "device_id" in data or "device_owner" in data:
-                await self._check_device(session, ctx, port.project_id, data.get("device_id", port.device_id),
+                self._check_device(session, ctx, port.project_id, data.get("device_id", port.device_id),
                                          data.get("device_owner", port.device_owner))
             if "mac_address" in data and data["mac_address"] != port.mac_address:
                 if port.binding_host_id:
                     raise Conflict(f"Unable to complete operation on port {port.id}: the MAC address of a bound "
                                    "port cannot change.", error_type="PortBound")
-                port.mac_address = await self._mac(session, net, data["mac_address"])
+                port.mac_address = self._mac(session, net, data["mac_address"])
             if data.get("fixed_ips") is not None:
-                await self._reallocate(session, port, net, data["fixed_ips"])
+                self._reallocate(session, port, net, data["fixed_ips"])
             for attr, column in (("name", "name"), ("description", "description"),
                                  ("admin_state_up", "admin_state_up"), ("device_id", "device_id"),
                                  ("device_owner", "device_owner"), ("binding:profile", "binding_profile"),
@@ -351,8 +351,7 @@ class Ports(SecurityGroups):
                 port.status = "DOWN"  # the new host's agent reports it up once plugged
                 self.bind(port, net)
             if "security_groups" in data:
-                sg_ids = await self.port_security_groups(session, ctx, port.project_id,
-                                                         data["security_groups"] or [])
+                sg_ids = self.port_security_groups(session, ctx, port.project_id, data["security_groups"] or [])
             else:
                 sg_ids = [b.security_group_id for b in port.security_group_bindings]
                 if sg_ids and not port.port_security_enabled:
@@ -360,34 +359,35 @@ class Ports(SecurityGroups):
                                    error_type="PortSecurityPortHasSecurityGroup")
             self._apply_security(port, net, sg_ids)
             stamp(port)
-            await session.flush()
+            session.flush()
             return self.port_view(ctx, port, net)
 
-        return await self.write(update)
+        return await self.write_sync(update)
 
     async def delete_port(self, ctx: RequestContext, port_id: str) -> None:
-        async def delete(session: AsyncSession) -> VifEvent | None:
-            port, net = await self.visible_port(session, ctx, port_id)
+        def delete(session: Session) -> VifEvent | None:
+            port, net = self.visible_port(session, ctx, port_id)
             self.enforce("delete_port", ctx, self.port_target(port.project_id, net, port.device_owner))
             if port.device_owner in L3_OWNERS:
                 raise Conflict(f"Port {port.id} cannot be deleted directly via the port API: has device owner "
                                f"{port.device_owner}.", error_type="L3PortInUse")
-            await self.disassociate_port_floating_ips(session, port.id)
+            self.disassociate_port_floating_ips(session, port.id)
             event = (VifEvent(DELETED, port.device_id, port.id)
                      if port.device_owner.startswith("compute:") and port.device_id else None)
-            await session.delete(port)
+            session.delete(port)
             return event
 
-        event = await self.write(delete)
+        event = await self.write_sync(delete)
         if event is not None:
             self.notifier.notify([event])
 
-    async def disassociate_port_floating_ips(self, session: AsyncSession, port_id: str) -> None:
-        for fip in await session.scalars(select(m.FloatingIP).where(m.FloatingIP.fixed_port_id == port_id)):
+    @staticmethod
+    def disassociate_port_floating_ips(session: Session, port_id: str) -> None:
+        for fip in session.scalars(select(m.FloatingIP).where(m.FloatingIP.fixed_port_id == port_id)):
             fip.fixed_port_id = fip.fixed_ip_address = fip.router_id = None
             fip.status = "DOWN"
             stamp(fip)
-        await session.flush()
+        session.flush()
 
     async def report_port_status(self, port_id: str, host: str, up: bool) -> VifEvent | None:
         """A host agent reports a port plugged (ACTIVE) or unplugged (DOWN); compute hears of it.
@@ -395,8 +395,8 @@ class Ports(SecurityGroups):
         Reports from a host the port is not bound to are ignored (a stale agent after a migration).
         Returns the event sent to compute, if any.
         """
-        async def update(session: AsyncSession) -> VifEvent | None:
-            port = await session.get(m.Port, port_id)
+        def update(session: Session) -> VifEvent | None:
+            port = session.get(m.Port, port_id, options=m.PORT_LOAD)
             if port is None:
                 raise not_found("port", port_id)
             if port.binding_host_id != host:
@@ -410,7 +410,7 @@ class Ports(SecurityGroups):
                 return VifEvent(PLUGGED if up else UNPLUGGED, port.device_id, port.id)
             return None
 
-        event = await self.write(update, notify=False)
+        event = await self.write_sync(update, notify=False)
         if event is not None:
             self.notifier.notify([event])
         return event

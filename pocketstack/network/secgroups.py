@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest, Conflict
@@ -45,29 +46,32 @@ class SecurityGroups(Core):
         async with self.db.session() as session:
             if await session.get(m.DefaultSecurityGroup, project_id) is not None:
                 return
-
-        async def create(session: AsyncSession) -> None:
-            if await session.get(m.DefaultSecurityGroup, project_id) is not None:
-                return
-            sg = m.SecurityGroup(id=new_id(), project_id=project_id, name="default",
-                                 description="Default security group", stateful=True, rules=[])
-            stamp(sg, created=True)
-            session.add(sg)
-            await session.flush()
-            session.add(m.DefaultSecurityGroup(project_id=project_id, security_group_id=sg.id))
-            for ethertype in ("IPv4", "IPv6"):
-                for direction, remote in (("egress", None), ("ingress", sg.id)):
-                    rule = m.SecurityGroupRule(id=new_id(), security_group_id=sg.id, project_id=project_id,
-                                               direction=direction, ethertype=ethertype, remote_group_id=remote,
-                                               description="")
-                    stamp(rule, created=True)
-                    session.add(rule)
-            await session.flush()
-
         try:
-            await self.write(create)
+            await self.write_sync(lambda session: self.default_sg_id(session, project_id))
         except Conflict:  # every retry lost to a concurrent creator: the group exists now
             pass
+
+    def default_sg_id(self, session: Session, project_id: str) -> str:
+        """The project's `default` group, created in the caller's transaction when missing (a concurrent creator
+        makes the transaction fail with an IntegrityError on the project's key, and `write` retries it)."""
+        row = session.get(m.DefaultSecurityGroup, project_id)
+        if row is not None:
+            return row.security_group_id
+        sg = m.SecurityGroup(id=new_id(), project_id=project_id, name="default",
+                             description="Default security group", stateful=True, rules=[])
+        stamp(sg, created=True)
+        session.add(sg)
+        session.flush()
+        session.add(m.DefaultSecurityGroup(project_id=project_id, security_group_id=sg.id))
+        for ethertype in ("IPv4", "IPv6"):
+            for direction, remote in (("egress", None), ("ingress", sg.id)):
+                rule = m.SecurityGroupRule(id=new_id(), security_group_id=sg.id, project_id=project_id,
+                                           direction=direction, ethertype=ethertype, remote_group_id=remote,
+                                           description="")
+                stamp(rule, created=True)
+                session.add(rule)
+        session.flush()
+        return sg.id
 
     async def visible_sg(self, session: AsyncSession, ctx: RequestContext, sg_id: str) -> m.SecurityGroup:
         sg = await session.get(m.SecurityGroup, sg_id)
@@ -96,7 +100,7 @@ class SecurityGroups(Core):
         await self.ensure_default_sg(project_id)
 
         async def create(session: AsyncSession) -> dict[str, Any]:
-            await self.check_quota(session, project_id, "security_group")
+            await session.run_sync(self.check_quota, project_id, "security_group")
             sg = m.SecurityGroup(id=new_id(), project_id=project_id, name=data.get("name", ""),
                                  description=data.get("description", ""), stateful=data.get("stateful", True),
                                  rules=[])
@@ -246,7 +250,7 @@ class SecurityGroups(Core):
                 if all(getattr(existing, k) == v for k, v in rule_data.items() if k != "description"):
                     raise Conflict(f"Security group rule already exists. Rule id is {existing.id}.",
                                    error_type="SecurityGroupRuleExists")
-            await self.check_quota(session, project_id, "security_group_rule")
+            await session.run_sync(self.check_quota, project_id, "security_group_rule")
             rule = m.SecurityGroupRule(id=new_id(), security_group_id=sg.id, project_id=project_id, **rule_data)
             stamp(rule, created=True)
             session.add(rule)
@@ -266,20 +270,19 @@ class SecurityGroups(Core):
 
         await self.write(delete)
 
-    async def port_security_groups(self, session: AsyncSession, ctx: RequestContext, project_id: str,
-                                   sg_ids: list[str] | None) -> list[str]:
-        """The groups a port gets: the requested ones (same project as the port) or the project's default."""
+    def port_security_groups(self, session: Session, ctx: RequestContext, project_id: str,
+                             sg_ids: list[str] | None) -> list[str]:
+        """The groups a port gets: the requested ones (same project as the port) or the project's default
+        (created now if the project has none yet)."""
         if sg_ids is None:
-            default = await session.get(m.DefaultSecurityGroup, project_id)
-            return [default.security_group_id] if default is not None else []
-        out: list[str] = []
-        for sg_id in sg_ids:
-            sg = await session.get(m.SecurityGroup, sg_id)
-            if sg is None or sg.project_id != project_id:
+            return [self.default_sg_id(session, project_id)] if project_id else []
+        wanted = list(dict.fromkeys(sg_ids))
+        owners = dict(session.execute(select(m.SecurityGroup.id, m.SecurityGroup.project_id).where(
+            m.SecurityGroup.id.in_(wanted))).tuples().all()) if wanted else {}
+        for sg_id in wanted:
+            if owners.get(sg_id) != project_id:
                 raise not_found("security_group", sg_id)
-            if sg_id not in out:
-                out.append(sg_id)
-        return out
+        return wanted
 
 
 def _normalized(prefix: str | None) -> str | None:

@@ -8,7 +8,9 @@ import hashlib
 import logging
 import re
 import uuid as uuidlib
+from collections import defaultdict
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -35,7 +37,7 @@ from pocketstack.compute.api.common import (
     version,
 )
 from pocketstack.compute.conductor.manager import mark_deleted, usage_dict, usage_query
-from pocketstack.compute.quotas import project_limits
+from pocketstack.compute.quotas import project_limits_sync
 
 log = logging.getLogger("pocketstack.compute.api")
 
@@ -134,7 +136,8 @@ def addresses(network_info: list[dict[str, Any]]) -> dict[str, list[dict[str, An
 
 def server_view(request: Request, inst: m.Instance, *, metadata: dict[str, str], tags: list[str],
                 fault: m.InstanceFault | None, ctx: RequestContext) -> dict[str, Any]:
-    ver = version(request)
+    api = version(request)
+    ver = (api.major, api.minor)  # a tuple: compared many times per server of a list
     status = states.api_status(inst.vm_state, inst.task_state)
     body: dict[str, Any] = {
         "id": inst.uuid, "name": inst.display_name, "status": status, "tenant_id": inst.project_id,
@@ -159,34 +162,34 @@ def server_view(request: Request, inst: m.Instance, *, metadata: dict[str, str],
     if status in ("ACTIVE", "BUILD", "REBOOT", "HARD_REBOOT"):
         body["progress"] = 100 if status == "ACTIVE" else inst.progress
     flavor = inst.flavor
-    if ver >= "2.47":
+    if ver >= (2, 47):
         body["flavor"] = {"vcpus": flavor["vcpus"], "ram": flavor["ram"], "disk": flavor["disk"],
                           "ephemeral": flavor.get("ephemeral", 0), "swap": flavor.get("swap", 0),
                           "original_name": flavor["name"], "extra_specs": flavor.get("extra_specs", {})}
     else:
         body["flavor"] = {"id": flavor["id"], "links": [{"rel": "bookmark", "href":
                           f"{request.url.scheme}://{request.url.netloc}/flavors/{flavor['id']}"}]}
-    if ver >= "2.9":
+    if ver >= (2, 9):
         body["locked"] = inst.locked
-    if ver >= "2.73":
+    if ver >= (2, 73):
         body["locked_reason"] = inst.locked_reason
-    if ver >= "2.19":
+    if ver >= (2, 19):
         body["description"] = inst.description
-    if ver >= "2.26":
+    if ver >= (2, 26):
         body["tags"] = tags
-    if ver >= "2.63":
+    if ver >= (2, 63):
         body["trusted_image_certificates"] = None
     if ctx.is_admin:
         body["OS-EXT-SRV-ATTR:host"] = inst.host
         body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
         body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.uuid[:8]}"
-        if ver >= "2.3":
+        if ver >= (2, 3):
             body.update({"OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
                          "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
                          "OS-EXT-SRV-ATTR:hostname": inst.hostname, "OS-EXT-SRV-ATTR:kernel_id": "",
                          "OS-EXT-SRV-ATTR:ramdisk_id": "", "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
                          "OS-EXT-SRV-ATTR:user_data": inst.user_data})
-        if ver >= "2.16":
+        if ver >= (2, 16):
             body["host_status"] = "UP" if inst.host else ""
     if fault is not None and inst.vm_state in (states.ERROR, states.DELETED):
         body["fault"] = {"code": fault.code, "created": isotime(fault.created_at), "message": fault.message}
@@ -234,13 +237,13 @@ async def show_body(request: Request, session: Any, inst: m.Instance, ctx: Reque
 
 
 # ----- create (steps 3-8) ------------------------------------------------------------------------------------
-async def _resolve_flavor(session: Any, flavor_ref: str | int, ctx: RequestContext) -> m.Flavor:
+def _resolve_flavor(session: Session, flavor_ref: str | int, ctx: RequestContext) -> m.Flavor:
     ref = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
-    flavor = await session.scalar(select(m.Flavor).where(m.Flavor.flavorid == ref))
+    flavor = session.scalar(select(m.Flavor).where(m.Flavor.flavorid == ref))
     if flavor is None or flavor.disabled:
         raise BadRequest(f"Flavor {ref} could not be found.")
     if not flavor.is_public and not ctx.is_admin:
-        allowed = await session.get(m.FlavorProject, (flavor.id, ctx.project_id))
+        allowed = session.get(m.FlavorProject, (flavor.id, ctx.project_id))
         if allowed is None:
             raise BadRequest(f"Flavor {ref} could not be found.")
     return flavor
@@ -332,11 +335,6 @@ def _quota_message(resource: str, requested: int, used: int, limit: int) -> str:
     return f"Quota exceeded for {resource}: Requested {requested}, but already used {used} of {limit} {resource}"
 
 
-async def _limits(request: Request, project_id: str) -> dict[str, int]:
-    async with state(request).db.session() as session:
-        return await project_limits(session, state(request).settings, project_id)
-
-
 @router.post("/servers")
 async def create_server(request: Request) -> Response:
     ctx = enforce(request, "os_compute_api:servers:create")
@@ -372,12 +370,12 @@ async def create_server(request: Request) -> Response:
         raise BadRequest("Forcing a host with availability_zone 'zone:host' is not supported.")
     db = state(request).db
 
-    async with db.session() as session:
-        flavor = await _resolve_flavor(session, body.flavorRef, ctx)
+    def read(session: Session) -> tuple[m.Flavor, str | None, m.ServerGroup | None, dict[str, str]]:
+        flavor = _resolve_flavor(session, body.flavorRef, ctx)
         key_data = None
         if body.key_name:
-            keypair = await session.scalar(select(m.KeyPair).where(m.KeyPair.user_id == ctx.user_id,
-                                                                   m.KeyPair.name == body.key_name))
+            keypair = session.scalar(select(m.KeyPair).where(m.KeyPair.user_id == ctx.user_id,
+                                                             m.KeyPair.name == body.key_name))
             if keypair is None:
                 raise BadRequest("Invalid key_name provided.")
             key_data = keypair.public_key
@@ -387,16 +385,19 @@ async def create_server(request: Request) -> Response:
             if not isinstance(group_uuid, str) or not is_uuid(group_uuid):
                 raise BadRequest(f"Invalid input for field/attribute group. Value: {group_uuid}. "
                                  f"'{group_uuid}' is not a 'uuid'")
-            group = await session.get(m.ServerGroup, group_uuid)
+            group = session.get(m.ServerGroup, group_uuid)
             if group is None or (group.project_id != ctx.project_id and not ctx.is_admin):
                 raise BadRequest(f"Server group {group_uuid} could not be found.")
-        extra_specs = {s.key: s.value for s in (await session.scalars(
-            select(m.FlavorExtraSpec).where(m.FlavorExtraSpec.flavor_id == flavor.id))).all()}
+        extra_specs = {s.key: s.value for s in session.scalars(
+            select(m.FlavorExtraSpec).where(m.FlavorExtraSpec.flavor_id == flavor.id)).all()}
         if zone:
-            zones = set((await session.scalars(select(m.ComputeService.availability_zone).where(
-                m.ComputeService.binary == "nova-compute"))).all())
+            zones = set(session.scalars(select(m.ComputeService.availability_zone).where(
+                m.ComputeService.binary == "nova-compute")).all())
             if zone not in zones:
                 raise BadRequest(f"The requested availability zone is not available: {zone}")
+        return flavor, key_data, group, extra_specs
+
+    flavor, key_data, group, extra_specs = await db.run(read, write=False)  # one hop for the API's reads
     # a volume root needs no local disk: only the image properties matter (scheduling)
     image = devices.root_image if devices.volume_root else await _resolve_image(request, devices.image_ref, flavor)
     if devices.volume_root and int(image.get("min_ram") or 0) > flavor.memory_mb:
@@ -419,10 +420,10 @@ async def create_server(request: Request) -> Response:
         "group": ({"uuid": group.uuid, "policy": group.policy, "rules": group.rules or {}} if group else None),
     }
     uuids = [str(uuidlib.uuid4()) for _ in range(max_count)]
-    limits = await _limits(request, ctx.project_id)
 
     def write_instances(session: Session) -> None:
         with tracing.sync_span("DB", "quota check", step="6"):
+            limits = project_limits_sync(session, settings, ctx.project_id)
             used = usage_dict(session.execute(usage_query(ctx.project_id)).one())
             for resource, per_instance in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.memory_mb)):
                 limit = limits[resource]
@@ -511,6 +512,11 @@ _STATUS_FILTER = {"ACTIVE": (states.ACTIVE, None), "BUILD": (states.BUILDING, No
                   "HARD_REBOOT": (states.ACTIVE, states.REBOOTING_HARD)}
 
 
+# a server list reads plain rows of the columns views show (no ORM objects: building them cost most of a list)
+_NOT_LISTED = {"request_spec", "scheduler_hints", "requested_networks", "retry", "key_data"}
+_LISTED = [c for c in m.Instance.__table__.c if c.key not in _NOT_LISTED]
+
+
 async def _list(request: Request, detail: bool) -> Response:
     ctx = enforce(request, "os_compute_api:servers:detail" if detail else "os_compute_api:servers:index")
     q = request.query_params
@@ -575,9 +581,11 @@ async def _list(request: Request, detail: bool) -> Response:
         raise BadRequest(f"Invalid input for query parameters sort_key. Value: {sort_key}.")
     column = sort_keys[sort_key]
     limit = limit_param(request)
-    async with state(request).db.session() as session:
+
+    def read(session: Session) -> list[dict[str, Any]]:
+        nonlocal query
         if q.get("marker"):
-            marker = await session.get(m.Instance, q["marker"])
+            marker = session.get(m.Instance, q["marker"])
             if marker is None:
                 raise BadRequest(f"marker [{q['marker']}] not found")
             mval = getattr(marker, column.key)
@@ -588,16 +596,27 @@ async def _list(request: Request, detail: bool) -> Response:
         order = (column.desc(), m.Instance.uuid.desc()) if sort_dir == "desc" else (column.asc(),
                                                                                     m.Instance.uuid.asc())
         query = query.order_by(*order)
+        query = query.with_only_columns(*_LISTED)
         if pattern is None:
-            rows = list((await session.scalars(query.limit(limit))).all())
+            rows = session.execute(query.limit(limit)).all()
         else:
-            rows = [i for i in (await session.scalars(query)).all() if pattern.search(i.display_name)][:limit]
-        if detail:
-            metadata, tags, faults = await session.run_sync(load_extras, [i.uuid for i in rows])
-            items = [server_view(request, i, metadata=metadata[i.uuid], tags=tags[i.uuid], fault=faults.get(i.uuid),
-                                 ctx=ctx) for i in rows]
-        else:
-            items = [{"id": i.uuid, "name": i.display_name, "links": links(request, "servers", i.uuid)} for i in rows]
+            rows = [i for i in session.execute(query).all() if pattern.search(i.display_name)][:limit]
+        if not detail:
+            return [{"id": i.uuid, "name": i.display_name, "links": links(request, "servers", i.uuid)} for i in rows]
+        uuids = [i.uuid for i in rows]
+        metadata, tags, faults = load_extras(session, uuids)
+        volumes: dict[str, list[SimpleNamespace]] = defaultdict(list)
+        for uuid, volume_id, delete_on_termination in session.execute(
+                select(m.BlockDeviceMapping.instance_uuid, m.BlockDeviceMapping.volume_id,
+                       m.BlockDeviceMapping.delete_on_termination).where(
+                    m.BlockDeviceMapping.instance_uuid.in_(uuids), m.BlockDeviceMapping.volume_id.is_not(None))
+                .order_by(m.BlockDeviceMapping.id)):
+            volumes[uuid].append(SimpleNamespace(volume_id=volume_id, delete_on_termination=delete_on_termination))
+        return [server_view(request, SimpleNamespace(**i._mapping, block_devices=volumes[i.uuid]),  # type: ignore[arg-type]
+                            metadata=metadata[i.uuid], tags=tags[i.uuid], fault=faults.get(i.uuid), ctx=ctx)
+                for i in rows]
+
+    items = await state(request).db.run(read, write=False)  # one hop: polled often, and lists are long
     result: dict[str, Any] = {"servers": items}
     more = next_link(request, "servers", items, limit)
     if more:

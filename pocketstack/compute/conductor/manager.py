@@ -107,7 +107,7 @@ class ConductorManager(RPCEndpoint):
                                     result="Error", host=self.settings.compute.host, details=reason)
             return
         def record_host(session: Session) -> bool:
-            inst = session.get(m.Instance, instance_uuid)
+            inst = session.get(m.Instance, instance_uuid, options=m.INSTANCE_LOAD)
             if inst is None or inst.deleted or inst.task_state == states.DELETING:
                 session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
                 return False
@@ -132,7 +132,7 @@ class ConductorManager(RPCEndpoint):
         started = utcnow()
         def release(session: Session) -> tuple[dict[str, Any], dict[str, Any]] | None:
             session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
-            inst = session.get(m.Instance, instance_uuid)
+            inst = session.get(m.Instance, instance_uuid, options=m.INSTANCE_LOAD)
             if inst is None or inst.deleted:
                 return None
             inst.host = None
@@ -165,7 +165,7 @@ class ConductorManager(RPCEndpoint):
     async def _fail(self, instance_uuid: str, message: str, code: int = 500, details: str = "") -> None:
         def fail(session: Session) -> None:
             session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
-            inst = session.get(m.Instance, instance_uuid)
+            inst = session.get(m.Instance, instance_uuid, options=m.INSTANCE_LOAD)
             if inst is None or inst.deleted:
                 return
             inst.vm_state = states.ERROR
@@ -179,7 +179,7 @@ class ConductorManager(RPCEndpoint):
     # ----- the agents' database access (steps 14-18) --------------------------------------------------------
     async def instance_get(self, instance_uuid: str) -> dict[str, Any]:
         def read(session: Session) -> dict[str, Any]:
-            inst = session.get(m.Instance, instance_uuid)
+            inst = session.get(m.Instance, instance_uuid, options=m.INSTANCE_LOAD)
             if inst is None:
                 raise LookupError(f"instance {instance_uuid} not found")
             return instance_dict(inst)
@@ -197,7 +197,7 @@ class ConductorManager(RPCEndpoint):
         if isinstance(updates.get("launched_at"), str):
             updates["launched_at"] = datetime.fromisoformat(updates["launched_at"])
         def apply(session: Session) -> dict[str, Any]:
-            inst = session.get(m.Instance, instance_uuid)
+            inst = session.get(m.Instance, instance_uuid, options=m.INSTANCE_LOAD)
             if inst is None or inst.deleted:
                 raise LookupError(f"instance {instance_uuid} not found")
             if expected_task_state is not None and inst.task_state not in expected_task_state:

@@ -59,7 +59,7 @@ async def _begin(mgr: ImageManager, ctx: RequestContext, image_id: str, action: 
                  transient: str, declared: int | None) -> Expectations:
     """Move a queued image to `transient` (saving/uploading) and say what its data must be."""
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce(action, ctx, image)
         mgr.require_owner(ctx, image, "upload data to")
         if image.status != "queued":
@@ -162,7 +162,7 @@ async def download(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
     async with mgr.db.session() as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("download_image", ctx, image)
     if image.status == "deactivated" and not ctx.is_admin:
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
@@ -217,7 +217,7 @@ async def import_image(request: Request, image_id: str) -> Response:
     if stores is not None and (not isinstance(stores, list) or any(s != mgr.store.id for s in stores)):
         raise BadRequest(f"Unknown store in {stores!r}; the only store is {mgr.store.id!r}.")
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("import_image", ctx, image)
         mgr.require_owner(ctx, image, "import data to")
         if image.status != "uploading" or not image.staging_location:

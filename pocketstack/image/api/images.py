@@ -247,7 +247,7 @@ async def list_images(request: Request) -> Response:
         marker_id = params.get("marker")
         if marker_id:
             marker = await session.get(m.Image, marker_id) if valid_uuid(marker_id) else None
-            if marker is None or marker.deleted or not await mgr.can_see(session, ctx, marker):
+            if marker is None or marker.deleted or not await session.run_sync(mgr.can_see, ctx, marker):
                 raise BadRequest(f"Invalid marker. Image {marker_id} could not be found.")
             query = query.where(_after_marker(marker, sorting))
         rows = list((await session.execute(query.order_by(*_order(sorting)).limit(limit + 1))).scalars())
@@ -265,9 +265,8 @@ async def list_images(request: Request) -> Response:
 async def show_image(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
-    async with mgr.db.session() as session:
-        image = await mgr.get_image(session, ctx, image_id)
-        mgr.enforce("get_image", ctx, image)
+    image = await mgr.db.run(lambda session: mgr.get_image(session, ctx, image_id), write=False)  # every boot
+    mgr.enforce("get_image", ctx, image)
     return json_response(image_body(image))
 
 
@@ -292,7 +291,7 @@ async def update_image(request: Request, image_id: str) -> Response:
     if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
         raise BadRequest("A JSON patch document is a list of operation objects.")
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("modify_image", ctx, image)
         mgr.require_owner(ctx, image, "modify")
         for op in ops:
@@ -338,7 +337,7 @@ async def delete_image(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("delete_image", ctx, image)
         mgr.require_owner(ctx, image, "delete")
         if image.protected:
@@ -359,7 +358,7 @@ async def add_tag(request: Request, image_id: str, tag: str) -> Response:
     mgr = manager(request)
     validate_attr("tags", [tag], ctx)
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("modify_image", ctx, image)
         mgr.require_owner(ctx, image, "modify")
         if all(t.value != tag for t in image.tags):
@@ -375,7 +374,7 @@ async def delete_tag(request: Request, image_id: str, tag: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("modify_image", ctx, image)
         mgr.require_owner(ctx, image, "modify")
         existing = next((t for t in image.tags if t.value == tag), None)
@@ -394,7 +393,7 @@ async def image_action(request: Request, image_id: str, action: str) -> Response
     if action not in ("deactivate", "reactivate"):
         raise NotFound(f"Unknown image action {action!r}.")
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce(action, ctx, image)
         mgr.require_owner(ctx, image, action)
         source, target = ("active", "deactivated") if action == "deactivate" else ("deactivated", "active")

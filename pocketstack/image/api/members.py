@@ -27,7 +27,7 @@ async def add_member(request: Request, image_id: str) -> Response:
     mgr = manager(request)
     member_id = _field(await json_body(request), "member")
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("add_member", ctx, image, member_id=member_id)
         mgr.require_owner(ctx, image, "share")
         if image.visibility != "shared":
@@ -46,7 +46,7 @@ async def list_members(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
     async with mgr.db.session() as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("get_members", ctx, image)
         query = select(m.ImageMember).where(m.ImageMember.image_id == image_id).order_by(m.ImageMember.created_at)
         if not ctx.is_admin and image.owner != ctx.project_id:  # a member sees only itself
@@ -60,7 +60,7 @@ async def show_member(request: Request, image_id: str, member_id: str) -> Respon
     ctx = request_context(request)
     mgr = manager(request)
     async with mgr.db.session() as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("get_member", ctx, image, member_id=member_id)
         member = await session.get(m.ImageMember, (image_id, member_id))
         if member is None or (not ctx.is_admin and ctx.project_id not in (image.owner, member_id)):
@@ -76,7 +76,7 @@ async def update_member(request: Request, image_id: str, member_id: str) -> Resp
     if status not in MEMBER_STATUSES:
         raise BadRequest(f"Invalid member status {status!r}: one of {', '.join(MEMBER_STATUSES)}.")
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         member = await session.get(m.ImageMember, (image_id, member_id))
         if member is None or (not ctx.is_admin and ctx.project_id not in (image.owner, member_id)):
             raise NotFound(f"Project {member_id} is not a member of image {image_id}.")
@@ -90,7 +90,7 @@ async def delete_member(request: Request, image_id: str, member_id: str) -> Resp
     ctx = request_context(request)
     mgr = manager(request)
     async with mgr.db.session(write=True) as session:
-        image = await mgr.get_image(session, ctx, image_id)
+        image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("delete_member", ctx, image, member_id=member_id)
         mgr.require_owner(ctx, image, "unshare")
         member = await session.get(m.ImageMember, (image_id, member_id))

@@ -110,24 +110,27 @@ class AmqpTransport(Transport):
 
     async def _publish(self, channel: AbstractChannel, exchange: AbstractExchange, message: aio_pika.Message,
                        routing_key: str, within: float) -> None:
-        """Publish, and once more after the connection is restored if it was down (robust reconnection)."""
+        """Publish; while the connection is down, again each time it is restored (robust reconnection) until
+        `within` runs out. A broker restart first shows as a closed channel that only later reopens."""
+        last: BaseException | None = None
         try:
             async with asyncio.timeout(within):
-                try:
-                    await exchange.publish(message, routing_key, mandatory=False)
-                    return
-                except CONNECTION_EXCEPTIONS as exc:
-                    if self.closed:
-                        raise TransportError("the RPC transport is closed") from exc
-                    log.info("publish to %s failed (%r); waiting for the broker connection", routing_key, exc)
-                await channel.ready()
-                try:
-                    await exchange.publish(message, routing_key, mandatory=False)
-                except CONNECTION_EXCEPTIONS as exc:
-                    raise TransportError(f"could not publish to {routing_key!r}: {exc!r}") from exc
+                while True:
+                    try:
+                        await exchange.publish(message, routing_key, mandatory=False)
+                        return
+                    except CONNECTION_EXCEPTIONS as exc:
+                        if self.closed:
+                            raise TransportError("the RPC transport is closed") from exc
+                        if last is None:
+                            log.info("publish to %s failed (%r); waiting for the broker connection", routing_key,
+                                     exc)
+                        last = exc
+                    await asyncio.sleep(0.1)
+                    await channel.ready()
         except TimeoutError:
             raise TransportError(f"could not publish to {routing_key!r} within {within:g}s: the message broker "
-                                 "is unreachable") from None
+                                 f"is unreachable ({last!r})") from None
 
     async def call(self, target: Target, body: bytes, within: float) -> bytes:
         await self.start()

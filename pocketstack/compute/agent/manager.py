@@ -70,6 +70,7 @@ class ComputeAgent(RPCEndpoint):
     async def start(self) -> None:
         await self.driver.init_host()
         await self.report()
+        await self._abort_interrupted_builds()
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._periodic(self.report, self.settings.compute.report_interval)))
         self._tasks.append(asyncio.create_task(
@@ -81,6 +82,25 @@ class ComputeAgent(RPCEndpoint):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.server.stop()
+
+    async def _abort_interrupted_builds(self) -> None:
+        """Builds this host had begun when its previous run ended cannot finish (Nova's _init_instance): the
+        conductor moves them to ERROR and releases their claims and ports. Builds still waiting in the host's
+        queue (task_state scheduling) are left to run."""
+        try:
+            instances = await self.conductor.instances_on_host(self.host)
+        except Exception as exc:
+            log.warning("%s: could not look for interrupted builds: %s", self.host, exc)
+            return
+        for inst in instances:
+            if inst["vm_state"] != states.BUILDING or inst["task_state"] in (states.SCHEDULING, states.DELETING):
+                continue
+            with contextlib.suppress(Exception):
+                await self.driver.destroy(inst, inst["network_info"] or [])
+            with contextlib.suppress(Exception):
+                await self.conductor.abort_build(inst["uuid"], f"Build of instance {inst['uuid']} aborted: the "
+                                                               f"compute service on host {self.host} restarted "
+                                                               "during the build")
 
     async def _periodic(self, func: Any, interval: float) -> None:
         while True:

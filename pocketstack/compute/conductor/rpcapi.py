@@ -40,6 +40,11 @@ class ConductorAPI(RPCAPI):
         await self.prepare().call(None, "action_event", instance_uuid=instance_uuid, request_id=request_id,
                                   event=event, start_time=start_time, result=result, host=host, details=details)
 
+    async def abort_build(self, instance_uuid: str, reason: str) -> bool:
+        """A build that can no longer finish (its host restarted mid-build): ERROR, claims and ports released."""
+        return await self.prepare(version="1.1").call(None, "abort_build", instance_uuid=instance_uuid,
+                                                      reason=reason)
+
     async def service_report(self, host: str, binary: str, topic: str,
                              resources: dict[str, Any] | None = None) -> dict[str, Any]:
         """Heartbeat (and, from compute agents, the resource report); returns the service's record."""

@@ -320,8 +320,8 @@ class Deployment:
 
         await self.prepare()
         before = stored_passwords(self.data_dir)
-        for first in (True, False):  # identity bootstraps before the others need its accounts
-            group = [p for p in self.processes if p.role.first == first]
+        for stage in sorted({p.role.stage for p in self.processes}):
+            group = [p for p in self.processes if p.role.stage == stage]
             for process in group:
                 await self.spawn(process)
             await self.wait_ready(group)

@@ -19,7 +19,7 @@ class Role:
     name: str  # `pocketstack serve NAME`
     factory: str  # "package.module:function" taking (settings, catalog specs), returning a Service
     api: str | None = None  # settings section of the HTTP API served (port, workers); None: RPC only
-    first: bool = False  # `up --distributed` starts it (and waits for it) before the others: identity bootstraps
+    stage: int = 1  # `up --distributed` starts the stages in order, each once the previous one is ready
     copies: str | None = None  # DistributedSettings field giving how many processes `up --distributed` runs
     per_hosts: bool = False  # `up --distributed` runs one per group of compute hosts (POCKETSTACK_COMPUTE__HOSTS)
 
@@ -31,15 +31,16 @@ class Role:
         return getattr(settings.distributed, self.copies) if self.copies else 1
 
 
-# In the order `up --distributed` starts them.
+# Stage 0 bootstraps the accounts and the catalog the others use; the RPC servers of stage 1 declare the topic
+# queues (a message to a topic nobody has consumed yet is dropped) before the agents of stage 2 call them.
 ROLES: list[Role] = [
-    Role("identity", "pocketstack.identity.service_app:create", api="identity", first=True),
+    Role("identity", "pocketstack.identity.service_app:create", api="identity", stage=0),
     Role("image", "pocketstack.image.service_app:create", api="image"),
     Role("network", "pocketstack.network.service_app:create", api="network"),
     Role("compute-api", "pocketstack.compute.service_app:create_api", api="compute"),
     Role("conductor", "pocketstack.compute.service_app:create_conductor", copies="conductors"),
     Role("scheduler", "pocketstack.compute.service_app:create_scheduler", copies="schedulers"),
-    Role("compute", "pocketstack.compute.service_app:create_agents", per_hosts=True),
+    Role("compute", "pocketstack.compute.service_app:create_agents", per_hosts=True, stage=2),
 ]
 
 

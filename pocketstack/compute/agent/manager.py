@@ -21,7 +21,7 @@ from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext, get_current
 from pocketstack.common.errors import APIError, NotFound
-from pocketstack.common.rpc import RPCEndpoint, RPCServer, Transport
+from pocketstack.common.rpc import MessagingTimeout, RPCEndpoint, RPCServer, Transport
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
@@ -69,7 +69,7 @@ class ComputeAgent(RPCEndpoint):
     # ----- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.driver.init_host()
-        await self.report()
+        await self._first_report()
         await self._abort_interrupted_builds()
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._periodic(self.report, self.settings.compute.report_interval)))
@@ -82,6 +82,21 @@ class ComputeAgent(RPCEndpoint):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.server.stop()
+
+    async def _first_report(self, attempt_timeout: float = 5.0) -> None:
+        """Report, waiting for a conductor as Nova's compute does: a call to a topic that no conductor has
+        consumed yet is dropped by the bus, so it is retried until one answers."""
+        conductor = ConductorAPI(self.transport, timeout=attempt_timeout)
+        attempts = 0
+        while True:
+            try:
+                resources = asdict(await self.driver.get_available_resource())
+                await conductor.service_report(self.host, "nova-compute", "compute", resources)
+                return
+            except MessagingTimeout:
+                attempts += 1
+                log.warning("%s: no conductor answered within %gs (attempt %d); is one running?", self.host,
+                            attempt_timeout, attempts)
 
     async def _abort_interrupted_builds(self) -> None:
         """Builds this host had begun when its previous run ended cannot finish (Nova's _init_instance): the

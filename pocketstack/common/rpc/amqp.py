@@ -6,6 +6,8 @@ Layout on the broker, per control exchange (default "pocketstack"):
 - per topic a fanout exchange `topic_fanout`, each server binding an exclusive auto-delete queue of its own;
 - per transport (process) an exclusive reply queue; replies find their call through the correlation id.
 Requests of calls carry a TTL equal to the call's timeout, so a call nobody answers leaves no message behind.
+Casts are mandatory: one the broker cannot route yet (right after a broker restart, before the servers have
+re-declared their queues) is published again until a queue takes it or `publish_timeout` runs out.
 The connection is robust: after a drop aio-pika reconnects and re-declares queues, bindings and consumers;
 calls waiting when the connection went down fail at once with TransportError (their reply queue went with it).
 """
@@ -28,6 +30,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aiormq.abc import DeliveredMessage
 from yarl import URL
 
 from pocketstack.common.rpc.exceptions import MessagingTimeout, TransportError
@@ -109,16 +112,24 @@ class AmqpTransport(Transport):
         # else: a late reply to a call that timed out; dropped
 
     async def _publish(self, channel: AbstractChannel, exchange: AbstractExchange, message: aio_pika.Message,
-                       routing_key: str, within: float) -> None:
+                       routing_key: str, within: float, mandatory: bool = False) -> None:
         """Publish; while the connection is down, again each time it is restored (robust reconnection) until
-        `within` runs out. A broker restart first shows as a closed channel that only later reopens."""
-        last: BaseException | None = None
+        `within` runs out. A broker restart first shows as a closed channel that only later reopens.
+
+        `mandatory` (casts, on the confirmed channel): a message the broker cannot route is published again
+        until a queue takes it. After a broker restart the queues come back only as their consumers reconnect,
+        and a cast sent in between would otherwise be dropped."""
+        last: BaseException | str | None = None
         try:
             async with asyncio.timeout(within):
                 while True:
                     try:
-                        await exchange.publish(message, routing_key, mandatory=False)
-                        return
+                        result = await exchange.publish(message, routing_key, mandatory=mandatory)
+                        if not isinstance(result, DeliveredMessage):
+                            return
+                        if last is None:
+                            log.info("no queue takes %s yet; publishing it again", routing_key)
+                        last = "no queue is bound to it"
                     except CONNECTION_EXCEPTIONS as exc:
                         if self.closed:
                             raise TransportError("the RPC transport is closed") from exc
@@ -129,8 +140,9 @@ class AmqpTransport(Transport):
                     await asyncio.sleep(0.1)
                     await channel.ready()
         except TimeoutError:
-            raise TransportError(f"could not publish to {routing_key!r} within {within:g}s: the message broker "
-                                 f"is unreachable ({last!r})") from None
+            raise TransportError(f"could not publish to {routing_key!r} within {within:g}s: "
+                                 f"{last if isinstance(last, str) else f'the message broker is unreachable ({last!r})'}"
+                                 ) from None
 
     async def call(self, target: Target, body: bytes, within: float) -> bytes:
         await self.start()
@@ -154,7 +166,7 @@ class AmqpTransport(Transport):
         assert self._confirmed is not None and self._topic_confirmed is not None
         message = aio_pika.Message(body, content_type=CONTENT_TYPE)
         await self._publish(self._confirmed, self._topic_confirmed, message, target.routing_key,
-                            self.publish_timeout)
+                            self.publish_timeout, mandatory=True)
 
     async def _fanout_exchange(self, channel: AbstractChannel, topic: str) -> AbstractExchange:
         return await channel.declare_exchange(f"{self.exchange_name}.{topic}_fanout", aio_pika.ExchangeType.FANOUT)

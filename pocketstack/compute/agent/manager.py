@@ -112,10 +112,12 @@ class ComputeAgent(RPCEndpoint):
                 continue
             with contextlib.suppress(Exception):
                 await self.driver.destroy(inst, inst["network_info"] or [])
-            with contextlib.suppress(Exception):
+            try:
                 await self.conductor.abort_build(inst["uuid"], f"Build of instance {inst['uuid']} aborted: the "
                                                                f"compute service on host {self.host} restarted "
                                                                "during the build")
+            except Exception as exc:  # the conductor's periodic check catches it later
+                log.warning("%s: could not abort the interrupted build of %s: %s", self.host, inst["uuid"], exc)
 
     async def _periodic(self, func: Any, interval: float) -> None:
         while True:

@@ -10,7 +10,7 @@ from pocketstack.common.rpc import RPCAPI
 class ConductorAPI(RPCAPI):
     topic = "conductor"
     namespace = "conductor"
-    version = "1.0"
+    version = "1.1"  # 1.1: abort_build
 
     async def build_instances(self, instance_uuids: list[str], request_spec: dict[str, Any]) -> None:
         """FLOW.md step 8: the API hands the build over (CAST)."""

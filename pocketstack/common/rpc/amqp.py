@@ -6,8 +6,9 @@ Layout on the broker, per control exchange (default "pocketstack"):
 - per topic a fanout exchange `topic_fanout`, each server binding an exclusive auto-delete queue of its own;
 - per transport (process) an exclusive reply queue; replies find their call through the correlation id.
 Requests of calls carry a TTL equal to the call's timeout, so a call nobody answers leaves no message behind.
-Casts are mandatory: one the broker cannot route yet (right after a broker restart, before the servers have
-re-declared their queues) is published again until a queue takes it or `publish_timeout` runs out.
+Casts and call requests are mandatory: one the broker cannot route yet (right after a broker restart, before the
+servers have re-declared their queues) is published again until a queue takes it, or `publish_timeout` (casts),
+or the call's timeout, runs out; a call to a topic nobody serves still ends with MessagingTimeout.
 The connection is robust: after a drop aio-pika reconnects and re-declares queues, bindings and consumers;
 calls waiting when the connection went down fail at once with TransportError (their reply queue went with it).
 """
@@ -62,6 +63,8 @@ class AmqpTransport(Transport):
         self._topic_fast: AbstractExchange | None = None
         self._fanout_exchanges: dict[str, AbstractExchange] = {}
         self._reply_queue: AbstractQueue | None = None
+        self._requests: dict[str, tuple[aio_pika.Message, str]] = {}  # calls in flight, to publish again
+        self._republishing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if self.connection is not None:
@@ -96,6 +99,7 @@ class AmqpTransport(Transport):
         self._reply_queue = await self._fast.declare_queue(f"reply_{uuid.uuid4().hex}", exclusive=True,
                                                            auto_delete=True)
         await self._reply_queue.consume(self._on_reply, no_ack=True)
+        self._fast.return_callbacks.add(self._on_return)
 
     def _on_connection_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
         if self._pending:
@@ -104,6 +108,25 @@ class AmqpTransport(Transport):
             if not future.done():
                 future.set_exception(TransportError(
                     "the connection to the message broker was lost while the call waited for its reply"))
+
+    def _on_return(self, _channel: Any, message: AbstractIncomingMessage) -> None:
+        """The broker could not route a call's request (its topic's queue is not back yet after a broker restart):
+        publish it again shortly, while the call still waits."""
+        correlation_id = message.correlation_id
+        if correlation_id in self._requests and not self.closed:
+            task = asyncio.get_running_loop().create_task(self._republish(correlation_id))
+            self._republishing.add(task)
+            task.add_done_callback(self._republishing.discard)
+
+    async def _republish(self, correlation_id: str) -> None:
+        await asyncio.sleep(0.1)
+        request = self._requests.get(correlation_id)
+        if request is None or self._fast is None or self._topic_fast is None:
+            return
+        message, routing_key = request
+        with contextlib.suppress(TransportError):  # the call then ends with its timeout
+            await self._publish(self._fast, self._topic_fast, message, routing_key, self.publish_timeout,
+                                mandatory=True)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id)
@@ -154,12 +177,15 @@ class AmqpTransport(Transport):
             async with asyncio.timeout(within):
                 message = aio_pika.Message(body, content_type=CONTENT_TYPE, correlation_id=correlation_id,
                                            reply_to=self._reply_queue.name, expiration=within)
-                await self._publish(self._fast, self._topic_fast, message, target.routing_key, within)
+                self._requests[correlation_id] = (message, target.routing_key)
+                await self._publish(self._fast, self._topic_fast, message, target.routing_key, within,
+                                    mandatory=True)
                 return await future
         except TimeoutError:
             raise MessagingTimeout(f"no reply from {target.routing_key!r} within {within:g}s") from None
         finally:
             del self._pending[correlation_id]
+            self._requests.pop(correlation_id, None)
 
     async def cast(self, target: Target, body: bytes) -> None:
         await self.start()
@@ -199,6 +225,8 @@ class AmqpTransport(Transport):
 
     async def close(self) -> None:
         await super().close()
+        for task in list(self._republishing):
+            task.cancel()
         if self.connection is not None:
             with contextlib.suppress(Exception):
                 await self.connection.close()

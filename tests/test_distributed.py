@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,7 +105,17 @@ def test_cli_boots_on_four_hosts_and_the_trace_crosses_processes(deployment: Dep
     assert deployment.cli("port", "list", "--device-owner", "compute:nova", "-f", "json") == []
 
 
-def test_ctrl_c_stops_every_process(deployment: Deployment) -> None:
+def test_ctrl_c_stops_every_process_and_a_restart_keeps_everything(deployment: Deployment) -> None:
     pids = [p["pid"] for p in deployment.processes().values()] + deployment.workers("compute-api")
+    started = time.monotonic()
     assert deployment.stop() == 0
+    print(f"every process stopped in {time.monotonic() - started:.1f}s")
     assert not [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+    deployment.start()  # the same data dir: the same vhost, databases, keys and accounts
+    assert not any(line.startswith("created user") for line in deployment.lines)
+    assert "net1" in deployment.cli("network", "list", "-f", "value", "-c", "Name").split()
+    assert "tiny" in deployment.cli("image", "list", "-f", "value", "-c", "Name").split()
+    deployment.cli("server", "create", "--flavor", "m1.tiny", "--image", "tiny", "--network", "net1", "--wait",
+                   "again")
+    assert deployment.cli("server", "show", "again", "-f", "json")["status"] == "ACTIVE"

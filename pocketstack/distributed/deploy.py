@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import hashlib
 import json
 import logging
@@ -34,7 +33,7 @@ from yarl import URL
 from pocketstack.common.config import Settings
 from pocketstack.common.service import SERVICES, stored_passwords
 from pocketstack.distributed.roles import ROLES, Role
-from pocketstack.distributed.serve import ready_line, run_loop
+from pocketstack.distributed.serve import die_with_parent, ready_line, run_loop
 
 log = logging.getLogger("pocketstack.deploy")
 
@@ -216,12 +215,6 @@ def plan(settings: Settings) -> list[Process]:
     return processes
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the launcher dies, so no process outlives it."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class Deployment:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -272,7 +265,7 @@ class Deployment:
             process.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "pocketstack.cli", "serve", process.role.name, env=self.child_env(process),
                 stdout=asyncio.subprocess.PIPE, stderr=logfile, stdin=asyncio.subprocess.DEVNULL,
-                preexec_fn=_die_with_parent)
+                preexec_fn=die_with_parent)
         process.started_at = time.monotonic()
         self._spawn_task(self._read(process, process.proc))
         self.write_processes()

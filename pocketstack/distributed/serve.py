@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -61,14 +62,25 @@ def listen_port(role: Role, settings: Settings, port: int | None) -> int:
 
 
 def serve(role: Role, settings: Settings, *, port: int | None = None, worker_fd: int | None = None) -> None:
-    """Run `role` until SIGTERM/SIGINT; `port` overrides the configured listening port (e.g. behind haproxy)."""
+    """Run `role` until SIGTERM/SIGINT; `port` overrides the configured listening port (e.g. behind haproxy).
+    A failure to start is logged and ends the process with status 1."""
     configure_logging(settings.log_level, role)
     workers = settings.service(role.api).workers if role.api else 1
-    if workers > 1 and worker_fd is None:
-        Supervisor(role, settings, listen_port(role, settings, port), workers).run()
-        return
-    line = WORKER_READY if worker_fd is not None else ready_line(role)
-    run_loop(_serve(role, settings, port, worker_fd, line))
+    try:
+        if workers > 1 and worker_fd is None:
+            Supervisor(role, settings, listen_port(role, settings, port), workers).run()
+            return
+        line = WORKER_READY if worker_fd is not None else ready_line(role)
+        run_loop(_serve(role, settings, port, worker_fd, line))
+    except Exception:
+        log.exception("%s failed", role.name)
+        raise SystemExit(1) from None
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM when its parent dies, so no process outlives the one that started it."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 async def _serve(role: Role, settings: Settings, port: int | None, worker_fd: int | None, line: str) -> None:
@@ -155,7 +167,8 @@ class Supervisor:
     def _spawn(self, index: int, sock: socket.socket) -> None:
         cmd = [sys.executable, "-m", "pocketstack.cli", "serve", self.role.name, "--worker-fd", str(sock.fileno()),
                "--port", str(self.port)]
-        proc = subprocess.Popen(cmd, pass_fds=[sock.fileno()], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, pass_fds=[sock.fileno()], stdout=subprocess.PIPE, text=True,
+                                preexec_fn=die_with_parent)
         self.workers[index] = proc
         self.ready[index].clear()
         threading.Thread(target=self._relay, args=(index, proc), daemon=True).start()

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils)
+APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils haproxy)  # haproxy: docs/haproxy.cfg's test
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -5,17 +5,23 @@ guest so builds are caught mid-way."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
-from dist_helpers import Deployment, engines_available, pg, rabbitmqctl
+from conftest import free_port
+from dist_helpers import POCKETSTACK, Deployment, engines_available, pg, rabbitmqctl
 
 BUILD_TIMEOUT = 40
+DOCS = Path(__file__).parent.parent / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +228,48 @@ def test_rabbitmq_restarted_idle_and_with_boots_in_flight(deployment: Deployment
     # they reconnected: no process had to be started again
     assert {name: p["pid"] for name, p in deployment.processes().items()} == pids
     print("boots in flight across the broker restart:", [s["status"] for s in final])
+
+
+def test_haproxy_example_keeps_serving_when_an_instance_dies(deployment: Deployment, boot_from: tuple[str, str],
+                                                             tmp_path: Path) -> None:
+    """docs/haproxy.cfg, with its compute section pointed at two compute-api instances of this deployment."""
+    haproxy = shutil.which("haproxy")
+    if haproxy is None:
+        pytest.fail("haproxy is not installed (scripts/install.sh installs it)")
+    example = DOCS / "haproxy.cfg"
+    assert subprocess.run([haproxy, "-c", "-f", str(example)], capture_output=True).returncode == 0
+    second, front = free_port(), free_port()
+    text = example.read_text()
+    head = text[:text.index("frontend identity")]  # global and defaults as documented
+    compute = text[text.index("frontend compute"):]
+    compute = compute.replace("bind :8774", f"bind 127.0.0.1:{front}").replace(
+        "127.0.0.1:18774", f"127.0.0.1:{deployment.ports['compute']}").replace("127.0.0.1:18775", f"127.0.0.1:{second}")
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(head + compute)
+    instance = subprocess.Popen([POCKETSTACK, "serve", "compute-api", "--config", str(deployment.config), "--port",
+                                 str(second), "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True, env=deployment.env, start_new_session=True)
+    balancer = subprocess.Popen([haproxy, "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        assert instance.stdout is not None
+        assert instance.stdout.readline().strip() == "pocketstack serve compute-api ready"
+        through = f"http://127.0.0.1:{front}/v2.1/servers"
+        headers = {"X-Auth-Token": deployment.token()}
+        wait_until(lambda: requests.get(through, headers=headers, timeout=10).status_code == 200, 30,
+                   "haproxy did not serve")
+        assert [requests.get(through, headers=headers, timeout=10).status_code for _ in range(10)] == [200] * 10
+        os.killpg(instance.pid, signal.SIGKILL)  # one instance gone: the other serves, haproxy retries
+        instance.wait(10)
+        assert [requests.get(through, headers=headers, timeout=10).status_code for _ in range(20)] == [200] * 20
+        created = requests.post(through, headers=headers, timeout=60, json={"server": {
+            "name": "via-haproxy", "imageRef": boot_from[0], "flavorRef": "1", "networks": [{"uuid": boot_from[1]}]}})
+        assert created.status_code == 202, created.text
+        server_id = created.json()["server"]["id"]
+        assert deployment.wait_server(server_id)["status"] == "ACTIVE"
+        deployment.api("DELETE", "compute", f"/v2.1/servers/{server_id}")
+    finally:
+        for proc in (instance, balancer):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -1,15 +1,20 @@
-"""The conductor's periodic check of builds that can no longer finish (distributed mode's safety net): a build
-older than `build_timeout` (its message lost with a broker restart) and a build on a host whose compute service
-went down end in ERROR with a fault and without their claims; a fresh build on a live host is left alone."""
+"""Distributed mode's safety nets, in-process: the conductor's periodic check of builds that can no longer finish
+(a build older than `build_timeout`, its message lost with a broker restart, and a build on a host whose compute
+service went down end in ERROR with a fault and without their claims; a fresh build on a live host is left alone),
+and a shared Redis token cache that is unreachable."""
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from pocketstack.common.auth import CachedTokenValidator
+from pocketstack.common.cache import RedisCache
 from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.rpc.local import LocalTransport
@@ -65,3 +70,24 @@ async def test_builds_timed_out_or_on_a_dead_host_end_in_error(tmp_path: Path) -
     assert "host dead went down during the build" in faults["on-dead"]
     assert claims == []
     await db.close()
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_redis_cache_is_a_cache_that_forgets() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cache = RedisCache(f"redis://127.0.0.1:{port}/0")
+    calls: list[str] = []
+
+    class Identity:
+        async def validate(self, token: str) -> dict[str, Any]:
+            calls.append(token)
+            return {"user": {"id": "u"}, "expires_at": "2999-01-01T00:00:00.000000Z"}
+
+    validator = CachedTokenValidator(Identity(), cache, ttl=5)
+    assert (await validator.validate("tok"))["user"]["id"] == "u"
+    assert (await validator.validate("tok"))["user"]["id"] == "u"
+    assert calls == ["tok", "tok"]  # every validation went to identity: nothing failed
+    await cache.delete("x")
+    await cache.close()

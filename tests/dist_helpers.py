@@ -32,7 +32,8 @@ def rabbitmqctl(*args: str) -> str:
     exe = shutil.which("rabbitmqctl")
     if exe is None:
         pytest.fail("rabbitmqctl is not installed: the distributed tests need the machine's RabbitMQ")
-    done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=120)
+    # its own session: as root it runs through `su`, which may signal the process group it was started in
+    done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=120, start_new_session=True)
     if done.returncode != 0:
         raise AssertionError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
     return done.stdout

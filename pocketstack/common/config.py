@@ -153,6 +153,8 @@ class DistributedSettings(BaseModel):
     schedulers: int = Field(1, ge=1, description="scheduler processes")
     hosts_per_process: int = Field(1, ge=1, description="fake compute hosts per `serve compute` process")
     restart_delay: float = Field(1.0, ge=0, description="seconds before a process that died is started again")
+    db_pool_size: int = Field(4, ge=1, description="connections each `serve` process keeps per database")
+    db_max_overflow: int = Field(6, ge=0, description="connections it may open beyond them under load")
 
 
 class Settings(BaseSettings):

@@ -32,6 +32,16 @@ NAMING_CONVENTION = {
 }
 
 
+# The connection pool of each server database (PostgreSQL, MariaDB) in this process. `pocketstack serve` sizes it
+# from `[distributed]` so that all the processes of a deployment stay under the server's max_connections.
+POOL: dict[str, int] = {"pool_size": 10, "max_overflow": 20}
+
+
+def configure_pool(pool_size: int, max_overflow: int) -> None:
+    """Size the pools of the databases opened from now on in this process."""
+    POOL.update(pool_size=pool_size, max_overflow=max_overflow)
+
+
 def make_base() -> type[DeclarativeBase]:
     """A declarative base with its own metadata, one per service."""
 
@@ -65,7 +75,8 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=3600)
+            kwargs.update(pool_size=POOL["pool_size"], max_overflow=POOL["max_overflow"], pool_pre_ping=True,
+                          pool_recycle=3600)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._sync_engine: Engine | None = None
         if self.is_sqlite:

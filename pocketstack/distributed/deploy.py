@@ -137,7 +137,8 @@ def _rabbitmqctl(*args: str) -> str:
     exe = shutil.which("rabbitmqctl")
     if exe is None:
         raise DeployError("rabbitmqctl is not installed: create the vhost yourself and set rpc.transport_url")
-    done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=60)
+    # its own session: as root it runs through `su`, which may signal the process group it was started in
+    done = subprocess.run([exe, "-q", *args], capture_output=True, text=True, timeout=60, start_new_session=True)
     if done.returncode != 0:
         raise DeployError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout
@@ -262,8 +263,8 @@ class Deployment:
     async def spawn(self, process: Process) -> None:
         process.ready.clear()
         with self._log(process) as logfile:
-            process.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "pocketstack.cli", "serve", process.role.name, env=self.child_env(process),
+            process.proc = await asyncio.create_subprocess_exec(  # -P: this pocketstack, whatever the cwd holds
+                sys.executable, "-P", "-m", "pocketstack.cli", "serve", process.role.name, env=self.child_env(process),
                 stdout=asyncio.subprocess.PIPE, stderr=logfile, stdin=asyncio.subprocess.DEVNULL,
                 preexec_fn=die_with_parent)
         process.started_at = time.monotonic()

@@ -28,6 +28,7 @@ import uvicorn
 from pocketstack.common import tracing
 from pocketstack.common.clients.base import close_http_session
 from pocketstack.common.config import Settings
+from pocketstack.common.db import configure_pool
 from pocketstack.common.rpc import close_transports
 from pocketstack.distributed.roles import Role
 from pocketstack.launcher import _EmbeddedServer
@@ -65,6 +66,7 @@ def serve(role: Role, settings: Settings, *, port: int | None = None, worker_fd:
     """Run `role` until SIGTERM/SIGINT; `port` overrides the configured listening port (e.g. behind haproxy).
     A failure to start is logged and ends the process with status 1."""
     configure_logging(settings.log_level, role)
+    configure_pool(settings.distributed.db_pool_size, settings.distributed.db_max_overflow)
     workers = settings.service(role.api).workers if role.api else 1
     try:
         if workers > 1 and worker_fd is None:
@@ -165,8 +167,9 @@ class Supervisor:
         self.ready: list[threading.Event] = [threading.Event() for _ in range(count)]
 
     def _spawn(self, index: int, sock: socket.socket) -> None:
-        cmd = [sys.executable, "-m", "pocketstack.cli", "serve", self.role.name, "--worker-fd", str(sock.fileno()),
-               "--port", str(self.port)]
+        # -P: the same pocketstack as this process, whatever the working directory holds
+        cmd = [sys.executable, "-P", "-m", "pocketstack.cli", "serve", self.role.name, "--worker-fd",
+               str(sock.fileno()), "--port", str(self.port)]
         proc = subprocess.Popen(cmd, pass_fds=[sock.fileno()], stdout=subprocess.PIPE, text=True,
                                 preexec_fn=die_with_parent)
         self.workers[index] = proc

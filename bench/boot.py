@@ -69,10 +69,12 @@ def start_cloud(data_dir: Path, hosts: int, distributed: bool) -> tuple[subproce
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
     assert proc.stdout is not None
+    output = []
     for line in proc.stdout:
         if line.strip() == "pocketstack ready":
             return proc, ports
-    raise SystemExit("the cloud did not start")
+        output.append(line)
+    raise SystemExit("the cloud did not start:\n" + "".join(output[-20:]))
 
 
 class Client:

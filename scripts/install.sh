@@ -4,9 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # qemu-system-x86 .. openssh-client: the test guest (`pocketstack image build-guest`) and booting it;
-# iproute2 .. nftables: the host network data plane (network/agent)
+# iproute2 .. nftables: the host network data plane (network/agent); haproxy: docs/haproxy.cfg's test
 APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils qemu-system-x86 busybox-static dropbear-bin syslinux
-              syslinux-common mtools dosfstools cpio openssh-client iproute2 dnsmasq-base nftables)
+              syslinux-common mtools dosfstools cpio openssh-client iproute2 dnsmasq-base nftables haproxy)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

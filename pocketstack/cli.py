@@ -59,14 +59,16 @@ def up(
 
 @app.command()
 def serve(
-    role: Annotated[str, typer.Argument(help="identity, image, network, compute-api, conductor, scheduler, compute")],
+    role: Annotated[str, typer.Argument(help="identity, image, network, network-agent, volume-api, volume, "
+                                        "compute-api, metadata, conductor, scheduler, compute")],
     config: ConfigFile = None,
     data_dir: DataDir = None,
     bind: Annotated[str | None, typer.Option(help="address the API listens on")] = None,
     port: Annotated[int | None, typer.Option(help="listening port (default: the role's configured port plus "
                                              "port_offset; set it when a load balancer holds that one)")] = None,
     workers: Annotated[int | None, typer.Option(help="API worker processes (default: the role's `workers`)")] = None,
-    host: Annotated[str | None, typer.Option(help="host name of this conductor, scheduler or compute agent")] = None,
+    host: Annotated[str | None, typer.Option(help="host name of this conductor, scheduler, compute agent, network "
+                                             "agent or volume manager")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning")] = None,
     worker_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
@@ -80,7 +82,8 @@ def serve(
         typer.echo(f"error: {exc.args[0]}", err=True)
         raise typer.Exit(2)
     # command-line values go to the environment so the worker processes started below see them too
-    for key, value in ((f"{(selected.api or 'compute').upper()}__WORKERS", workers), ("COMPUTE__HOST", host),
+    for key, value in ((f"{(selected.api or 'compute').upper()}__WORKERS", workers),
+                       (f"{selected.host_section.upper()}__HOST", host),
                        ("BIND", bind), ("LOG_LEVEL", log_level), ("DATA_DIR", data_dir)):
         if value is not None:
             os.environ[f"POCKETSTACK_{key}"] = str(value)

@@ -76,7 +76,8 @@ class Deployment:
     def __init__(self, data_dir: Path, fake_hosts: int = 4, **settings: str) -> None:
         self.data_dir = data_dir
         self.name = f"pstest_{uuid.uuid4().hex[:10]}"
-        self.ports = {name: free_port() for name in ("identity", "image", "network", "compute", "metadata")}
+        self.ports = {name: free_port() for name in ("identity", "image", "network", "volume", "compute",
+                                                                 "metadata")}
         self.env = {**os.environ, "POCKETSTACK_DISTRIBUTED__NAME": self.name,
                     "POCKETSTACK_DISTRIBUTED__DATABASE_SERVER_URL": PG_SERVER,
                     "POCKETSTACK_DISTRIBUTED__BROKER_URL": BROKER,

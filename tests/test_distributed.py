@@ -12,7 +12,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 from dist_helpers import POCKETSTACK, Deployment, engines_available, pg, rabbitmqctl
+
+from pocketstack.common.service import METADATA_SECRET_KEY, stored_passwords
+from pocketstack.compute.metadata.service_app import sign_instance_id
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +36,9 @@ def test_every_role_is_its_own_process_on_its_own_vhost_and_databases(deployment
     assert not any(line.startswith("created user") for line in deployment.lines)  # passwords configured
     assert set(deployment.clouds()) == {"pocketstack", "pocketstack-demo"}
     processes = deployment.processes()
-    assert set(processes) == {"identity", "image", "network", "compute-api", "conductor-1", "conductor-2",
-                              "scheduler-1", "scheduler-2", "compute-1", "compute-2"}
+    # the fake driver: no network agent (the all-in-one runs none either)
+    assert set(processes) == {"identity", "image", "network", "volume-api", "compute-api", "metadata", "conductor-1",
+                              "conductor-2", "scheduler-1", "scheduler-2", "volume", "compute-1", "compute-2"}
     pids = {p["pid"] for p in processes.values()}
     assert len(pids) == len(processes) and all(psutil.pid_exists(pid) for pid in pids)
     assert sorted(processes["compute-1"]["hosts"] + processes["compute-2"]["hosts"]) == [
@@ -42,12 +47,14 @@ def test_every_role_is_its_own_process_on_its_own_vhost_and_databases(deployment
     # its own vhost and databases, and the settings every process reads name them
     assert deployment.name in rabbitmqctl("list_vhosts", "--no-table-headers", "name").split()
     databases = {r[0] for r in pg("SELECT datname FROM pg_database WHERE datname LIKE $1", deployment.name + "%")}
-    assert databases == {f"{deployment.name}_{s}" for s in ("identity", "image", "network", "compute", "trace")}
+    assert databases == {f"{deployment.name}_{s}" for s in ("identity", "image", "network", "volume", "compute",
+                                                             "trace")}
     config = deployment.config.read_text()
     assert f"/{deployment.name}\"" in config and "cache_backend = \"redis\"" in config
     sync = subprocess.run([POCKETSTACK, "db", "sync", "--config", str(deployment.config)], capture_output=True,
                           text=True, env=deployment.env, timeout=120)
     assert sync.returncode == 0 and "compute: up to date" in sync.stdout, sync.stderr
+    assert "volume: up to date" in sync.stdout
 
 
 def test_cli_boots_on_four_hosts_and_the_trace_crosses_processes(deployment: Deployment, tmp_path: Path) -> None:
@@ -103,6 +110,33 @@ def test_cli_boots_on_four_hosts_and_the_trace_crosses_processes(deployment: Dep
     deployment.cli("server", "delete", "--wait", *[s["ID"] for s in servers])
     assert deployment.cli("server", "list", "-f", "json") == []
     assert deployment.cli("port", "list", "--device-owner", "compute:nova", "-f", "json") == []
+
+
+def test_volumes_metadata_and_services_of_their_own_processes(deployment: Deployment) -> None:
+    """volume-api and the volume manager, each its own process, make a volume; the metadata process answers a
+    signed request for a server the others built; every service reports itself up."""
+    deployment.cli("volume", "create", "--size", "1", "dvol")
+    deadline = time.monotonic() + 60
+    while (status := deployment.cli("volume", "show", "dvol", "-f", "json")["status"]) != "available":
+        assert status in ("creating",) and time.monotonic() < deadline, f"volume dvol is {status}"
+        time.sleep(0.5)
+    volume_services = deployment.cli("volume", "service", "list", "-f", "json")
+    assert sorted(s["Binary"] for s in volume_services if s["State"] == "up") == ["cinder-scheduler",
+                                                                                 "cinder-volume"]
+
+    image, network = deployment.setup_boot_resources()
+    server = deployment.wait_server(deployment.boot("md", image, network))
+    assert server["status"] == "ACTIVE"
+    secret = stored_passwords(deployment.data_dir)[METADATA_SECRET_KEY]
+    resp = requests.get(deployment.url("metadata", "/openstack/latest/meta_data.json"), timeout=30, headers={
+        "X-Instance-ID": server["id"], "X-Tenant-ID": server["tenant_id"],
+        "X-Instance-ID-Signature": sign_instance_id(secret, server["id"])})
+    assert resp.status_code == 200 and resp.json()["uuid"] == server["id"], resp.text
+    forged = requests.get(deployment.url("metadata", "/openstack/latest/meta_data.json"), timeout=30, headers={
+        "X-Instance-ID": server["id"], "X-Tenant-ID": server["tenant_id"], "X-Instance-ID-Signature": "0" * 64})
+    assert forged.status_code == 403
+    deployment.cli("server", "delete", "--wait", server["id"])
+    deployment.cli("volume", "delete", "dvol")
 
 
 def test_ctrl_c_stops_every_process_and_a_restart_keeps_everything(deployment: Deployment) -> None:

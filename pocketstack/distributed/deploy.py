@@ -33,7 +33,7 @@ from yarl import URL
 from pocketstack.common.config import Settings
 from pocketstack.common.service import SERVICES, stored_passwords
 from pocketstack.distributed.roles import ROLES, Role
-from pocketstack.distributed.serve import die_with_parent, ready_line, run_loop
+from pocketstack.distributed.serve import child_env, die_with_parent, ready_line, run_loop
 
 log = logging.getLogger("pocketstack.deploy")
 
@@ -200,6 +200,8 @@ def plan(settings: Settings) -> list[Process]:
     base = settings.compute.host
     processes = []
     for role in ROLES:
+        if not role.wanted(settings):
+            continue
         if role.per_hosts:
             hosts, size = agent_hosts(settings), settings.distributed.hosts_per_process
             for i, start in enumerate(range(0, len(hosts), size), 1):
@@ -249,7 +251,7 @@ class Deployment:
 
     def child_env(self, process: Process) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETSTACK_")}  # the file says it all
-        return {**env, "POCKETSTACK_CONFIG": str(self.config_path), **process.env}
+        return child_env({**env, "POCKETSTACK_CONFIG": str(self.config_path), **process.env})
 
     # ----- processes ----------------------------------------------------------------------------------------
     def _log(self, process: Process) -> Any:

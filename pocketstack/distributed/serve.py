@@ -20,7 +20,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -77,6 +78,17 @@ def serve(role: Role, settings: Settings, *, port: int | None = None, worker_fd:
     except Exception:
         log.exception("%s failed", role.name)
         raise SystemExit(1) from None
+
+
+def child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with the source root of this pocketstack first on PYTHONPATH. Children start with `-P` (the working
+    directory is not searched), so they import this very code: a checkout run through another checkout's venv
+    starts its own children, never the venv's editable install."""
+    import pocketstack
+
+    root = str(Path(pocketstack.__file__).resolve().parent.parent)
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    return {**env, "PYTHONPATH": os.pathsep.join([root, *rest])}
 
 
 def die_with_parent() -> None:
@@ -171,7 +183,7 @@ class Supervisor:
         cmd = [sys.executable, "-P", "-m", "pocketstack.cli", "serve", self.role.name, "--worker-fd",
                str(sock.fileno()), "--port", str(self.port)]
         proc = subprocess.Popen(cmd, pass_fds=[sock.fileno()], stdout=subprocess.PIPE, text=True,
-                                preexec_fn=die_with_parent)
+                                env=child_env(os.environ), preexec_fn=die_with_parent)
         self.workers[index] = proc
         self.ready[index].clear()
         threading.Thread(target=self._relay, args=(index, proc), daemon=True).start()

@@ -118,6 +118,8 @@ class NetworkSettings(ServiceSettings):
     agent_dhcp: bool = Field(True, description="the agent serves DHCP and metadata for every network")
     agent_l3: bool = Field(True, description="the agent runs routers and floating IPs")
     agent_resync_interval: float = Field(30.0, gt=0, description="seconds between full resyncs of the agent")
+    agent_report_interval: float = Field(10.0, gt=0, description="seconds between the agent's heartbeats")
+    agent_down_time: float = Field(60.0, gt=0, description="an agent silent this long is down (not alive)")
     agent_teardown_on_stop: bool = Field(False, description="stopping the agent removes all it made (test clouds); "
                                          "by default guests keep their network while the cloud restarts")
     dhcp_lease_time: int = Field(86400, ge=120, description="DHCP lease time in seconds")

@@ -51,7 +51,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 def start_cloud(data_dir: Path, hosts: int, distributed: bool) -> tuple[subprocess.Popen, dict[str, int]]:
-    ports = {name: free_port() for name in ("identity", "image", "network", "compute")}
+    # every service on a free port: the volume and metadata APIs too, so no other cloud on the machine collides
+    ports = {name: free_port() for name in ("identity", "image", "network", "volume", "compute", "metadata")}
     env = {**os.environ, "POCKETSTACK_CONFIG": "/nonexistent", "POCKETSTACK_ACCESS_LOG": "false",
            "POCKETSTACK_IDENTITY__ADMIN_PASSWORD": "bench-admin",
            "POCKETSTACK_COMPUTE__FAKE_VCPUS": "4096", "POCKETSTACK_COMPUTE__FAKE_MEMORY_MB": str(4 << 20),

@@ -1,90 +1,305 @@
-"""Guest boot benchmark: QEMU start -> first successful SSH login of the test guest, one guest and N at once.
+"""Guest boot benchmark: seconds from start to a working SSH login of the test guest; JSON on stdout. Needs root.
 
-This is the floor (a bare `qemu-system-x86_64` command line, TCG, config drive for hostname and key, SSH through
-a loopback port forward) that the QEMU driver's boot-to-SSH through the API is compared with once the driver
-lands. JSON on stdout.
+Two paths on the same image, in the same run, on the same sandbox network (pocketstack.guest.sandbox: a bridge,
+DHCP with option 121, a metadata server that hands out the SSH key):
 
-    .venv/bin/python bench/guest.py [--parallel 4] [--repeat 3]
+  floor   a bare `qemu-system-x86_64` command line (the same machine type, accelerator, devices and memory the
+          driver uses) on a qcow2 overlay of the image, its tap made beforehand: QEMU start -> SSH login
+  driver  QemuDriver.spawn (image already in the host cache: overlay, tap, config, QEMU, QMP) -> SSH login
+
+  api     the whole cloud in this process (all-in-one, qemu driver, host network agent): POST /servers (as the
+          demo user, openstacksdk) -> ACTIVE -> SSH login through the network's DHCP namespace; the guest gets its
+          address from the agent's dnsmasq and its key from the metadata proxy
+
+Each path boots 1 server, then N at once (--concurrency 1,4). For every server: seconds to SSH and the CPU
+seconds its QEMU used by then; per run the mean and max, and the ratios driver/floor and api/floor of the means.
+
+    .venv/bin/python bench/guest.py [--concurrency 1,4] [--repeat 1] [--memory 256] [--paths floor,driver,api]
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import asyncio
 import json
 import os
-import signal
-import socket
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
-from pocketstack.compute.metadata.content import InstanceMetadata
-from pocketstack.compute.virt.configdrive import make_config_drive
-from pocketstack.image.guest import build_guest
+from pocketstack.common.config import Settings
+from pocketstack.compute.virt.qemu import QemuDriver, tap_name
+from pocketstack.guest.build import build_guest_image
+from pocketstack.guest.register import register_guest_image
+from pocketstack.guest.sandbox import GuestNetwork, make_key, random_mac, wait_ssh
+from pocketstack.launcher import CloudThread
+
+SSH_WITHIN = 300.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def boot_to_ssh(base: Path, work: Path, key: Path, index: int, accel: str) -> float:
-    """Seconds from starting QEMU to the first SSH command that succeeds."""
-    instance = {"uuid": f"bench-{index}", "hostname": f"bench-{index}", "display_name": f"bench-{index}",
-                "project_id": "p", "key_name": "k", "key_data": key.with_suffix(".pub").read_text().strip(),
-                "user_data": None, "network_info": [], "image_ref": "", "flavor": {}}
-    drive = make_config_drive(InstanceMetadata(instance).config_drive_files(), work / f"config-{index}.img")
-    overlay = work / f"disk-{index}.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(overlay)],
-                   check=True)
-    port = free_port()
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-machine", "pc", "-accel", accel, "-m", "256",
-         "-display", "none", "-serial", f"file:{work / f'serial-{index}.log'}",
-         "-drive", f"file={overlay},if=virtio,format=qcow2", "-drive", f"file={drive},if=virtio,format=raw",
-         "-device", "virtio-rng-pci", "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
-         "-device", "virtio-net-pci,netdev=n0"], start_new_session=True)
+def cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
     try:
-        while time.monotonic() - started < 180:
-            result = subprocess.run(["ssh", "-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
-                                     "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=2", "-i", str(key),
-                                     "-p", str(port), "root@127.0.0.1", "hostname"], capture_output=True, text=True)
-            if result.returncode == 0 and result.stdout.strip() == f"bench-{index}":
-                return time.monotonic() - started
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def read_text(path: Path) -> str:
+    return path.read_text()
+
+
+def link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
+
+
+def summary(results: list[dict[str, float]]) -> dict[str, Any]:
+    times = [r["ssh_s"] for r in results]
+    return {"servers": results, "mean_s": round(statistics.mean(times), 2), "max_s": round(max(times), 2),
+            "mean_cpu_s": round(statistics.mean(r["cpu_s"] for r in results), 2)}
+
+
+class Floor:
+    """Bare QEMU: what a person would type to boot the image with a tap, nothing else."""
+
+    def __init__(self, work: Path, base: Path, net: GuestNetwork, memory: int) -> None:
+        self.work, self.base, self.net, self.memory = work, base, net, memory
+        self.pids: list[int] = []
+        self.taps: list[str] = []
+
+    def prepare(self, mac: str) -> tuple[list[str], str]:
+        name = uuid.uuid4().hex[:10]
+        overlay = self.work / f"floor-{name}.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(self.base), "-F", "raw", str(overlay),
+                        "1G"], check=True)
+        tap = f"tapf{name}"
+        subprocess.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], check=True)
+        subprocess.run(["ip", "link", "set", "dev", tap, "master", self.net.bridge, "up"], check=True)
+        self.taps.append(tap)
+        pidfile = self.work / f"floor-{name}.pid"
+        cmd = ["qemu-system-x86_64", "-nodefaults", "-no-user-config", "-machine", "pc", "-accel", "tcg,thread=multi",
+               "-m", str(self.memory), "-smp", "1", "-display", "none", "-device", "virtio-rng-pci",
+               "-drive", f"file={overlay},if=virtio,format=qcow2",
+               "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
+               "-device", f"virtio-net-pci,netdev=n0,mac={mac}",
+               "-serial", f"file:{self.work / f'floor-{name}.log'}", "-daemonize", "-pidfile", str(pidfile)]
+        return cmd, str(pidfile)
+
+    async def boot(self, mac: str, ip: str, key: Path) -> dict[str, float]:
+        cmd, pidfile = self.prepare(mac)
+        start = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(*cmd)
+        if await proc.wait() != 0:
+            raise RuntimeError("bare QEMU did not start")
+        pid = int(read_text(Path(pidfile)))
+        self.pids.append(pid)
+        await asyncio.to_thread(wait_ssh, ip, key, SSH_WITHIN)
+        return {"ssh_s": round(time.monotonic() - start, 2), "cpu_s": round(cpu_seconds(pid), 2)}
+
+    def close(self) -> None:
+        for pid in self.pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{p}/cmdline").exists() and Path(f"/proc/{p}/cmdline").read_bytes()
+                  for p in self.pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.pids.clear()
+        for tap in self.taps:
+            subprocess.run(["ip", "link", "del", "dev", tap], capture_output=True)
+        self.taps.clear()
+
+
+class DriverPath:
+    def __init__(self, work: Path, image_path: Path, net: GuestNetwork, memory: int) -> None:
+        self.net, self.memory = net, memory
+        settings = Settings(data_dir=work / "driver", compute={"driver": "qemu", "accel": "tcg",
+                                                                "vif_plugging_timeout": 0})
+        self.driver = QemuDriver("bench-host", settings)
+        self.image_id = str(uuid.uuid4())
+        self.image_path = image_path
+        self.servers: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    async def init(self) -> None:
+        await self.driver.init_host()
+        shutil.copyfile(self.image_path, self.driver.base_dir / self.image_id)  # as if fetched before
+
+    async def boot(self, mac: str, ip: str, key: Path, name: str) -> dict[str, float]:
+        uid = str(uuid.uuid4())
+        instance = {"uuid": uid, "display_name": name, "hostname": name, "vcpus": 1, "memory_mb": self.memory,
+                    "root_gb": 1, "config_drive": False}
+        vif = {"id": str(uuid.uuid4()), "mac_address": mac, "network_id": "bench", "vif_type": "bridge",
+               "vif_details": {"bridge_name": self.net.bridge}}
+        self.servers.append((instance, vif))
+        start = time.monotonic()
+        await self.driver.spawn(instance, {"id": self.image_id}, [vif])
+        spawned = time.monotonic() - start
+        await asyncio.to_thread(wait_ssh, ip, key, SSH_WITHIN)
+        return {"ssh_s": round(time.monotonic() - start, 2), "spawn_s": round(spawned, 3),
+                "cpu_s": round(cpu_seconds(self.driver.running_pid(uid)), 2)}
+
+    async def close(self) -> None:
+        for instance, vif in self.servers:
+            await self.driver.destroy(instance, [vif])
+            assert not link_exists(tap_name(vif["id"]))
+        self.servers.clear()
+
+
+class ApiPath:
+    """The product path: a server created through the compute API, reached by SSH like a user would."""
+
+    def __init__(self, work: Path, image: Any, memory: int, key: Path) -> None:
+        import random
+
+        import openstack
+
+        tag = uuid.uuid4().hex[:6]
+        self.settings = Settings(
+            data_dir=work / "cloud", port_offset=random.randint(20000, 30000), log_level="warning",
+            access_log=False, identity={"bcrypt_rounds": 4}, compute={"driver": "qemu", "accel": "tcg"},
+            network={"public_cidr": f"100.{random.randint(64, 127)}.{random.randint(0, 255)}.0/24",
+                     "bridge_mappings": {"public": f"exb{tag}"}, "agent_teardown_on_stop": True})
+        self.cloud = CloudThread(self.settings).start(timeout=120)
+        self.cloud.call(lambda: register_guest_image(self.settings, image), timeout=120)
+        config = openstack.config.OpenStackConfig(config_files=[str(self.settings.data_dir / "clouds.yaml")])
+        self.admin = openstack.connection.Connection(config=config.get_one(cloud="pocketstack"))
+        self.conn = openstack.connection.Connection(config=config.get_one(cloud="pocketstack-demo"))
+        self.key = key
+        self.flavor = self.admin.compute.create_flavor(name=f"bench-{tag}", ram=memory, vcpus=1, disk=1)
+        self.image = self.conn.image.find_image("pocketstack-guest")
+        self.network = self.conn.network.create_network(name=f"bench-{tag}")
+        self.conn.network.create_subnet(network_id=self.network.id, cidr="10.250.0.0/24", ip_version=4)
+        group = self.conn.network.find_security_group("default", project_id=self.conn.current_project_id)
+        self.conn.network.create_security_group_rule(security_group_id=group.id, direction="ingress",
+                                                     protocol="tcp", port_range_min=22, port_range_max=22)
+        self.conn.compute.create_keypair(name="bench", public_key=key.with_suffix(".pub").read_text())
+        self.servers: list[str] = []
+
+    def _boot(self, name: str) -> dict[str, float]:
+        start = time.monotonic()
+        server = self.conn.compute.create_server(name=name, image_id=self.image.id, flavor_id=self.flavor.id,
+                                                 networks=[{"uuid": self.network.id}], key_name="bench")
+        self.servers.append(server.id)
+        server = self.conn.compute.wait_for_server(server, interval=0.2, wait=SSH_WITHIN)
+        active = time.monotonic() - start
+        ip = server.addresses[self.network.name][0]["addr"]
+        while time.monotonic() - start < SSH_WITHIN:
+            login = subprocess.run(["ip", "netns", "exec", f"qdhcp-{self.network.id}", "ssh", "-i", str(self.key),
+                                    "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=2",
+                                    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                    "-o", "LogLevel=ERROR", f"root@{ip}", "true"], capture_output=True)
+            if login.returncode == 0:
+                break
             time.sleep(0.1)
-        raise RuntimeError(f"guest {index} did not answer SSH within 180 s")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        else:
+            console = self.conn.compute.get_server_console_output(server)["output"][-3000:]
+            raise TimeoutError(f"no SSH login on {name} ({ip}) within {SSH_WITHIN:g} s; console:\n{console}")
+        pid = QemuDriver("bench", self.settings).running_pid(server.id)
+        return {"ssh_s": round(time.monotonic() - start, 2), "active_s": round(active, 2),
+                "cpu_s": round(cpu_seconds(pid), 2)}
+
+    async def boot(self, name: str) -> dict[str, float]:
+        return await asyncio.to_thread(self._boot, name)
+
+    def clear(self) -> None:
+        for server in self.servers:
+            self.conn.compute.delete_server(server)
+        for server in self.servers:
+            self.conn.compute.wait_for_delete(self.conn.compute.get_server(server), interval=0.2)
+        self.servers.clear()
+
+    def close(self) -> None:
+        try:
+            self.clear()
+            self.conn.network.delete_network(self.network)
+        finally:
+            self.cloud.stop()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    image = await asyncio.to_thread(build_guest_image, Path(tempfile.gettempdir()) / "pocketstack-test-guest")
+    work = Path(tempfile.mkdtemp(prefix="pocketstack-guestbench-"))
+    key = make_key(work)
+    public_key = key.with_suffix(".pub").read_text()
+    report: dict[str, Any] = {"image": image.version, "kernel": image.kernel, "accel": "tcg",
+                              "memory_mb": args.memory, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
+                              "runs": []}
+    api = await asyncio.to_thread(ApiPath, work, image, args.memory, key) if "api" in args.paths else None
+    with GuestNetwork() as net:
+        floor = Floor(work, image.raw, net, args.memory)
+        drv = DriverPath(work, image.raw, net, args.memory)
+        await drv.init()
+
+        def guest(name: str) -> tuple[str, str]:
+            mac = random_mac()
+            return mac, net.add_guest(mac, {"uuid": str(uuid.uuid4()), "hostname": name, "name": name,
+                                            "public_keys": {"bench": public_key}})
+
+        try:
+            for repeat in range(args.repeat):
+                for n in args.concurrency:
+                    for path in args.paths:
+                        guests = [guest(f"bench-{path}-{n}-{i}") for i in range(n)]
+                        started = time.monotonic()
+                        if path == "floor":
+                            results = await asyncio.gather(*(floor.boot(mac, ip, key) for mac, ip in guests))
+                        elif path == "api":
+                            assert api is not None
+                            results = await asyncio.gather(*(api.boot(f"bench-api-{n}-{i}") for i in range(n)))
+                        else:
+                            results = await asyncio.gather(*(drv.boot(mac, ip, key, f"bench-{n}-{i}")
+                                                             for i, (mac, ip) in enumerate(guests)))
+                        wall = time.monotonic() - started
+                        report["runs"].append({"path": path, "concurrency": n, "repeat": repeat,
+                                               "wall_s": round(wall, 2), **summary(list(results))})
+                        print(f"{path:6} x{n}: mean {report['runs'][-1]['mean_s']} s to SSH, max "
+                              f"{report['runs'][-1]['max_s']} s, {report['runs'][-1]['mean_cpu_s']} CPU-s each",
+                              file=sys.stderr, flush=True)
+                        if path == "floor":
+                            floor.close()
+                        elif api is not None and path == "api":
+                            await asyncio.to_thread(api.clear)
+                        else:
+                            await drv.close()
+        finally:
+            floor.close()
+            await drv.close()
+            if api is not None:
+                await asyncio.to_thread(api.close)
+            shutil.rmtree(work, ignore_errors=True)
+    for path in args.paths[1:]:
+        ratios = {}
+        for n in args.concurrency:
+            means = {p: statistics.mean(r["mean_s"] for r in report["runs"] if r["path"] == p
+                                        and r["concurrency"] == n) for p in ("floor", path)}
+            ratios[f"x{n}"] = round(means[path] / means["floor"], 2)
+            print(f"ratio {path}/floor x{n}: {ratios[f'x{n}']}", file=sys.stderr)
+        report[f"ratio_{path}_to_floor"] = ratios
+    return report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parallel", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--accel", default="tcg,thread=multi")
-    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "pocketstack-test-guest")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--concurrency", default="1,4", help="servers booted at once, comma separated")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--paths", default="floor,driver,api", help="floor (always run: the reference), driver, api")
+    parser.add_argument("--memory", type=int, default=256, help="MB of RAM per guest")
     args = parser.parse_args()
-    image = build_guest(args.cache_dir)
-    with tempfile.TemporaryDirectory(prefix="pocketstack-bench-guest-") as tmp:
-        work = Path(tmp)
-        key = work / "id"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-        single = [boot_to_ssh(image.raw, work, key, i, args.accel) for i in range(args.repeat)]
-        with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-            parallel = list(pool.map(lambda i: boot_to_ssh(image.raw, work, key, 100 + i, args.accel),
-                                     range(args.parallel)))
-    print(json.dumps({
-        "accel": args.accel, "cores": os.cpu_count(),
-        "bare_qemu_one_s": {"median": round(statistics.median(single), 2), "runs": [round(s, 2) for s in single]},
-        f"bare_qemu_{args.parallel}_at_once_s": {"median": round(statistics.median(parallel), 2),
-                                                  "max": round(max(parallel), 2)},
-    }, indent=2))
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.paths = ["floor", *(p for p in args.paths.split(",") if p in ("driver", "api"))]
+    if os.geteuid() != 0:
+        sys.exit("bench/guest.py needs root (taps, a bridge, a network namespace)")
+    print(json.dumps(asyncio.run(run(args)), indent=2))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="pocketstack: an OpenStack-compatible cloud that boots real servers.")
 identity_app = typer.Typer(no_args_is_help=True, help="Identity service administration.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
-image_app = typer.Typer(no_args_is_help=True, help="Guest images.")
+image_app = typer.Typer(no_args_is_help=True, help="Images for the cloud.")
 app.add_typer(identity_app, name="identity")
 app.add_typer(db_app, name="db")
 app.add_typer(image_app, name="image")
@@ -38,7 +38,8 @@ def up(
     bind: Annotated[str | None, typer.Option(help="address every service listens on (default 127.0.0.1)")] = None,
     port_offset: Annotated[int | None, typer.Option(help="added to every default port")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning")] = None,
-    compute_driver: Annotated[str | None, typer.Option(help="compute driver: fake or qemu")] = None,
+    compute_driver: Annotated[str | None, typer.Option(help="hypervisor driver of the compute agents: fake or "
+                                                       "qemu")] = None,
     fake_hosts: Annotated[int | None, typer.Option(help="compute hosts to run with the fake driver")] = None,
     distributed: Annotated[bool, typer.Option("--distributed", help="every service its own process, on the local "
                                               "RabbitMQ and PostgreSQL ([distributed] settings)")] = False,
@@ -138,20 +139,23 @@ def rotate_keys(data_dir: DataDir = None) -> None:
 
 
 @image_app.command("build-guest")
-def build_guest_image(
-    cache_dir: Annotated[Path | None, typer.Option(help="where builds are cached; default DATA_DIR/guest")] = None,
+def build_guest(
+    output: Annotated[Path | None, typer.Option("--output", help="cache directory of the build "
+                                                "(default DATA_DIR/guest)")] = None,
     data_dir: DataDir = None,
+    force: Annotated[bool, typer.Option("--force", help="rebuild even when the cached build is current")] = False,
 ) -> None:
-    """Build the small test guest (Debian cloud kernel, busybox, dropbear) as raw and qcow2 disks."""
-    from pocketstack.image.guest import GuestBuildError, build_guest
+    """Build the test guest (raw and qcow2 whole-disk images) from Debian packages; cached per package versions."""
+    from pocketstack.guest.build import GuestBuildError, build_guest_image
+    from pocketstack.guest.register import guest_cache_dir
 
-    settings = make_settings(data_dir=data_dir)
+    cache = output or guest_cache_dir(make_settings(data_dir=data_dir))
     try:
-        image = build_guest(cache_dir or settings.data_dir / "guest")
+        image = build_guest_image(cache, force=force, prune=output is None, log=typer.echo)
     except GuestBuildError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"raw:   {image.raw}\nqcow2: {image.qcow2}")
+        raise typer.Exit(1)
+    typer.echo(f"raw:   {image.raw}\nqcow2: {image.qcow2}\nversion {image.version}, kernel {image.kernel}")
 
 
 @db_app.command("sync")

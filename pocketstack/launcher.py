@@ -19,7 +19,7 @@ from pocketstack.common import tracing
 from pocketstack.common.clients.base import close_http_session, http_session
 from pocketstack.common.config import Settings
 from pocketstack.common.rpc import close_transports
-from pocketstack.common.service import SERVICES, Service, ServiceSpec, stored_passwords
+from pocketstack.common.service import SERVICES, Service, ServiceSpec, run_event_loop, stored_passwords
 from pocketstack.trace.store import TraceStore
 
 log = logging.getLogger("pocketstack")
@@ -106,6 +106,21 @@ class AllInOne:
             self.services.append(service)
             await self._serve(spec, service)
         write_clouds_yaml(self.settings)
+        names = {spec.name for spec in self.specs}
+        if self.settings.compute.driver == "qemu" and self.settings.compute.register_guest_image and \
+                {"identity", "image"} <= names:
+            await self._register_guest_image()
+
+    async def _register_guest_image(self) -> None:
+        """With the qemu driver: the test guest as public image `pocketstack-guest` (built once, cached)."""
+        from pocketstack.guest.register import ensure_guest_image
+
+        try:
+            image = await ensure_guest_image(self.settings)
+        except Exception as exc:  # the cloud works without it; say why it is missing
+            log.error("the test guest image could not be built or registered: %s", exc)
+            return
+        log.info("public image %s (%s) is the test guest %s", image["name"], image["id"], image.get("os_version"))
 
     async def stop(self) -> None:
         for server, _ in self._servers:
@@ -156,12 +171,7 @@ def run_foreground(settings: Settings) -> None:
 
         await cloud.run(stop, ready)
 
-    try:
-        import uvloop
-
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
+    run_event_loop(main(), settings)
 
 
 class CloudThread:

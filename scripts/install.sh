@@ -3,10 +3,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# qemu-system-x86 .. openssh-client: the test guest (`pocketstack image build-guest`) and booting it;
-# iproute2 .. nftables: the host network data plane (network/agent); haproxy: docs/haproxy.cfg's test
-APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils qemu-system-x86 busybox-static dropbear-bin syslinux
-              syslinux-common mtools dosfstools cpio openssh-client iproute2 dnsmasq-base nftables haproxy)
+APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils
+  # qemu driver: the hypervisor, config drives and the KVM probe (mtools, vfat)
+  qemu-system-x86 mtools dosfstools syslinux syslinux-common cpio
+  # the test guest (pocketstack image build-guest; its kernel comes from `apt-get download linux-image-cloud-amd64`)
+  busybox-static dropbear-bin lz4
+  # the host network data plane (network/agent): bridges, taps, namespaces, DHCP, security groups
+  iproute2 dnsmasq-base nftables
+  # guest tests and bench/guest.py: SSH into guests
+  openssh-client
+  # docs/haproxy.cfg's test (distributed mode)
+  haproxy)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -19,6 +26,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
     echo "warning: missing Debian packages (install them as root): ${missing[*]}" >&2
+  fi
+fi
+
+# The test guest's kernel is fetched with `apt-get download`: apt must know the package (lists present).
+if ! apt-cache show --no-all-versions linux-image-cloud-amd64 >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+  else
+    echo "warning: apt does not know linux-image-cloud-amd64 (run apt-get update as root)" >&2
   fi
 fi
 

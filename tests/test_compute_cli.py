@@ -81,6 +81,22 @@ def test_server_lifecycle_with_the_cli(cloud, boot_env, prefix):
     assert name not in [s["Name"] for s in cloud.cli("server", "list", "-f", "json")]
 
 
+def test_boot_with_a_security_group_puts_it_on_the_port(cloud, boot_env, prefix):
+    group = cloud.cli("security", "group", "create", f"{prefix}-sg", "-f", "json")
+    server = cloud.cli("server", "create", "--flavor", "m1.tiny", "--image", boot_env["image"].id, "--network",
+                       boot_env["network"].id, "--security-group", f"{prefix}-sg", "--wait", f"{prefix}-vm", "-f",
+                       "json")
+    assert server["status"] == "ACTIVE"
+    assert [g["name"] for g in server["security_groups"]] == [f"{prefix}-sg"]
+    (port,) = cloud.cli("port", "list", "--server", server["id"], "--long", "-f", "json")
+    assert port["Security Groups"] == [group["id"]]
+    unknown = cloud.cli("server", "create", "--flavor", "m1.tiny", "--image", boot_env["image"].id, "--network",
+                        boot_env["network"].id, "--security-group", f"{prefix}-nope", f"{prefix}-vm2", check=False)
+    assert unknown.returncode != 0 and f"{prefix}-nope" in unknown.stderr
+    cloud.cli("server", "delete", "--wait", server["id"])
+    cloud.cli("security", "group", "delete", f"{prefix}-sg")
+
+
 def test_hosts_services_quotas_with_the_cli(cloud):
     hypervisors = cloud.cli("hypervisor", "list", "-f", "json")
     assert len(hypervisors) == cloud.settings.compute.fake_hosts

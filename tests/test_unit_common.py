@@ -103,6 +103,7 @@ def test_tampered_or_garbage_tokens_rejected(tmp_path):
     now = time.time()
     token = provider.encode(TokenPayload(user_id="default", methods=["password"], issued_at=now,
                                          expires_at=now + 60, audit_ids=[new_audit_id()]))
-    for bad in (token[:-2], token[:30] + "x" + token[31:], "", "a" * 2000, "%%%%"):
+    flipped = token[:30] + ("y" if token[30] == "x" else "x") + token[31:]  # a real change, whatever token[30] is
+    for bad in (token[:-2], flipped, "", "a" * 2000, "%%%%"):
         with pytest.raises(Unauthorized):
             provider.decode(bad)

@@ -63,6 +63,20 @@ class ComputeSettings(ServiceSettings):
     fake_vcpus: int = 8
     fake_memory_mb: int = 16384
     fake_disk_gb: int = 200
+    # qemu driver (nova.conf [libvirt] and friends)
+    instances_path: Path | None = None  # default: DATA_DIR/instances (per server dirs, _base image cache)
+    qemu_binary: str = "qemu-system-x86_64"
+    accel: Literal["auto", "kvm", "tcg"] = Field("auto", description="auto: KVM when a probe boot works, else TCG")
+    kvm_probe_timeout: float = Field(5.0, gt=0, description="seconds the KVM probe boot may take")
+    machine_type: str = Field("pc", description="QEMU machine; pc hot-plugs volumes (microvm cannot)")
+    vif_plugging_timeout: float = Field(300.0, ge=0, description="seconds to wait for network-vif-plugged; 0: "
+                                        "do not wait")
+    vif_plugging_is_fatal: bool = True  # a vif that does not plug in time fails the build
+    shutdown_timeout: float = Field(60.0, ge=0, description="seconds a guest has to power off on ACPI before "
+                                    "it is stopped hard")
+    register_guest_image: bool = Field(True, description="all-in-one with the qemu driver: build the test guest "
+                                       "and register it as public image pocketstack-guest on start")
+    guest_cache_dir: Path | None = None  # where the test guest build is cached; default DATA_DIR/guest
     # --- distributed mode (issue 8) ---
     hosts: list[str] = Field([], description="host names of the agents `pocketstack serve compute` runs "
                              "(fake driver); default HOST-fake1..N (fake_hosts), or HOST")

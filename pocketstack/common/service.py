@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.types import ASGIApp
 
@@ -124,3 +127,26 @@ def remote_token_validator(settings: Settings) -> TokenValidator:
     cache = make_cache(settings.auth.cache_backend, settings.auth.cache_url, settings.auth.cache_size)
     client = IdentityClient(settings.base_url("identity"))
     return CachedTokenValidator(RemoteTokenValidator(client), cache, settings.auth.cache_ttl)
+
+
+def run_event_loop(main: Coroutine[Any, Any, None], settings: Settings) -> None:
+    """Run a process's main coroutine: on uvloop, unless this process drives host networking.
+
+    pyroute2's async netlink sockets (the network agent's bridges and namespaces, the qemu driver's taps) need
+    asyncio's own loop: uvloop cannot open an AF_NETLINK datagram endpoint ("invalid family 16"). pyroute2 also
+    forks children for namespace work and stops them with SIGTERM: a child still running this process's signal
+    handlers would pass that signal on to our loop (the wakeup fd is shared) and stop the whole process, so its
+    children get the default handlers.
+    """
+    import pyroute2.config
+
+    pyroute2.config.disable_mp_signal = True  # despite the name: every forked child, not only 'mp' mode
+    if not settings.network_agent_enabled and settings.compute.driver != "qemu":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)

@@ -28,6 +28,7 @@ from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.virt.driver import ComputeDriver
+from pocketstack.compute.virt.virtapi import VirtAPI
 
 log = logging.getLogger("pocketstack.compute.agent")
 
@@ -67,8 +68,10 @@ class ComputeAgent(RPCEndpoint):
         self.server = RPCServer(transport, "compute", host, [self])
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task[None]] = []
-        self._network_names: dict[str, str] = {}
+        self._networks: dict[str, dict[str, Any]] = {}  # network id -> name and MTU, for network_info
         self.external_events: deque[tuple[str, str, str | None, str]] = deque(maxlen=1000)
+        self.virtapi = VirtAPI()  # the driver waits on it (network-vif-plugged before a guest runs)
+        driver.virtapi = self.virtapi
 
     # ----- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -197,11 +200,11 @@ class ComputeAgent(RPCEndpoint):
             return {}
         return await self.image.get_image(instance["image_ref"])
 
-    async def _network_name(self, network_id: str) -> str:
-        if network_id not in self._network_names:
+    async def _network(self, network_id: str) -> dict[str, Any]:
+        if network_id not in self._networks:
             network = await self.network.get_network(network_id, token=await self.service_tokens.token())
-            self._network_names[network_id] = network["name"]
-        return self._network_names[network_id]
+            self._networks[network_id] = {"name": network["name"], "mtu": network.get("mtu")}
+        return self._networks[network_id]
 
     async def _allocate_network(self, instance: dict[str, Any], ctx: RequestContext) -> list[dict[str, Any]]:
         """Create (or take) a port per requested network and bind it to this host."""
@@ -219,14 +222,15 @@ class ComputeAgent(RPCEndpoint):
                     attrs: dict[str, Any] = {"device_id": instance["uuid"], "device_owner": "compute:nova"}
                     if req.get("fixed_ip"):
                         attrs["fixed_ips"] = [{"ip_address": req["fixed_ip"]}]
-                    if instance["security_groups"]:
-                        attrs["security_groups"] = instance["security_groups"]
+                    if instance["security_groups"]:  # recorded as {id, name}; ports take the ids
+                        attrs["security_groups"] = [sg["id"] for sg in instance["security_groups"]]
                     port = await self.network.create_port(req["uuid"], **attrs)  # step 23, as the user
                     preexisting = False
                 network_info.append(self._vif(port, preexisting))  # remembered for cleanup before binding
                 port = await self.network.bind_port(port["id"], self.host, instance["uuid"], token=service_token)
                 vif = self._vif(port, preexisting)
-                vif["network_name"] = await self._network_name(port["network_id"])
+                network = await self._network(port["network_id"])
+                vif["network_name"], vif["mtu"] = network["name"], network["mtu"]  # the tap gets the MTU
                 network_info[-1] = vif
         except Exception:
             await self._deallocate_network(network_info)
@@ -237,7 +241,8 @@ class ComputeAgent(RPCEndpoint):
     def _vif(port: dict[str, Any], preexisting: bool) -> dict[str, Any]:
         return {"id": port["id"], "network_id": port["network_id"], "mac_address": port["mac_address"],
                 "fixed_ips": port.get("fixed_ips", []), "vif_type": port.get("binding:vif_type"),
-                "vif_details": port.get("binding:vif_details", {}), "preexisting": preexisting}
+                "vif_details": port.get("binding:vif_details", {}), "preexisting": preexisting,
+                "active": port.get("status") == "ACTIVE"}
 
     async def _deallocate_network(self, network_info: list[dict[str, Any]]) -> None:
         """Delete the ports this server created, unbind the ones the user brought."""
@@ -391,7 +396,8 @@ class ComputeAgent(RPCEndpoint):
         await self._event(instance_uuid, ctx, "compute_detach_volume", started, "Success")
 
     async def external_instance_event(self, instance_uuid: str, name: str, tag: str | None, status: str) -> None:
-        """An event from another service (network-vif-plugged/unplugged/deleted), kept for drivers that wait."""
+        """An event from another service (network-vif-plugged/unplugged/deleted): wakes a driver waiting for it."""
         log.info("%s: event %s (%s) for %s: %s", self.host, name, tag, instance_uuid, status)
         self.external_events.append((instance_uuid, name, tag, status))
+        self.virtapi.dispatch(instance_uuid, name, tag, status)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pocketstack.compute.virt.virtapi import VirtAPI
 
 
 @dataclass
@@ -40,6 +43,7 @@ class ComputeDriver(ABC):
 
     def __init__(self, host: str) -> None:
         self.host = host
+        self.virtapi: VirtAPI | None = None  # set by the agent: waiting for external events
 
     async def init_host(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Prepare the host (directories, probes); called once when the agent starts."""

@@ -1,336 +1,896 @@
-"""The QEMU driver: one detached `qemu-system-x86_64` per server, driven through its QMP socket.
+"""The QEMU driver: one detached `qemu-system` process per server, driven through QMP (FLOW.md step 29).
 
-Per host: an image cache (`_base/<image id>.raw`, each image fetched once from the image service and converted
-once to raw) and per server an instance directory with a qcow2 overlay on the cached base (copy-on-write,
-resized to the flavor's root disk), an optional config drive, the pid file, the serial log and the QEMU command
-line; the QMP socket is under /run (UNIX socket paths are short). QEMU runs daemonized, so a restarted compute
-agent finds its servers again (pid file + QMP) instead of losing them.
+On the host, under `instances_path` (default DATA_DIR/instances):
 
-Acceleration: KVM when a short probe shows a guest really executes under it (nested KVM can hang), else TCG.
+    _base/<image id>        the image, fetched once from the image service and converted once to raw
+    <uuid>/domain.json      the server's definition (libvirt's domain XML): CPUs, memory, disks, NICs, volumes;
+                            every start of the server's QEMU is made from it
+    <uuid>/disk             qcow2 overlay on the cached base (copy-on-write), sized to the flavor's root disk
+    <uuid>/disk.config      the config drive (vfat, label config-2) when one is asked for
+    <uuid>/console.log      the serial console (`openstack console log show`)
+    <uuid>/qemu.pid         the process; <uuid>/qmp.sock its QMP socket (see `_qmp_path` for long paths)
+    <uuid>/suspend.state    the saved guest while suspended
+
+QEMU runs with `-daemonize` in its own session, so the compute agent may stop or crash: a new agent finds the
+servers again from their pid files and QMP sockets. Guest NICs are taps `tap<port id[:11]>` on the network's
+bridge (`vif_details["bridge_name"]`), created here as Nova's Linux bridge VIF plugging does; the host network
+agent secures and reports them, and the guest only runs once `network-vif-plugged` arrived for each port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
-import subprocess
+import socket
 import tempfile
+import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qemu.qmp import QMPClient
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from qemu.qmp import EventListener, ExecuteError, QMPClient
 
+from pocketstack.common.clients.identity import IdentityClient, ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.config import Settings
+from pocketstack.common.errors import APIError
 from pocketstack.compute import states
 from pocketstack.compute.metadata.content import InstanceMetadata
-from pocketstack.compute.virt.configdrive import make_config_drive
 from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo
+from pocketstack.compute.virt.virtapi import InstanceEventTimeout
 
 log = logging.getLogger("pocketstack.compute.qemu")
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)  # it logs every dropped connection (guest poweroff)
 
-QEMU = "qemu-system-x86_64"
-QMP_STATUS = {"running": states.RUNNING, "paused": states.PAUSED_POWER, "suspended": states.SUSPENDED_POWER,
-              "shutdown": states.SHUTDOWN, "internal-error": states.CRASHED, "guest-panicked": states.CRASHED}
-KVM_PROBE_TIMEOUT = 5.0
-QMP_DIR = Path("/run/pocketstack-qmp")  # one socket per server, named by its uuid
-
-
-async def _run(*cmd: str) -> str:
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise DriverError(f"{' '.join(cmd[:3])} failed: {err.decode(errors='replace').strip()}")
-    return out.decode()
-
-
-def _link_exists(name: str) -> bool:
-    return Path("/sys/class/net", name).exists()
-
-
-def _host_memory_kb() -> int:
-    with open("/proc/meminfo") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
-
-
-def probe_kernel(settings: Settings) -> Path | None:
-    """A Linux kernel to probe KVM with: the host's, else a built test guest's."""
-    candidates = sorted(Path("/boot").glob("vmlinuz-*")) + sorted((settings.data_dir / "guest").glob("*/vmlinuz"))
-    candidates += sorted((Path.home() / ".cache" / "pocketstack-test-guest").glob("*/vmlinuz"))
-    return candidates[0] if candidates else None
+GiB = 1 << 30
+CONSOLE_TAIL = 100 * 1024  # bytes of console log returned, as Nova's MAX_CONSOLE_BYTES
+UNIX_PATH_MAX = 107
+QMP_TIMEOUT = 10.0
+DETACH_TIMEOUT = 30.0
+MIGRATE_TIMEOUT = 600.0
+# PCI slots on the pc machine's bus 0, fixed so that a restarted (or resumed) QEMU has the same devices where the
+# guest saw them: a suspended guest's saved state only loads into an identical machine.
+SLOT_RNG, SLOT_ROOT, SLOT_CONFIG = 0x02, 0x03, 0x1F
+NIC_SLOTS = range(0x04, 0x0C)
+VOLUME_SLOTS = range(0x0C, 0x1F)
+IMAGE_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx"}
+QMP_POWER_STATES = {
+    "running": states.RUNNING, "paused": states.PAUSED_POWER, "prelaunch": states.PAUSED_POWER,
+    "inmigrate": states.PAUSED_POWER, "postmigrate": states.PAUSED_POWER, "finish-migrate": states.PAUSED_POWER,
+    "save-vm": states.PAUSED_POWER, "restore-vm": states.PAUSED_POWER, "debug": states.PAUSED_POWER,
+    "suspended": states.SUSPENDED_POWER, "shutdown": states.SHUTDOWN, "internal-error": states.CRASHED,
+    "io-error": states.CRASHED, "guest-panicked": states.CRASHED, "watchdog": states.CRASHED,
+}
+PROBE_MARKER = "pocketstack-kvm-probe-ok"
 
 
-async def probe_accel(workdir: Path, kernel: Path | None) -> str:
-    """"kvm" when a Linux kernel really runs under KVM within a few seconds, else "tcg".
+@dataclass
+class Disk:
+    node: str  # QEMU block node name: root, config, vol-vdb
+    path: str
+    format: str  # raw or qcow2
+    slot: int
+    read_only: bool = False
+    serial: str | None = None  # virtio-blk serial: the volume id (guest: /sys/block/vdX/serial)
+    mountpoint: str | None = None  # for volumes: the device name Nova reports, e.g. /dev/vdb
+    bootindex: int | None = None
 
-    The kernel boots without a root disk and panics at once, printing to the serial port. Where nested KVM is
-    broken QEMU starts but the guest stalls (no output: an emulation failure or a hang), so only a guest that
-    gets as far as the kernel's panic counts; SeaBIOS alone runs even where kernels do not.
-    """
-    if kernel is None or not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg"
-    serial = workdir / "kvm-probe.log"
-    serial.unlink(missing_ok=True)
-    proc = await asyncio.create_subprocess_exec(
-        QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-machine", "pc", "-accel", "kvm", "-m", "128",
-        "-serial", f"file:{serial}", "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1", "-no-reboot",
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    @property
+    def device_id(self) -> str:
+        return f"dev-{self.node}"
+
+    def blockdev(self) -> dict[str, Any]:
+        return {"driver": self.format, "node-name": self.node, "read-only": self.read_only,
+                "file": {"driver": "file", "filename": self.path, "read-only": self.read_only}}
+
+    def device(self) -> dict[str, Any]:
+        dev: dict[str, Any] = {"driver": "virtio-blk-pci", "drive": self.node, "id": self.device_id,
+                               "addr": hex(self.slot)}
+        if self.serial:
+            dev["serial"] = self.serial[:20]
+        if self.bootindex is not None:
+            dev["bootindex"] = self.bootindex
+        return dev
+
+
+@dataclass
+class Nic:
+    port_id: str
+    mac: str
+    bridge: str
+    slot: int
+    mtu: int | None = None
+
+    @property
+    def tap(self) -> str:
+        return tap_name(self.port_id)
+
+    def netdev_args(self) -> str:
+        return f"tap,id=net-{self.tap},ifname={self.tap},script=no,downscript=no"
+
+    def device(self) -> dict[str, Any]:
+        # romfile "": no iPXE option ROM; a cloud server boots its disk, and SeaBIOS saves loading it
+        return {"driver": "virtio-net-pci", "netdev": f"net-{self.tap}", "mac": self.mac, "id": f"nic-{self.tap}",
+                "addr": hex(self.slot), "romfile": ""}
+
+
+@dataclass
+class Domain:
+    uuid: str
+    name: str
+    vcpus: int
+    memory_mb: int
+    machine: str
+    disks: list[Disk] = field(default_factory=list)
+    nics: list[Nic] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Domain:
+        return cls(**{**data, "disks": [Disk(**d) for d in data["disks"]], "nics": [Nic(**n) for n in data["nics"]]})
+
+    def volume(self, mountpoint: str) -> Disk | None:
+        return next((d for d in self.disks if d.mountpoint == mountpoint and d.node.startswith("vol-")), None)
+
+
+def tap_name(port_id: str) -> str:
+    return f"tap{port_id[:11]}"
+
+
+def _opt(value: str) -> str:
+    """A value inside a QEMU key=value option list (commas doubled)."""
+    return value.replace(",", ",,")
+
+
+async def _run(*args: str, within: float = 120.0, check: bool = True) -> tuple[int, str]:
+    """Run a host command; returns (exit code, stderr+stdout); DriverError when `check` and it failed."""
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + KVM_PROBE_TIMEOUT
-        while loop.time() < deadline:
-            if serial.exists() and b"Kernel panic" in serial.read_bytes():
-                return "kvm"
-            if proc.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
-        return "tcg"
-    finally:
-        if proc.returncode is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT,
+                                                    env={**os.environ, "MTOOLS_SKIP_CHECK": "1", "LC_ALL": "C"})
+    except FileNotFoundError:
+        raise DriverError(f"{args[0]} is not installed on this host")
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), within)
+    except TimeoutError:
+        proc.kill()
         await proc.wait()
-        serial.unlink(missing_ok=True)
+        raise DriverError(f"{args[0]} did not finish within {within:g} s")
+    text = out.decode(errors="replace").strip()
+    if check and proc.returncode != 0:
+        raise DriverError(f"{shlex.join(args[:3])}... failed: {text[-500:]}")
+    return proc.returncode or 0, text
+
+
+TAP_FLAGS = {"no_pi": True, "one_queue": False, "vnet_hdr": False, "multi_queue": False}  # as `ip tuntap add`
+
+
+async def _bridge_index(ipr: AsyncIPRoute, name: str) -> int:
+    """The bridge's interface index; the bridge is made (up) when the network agent has not made it yet."""
+    found = await ipr.link_lookup(ifname=name)
+    if not found:
+        try:
+            await ipr.link("add", ifname=name, kind="bridge")
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:  # else another spawn made it meanwhile
+                raise
+        found = await ipr.link_lookup(ifname=name)
+        await ipr.link("set", index=found[0], state="up")
+    return found[0]
+
+
+async def plug_tap(nic: Nic) -> None:
+    """Tap for a port (multi-queue off) on its network's bridge, up, with the port's MTU (os-vif's plugging)."""
+    try:
+        async with AsyncIPRoute() as ipr:
+            bridge = await _bridge_index(ipr, nic.bridge)
+            if not await ipr.link_lookup(ifname=nic.tap):
+                await ipr.link("add", ifname=nic.tap, kind="tuntap", mode="tap", ifr=TAP_FLAGS)
+            (index,) = await ipr.link_lookup(ifname=nic.tap)
+            attrs: dict[str, Any] = {"master": bridge, "state": "up"}
+            if nic.mtu:
+                attrs["mtu"] = nic.mtu
+            await ipr.link("set", index=index, **attrs)
+    except (NetlinkError, OSError, ValueError) as exc:
+        raise DriverError(f"could not plug tap {nic.tap} into bridge {nic.bridge}: {exc}")
+
+
+async def unplug_tap(tap: str) -> None:
+    try:
+        async with AsyncIPRoute() as ipr:
+            for index in await ipr.link_lookup(ifname=tap):
+                await ipr.link("del", index=index)
+    except NetlinkError as exc:
+        if exc.code != errno.ENODEV:
+            raise DriverError(f"could not delete tap {tap}: {exc}")
+
+
+def config_drive_files(instance: dict[str, Any], network_info: list[dict[str, Any]]) -> dict[str, bytes]:
+    """The config drive's files: the same documents as the metadata API (OpenStack and EC2 trees)."""
+    meta = instance.get("metadata")
+    return InstanceMetadata({**instance, "network_info": network_info},
+                            meta=dict(meta) if isinstance(meta, dict) else {}).config_drive_files()
+
+
+async def make_config_drive(path: Path, files: dict[str, bytes]) -> None:
+    """A vfat disk labelled config-2 holding `files` (made with mtools: nothing is mounted)."""
+    with tempfile.TemporaryDirectory(prefix=".config-drive-", dir=path.parent) as tmp:
+        root = Path(tmp)
+        _write_tree(root, files)
+        size_kb = 1024 + 2 * sum(len(d) for d in files.values()) // 1024
+        _remove(path)
+        await _run("mkfs.vfat", "-C", "-n", "config-2", str(path), str(size_kb))
+        tops = sorted({str(root / name.split("/", 1)[0]) for name in files})
+        if tops:
+            await _run("mcopy", "-s", "-i", str(path), *tops, "::")
 
 
 class QemuDriver(ComputeDriver):
     hypervisor_type = "QEMU"
 
-    def __init__(self, host: str, settings: Settings) -> None:
+    def __init__(self, host: str, settings: Settings, *, image: ImageClient | None = None,
+                 service_tokens: ServiceTokenProvider | None = None) -> None:
         super().__init__(host)
         self.settings = settings
-        self.path = (settings.compute.instances_path or settings.data_dir / "instances") / host
-        self.base_dir = self.path / "_base"
-        self.image = ImageClient(settings.base_url("image"))
-        self.accel = settings.compute.accel
+        self.cfg = settings.compute
+        # absolute: QEMU changes to / once daemonized, and later QMP commands name files too
+        self.instances_path = (self.cfg.instances_path or settings.data_dir / "instances").absolute()
+        self.base_dir = self.instances_path / "_base"
+        self._image = image
+        self._service_tokens = service_tokens
+        self.accel: str | None = None  # "kvm" or "tcg", decided by init_host
+        self._version: int | None = None
+        self._qmp_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._image_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
+    # ----- host -------------------------------------------------------------------------------------------
     async def init_host(self) -> None:
+        if shutil.which(self.cfg.qemu_binary) is None:
+            raise DriverError(f"{self.cfg.qemu_binary} is not installed (Debian: apt-get install qemu-system-x86)")
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        os.makedirs(QMP_DIR, 0o700, exist_ok=True)
-        if shutil.which(QEMU) is None:
-            raise DriverError(f"{QEMU} is not installed (run scripts/install.sh)")
-        if self.accel == "auto":
-            self.accel = await probe_accel(self.path, probe_kernel(self.settings))
-        log.info("%s: QEMU driver with %s acceleration, instances in %s", self.host, self.accel, self.path)
+        for stale in self.base_dir.glob(".*"):  # downloads or conversions cut by a crash
+            stale.unlink(missing_ok=True)
+        if self.accel is None:
+            self.accel = await self.choose_accel()
+        log.info("%s: qemu driver, %s acceleration, instances in %s (%d present)", self.host, self.accel,
+                 self.instances_path, len(await self.list_instances()))
 
-    # ----- paths and processes -----------------------------------------------------------------------------
-    def _dir(self, instance: dict[str, Any]) -> Path:
-        return self.path / instance["uuid"]
+    async def choose_accel(self) -> str:
+        if self.cfg.accel != "auto":
+            return self.cfg.accel
+        return "kvm" if await self.probe_kvm() else "tcg"
 
-    def _qmp_socket(self, instance: dict[str, Any]) -> Path:
-        """Under /run: a UNIX socket path must stay under 108 bytes, instance dirs can be deeper."""
-        return QMP_DIR / f"{instance['uuid']}.sock"
+    async def probe_kvm(self) -> bool:
+        """Does KVM really run a guest here? Boot a syslinux floppy that prints a marker, within a deadline.
 
-    def _pid(self, instance: dict[str, Any]) -> int | None:
-        """The QEMU process of the server, if it runs (not a zombie, not a reused pid)."""
+        /dev/kvm may exist and still not work: nested KVM here stops on an emulation failure, or hangs, as soon
+        as a boot loader switches modes. A real boot-loader run is what tells.
+        """
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            return False
+        if not (shutil.which("syslinux") and shutil.which("mkfs.vfat") and shutil.which("mcopy")):
+            log.warning("%s: no syslinux/mtools to probe KVM with; using TCG", self.host)
+            return False
+        with tempfile.TemporaryDirectory(prefix="pocketstack-kvm-probe-") as tmp:
+            floppy, serial, cfg = Path(tmp, "probe.img"), Path(tmp, "serial.log"), Path(tmp, "syslinux.cfg")
+            _write_tree(Path(tmp), {"syslinux.cfg": f"SERIAL 0 115200\nSAY {PROBE_MARKER}\nPROMPT 0\nTIMEOUT 0\n"
+                                                    "DEFAULT none\n".encode()})
+            await _run("mkfs.vfat", "-C", str(floppy), "1440")
+            await _run("syslinux", "--install", str(floppy))
+            await _run("mcopy", "-i", str(floppy), str(cfg), "::syslinux.cfg")
+            proc = await asyncio.create_subprocess_exec(
+                self.cfg.qemu_binary, "-accel", "kvm", "-machine", self.cfg.machine_type, "-nodefaults",
+                "-no-user-config", "-display", "none", "-m", "32", "-no-reboot",
+                "-drive", f"file={_opt(str(floppy))},format=raw,if=floppy", "-serial", f"file:{serial}",
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL)
+            deadline = time.monotonic() + self.cfg.kvm_probe_timeout
+            ok = False
+            try:
+                while time.monotonic() < deadline and proc.returncode is None:
+                    if PROBE_MARKER in _read_text(serial):
+                        ok = True
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                await proc.wait()
+        if not ok:
+            log.warning("%s: /dev/kvm is present but a KVM guest did not boot within %g s; using TCG", self.host,
+                        self.cfg.kvm_probe_timeout)
+        return ok
+
+    async def get_available_resource(self) -> HostResources:
+        meminfo = dict(line.split(":", 1) for line in _read_text(Path("/proc/meminfo")).splitlines())
+        total_mb = int(meminfo["MemTotal"].split()[0]) // 1024
+        free_mb = int(meminfo.get("MemAvailable", "0 kB").split()[0]) // 1024
+        self.instances_path.mkdir(parents=True, exist_ok=True)
+        disk = os.statvfs(self.instances_path)
+        return HostResources(
+            vcpus=os.cpu_count() or 1, memory_mb=total_mb, local_gb=disk.f_blocks * disk.f_frsize // GiB,
+            hypervisor_type=self.hypervisor_type, hypervisor_hostname=self.host,
+            hypervisor_version=await self._qemu_version(), host_ip=_host_ip(),
+            extra={"free_ram_mb": free_mb, "free_disk_gb": disk.f_bavail * disk.f_frsize // GiB,
+                   "accel": self.accel or self.cfg.accel, "machine_type": self.cfg.machine_type})
+
+    async def _qemu_version(self) -> int:
+        """As Nova reports it: major * 1000000 + minor * 1000 + micro."""
+        if self._version is None:
+            _, out = await _run(self.cfg.qemu_binary, "--version", check=False)
+            words = out.split()
+            numbers = words[words.index("version") + 1].split(".") if "version" in words else ["0"]
+            parts = [int("".join(c for c in n if c.isdigit()) or 0) for n in numbers[:3]] + [0, 0]
+            self._version = parts[0] * 1_000_000 + parts[1] * 1000 + parts[2]
+        return self._version
+
+    async def list_instances(self) -> list[str]:
+        if not self.instances_path.is_dir():
+            return []
+        return sorted(p.name for p in self.instances_path.iterdir() if (p / "domain.json").exists())
+
+    # ----- paths and state --------------------------------------------------------------------------------
+    def _dir(self, uuid: str) -> Path:
+        return self.instances_path / uuid
+
+    def _qmp_path(self, uuid: str) -> Path:
+        """The QMP socket: in the instance dir unless that path is too long for a unix socket."""
+        path = self._dir(uuid) / "qmp.sock"
+        if len(str(path)) <= UNIX_PATH_MAX:
+            return path
+        return Path(tempfile.gettempdir(), "pocketstack-qmp", f"{uuid}.sock")
+
+    def _load(self, uuid: str) -> Domain:
         try:
-            pid = int((self._dir(instance) / "qemu.pid").read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, ValueError, IndexError):
+            return Domain.from_json(json.loads((self._dir(uuid) / "domain.json").read_text()))
+        except FileNotFoundError:
+            raise DriverError(f"server {uuid} is not defined on host {self.host}")
+
+    def _save(self, domain: Domain) -> None:
+        path = self._dir(domain.uuid) / "domain.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(domain), indent=1))
+        os.replace(tmp, path)
+
+    def running_pid(self, uuid: str) -> int | None:
+        """The pid of this server's QEMU if it runs (pid file checked against /proc: no reused pid, no zombie)."""
+        try:
+            pid = int((self._dir(uuid) / "qemu.pid").read_text().strip())
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError):
             return None
-        if state == "Z" or f"guest={instance['uuid']}".encode() not in cmdline:
+        if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
             return None
-        return pid
-
-    async def _qmp(self, instance: dict[str, Any], command: str, **arguments: Any) -> Any:
-        sock = self._qmp_socket(instance)
-        if self._pid(instance) is None or not sock.exists():
-            raise DriverError(f"server {instance['uuid']} is not running on host {self.host}")
-        client = QMPClient(f"pocketstack-{instance['uuid'][:8]}")
         try:
-            await asyncio.wait_for(client.connect(str(sock)), 10)
-            return await asyncio.wait_for(client.execute(command, arguments or None), 30)
-        except Exception as exc:
-            raise DriverError(f"QMP {command} failed for {instance['uuid']}: {exc}") from exc
-        finally:
-            with contextlib.suppress(Exception):  # after `quit` the reader sees EOF and re-raises it here
-                await client.disconnect()
+            return pid if args[args.index(b"-uuid") + 1] == uuid.encode() else None
+        except (ValueError, IndexError):
+            return None
 
-    async def _start_qemu(self, instance: dict[str, Any]) -> None:
-        cmdline = json.loads((self._dir(instance) / "cmdline.json").read_text())
-        await _run(*cmdline)
+    # ----- QMP --------------------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _qmp(self, uuid: str) -> AsyncIterator[QMPClient]:
+        """A QMP session (QEMU serves one client per socket, so sessions to one server are serialized)."""
+        async with self._qmp_locks[uuid]:
+            client = QMPClient(f"pocketstack-{uuid[:8]}")
+            try:
+                await asyncio.wait_for(client.connect(str(self._qmp_path(uuid))), QMP_TIMEOUT)
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    await client.disconnect()
+                raise DriverError(f"the QEMU monitor of server {uuid} is unreachable: {exc}")
+            try:
+                yield client
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.disconnect()
 
-    async def _stop_qemu(self, instance: dict[str, Any]) -> None:
-        pid = self._pid(instance)
-        if pid is None:
-            return
+    @staticmethod
+    async def _execute(client: QMPClient, command: str, arguments: dict[str, Any] | None = None) -> Any:
         try:
-            await self._qmp(instance, "quit")
+            return await asyncio.wait_for(client.execute(command, arguments), QMP_TIMEOUT)
+        except ExecuteError as exc:
+            raise DriverError(f"QEMU refused {command}: {exc}")
+        except TimeoutError:
+            raise DriverError(f"QEMU did not answer {command} within {QMP_TIMEOUT:g} s")
+
+    async def _command(self, uuid: str, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        async with self._qmp(uuid) as client:
+            return await self._execute(client, command, arguments)
+
+    async def _status(self, uuid: str) -> str | None:
+        if self.running_pid(uuid) is None:
+            return None
+        try:
+            return (await self._command(uuid, "query-status"))["status"]
         except DriverError:
-            pass
-        for _ in range(100):
-            if self._pid(instance) is None:
-                return
-            await asyncio.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+            return None if self.running_pid(uuid) is None else "unknown"
 
-    # ----- disks -------------------------------------------------------------------------------------------
-    async def _cached_base(self, image_id: str) -> Path:
-        """The image as a raw file in the host's cache: fetched and converted once per host."""
-        base = self.base_dir / f"{image_id}.raw"
+    # ----- processes --------------------------------------------------------------------------------------
+    def command(self, domain: Domain, *, paused: bool = False, incoming: bool = False) -> list[str]:
+        """The qemu-system command line of a server, from its definition."""
+        d = self._dir(domain.uuid)
+        accel = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" else ["-accel", "tcg,thread=multi"]
+        args = [
+            self.cfg.qemu_binary, "-name", f"guest={domain.uuid}", "-uuid", domain.uuid,
+            "-nodefaults", "-no-user-config", "-machine", domain.machine, *accel,
+            "-m", str(domain.memory_mb), "-smp", str(domain.vcpus), "-display", "none",
+            "-smbios", f"type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,serial={domain.uuid},"
+                       f"uuid={domain.uuid},family=Virtual Machine",
+            "-daemonize", "-pidfile", str(d / "qemu.pid"),
+            "-qmp", f"unix:{_opt(str(self._qmp_path(domain.uuid)))},server=on,wait=off",
+            "-chardev", f"file,id=console,path={_opt(str(d / 'console.log'))},append=on", "-serial", "chardev:console",
+            "-device", f"virtio-rng-pci,addr={hex(SLOT_RNG)}",
+        ]
+        for disk in domain.disks:
+            args += ["-blockdev", json.dumps(disk.blockdev()), "-device", json.dumps(disk.device())]
+        for nic in domain.nics:
+            args += ["-netdev", nic.netdev_args(), "-device", json.dumps(nic.device())]
+        if paused or incoming:
+            args.append("-S")
+        if incoming:
+            args += ["-incoming", "defer"]
+        return args
+
+    async def _start(self, domain: Domain, *, paused: bool = False, incoming: bool = False) -> None:
+        for nic in domain.nics:
+            await plug_tap(nic)
+        self._qmp_path(domain.uuid).parent.mkdir(parents=True, exist_ok=True)
+        self._qmp_path(domain.uuid).unlink(missing_ok=True)
+        code, out = await _run(*self.command(domain, paused=paused, incoming=incoming), within=60, check=False)
+        if code != 0 or self.running_pid(domain.uuid) is None:
+            raise DriverError(f"QEMU did not start: {out[-800:] or f'exit code {code}'}")
+
+    async def _wait_exit(self, uuid: str, within: float) -> bool:
+        deadline = time.monotonic() + within
+        while self.running_pid(uuid) is not None:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
+    async def _kill(self, uuid: str) -> None:
+        """Stop the process now: SIGTERM (QEMU flushes its disks), SIGKILL if that is not enough."""
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            pid = self.running_pid(uuid)
+            if pid is None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            if await self._wait_exit(uuid, wait):
+                break
+        if self.running_pid(uuid) is not None:
+            raise DriverError(f"the QEMU process of server {uuid} does not stop")
+        self._qmp_path(uuid).unlink(missing_ok=True)
+
+    async def _shutdown(self, uuid: str, within: float) -> bool:
+        """ACPI power button, then wait for the guest to power off; False when it did not within `within` s."""
+        if within <= 0 or await self._status(uuid) != "running":
+            return False
+        try:
+            await self._command(uuid, "system_powerdown")
+        except DriverError:
+            return False
+        return await self._wait_exit(uuid, within)
+
+    # ----- images and disks -------------------------------------------------------------------------------
+    def _image_client(self) -> tuple[ImageClient, ServiceTokenProvider]:
+        if self._image is None:
+            self._image = ImageClient(self.settings.base_url("image"))
+        if self._service_tokens is None:
+            from pocketstack.common.service import service_password
+
+            self._service_tokens = ServiceTokenProvider(IdentityClient(self.settings.base_url("identity")), "nova",
+                                                        service_password(self.settings, "nova"))
+        return self._image, self._service_tokens
+
+    async def cached_image(self, image_meta: dict[str, Any]) -> Path:
+        """The image as raw in this host's cache: fetched once from the image service, converted once (step 22)."""
+        image_id = image_meta["id"]
+        base = self.base_dir / image_id
         async with self._image_locks[image_id]:
             if base.exists():
                 return base
-            with tempfile.TemporaryDirectory(dir=self.base_dir) as tmp:
-                download = Path(tmp) / "image"
-                await self.image.download(image_id, download)
-                converted = Path(tmp) / "image.raw"
-                await _run("qemu-img", "convert", "-O", "raw", str(download), str(converted))
-                os.replace(converted, base)
-        return base
+            self.base_dir.mkdir(parents=True, exist_ok=True)
+            fetched = self.base_dir / f".{image_id}.fetch"
+            converted = self.base_dir / f".{image_id}.raw"
+            client, tokens = self._image_client()
+            try:
+                record = await client.download(image_id, fetched, token=await tokens.token())
+                fmt = IMAGE_FORMATS.get(record.get("disk_format") or "raw")
+                if fmt is None:
+                    raise DriverError(f"image {image_id} has disk_format {record.get('disk_format')}; the qemu "
+                                      f"driver boots {', '.join(IMAGE_FORMATS)} images")
+                _, out = await _run("qemu-img", "info", "--output=json", "-f", fmt, str(fetched))
+                info = json.loads(out)
+                if info.get("backing-filename") or info.get("full-backing-filename"):
+                    raise DriverError(f"image {image_id} refers to a backing file; refusing it")
+                if fmt == "raw":
+                    os.replace(fetched, base)
+                else:
+                    await _run("qemu-img", "convert", "-f", fmt, "-O", "raw", str(fetched), str(converted),
+                               within=3600)
+                    os.replace(converted, base)
+            except APIError as exc:
+                raise DriverError(f"fetching image {image_id} failed: {exc.message}")
+            finally:
+                fetched.unlink(missing_ok=True)
+                converted.unlink(missing_ok=True)
+            return base
 
-    async def _root_disk(self, instance: dict[str, Any], image_meta: dict[str, Any]) -> Path:
-        if not image_meta.get("id"):
-            raise DriverError("the QEMU driver boots from an image (boot from volume arrives with volumes)")
-        base = await self._cached_base(image_meta["id"])
-        disk = self._dir(instance) / "disk.qcow2"
-        await _run("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(disk))
-        root_bytes = int(instance.get("root_gb") or 0) << 30
-        if root_bytes > base.stat().st_size:
-            await _run("qemu-img", "resize", "-q", str(disk), str(root_bytes))
-        return disk
+    async def _create_overlay(self, base: Path, disk: Path, root_gb: int) -> None:
+        size = _file_size(base)
+        if root_gb and root_gb * GiB < size:
+            raise DriverError(f"Flavor's disk is too small for requested image: the image needs {size} bytes, "
+                              f"the flavor has {root_gb} GB")
+        await _run("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(disk),
+                   str(root_gb * GiB if root_gb else size))
 
-    # ----- network -----------------------------------------------------------------------------------------
     @staticmethod
-    def tap_name(vif: dict[str, Any]) -> str:
-        return "tap" + vif["id"][:11]
+    def _volume_disk(connection_info: dict[str, Any], node: str, slot: int, mountpoint: str | None,
+                     bootindex: int | None = None, volume_id: str | None = None) -> Disk:
+        if connection_info.get("driver_volume_type") != "file":
+            raise DriverError(f"volume type {connection_info.get('driver_volume_type')!r} is not supported by the "
+                              "qemu driver (it attaches file volumes)")
+        data = connection_info.get("data", {})
+        fmt = data.get("format", "raw")
+        if fmt not in ("raw", "qcow2") or not data.get("path"):
+            raise DriverError(f"volume connection info without a usable path/format: {data}")
+        serial = connection_info.get("serial") or data.get("volume_id") or volume_id  # Nova: serial = volume id
+        return Disk(node=node, path=data["path"], format=fmt, slot=slot, serial=serial, mountpoint=mountpoint,
+                    bootindex=bootindex, read_only=bool(data.get("read_only") or data.get("access_mode") == "ro"))
 
-    async def _plug(self, vif: dict[str, Any]) -> str:
-        """A tap for the port on the bridge its binding names (the bridge is made if the agent has not yet)."""
-        tap = self.tap_name(vif)
-        bridge = (vif.get("vif_details") or {}).get("bridge_name")
-        if not _link_exists(tap):
-            await _run("ip", "tuntap", "add", "dev", tap, "mode", "tap")
-        if bridge:
-            if not _link_exists(bridge):
-                try:
-                    await _run("ip", "link", "add", "name", bridge, "type", "bridge")
-                except DriverError:
-                    if not _link_exists(bridge):
-                        raise
-                await _run("ip", "link", "set", bridge, "up")
-            await _run("ip", "link", "set", tap, "master", bridge)
-        await _run("ip", "link", "set", tap, "up")
-        return tap
-
-    async def _unplug(self, vif: dict[str, Any]) -> None:
-        tap = self.tap_name(vif)
-        if _link_exists(tap):
-            await _run("ip", "link", "del", tap)
-
-    # ----- ComputeDriver -----------------------------------------------------------------------------------
+    # ----- spawn and destroy ------------------------------------------------------------------------------
     async def spawn(self, instance: dict[str, Any], image_meta: dict[str, Any], network_info: list[dict[str, Any]],
                     block_device_info: dict[str, Any] | None = None) -> None:
-        workdir = self._dir(instance)
-        workdir.mkdir(parents=True, exist_ok=True)
+        uuid = instance["uuid"]
+        if self.running_pid(uuid) is not None:
+            raise DriverError(f"server {uuid} already runs on host {self.host}")
+        if self.accel is None:
+            self.accel = await self.choose_accel()
         try:
-            disk = await self._root_disk(instance, image_meta)
-            cmd = [QEMU, "-name", f"guest={instance['uuid']}", "-nodefaults", "-no-user-config", "-machine",
-                   self.settings.compute.machine_type,
-                   "-accel", "kvm" if self.accel == "kvm" else "tcg,thread=multi",
-                   "-m", str(instance["memory_mb"]), "-smp", str(instance["vcpus"]), "-display", "none",
-                   "-daemonize", "-pidfile", str(workdir / "qemu.pid"),
-                   "-qmp", f"unix:{self._qmp_socket(instance)},server=on,wait=off",
-                   "-chardev", f"file,id=console,path={workdir / 'console.log'},append=on", "-serial",
-                   "chardev:console", "-device", "virtio-rng-pci",
-                   "-drive", f"file={disk},if=virtio,format=qcow2,cache=writeback"]
-            if instance.get("config_drive"):
-                drive = await asyncio.to_thread(make_config_drive, InstanceMetadata(instance).config_drive_files(),
-                                                workdir / "config.img")
-                cmd += ["-drive", f"file={drive},if=virtio,format=raw,readonly=on"]
-            for index, vif in enumerate(network_info):
-                tap = await self._plug(vif)
-                cmd += ["-netdev", f"tap,id=net{index},ifname={tap},script=no,downscript=no",
-                        "-device", f"virtio-net-pci,netdev=net{index},mac={vif['mac_address']}"]
-            (workdir / "cmdline.json").write_text(json.dumps(cmd))
-            await self._start_qemu(instance)
-        except BaseException:
-            await self.destroy(instance, network_info)
-            raise
+            domain = await self._define(instance, image_meta, network_info, block_device_info or {})
+            await self._launch(domain, network_info)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await self.destroy(instance, network_info)
+            if isinstance(exc, DriverError | asyncio.CancelledError):
+                raise
+            raise DriverError(f"spawning failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _define(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                      network_info: list[dict[str, Any]], block_device_info: dict[str, Any]) -> Domain:
+        uuid = instance["uuid"]
+        d = self._dir(uuid)
+        if d.exists():
+            shutil.rmtree(d)  # left-overs of an earlier failed attempt (no process runs, checked above)
+        d.mkdir(parents=True)
+        domain = Domain(uuid=uuid, name=instance.get("display_name") or uuid, vcpus=instance["vcpus"],
+                        memory_mb=instance["memory_mb"], machine=self.cfg.machine_type)
+        mappings = block_device_info.get("block_device_mapping") or []
+        root = next((m for m in mappings if m.get("boot_index") in (0, "0")), None)
+        if root is not None:
+            domain.disks.append(self._volume_disk(root["connection_info"], "root", SLOT_ROOT,
+                                                  root.get("mount_device") or "/dev/vda", bootindex=1,
+                                                  volume_id=root.get("volume_id")))
+        else:
+            if not image_meta.get("id"):
+                raise DriverError("no image and no boot volume to boot from")
+            base = await self.cached_image(image_meta)
+            await self._create_overlay(base, d / "disk", instance.get("root_gb") or 0)
+            domain.disks.append(Disk("root", str(d / "disk"), "qcow2", SLOT_ROOT, bootindex=1))
+        for mapping in mappings:
+            if mapping is not root:
+                mountpoint = mapping.get("mount_device")
+                domain.disks.append(self._volume_disk(mapping["connection_info"], _volume_node(mountpoint),
+                                                      _free_volume_slot(domain), mountpoint,
+                                                      volume_id=mapping.get("volume_id")))
+        if instance.get("config_drive"):
+            await make_config_drive(d / "disk.config", config_drive_files(instance, network_info))
+            domain.disks.append(Disk("config", str(d / "disk.config"), "raw", SLOT_CONFIG, read_only=True))
+        for index, vif in enumerate(network_info):
+            if index >= len(NIC_SLOTS):
+                raise DriverError(f"at most {len(NIC_SLOTS)} network interfaces per server")
+            domain.nics.append(_nic(vif, NIC_SLOTS[index]))
+        self._save(domain)
+        return domain
+
+    async def _launch(self, domain: Domain, network_info: list[dict[str, Any]]) -> None:
+        """Start QEMU; with ports to wait for, paused until network-vif-plugged arrived for each (Nova's wait)."""
+        timeout = self.cfg.vif_plugging_timeout
+        events: list[tuple[str, str | None]] = [("network-vif-plugged", vif["id"]) for vif in network_info
+                                                if not vif.get("active")]  # an ACTIVE port sends no new event
+        if self.virtapi is None or timeout <= 0 or not events:
+            await self._start(domain)
+            return
+        try:
+            async with self.virtapi.wait_for_instance_event(domain.uuid, events, timeout):
+                await self._start(domain, paused=True)
+        except InstanceEventTimeout as exc:
+            if self.cfg.vif_plugging_is_fatal:
+                raise DriverError(f"Virtual Interface creation failed: {exc}")
+            log.warning("%s: %s; starting server %s anyway", self.host, exc, domain.uuid)
+        await self._command(domain.uuid, "cont")
 
     async def destroy(self, instance: dict[str, Any], network_info: list[dict[str, Any]]) -> None:
-        await self._stop_qemu(instance)
-        for vif in network_info or []:
-            await self._unplug(vif)
-        shutil.rmtree(self._dir(instance), ignore_errors=True)
-        self._qmp_socket(instance).unlink(missing_ok=True)
+        """Stop the process, remove taps, overlay, config drive, socket, saved state: nothing stays."""
+        uuid = instance["uuid"]
+        await self._kill(uuid)
+        taps = {tap_name(vif["id"]) for vif in network_info}
+        with contextlib.suppress(DriverError):
+            taps |= {nic.tap for nic in self._load(uuid).nics}
+        for tap in sorted(taps):
+            await unplug_tap(tap)
+        shutil.rmtree(self._dir(uuid), ignore_errors=True)
+        self._qmp_path(uuid).unlink(missing_ok=True)
+        self._qmp_locks.pop(uuid, None)
 
+    # ----- power ------------------------------------------------------------------------------------------
     async def power_off(self, instance: dict[str, Any]) -> None:
-        await self._stop_qemu(instance)
+        uuid = instance["uuid"]
+        self._load(uuid)
+        if self.running_pid(uuid) is None:
+            return
+        if not await self._shutdown(uuid, self.cfg.shutdown_timeout):
+            log.info("%s: server %s did not power off on ACPI; stopping it", self.host, uuid)
+        await self._kill(uuid)
 
     async def power_on(self, instance: dict[str, Any]) -> None:
-        if self._pid(instance) is None:
-            for vif in instance.get("network_info") or []:
-                await self._plug(vif)
-            await self._start_qemu(instance)
+        uuid = instance["uuid"]
+        domain = self._load(uuid)
+        status = await self._status(uuid)
+        if status in ("paused", "prelaunch"):
+            await self._command(uuid, "cont")
+        elif status is None:
+            await self._start(domain)
 
     async def reboot(self, instance: dict[str, Any], hard: bool) -> None:
-        if self._pid(instance) is None:
-            await self.power_on(instance)
+        """Soft: ACPI power off and start again (hard when the guest does not comply); hard: reset now."""
+        uuid = instance["uuid"]
+        domain = self._load(uuid)
+        if self.running_pid(uuid) is not None:
+            if not hard and await self._shutdown(uuid, self.cfg.shutdown_timeout):
+                await self._start(domain)
+                return
+            async with self._qmp(uuid) as client:
+                await self._execute(client, "system_reset")
+                if (await self._execute(client, "query-status"))["status"] != "running":
+                    await self._execute(client, "cont")
             return
-        await self._qmp(instance, "system_reset")
-        status = await self._qmp(instance, "query-status")
-        if status["status"] == "paused":
-            await self._qmp(instance, "cont")
+        await self._start(domain)
 
     async def pause(self, instance: dict[str, Any]) -> None:
-        await self._qmp(instance, "stop")
+        await self._command(instance["uuid"], "stop")
 
     async def unpause(self, instance: dict[str, Any]) -> None:
-        await self._qmp(instance, "cont")
+        await self._command(instance["uuid"], "cont")
 
     async def suspend(self, instance: dict[str, Any]) -> None:
-        """The guest's vCPUs stop; its memory stays in the QEMU process (no save to disk)."""
-        await self._qmp(instance, "stop")
+        """Save the guest's RAM and device state to suspend.state, then end the process (libvirt managed save)."""
+        uuid = instance["uuid"]
+        state = self._dir(uuid) / "suspend.state"
+        partial = state.with_suffix(".part")
+        async with self._qmp(uuid) as client:
+            await self._execute(client, "stop")
+            await self._execute(client, "migrate", {"uri": f"exec:cat > {shlex.quote(str(partial))}"})
+            deadline = time.monotonic() + MIGRATE_TIMEOUT
+            while True:
+                status = (await self._execute(client, "query-migrate")).get("status")
+                if status == "completed":
+                    break
+                if status in ("failed", "cancelled") or time.monotonic() > deadline:
+                    await self._execute(client, "cont")
+                    partial.unlink(missing_ok=True)
+                    raise DriverError(f"saving the state of server {uuid} failed (migration {status})")
+                await asyncio.sleep(0.1)
+        await self._kill(uuid)
+        os.replace(partial, state)
 
     async def resume(self, instance: dict[str, Any]) -> None:
-        await self._qmp(instance, "cont")
+        uuid = instance["uuid"]
+        domain = self._load(uuid)
+        state = self._dir(uuid) / "suspend.state"
+        if not state.exists():
+            raise DriverError(f"server {uuid} has no saved state to resume from")
+        await self._start(domain, incoming=True)
+        async with self._qmp(uuid) as client:
+            await self._execute(client, "migrate-incoming", {"uri": f"exec:cat {shlex.quote(str(state))}"})
+            deadline = time.monotonic() + MIGRATE_TIMEOUT
+            while (status := (await self._execute(client, "query-status"))["status"]) == "inmigrate":
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            if status != "paused":
+                raise DriverError(f"restoring server {uuid} failed: QEMU is {status}")
+            await self._execute(client, "cont")
+        state.unlink()
 
     async def get_info(self, instance: dict[str, Any]) -> InstanceInfo:
-        if self._pid(instance) is None:
-            return InstanceInfo(power_state=states.SHUTDOWN)
-        status = await self._qmp(instance, "query-status")
-        return InstanceInfo(power_state=QMP_STATUS.get(status["status"], states.NOSTATE),
-                            max_mem_kb=instance.get("memory_mb", 0) * 1024, mem_kb=instance.get("memory_mb", 0) * 1024,
-                            num_cpu=instance.get("vcpus", 0))
+        uuid = instance["uuid"]
+        try:
+            domain = self._load(uuid)
+        except DriverError:
+            return InstanceInfo(power_state=states.NOSTATE)
+        status = await self._status(uuid)
+        power = states.SHUTDOWN if status is None else QMP_POWER_STATES.get(status, states.NOSTATE)
+        pid = self.running_pid(uuid)
+        cpu_ns = _cpu_time_ns(pid) if pid is not None else 0
+        return InstanceInfo(power_state=power, max_mem_kb=domain.memory_mb * 1024,
+                            mem_kb=domain.memory_mb * 1024 if status else 0, num_cpu=domain.vcpus,
+                            cpu_time_ns=cpu_ns)
 
     async def get_console_output(self, instance: dict[str, Any]) -> str:
-        log_file = self._dir(instance) / "console.log"
-        if not log_file.exists():
-            raise DriverError(f"server {instance['uuid']} has no console log on host {self.host}")
-        return log_file.read_bytes()[-(1 << 20):].decode(errors="replace")
+        uuid = instance["uuid"]
+        self._load(uuid)
+        return await asyncio.to_thread(_console_tail, self._dir(uuid) / "console.log")
 
-    async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any],
-                            mountpoint: str) -> None:
-        raise DriverError("volume attach is not supported by the QEMU driver yet (it comes with the volume service)")
+    # ----- volumes and interfaces -------------------------------------------------------------------------
+    async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
+        """Hot-plug the volume's file (blockdev-add + device_add virtio-blk-pci) and keep it in the definition."""
+        uuid = instance["uuid"]
+        domain = self._load(uuid)
+        if domain.volume(mountpoint) is not None:
+            raise DriverError(f"{mountpoint} is already in use on server {uuid}")
+        disk = self._volume_disk(connection_info, _volume_node(mountpoint), _free_volume_slot(domain), mountpoint)
+        if self.running_pid(uuid) is not None:
+            async with self._qmp(uuid) as client:
+                await self._execute(client, "blockdev-add", disk.blockdev())
+                try:
+                    await self._execute(client, "device_add", disk.device())
+                except DriverError:
+                    with contextlib.suppress(DriverError):
+                        await self._execute(client, "blockdev-del", {"node-name": disk.node})
+                    raise
+        domain.disks.append(disk)
+        self._save(domain)
 
-    async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any],
-                            mountpoint: str) -> None:
-        raise DriverError("volume detach is not supported by the QEMU driver yet (it comes with the volume service)")
+    async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
+        """Unplug (device_del, wait for the guest to release it, blockdev-del) and drop it from the definition."""
+        uuid = instance["uuid"]
+        domain = self._load(uuid)
+        disk = domain.volume(mountpoint)
+        if disk is None:
+            path = connection_info.get("data", {}).get("path")
+            disk = next((d for d in domain.disks if d.node.startswith("vol-") and d.path == path), None)
+        if disk is None:
+            raise DriverError(f"no volume at {mountpoint} on server {uuid}")
+        if self.running_pid(uuid) is not None:
+            await self._unplug_device(uuid, disk.device_id, "blockdev-del", {"node-name": disk.node})
+        domain.disks.remove(disk)
+        self._save(domain)
+
+    async def _unplug_device(self, uuid: str, device_id: str, backend_del: str, backend: dict[str, Any]) -> None:
+        async with self._qmp(uuid) as client:
+            listener = EventListener("DEVICE_DELETED", lambda ev: ev.get("data", {}).get("device") == device_id)
+            with client.listen(listener):
+                await self._execute(client, "device_del", {"id": device_id})
+                try:
+                    await asyncio.wait_for(listener.get(), DETACH_TIMEOUT)
+                except TimeoutError:
+                    raise DriverError(f"the guest of server {uuid} did not release {device_id} within "
+                                      f"{DETACH_TIMEOUT:g} s")
+            await self._execute(client, backend_del, backend)
 
     async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
-        raise DriverError("interface hot-plug is not supported by the QEMU driver yet")
+        uuid = instance["uuid"]
+        domain = self._load(uuid)
+        used = {n.slot for n in domain.nics}
+        slot = next((s for s in NIC_SLOTS if s not in used), None)
+        if slot is None:
+            raise DriverError(f"at most {len(NIC_SLOTS)} network interfaces per server")
+        nic = _nic(vif, slot)
+        await plug_tap(nic)
+        if self.running_pid(uuid) is not None:
+            async with self._qmp(uuid) as client:
+                await self._execute(client, "netdev_add", {"type": "tap", "id": f"net-{nic.tap}", "ifname": nic.tap,
+                                                           "script": "no", "downscript": "no"})
+                try:
+                    await self._execute(client, "device_add", nic.device())
+                except DriverError:
+                    with contextlib.suppress(DriverError):
+                        await self._execute(client, "netdev_del", {"id": f"net-{nic.tap}"})
+                    raise
+        domain.nics.append(nic)
+        self._save(domain)
 
     async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
-        raise DriverError("interface hot-unplug is not supported by the QEMU driver yet")
+        uuid = instance["uuid"]
+        domain = self._load(uuid)
+        nic = next((n for n in domain.nics if n.port_id == vif["id"]), None)
+        if nic is None:
+            raise DriverError(f"port {vif['id']} is not plugged into server {uuid}")
+        if self.running_pid(uuid) is not None:
+            await self._unplug_device(uuid, f"nic-{nic.tap}", "netdev_del", {"id": f"net-{nic.tap}"})
+        await unplug_tap(nic.tap)
+        domain.nics.remove(nic)
+        self._save(domain)
 
-    async def list_instances(self) -> list[str]:
-        if not self.path.exists():
-            return []
-        return sorted(d.name for d in self.path.iterdir()
-                      if d.is_dir() and d.name != "_base" and self._pid({"uuid": d.name}) is not None)
 
-    async def get_available_resource(self) -> HostResources:
-        mem_kb = _host_memory_kb()
-        self.path.mkdir(parents=True, exist_ok=True)
-        disk = shutil.disk_usage(self.path)
-        return HostResources(vcpus=os.cpu_count() or 1, memory_mb=mem_kb // 1024, local_gb=disk.total >> 30,
-                             hypervisor_type=self.hypervisor_type, hypervisor_hostname=self.host,
-                             extra={"accel": self.accel})
+def _nic(vif: dict[str, Any], slot: int) -> Nic:
+    vif_type = vif.get("vif_type")
+    if vif_type not in ("bridge", None, ""):
+        detail = "its binding failed" if vif_type == "binding_failed" else f"vif_type {vif_type!r} is not supported"
+        raise DriverError(f"cannot plug port {vif['id']}: {detail}")
+    details = vif.get("vif_details") or {}
+    bridge = details.get("bridge_name") or f"brq{vif['network_id'][:11]}"
+    mtu = vif.get("mtu") or details.get("mtu")
+    return Nic(port_id=vif["id"], mac=vif["mac_address"], bridge=bridge, slot=slot, mtu=int(mtu) if mtu else None)
+
+
+def _volume_node(mountpoint: str | None) -> str:
+    name = (mountpoint or "").rsplit("/", 1)[-1] or "volume"
+    return f"vol-{''.join(c for c in name if c.isalnum())[:24]}"
+
+
+def _free_volume_slot(domain: Domain) -> int:
+    used = {d.slot for d in domain.disks}
+    slot = next((s for s in VOLUME_SLOTS if s not in used), None)
+    if slot is None:
+        raise DriverError(f"at most {len(VOLUME_SLOTS)} volumes per server")
+    return slot
+
+
+def _write_tree(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        target = (root / name).resolve()
+        if not target.is_relative_to(root.resolve()):
+            raise DriverError(f"file {name!r} would be outside {root}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _file_size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _cpu_time_ns(pid: int) -> int:
+    """User + system CPU time of a process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _console_tail(path: Path) -> str:
+    """The last CONSOLE_TAIL bytes of the serial log, from a line start."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - CONSOLE_TAIL))
+            data = f.read()
+    except FileNotFoundError:
+        return ""
+    if size > CONSOLE_TAIL:
+        data = data.split(b"\n", 1)[-1]
+    return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "")
+
+
+def _host_ip() -> str:
+    """The address this host reaches others from (no packet is sent)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))
+        return s.getsockname()[0]
+    return "127.0.0.1"

@@ -1,0 +1,108 @@
+"""The qemu driver inside the all-in-one cloud, through the `openstack` CLI: the registered guest image is fetched
+from the image service into the host cache (qcow2 -> raw, once), the server boots, its console log shows the boot,
+stop/start go through ACPI, and delete leaves nothing. No network here (`--nic none`): networking, DHCP and the
+metadata path are the network agent's part and covered with it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Cloud, make_settings
+from qemu_helpers import guest_image, require, teardown_on_sigterm
+
+from pocketstack.compute.virt.qemu import QemuDriver
+from pocketstack.guest.build import IMAGE_NAME
+from pocketstack.guest.register import register_guest_image
+
+
+def instances_path(cloud: Cloud) -> Path:
+    return cloud.settings.data_dir / "instances"
+
+
+@pytest.fixture(scope="module")
+def qcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    require("qemu-system-x86_64", root=True)
+    image = guest_image()
+    settings = make_settings(tmp_path_factory.mktemp("qemu-cloud"), compute={
+        "driver": "qemu", "accel": "tcg", "vif_plugging_timeout": 0, "register_guest_image": False})
+    cloud = Cloud(settings).start()
+    try:
+        with teardown_on_sigterm():
+            cloud.thread.call(lambda: register_guest_image(settings, image), timeout=120)
+            yield cloud
+    finally:
+        cloud.stop()
+        leftovers = QemuDriver("cleanup", settings)
+
+        async def reap() -> None:
+            for uid in await leftovers.list_instances():
+                await leftovers.destroy({"uuid": uid}, [])
+
+        asyncio.run(reap())
+
+
+def wait_console(cloud: Cloud, server: str, text: str, within: float = 180.0) -> str:
+    deadline = time.monotonic() + within
+    while True:
+        console = cloud.cli("console", "log", "show", server, cloud="pocketstack-demo")
+        if text in console:
+            return console
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not in the console within {within:g} s:\n{console[-2000:]}")
+        time.sleep(1)
+
+
+def show(cloud: Cloud, server: str) -> dict[str, Any]:
+    return cloud.cli("server", "show", server, "-f", "json", cloud="pocketstack-demo")
+
+
+def test_registration_is_idempotent(qcloud: Cloud) -> None:
+    images = qcloud.cli("image", "list", "--public", "--name", IMAGE_NAME, "-f", "json")
+    assert len(images) == 1 and images[0]["Status"] == "active"
+    again = qcloud.thread.call(lambda: register_guest_image(qcloud.settings, guest_image()), timeout=60)
+    assert again["id"] == images[0]["ID"]  # type: ignore[index]
+
+
+def test_server_boots_from_the_registered_image(qcloud: Cloud) -> None:
+    server = qcloud.cli("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.tiny", "--nic", "none",
+                        "--wait", "-f", "json", "qemu-cloud-vm", cloud="pocketstack-demo")
+    uid = server["id"]
+    assert server["status"] == "ACTIVE" and server["OS-EXT-STS:power_state"] in (1, "Running")
+    console = wait_console(qcloud, uid, "pocketstack guest ready")
+    assert "SYSLINUX" in console and "no network interface" in console
+    image_id = qcloud.cli("image", "show", IMAGE_NAME, "-f", "json")["id"]
+    base = instances_path(qcloud) / "_base" / image_id
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(base)], check=True,
+                                     capture_output=True, text=True).stdout)
+    assert info["format"] == "raw"  # uploaded as qcow2, converted once into the host's cache
+    overlay = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json",
+                                         str(instances_path(qcloud) / uid / "disk")], check=True,
+                                        capture_output=True, text=True).stdout)
+    assert overlay["backing-filename"] == str(base) and overlay["virtual-size"] == 1 << 30  # m1.tiny: 1 GB
+
+    qcloud.cli("server", "stop", uid, cloud="pocketstack-demo")
+    deadline = time.monotonic() + 120
+    while show(qcloud, uid)["status"] != "SHUTOFF":
+        assert time.monotonic() < deadline, "the server did not stop"
+        time.sleep(1)
+    assert "ACPI power button pressed" in qcloud.cli("console", "log", "show", uid, cloud="pocketstack-demo")
+    pid_file = instances_path(qcloud) / uid / "qemu.pid"
+    qcloud.cli("server", "start", uid, cloud="pocketstack-demo")
+    deadline = time.monotonic() + 120
+    while show(qcloud, uid)["status"] != "ACTIVE":
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(1)
+    pid = int(pid_file.read_text())
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().count(uid.encode()) >= 1
+
+    qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")
+    assert not (instances_path(qcloud) / uid).exists()
+    assert not Path(f"/proc/{pid}/cmdline").exists() or not Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert base.exists()  # the cache outlives the server

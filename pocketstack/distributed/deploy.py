@@ -31,9 +31,9 @@ from sqlalchemy.engine import make_url
 from yarl import URL
 
 from pocketstack.common.config import Settings
-from pocketstack.common.service import SERVICES, stored_passwords
+from pocketstack.common.service import SERVICES, run_event_loop, stored_passwords
 from pocketstack.distributed.roles import ROLES, Role
-from pocketstack.distributed.serve import child_env, die_with_parent, ready_line, run_loop
+from pocketstack.distributed.serve import child_env, die_with_parent, ready_line
 
 log = logging.getLogger("pocketstack.deploy")
 
@@ -312,6 +312,7 @@ class Deployment:
         os.replace(tmp, self.data_dir / PROCESSES_FILE)
 
     async def start(self) -> None:
+        from pocketstack.guest.register import register_on_start
         from pocketstack.launcher import write_clouds_yaml
 
         await self.prepare()
@@ -325,6 +326,7 @@ class Deployment:
         self.created_passwords = {user: after[user] for user in ("admin", "demo")
                                   if user in after and user not in before}
         write_clouds_yaml(self.settings)
+        await register_on_start(self.settings)  # the test guest image, as the all-in-one does
 
     async def supervise(self) -> None:
         """Start again, after `restart_delay`, a process that died (as systemd's Restart=on-failure would)."""
@@ -403,7 +405,7 @@ def run_distributed(settings: Settings) -> int:
             await deployment.stop()
 
     try:
-        run_loop(main())
+        run_event_loop(main(), settings, host_networking=False)  # it only starts and watches processes
     except DeployError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

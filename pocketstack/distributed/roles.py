@@ -30,6 +30,8 @@ class Role:
     host_section: str = "compute"  # settings section whose `host` names this process (`serve --host`)
     # whether `up --distributed` runs it: the network agent runs where the all-in-one would run it
     wanted: Callable[[Settings], bool] = lambda settings: True
+    # whether it drives host networking (netlink through pyroute2: asyncio's own loop, not uvloop)
+    host_networking: Callable[[Settings], bool] = lambda settings: False
 
     def build(self, settings: Settings) -> Service:
         module_name, func = self.factory.split(":")
@@ -52,8 +54,9 @@ ROLES: list[Role] = [
     Role("scheduler", "pocketstack.compute.service_app:create_scheduler", copies="schedulers"),
     Role("volume", "pocketstack.volume.service_app:create_manager", stage=2, host_section="volume"),
     Role("network-agent", "pocketstack.network.service_app:create_agent", stage=2,
-         wanted=lambda settings: settings.network_agent_enabled),
-    Role("compute", "pocketstack.compute.service_app:create_agents", per_hosts=True, stage=2),
+         wanted=lambda settings: settings.network_agent_enabled, host_networking=lambda settings: True),
+    Role("compute", "pocketstack.compute.service_app:create_agents", per_hosts=True, stage=2,
+         host_networking=lambda settings: settings.compute.driver == "qemu"),
 ]
 
 

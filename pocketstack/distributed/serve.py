@@ -20,9 +20,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
@@ -31,6 +30,7 @@ from pocketstack.common.clients.base import close_http_session
 from pocketstack.common.config import Settings
 from pocketstack.common.db import configure_pool
 from pocketstack.common.rpc import close_transports
+from pocketstack.common.service import run_event_loop
 from pocketstack.distributed.roles import Role
 from pocketstack.launcher import _EmbeddedServer
 from pocketstack.trace.store import TraceStore
@@ -49,15 +49,6 @@ def configure_logging(level: str, role: Role) -> None:
                         format=f"%(asctime)s %(levelname)s {role.name}[%(process)d] %(name)s: %(message)s")
 
 
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    try:
-        import uvloop
-
-        uvloop.run(main)
-    except ImportError:
-        asyncio.run(main)
-
-
 def listen_port(role: Role, settings: Settings, port: int | None) -> int:
     assert role.api is not None
     return port if port is not None else settings.port(role.api)
@@ -74,7 +65,8 @@ def serve(role: Role, settings: Settings, *, port: int | None = None, worker_fd:
             Supervisor(role, settings, listen_port(role, settings, port), workers).run()
             return
         line = WORKER_READY if worker_fd is not None else ready_line(role)
-        run_loop(_serve(role, settings, port, worker_fd, line))
+        run_event_loop(_serve(role, settings, port, worker_fd, line), settings,
+                       host_networking=role.host_networking(settings))
     except Exception:
         log.exception("%s failed", role.name)
         raise SystemExit(1) from None
@@ -203,7 +195,8 @@ class Supervisor:
             signal.signal(sig, lambda *_: self.stopping.set())
         sock = bind_socket(self.settings.bind, self.port)
         try:
-            run_loop(_prepare(self.role, self.settings))
+            run_event_loop(_prepare(self.role, self.settings), self.settings,
+                           host_networking=self.role.host_networking(self.settings))
             for index in range(self.count):
                 self._spawn(index, sock)
             announced = False

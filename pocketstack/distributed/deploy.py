@@ -30,6 +30,7 @@ from urllib.parse import quote
 from sqlalchemy.engine import make_url
 from yarl import URL
 
+from pocketstack.common.clients.base import close_http_session
 from pocketstack.common.config import Settings
 from pocketstack.common.service import SERVICES, run_event_loop, stored_passwords
 from pocketstack.distributed.roles import ROLES, Role
@@ -403,6 +404,7 @@ def run_distributed(settings: Settings) -> int:
         finally:
             stopped.cancel()
             await deployment.stop()
+            await close_http_session()  # the guest image registration's connections
 
     try:
         run_event_loop(main(), settings, host_networking=False)  # it only starts and watches processes

@@ -214,8 +214,11 @@ class ApiPath:
     def clear(self) -> None:
         for server in self.servers:
             self.conn.compute.delete_server(server)
-        for server in self.servers:
-            self.conn.compute.wait_for_delete(self.conn.compute.get_server(server), interval=0.2)
+        deadline = time.monotonic() + 120
+        while any(self.conn.compute.find_server(server) for server in self.servers):
+            if time.monotonic() > deadline:
+                raise TimeoutError("servers not deleted within 120 s")
+            time.sleep(0.2)
         self.servers.clear()
 
     def close(self) -> None:

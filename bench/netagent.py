@@ -80,7 +80,7 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-netagent-"))
     sections: dict[str, dict[str, Any]] = {s.name: {"port": free_port()} for s in SERVICES}
     sections["identity"].update(bcrypt_rounds=4, admin_password="admin-secret", demo_password="demo-secret")
-    sections["compute"]["host"] = f"bn{tag}"
+    sections["compute"].update(host=f"bn{tag}", driver="fake")
     sections["metadata"] = {"port": free_port()}
     sections["network"].update(agent_enabled=True, default_networks=False)
     settings = Settings(data_dir=data_dir, log_level="warning", access_log=False, **sections)

@@ -42,7 +42,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         values[spec.name.replace("-", "_")] = {"port": free_port()}
     values["identity"].update(bcrypt_rounds=4, admin_password="admin-secret", demo_password="demo-secret")
     if "compute" in values:
-        values["compute"]["fake_hosts"] = 2  # real scheduling between hosts (anti-affinity, reschedules)
+        # the fake driver unless a test asks for qemu (the default where QEMU is installed and we are root);
+        # several fake hosts: real scheduling between hosts (anti-affinity, reschedules)
+        values["compute"].update(driver="fake", fake_hosts=2)
     # when the network agent runs (qemu driver): its own public range and bridge (never the host's 172.24.4.0/24
     # and br-ex), and nothing of its data plane left once the cloud stops
     tag = uuid.uuid4().hex[:8]

@@ -52,7 +52,8 @@ def openstack(data_dir: Path, *args: str, cloud: str = "pocketstack") -> subproc
 
 def test_up_ready_clouds_yaml_stop_and_restart(tmp_path):
     data_dir = tmp_path / "state"
-    env = {**os.environ, "POCKETSTACK_IDENTITY__BCRYPT_ROUNDS": "4"}
+    # the fake driver: the qemu default (root, QEMU installed) would put the data plane on the host's br-ex
+    env = {**os.environ, "POCKETSTACK_IDENTITY__BCRYPT_ROUNDS": "4", "POCKETSTACK_COMPUTE__DRIVER": "fake"}
     for spec in SERVICES:
         env[f"POCKETSTACK_{spec.name.upper().replace('-', '_')}__PORT"] = str(free_port())
     proc, lines = start_up(data_dir, env)

@@ -42,7 +42,7 @@ async def workers(tmp_path: Path) -> AsyncIterator[list[NetworkManager]]:
     name = f"pocketstack_net_{uuid.uuid4().hex[:10]}"
     await admin_conn.execute(f'CREATE DATABASE "{name}"')
     url = SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
-    settings = Settings(data_dir=tmp_path)
+    settings = Settings(data_dir=tmp_path, compute={"driver": "fake"})
     dbs = [Database(url), Database(url)]
     await dbs[0].migrate(SPEC.migrations_dir, SPEC.version_table)
     notifier = ComputeNotifier("http://127.0.0.1:9", _no_token, "RegionOne")

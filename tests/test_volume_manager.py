@@ -33,7 +33,7 @@ async def _no_token() -> str:
 
 @pytest.fixture
 async def parts(tmp_path: Path) -> AsyncIterator[tuple[Settings, Database, FileBackend]]:
-    settings = Settings(data_dir=tmp_path, volume={"host": "h1", "report_interval": 3600})
+    settings = Settings(data_dir=tmp_path, compute={"driver": "fake"}, volume={"host": "h1", "report_interval": 3600})
     db = Database(settings.database_url("volume"))
     await db.migrate(SPEC.migrations_dir, SPEC.version_table)
     backend = FileBackend(tmp_path / "volumes", volume_format="raw", image=None, token=_no_token)  # type: ignore[arg-type]

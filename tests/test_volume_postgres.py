@@ -61,7 +61,7 @@ async def workers(tmp_path: Path) -> AsyncIterator[list[Database]]:
 
 
 async def test_concurrent_claims_never_overbook_a_backend(workers: list[Database], tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
+    settings = Settings(data_dir=tmp_path, compute={"driver": "fake"})
 
     def claim(session: Session) -> bool:
         try:
@@ -84,7 +84,7 @@ async def test_concurrent_claims_never_overbook_a_backend(workers: list[Database
 
 
 async def test_concurrent_creates_never_exceed_the_quota(workers: list[Database], tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, volume={"quota_volumes": 3})
+    settings = Settings(data_dir=tmp_path, compute={"driver": "fake"}, volume={"quota_volumes": 3})
 
     def create(session: Session) -> bool:
         try:

@@ -7,6 +7,7 @@ TOML file (`POCKETSTACK_CONFIG` or `./pocketstack.toml`), then the defaults, whi
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Literal
@@ -54,12 +55,12 @@ class ComputeSettings(ServiceSettings):
     """The compute family: API, conductor, scheduler and compute agents (nova.conf's main options)."""
 
     port: int = 8774
-    driver: Literal["fake", "qemu"] = "fake"
+    driver: Literal["fake", "qemu"] = Field(
+        default_factory=lambda: "qemu" if os.geteuid() == 0 and shutil.which("qemu-system-x86_64") else "fake",
+        description="hypervisor driver; default qemu where QEMU is installed and we are root (taps, bridges), "
+                    "else fake")
     host: str = Field(default_factory=socket.gethostname, description="this compute agent's host name")
     fake_hosts: int = Field(1, ge=1, description="compute agents the all-in-one runs with the fake driver")
-    instances_path: Path | None = None  # QEMU driver: instance dirs and image cache; default DATA_DIR/instances
-    accel: Literal["auto", "kvm", "tcg"] = "auto"  # QEMU driver: auto = KVM when a probe shows it works
-    machine_type: str = "pc"  # QEMU driver: "pc" can hot-plug volumes
     fake_vcpus: int = 8
     fake_memory_mb: int = 16384
     fake_disk_gb: int = 200

@@ -93,7 +93,7 @@ class Deployment:
     def start(self, within: float = 300.0) -> Deployment:
         self.proc = subprocess.Popen(
             [POCKETSTACK, "up", "--distributed", "--data-dir", str(self.data_dir), "--log-level", "info",
-             "--fake-hosts", str(self.fake_hosts)],
+             "--compute-driver", "fake", "--fake-hosts", str(self.fake_hosts)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, start_new_session=True)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + within

@@ -9,13 +9,17 @@ time), and finally lists 1000 servers with `GET /servers/detail`.
 Boot-to-ACTIVE is measured two ways: `server` from the database timestamps (the API receiving the create ->
 vm_state=active, exact), and `observed` by the client (create sent -> ACTIVE seen, at poll granularity).
 
-    .venv/bin/python bench/boot.py [--servers 200] [--concurrency 1,10,50] [--list-servers 1000]
+    .venv/bin/python bench/boot.py [--servers 200] [--concurrency 1,10,50] [--list-servers 1000] [--distributed]
+
+With --distributed the cloud is `pocketstack up --distributed` (every service its own process on the local
+RabbitMQ and PostgreSQL, in a vhost and databases of its own, dropped at the end).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,8 +50,9 @@ def pct(values: list[float], p: float) -> float:
     return round(ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000, 1)
 
 
-def start_cloud(data_dir: Path, hosts: int) -> tuple[subprocess.Popen, dict[str, int]]:
-    ports = {name: free_port() for name in ("identity", "image", "network", "compute")}
+def start_cloud(data_dir: Path, hosts: int, distributed: bool) -> tuple[subprocess.Popen, dict[str, int]]:
+    # every service on a free port: the volume and metadata APIs too, so no other cloud on the machine collides
+    ports = {name: free_port() for name in ("identity", "image", "network", "volume", "compute", "metadata")}
     env = {**os.environ, "POCKETSTACK_CONFIG": "/nonexistent", "POCKETSTACK_ACCESS_LOG": "false",
            "POCKETSTACK_IDENTITY__ADMIN_PASSWORD": "bench-admin",
            "POCKETSTACK_COMPUTE__FAKE_VCPUS": "4096", "POCKETSTACK_COMPUTE__FAKE_MEMORY_MB": str(4 << 20),
@@ -54,15 +61,21 @@ def start_cloud(data_dir: Path, hosts: int) -> tuple[subprocess.Popen, dict[str,
            "POCKETSTACK_NETWORK__QUOTA_PORT": "-1"}
     for name, port in ports.items():
         env[f"POCKETSTACK_{name.upper()}__PORT"] = str(port)
+    if distributed:  # its own vhost and databases, dropped at the end (`pocketstack purge`)
+        env.setdefault("POCKETSTACK_DISTRIBUTED__NAME", f"bench_{uuid.uuid4().hex[:10]}")
     exe = str(Path(sys.executable).with_name("pocketstack"))
     proc = subprocess.Popen([exe, "up", "--data-dir", str(data_dir), "--log-level", "warning",
-                             "--compute-driver", "fake", "--fake-hosts", str(hosts)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                             "--compute-driver", "fake", "--fake-hosts", str(hosts),
+                             *(["--distributed"] if distributed else [])],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
     assert proc.stdout is not None
+    output = []
     for line in proc.stdout:
         if line.strip() == "pocketstack ready":
             return proc, ports
-    raise SystemExit("the cloud did not start")
+        output.append(line)
+    raise SystemExit("the cloud did not start:\n" + "".join(output[-20:]))
 
 
 class Client:
@@ -193,14 +206,29 @@ async def boot_many(client: Client, image: str, network: str, n: int, concurrenc
             "delete_ms": {"p50": pct(deletes, 50)}, "ids": ids}
 
 
-def server_side_latency(data_dir: Path, ids: list[str]) -> dict:
-    """created_at (the API got the create) -> launched_at (vm_state=active), from the compute database."""
-    db = sqlite3.connect(data_dir / "compute.db")
-    marks = ",".join("?" * len(ids))
-    rows = db.execute(f"SELECT created_at, launched_at FROM instances WHERE uuid IN ({marks}) "
-                      "AND launched_at IS NOT NULL", ids).fetchall()
-    db.close()
-    values = [(datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds() for a, b in rows]
+async def server_side_latency(data_dir: Path, ids: list[str]) -> dict:
+    """created_at (the API got the create) -> launched_at (vm_state=active), from the compute database (the
+    all-in-one's SQLite file, or the distributed deployment's PostgreSQL database named in its settings)."""
+    config = data_dir / "pocketstack.toml"
+    if config.exists():
+        import asyncpg
+
+        url = tomllib.loads(config.read_text())["compute"]["database_url"].replace("+asyncpg", "")
+        conn = await asyncpg.connect(url)
+        try:
+            rows = [(r[0], r[1]) for r in await conn.fetch(
+                "SELECT created_at, launched_at FROM instances WHERE uuid = ANY($1::text[]) "
+                "AND launched_at IS NOT NULL", ids)]
+        finally:
+            await conn.close()
+    else:
+        db = sqlite3.connect(data_dir / "compute.db")
+        marks = ",".join("?" * len(ids))
+        rows = [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in db.execute(
+            f"SELECT created_at, launched_at FROM instances WHERE uuid IN ({marks}) AND launched_at IS NOT NULL",
+            ids).fetchall()]
+        db.close()
+    values = [(b - a).total_seconds() for a, b in rows]
     return {"p50": pct(values, 50), "p95": pct(values, 95), "p99": pct(values, 99)}
 
 
@@ -240,7 +268,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int], data_dir: Path) -
         results = {}
         for c in args.concurrency:
             result = await boot_many(client, image, network, args.servers, c, args.poll_ms / 1000, f"c{c}")
-            result["server_boot_to_active_ms"] = server_side_latency(data_dir, result.pop("ids"))
+            result["server_boot_to_active_ms"] = await server_side_latency(data_dir, result.pop("ids"))
             results[f"c{c}"] = result
         if args.list_servers:
             results["list_detail"] = await list_workload(client, image, network, args.list_servers, 20)
@@ -254,15 +282,31 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--poll-ms", type=float, default=50.0, help="interval of the one status poller")
     parser.add_argument("--list-servers", type=int, default=1000)
+    parser.add_argument("--distributed", action="store_true",
+                        help="every service its own process on the local RabbitMQ and PostgreSQL (`up "
+                        "--distributed`; POCKETSTACK_DISTRIBUTED__* and POCKETSTACK_COMPUTE__WORKERS shape it)")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="pocketstack-bench-boot-"))
-    proc, ports = start_cloud(data_dir, args.hosts)
+    proc, ports = start_cloud(data_dir, args.hosts, args.distributed)
     try:
         results = asyncio.run(run(args, ports, data_dir))
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-    results["setup"] = {"driver": "fake", "hosts": args.hosts, "poll_ms": args.poll_ms, "cores": os.cpu_count()}
+        try:
+            proc.wait(60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if args.distributed:
+            subprocess.run([str(Path(sys.executable).with_name("pocketstack")), "purge", "--data-dir",
+                            str(data_dir)], capture_output=True, check=False)
+    results["setup"] = {"driver": "fake", "hosts": args.hosts, "poll_ms": args.poll_ms, "cores": os.cpu_count(),
+                        "mode": "distributed" if args.distributed else "all-in-one"}
+    if args.distributed:
+        settings = tomllib.loads((data_dir / "pocketstack.toml").read_text())
+        results["setup"].update({k: settings["distributed"][k] for k in ("conductors", "schedulers",
+                                                                          "hosts_per_process")},
+                                api_workers=settings["compute"]["workers"])
     print(json.dumps(results, indent=2))
 
 

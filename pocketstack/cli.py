@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,9 +21,14 @@ app.add_typer(image_app, name="image")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="state directory "
                                               "(default ~/.local/share/pocketstack)")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="settings file (default: $POCKETSTACK_CONFIG or "
+                                                 "./pocketstack.toml); `up --distributed` writes DATA_DIR/"
+                                                 "pocketstack.toml")]
 
 
-def make_settings(**overrides: Any) -> Settings:
+def make_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    if config is not None:
+        os.environ["POCKETSTACK_CONFIG"] = str(config)  # also read by the processes this one starts
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -35,13 +41,64 @@ def up(
     compute_driver: Annotated[str | None, typer.Option(help="hypervisor driver of the compute agents: fake or "
                                                        "qemu")] = None,
     fake_hosts: Annotated[int | None, typer.Option(help="compute hosts to run with the fake driver")] = None,
+    distributed: Annotated[bool, typer.Option("--distributed", help="every service its own process, on the local "
+                                              "RabbitMQ and PostgreSQL ([distributed] settings)")] = False,
+    config: ConfigFile = None,
 ) -> None:
-    """Start the all-in-one cloud in the foreground; Ctrl-C stops it."""
+    """Start the cloud in the foreground (all-in-one, or --distributed); Ctrl-C stops it."""
+    compute = {k: v for k, v in (("driver", compute_driver), ("fake_hosts", fake_hosts)) if v is not None}
+    settings = make_settings(config, data_dir=data_dir, bind=bind, port_offset=port_offset, log_level=log_level,
+                             compute=compute or None)
+    if distributed:
+        from pocketstack.distributed.deploy import run_distributed
+
+        raise typer.Exit(run_distributed(settings))
     from pocketstack.launcher import run_foreground
 
-    compute = {k: v for k, v in (("driver", compute_driver), ("fake_hosts", fake_hosts)) if v is not None}
-    run_foreground(make_settings(data_dir=data_dir, bind=bind, port_offset=port_offset, log_level=log_level,
-                                 compute=compute or None))
+    run_foreground(settings)
+
+
+@app.command()
+def serve(
+    role: Annotated[str, typer.Argument(help="identity, image, network, network-agent, volume-api, volume, "
+                                        "compute-api, metadata, conductor, scheduler, compute")],
+    config: ConfigFile = None,
+    data_dir: DataDir = None,
+    bind: Annotated[str | None, typer.Option(help="address the API listens on")] = None,
+    port: Annotated[int | None, typer.Option(help="listening port (default: the role's configured port plus "
+                                             "port_offset; set it when a load balancer holds that one)")] = None,
+    workers: Annotated[int | None, typer.Option(help="API worker processes (default: the role's `workers`)")] = None,
+    host: Annotated[str | None, typer.Option(help="host name of this conductor, scheduler, compute agent, network "
+                                             "agent or volume manager")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning")] = None,
+    worker_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Run one role of the cloud in this process (distributed mode) until SIGTERM or Ctrl-C."""
+    from pocketstack.distributed.roles import role as find_role
+    from pocketstack.distributed.serve import serve as run_role
+
+    try:
+        selected = find_role(role)
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(2)
+    # command-line values go to the environment so the worker processes started below see them too
+    for key, value in ((f"{(selected.api or 'compute').upper()}__WORKERS", workers),
+                       (f"{selected.host_section.upper()}__HOST", host),
+                       ("BIND", bind), ("LOG_LEVEL", log_level), ("DATA_DIR", data_dir)):
+        if value is not None:
+            os.environ[f"POCKETSTACK_{key}"] = str(value)
+    run_role(selected, make_settings(config), port=port, worker_fd=worker_fd)
+
+
+@app.command()
+def purge(data_dir: DataDir = None) -> None:
+    """Drop the databases and the RabbitMQ vhost `up --distributed` created for this data dir."""
+    from pocketstack.distributed.deploy import purge as purge_deployment
+
+    settings = make_settings(data_dir=data_dir)
+    for line in purge_deployment(settings.data_dir):
+        typer.echo(line)
 
 
 @app.command()
@@ -49,6 +106,7 @@ def trace(
     server: Annotated[str, typer.Argument(help="server ID or name")],
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+    config: ConfigFile = None,
 ) -> None:
     """Show the boot of a server hop by hop (FLOW.md steps), with timings."""
     import asyncio
@@ -56,7 +114,7 @@ def trace(
 
     from pocketstack.trace.render import TraceError, collect, render
 
-    settings = make_settings(data_dir=data_dir)
+    settings = make_settings(config, data_dir=data_dir)
     try:
         result = asyncio.run(collect(settings, server))
     except TraceError as exc:
@@ -101,36 +159,38 @@ def build_guest(
 
 
 @db_app.command("sync")
-def db_sync(data_dir: DataDir = None) -> None:
-    """Run every service's migrations up to the newest revision."""
+def db_sync(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Run every service's migrations up to the newest revision (each service's database_url)."""
     import asyncio
 
+    settings = make_settings(config, data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(sync_databases(settings, typer.echo))
+
+
+async def sync_databases(settings: Settings, report: Any = None) -> None:
+    """Every service's migrations, then the trace store's."""
     from pocketstack.common.db import Database
     from pocketstack.common.service import SERVICES
+    from pocketstack.trace.store import TraceStore
 
-    settings = make_settings(data_dir=data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-
-    async def sync() -> None:
-        for spec in SERVICES:
-            if not spec.database:
-                continue
-            db = Database(settings.database_url(spec.name))
-            try:
-                await db.migrate(spec.migrations_dir, spec.version_table)
-            finally:
-                await db.close()
-            typer.echo(f"{spec.name}: up to date")
-        from pocketstack.trace.store import TraceStore
-
-        store = TraceStore(settings)
+    for spec in SERVICES:
+        if not spec.database:
+            continue
+        db = Database(settings.database_url(spec.name))
         try:
-            await store.migrate()
+            await db.migrate(spec.migrations_dir, spec.version_table)
         finally:
-            await store.close()
-        typer.echo("trace: up to date")
-
-    asyncio.run(sync())
+            await db.close()
+        if report:
+            report(f"{spec.name}: up to date")
+    store = TraceStore(settings)
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+    if report:
+        report("trace: up to date")
 
 
 @db_app.command("revision")

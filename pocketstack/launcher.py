@@ -106,21 +106,10 @@ class AllInOne:
             self.services.append(service)
             await self._serve(spec, service)
         write_clouds_yaml(self.settings)
-        names = {spec.name for spec in self.specs}
-        if self.settings.compute.driver == "qemu" and self.settings.compute.register_guest_image and \
-                {"identity", "image"} <= names:
-            await self._register_guest_image()
+        if {"identity", "image"} <= {spec.name for spec in self.specs}:
+            from pocketstack.guest.register import register_on_start
 
-    async def _register_guest_image(self) -> None:
-        """With the qemu driver: the test guest as public image `pocketstack-guest` (built once, cached)."""
-        from pocketstack.guest.register import ensure_guest_image
-
-        try:
-            image = await ensure_guest_image(self.settings)
-        except Exception as exc:  # the cloud works without it; say why it is missing
-            log.error("the test guest image could not be built or registered: %s", exc)
-            return
-        log.info("public image %s (%s) is the test guest %s", image["name"], image["id"], image.get("os_version"))
+            await register_on_start(self.settings)
 
     async def stop(self) -> None:
         for server, _ in self._servers:

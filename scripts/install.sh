@@ -11,7 +11,9 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils
   # the host network data plane (network/agent): bridges, taps, namespaces, DHCP, security groups
   iproute2 dnsmasq-base nftables
   # guest tests and bench/guest.py: SSH into guests
-  openssh-client)
+  openssh-client
+  # docs/haproxy.cfg's test (distributed mode)
+  haproxy)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -106,6 +106,10 @@ def test_remote_agent_plugs_serves_dhcp_and_metadata(remote: tuple[AgentCloud, A
     guest = Guest(f"{prefix}r", port, tmp_path)
     try:
         wait_for(lambda: port_status(conn, port["id"]) == "ACTIVE", 30, "the port to go ACTIVE")
+        # its heartbeat crossed the broker too: `network agent list` shows the remote agent's functions alive
+        agents = {a.agent_type: a for a in conn.network.agents(host=cloud.settings.compute.host)}
+        assert set(agents) == {"Linux bridge agent", "DHCP agent", "L3 agent", "Metadata agent"}
+        assert all(a.is_alive for a in agents.values())
         assert guest.dhcp()["ip"] == guest.ip
         status, body = guest.http_get("http://169.254.169.254/openstack/latest/meta_data.json")
         assert status == 200 and json.loads(body)["instance_id"] == server_id and json.loads(body)["signed"]

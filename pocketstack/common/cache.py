@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
 import orjson
+
+log = logging.getLogger("pocketstack.cache")
 
 
 class Cache(Protocol):
@@ -60,23 +63,45 @@ class MemoryCache:
 
 
 class RedisCache:
-    """The same contract on Redis, for API workers in several processes sharing one cache."""
+    """The same contract on Redis, for API workers in several processes sharing one cache.
 
-    def __init__(self, url: str, prefix: str = "pocketstack:") -> None:
+    Redis unreachable is a cache that remembers nothing (a miss on every get, a warning now and then), not a
+    failing request: the caller does the work the cache would have saved."""
+
+    def __init__(self, url: str, prefix: str = "pocketstack:", socket_timeout: float = 1.0) -> None:
         import redis.asyncio as redis_asyncio
+        from redis.exceptions import RedisError
 
-        self._redis = redis_asyncio.from_url(url)
+        self._redis = redis_asyncio.from_url(url, socket_timeout=socket_timeout,
+                                             socket_connect_timeout=socket_timeout)
         self._prefix = prefix
+        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
+        self._warned_at = 0.0
+
+    def _unavailable(self, exc: BaseException) -> None:
+        if time.monotonic() - self._warned_at > 30:
+            self._warned_at = time.monotonic()
+            log.warning("the Redis cache is unavailable (%s); going on without it", exc.__class__.__name__)
 
     async def get(self, key: str) -> Any | None:
-        raw = await self._redis.get(self._prefix + key)
+        try:
+            raw = await self._redis.get(self._prefix + key)
+        except self._errors as exc:
+            self._unavailable(exc)
+            return None
         return None if raw is None else orjson.loads(raw)
 
     async def set(self, key: str, value: Any, ttl: float) -> None:
-        await self._redis.set(self._prefix + key, orjson.dumps(value), px=max(1, int(ttl * 1000)))
+        try:
+            await self._redis.set(self._prefix + key, orjson.dumps(value), px=max(1, int(ttl * 1000)))
+        except self._errors as exc:
+            self._unavailable(exc)
 
     async def delete(self, key: str) -> None:
-        await self._redis.delete(self._prefix + key)
+        try:
+            await self._redis.delete(self._prefix + key)
+        except self._errors as exc:
+            self._unavailable(exc)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -28,7 +28,7 @@ class ServiceSettings(BaseModel):
 
     port: int
     database_url: str | None = None  # default: a SQLite file in the data dir
-    workers: int = 1
+    workers: int = Field(1, ge=1, description="API worker processes of `pocketstack serve`")
 
 
 class IdentitySettings(ServiceSettings):
@@ -78,6 +78,15 @@ class ComputeSettings(ServiceSettings):
     register_guest_image: bool = Field(True, description="all-in-one with the qemu driver: build the test guest "
                                        "and register it as public image pocketstack-guest on start")
     guest_cache_dir: Path | None = None  # where the test guest build is cached; default DATA_DIR/guest
+    # --- distributed mode (issue 8) ---
+    hosts: list[str] = Field([], description="host names of the agents `pocketstack serve compute` runs "
+                             "(fake driver); default HOST-fake1..N (fake_hosts), or HOST")
+    fake_spawn_seconds: float = Field(0.0, ge=0, description="time the fake driver takes to spawn a guest")
+    build_timeout: float = Field(600.0, ge=0, description="a build older than this ends in ERROR (Nova's "
+                                 "instance_build_timeout); 0: never")
+    build_check_interval: float = Field(10.0, gt=0, description="seconds between the conductor's checks for "
+                                        "timed-out builds and builds on hosts that went down")
+    # --- end distributed mode ---
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
     disk_allocation_ratio: float = 1.0
@@ -124,6 +133,8 @@ class NetworkSettings(ServiceSettings):
     agent_dhcp: bool = Field(True, description="the agent serves DHCP and metadata for every network")
     agent_l3: bool = Field(True, description="the agent runs routers and floating IPs")
     agent_resync_interval: float = Field(30.0, gt=0, description="seconds between full resyncs of the agent")
+    agent_report_interval: float = Field(10.0, gt=0, description="seconds between the agent's heartbeats")
+    agent_down_time: float = Field(60.0, gt=0, description="an agent silent this long is down (not alive)")
     agent_teardown_on_stop: bool = Field(False, description="stopping the agent removes all it made (test clouds); "
                                          "by default guests keep their network while the cloud restarts")
     dhcp_lease_time: int = Field(86400, ge=120, description="DHCP lease time in seconds")
@@ -189,6 +200,21 @@ class RpcSettings(BaseModel):
     exchange: str = "pocketstack"  # the AMQP topic exchange (oslo's control_exchange)
 
 
+class DistributedSettings(BaseModel):
+    """`pocketstack up --distributed`: the engines it deploys on and how many copies of each process it runs."""
+
+    database_server_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"  # creates a database per service
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"  # its own vhost is created (rabbitmqctl) on this broker
+    cache_url: str | None = "redis://127.0.0.1:6379/0"  # the shared token cache; None: one cache per process
+    name: str | None = None  # prefix of the vhost and database names; default: derived from the data dir
+    conductors: int = Field(1, ge=1, description="conductor processes")
+    schedulers: int = Field(1, ge=1, description="scheduler processes")
+    hosts_per_process: int = Field(1, ge=1, description="fake compute hosts per `serve compute` process")
+    restart_delay: float = Field(1.0, ge=0, description="seconds before a process that died is started again")
+    db_pool_size: int = Field(4, ge=1, description="connections each `serve` process keeps per database")
+    db_max_overflow: int = Field(6, ge=0, description="connections it may open beyond them under load")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POCKETSTACK_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -212,6 +238,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     trace: TraceSettings = TraceSettings()
     rpc: RpcSettings = RpcSettings()
+    distributed: DistributedSettings = DistributedSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
@@ -37,6 +38,15 @@ def _json_dumps(value: Any) -> str:
 
 # JSON columns through orjson: decoding them was the largest cost of reading rows (server lists, ports)
 JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+# The connection pool of each server database (PostgreSQL, MariaDB) in this process. `pocketstack serve` sizes it
+# from `[distributed]` so that all the processes of a deployment stay under the server's max_connections.
+POOL: dict[str, int] = {"pool_size": 10, "max_overflow": 20}
+
+
+def configure_pool(pool_size: int, max_overflow: int) -> None:
+    """Size the pools of the databases opened from now on in this process."""
+    POOL.update(pool_size=pool_size, max_overflow=max_overflow)
 
 
 def make_base() -> type[DeclarativeBase]:
@@ -76,7 +86,8 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=3600)
+            kwargs.update(pool_size=POOL["pool_size"], max_overflow=POOL["max_overflow"], pool_pre_ping=True,
+                          pool_recycle=3600)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._sync_engine: Engine | None = None
         if self.is_sqlite:
@@ -141,7 +152,15 @@ class Database:
             command.upgrade(cfg, "head")
 
         async with self.engine.begin() as conn:
+            await self.lock(conn, version_table)  # processes starting at once migrate one after the other
             await conn.run_sync(upgrade)
+
+    async def lock(self, conn: Any, name: str) -> None:
+        """Serialise a transaction with those of other processes taking the same named lock (PostgreSQL: an
+        advisory lock held until the transaction ends; SQLite serialises writers itself)."""
+        if self.engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big", signed=True)
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     async def close(self) -> None:
         await self.engine.dispose()

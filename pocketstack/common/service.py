@@ -129,8 +129,10 @@ def remote_token_validator(settings: Settings) -> TokenValidator:
     return CachedTokenValidator(RemoteTokenValidator(client), cache, settings.auth.cache_ttl)
 
 
-def run_event_loop(main: Coroutine[Any, Any, None], settings: Settings) -> None:
-    """Run a process's main coroutine: on uvloop, unless this process drives host networking.
+def run_event_loop(main: Coroutine[Any, Any, None], settings: Settings, *,
+                   host_networking: bool | None = None) -> None:
+    """Run a process's main coroutine: on uvloop, unless this process drives host networking (`host_networking`;
+    None: when the settings run the network agent or the qemu driver, as the all-in-one does).
 
     pyroute2's async netlink sockets (the network agent's bridges and namespaces, the qemu driver's taps) need
     asyncio's own loop: uvloop cannot open an AF_NETLINK datagram endpoint ("invalid family 16"). pyroute2 also
@@ -141,7 +143,9 @@ def run_event_loop(main: Coroutine[Any, Any, None], settings: Settings) -> None:
     import pyroute2.config
 
     pyroute2.config.disable_mp_signal = True  # despite the name: every forked child, not only 'mp' mode
-    if not settings.network_agent_enabled and settings.compute.driver != "qemu":
+    if host_networking is None:
+        host_networking = settings.network_agent_enabled or settings.compute.driver == "qemu"
+    if not host_networking:
         try:
             import uvloop
         except ImportError:

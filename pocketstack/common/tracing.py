@@ -34,6 +34,7 @@ class Span:
     duration: float
     outcome: str
     audit_id: str | None = None
+    process: str | None = None  # the OS process that recorded it ("conductor[4242]"), in distributed mode
 
 
 # The component running the current code ("compute-api", "conductor", "compute@host1", ...).
@@ -43,13 +44,17 @@ current_component: ContextVar[str] = ContextVar("pocketstack_component", default
 class Tracer:
     """Buffers spans and flushes them to the trace store every `interval` seconds (bounded buffer)."""
 
-    def __init__(self, store: object, interval: float = 0.5, max_buffer: int = 100_000) -> None:
+    def __init__(self, store: object, interval: float = 0.5, max_buffer: int = 100_000,
+                 process: str | None = None) -> None:
         self.store = store
         self.interval = interval
+        self.process = process
         self.buffer: deque[Span] = deque(maxlen=max_buffer)
         self._task: asyncio.Task[None] | None = None
 
     def add(self, span: Span) -> None:
+        if self.process is not None:
+            span.process = self.process
         self.buffer.append(span)
 
     async def start(self) -> None:

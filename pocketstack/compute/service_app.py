@@ -1,11 +1,14 @@
-"""The compute family in the all-in-one: API, conductor, scheduler and the compute agents on one local bus.
+"""The compute family: API, conductor, scheduler and compute agents, each a Service of its own.
 
-Each part is its own class talking to the others only over RPC (and the agents never open the database), so the
-distributed mode runs the same classes as separate processes on RabbitMQ.
+The parts talk to each other only over RPC (and the agents never open the database): the all-in-one runs all four
+in one process on the local bus (`ComputeService`), the distributed mode runs each as its own process on RabbitMQ
+(`pocketstack serve compute-api|conductor|scheduler|compute`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import logging
 
@@ -25,7 +28,7 @@ from pocketstack.compute import models as m
 from pocketstack.compute.agent.manager import ComputeAgent
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.api.common import MICROVERSIONS, ComputeAPIState
-from pocketstack.compute.conductor.manager import ConductorManager
+from pocketstack.compute.conductor.manager import ALL_IN_ONE_BINARIES, ConductorManager, record_heartbeat
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.policies import COMPUTE_POLICIES
 from pocketstack.compute.scheduler.manager import SchedulerManager
@@ -60,13 +63,33 @@ def _routers() -> list:
     return routers
 
 
-class ComputeService(Service):
-    name = "compute"
+def agent_hosts(settings: Settings) -> list[str]:
+    """Host names of the compute agents a process runs: `hosts` if set, else HOST-fake1..N (fake), else HOST."""
+    cfg = settings.compute
+    if cfg.hosts:
+        return list(cfg.hosts)
+    return [f"{cfg.host}-fake{i}" for i in range(1, cfg.fake_hosts + 1)] if cfg.driver == "fake" else [cfg.host]
 
-    def __init__(self, settings: Settings, specs: list[ServiceSpec]) -> None:
+
+def nova_service_tokens(settings: Settings) -> ServiceTokenProvider:
+    """Tokens of the compute family's service user (`nova`), for its calls to image and network."""
+    identity = IdentityClient(settings.base_url("identity"))
+    return ServiceTokenProvider(identity, "nova", service_password(settings, "nova"))
+
+
+# The compute family is four roles, each of which `pocketstack serve` can run alone on the amqp bus (distributed
+# mode); the all-in-one ComputeService below runs all four on one local bus and one database.
+
+class ComputeAPIService(Service):
+    """The compute API (nova-api): REST in, the database, casts to the conductor and the agents."""
+
+    name = "compute-api"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec], db: Database | None = None) -> None:
         self.settings = settings
         self.spec = next(s for s in specs if s.name == "compute")
-        self.db = Database(settings.database_url("compute"))
+        self._own_db = db is None
+        self.db = db or Database(settings.database_url("compute"))
         self.policy = PolicyEngine(COMPUTE_POLICIES, settings.policy_file)
         self.state = ComputeAPIState(settings=settings, db=self.db, policy=self.policy, conductor=None,
                                      agents=None, image=ImageClient(settings.base_url("image")),
@@ -76,9 +99,6 @@ class ComputeService(Service):
                               is_public=lambda method, path: (method, path) in PUBLIC,
                               access_log=settings.access_log, state={"compute": self.state},
                               microversion=MICROVERSIONS)
-        self.servers: list[RPCServer] = []
-        self.agents: list[ComputeAgent] = []
-        self.conductor: ConductorManager | None = None
 
     async def start(self) -> None:
         await self.db.migrate(self.spec.migrations_dir, self.spec.version_table)
@@ -86,22 +106,6 @@ class ComputeService(Service):
         transport = get_transport(self.settings)
         self.state.conductor = ConductorAPI(transport)
         self.state.agents = ComputeAgentAPI(transport)
-        cfg = self.settings.compute
-        self.conductor = ConductorManager(self.settings, self.db, transport)
-        scheduler = SchedulerManager(self.settings, self.db)
-        for topic, endpoint in (("conductor", self.conductor), ("scheduler", scheduler)):
-            server = RPCServer(transport, topic, cfg.host, [endpoint])
-            await server.start()
-            self.servers.append(server)
-        await self.conductor.start()
-        hosts = [f"{cfg.host}-fake{i}" for i in range(1, cfg.fake_hosts + 1)] if cfg.driver == "fake" else [cfg.host]
-        identity = IdentityClient(self.settings.base_url("identity"))
-        service_tokens = ServiceTokenProvider(identity, "nova", service_password(self.settings, "nova"))
-        for host in hosts:
-            agent = ComputeAgent(self.settings, host, make_driver(self.settings, host), transport,
-                                 image=self.state.image, network=self.state.network, service_tokens=service_tokens)
-            await agent.start()
-            self.agents.append(agent)
 
     async def _bootstrap_flavors(self) -> None:
         async with self.db.session(write=True) as session:
@@ -113,14 +117,167 @@ class ComputeService(Service):
                                      created_at=utcnow()))
 
     async def stop(self) -> None:
+        if self._own_db:
+            await self.db.close()
+
+
+class ConductorService(Service):
+    """The conductor (nova-conductor): build orchestration and the agents' database access, on topic `conductor`."""
+
+    name = "conductor"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec], db: Database | None = None,
+                 binaries: tuple[tuple[str, str], ...] = (("nova-conductor", "conductor"),)) -> None:
+        self.settings = settings
+        self._own_db = db is None
+        self.db = db or Database(settings.database_url("compute"))
+        self.binaries = binaries
+        self.manager: ConductorManager | None = None
+        self.server: RPCServer | None = None
+
+    async def start(self) -> None:
+        transport = get_transport(self.settings)
+        self.manager = ConductorManager(self.settings, self.db, transport,
+                                        network=NetworkClient(self.settings.base_url("network")),
+                                        service_tokens=nova_service_tokens(self.settings), binaries=self.binaries)
+        self.server = RPCServer(transport, "conductor", self.settings.compute.host, [self.manager])
+        await self.server.start()
+        await self.manager.start()
+
+    async def stop(self) -> None:
+        if self.manager is not None:
+            await self.manager.stop()
+        if self.server is not None:
+            await self.server.stop()
+        if self._own_db:
+            await self.db.close()
+
+
+class SchedulerService(Service):
+    """The scheduler (nova-scheduler): `select_destinations` on topic `scheduler`, with its own heartbeat."""
+
+    name = "scheduler"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec], db: Database | None = None,
+                 heartbeat: bool = True) -> None:
+        self.settings = settings
+        self._own_db = db is None
+        self.db = db or Database(settings.database_url("compute"))
+        self.heartbeat = heartbeat
+        self.server: RPCServer | None = None
+        self._beat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.server = RPCServer(get_transport(self.settings), "scheduler", self.settings.compute.host,
+                                [SchedulerManager(self.settings, self.db)])
+        await self.server.start()
+        if self.heartbeat:
+            await self._report()
+            self._beat = asyncio.create_task(self._beating())
+
+    async def _report(self) -> None:
+        host, now = self.settings.compute.host, utcnow()
+        await self.db.run(lambda session: record_heartbeat(session, self.settings, host, "nova-scheduler",
+                                                           "scheduler", now))
+
+    async def _beating(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.compute.report_interval)
+            try:
+                await self._report()
+            except Exception as exc:
+                log.warning("scheduler heartbeat failed: %s", exc)
+
+    async def stop(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat
+        if self.server is not None:
+            await self.server.stop()
+        if self._own_db:
+            await self.db.close()
+
+
+class ComputeAgentsService(Service):
+    """The compute agents (nova-compute) of this process, one per host name (several with the fake driver)."""
+
+    name = "compute"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec], image: ImageClient | None = None,
+                 network: NetworkClient | None = None) -> None:
+        self.settings = settings
+        self.image = image or ImageClient(settings.base_url("image"))
+        self.network = network or NetworkClient(settings.base_url("network"))
+        self.agents: list[ComputeAgent] = []
+
+    async def start(self) -> None:
+        transport = get_transport(self.settings)
+        service_tokens = nova_service_tokens(self.settings)
+        for host in agent_hosts(self.settings):
+            agent = ComputeAgent(self.settings, host, make_driver(self.settings, host), transport,
+                                 image=self.image, network=self.network, service_tokens=service_tokens)
+            await agent.start()
+            self.agents.append(agent)
+
+    async def stop(self) -> None:
         for agent in self.agents:
             await agent.stop()
-        if self.conductor is not None:
-            await self.conductor.stop()
-        for server in self.servers:
-            await server.stop()
+
+
+class ComputeService(Service):
+    """The whole compute family in one process on the local bus and one database (the all-in-one)."""
+
+    name = "compute"
+
+    def __init__(self, settings: Settings, specs: list[ServiceSpec]) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url("compute"))
+        self.api = ComputeAPIService(settings, specs, db=self.db)
+        self.state = self.api.state
+        self.app = self.api.app
+        self.conductor_service = ConductorService(settings, specs, db=self.db, binaries=ALL_IN_ONE_BINARIES)
+        self.scheduler_service = SchedulerService(settings, specs, db=self.db, heartbeat=False)
+        self.agents_service = ComputeAgentsService(settings, specs, image=self.state.image,
+                                                   network=self.state.network)
+
+    @property
+    def conductor(self) -> ConductorManager | None:
+        return self.conductor_service.manager
+
+    @property
+    def agents(self) -> list[ComputeAgent]:
+        return self.agents_service.agents
+
+    async def start(self) -> None:
+        await self.api.start()
+        await self.scheduler_service.start()
+        await self.conductor_service.start()
+        await self.agents_service.start()
+
+    async def stop(self) -> None:
+        await self.agents_service.stop()
+        await self.conductor_service.stop()
+        await self.scheduler_service.stop()
+        await self.api.stop()
         await self.db.close()
 
 
 def create(settings: Settings, specs: list[ServiceSpec]) -> ComputeService:
     return ComputeService(settings, specs)
+
+
+def create_api(settings: Settings, specs: list[ServiceSpec]) -> ComputeAPIService:
+    return ComputeAPIService(settings, specs)
+
+
+def create_conductor(settings: Settings, specs: list[ServiceSpec]) -> ConductorService:
+    return ConductorService(settings, specs)
+
+
+def create_scheduler(settings: Settings, specs: list[ServiceSpec]) -> SchedulerService:
+    return SchedulerService(settings, specs)
+
+
+def create_agents(settings: Settings, specs: list[ServiceSpec]) -> ComputeAgentsService:
+    return ComputeAgentsService(settings, specs)

@@ -83,3 +83,16 @@ async def ensure_guest_image(settings: Settings) -> dict[str, Any]:
     """
     image = await asyncio.to_thread(build_guest_image, guest_cache_dir(settings), prune=True, log=log.info)
     return await register_guest_image(settings, image)
+
+
+async def register_on_start(settings: Settings) -> None:
+    """What a starting cloud does with the qemu driver (all-in-one and `up --distributed`): the test guest as the
+    public image `pocketstack-guest`; a failure is logged, the cloud works without it."""
+    if settings.compute.driver != "qemu" or not settings.compute.register_guest_image:
+        return
+    try:
+        image = await ensure_guest_image(settings)
+    except Exception as exc:  # say why it is missing
+        log.error("the test guest image could not be built or registered: %s", exc)
+        return
+    log.info("public image %s (%s) is the test guest %s", image["name"], image["id"], image.get("os_version"))

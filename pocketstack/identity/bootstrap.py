@@ -47,10 +47,12 @@ async def _grant(session: AsyncSession, user: m.User, project: m.Project, role: 
 
 async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[ServiceSpec]) -> dict[str, str]:
     """Make sure the base accounts and the catalog exist; return the passwords created on this start."""
-    passwords = stored_passwords(settings.data_dir)
     created: dict[str, str] = {}  # printed once: admin and demo
     dirty = False
     async with manager.db.session(write=True) as session:
+        # identity processes starting at once (API workers, distributed mode) bootstrap one after the other
+        await manager.db.lock(await session.connection(), "identity_bootstrap")
+        passwords = stored_passwords(settings.data_dir)
         if await session.get(m.Domain, DEFAULT_DOMAIN_ID) is None:
             session.add(m.Domain(id=DEFAULT_DOMAIN_ID, name="Default", description="The default domain",
                                  extra={}))
@@ -89,11 +91,11 @@ async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[Se
                     passwords[spec.service_user] = password
                     dirty = True
         await _sync_catalog(session, settings, specs)
-    if not settings.metadata.shared_secret and METADATA_SECRET_KEY not in passwords:
-        passwords[METADATA_SECRET_KEY] = secrets.token_urlsafe(24)
-        dirty = True
-    if created or dirty:
-        save_passwords(settings.data_dir, passwords)
+        if not settings.metadata.shared_secret and METADATA_SECRET_KEY not in passwords:
+            passwords[METADATA_SECRET_KEY] = secrets.token_urlsafe(24)
+            dirty = True
+        if created or dirty:  # still under the lock: the next process to bootstrap reads them
+            save_passwords(settings.data_dir, passwords)
     manager.invalidate()
     return created
 

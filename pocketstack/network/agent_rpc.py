@@ -59,7 +59,7 @@ def rule_state(rule: m.SecurityGroupRule) -> dict[str, Any]:
 
 class PluginEndpoint(RPCEndpoint):
     namespace = "network_plugin"
-    version = "1.0"
+    version = "1.1"  # 1.1: report_state
 
     def __init__(self, manager: NetworkManager) -> None:
         self._manager = manager
@@ -138,6 +138,9 @@ class PluginEndpoint(RPCEndpoint):
 
     async def report_port_status(self, port_id: str, host: str, up: bool) -> None:
         await self._manager.report_port_status(port_id, host, up)
+
+    async def report_state(self, host: str, agents: list[dict[str, Any]], start: bool) -> None:
+        await self._manager.report_agent_state(host, agents, start)
 
     async def ensure_dhcp_port(self, network_id: str, host: str) -> dict[str, Any] | None:
         device_id = dhcp_device_id(host, network_id)

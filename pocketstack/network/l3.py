@@ -18,6 +18,7 @@ from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.network import ipam
 from pocketstack.network import models as m
+from pocketstack.network.agents import Agents
 from pocketstack.network.manager import new_id, not_found, stamp, standard
 from pocketstack.network.ports import L3_OWNERS, Ports
 
@@ -416,7 +417,7 @@ class L3(Ports):
         await self.write(delete)
 
 
-class NetworkManager(L3):
+class NetworkManager(L3, Agents):
     """Everything the network API does, without HTTP."""
 
     # ----- tags (standard-attr-tag) -------------------------------------------------------------------------

@@ -90,4 +90,7 @@ NETWORK_POLICIES: dict[str, str] = {
     "update_quota": ADMIN,
     "delete_quota": ADMIN,
     "get_network_ip_availability": ADMIN,
+    "get_agent": ADMIN,
+    "update_agent": ADMIN,
+    "delete_agent": ADMIN,
 }

@@ -16,12 +16,16 @@ TOPIC = "network_plugin"
 class PluginAPI(RPCAPI):
     topic = TOPIC
     namespace = "network_plugin"
-    version = "1.0"
+    version = "1.1"  # 1.1: report_state
 
     async def get_host_state(self, host: str, dhcp: bool, l3: bool) -> dict[str, Any]:
         """Everything the agent of `host` wires: its ports, their networks and security groups; with `dhcp` every
         network with DHCP and its ports; with `l3` the routers and their floating IPs."""
         return await self.prepare().call(None, "get_host_state", host=host, dhcp=dhcp, l3=l3)
+
+    async def report_state(self, host: str, agents: list[dict[str, Any]], start: bool) -> None:
+        """The agent's heartbeat: the functions it runs on `host` (`start`: its first since it started)."""
+        await self.prepare(version="1.1").call(None, "report_state", host=host, agents=agents, start=start)
 
     async def report_port_status(self, port_id: str, host: str, up: bool) -> None:
         await self.prepare().call(None, "report_port_status", port_id=port_id, host=host, up=up)

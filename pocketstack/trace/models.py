@@ -23,3 +23,4 @@ class SpanRow(Base):
     duration: Mapped[float] = mapped_column(Float)
     outcome: Mapped[str] = mapped_column(Text)
     audit_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    process: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -60,7 +60,7 @@ async def collect(settings: Settings, server: str) -> dict[str, Any]:
     origin = spans[0].start
     hops = [{"step": s.step, "from": s.source, "to": s.target, "kind": s.kind, "operation": s.operation,
              "offset_ms": round((s.start - origin) * 1000, 2), "duration_ms": round(s.duration * 1000, 2),
-             "outcome": s.outcome, "request_id": s.request_id} for s in rows]
+             "outcome": s.outcome, "request_id": s.request_id, "process": s.process} for s in rows]
     end = max(s.start + s.duration for s in spans)
     return {"server": {"id": uuid, "name": name}, "request_id": request_id, "hops": hops,
             "total_ms": round((end - origin) * 1000, 2)}
@@ -69,11 +69,14 @@ async def collect(settings: Settings, server: str) -> dict[str, Any]:
 def render(trace: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console(width=max(Console().width, 160))
     table = Table(title=f"boot of {trace['server']['name']} ({trace['server']['id']}), request {trace['request_id']}")
+    processes = any(hop.get("process") for hop in trace["hops"])  # distributed mode: who recorded each hop
     for column, justify in (("step", "right"), ("from -> to", "left"), ("kind", "left"), ("operation", "left"),
-                            ("offset ms", "right"), ("duration ms", "right"), ("outcome", "left")):
+                            ("offset ms", "right"), ("duration ms", "right"), ("outcome", "left"),
+                            *([("recorded by", "left")] if processes else [])):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for hop in trace["hops"]:
         table.add_row(hop["step"] or "", f"{hop['from']} -> {hop['to']}", hop["kind"], hop["operation"],
-                      f"{hop['offset_ms']:.1f}", f"{hop['duration_ms']:.1f}", hop["outcome"])
+                      f"{hop['offset_ms']:.1f}", f"{hop['duration_ms']:.1f}", hop["outcome"],
+                      *([hop.get("process") or ""] if processes else []))
     console.print(table)
     console.print(f"total: {trace['total_ms']:.1f} ms from the create request to the last hop")

@@ -6,6 +6,9 @@ Layout on the broker, per control exchange (default "pocketstack"):
 - per topic a fanout exchange `topic_fanout`, each server binding an exclusive auto-delete queue of its own;
 - per transport (process) an exclusive reply queue; replies find their call through the correlation id.
 Requests of calls carry a TTL equal to the call's timeout, so a call nobody answers leaves no message behind.
+Casts and call requests are mandatory: one the broker cannot route yet (right after a broker restart, before the
+servers have re-declared their queues) is published again until a queue takes it, or `publish_timeout` (casts),
+or the call's timeout, runs out; a call to a topic nobody serves still ends with MessagingTimeout.
 The connection is robust: after a drop aio-pika reconnects and re-declares queues, bindings and consumers;
 calls waiting when the connection went down fail at once with TransportError (their reply queue went with it).
 """
@@ -28,6 +31,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aiormq.abc import DeliveredMessage
 from yarl import URL
 
 from pocketstack.common.rpc.exceptions import MessagingTimeout, TransportError
@@ -59,6 +63,8 @@ class AmqpTransport(Transport):
         self._topic_fast: AbstractExchange | None = None
         self._fanout_exchanges: dict[str, AbstractExchange] = {}
         self._reply_queue: AbstractQueue | None = None
+        self._requests: dict[str, tuple[aio_pika.Message, str]] = {}  # calls in flight, to publish again
+        self._republishing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if self.connection is not None:
@@ -93,6 +99,7 @@ class AmqpTransport(Transport):
         self._reply_queue = await self._fast.declare_queue(f"reply_{uuid.uuid4().hex}", exclusive=True,
                                                            auto_delete=True)
         await self._reply_queue.consume(self._on_reply, no_ack=True)
+        self._fast.return_callbacks.add(self._on_return)
 
     def _on_connection_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
         if self._pending:
@@ -102,6 +109,25 @@ class AmqpTransport(Transport):
                 future.set_exception(TransportError(
                     "the connection to the message broker was lost while the call waited for its reply"))
 
+    def _on_return(self, _channel: Any, message: AbstractIncomingMessage) -> None:
+        """The broker could not route a call's request (its topic's queue is not back yet after a broker restart):
+        publish it again shortly, while the call still waits."""
+        correlation_id = message.correlation_id
+        if correlation_id in self._requests and not self.closed:
+            task = asyncio.get_running_loop().create_task(self._republish(correlation_id))
+            self._republishing.add(task)
+            task.add_done_callback(self._republishing.discard)
+
+    async def _republish(self, correlation_id: str) -> None:
+        await asyncio.sleep(0.1)
+        request = self._requests.get(correlation_id)
+        if request is None or self._fast is None or self._topic_fast is None:
+            return
+        message, routing_key = request
+        with contextlib.suppress(TransportError):  # the call then ends with its timeout
+            await self._publish(self._fast, self._topic_fast, message, routing_key, self.publish_timeout,
+                                mandatory=True)
+
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id)
         if future is not None and not future.done():
@@ -109,25 +135,37 @@ class AmqpTransport(Transport):
         # else: a late reply to a call that timed out; dropped
 
     async def _publish(self, channel: AbstractChannel, exchange: AbstractExchange, message: aio_pika.Message,
-                       routing_key: str, within: float) -> None:
-        """Publish, and once more after the connection is restored if it was down (robust reconnection)."""
+                       routing_key: str, within: float, mandatory: bool = False) -> None:
+        """Publish; while the connection is down, again each time it is restored (robust reconnection) until
+        `within` runs out. A broker restart first shows as a closed channel that only later reopens.
+
+        `mandatory` (casts, on the confirmed channel): a message the broker cannot route is published again
+        until a queue takes it. After a broker restart the queues come back only as their consumers reconnect,
+        and a cast sent in between would otherwise be dropped."""
+        last: BaseException | str | None = None
         try:
             async with asyncio.timeout(within):
-                try:
-                    await exchange.publish(message, routing_key, mandatory=False)
-                    return
-                except CONNECTION_EXCEPTIONS as exc:
-                    if self.closed:
-                        raise TransportError("the RPC transport is closed") from exc
-                    log.info("publish to %s failed (%r); waiting for the broker connection", routing_key, exc)
-                await channel.ready()
-                try:
-                    await exchange.publish(message, routing_key, mandatory=False)
-                except CONNECTION_EXCEPTIONS as exc:
-                    raise TransportError(f"could not publish to {routing_key!r}: {exc!r}") from exc
+                while True:
+                    try:
+                        result = await exchange.publish(message, routing_key, mandatory=mandatory)
+                        if not isinstance(result, DeliveredMessage):
+                            return
+                        if last is None:
+                            log.info("no queue takes %s yet; publishing it again", routing_key)
+                        last = "no queue is bound to it"
+                    except CONNECTION_EXCEPTIONS as exc:
+                        if self.closed:
+                            raise TransportError("the RPC transport is closed") from exc
+                        if last is None:
+                            log.info("publish to %s failed (%r); waiting for the broker connection", routing_key,
+                                     exc)
+                        last = exc
+                    await asyncio.sleep(0.1)
+                    await channel.ready()
         except TimeoutError:
-            raise TransportError(f"could not publish to {routing_key!r} within {within:g}s: the message broker "
-                                 "is unreachable") from None
+            raise TransportError(f"could not publish to {routing_key!r} within {within:g}s: "
+                                 f"{last if isinstance(last, str) else f'the message broker is unreachable ({last!r})'}"
+                                 ) from None
 
     async def call(self, target: Target, body: bytes, within: float) -> bytes:
         await self.start()
@@ -139,19 +177,22 @@ class AmqpTransport(Transport):
             async with asyncio.timeout(within):
                 message = aio_pika.Message(body, content_type=CONTENT_TYPE, correlation_id=correlation_id,
                                            reply_to=self._reply_queue.name, expiration=within)
-                await self._publish(self._fast, self._topic_fast, message, target.routing_key, within)
+                self._requests[correlation_id] = (message, target.routing_key)
+                await self._publish(self._fast, self._topic_fast, message, target.routing_key, within,
+                                    mandatory=True)
                 return await future
         except TimeoutError:
             raise MessagingTimeout(f"no reply from {target.routing_key!r} within {within:g}s") from None
         finally:
             del self._pending[correlation_id]
+            self._requests.pop(correlation_id, None)
 
     async def cast(self, target: Target, body: bytes) -> None:
         await self.start()
         assert self._confirmed is not None and self._topic_confirmed is not None
         message = aio_pika.Message(body, content_type=CONTENT_TYPE)
         await self._publish(self._confirmed, self._topic_confirmed, message, target.routing_key,
-                            self.publish_timeout)
+                            self.publish_timeout, mandatory=True)
 
     async def _fanout_exchange(self, channel: AbstractChannel, topic: str) -> AbstractExchange:
         return await channel.declare_exchange(f"{self.exchange_name}.{topic}_fanout", aio_pika.ExchangeType.FANOUT)
@@ -184,6 +225,8 @@ class AmqpTransport(Transport):
 
     async def close(self) -> None:
         await super().close()
+        for task in list(self._republishing):
+            task.cancel()
         if self.connection is not None:
             with contextlib.suppress(Exception):
                 await self.connection.close()

@@ -22,7 +22,7 @@ from pocketstack.common.clients.volume import VolumeClient
 from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext, get_current
 from pocketstack.common.errors import APIError, NotFound
-from pocketstack.common.rpc import RPCEndpoint, RPCServer, Transport
+from pocketstack.common.rpc import MessagingTimeout, RPCEndpoint, RPCServer, Transport
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
@@ -76,7 +76,8 @@ class ComputeAgent(RPCEndpoint):
     # ----- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.driver.init_host()
-        await self.report()
+        await self._first_report()
+        await self._abort_interrupted_builds()
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._periodic(self.report, self.settings.compute.report_interval)))
         self._tasks.append(asyncio.create_task(
@@ -88,6 +89,42 @@ class ComputeAgent(RPCEndpoint):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.server.stop()
+
+    async def _first_report(self, attempt_timeout: float = 5.0) -> None:
+        """Report, waiting for a conductor as Nova's compute does: a call to a topic that no conductor has
+        consumed yet is dropped by the bus, so it is retried until one answers."""
+        conductor = ConductorAPI(self.transport, timeout=attempt_timeout)
+        attempts = 0
+        while True:
+            try:
+                resources = asdict(await self.driver.get_available_resource())
+                await conductor.service_report(self.host, "nova-compute", "compute", resources)
+                return
+            except MessagingTimeout:
+                attempts += 1
+                log.warning("%s: no conductor answered within %gs (attempt %d); is one running?", self.host,
+                            attempt_timeout, attempts)
+
+    async def _abort_interrupted_builds(self) -> None:
+        """Builds this host had begun when its previous run ended cannot finish (Nova's _init_instance): the
+        conductor moves them to ERROR and releases their claims and ports. Builds still waiting in the host's
+        queue (task_state scheduling) are left to run."""
+        try:
+            instances = await self.conductor.instances_on_host(self.host)
+        except Exception as exc:
+            log.warning("%s: could not look for interrupted builds: %s", self.host, exc)
+            return
+        for inst in instances:
+            if inst["vm_state"] != states.BUILDING or inst["task_state"] in (states.SCHEDULING, states.DELETING):
+                continue
+            with contextlib.suppress(Exception):
+                await self.driver.destroy(inst, inst["network_info"] or [])
+            try:
+                await self.conductor.abort_build(inst["uuid"], f"Build of instance {inst['uuid']} aborted: the "
+                                                               f"compute service on host {self.host} restarted "
+                                                               "during the build")
+            except Exception as exc:  # the conductor's periodic check catches it later
+                log.warning("%s: could not abort the interrupted build of %s: %s", self.host, inst["uuid"], exc)
 
     async def _periodic(self, func: Any, interval: float) -> None:
         while True:

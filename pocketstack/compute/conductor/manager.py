@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 import uuid as uuidlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
+from pocketstack.common.clients.identity import ServiceTokenProvider
+from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.rpc import RPCEndpoint, Transport, register_remote_exception
@@ -52,35 +54,124 @@ def instance_dict(inst: m.Instance) -> dict[str, Any]:
     return data
 
 
+# The services a conductor process reports as alive: in the all-in-one it also speaks for its scheduler.
+ALL_IN_ONE_BINARIES = (("nova-conductor", "conductor"), ("nova-scheduler", "scheduler"))
+
+
 class ConductorManager(RPCEndpoint):
     namespace = "conductor"
-    version = "1.1"
+    version = "1.2"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build
 
-    def __init__(self, settings: Settings, db: Database, transport: Transport) -> None:
+    def __init__(self, settings: Settings, db: Database, transport: Transport, *,
+                 network: NetworkClient | None = None, service_tokens: ServiceTokenProvider | None = None,
+                 binaries: tuple[tuple[str, str], ...] = ALL_IN_ONE_BINARIES) -> None:
         self.settings = settings
         self.db = db
         self.scheduler = SchedulerAPI(transport)
         self.agents = ComputeAgentAPI(transport)
-        self._heartbeat: asyncio.Task[None] | None = None
+        self.network = network  # releases the ports of builds that can no longer finish
+        self.service_tokens = service_tokens
+        self.binaries = binaries
+        self._tasks: list[asyncio.Task[None]] = []
 
     # ----- lifecycle (not RPC) ------------------------------------------------------------------------------
     async def start(self) -> None:
-        for binary, topic in (("nova-conductor", "conductor"), ("nova-scheduler", "scheduler")):
+        for binary, topic in self.binaries:
             await self.service_report(host=self.settings.compute.host, binary=binary, topic=topic)
-        self._heartbeat = asyncio.create_task(self._beat())
+        self._tasks = [asyncio.create_task(self._beat()), asyncio.create_task(self._watch_builds())]
 
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self.settings.compute.report_interval)
             with contextlib.suppress(Exception):
-                for binary, topic in (("nova-conductor", "conductor"), ("nova-scheduler", "scheduler")):
+                for binary, topic in self.binaries:
                     await self.service_report(host=self.settings.compute.host, binary=binary, topic=topic)
 
+    async def _watch_builds(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.compute.build_check_interval)
+            try:
+                await self.reap_builds()
+            except Exception as exc:  # database or broker away: the next round retries
+                log.warning("checking for stuck builds failed: %s", exc)
+
     async def stop(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+                await task
+        self._tasks.clear()
+
+    # ----- builds that can no longer finish -----------------------------------------------------------------
+    async def reap_builds(self) -> list[str]:
+        """End in ERROR the builds that cannot finish: older than `build_timeout` (a lost message, a broker
+        restart), or placed on a host whose compute service went down. Returns the instances moved to ERROR."""
+        cfg = self.settings.compute
+        now = utcnow()
+        down_after = now - timedelta(seconds=cfg.service_down_time)
+
+        def find(session: Session) -> list[tuple[str, str]]:
+            building = session.execute(select(m.Instance.uuid, m.Instance.host, m.Instance.created_at).where(
+                m.Instance.vm_state == states.BUILDING, m.Instance.deleted.is_(False),
+                (m.Instance.task_state != states.DELETING) | m.Instance.task_state.is_(None))).all()
+            if not building:
+                return []
+            seen = {s.host: s.last_seen_up for s in session.scalars(
+                select(m.ComputeService).where(m.ComputeService.binary == "nova-compute")).all()}
+            stuck = []
+            for instance_uuid, host, created_at in building:
+                if cfg.build_timeout and created_at < now - timedelta(seconds=cfg.build_timeout):
+                    stuck.append((instance_uuid, f"Build of instance {instance_uuid} timed out after "
+                                                 f"{cfg.build_timeout:g} seconds"))
+                elif host is not None and host in seen and (seen[host] is None or seen[host] < down_after):
+                    stuck.append((instance_uuid, f"Build of instance {instance_uuid} aborted: the compute service "
+                                                 f"on host {host} went down during the build"))
+            return stuck
+
+        aborted = []
+        for instance_uuid, reason in await self.db.run(find, write=False):
+            if await self.abort_build(instance_uuid, reason):
+                aborted.append(instance_uuid)
+        return aborted
+
+    async def abort_build(self, instance_uuid: str, reason: str) -> bool:
+        """Move a build to ERROR with a fault and release its claim and ports; False if it is no longer building
+        (finished, deleted, or another conductor got there first)."""
+        def abort(session: Session) -> list[str] | None:
+            inst = session.get(m.Instance, instance_uuid, with_for_update=True)
+            if (inst is None or inst.deleted or inst.vm_state != states.BUILDING
+                    or inst.task_state == states.DELETING):
+                return None
+            inst.vm_state = states.ERROR
+            inst.task_state = None
+            inst.updated_at = utcnow()
+            session.add(m.InstanceFault(instance_uuid=instance_uuid, code=500, message=reason[:4000], details="",
+                                        host=inst.host, created_at=utcnow()))
+            session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+            requested = inst.requested_networks if isinstance(inst.requested_networks, list) else []
+            return [r["port"] for r in requested if isinstance(r, dict) and r.get("port")]
+
+        user_ports = await self.db.run(abort)
+        if user_ports is None:
+            return False
+        log.warning("%s", reason)
+        await self._release_ports(instance_uuid, set(user_ports))
+        return True
+
+    async def _release_ports(self, instance_uuid: str, user_ports: set[str]) -> None:
+        """Delete the ports the build created, unbind the ones the user brought (found by device id)."""
+        if self.network is None or self.service_tokens is None:
+            return
+        try:
+            token = await self.service_tokens.token()
+            for port in await self.network.list_ports(token=token, device_id=instance_uuid):
+                if port["id"] in user_ports:
+                    await self.network.update_port(port["id"], token=token, **{
+                        "binding:host_id": "", "device_id": "", "device_owner": ""})
+                else:
+                    await self.network.delete_port(port["id"], token=token)
+        except Exception:
+            log.exception("could not release the ports of %s", instance_uuid)
 
     # ----- build orchestration -----------------------------------------------------------------------------
     async def build_instances(self, instance_uuids: list[str], request_spec: dict[str, Any]) -> None:
@@ -272,16 +363,7 @@ class ConductorManager(RPCEndpoint):
         now = utcnow()
 
         def report(session: Session) -> dict[str, Any]:
-            service = session.scalar(select(m.ComputeService).where(m.ComputeService.host == host,
-                                                                   m.ComputeService.binary == binary))
-            if service is None:
-                service = m.ComputeService(uuid=str(uuidlib.uuid4()), host=host, binary=binary, topic=topic,
-                                           availability_zone=self.settings.compute.default_availability_zone,
-                                           created_at=now, report_count=0)
-                session.add(service)
-            service.report_count += 1
-            service.last_seen_up = now
-            service.updated_at = now
+            service = record_heartbeat(session, self.settings, host, binary, topic, now)
             if resources is not None:
                 self._update_node(session, host, resources, now)
             return {"disabled": service.disabled, "forced_down": service.forced_down}
@@ -307,6 +389,22 @@ class ConductorManager(RPCEndpoint):
         node.disk_allocation_ratio = cfg.disk_allocation_ratio
         node.reserved_host_memory_mb = cfg.reserved_host_memory_mb
         node.updated_at = now
+
+
+def record_heartbeat(session: Session, settings: Settings, host: str, binary: str, topic: str,
+                     now: datetime) -> m.ComputeService:
+    """A service's heartbeat: its row (created on the first one) is seen up now."""
+    service = session.scalar(select(m.ComputeService).where(m.ComputeService.host == host,
+                                                           m.ComputeService.binary == binary))
+    if service is None:
+        service = m.ComputeService(uuid=str(uuidlib.uuid4()), host=host, binary=binary, topic=topic,
+                                   availability_zone=settings.compute.default_availability_zone,
+                                   created_at=now, report_count=0)
+        session.add(service)
+    service.report_count += 1
+    service.last_seen_up = now
+    service.updated_at = now
+    return service
 
 
 @register_remote_exception

@@ -10,7 +10,7 @@ from pocketstack.common.rpc import RPCAPI
 class ConductorAPI(RPCAPI):
     topic = "conductor"
     namespace = "conductor"
-    version = "1.1"
+    version = "1.2"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build
 
     async def build_instances(self, instance_uuids: list[str], request_spec: dict[str, Any]) -> None:
         """FLOW.md step 8: the API hands the build over (CAST)."""
@@ -45,6 +45,11 @@ class ConductorAPI(RPCAPI):
                            result: str, host: str, details: str | None = None) -> None:
         await self.prepare().call(None, "action_event", instance_uuid=instance_uuid, request_id=request_id,
                                   event=event, start_time=start_time, result=result, host=host, details=details)
+
+    async def abort_build(self, instance_uuid: str, reason: str) -> bool:
+        """A build that can no longer finish (its host restarted mid-build): ERROR, claims and ports released."""
+        return await self.prepare(version="1.2").call(None, "abort_build", instance_uuid=instance_uuid,
+                                                      reason=reason)
 
     async def service_report(self, host: str, binary: str, topic: str,
                              resources: dict[str, Any] | None = None) -> dict[str, Any]:

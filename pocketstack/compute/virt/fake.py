@@ -6,6 +6,7 @@ behaves as with QEMU, only without a guest.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,8 @@ class FakeDriver(ComputeDriver):
         message = self.fail_spawn_on.get(self.host)
         if message:
             raise DriverError(message)
+        if self.settings.compute.fake_spawn_seconds:  # a guest that takes time to start (fault tests)
+            await asyncio.sleep(self.settings.compute.fake_spawn_seconds)
         fake = FakeInstance(instance["uuid"], instance["display_name"], states.RUNNING, instance["vcpus"],
                             instance["memory_mb"])
         volumes = (block_device_info or {}).get("block_device_mapping", [])

@@ -59,6 +59,25 @@ def tap_name(port_id: str) -> str:
     return "tap" + port_id[:11]
 
 
+def agent_states(settings: Settings, devices: int = 0, networks: int = 0) -> list[dict[str, Any]]:
+    """The functions an agent runs, as Neutron's agents report them (one `network agent list` row each);
+    `devices`: taps it has seen, `networks`: networks it serves DHCP on."""
+    conf, zone = settings.network, settings.compute.default_availability_zone
+    states = [{"agent_type": "Linux bridge agent", "binary": "neutron-linuxbridge-agent", "topic": "N/A",
+               "configurations": {"bridge_mappings": dict(conf.bridge_mappings), "interface_mappings": {},
+                                  "devices": devices}}]
+    if conf.agent_dhcp:
+        states += [{"agent_type": "DHCP agent", "binary": "neutron-dhcp-agent", "topic": "dhcp_agent",
+                    "availability_zone": zone, "configurations": {"dhcp_driver": "dnsmasq", "networks": networks}},
+                   {"agent_type": "Metadata agent", "binary": "neutron-metadata-agent", "topic": "N/A",
+                    "configurations": {"nova_metadata_host": settings.host,
+                                       "nova_metadata_port": settings.port("metadata")}}]
+    if conf.agent_l3:
+        states.append({"agent_type": "L3 agent", "binary": "neutron-l3-agent", "topic": "l3_agent",
+                       "availability_zone": zone, "configurations": {"agent_mode": "legacy"}})
+    return states
+
+
 class _Notifications(RPCEndpoint):
     """What the server may send the agent (fanout casts)."""
 
@@ -120,7 +139,8 @@ class NetworkAgent:
         await self.server.start()
         self._tasks = [asyncio.create_task(self._sync_loop(), name="network-agent-sync"),
                        asyncio.create_task(self._watch_links(), name="network-agent-links"),
-                       asyncio.create_task(self._periodic(), name="network-agent-resync")]
+                       asyncio.create_task(self._periodic(), name="network-agent-resync"),
+                       asyncio.create_task(self._heartbeat(), name="network-agent-heartbeat")]
         self.wake()
 
     async def stop(self) -> None:
@@ -191,6 +211,18 @@ class NetworkAgent:
             self.firewall.forget_loaded()
             self.routers.forget_loaded()
             self.wake()
+
+    async def _heartbeat(self) -> None:
+        """Report the agent's functions every `agent_report_interval` (`network agent list` shows them alive)."""
+        start = True
+        while True:
+            try:
+                states = agent_states(self.settings, devices=len(self._tap_seen), networks=len(self.dhcp_servers))
+                await self.plugin.report_state(self.host, states, start)
+                start = False
+            except Exception as exc:  # the server or the broker away: the next beat retries
+                log.warning("network agent heartbeat failed: %s", exc)
+            await asyncio.sleep(self.conf.agent_report_interval)
 
     async def _watch_links(self) -> None:
         """Wake on netlink events of tap devices (compute plugging or unplugging a guest)."""

@@ -11,6 +11,7 @@ router = APIRouter()
 
 UPDATED = "2026-01-01T00:00:00-00:00"
 EXTENSIONS: dict[str, tuple[str, str]] = {
+    "agent": ("agent", "The agent management extension."),
     "allowed-address-pairs": ("Allowed Address Pairs", "Provides allowed address pairs"),
     "binding": ("Port Binding", "Expose port bindings of a virtual port to external application"),
     "external-net": ("Neutron external network", "Adds external network attribute to network resource."),
@@ -47,7 +48,7 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
     "stateful-security-group": ("Stateful security group", "Indicates if the security group is stateful or not"),
 }
 RESOURCES = ("networks", "subnets", "ports", "security-groups", "security-group-rules", "routers", "floatingips",
-             "quotas", "network-ip-availabilities", "extensions")
+             "quotas", "network-ip-availabilities", "agents", "extensions")
 
 
 def _root(request: Request) -> str:

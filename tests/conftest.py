@@ -29,6 +29,18 @@ for _key in [k for k in os.environ if k.startswith(("POCKETSTACK_", "OS_"))]:
 OPENSTACK_CLI = str(Path(sys.executable).with_name("openstack"))
 
 
+def require(*binaries: str, root: bool = False) -> None:
+    """Skip (outside CI; fail in CI, where scripts/install.sh provides everything) when the host lacks a tool."""
+    missing = [b for b in binaries if shutil.which(b) is None]
+    reason = f"missing on this host: {', '.join(missing)}" if missing else None
+    if root and os.geteuid() != 0:
+        reason = "needs root (taps, bridges, namespaces)"
+    if reason:
+        if os.environ.get("CI"):
+            raise AssertionError(f"{reason} (CI must provide it)")
+        pytest.skip(reason)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import signal
 import tempfile
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
+from conftest import require
 
 from pocketstack.guest.build import GuestImage, build_guest_image
 
@@ -20,18 +18,6 @@ T = TypeVar("T")
 
 # Shared between runs: the build is keyed by its inputs, so a stale one is never used.
 GUEST_CACHE = Path(tempfile.gettempdir()) / "pocketstack-test-guest"
-
-
-def require(*binaries: str, root: bool = False) -> None:
-    """Skip (outside CI; fail in CI, where scripts/install.sh provides everything) when the host lacks a tool."""
-    missing = [b for b in binaries if shutil.which(b) is None]
-    reason = f"missing on this host: {', '.join(missing)}" if missing else None
-    if root and os.geteuid() != 0:
-        reason = "needs root (taps, bridges, namespaces)"
-    if reason:
-        if os.environ.get("CI"):
-            raise AssertionError(f"{reason} (CI must provide it)")
-        pytest.skip(reason)
 
 
 def guest_image() -> GuestImage:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import shutil
 import threading
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import openstack
 import pytest
-from conftest import Cloud, free_port, make_settings
+from conftest import Cloud, free_port, make_settings, require
 from netagent_helpers import Guest, MetadataStub, leftovers, link_exists, sh, tcp_reachable, wait_for
 
 from pocketstack.common.rpc import get_transport
@@ -30,9 +29,11 @@ from pocketstack.common.service import SERVICES, metadata_secret
 from pocketstack.launcher import CloudThread
 from pocketstack.network.agent.agent import NetworkAgent
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("dnsmasq", "nft", "ip", "busybox")),
-    reason="the data plane needs root (namespaces, bridges, nftables) and dnsmasq, nft, ip, busybox")
+
+@pytest.fixture(scope="module", autouse=True)
+def _data_plane_tools() -> None:
+    """The data plane needs root (namespaces, bridges, nftables), dnsmasq, nft, ip and busybox (guests' DHCP)."""
+    require("dnsmasq", "nft", "ip", "busybox", root=True)
 
 
 class AgentCloud(Cloud):

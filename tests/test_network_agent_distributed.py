@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import threading
 import uuid
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, make_settings
+from conftest import free_port, make_settings, require
 from netagent_helpers import Guest, MetadataStub, leftovers, wait_for
 from test_network_agent import AgentCloud, guest_port, port_status
 from test_rpc import BROKER, rabbitmqctl
@@ -24,9 +23,11 @@ from pocketstack.common.rpc import close_transports
 from pocketstack.common.service import metadata_secret
 from pocketstack.network.service_app import NetworkAgentService
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("dnsmasq", "nft", "ip", "busybox", "rabbitmqctl")),
-    reason="needs root, dnsmasq, nft, ip, busybox and the machine's RabbitMQ")
+
+@pytest.fixture(scope="module", autouse=True)
+def _data_plane_tools() -> None:
+    """Root, the data plane's tools and the machine's RabbitMQ."""
+    require("dnsmasq", "nft", "ip", "busybox", "rabbitmqctl", root=True)
 
 
 class AgentProcess:

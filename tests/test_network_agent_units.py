@@ -3,18 +3,14 @@ security group rule translation, dnsmasq's command line and hosts file."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from conftest import require
 
 from pocketstack.network.agent.dhcp import DhcpServer, routes_option
 from pocketstack.network.agent.firewall import FilteredPort, conntrack_zone, link_local, render, rule_match
 from pocketstack.network.agent.router import nat_rules
-
-NFT = shutil.which("nft") is not None and os.geteuid() == 0
 
 
 def nft_check(script: str) -> None:
@@ -44,8 +40,8 @@ def test_rule_translation() -> None:
     assert link_local("fa:16:3e:00:00:01") == "fe80::f816:3eff:fe00:1"
 
 
-@pytest.mark.skipif(not NFT, reason="nft -c needs root and nftables")
 def test_firewall_tables_are_valid_nftables() -> None:
+    require("nft", root=True)  # nft -c checks against the kernel
     ports = [
         FilteredPort("tapaaaaaaaa-aa", ["fa:16:3e:00:00:01"], ["10.0.0.5", "fd00::5"],
                      [rule(protocol=6, low=22, high=22), rule(group="g1"), rule(direction="egress"),
@@ -64,8 +60,8 @@ def test_firewall_tables_are_valid_nftables() -> None:
     assert "chain" not in empty  # no ports: the tables are deleted
 
 
-@pytest.mark.skipif(not NFT, reason="nft -c needs root and nftables")
 def test_router_nat_is_valid_nftables() -> None:
+    require("nft", root=True)
     nets = {"ext": {"subnets": [{"id": "s-ext", "cidr": "172.24.4.0/24", "ip_version": 4,
                                  "gateway_ip": "172.24.4.1"}]},
             "int": {"subnets": [{"id": "s-int", "cidr": "10.0.0.0/26", "ip_version": 4, "gateway_ip": "10.0.0.1"}]}}

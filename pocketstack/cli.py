@@ -43,12 +43,17 @@ def up(
     fake_hosts: Annotated[int | None, typer.Option(help="compute hosts to run with the fake driver")] = None,
     distributed: Annotated[bool, typer.Option("--distributed", help="every service its own process, on the local "
                                               "RabbitMQ and PostgreSQL ([distributed] settings)")] = False,
+    namespace_hosts: Annotated[int | None, typer.Option(help="with --distributed: compute hosts, each in a network "
+                                                        "namespace of its own with its own address")] = None,
     config: ConfigFile = None,
 ) -> None:
     """Start the cloud in the foreground (all-in-one, or --distributed); Ctrl-C stops it."""
     compute = {k: v for k, v in (("driver", compute_driver), ("fake_hosts", fake_hosts)) if v is not None}
+    if namespace_hosts is not None and not distributed:
+        raise typer.BadParameter("--namespace-hosts needs --distributed")
     settings = make_settings(config, data_dir=data_dir, bind=bind, port_offset=port_offset, log_level=log_level,
-                             compute=compute or None)
+                             compute=compute or None,
+                             distributed={"namespace_hosts": namespace_hosts} if namespace_hosts else None)
     if distributed:
         from pocketstack.distributed.deploy import run_distributed
 

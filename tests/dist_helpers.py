@@ -73,8 +73,11 @@ def pg(sql: str, *args: Any, database: str | None = None) -> list[Any]:
 class Deployment:
     """`pocketstack up --distributed` in a process group of its own, and the ways tests reach it."""
 
-    def __init__(self, data_dir: Path, fake_hosts: int = 4, **settings: str) -> None:
+    def __init__(self, data_dir: Path, fake_hosts: int = 4, driver: str = "fake", host: str = "127.0.0.1",
+                 **settings: str) -> None:
+        """`host`: where the APIs listen (the controller's management address with namespaced hosts)."""
         self.data_dir = data_dir
+        self.driver, self.host = driver, host
         self.name = f"pstest_{uuid.uuid4().hex[:10]}"
         self.ports = {name: free_port() for name in ("identity", "image", "network", "volume", "compute",
                                                                  "metadata")}
@@ -93,7 +96,8 @@ class Deployment:
     def start(self, within: float = 300.0) -> Deployment:
         self.proc = subprocess.Popen(
             [POCKETSTACK, "up", "--distributed", "--data-dir", str(self.data_dir), "--log-level", "info",
-             "--compute-driver", "fake", "--fake-hosts", str(self.fake_hosts)],
+             "--compute-driver", self.driver,
+             *(["--fake-hosts", str(self.fake_hosts)] if self.driver == "fake" else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env, start_new_session=True)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + within
@@ -169,7 +173,7 @@ class Deployment:
 
     # ----- clients --------------------------------------------------------------------------------------------
     def url(self, service: str, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.ports[service]}{path}"
+        return f"http://{self.host}:{self.ports[service]}{path}"
 
     def token(self, fresh: bool = False) -> str:
         if self._token is None or fresh:
@@ -188,10 +192,11 @@ class Deployment:
         with requests.Session() as session:
             return session.request(method, self.url(service, path), headers=headers, timeout=60, **kwargs)
 
-    def cli(self, *args: str, check: bool = True) -> Any:
+    def cli(self, *args: str, check: bool = True, cloud: str = "pocketstack") -> Any:
+        """`openstack` as admin (`cloud`: or another entry of clouds.yaml); its JSON output parsed with -f json."""
         env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(self.data_dir / "clouds.yaml")}
-        done = subprocess.run([OPENSTACK_CLI, "--os-cloud", "pocketstack", *args], capture_output=True, text=True,
-                              env=env, timeout=180)
+        done = subprocess.run([OPENSTACK_CLI, "--os-cloud", cloud, *args], capture_output=True, text=True,
+                              env=env, timeout=300)
         if check and done.returncode != 0:
             raise AssertionError(f"openstack {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
         if not check:

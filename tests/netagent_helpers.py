@@ -54,8 +54,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "c
         time.sleep(0.05)
 
 
-def link_exists(name: str) -> bool:
-    return sh("ip", "link", "show", name, check=False).returncode == 0
+def link_exists(name: str, netns: str | None = None) -> bool:
+    return sh("ip", *(["-n", netns] if netns else []), "link", "show", name, check=False).returncode == 0
 
 
 class Guest:

@@ -137,6 +137,12 @@ class NetworkSettings(ServiceSettings):
     agent_down_time: float = Field(60.0, gt=0, description="an agent silent this long is down (not alive)")
     agent_teardown_on_stop: bool = Field(False, description="stopping the agent removes all it made (test clouds); "
                                          "by default guests keep their network while the cloud restarts")
+    # VXLAN between hosts (Neutron linuxbridge's [vxlan] section): with `local_ip` set, the bridge of every vxlan
+    # network gets a VXLAN device (VNI = segmentation id) whose floods go to multicast group `vxlan_group`; without
+    # it, vxlan networks stay on this one host (the all-in-one)
+    local_ip: str | None = Field(None, description="this host's tunnel endpoint address; None: no tunnels")
+    vxlan_group: str = Field("239.1.1.1", description="multicast group of the VXLAN floods (every host joins)")
+    vxlan_port: int = Field(4789, ge=1, le=65535, description="UDP port of VXLAN")
     dhcp_lease_time: int = Field(86400, ge=120, description="DHCP lease time in seconds")
     dns_domain: str = "openstacklocal"
     # first start with the agent enabled (as DevStack): network `public` and, for project demo, `private` + router1
@@ -210,6 +216,13 @@ class DistributedSettings(BaseModel):
     conductors: int = Field(1, ge=1, description="conductor processes")
     schedulers: int = Field(1, ge=1, description="scheduler processes")
     hosts_per_process: int = Field(1, ge=1, description="fake compute hosts per `serve compute` process")
+    # compute hosts in network namespaces (qemu driver): each runs its compute agent and its network agent inside
+    # a namespace of its own, with its own address on the management bridge, as separate machines would
+    namespace_hosts: int = Field(0, ge=0, description="compute hosts, each in a network namespace of its own; 0: "
+                                 "the compute agents run on this machine")
+    management_cidr: str = Field("10.250.0.0/24", description="the management network of the namespaced hosts: "
+                                 "this machine (the controller) is its first address, host i its (10+i)th")
+    management_bridge: str = Field("br-mgmt", max_length=11, description="the management network's bridge here")
     restart_delay: float = Field(1.0, ge=0, description="seconds before a process that died is started again")
     db_pool_size: int = Field(4, ge=1, description="connections each `serve` process keeps per database")
     db_max_overflow: int = Field(6, ge=0, description="connections it may open beyond them under load")

@@ -33,12 +33,20 @@ from yarl import URL
 from pocketstack.common.clients.base import close_http_session
 from pocketstack.common.config import Settings
 from pocketstack.common.service import SERVICES, run_event_loop, stored_passwords
+from pocketstack.distributed.hosts import (
+    EngineRelay,
+    ManagementNetwork,
+    controller_address,
+    hosts_settings,
+    namespace_hosts,
+)
 from pocketstack.distributed.roles import ROLES, Role
 from pocketstack.distributed.serve import child_env, die_with_parent, ready_line
 
 log = logging.getLogger("pocketstack.deploy")
 
 CONFIG_FILE = "pocketstack.toml"  # the settings every process of the deployment reads
+HOSTS_CONFIG_FILE = "pocketstack-hosts.toml"  # what the namespaced hosts' processes read instead (hosts.py)
 DEPLOYMENT_FILE = "deployment.json"  # what was created on the engines, for `pocketstack purge`
 PROCESSES_FILE = "processes.json"
 LOG_DIR = "log"
@@ -109,6 +117,11 @@ def deployment_settings(settings: Settings) -> tuple[dict[str, Any], dict[str, A
         created["vhost"] = name
     if settings.auth.cache_backend == "memory" and settings.distributed.cache_url:
         data["auth"].update(cache_backend="redis", cache_url=settings.distributed.cache_url)
+    if settings.distributed.namespace_hosts:
+        controller = controller_address(settings)
+        if settings.bind in ("127.0.0.1", "localhost", "::1"):
+            data["bind"] = controller  # the APIs (and the catalog) where the hosts reach them
+        data["network"].setdefault("local_ip", controller)  # the network node's tunnel endpoint
     return data, created
 
 
@@ -189,6 +202,7 @@ class Process:
     role: Role
     env: dict[str, str] = field(default_factory=dict)
     hosts: list[str] = field(default_factory=list)
+    netns: str | None = None  # it runs on a namespaced host: in its namespace, with the hosts' settings
     proc: asyncio.subprocess.Process | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = 0.0
@@ -199,11 +213,23 @@ def plan(settings: Settings) -> list[Process]:
     from pocketstack.compute.service_app import agent_hosts
 
     base = settings.compute.host
+    namespaced = namespace_hosts(settings, deployment_name(settings))
     processes = []
     for role in ROLES:
         if not role.wanted(settings):
             continue
-        if role.per_hosts:
+        if namespaced and role.name in ("compute", "network-agent"):
+            if role.name == "network-agent":
+                processes.append(Process(role.name, role))  # the network node: DHCP, metadata, routers
+            for host in namespaced:
+                env = {"POCKETSTACK_COMPUTE__HOST": host.name, "POCKETSTACK_COMPUTE__HOSTS": json.dumps([host.name]),
+                       "POCKETSTACK_COMPUTE__INSTANCES_PATH": str(settings.data_dir.resolve() / "hosts" / host.name
+                                                                  / "instances"),
+                       "POCKETSTACK_NETWORK__LOCAL_IP": host.address}
+                if role.name == "network-agent":  # a compute host's: bridges, taps, security groups, VXLAN
+                    env |= {"POCKETSTACK_NETWORK__AGENT_DHCP": "false", "POCKETSTACK_NETWORK__AGENT_L3": "false"}
+                processes.append(Process(f"{role.name}-{host.name}", role, env, [host.name], host.netns))
+        elif role.per_hosts:
             hosts, size = agent_hosts(settings), settings.distributed.hosts_per_process
             for i, start in enumerate(range(0, len(hosts), size), 1):
                 group = hosts[start:start + size]
@@ -226,6 +252,9 @@ class Deployment:
         self.config_path = self.data_dir / CONFIG_FILE
         self.log_dir = self.data_dir / LOG_DIR
         self.processes = plan(settings)
+        self.namespaced = namespace_hosts(settings, deployment_name(settings))
+        self.management = ManagementNetwork(settings, self.namespaced)
+        self.relay: EngineRelay | None = None
         self.stopping = False
         self.created_passwords: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -248,11 +277,22 @@ class Deployment:
             f.write("# written by `pocketstack up --distributed`: the settings of every process it starts\n")
             f.write(to_toml(data))
         self.settings = Settings(**data)  # exactly what the processes read
+        if self.namespaced:
+            await self.management.ensure()
+            hosts_data, engine_ports = hosts_settings(data, self.management.controller)
+            fd = os.open(self.data_dir / HOSTS_CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write("# written by `pocketstack up --distributed`: the settings of the processes on the "
+                        "namespaced hosts\n")
+                f.write(to_toml(hosts_data))
+            self.relay = EngineRelay(self.management.controller, engine_ports)
+            await self.relay.start()
         await sync_databases(self.settings)
 
     def child_env(self, process: Process) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETSTACK_")}  # the file says it all
-        return child_env({**env, "POCKETSTACK_CONFIG": str(self.config_path), **process.env})
+        config = self.data_dir / HOSTS_CONFIG_FILE if process.netns else self.config_path
+        return child_env({**env, "POCKETSTACK_CONFIG": str(config), **process.env})
 
     # ----- processes ----------------------------------------------------------------------------------------
     def _log(self, process: Process) -> Any:
@@ -266,8 +306,10 @@ class Deployment:
     async def spawn(self, process: Process) -> None:
         process.ready.clear()
         with self._log(process) as logfile:
+            inside = ("ip", "netns", "exec", process.netns) if process.netns else ()
             process.proc = await asyncio.create_subprocess_exec(  # -P: this pocketstack, whatever the cwd holds
-                sys.executable, "-P", "-m", "pocketstack.cli", "serve", process.role.name, env=self.child_env(process),
+                *inside, sys.executable, "-P", "-m", "pocketstack.cli", "serve", process.role.name,
+                env=self.child_env(process),
                 stdout=asyncio.subprocess.PIPE, stderr=logfile, stdin=asyncio.subprocess.DEVNULL,
                 preexec_fn=die_with_parent)
         process.started_at = time.monotonic()
@@ -306,6 +348,7 @@ class Deployment:
 
     def write_processes(self) -> None:
         table = {p.name: {"role": p.role.name, "pid": p.proc.pid if p.proc else None, "hosts": p.hosts,
+                          "netns": p.netns,
                           "port": self.settings.port(p.role.api) if p.role.api else None}
                  for p in self.processes}
         tmp = self.data_dir / f".{PROCESSES_FILE}.tmp"
@@ -363,6 +406,10 @@ class Deployment:
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
             await asyncio.gather(*(proc.wait() for proc in running))
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.namespaced and self.settings.network.agent_teardown_on_stop:
+            await self.management.teardown()
 
 
 def run_distributed(settings: Settings) -> int:

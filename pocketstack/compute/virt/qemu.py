@@ -45,6 +45,7 @@ from pocketstack.common.clients.identity import IdentityClient, ServiceTokenProv
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.config import Settings
 from pocketstack.common.errors import APIError
+from pocketstack.common.process import CommandError, run_command
 from pocketstack.compute import states
 from pocketstack.compute.metadata.content import InstanceMetadata
 from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo
@@ -155,22 +156,10 @@ def _opt(value: str) -> str:
 async def _run(*args: str, within: float = 120.0, check: bool = True) -> tuple[int, str]:
     """Run a host command; returns (exit code, stderr+stdout); DriverError when `check` and it failed."""
     try:
-        proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.STDOUT,
-                                                    env={**os.environ, "MTOOLS_SKIP_CHECK": "1", "LC_ALL": "C"})
-    except FileNotFoundError:
-        raise DriverError(f"{args[0]} is not installed on this host")
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), within)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise DriverError(f"{args[0]} did not finish within {within:g} s")
-    text = out.decode(errors="replace").strip()
-    if check and proc.returncode != 0:
-        raise DriverError(f"{shlex.join(args[:3])}... failed: {text[-500:]}")
-    return proc.returncode or 0, text
+        return await run_command(*args, within=within, check=check,
+                                 env={**os.environ, "MTOOLS_SKIP_CHECK": "1", "LC_ALL": "C"})
+    except CommandError as exc:
+        raise DriverError(str(exc)) from None
 
 
 TAP_FLAGS = {"no_pi": True, "one_queue": False, "vnet_hdr": False, "multi_queue": False}  # as `ip tuntap add`

@@ -59,13 +59,19 @@ def tap_name(port_id: str) -> str:
     return "tap" + port_id[:11]
 
 
+def vxlan_name(segmentation_id: int) -> str:
+    return f"vxlan-{segmentation_id}"
+
+
 def agent_states(settings: Settings, devices: int = 0, networks: int = 0) -> list[dict[str, Any]]:
     """The functions an agent runs, as Neutron's agents report them (one `network agent list` row each);
     `devices`: taps it has seen, `networks`: networks it serves DHCP on."""
     conf, zone = settings.network, settings.compute.default_availability_zone
     states = [{"agent_type": "Linux bridge agent", "binary": "neutron-linuxbridge-agent", "topic": "N/A",
                "configurations": {"bridge_mappings": dict(conf.bridge_mappings), "interface_mappings": {},
-                                  "devices": devices}}]
+                                  "devices": devices,
+                                  **({"tunneling_ip": conf.local_ip, "tunnel_types": ["vxlan"],
+                                      "vxlan_group": conf.vxlan_group} if conf.local_ip else {})}}]
     if conf.agent_dhcp:
         states += [{"agent_type": "DHCP agent", "binary": "neutron-dhcp-agent", "topic": "dhcp_agent",
                     "availability_zone": zone, "configurations": {"dhcp_driver": "dnsmasq", "networks": networks}},
@@ -100,7 +106,7 @@ class NetworkAgent:
         self.host = host or settings.compute.host
         self.plugin = PluginAPI(transport)
         self.server = RPCServer(transport, TOPIC, self.host, [_Notifications(self.wake)])
-        self.state_dir = settings.data_dir / "network-agent"
+        self.state_dir = settings.data_dir / "network-agent" / self.host  # hosts may share a data dir
         digest = hashlib.sha1(f"{settings.data_dir.resolve()}:{self.host}".encode()).hexdigest()[:10]
         self.table = f"pocketstack_{digest}"  # per cloud and host: two clouds on one machine never share it
         self.netlink = Netlink()
@@ -108,7 +114,7 @@ class NetworkAgent:
         self.routers = Routers(self.netlink)
         self.metadata = MetadataProxy(settings.base_url("metadata"), lambda: metadata_secret(settings),
                                       self.lookup_port)
-        self.owned: dict[str, list[str]] = {"bridges": [], "namespaces": []}
+        self.owned: dict[str, list[str]] = {"bridges": [], "namespaces": [], "tunnels": []}
         self.dhcp_servers: dict[str, DhcpServer] = {}
         self._ports_by_ip: dict[tuple[str, str], dict[str, Any]] = {}
         self._dirty = asyncio.Event()
@@ -167,6 +173,9 @@ class NetworkAgent:
                 await self.routers.remove(ns[len("qrouter-"):])
             await self.netlink.delete_namespace(ns)
         self.owned["namespaces"] = []
+        for tunnel in list(self.owned["tunnels"]):
+            await self.netlink.delete_link(tunnel)
+        self.owned["tunnels"] = []
         for bridge in list(self.owned["bridges"]):
             await self.netlink.delete_link(bridge)
         self.owned["bridges"] = []
@@ -255,7 +264,7 @@ class NetworkAgent:
         path = self.state_dir / "owned.json"
         if path.exists():
             data = json.loads(path.read_text())
-            self.owned = {"bridges": list(data.get("bridges", [])), "namespaces": list(data.get("namespaces", []))}
+            self.owned = {kind: list(data.get(kind, [])) for kind in ("bridges", "namespaces", "tunnels")}
 
     def _save_owned(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -381,8 +390,9 @@ class NetworkAgent:
         return fip_statuses
 
     async def _sync_bridges(self, nets: dict[str, dict[str, Any]], links: dict[str, Link]) -> dict[str, Link]:
-        """The bridge of each network in use here (made when missing); on external networks whose bridge the
-        agent made, the host holds the subnets' gateway addresses (DevStack's br-ex). Updates `links`."""
+        """The bridge of each network in use here (made when missing), with its VXLAN device to the other hosts
+        when tunnels are on (`network.local_ip`); on external networks whose bridge the agent made, the network
+        node holds the subnets' gateway addresses (DevStack's br-ex). Updates `links`."""
         out: dict[str, Link] = {}
         made = False
         for net in nets.values():
@@ -395,7 +405,7 @@ class NetworkAgent:
                 made = True
             elif name.startswith(self.conf.bridge_prefix) and len(name) == len(self.conf.bridge_prefix) + 11:
                 self._own("bridges", name)  # made by compute before the agent: the agent's all the same
-            if net["external"] and name in self.owned["bridges"]:
+            if net["external"] and name in self.owned["bridges"] and self.conf.agent_l3:
                 gateways = [f"{s['gateway_ip']}/{ipaddress.ip_network(s['cidr']).prefixlen}"
                             for s in net["subnets"] if s["gateway_ip"]]
                 await self.netlink.set_addresses(name, gateways)
@@ -404,10 +414,16 @@ class NetworkAgent:
         for network_id, net in nets.items():
             if net["bridge"] in links:
                 out[network_id] = links[net["bridge"]]
+                if self.conf.local_ip and net["network_type"] == "vxlan" and net["segmentation_id"]:
+                    tunnel = vxlan_name(net["segmentation_id"])
+                    self._own("tunnels", tunnel)
+                    await self.netlink.ensure_vxlan(tunnel, net["segmentation_id"], links[net["bridge"]],
+                                                    self.conf.local_ip, self.conf.vxlan_group, self.conf.vxlan_port)
         return out
 
     async def _remove_unused_bridges(self, in_use: dict[str, Link]) -> None:
-        """Delete the agent's bridges no network here needs any more, once nothing is plugged into them."""
+        """Delete the agent's bridges no network here needs any more, once nothing but their VXLAN device is
+        plugged into them; then the VXLAN devices left on no bridge."""
         used = {link.name for link in in_use.values()}
         links = await self.netlink.links()
         for name in list(self.owned["bridges"]):
@@ -415,10 +431,19 @@ class NetworkAgent:
                 continue
             bridge = links.get(name)
             if bridge is not None:
-                if any(link.master == bridge.index for link in links.values()):
+                ports = [link for link in links.values() if link.master == bridge.index]
+                if any(link.name not in self.owned["tunnels"] for link in ports):
                     continue  # a guest's tap is still on it: compute unplugs it first
+                for link in ports:
+                    await self.netlink.delete_link(link.name)
+                    self._disown("tunnels", link.name)
                 await self.netlink.delete_link(name)
             self._disown("bridges", name)
+        for name in list(self.owned["tunnels"]):
+            link = links.get(name)
+            if link is None or link.master is None:
+                await self.netlink.delete_link(name)
+                self._disown("tunnels", name)
 
     async def _sync_dhcp(self, net: dict[str, Any], dhcp_port: dict[str, Any] | None,
                          ports: list[dict[str, Any]], bridges: dict[str, Link]) -> str | None:

@@ -20,12 +20,13 @@ forwarded, so no IP hook sees it with a port mark).
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pocketstack.common.process import run_command
 
 log = logging.getLogger("pocketstack.network.agent")
 
@@ -166,11 +167,7 @@ def render(table: str, ports: list[FilteredPort], zones: dict[str, int] | None =
 async def nft(script: str, netns: str | None = None) -> None:
     """Run an nft script atomically (in namespace `netns` when given)."""
     cmd = ["ip", "netns", "exec", netns, "nft", "-f", "-"] if netns else ["nft", "-f", "-"]
-    proc = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate(script.encode())
-    if proc.returncode != 0:
-        raise RuntimeError(f"nft failed: {err.decode().strip()}")
+    await run_command(*cmd, stdin=script.encode())
 
 
 class Firewall:

@@ -154,6 +154,32 @@ class Netlink:
         await ipr.link("set", index=index, state="up", **({"mtu": mtu} if created and mtu else {}))
         return created
 
+    async def ensure_vxlan(self, name: str, vni: int, bridge: Link, local_ip: str, group: str, port: int) -> bool:
+        """VXLAN device `name` (VNI `vni`, from `local_ip`, floods to multicast `group`) on `bridge` and up, as
+        Neutron's Linux bridge agent makes `vxlan-<segmentation id>`; True when this call made it."""
+        ipr = await self.ipr()
+        created = False
+        if not await ipr.link_lookup(ifname=name):
+            lower = None
+            async for msg in await ipr.addr("dump", family=socket.AF_INET):
+                if msg.get("address") == local_ip:
+                    lower = msg["index"]
+            if lower is None:
+                raise RuntimeError(f"local_ip {local_ip} is no address of this host (network.local_ip)")
+            try:
+                await ipr.link("add", ifname=name, kind="vxlan", vxlan_id=vni, vxlan_group=group,
+                               vxlan_link=lower, vxlan_local=local_ip, vxlan_port=port, vxlan_learning=1)
+                created = True
+            except NetlinkError as exc:
+                if exc.code != EEXIST:
+                    raise
+        link = host_link(name)
+        if link is None:
+            raise RuntimeError(f"the VXLAN device {name} vanished")
+        if link.master != bridge.index or not link.up:
+            await ipr.link("set", index=link.index, master=bridge.index, state="up")
+        return created
+
     async def delete_link(self, name: str, ns: str | None = None) -> None:
         ipr = await self.ipr(ns)
         found = await ipr.link_lookup(ifname=name)

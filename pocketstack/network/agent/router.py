@@ -11,10 +11,10 @@ floating IP of its own network).
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from typing import Any
 
+from pocketstack.common.process import run_command
 from pocketstack.network.agent.firewall import nft
 from pocketstack.network.agent.linux import Link, Netlink, namespaces
 
@@ -131,8 +131,4 @@ class Routers:
 
 
 async def _sysctl(ns: str, setting: str) -> None:
-    proc = await asyncio.create_subprocess_exec("ip", "netns", "exec", ns, "sysctl", "-q", "-w", setting,
-                                                stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"sysctl {setting} in {ns} failed: {err.decode().strip()}")
+    await run_command("ip", "netns", "exec", ns, "sysctl", "-q", "-w", setting)

@@ -124,6 +124,15 @@ def test_two_namespaced_hosts_boot_guests_that_reach_each_other_over_vxlan(cloud
     cloud.cli("server", "add", "floating", "ip", "vm2", fip, cloud=DEMO)
     assert ssh_until(fip, key, "hostname", within=60).strip() == "vm2"
 
+    # the hosts have no uplink to the physical network of `public`: a port there fails to bind on either host,
+    # so a server plugged straight into it ends in ERROR with a fault (and leaves no port), never isolated
+    cloud.cli("server", "create", "--image", "pocketstack-guest", "--flavor", "m1.tiny", "--network", "public",
+              "--wait", "onpublic", check=False)
+    failed = cloud.cli("server", "show", "onpublic", "-f", "json")
+    assert failed["status"] == "ERROR" and failed["fault"], failed
+    assert cloud.cli("port", "list", "--device-id", failed["id"], "-f", "json") == []
+    cloud.cli("server", "delete", "--wait", "onpublic")
+
     # the boot's compute hops were recorded by the compute agent inside the host's namespace
     trace = cloud.trace(servers["vm1"]["ID"])
     agent_pids = {int(h["process"].rsplit("[", 1)[1].rstrip("]")) for h in trace["hops"] if h["step"] == "13"}

@@ -5,6 +5,7 @@ and a shared Redis token cache that is unreachable."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import states
 from pocketstack.compute.conductor.manager import ConductorManager
+from pocketstack.distributed.hosts import EngineRelay, hosts_settings, namespace_hosts
 
 
 def _instance(uuid: str, host: str | None, age: float) -> m.Instance:
@@ -91,3 +93,71 @@ async def test_an_unreachable_redis_cache_is_a_cache_that_forgets() -> None:
     assert calls == ["tok", "tok"]  # every validation went to identity: nothing failed
     await cache.delete("x")
     await cache.close()
+
+
+def _namespaced(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, compute={"driver": "qemu"},
+                    distributed={"namespace_hosts": 2, "management_cidr": "10.251.9.0/24", "name": "pstest_units",
+                                 "management_bridge": "mgunits"})
+
+
+def test_namespaced_hosts_get_their_own_agents_namespaces_and_addresses(tmp_path: Path) -> None:
+    from pocketstack.distributed.deploy import deployment_settings, plan
+
+    settings = _namespaced(tmp_path)
+    hosts = namespace_hosts(settings, "pstest_units")
+    assert [(h.name, h.netns, h.address) for h in hosts] == [
+        ("compute1", "pstest_units-compute1", "10.251.9.11"), ("compute2", "pstest_units-compute2", "10.251.9.12")]
+    assert len({h.veth for h in hosts}) == 2 and all(len(h.veth) <= 15 for h in hosts)
+    processes = {p.name: p for p in plan(settings)}
+    # the controller's network agent is the network node; each host has a compute and an L2-only network agent
+    assert processes["network-agent"].netns is None
+    for host in hosts:
+        compute, agent = processes[f"compute-{host.name}"], processes[f"network-agent-{host.name}"]
+        assert compute.netns == agent.netns == host.netns
+        assert compute.env["POCKETSTACK_COMPUTE__HOSTS"] == f'["{host.name}"]'
+        assert agent.env["POCKETSTACK_COMPUTE__HOST"] == host.name
+        assert agent.env["POCKETSTACK_NETWORK__LOCAL_IP"] == host.address
+        assert compute.env["POCKETSTACK_COMPUTE__INSTANCES_PATH"].endswith(f"/hosts/{host.name}/instances")
+    assert not [p for p in processes.values() if p.role.name == "compute" and p.netns is None]
+    data, _ = deployment_settings(settings)
+    assert data["bind"] == "10.251.9.1" and data["network"]["local_ip"] == "10.251.9.1"
+    # without namespaced hosts nothing of it
+    plain = Settings(data_dir=tmp_path, compute={"driver": "qemu"})
+    assert all(p.netns is None for p in plan(plain)) and deployment_settings(plain)[0]["bind"] == "127.0.0.1"
+
+
+def test_the_hosts_settings_name_the_controller_where_the_deployment_names_the_loopback() -> None:
+    data = {"rpc": {"transport_url": "amqp://guest:guest@127.0.0.1:5672/pstest"},
+            "trace": {"database_url": "postgresql+asyncpg://postgres@localhost:5432/pstest_trace"},
+            "auth": {"cache_url": "redis://10.0.0.5:6379/0"}, "bind": "10.251.9.1", "identity": {"port": 5000}}
+    hosts, ports = hosts_settings(data, "10.251.9.1")
+    assert hosts["rpc"]["transport_url"] == "amqp://guest:guest@10.251.9.1:5672/pstest"
+    assert hosts["trace"]["database_url"] == "postgresql+asyncpg://postgres@10.251.9.1:5432/pstest_trace"
+    assert hosts["auth"]["cache_url"] == "redis://10.0.0.5:6379/0"  # not on the loopback: reachable as it is
+    assert ports == {5672, 5432}
+    assert hosts["network"] == {"agent_dhcp": False, "agent_l3": False, "bridge_mappings": {}}  # L2 only
+    assert data["rpc"]["transport_url"].startswith("amqp://guest:guest@127.0.0.1")  # the input is not changed
+
+
+@pytest.mark.asyncio
+async def test_the_engine_relay_carries_a_connection_to_the_loopback_port() -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+        writer.close()
+
+    upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    # the relay listens on another loopback address here (the management address in a deployment)
+    relay = EngineRelay("127.0.0.2", {port})
+    await relay.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.2", port)
+        writer.write(b"hello\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readline(), 5) == b"HELLO\n"
+        writer.close()
+    finally:
+        await relay.stop()
+        upstream.close()

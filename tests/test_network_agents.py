@@ -77,3 +77,33 @@ def test_an_agent_without_dhcp_and_l3_reports_only_its_bridge_function(cloud: Cl
     rows = cloud.cli("network", "agent", "list", "--host", host, "-f", "json")
     assert [a["Agent Type"] for a in rows] == ["Linux bridge agent"]
     cloud.cli("network", "agent", "delete", rows[0]["ID"])
+
+
+def test_a_flat_network_binds_only_where_the_hosts_agent_maps_its_physical_network(cloud: Cloud) -> None:
+    """As Neutron's Linux bridge mechanism driver: a host whose agent has no bridge for the physical network (a
+    compute host without an uplink) fails the binding; a host that maps it, or one without any agent (the fake
+    driver's hosts), binds to the bridge."""
+    flat = [n for n in cloud.cli("network", "list", "--long", "-f", "json", "-c", "ID", "-c", "Network Type")
+            if n["Network Type"] == "flat"]
+    created = not flat
+    if flat:
+        net = flat[0]["ID"]
+    else:
+        net = cloud.cli("network", "create", "--external", "--provider-network-type", "flat",
+                        "--provider-physical-network", "public", f"flat-{uuid.uuid4().hex[:6]}", "-f", "json")["id"]
+    mapped, unmapped, agentless = (f"bindhost-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    _heartbeat(cloud, mapped, agent_states(cloud.settings), start=True)
+    settings = cloud.settings.model_copy(update={"network": cloud.settings.network.model_copy(
+        update={"bridge_mappings": {}, "agent_dhcp": False, "agent_l3": False})})
+    _heartbeat(cloud, unmapped, agent_states(settings), start=True)
+    kinds = {}
+    for host in (mapped, unmapped, agentless):
+        port = cloud.cli("port", "create", "--network", net, "--host", host, f"p-{host}", "-f", "json")
+        kinds[host] = port["binding_vif_type"]
+        cloud.cli("port", "delete", port["id"])
+    assert kinds == {mapped: "bridge", unmapped: "binding_failed", agentless: "bridge"}
+    for host in (mapped, unmapped):
+        for row in cloud.cli("network", "agent", "list", "--host", host, "-f", "json"):
+            cloud.cli("network", "agent", "delete", row["ID"])
+    if created:
+        cloud.cli("network", "delete", net)

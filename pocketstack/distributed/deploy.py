@@ -226,8 +226,6 @@ def plan(settings: Settings) -> list[Process]:
                        "POCKETSTACK_COMPUTE__INSTANCES_PATH": str(settings.data_dir.resolve() / "hosts" / host.name
                                                                   / "instances"),
                        "POCKETSTACK_NETWORK__LOCAL_IP": host.address}
-                if role.name == "network-agent":  # a compute host's: bridges, taps, security groups, VXLAN
-                    env |= {"POCKETSTACK_NETWORK__AGENT_DHCP": "false", "POCKETSTACK_NETWORK__AGENT_L3": "false"}
                 processes.append(Process(f"{role.name}-{host.name}", role, env, [host.name], host.netns))
         elif role.per_hosts:
             hosts, size = agent_hosts(settings), settings.distributed.hosts_per_process

@@ -67,9 +67,14 @@ def namespace_hosts(settings: Settings, deployment: str) -> list[NamespaceHost]:
 
 
 def hosts_settings(data: dict[str, Any], controller: str) -> tuple[dict[str, Any], set[int]]:
-    """The settings a namespaced host reads: `data` with every URL that names the loopback naming `controller`
-    instead; and the ports of those URLs that are not the deployment's APIs (the engines: broker, databases)."""
+    """The settings a namespaced host reads, and the ports to relay to the controller's loopback.
+
+    They are `data` with every URL that names the loopback naming `controller` instead (the ports of those URLs:
+    the engines, broker and databases). A host's network agent runs L2 only (bridges, taps, security groups,
+    VXLAN; DHCP and routers are the network node's) and has no uplink to a physical network, so flat networks
+    (`public`) do not bind there."""
     out = copy.deepcopy(data)
+    out["network"] = {**out.get("network", {}), "agent_dhcp": False, "agent_l3": False, "bridge_mappings": {}}
     ports: set[int] = set()
 
     def rewrite(node: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import APIError, BadRequest, Conflict, Forbidden
 from pocketstack.network import ipam
 from pocketstack.network import models as m
+from pocketstack.network.agent.rpcapi import LINUX_BRIDGE_AGENT
 from pocketstack.network.manager import new_id, not_found, stamp, standard
 from pocketstack.network.notifier import DELETED, PLUGGED, UNPLUGGED, VifEvent
 from pocketstack.network.secgroups import SecurityGroups
@@ -112,12 +113,19 @@ class Ports(SecurityGroups):
             return self.conf.bridge_mappings.get(net.physical_network or "")
         return f"{self.conf.bridge_prefix}{net.id[:11]}"
 
-    def bind(self, port: m.Port, net: m.Network) -> None:
-        """Select the mechanism for the port's host (Linux bridge) and record the result on the port."""
+    def bind(self, session: Session, port: m.Port, net: m.Network) -> None:
+        """Select the mechanism for the port's host (Linux bridge) and record the result on the port. A flat
+        network binds only on hosts whose Linux bridge agent maps its physical network, as Neutron's mechanism
+        driver checks (a host without any agent, as with the fake driver, binds by this service's mappings)."""
         if not port.binding_host_id:
             port.binding_vif_type, port.binding_vif_details = "unbound", {}
             return
         bridge = self.bridge_name(net)
+        if bridge is not None and net.network_type == "flat":
+            agent = session.scalar(select(m.Agent.configurations).where(
+                m.Agent.host == port.binding_host_id, m.Agent.agent_type == LINUX_BRIDGE_AGENT))
+            if agent is not None and net.physical_network not in (agent.get("bridge_mappings") or {}):
+                bridge = None
         if bridge is None:
             port.binding_vif_type, port.binding_vif_details = "binding_failed", {}
             return
@@ -285,7 +293,7 @@ class Ports(SecurityGroups):
         port.allowed_address_pairs = self._address_pairs(data.get("allowed_address_pairs") or [],
                                                          port.mac_address)
         stamp(port, created=True)
-        self.bind(port, net)
+        self.bind(session, port, net)
         self._allocate(session, port, net, data.get("fixed_ips"), allow_gateway=allow_gateway)
         wanted = data.get("security_groups")
         if wanted is None and (owner.startswith("network:") or not port.port_security_enabled):
@@ -349,7 +357,7 @@ class Ports(SecurityGroups):
             if "binding:host_id" in data and (data["binding:host_id"] or "") != port.binding_host_id:
                 port.binding_host_id = data["binding:host_id"] or ""
                 port.status = "DOWN"  # the new host's agent reports it up once plugged
-                self.bind(port, net)
+                self.bind(session, port, net)
             if "security_groups" in data:
                 sg_ids = self.port_security_groups(session, ctx, port.project_id, data["security_groups"] or [])
             else:

@@ -41,7 +41,7 @@ from pocketstack.network.agent.firewall import FilteredPort, Firewall, conntrack
 from pocketstack.network.agent.linux import Link, Netlink, namespaces
 from pocketstack.network.agent.metadata import MetadataProxy
 from pocketstack.network.agent.router import Routers
-from pocketstack.network.agent.rpcapi import TOPIC
+from pocketstack.network.agent.rpcapi import LINUX_BRIDGE_AGENT, TOPIC
 from pocketstack.network.rpcapi import PluginAPI
 
 log = logging.getLogger("pocketstack.network.agent")
@@ -67,7 +67,7 @@ def agent_states(settings: Settings, devices: int = 0, networks: int = 0) -> lis
     """The functions an agent runs, as Neutron's agents report them (one `network agent list` row each);
     `devices`: taps it has seen, `networks`: networks it serves DHCP on."""
     conf, zone = settings.network, settings.compute.default_availability_zone
-    states = [{"agent_type": "Linux bridge agent", "binary": "neutron-linuxbridge-agent", "topic": "N/A",
+    states = [{"agent_type": LINUX_BRIDGE_AGENT, "binary": "neutron-linuxbridge-agent", "topic": "N/A",
                "configurations": {"bridge_mappings": dict(conf.bridge_mappings), "interface_mappings": {},
                                   "devices": devices,
                                   **({"tunneling_ip": conf.local_ip, "tunnel_types": ["vxlan"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pocketstack.common.rpc import RPCAPI
 
 TOPIC = "network_agent"
+LINUX_BRIDGE_AGENT = "Linux bridge agent"  # the agent type whose `bridge_mappings` decide where flat networks bind
 
 
 class AgentAPI(RPCAPI):

@@ -10,11 +10,14 @@ DHCP with option 121, a metadata server that hands out the SSH key):
   api     the whole cloud in this process (all-in-one, qemu driver, host network agent): POST /servers (as the
           demo user, openstacksdk) -> ACTIVE -> SSH login through the network's DHCP namespace; the guest gets its
           address from the agent's dnsmasq and its key from the metadata proxy
+  hosts   the same through `pocketstack up --distributed --namespace-hosts 2` (the machine's RabbitMQ and
+          PostgreSQL): the guests run on two compute hosts in network namespaces and reach the network node's
+          DHCP and metadata over VXLAN
 
 Each path boots 1 server, then N at once (--concurrency 1,4). For every server: seconds to SSH and the CPU
 seconds its QEMU used by then; per run the mean and max, and the ratios driver/floor and api/floor of the means.
 
-    .venv/bin/python bench/guest.py [--concurrency 1,4] [--repeat 1] [--memory 256] [--paths floor,driver,api]
+    .venv/bin/python bench/guest.py [--concurrency 1,4] [--repeat 1] [--memory 256] [--paths floor,driver,api,hosts]
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -159,8 +165,6 @@ class ApiPath:
     """The product path: a server created through the compute API, reached by SSH like a user would."""
 
     def __init__(self, work: Path, image: Any, memory: int, key: Path) -> None:
-        import random
-
         import openstack
 
         tag = uuid.uuid4().hex[:6]
@@ -169,8 +173,7 @@ class ApiPath:
             access_log=False, identity={"bcrypt_rounds": 4}, compute={"driver": "qemu", "accel": "tcg"},
             network={"public_cidr": f"100.{random.randint(64, 127)}.{random.randint(0, 255)}.0/24",
                      "bridge_mappings": {"public": f"exb{tag}"}, "agent_teardown_on_stop": True})
-        self.cloud = CloudThread(self.settings).start(timeout=120)
-        self.cloud.call(lambda: register_guest_image(self.settings, image), timeout=120)
+        self.start_cloud(image)
         config = openstack.config.OpenStackConfig(config_files=[str(self.settings.data_dir / "clouds.yaml")])
         self.admin = openstack.connection.Connection(config=config.get_one(cloud="pocketstack"))
         self.conn = openstack.connection.Connection(config=config.get_one(cloud="pocketstack-demo"))
@@ -184,6 +187,16 @@ class ApiPath:
                                                      protocol="tcp", port_range_min=22, port_range_max=22)
         self.conn.compute.create_keypair(name="bench", public_key=key.with_suffix(".pub").read_text())
         self.servers: list[str] = []
+
+    def start_cloud(self, image: Any) -> None:
+        self.cloud = CloudThread(self.settings).start(timeout=120)
+        self.cloud.call(lambda: register_guest_image(self.settings, image), timeout=120)
+
+    def stop_cloud(self) -> None:
+        self.cloud.stop()
+
+    def qemu_pid(self, server_id: str) -> int | None:
+        return QemuDriver("bench", self.settings).running_pid(server_id)
 
     def _boot(self, name: str) -> dict[str, float]:
         start = time.monotonic()
@@ -204,7 +217,7 @@ class ApiPath:
         else:
             console = self.conn.compute.get_server_console_output(server)["output"][-3000:]
             raise TimeoutError(f"no SSH login on {name} ({ip}) within {SSH_WITHIN:g} s; console:\n{console}")
-        pid = QemuDriver("bench", self.settings).running_pid(server.id)
+        pid = self.qemu_pid(server.id)
         return {"ssh_s": round(time.monotonic() - start, 2), "active_s": round(active, 2),
                 "cpu_s": round(cpu_seconds(pid), 2)}
 
@@ -226,7 +239,53 @@ class ApiPath:
             self.clear()
             self.conn.network.delete_network(self.network)
         finally:
-            self.cloud.stop()
+            self.stop_cloud()
+
+
+class HostsPath(ApiPath):
+    """The product path on `up --distributed --namespace-hosts 2`: the guests on compute hosts in namespaces."""
+
+    hosts = 2
+
+    def start_cloud(self, image: Any) -> None:
+        subnet = f"10.{random.randint(200, 249)}.{random.randint(0, 255)}"
+        tag = uuid.uuid4().hex[:6]
+        self.settings = self.settings.model_copy(update={"bind": f"{subnet}.1"})
+        values = {"DISTRIBUTED__NAME": f"pstest_bench_{tag}", "DISTRIBUTED__NAMESPACE_HOSTS": str(self.hosts),
+                  "DISTRIBUTED__MANAGEMENT_CIDR": f"{subnet}.0/24", "DISTRIBUTED__MANAGEMENT_BRIDGE": f"mgb{tag}",
+                  "COMPUTE__GUEST_CACHE_DIR": str(Path(tempfile.gettempdir()) / "pocketstack-test-guest"),
+                  "COMPUTE__ACCEL": "tcg", "PORT_OFFSET": str(self.settings.port_offset), "LOG_LEVEL": "warning",
+                  "ACCESS_LOG": "false", "IDENTITY__BCRYPT_ROUNDS": "4",
+                  "NETWORK__PUBLIC_CIDR": self.settings.network.public_cidr,
+                  "NETWORK__BRIDGE_MAPPINGS": json.dumps(self.settings.network.bridge_mappings),
+                  "NETWORK__AGENT_TEARDOWN_ON_STOP": "true"}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("POCKETSTACK_")},
+               **{f"POCKETSTACK_{k}": v for k, v in values.items()}}
+        self.up = subprocess.Popen([sys.executable, "-m", "pocketstack", "up", "--distributed", "--data-dir",
+                                    str(self.settings.data_dir), "--compute-driver", "qemu"], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
+        self.env = env
+        assert self.up.stdout is not None
+        for line in self.up.stdout:
+            if line.strip() == "pocketstack ready":
+                break
+        else:
+            raise RuntimeError(f"up --distributed exited ({self.up.wait()})")
+        # its output must keep draining, or the processes that write to it would block
+        threading.Thread(target=lambda: [None for _ in self.up.stdout or ()], daemon=True).start()
+
+    def stop_cloud(self) -> None:
+        self.up.send_signal(signal.SIGTERM)
+        self.up.wait(120)
+        subprocess.run([sys.executable, "-m", "pocketstack", "purge", "--data-dir", str(self.settings.data_dir)],
+                       env=self.env, capture_output=True, timeout=120)
+
+    def qemu_pid(self, server_id: str) -> int | None:
+        host = self.admin.compute.get_server(server_id).compute_host
+        settings = self.settings.model_copy(update={"compute": self.settings.compute.model_copy(update={
+            "instances_path": self.settings.data_dir / "hosts" / host / "instances"})})
+        return QemuDriver("bench", settings).running_pid(server_id)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -238,6 +297,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               "memory_mb": args.memory, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
                               "runs": []}
     api = await asyncio.to_thread(ApiPath, work, image, args.memory, key) if "api" in args.paths else None
+    hosts = await asyncio.to_thread(HostsPath, work / "hosts", image, args.memory, key) \
+        if "hosts" in args.paths else None
     with GuestNetwork() as net:
         floor = Floor(work, image.raw, net, args.memory)
         drv = DriverPath(work, image.raw, net, args.memory)
@@ -256,9 +317,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         started = time.monotonic()
                         if path == "floor":
                             results = await asyncio.gather(*(floor.boot(mac, ip, key) for mac, ip in guests))
-                        elif path == "api":
-                            assert api is not None
-                            results = await asyncio.gather(*(api.boot(f"bench-api-{n}-{i}") for i in range(n)))
+                        elif path in ("api", "hosts"):
+                            cloud = api if path == "api" else hosts
+                            assert cloud is not None
+                            results = await asyncio.gather(*(cloud.boot(f"bench-{path}-{n}-{i}")
+                                                             for i in range(n)))
                         else:
                             results = await asyncio.gather(*(drv.boot(mac, ip, key, f"bench-{n}-{i}")
                                                              for i, (mac, ip) in enumerate(guests)))
@@ -270,15 +333,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               file=sys.stderr, flush=True)
                         if path == "floor":
                             floor.close()
-                        elif api is not None and path == "api":
-                            await asyncio.to_thread(api.clear)
+                        elif path in ("api", "hosts"):
+                            await asyncio.to_thread((api if path == "api" else hosts).clear)  # type: ignore
                         else:
                             await drv.close()
         finally:
             floor.close()
             await drv.close()
-            if api is not None:
-                await asyncio.to_thread(api.close)
+            for cloud in (api, hosts):
+                if cloud is not None:
+                    await asyncio.to_thread(cloud.close)
             shutil.rmtree(work, ignore_errors=True)
     for path in args.paths[1:]:
         ratios = {}
@@ -295,11 +359,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--concurrency", default="1,4", help="servers booted at once, comma separated")
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--paths", default="floor,driver,api", help="floor (always run: the reference), driver, api")
+    parser.add_argument("--paths", default="floor,driver,api",
+                        help="floor (always run: the reference), driver, api, hosts")
     parser.add_argument("--memory", type=int, default=256, help="MB of RAM per guest")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
-    args.paths = ["floor", *(p for p in args.paths.split(",") if p in ("driver", "api"))]
+    args.paths = ["floor", *(p for p in args.paths.split(",") if p in ("driver", "api", "hosts"))]
     if os.geteuid() != 0:
         sys.exit("bench/guest.py needs root (taps, a bridge, a network namespace)")
     print(json.dumps(asyncio.run(run(args)), indent=2))

@@ -98,7 +98,8 @@ def serve(
 
 @app.command()
 def purge(data_dir: DataDir = None) -> None:
-    """Drop the databases and the RabbitMQ vhost `up --distributed` created for this data dir."""
+    """Drop the databases and the RabbitMQ vhost `up --distributed` created for this data dir, and remove its host
+    data plane (network node namespaces and bridges, namespaced hosts and their guests, management bridge)."""
     from pocketstack.distributed.deploy import purge as purge_deployment
 
     settings = make_settings(data_dir=data_dir)

@@ -9,6 +9,7 @@ the deployment leaves no namespace, bridge, veth, VXLAN device or QEMU behind.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -43,7 +44,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     deployment = Deployment(
         tmp_path_factory.mktemp("nshosts"), driver="qemu", host=f"{subnet}.1",
         distributed__namespace_hosts="2", distributed__management_cidr=f"{subnet}.0/24",
-        distributed__management_bridge=f"mg{tag}", network__agent_teardown_on_stop="true",
+        distributed__management_bridge=f"mg{tag}",
         network__public_cidr=f"100.{random.randint(64, 127)}.{random.randint(0, 255)}.0/24",
         network__bridge_mappings=f'{{"public": "ex{tag}"}}', network__vxlan_port=str(random.randint(20000, 30000)),
         network__vxlan_group=f"239.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(1, 254)}",
@@ -149,9 +150,17 @@ def test_two_namespaced_hosts_boot_guests_that_reach_each_other_over_vxlan(cloud
         wait_for(lambda ns=ns: not (link_exists(bridge, ns) or link_exists(vxlan, ns)) or time.sleep(0.5), 60,
                  f"{bridge} and {vxlan} gone from {ns or 'the network node'}")
 
-    # stopping the deployment (with teardown) removes the hosts and the management network
+    # a stop keeps the hosts and the data plane (guests would keep running); `purge` removes them all: the hosts,
+    # the management bridge, and the network node's namespaces, bridges and VXLAN devices
+    config = tomllib.loads(cloud.config.read_text())
+    owned = json.loads((cloud.data_dir / "network-agent" / config["compute"]["host"] / "owned.json").read_text())
+    assert any(ns.startswith("qdhcp-") for ns in owned["namespaces"]) and owned["bridges"]
     cloud.stop()
-    assert not {p["netns"] for p in hosts.values()} & namespaces()
-    management = tomllib.loads(cloud.config.read_text())["distributed"]["management_bridge"]
-    assert not link_exists(management)
+    host_namespaces = {p["netns"] for p in hosts.values()}
+    assert host_namespaces <= namespaces() and link_exists(config["distributed"]["management_bridge"])
+    out = cloud.purge()
+    assert "removed host compute1" in out and "removed the network agent's data plane" in out, out
+    assert not (host_namespaces | set(owned["namespaces"])) & namespaces()
+    assert not [link for link in [config["distributed"]["management_bridge"], *owned["bridges"], *owned["tunnels"]]
+                if link_exists(link)]
     assert not qemu_pids(servers["vm1"]["ID"]) and not qemu_pids(servers["vm2"]["ID"])

@@ -150,13 +150,22 @@ async def test_the_engine_relay_carries_a_connection_to_the_loopback_port() -> N
     upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
     port = upstream.sockets[0].getsockname()[1]
     # the relay listens on another loopback address here (the management address in a deployment)
-    relay = EngineRelay("127.0.0.2", {port})
+    relay = EngineRelay("127.0.0.2", {port}, {"127.0.0.1"})
     await relay.start()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.2", port)
         writer.write(b"hello\n")
         await writer.drain()
         assert await asyncio.wait_for(reader.readline(), 5) == b"HELLO\n"
+        writer.close()
+        relay.peers = {"127.0.0.9"}  # from an address that is no host's: closed at once, nothing relayed
+        reader, writer = await asyncio.open_connection("127.0.0.2", port)
+        writer.write(b"hello\n")
+        try:
+            answer = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionResetError:  # closed with our line unread
+            answer = b""
+        assert answer == b""
         writer.close()
     finally:
         await relay.stop()

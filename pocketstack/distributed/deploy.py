@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from yarl import URL
 
 from pocketstack.common.clients.base import close_http_session
 from pocketstack.common.config import Settings
+from pocketstack.common.process import CommandError
 from pocketstack.common.service import SERVICES, run_event_loop, stored_passwords
 from pocketstack.distributed.hosts import (
     EngineRelay,
@@ -165,13 +167,38 @@ def create_vhost(broker_url: str, vhost: str) -> None:
     _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
 
 
+async def remove_data_plane(settings: Settings) -> list[str]:
+    """What this machine's network agent made (the network node: DHCP and router namespaces, bridges, VXLAN
+    devices, nftables), as `network.agent_teardown_on_stop` would have removed it."""
+    from pocketstack.common.rpc.local import LocalTransport
+    from pocketstack.network.agent.agent import NetworkAgent
+
+    agent = NetworkAgent(settings, LocalTransport())
+    owned = json.loads((agent.state_dir / "owned.json").read_text())
+    await agent.teardown()
+    return [f"removed the network agent's data plane ({len(owned.get('namespaces', []))} namespaces, "
+            f"{len(owned.get('bridges', []))} bridges, {len(owned.get('tunnels', []))} VXLAN devices, nftables)"]
+
+
 def purge(data_dir: Path) -> list[str]:
-    """Drop what `up --distributed` created for this data dir (its databases and vhost)."""
+    """Drop what `up --distributed` created for this data dir: its databases and vhost, and its namespaced hosts
+    (with the guests still running there) and management bridge."""
     path = data_dir / DEPLOYMENT_FILE
     if not path.exists():
         raise DeployError(f"no {DEPLOYMENT_FILE} in {data_dir}: nothing was deployed from it")
     created = json.loads(path.read_text())
     done = []
+    config = data_dir / CONFIG_FILE
+    if config.exists():
+        settings = Settings(**tomllib.loads(config.read_text()))
+        hosts = namespace_hosts(settings, created["name"])
+        agent_state = data_dir / "network-agent" / settings.compute.host / "owned.json"
+        if (hosts or agent_state.exists()) and os.geteuid() != 0:
+            raise DeployError("removing the host data plane and the namespaced hosts needs root")
+        if agent_state.exists():
+            done += asyncio.run(remove_data_plane(settings))
+        if hosts:
+            done += asyncio.run(ManagementNetwork(settings, hosts).teardown())
 
     async def drop() -> None:
         import asyncpg
@@ -262,6 +289,9 @@ class Deployment:
         """Engines, settings file and migrations, before any process starts."""
         from pocketstack.cli import sync_databases
 
+        if self.namespaced and os.geteuid() != 0:
+            raise DeployError("namespaced compute hosts (distributed.namespace_hosts) need root: namespaces, "
+                              "veths and a bridge")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         data, created = deployment_settings(self.settings)
@@ -276,14 +306,17 @@ class Deployment:
             f.write(to_toml(data))
         self.settings = Settings(**data)  # exactly what the processes read
         if self.namespaced:
-            await self.management.ensure()
+            try:
+                await self.management.ensure()
+            except CommandError as exc:
+                raise DeployError(f"could not make the namespaced hosts: {exc}") from exc
             hosts_data, engine_ports = hosts_settings(data, self.management.controller)
             fd = os.open(self.data_dir / HOSTS_CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write("# written by `pocketstack up --distributed`: the settings of the processes on the "
                         "namespaced hosts\n")
                 f.write(to_toml(hosts_data))
-            self.relay = EngineRelay(self.management.controller, engine_ports)
+            self.relay = EngineRelay(self.management.controller, engine_ports, {h.address for h in self.namespaced})
             await self.relay.start()
         await sync_databases(self.settings)
 

@@ -95,10 +95,11 @@ def hosts_settings(data: dict[str, Any], controller: str) -> tuple[dict[str, Any
 
 
 class EngineRelay:
-    """TCP relays from the controller's management address to the same port on its loopback."""
+    """TCP relays from the controller's management address to the same port on its loopback, for the hosts'
+    addresses only: a guest routed to the controller (through a router and br-ex) must not reach the engines."""
 
-    def __init__(self, address: str, ports: set[int]) -> None:
-        self.address, self.ports = address, sorted(ports)
+    def __init__(self, address: str, ports: set[int], peers: set[str]) -> None:
+        self.address, self.ports, self.peers = address, sorted(ports), peers
         self._servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
@@ -112,6 +113,11 @@ class EngineRelay:
 
     def _relay(self, port: int) -> Any:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("peername")
+            if not peer or peer[0] not in self.peers:
+                log.warning("relay to port %d: refused a connection from %s (not a namespaced host)", port, peer)
+                writer.close()
+                return
             try:
                 upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", port)
             except OSError:
@@ -175,8 +181,10 @@ class ManagementNetwork:
             await run_command(*inside, "link", "set", "lo", "up")
             await run_command(*inside, "route", "replace", "default", "via", self.controller)
 
-    async def teardown(self) -> None:
-        """Remove the hosts (what still runs in their namespaces is killed: guests included) and the bridge."""
+    async def teardown(self) -> list[str]:
+        """Remove the hosts (what still runs in their namespaces is killed: guests included) and the bridge;
+        what was removed, one line each."""
+        done = []
         for host in self.hosts:
             if host.netns not in namespaces():
                 continue
@@ -185,5 +193,8 @@ class ManagementNetwork:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
             await run_command("ip", "netns", "del", host.netns, check=False)
+            done.append(f"removed host {host.name} (namespace {host.netns}, {len(pids.split())} processes killed)")
         if host_link(self.bridge) is not None:
             await run_command("ip", "link", "del", self.bridge, check=False)
+            done.append(f"removed the management bridge {self.bridge}")
+        return done

@@ -119,6 +119,7 @@ def test_namespaced_hosts_get_their_own_agents_namespaces_and_addresses(tmp_path
         assert agent.env["POCKETSTACK_COMPUTE__HOST"] == host.name
         assert agent.env["POCKETSTACK_NETWORK__LOCAL_IP"] == host.address
         assert compute.env["POCKETSTACK_COMPUTE__INSTANCES_PATH"].endswith(f"/hosts/{host.name}/instances")
+        assert agent.env["POCKETSTACK_NETWORK__AGENT_STATE_DIR"].endswith(f"/hosts/{host.name}/network-agent")
     assert not [p for p in processes.values() if p.role.name == "compute" and p.netns is None]
     data, _ = deployment_settings(settings)
     assert data["bind"] == "10.251.9.1" and data["network"]["local_ip"] == "10.251.9.1"

@@ -132,6 +132,7 @@ class NetworkSettings(ServiceSettings):
                                        "default: when the compute driver is qemu")
     agent_dhcp: bool = Field(True, description="the agent serves DHCP and metadata for every network")
     agent_l3: bool = Field(True, description="the agent runs routers and floating IPs")
+    agent_state_dir: Path | None = None  # what the agent made and its dnsmasq files; default DATA_DIR/network-agent
     agent_resync_interval: float = Field(30.0, gt=0, description="seconds between full resyncs of the agent")
     agent_report_interval: float = Field(10.0, gt=0, description="seconds between the agent's heartbeats")
     agent_down_time: float = Field(60.0, gt=0, description="an agent silent this long is down (not alive)")

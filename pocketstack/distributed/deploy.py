@@ -192,7 +192,7 @@ def purge(data_dir: Path) -> list[str]:
     if config.exists():
         settings = Settings(**tomllib.loads(config.read_text()))
         hosts = namespace_hosts(settings, created["name"])
-        agent_state = data_dir / "network-agent" / settings.compute.host / "owned.json"
+        agent_state = (settings.network.agent_state_dir or data_dir / "network-agent") / "owned.json"
         if (hosts or agent_state.exists()) and os.geteuid() != 0:
             raise DeployError("removing the host data plane and the namespaced hosts needs root")
         if agent_state.exists():
@@ -249,9 +249,10 @@ def plan(settings: Settings) -> list[Process]:
             if role.name == "network-agent":
                 processes.append(Process(role.name, role))  # the network node: DHCP, metadata, routers
             for host in namespaced:
+                local = settings.data_dir.resolve() / "hosts" / host.name  # the host's own disk
                 env = {"POCKETSTACK_COMPUTE__HOST": host.name, "POCKETSTACK_COMPUTE__HOSTS": json.dumps([host.name]),
-                       "POCKETSTACK_COMPUTE__INSTANCES_PATH": str(settings.data_dir.resolve() / "hosts" / host.name
-                                                                  / "instances"),
+                       "POCKETSTACK_COMPUTE__INSTANCES_PATH": str(local / "instances"),
+                       "POCKETSTACK_NETWORK__AGENT_STATE_DIR": str(local / "network-agent"),
                        "POCKETSTACK_NETWORK__LOCAL_IP": host.address}
                 processes.append(Process(f"{role.name}-{host.name}", role, env, [host.name], host.netns))
         elif role.per_hosts:

@@ -106,7 +106,7 @@ class NetworkAgent:
         self.host = host or settings.compute.host
         self.plugin = PluginAPI(transport)
         self.server = RPCServer(transport, TOPIC, self.host, [_Notifications(self.wake)])
-        self.state_dir = settings.data_dir / "network-agent" / self.host  # hosts may share a data dir
+        self.state_dir = self.conf.agent_state_dir or settings.data_dir / "network-agent"
         digest = hashlib.sha1(f"{settings.data_dir.resolve()}:{self.host}".encode()).hexdigest()[:10]
         self.table = f"pocketstack_{digest}"  # per cloud and host: two clouds on one machine never share it
         self.netlink = Netlink()

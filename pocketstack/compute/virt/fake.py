@@ -12,7 +12,7 @@ from typing import Any
 
 from pocketstack.common.config import Settings
 from pocketstack.compute import states
-from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo
+from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo, host_ip
 
 
 @dataclass
@@ -130,4 +130,4 @@ class FakeDriver(ComputeDriver):
         cfg = self.settings.compute
         return HostResources(vcpus=cfg.fake_vcpus, memory_mb=cfg.fake_memory_mb, local_gb=cfg.fake_disk_gb,
                              hypervisor_type="fake", hypervisor_hostname=self.host, hypervisor_version=1000,
-                             host_ip="127.0.0.1")
+                             host_ip=host_ip())

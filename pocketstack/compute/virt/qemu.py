@@ -28,7 +28,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections import defaultdict
@@ -48,7 +47,7 @@ from pocketstack.common.errors import APIError
 from pocketstack.common.process import CommandError, run_command
 from pocketstack.compute import states
 from pocketstack.compute.metadata.content import InstanceMetadata
-from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo
+from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo, host_ip
 from pocketstack.compute.virt.virtapi import InstanceEventTimeout
 
 log = logging.getLogger("pocketstack.compute.qemu")
@@ -310,7 +309,7 @@ class QemuDriver(ComputeDriver):
         return HostResources(
             vcpus=os.cpu_count() or 1, memory_mb=total_mb, local_gb=disk.f_blocks * disk.f_frsize // GiB,
             hypervisor_type=self.hypervisor_type, hypervisor_hostname=self.host,
-            hypervisor_version=await self._qemu_version(), host_ip=_host_ip(),
+            hypervisor_version=await self._qemu_version(), host_ip=host_ip(),
             extra={"free_ram_mb": free_mb, "free_disk_gb": disk.f_bavail * disk.f_frsize // GiB,
                    "accel": self.accel or self.cfg.accel, "machine_type": self.cfg.machine_type})
 
@@ -876,10 +875,3 @@ def _console_tail(path: Path) -> str:
         data = data.split(b"\n", 1)[-1]
     return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "")
 
-
-def _host_ip() -> str:
-    """The address this host reaches others from (no packet is sent)."""
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(("192.0.2.1", 9))
-        return s.getsockname()[0]
-    return "127.0.0.1"

@@ -139,6 +139,19 @@ def test_two_namespaced_hosts_boot_guests_that_reach_each_other_over_vxlan(cloud
     agent_pids = {int(h["process"].rsplit("[", 1)[1].rstrip("]")) for h in trace["hops"] if h["step"] == "13"}
     assert agent_pids == {processes[f"compute-{servers['vm1']['Host']}"]["pid"]}
 
+    # the whole deployment stopped: the guests keep running and reachable in their hosts; started again, each
+    # host's compute agent adopts its guest (same QEMU, same boot)
+    pids = {name: qemu_pids(servers[name]["ID"]) for name in ("vm1", "vm2")}
+    boot_id = ssh_until(ips["vm2"], key, "cat /proc/sys/kernel/random/boot_id", netns=qdhcp)
+    cloud.stop()
+    assert ssh_until(ips["vm2"], key, "cat /proc/sys/kernel/random/boot_id", netns=qdhcp, within=30) == boot_id
+    cloud.start()
+    for name in ("vm1", "vm2"):
+        shown = cloud.cli("server", "show", name, "-f", "json", cloud=DEMO)
+        assert shown["status"] == "ACTIVE" and shown["OS-EXT-STS:power_state"] in (1, "Running"), shown
+        assert qemu_pids(servers[name]["ID"]) == pids[name]
+    assert ssh_until(ips["vm2"], key, "cat /proc/sys/kernel/random/boot_id", netns=qdhcp, within=60) == boot_id
+
     # deleting the servers and the network removes the bridges and VXLAN devices on every host and on the node
     cloud.cli("server", "delete", "--wait", "vm1", "vm2", cloud=DEMO)
     cloud.cli("floating", "ip", "delete", fip, cloud=DEMO)

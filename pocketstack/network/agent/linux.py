@@ -159,7 +159,7 @@ class Netlink:
         Neutron's Linux bridge agent makes `vxlan-<segmentation id>`; True when this call made it."""
         ipr = await self.ipr()
         created = False
-        if not await ipr.link_lookup(ifname=name):
+        if host_link(name) is None:  # sysfs: a lookup by name through netlink decodes every link of the host
             lower = None
             async for msg in await ipr.addr("dump", family=socket.AF_INET):
                 if msg.get("address") == local_ip:

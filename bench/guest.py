@@ -39,12 +39,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pocketstack.common.config import Settings
 from pocketstack.compute.virt.qemu import QemuDriver, tap_name
 from pocketstack.guest.build import build_guest_image
 from pocketstack.guest.register import register_guest_image
 from pocketstack.guest.sandbox import GuestNetwork, make_key, random_mac, wait_ssh
 from pocketstack.launcher import CloudThread
+from pocketstack.settings import Settings
 
 SSH_WITHIN = 300.0
 

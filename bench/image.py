@@ -34,9 +34,9 @@ def free_port() -> int:
 
 def serve(data_dir: Path) -> None:
     """Child mode: run identity + image until stdin closes; print the auth URL once ready."""
-    from pocketstack.common.config import Settings
-    from pocketstack.common.service import SERVICES
     from pocketstack.launcher import CloudThread
+    from pocketstack.services import SERVICES
+    from pocketstack.settings import Settings
 
     specs = [s for s in SERVICES if s.name in ("identity", "image")]
     values: dict = {"data_dir": data_dir, "log_level": "warning", "access_log": False}

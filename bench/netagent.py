@@ -31,9 +31,9 @@ from typing import Any
 
 import openstack
 
-from pocketstack.common.config import Settings
-from pocketstack.common.service import SERVICES
 from pocketstack.launcher import CloudThread
+from pocketstack.services import SERVICES
+from pocketstack.settings import Settings
 
 UDHCPC_SCRIPT = """#!/bin/sh
 [ "$1" = bound ] || exit 0

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pocketstack.common.config import Settings
+from pocketstack.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="pocketstack: an OpenStack-compatible cloud that boots real servers.")
@@ -79,8 +79,8 @@ def serve(
     worker_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run one role of the cloud in this process (distributed mode) until SIGTERM or Ctrl-C."""
-    from pocketstack.distributed.roles import role as find_role
     from pocketstack.distributed.serve import serve as run_role
+    from pocketstack.services import role as find_role
 
     try:
         selected = find_role(role)
@@ -177,7 +177,7 @@ def db_sync(data_dir: DataDir = None, config: ConfigFile = None) -> None:
 async def sync_databases(settings: Settings, report: Any = None) -> None:
     """Every service's migrations, then the trace store's."""
     from pocketstack.common.db import Database
-    from pocketstack.common.service import SERVICES
+    from pocketstack.services import SERVICES
     from pocketstack.trace.store import TraceStore
 
     for spec in SERVICES:
@@ -210,7 +210,7 @@ def db_revision(
     from alembic import command
 
     from pocketstack.common.db import alembic_config
-    from pocketstack.common.service import SERVICES
+    from pocketstack.services import SERVICES
 
     spec = next(s for s in SERVICES if s.name == service)
     with tempfile.TemporaryDirectory() as tmp:

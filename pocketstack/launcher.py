@@ -17,9 +17,10 @@ import yaml
 
 from pocketstack.common import tracing
 from pocketstack.common.clients.base import close_http_session, http_session
-from pocketstack.common.config import Settings
 from pocketstack.common.rpc import close_transports
-from pocketstack.common.service import SERVICES, Service, ServiceSpec, run_event_loop, stored_passwords
+from pocketstack.common.service import Service, ServiceSpec, run_event_loop, stored_passwords
+from pocketstack.services import SERVICES, install_flow_steps
+from pocketstack.settings import Settings
 from pocketstack.trace.store import TraceStore
 
 log = logging.getLogger("pocketstack")
@@ -100,6 +101,7 @@ class AllInOne:
             self.tracer = tracing.Tracer(store)
             await self.tracer.start()
             tracing.install(self.tracer)  # every server and task started below records into it
+            install_flow_steps(self.specs)
         for spec in self.specs:
             service = spec.build(self.settings, self.specs)
             await service.start()
@@ -160,7 +162,7 @@ def run_foreground(settings: Settings) -> None:
 
         await cloud.run(stop, ready)
 
-    run_event_loop(main(), settings)
+    run_event_loop(main(), host_networking=settings.network_agent_enabled or settings.compute.driver == "qemu")
 
 
 class CloudThread:

@@ -17,9 +17,9 @@ from typing import Any
 import openstack
 import pytest
 
-from pocketstack.common.config import Settings
-from pocketstack.common.service import SERVICES
 from pocketstack.launcher import CloudThread
+from pocketstack.services import SERVICES
+from pocketstack.settings import Settings
 
 os.environ["POCKETSTACK_CONFIG"] = "/nonexistent/pocketstack.toml"  # tests never read a developer's config
 for _key in [k for k in os.environ if k.startswith(("POCKETSTACK_", "OS_"))]:

@@ -12,9 +12,10 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from pocketstack.common.service import metadata_secret
+from pocketstack.common.service import shared_secret
 from pocketstack.compute.metadata.content import InstanceMetadata
 from pocketstack.compute.metadata.service_app import sign_instance_id
+from pocketstack.compute.spec import METADATA_SECRET_KEY
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def server(cloud: Any, demo: Any) -> Any:
 
 
 def fetch(cloud: Any, path: str, instance_id: str, project_id: str, signature: str | None = None) -> requests.Response:
-    secret = metadata_secret(cloud.settings)
+    secret = shared_secret(cloud.settings, "metadata", METADATA_SECRET_KEY)
     headers = {"X-Instance-ID": instance_id, "X-Tenant-ID": project_id, "X-Forwarded-For": "10.77.0.5",
                "X-Instance-ID-Signature": signature or sign_instance_id(secret, instance_id)}
     return requests.get(cloud.url("metadata") + path, headers=headers, timeout=10)

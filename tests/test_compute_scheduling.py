@@ -78,7 +78,7 @@ def allocations(cloud) -> list[tuple]:
 
     async def read():
         compute = next(s for s in cloud.thread.cloud.services if s.name == "compute")
-        async with compute.db.session() as session:
+        async with compute.db.session(write=False) as session:
             return (await session.execute(select(m.Allocation.consumer_uuid, m.Allocation.node_id))).all()
 
     return cloud.thread.call(read)

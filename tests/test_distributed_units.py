@@ -16,15 +16,15 @@ from sqlalchemy import select
 
 from pocketstack.common.auth import CachedTokenValidator
 from pocketstack.common.cache import RedisCache
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.rpc.local import LocalTransport
-from pocketstack.common.service import SERVICES
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import states
 from pocketstack.compute.conductor.manager import ConductorManager
 from pocketstack.distributed.hosts import EngineRelay, hosts_settings, namespace_hosts
+from pocketstack.services import SERVICES
+from pocketstack.settings import Settings
 
 
 def _instance(uuid: str, host: str | None, age: float) -> m.Instance:
@@ -62,7 +62,7 @@ async def test_builds_timed_out_or_on_a_dead_host_end_in_error(tmp_path: Path) -
 
     assert sorted(await conductor.reap_builds()) == ["lost", "on-dead"]
     assert await conductor.reap_builds() == []  # done once (two conductors: one wins the row)
-    async with db.session() as session:
+    async with db.session(write=False) as session:
         rows = {i.uuid: i for i in (await session.scalars(select(m.Instance))).all()}
         faults = {f.instance_uuid: f.message for f in (await session.scalars(select(m.InstanceFault))).all()}
         claims = (await session.scalars(select(m.Allocation.consumer_uuid))).all()

@@ -25,9 +25,9 @@ from conftest import Cloud, make_settings
 from netagent_helpers import link_exists, wait_for
 from qemu_helpers import GUEST_CACHE, guest_image, require, teardown_on_sigterm
 
-from pocketstack.common.config import Settings
 from pocketstack.compute.virt.qemu import QemuDriver, tap_name
 from pocketstack.guest.build import IMAGE_NAME
+from pocketstack.settings import Settings
 
 DEMO = "pocketstack-demo"
 BOOT_WITHIN = 240.0  # seconds from ACTIVE to SSH under TCG on a loaded 2-core machine (usually ~10 s)

@@ -261,7 +261,7 @@ PROBES = {
 
 
 def test_revoked_token_rejected_by_every_service(cloud, member):
-    from pocketstack.common.service import SERVICES as ALL_SERVICES
+    from pocketstack.services import SERVICES as ALL_SERVICES
 
     # token-authenticated APIs; the metadata API takes signed proxy requests instead (test_compute_metadata.py)
     SERVICES = [s for s in ALL_SERVICES if s.catalog_type is not None]

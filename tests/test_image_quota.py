@@ -9,8 +9,8 @@ import pytest
 from conftest import Cloud, make_settings
 from image_helpers import Raw
 
-from pocketstack.common.service import SERVICES
 from pocketstack.launcher import CloudThread
+from pocketstack.services import SERVICES
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import requests
 import yaml
 from conftest import OPENSTACK_CLI, Cloud, free_port, make_settings
 
-from pocketstack.common.service import SERVICES
+from pocketstack.services import SERVICES
 
 POCKETSTACK = str(Path(sys.executable).with_name("pocketstack"))
 

@@ -25,9 +25,11 @@ from conftest import Cloud, free_port, make_settings, require
 from netagent_helpers import Guest, MetadataStub, leftovers, link_exists, sh, tcp_reachable, wait_for
 
 from pocketstack.common.rpc import get_transport
-from pocketstack.common.service import SERVICES, metadata_secret
+from pocketstack.common.service import shared_secret
+from pocketstack.compute.spec import METADATA_SECRET_KEY
 from pocketstack.launcher import CloudThread
 from pocketstack.network.agent.agent import NetworkAgent
+from pocketstack.services import SERVICES
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,7 +65,7 @@ def acloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentCloud]:
     data_dir = tmp_path_factory.mktemp("agentcloud")
     settings = make_settings(data_dir, compute={"host": f"ps{uuid.uuid4().hex[:6]}"}, metadata={"port": free_port()},
                              network={"agent_enabled": True, "agent_resync_interval": 5})
-    stub = MetadataStub(settings.port("metadata"), lambda: metadata_secret(settings))
+    stub = MetadataStub(settings.port("metadata"), lambda: shared_secret(settings, "metadata", METADATA_SECRET_KEY))
     cloud = AgentCloud(settings).start()
     try:
         yield cloud

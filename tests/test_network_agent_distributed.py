@@ -20,7 +20,8 @@ from test_network_agent import AgentCloud, guest_port, port_status
 from test_rpc import BROKER, rabbitmqctl
 
 from pocketstack.common.rpc import close_transports
-from pocketstack.common.service import metadata_secret
+from pocketstack.common.service import shared_secret
+from pocketstack.compute.spec import METADATA_SECRET_KEY
 from pocketstack.network.service_app import NetworkAgentService
 
 
@@ -77,7 +78,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AgentClou
                              rpc={"transport_url": f"{BROKER}/{vhost}"}, network={"agent_enabled": False})
     agent_settings = settings.model_copy(update={"network": settings.network.model_copy(
         update={"agent_enabled": True})})
-    stub = MetadataStub(settings.port("metadata"), lambda: metadata_secret(settings))
+    stub = MetadataStub(settings.port("metadata"), lambda: shared_secret(settings, "metadata", METADATA_SECRET_KEY))
     cloud = AgentCloud(settings).start()
     agent = None
     try:

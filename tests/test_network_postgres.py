@@ -13,17 +13,16 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import Conflict
-from pocketstack.common.service import ServiceSpec
 from pocketstack.network.l3 import NetworkManager
 from pocketstack.network.notifier import ComputeNotifier
+from pocketstack.network.spec import SPEC
+from pocketstack.settings import Settings
 
 asyncpg = pytest.importorskip("asyncpg")
 SERVER = os.environ.get("NETWORK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SPEC = ServiceSpec("network", "network", "neutron", "", "pocketstack.network.service_app:create")
 ADMIN = RequestContext(user_id="u-admin", project_id="p-admin", roles=["admin", "member", "reader"])
 
 

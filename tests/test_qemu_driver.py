@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 from qemu_helpers import Loop, guest_image, require, teardown_on_sigterm
 
-from pocketstack.common.config import Settings
 from pocketstack.compute import states
 from pocketstack.compute.virt.driver import DriverError
 from pocketstack.compute.virt.qemu import QemuDriver, tap_name
 from pocketstack.compute.virt.virtapi import VirtAPI
 from pocketstack.guest.build import GuestImage
 from pocketstack.guest.sandbox import GuestNetwork, make_key, random_mac, ssh, wait_ssh
+from pocketstack.settings import Settings
 
 BOOT_WITHIN = 180.0  # seconds to SSH under TCG on a loaded 2-core host
 

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from qemu_helpers import guest_image, require
 
-from pocketstack.common.config import Settings
 from pocketstack.compute import states
 from pocketstack.compute.virt.driver import DriverError
 from pocketstack.compute.virt.qemu import (
@@ -33,6 +32,7 @@ from pocketstack.compute.virt.qemu import (
 )
 from pocketstack.compute.virt.virtapi import InstanceEventFailed, InstanceEventTimeout, VirtAPI
 from pocketstack.guest.build import FILES, KERNEL_CMDLINE
+from pocketstack.settings import Settings
 
 
 def driver(tmp_path: Path, **compute: Any) -> QemuDriver:

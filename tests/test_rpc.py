@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext, current_context, get_current
 from pocketstack.common.errors import Conflict, NotFound
 from pocketstack.common.rpc import (
@@ -42,6 +41,7 @@ from pocketstack.common.rpc import (
 )
 from pocketstack.common.rpc.amqp import AmqpTransport
 from pocketstack.common.rpc.local import LocalTransport
+from pocketstack.settings import Settings
 
 BROKER = os.environ.get("POCKETSTACK_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 

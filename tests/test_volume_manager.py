@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
-from pocketstack.common.service import SERVICES
 from pocketstack.common.timeutils import utcnow
+from pocketstack.services import SERVICES
+from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 from pocketstack.volume import states as st
 from pocketstack.volume.backends.file import FileBackend
@@ -58,12 +58,12 @@ async def test_a_restart_fails_interrupted_creations_and_finishes_deletions(
         parts: tuple[Settings, Database, FileBackend]) -> None:
     settings, db, backend = parts
     await backend.init()
-    creating = await db.run(lambda s: _volume(s, st.CREATING, None))
+    creating = await db.run(lambda s: _volume(s, st.CREATING, None), write=True)
     half_made = backend.root / f"volume-{creating}"
     half_made.write_bytes(b"partial")  # what a crash in the middle of a copy leaves
     deleting_loc = await backend.create_empty("d", 1)
-    deleting = await db.run(lambda s: _volume(s, st.DELETING, Path(deleting_loc.path)))
-    extending = await db.run(lambda s: _volume(s, st.EXTENDING, None))
+    deleting = await db.run(lambda s: _volume(s, st.DELETING, Path(deleting_loc.path)), write=True)
+    extending = await db.run(lambda s: _volume(s, st.EXTENDING, None), write=True)
 
     manager = VolumeManager(settings, db, backend, image=None)  # type: ignore[arg-type]
     await manager.start()
@@ -86,7 +86,7 @@ async def test_a_restart_fails_interrupted_creations_and_finishes_deletions(
         assert service.host == "h1@file" and service.total_capacity_gb == settings.volume.capacity_gb
         assert service.capabilities["storage_protocol"] == "file"
 
-        await db.run(lambda s: setattr(s.get(m.Volume, creating), "status", st.DELETING))
+        await db.run(lambda s: setattr(s.get(m.Volume, creating), "status", st.DELETING), write=True)
         await manager.delete_volume(creating)
         assert not exists(half_made)  # the purge takes what the interrupted creation left
     finally:

@@ -15,11 +15,11 @@ import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.errors import PayloadTooLarge
-from pocketstack.common.service import SERVICES
 from pocketstack.common.timeutils import utcnow
+from pocketstack.services import SERVICES
+from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 from pocketstack.volume import quotas, scheduler
 

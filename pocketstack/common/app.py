@@ -77,14 +77,6 @@ def describe_validation_error(exc: RequestValidationError | ValidationError) -> 
     return "Invalid input: " + "; ".join(parts) if parts else "Invalid input."
 
 
-# FLOW.md steps of requests that come from clients.
-_CLIENT_STEPS = {("identity", "POST", "/v3/auth/tokens"): "1-2", ("compute-api", "POST", "/v2.1/servers"): "3"}
-
-
-def _client_step(service: str, method: str, path: str) -> str | None:
-    return _CLIENT_STEPS.get((service, method, path.rstrip("/")))
-
-
 class EdgeMiddleware:
     """Request id, authentication and error mapping for one service, as one pure ASGI layer."""
 
@@ -158,7 +150,7 @@ class EdgeMiddleware:
             if caller is None and tracing.enabled():  # a client's request; service-to-service hops are
                 state = scope.get("state", {})        # recorded by the calling side
                 tracing.record("REST", self.service_name, f"{method} {path}", wall_start,
-                               time.perf_counter() - started, step=_client_step(self.service_name, method, path),
+                               time.perf_counter() - started, step=tracing.client_step(self.service_name, method, path),
                                outcome=str(status_holder[0]), source="client", request_id=request_id,
                                audit_id=state.get("trace_audit_id") or getattr(state.get("context"), "audit_id",
                                                                                None))

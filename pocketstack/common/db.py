@@ -97,7 +97,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @contextlib.asynccontextmanager
-    async def session(self, *, write: bool = False) -> AsyncIterator[AsyncSession]:
+    async def session(self, *, write: bool) -> AsyncIterator[AsyncSession]:
         lock = self._write_lock if write else None
         if lock is not None:
             await lock.acquire()
@@ -115,7 +115,7 @@ class Database:
             if lock is not None:
                 lock.release()
 
-    async def run(self, fn: Callable[[Session], T], *, write: bool = True) -> T:
+    async def run(self, fn: Callable[[Session], T], *, write: bool) -> T:
         """Run `fn(session)` (synchronous ORM code) as one transaction; see the class docstring."""
         if not self.is_sqlite:
             async with self.session(write=write) as session:

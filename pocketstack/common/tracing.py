@@ -136,23 +136,28 @@ async def span(kind: str, operation: str, *, step: str | None = None, target: st
         yield
 
 
-# FLOW.md step numbers of the REST hops between services, by (caller, callee, method, path prefix).
-_REST_STEPS: list[tuple[str, str, str, str, str]] = [
-    ("compute", "identity", "GET", "/v3/auth/tokens", "4-5"),
-    ("image", "identity", "GET", "/v3/auth/tokens", "21"),
-    ("network", "identity", "GET", "/v3/auth/tokens", "24"),
-    ("volume", "identity", "GET", "/v3/auth/tokens", "27"),
-    ("compute", "image", "GET", "/v2/images/", "20, 22"),
-    ("compute", "network", "POST", "/v2.0/ports", "23, 25"),
-    ("compute", "network", "PUT", "/v2.0/ports/", "25"),
-    ("compute", "volume", "", "/v3/", "26, 28"),
-]
+# FLOW.md step numbers, as the services declare them (`pocketstack.services.install_flow_steps`): the REST hops
+# each component makes, by callee, method ("" any) and path prefix; and the client requests a component answers.
+_rest_steps: dict[str, list[tuple[str, str, str, str]]] = {}
+_client_steps: dict[tuple[str, str, str], str] = {}
+
+
+def install_flow_steps(rest: dict[str, list[tuple[str, str, str, str]]],
+                       client: dict[tuple[str, str, str], str]) -> None:
+    _rest_steps.clear()
+    _rest_steps.update(rest)
+    _client_steps.clear()
+    _client_steps.update(client)
 
 
 def rest_step(caller: str, callee: str, method: str, path: str) -> str | None:
-    family = caller.split("@")[0]
-    family = "compute" if family in ("compute-api", "conductor", "scheduler", "compute") else family
-    for src, dst, verb, prefix, step in _REST_STEPS:
-        if src == family and dst == callee and (not verb or verb == method) and path.startswith(prefix):
+    """The FLOW.md step of a REST hop from component `caller` ("compute@host1": its host is ignored)."""
+    for dst, verb, prefix, step in _rest_steps.get(caller.split("@")[0], ()):
+        if dst == callee and (not verb or verb == method) and path.startswith(prefix):
             return step
     return None
+
+
+def client_step(component: str, method: str, path: str) -> str | None:
+    """The FLOW.md step of a client's request to `component`."""
+    return _client_steps.get((component, method, path.rstrip("/")))

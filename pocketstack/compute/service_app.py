@@ -15,24 +15,25 @@ import logging
 from sqlalchemy import func, select
 
 from pocketstack.common.app import create_app
-from pocketstack.common.clients.identity import IdentityClient, ServiceTokenProvider
+from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.common.rpc import RPCServer, get_transport
-from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_password
+from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_token_provider
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute.agent.manager import ComputeAgent
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.api.common import MICROVERSIONS, ComputeAPIState
-from pocketstack.compute.conductor.manager import ALL_IN_ONE_BINARIES, ConductorManager, record_heartbeat
+from pocketstack.compute.conductor.manager import ALL_IN_ONE_BINARIES, ConductorManager
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.policies import COMPUTE_POLICIES
 from pocketstack.compute.scheduler.manager import SchedulerManager
+from pocketstack.compute.store.instances import record_heartbeat
 from pocketstack.compute.virt import make_driver
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute")
 
@@ -72,9 +73,8 @@ def agent_hosts(settings: Settings) -> list[str]:
 
 
 def nova_service_tokens(settings: Settings) -> ServiceTokenProvider:
-    """Tokens of the compute family's service user (`nova`), for its calls to image and network."""
-    identity = IdentityClient(settings.base_url("identity"))
-    return ServiceTokenProvider(identity, "nova", service_password(settings, "nova"))
+    """Tokens of the compute family's service user (`nova`), for its calls to image, network and volume."""
+    return service_token_provider(settings, "compute", "nova")
 
 
 # The compute family is four roles, each of which `pocketstack serve` can run alone on the amqp bus (distributed
@@ -177,8 +177,8 @@ class SchedulerService(Service):
 
     async def _report(self) -> None:
         host, now = self.settings.compute.host, utcnow()
-        await self.db.run(lambda session: record_heartbeat(session, self.settings, host, "nova-scheduler",
-                                                           "scheduler", now))
+        await self.db.run(lambda session: record_heartbeat(session, self.settings.compute, host, "nova-scheduler",
+                                                           "scheduler", now), write=True)
 
     async def _beating(self) -> None:
         while True:

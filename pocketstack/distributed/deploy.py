@@ -32,9 +32,8 @@ from sqlalchemy.engine import make_url
 from yarl import URL
 
 from pocketstack.common.clients.base import close_http_session
-from pocketstack.common.config import Settings
 from pocketstack.common.process import CommandError
-from pocketstack.common.service import SERVICES, run_event_loop, stored_passwords
+from pocketstack.common.service import Role, run_event_loop, stored_passwords
 from pocketstack.distributed.hosts import (
     EngineRelay,
     ManagementNetwork,
@@ -42,8 +41,9 @@ from pocketstack.distributed.hosts import (
     hosts_settings,
     namespace_hosts,
 )
-from pocketstack.distributed.roles import ROLES, Role
 from pocketstack.distributed.serve import child_env, die_with_parent, ready_line
+from pocketstack.services import ROLES, SERVICES
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.deploy")
 
@@ -245,7 +245,7 @@ def plan(settings: Settings) -> list[Process]:
     for role in ROLES:
         if not role.wanted(settings):
             continue
-        if namespaced and role.name in ("compute", "network-agent"):
+        if namespaced and role.host_local:
             if role.name == "network-agent":
                 processes.append(Process(role.name, role))  # the network node: DHCP, metadata, routers
             for host in namespaced:
@@ -486,7 +486,7 @@ def run_distributed(settings: Settings) -> int:
             await close_http_session()  # the guest image registration's connections
 
     try:
-        run_event_loop(main(), settings, host_networking=False)  # it only starts and watches processes
+        run_event_loop(main(), host_networking=False)  # it only starts and watches processes
     except DeployError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -29,9 +29,9 @@ from typing import Any
 
 from yarl import URL
 
-from pocketstack.common.config import Settings
 from pocketstack.common.process import run_command
 from pocketstack.network.agent.linux import SYSFS_NET, host_link, namespaces
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.deploy")
 

@@ -27,12 +27,12 @@ import uvicorn
 
 from pocketstack.common import tracing
 from pocketstack.common.clients.base import close_http_session
-from pocketstack.common.config import Settings
 from pocketstack.common.db import configure_pool
 from pocketstack.common.rpc import close_transports
-from pocketstack.common.service import run_event_loop
-from pocketstack.distributed.roles import Role
+from pocketstack.common.service import Role, run_event_loop
 from pocketstack.launcher import _EmbeddedServer
+from pocketstack.services import SERVICES, install_flow_steps
+from pocketstack.settings import Settings
 from pocketstack.trace.store import TraceStore
 
 log = logging.getLogger("pocketstack.serve")
@@ -65,7 +65,7 @@ def serve(role: Role, settings: Settings, *, port: int | None = None, worker_fd:
             Supervisor(role, settings, listen_port(role, settings, port), workers).run()
             return
         line = WORKER_READY if worker_fd is not None else ready_line(role)
-        run_event_loop(_serve(role, settings, port, worker_fd, line), settings,
+        run_event_loop(_serve(role, settings, port, worker_fd, line),
                        host_networking=role.host_networking(settings))
     except Exception:
         log.exception("%s failed", role.name)
@@ -101,7 +101,8 @@ async def _serve(role: Role, settings: Settings, port: int | None, worker_fd: in
         tracer = tracing.Tracer(store, process=f"{role.name}[{os.getpid()}]")
         await tracer.start()
         tracing.install(tracer)  # the server and every task started below record into it
-    service = role.build(settings)
+        install_flow_steps()
+    service = role.build(settings, SERVICES)
     server: _EmbeddedServer | None = None
     server_task: asyncio.Task[None] | None = None
     try:
@@ -140,7 +141,7 @@ async def _serve(role: Role, settings: Settings, port: int | None, worker_fd: in
 
 async def _prepare(role: Role, settings: Settings) -> None:
     """The role's start-up work once (migrations, bootstrap), before its workers start."""
-    service = role.build(settings)
+    service = role.build(settings, SERVICES)
     try:
         await service.start()
     finally:
@@ -195,7 +196,7 @@ class Supervisor:
             signal.signal(sig, lambda *_: self.stopping.set())
         sock = bind_socket(self.settings.bind, self.port)
         try:
-            run_event_loop(_prepare(self.role, self.settings), self.settings,
+            run_event_loop(_prepare(self.role, self.settings),
                            host_networking=self.role.host_networking(self.settings))
             for index in range(self.count):
                 self._spawn(index, sock)

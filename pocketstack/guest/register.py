@@ -15,10 +15,10 @@ from typing import Any
 from pocketstack.common.clients.base import http_session
 from pocketstack.common.clients.identity import IdentityClient
 from pocketstack.common.clients.image import DATA_TIMEOUT, ImageClient
-from pocketstack.common.config import Settings
 from pocketstack.common.errors import error_for_status
 from pocketstack.common.service import stored_passwords
 from pocketstack.guest.build import IMAGE_NAME, GuestImage, build_guest_image
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.guest")
 

@@ -11,11 +11,11 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pocketstack.common.config import Settings
-from pocketstack.common.service import METADATA_SECRET_KEY, ServiceSpec, save_passwords, stored_passwords
+from pocketstack.common.service import ServiceSpec, save_passwords, stored_passwords
 from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.service import DEFAULT_DOMAIN_ID, IdentityManager, new_id
+from pocketstack.settings import Settings
 
 
 async def _ensure_role(session: AsyncSession, name: str) -> m.Role:
@@ -91,9 +91,11 @@ async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[Se
                     passwords[spec.service_user] = password
                     dirty = True
         await _sync_catalog(session, settings, specs)
-        if not settings.metadata.shared_secret and METADATA_SECRET_KEY not in passwords:
-            passwords[METADATA_SECRET_KEY] = secrets.token_urlsafe(24)
-            dirty = True
+        for spec in specs:  # the secrets services share (the metadata proxy's), unless configured
+            key = spec.shared_secret
+            if key and not getattr(settings.service(spec.name), "shared_secret", None) and key not in passwords:
+                passwords[key] = secrets.token_urlsafe(24)
+                dirty = True
         if created or dirty:  # still under the lock: the next process to bootstrap reads them
             save_passwords(settings.data_dir, passwords)
     manager.invalidate()

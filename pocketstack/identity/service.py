@@ -21,7 +21,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pocketstack.common.cache import MemoryCache
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from pocketstack.common.policy import PolicyEngine
@@ -29,6 +28,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.policies import IDENTITY_POLICIES
 from pocketstack.identity.tokens import KeyRepository, TokenPayload, TokenProvider, new_audit_id
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.identity")
 
@@ -99,7 +99,7 @@ class IdentityManager:
         async with self._revocations_lock:
             if time.monotonic() - self._revocations_loaded < self.settings.identity.revocation_refresh:
                 return self._revocations
-            async with self.db.session() as session:
+            async with self.db.session(write=False) as session:
                 rows = (await session.scalars(
                     select(m.RevocationEvent).where(m.RevocationEvent.expires_at > time.time()))).all()
             self._revocations = list(rows)
@@ -242,7 +242,7 @@ class IdentityManager:
         if method not in identity or not isinstance(identity[method], dict):
             raise BadRequest(f"Invalid input: 'auth.identity.{method}' is required.")
         now = time.time()
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             requested = await self._resolve_scope(session, auth.get("scope"))
             if method == "password":
                 user = await self._find_user(session, identity["password"].get("user"))
@@ -332,7 +332,7 @@ class IdentityManager:
         return cached
 
     async def _load_auth_context(self, payload: TokenPayload) -> dict[str, Any]:
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             user = await session.get(m.User, payload.user_id)
             if user is None:
                 raise Unauthorized("The user of the token no longer exists.")

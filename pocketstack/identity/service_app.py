@@ -8,13 +8,13 @@ import logging
 from typing import Any
 
 from pocketstack.common.app import create_app
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.errors import NotFound, Unauthorized
 from pocketstack.common.service import Service, ServiceSpec
 from pocketstack.identity.api import app_creds, auth, catalog, resources, roles
 from pocketstack.identity.bootstrap import bootstrap
 from pocketstack.identity.service import IdentityManager
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.identity")
 

@@ -12,7 +12,6 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import Forbidden, NotFound
@@ -21,6 +20,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.image import models as m
 from pocketstack.image.policies import IMAGE_POLICIES
 from pocketstack.image.stores import Store, StoreError, make_staging, make_store
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.image")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pocketstack.common.app import create_app
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator
 from pocketstack.image.api import data, images, members, versions
 from pocketstack.image.service import ImageManager
+from pocketstack.settings import Settings
 
 
 class ImageService(Service):

@@ -74,7 +74,7 @@ class PluginEndpoint(RPCEndpoint):
                              "host_routes": list(s.host_routes or [])} for s in net.subnets]}
 
     async def get_host_state(self, host: str, dhcp: bool, l3: bool) -> dict[str, Any]:
-        async with self._manager.db.session() as session:
+        async with self._manager.db.session(write=False) as session:
             host_ports = list(await session.scalars(select(m.Port).where(m.Port.binding_host_id == host)))
             wanted = {p.network_id for p in host_ports}
             dhcp_networks: dict[str, list[dict[str, Any]]] = {}

@@ -59,13 +59,13 @@ class Agents(Core):
 
     async def list_agents(self, ctx: RequestContext) -> list[dict[str, Any]]:
         self.enforce("get_agent", ctx, {})
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             rows = await session.scalars(select(m.Agent).order_by(m.Agent.host, m.Agent.agent_type))
             return [self._agent_dict(row) for row in rows]
 
     async def get_agent(self, ctx: RequestContext, agent_id: str) -> dict[str, Any]:
         self.enforce("get_agent", ctx, {})
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             row = await session.get(m.Agent, agent_id)
             if row is None:
                 raise agent_not_found(agent_id)

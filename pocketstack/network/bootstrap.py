@@ -12,10 +12,10 @@ import ipaddress
 import logging
 
 from pocketstack.common.clients.base import ServiceClient
-from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
 from pocketstack.network.l3 import NetworkManager
 from pocketstack.network.notifier import TokenSource
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.network")
 

@@ -22,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -31,6 +30,7 @@ from pocketstack.network import ipam
 from pocketstack.network import models as m
 from pocketstack.network.notifier import ComputeNotifier
 from pocketstack.network.policies import NETWORK_POLICIES
+from pocketstack.settings import Settings
 
 T = TypeVar("T")
 WRITE_ATTEMPTS = 10
@@ -111,7 +111,7 @@ class Core:
 
     async def write_sync(self, fn: Callable[[Session], T], *, notify: bool = True) -> T:
         """`write` for synchronous ORM code: one `Database.run` transaction, one thread hop (the hot paths)."""
-        return await self._retrying(lambda: self.db.run(fn), notify)
+        return await self._retrying(lambda: self.db.run(fn, write=True), notify)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]], notify: bool) -> T:
         for number in range(WRITE_ATTEMPTS):
@@ -211,7 +211,7 @@ class Core:
                                   "provider:segmentation_id"), memo)
 
     async def list_networks(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             rows = await session.scalars(select(m.Network).order_by(m.Network.created_at, m.Network.id))
             memo: dict[Any, bool] = {}
             return [self.network_view(ctx, n, memo) for n in rows
@@ -360,7 +360,7 @@ class Core:
         }
 
     async def list_subnets(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             nets = {n.id: n for n in await session.scalars(select(m.Network))}
             rows = await session.scalars(select(m.Subnet).order_by(m.Subnet.created_at, m.Subnet.id))
             memo: dict[Any, bool] = {}
@@ -368,7 +368,7 @@ class Core:
                     if self.allowed("get_subnet", ctx, self.subnet_target(s, nets[s.network_id]), memo)]
 
     async def get_subnet(self, ctx: RequestContext, subnet_id: str) -> dict[str, Any]:
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             subnet, _ = await self.visible_subnet(session, ctx, subnet_id)
             return self.subnet_view(subnet)
 
@@ -503,7 +503,7 @@ class Core:
     async def get_quota(self, ctx: RequestContext, project_id: str, *, detail: bool = False,
                         default: bool = False) -> dict[str, Any]:
         self.enforce("get_quota", ctx, {"project_id": project_id})
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             out: dict[str, Any] = {}
             for resource, model in QUOTA_RESOURCES.items():
                 limit = (self.default_quota(resource) if default
@@ -518,7 +518,7 @@ class Core:
 
     async def list_quotas(self, ctx: RequestContext) -> list[dict[str, Any]]:
         self.enforce("update_quota", ctx, {})
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             projects = sorted(set(await session.scalars(select(m.Quota.project_id))))
             result = []
             for project_id in projects:
@@ -571,7 +571,7 @@ class Core:
                                 ) -> list[dict[str, Any]]:
         if not self.allowed("get_network_ip_availability", ctx, {}):
             raise Forbidden("Policy doesn't allow get_network_ip_availability to be performed.")
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             query = select(m.Network).order_by(m.Network.created_at, m.Network.id)
             if network_id is not None:
                 query = query.where(m.Network.id == network_id)

@@ -74,7 +74,7 @@ class Ports(SecurityGroups):
 
         Lists read plain rows (three queries, no ORM objects): building ORM instances cost most of the time.
         """
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             nets = {n.id: n for n in await session.scalars(select(m.Network))}
             conditions = [getattr(m.Port, column).in_(values) for column, values in pushdown.items()]
             rows = (await session.execute(select(*m.Port.__table__.c).where(*conditions).order_by(

@@ -43,7 +43,7 @@ class SecurityGroups(Core):
         """Create the project's `default` group with Neutron's standard rules unless it exists."""
         if not project_id:
             return
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             if await session.get(m.DefaultSecurityGroup, project_id) is not None:
                 return
         try:
@@ -81,7 +81,7 @@ class SecurityGroups(Core):
 
     async def list_security_groups(self, ctx: RequestContext) -> list[dict[str, Any]]:
         await self.ensure_default_sg(ctx.project_id or "")
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             defaults = await self.default_ids(session)
             rows = await session.scalars(select(m.SecurityGroup).order_by(m.SecurityGroup.created_at,
                                                                           m.SecurityGroup.id))
@@ -89,7 +89,7 @@ class SecurityGroups(Core):
                     if self.allowed("get_security_group", ctx, {"project_id": sg.project_id})]
 
     async def get_security_group(self, ctx: RequestContext, sg_id: str) -> dict[str, Any]:
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             return self.sg_view(await self.visible_sg(session, ctx, sg_id), await self.default_ids(session))
 
     async def create_security_group(self, ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +163,7 @@ class SecurityGroups(Core):
     # ----- rules --------------------------------------------------------------------------------------------
     async def list_security_group_rules(self, ctx: RequestContext) -> list[dict[str, Any]]:
         await self.ensure_default_sg(ctx.project_id or "")
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             defaults = await self.default_ids(session)
             rows = await session.scalars(select(m.SecurityGroupRule).order_by(m.SecurityGroupRule.created_at,
                                                                               m.SecurityGroupRule.id))
@@ -171,7 +171,7 @@ class SecurityGroups(Core):
                     if self.allowed("get_security_group_rule", ctx, {"project_id": r.project_id})]
 
     async def get_security_group_rule(self, ctx: RequestContext, rule_id: str) -> dict[str, Any]:
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             rule = await session.get(m.SecurityGroupRule, rule_id)
             if rule is None or not self.allowed("get_security_group_rule", ctx, {"project_id": rule.project_id}):
                 raise not_found("security_group_rule", rule_id)

@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 from pocketstack.common.app import create_app
-from pocketstack.common.clients.identity import IdentityClient, ServiceTokenProvider
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.rpc import RPCServer, get_transport
-from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_password
+from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_token_provider
 from pocketstack.network.agent.agent import NetworkAgent
 from pocketstack.network.agent_rpc import AgentNotifier, PluginEndpoint
 from pocketstack.network.api import agents, core, l3, quotas, security, tags, versions
 from pocketstack.network.bootstrap import create_default_networks
 from pocketstack.network.l3 import NetworkManager
-from pocketstack.network.notifier import ComputeNotifier, TokenSource
+from pocketstack.network.notifier import ComputeNotifier
 from pocketstack.network.rpcapi import TOPIC
+from pocketstack.settings import Settings
 
 PUBLIC = {("GET", "/"), ("GET", "/v2.0"), ("GET", "/v2.0/")}
-
-
-def service_token_source(settings: Settings) -> TokenSource:
-    """Tokens of the network service's user (`neutron`) for calls to compute; its password is looked up on
-    first use (the all-in-one's identity generates it at bootstrap)."""
-    provider: list[ServiceTokenProvider] = []
-
-    async def token() -> str:
-        if not provider:
-            provider.append(ServiceTokenProvider(IdentityClient(settings.base_url("identity")), "neutron",
-                                                 service_password(settings, "neutron")))
-        return await provider[0].token()
-
-    return token
 
 
 class NetworkAgentService(Service):
@@ -62,7 +47,7 @@ class NetworkService(Service):
         self.settings = settings
         self.spec = next(s for s in specs if s.name == "network")
         self.db = Database(settings.database_url("network"))
-        self.tokens = service_token_source(settings)
+        self.tokens = service_token_provider(settings, "network", "neutron").token
         self.notifier = ComputeNotifier(settings.base_url("identity"), self.tokens, settings.region)
         self.manager = NetworkManager(settings, self.db, self.notifier)
         self.app = create_app(

@@ -8,12 +8,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 
 # Import of the compute models only to find the server's request id: this is an operator tool reading the
 # compute database directly, like `nova-manage`, not a service.
 from pocketstack.compute import models as compute_models
+from pocketstack.settings import Settings
 from pocketstack.trace.store import TraceStore
 
 
@@ -25,7 +25,7 @@ async def find_server(settings: Settings, server: str) -> tuple[str, str, str]:
     """(uuid, name, request id of its create) for a server id or name."""
     db = Database(settings.database_url("compute"))
     try:
-        async with db.session() as session:
+        async with db.session(write=False) as session:
             inst = await session.get(compute_models.Instance, server)
             if inst is None:
                 matches = (await session.scalars(select(compute_models.Instance).where(

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
+from pocketstack.settings import Settings
 from pocketstack.trace.models import SpanRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -51,13 +51,13 @@ class TraceStore:
         return removed
 
     async def spans(self, request_id: str) -> list[SpanRow]:
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             return list((await session.scalars(select(SpanRow).where(SpanRow.request_id == request_id)
                                                .order_by(SpanRow.start, SpanRow.id))).all())
 
     async def token_issue(self, audit_id: str) -> SpanRow | None:
         """The span of the token issue (FLOW.md steps 1-2) whose token carried this audit id."""
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             return await session.scalar(select(SpanRow).where(SpanRow.audit_id == audit_id,
                                                               SpanRow.step == "1-2").limit(1))
 

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
 from pocketstack.common.clients.image import ImageClient
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.errors import APIError, BadRequest, NotFound
 from pocketstack.common.rpc import RPCEndpoint
 from pocketstack.common.timeutils import utcnow
+from pocketstack.settings import Settings
 from pocketstack.volume import messages
 from pocketstack.volume import models as m
 from pocketstack.volume import states as st
@@ -105,7 +105,7 @@ class VolumeManager(RPCEndpoint):
             svc.total_capacity_gb = float(cfg.capacity_gb)
             svc.capabilities = capabilities
 
-        await self.db.run(write)
+        await self.db.run(write, write=True)
 
     async def _recover(self) -> None:
         """What a restart interrupted (Cinder's init_host): creations, extensions and reverts fail, deletions run
@@ -138,7 +138,7 @@ class VolumeManager(RPCEndpoint):
                                                                     m.Snapshot.status == st.DELETING)).all()
             return list(volumes), list(snapshots)
 
-        volumes, snapshots = await self.db.run(scan)
+        volumes, snapshots = await self.db.run(scan, write=True)
         for snapshot_id in snapshots:
             self._tasks.append(asyncio.create_task(self.delete_snapshot(snapshot_id)))
         for volume_id in volumes:
@@ -194,7 +194,7 @@ class VolumeManager(RPCEndpoint):
                     row.image_metadata = dict(source_row.image_metadata or {})
             return True
 
-        if not await self.db.run(finish):  # force-deleted meanwhile: drop what was made
+        if not await self.db.run(finish, write=True):  # force-deleted meanwhile: drop what was made
             await self.backend.delete(loc)
 
     @staticmethod
@@ -223,7 +223,7 @@ class VolumeManager(RPCEndpoint):
             row.status, row.updated_at = status, utcnow()
             messages.add(session, row.project_id, "VOLUME", volume_id, event, reason)
 
-        await self.db.run(fail)
+        await self.db.run(fail, write=True)
 
     async def delete_volume(self, volume_id: str) -> None:
         """Remove the volume's file, and its snapshots' (the API only lets a volume go with them when asked)."""
@@ -250,7 +250,7 @@ class VolumeManager(RPCEndpoint):
                 if row is not None:
                     session.delete(row)
 
-            await self.db.run(drop)
+            await self.db.run(drop, write=True)
         self._locks.pop(volume_id, None)
 
     async def extend_volume(self, volume_id: str, new_size: int) -> None:
@@ -272,7 +272,7 @@ class VolumeManager(RPCEndpoint):
                 if row is not None:
                     row.size, row.status, row.updated_at = new_size, st.AVAILABLE, utcnow()
 
-            await self.db.run(finish)
+            await self.db.run(finish, write=True)
 
     # ----- snapshots ----------------------------------------------------------------------------------------
     async def create_snapshot(self, snapshot_id: str) -> None:
@@ -303,7 +303,7 @@ class VolumeManager(RPCEndpoint):
                 row.status, row.progress, row.updated_at = st.AVAILABLE, "100%", now
                 vol.provider_location, vol.disk_format, vol.updated_at = overlay.path, overlay.disk_format, now
 
-            await self.db.run(finish)
+            await self.db.run(finish, write=True)
 
     async def _fail_snapshot(self, snapshot_id: str, status: str, event: tuple[str, str], reason: str) -> None:
         log.warning("snapshot %s: %s failed: %s", snapshot_id, event[1], reason)
@@ -315,7 +315,7 @@ class VolumeManager(RPCEndpoint):
             row.status, row.updated_at = status, utcnow()
             messages.add(session, row.project_id, "VOLUME_SNAPSHOT", snapshot_id, event, reason)
 
-        await self.db.run(fail)
+        await self.db.run(fail, write=True)
 
     async def delete_snapshot(self, snapshot_id: str) -> None:
         snap = await self.db.run(lambda s: s.get(m.Snapshot, snapshot_id), write=False)
@@ -342,7 +342,7 @@ class VolumeManager(RPCEndpoint):
                     log.exception("deleting snapshot %s failed", snapshot_id)
                 await self._fail_snapshot(snapshot_id, st.ERROR_DELETING, messages.DELETE_SNAPSHOT, _reason(exc))
                 return
-            await self.db.run(lambda s: s.execute(delete(m.Snapshot).where(m.Snapshot.id == snapshot_id)))
+            await self.db.run(lambda s: s.execute(delete(m.Snapshot).where(m.Snapshot.id == snapshot_id)), write=True)
 
     async def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
         """Revert a volume to its latest snapshot (3.40); a failure leaves the volume in error, as in Cinder."""
@@ -360,7 +360,7 @@ class VolumeManager(RPCEndpoint):
                 if not isinstance(exc, BackendError):
                     log.exception("reverting volume %s failed", volume_id)
                 await self._fail_volume(volume_id, st.ERROR, messages.REVERT_VOLUME, _reason(exc))
-                await self.db.run(lambda s: _set_status(s, snapshot_id, st.AVAILABLE))
+                await self.db.run(lambda s: _set_status(s, snapshot_id, st.AVAILABLE), write=True)
                 return
 
             def finish(session: Session) -> None:
@@ -370,7 +370,7 @@ class VolumeManager(RPCEndpoint):
                 row.status, row.updated_at = st.AVAILABLE, now
                 _set_status(session, snapshot_id, st.AVAILABLE)
 
-            await self.db.run(finish)
+            await self.db.run(finish, write=True)
 
     async def copy_volume_to_image(self, volume_id: str, image_id: str, disk_format: str) -> None:
         """Upload the volume's data as the (queued) image, as the user who asked; a failure deletes the image."""
@@ -400,7 +400,7 @@ class VolumeManager(RPCEndpoint):
                 if row is not None and row.status == st.UPLOADING:
                     row.status, row.updated_at = st.AVAILABLE, utcnow()
 
-            await self.db.run(finish)
+            await self.db.run(finish, write=True)
 
     # ----- attachments (FLOW.md steps 26-28, the volume side) ------------------------------------------------
     async def attachment_update(self, attachment_id: str, connector: dict[str, Any]) -> dict[str, Any]:
@@ -432,7 +432,7 @@ class VolumeManager(RPCEndpoint):
                 vol.status, vol.updated_at = st.ATTACHING, now
                 return info
 
-            return await self.db.run(apply)
+            return await self.db.run(apply, write=True)
 
     async def initialize_connection(self, volume_id: str, connector: dict[str, Any]) -> dict[str, Any]:
         """The legacy export call (`os-initialize_connection`): connection info without an attachment record."""

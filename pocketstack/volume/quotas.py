@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from pocketstack.common.config import Settings
 from pocketstack.common.errors import BadRequest, PayloadTooLarge
+from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 
 RESOURCES = ("volumes", "snapshots", "gigabytes", "per_volume_gigabytes")

@@ -9,8 +9,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pocketstack.common.config import Settings
 from pocketstack.common.timeutils import utcnow
+from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 
 VOLUME_BINARY = "cinder-volume"

@@ -16,14 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pocketstack.common.app import create_app
-from pocketstack.common.clients.identity import IdentityClient, ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.common.rpc import RPCServer, get_transport
-from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_password
+from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_token_provider
 from pocketstack.common.timeutils import utcnow
+from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 from pocketstack.volume.api import (
     attachments,
@@ -39,7 +38,7 @@ from pocketstack.volume.api import (
     volumes,
 )
 from pocketstack.volume.api.common import MICROVERSIONS, VolumeAPIState
-from pocketstack.volume.backends import TokenSource, make_backend
+from pocketstack.volume.backends import make_backend
 from pocketstack.volume.manager import VolumeManager
 from pocketstack.volume.policies import VOLUME_POLICIES
 from pocketstack.volume.rpcapi import VolumeManagerAPI
@@ -47,19 +46,6 @@ from pocketstack.volume.rpcapi import VolumeManagerAPI
 log = logging.getLogger("pocketstack.volume")
 
 SCHEDULER_BINARY = "cinder-scheduler"
-
-
-def service_token_source(settings: Settings) -> TokenSource:
-    """Tokens of the volume service's user (`cinder`) for the image service (fetching image data to cache)."""
-    provider: list[ServiceTokenProvider] = []
-
-    async def token() -> str:
-        if not provider:
-            provider.append(ServiceTokenProvider(IdentityClient(settings.base_url("identity")), "cinder",
-                                                 service_password(settings, "cinder")))
-        return await provider[0].token()
-
-    return token
 
 
 class VolumeAPIService(Service):
@@ -88,9 +74,9 @@ class VolumeAPIService(Service):
 
     async def start(self) -> None:
         await self.db.migrate(self.spec.migrations_dir, self.spec.version_table)
-        await self.db.run(self._bootstrap)
+        await self.db.run(self._bootstrap, write=True)
         self.state.manager = VolumeManagerAPI(get_transport(self.settings))
-        await self.db.run(self._report_scheduler)
+        await self.db.run(self._report_scheduler, write=True)
         self._heartbeat = asyncio.create_task(self._beat())
 
     def _bootstrap(self, session: Session) -> None:
@@ -116,7 +102,7 @@ class VolumeAPIService(Service):
         while True:
             await asyncio.sleep(self.settings.volume.report_interval)
             try:
-                await self.db.run(self._report_scheduler)
+                await self.db.run(self._report_scheduler, write=True)
             except Exception:
                 log.exception("scheduler service report failed")
 
@@ -141,8 +127,8 @@ class VolumeManagerService(Service):
         self._own_db = db is None
         self.db = db or Database(settings.database_url("volume"))
         image = ImageClient(settings.base_url("image"))
-        self.manager = VolumeManager(settings, self.db, make_backend(settings, image, service_token_source(settings)),
-                                     image)
+        tokens = service_token_provider(settings, "volume", "cinder")
+        self.manager = VolumeManager(settings, self.db, make_backend(settings, image, tokens.token), image)
         self.server: RPCServer | None = None
 
     async def start(self) -> None:

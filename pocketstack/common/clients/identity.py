@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pocketstack.common.auth import parse_time
@@ -49,9 +50,13 @@ class RemoteTokenValidator:
 
 
 class ServiceTokenProvider:
-    """A service user's project-scoped token (user `nova`, project `service`), renewed before it expires."""
+    """A service user's project-scoped token (user `nova`, project `service`), renewed before it expires.
 
-    def __init__(self, client: IdentityClient, username: str, password: str, project: str = "service",
+    `password` may be a function: it is then called on the first issue (a password generated at bootstrap).
+    """
+
+    def __init__(self, client: IdentityClient, username: str, password: str | Callable[[], str],
+                 project: str = "service",
                  renew_before: float = 300.0) -> None:
         self.client = client
         self.username = username
@@ -66,7 +71,8 @@ class ServiceTokenProvider:
         if self._token is None or time.time() > self._expires_at - self.renew_before:
             async with self._lock:
                 if self._token is None or time.time() > self._expires_at - self.renew_before:
-                    token, body = await self.client.issue_token(self.username, self._password, self.project)
+                    password = self._password() if callable(self._password) else self._password
+                    token, body = await self.client.issue_token(self.username, password, self.project)
                     self._expires_at = parse_time(body["expires_at"]).timestamp()
                     self._token = token
         assert self._token is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 
-from pocketstack.common.config import RpcSettings, Settings
+from pocketstack.common.config import CoreSettings, RpcSettings
 from pocketstack.common.rpc.client import RPCAPI, RPCClient
 from pocketstack.common.rpc.exceptions import (
     InvalidArguments,
@@ -53,7 +53,7 @@ def make_transport(rpc: RpcSettings) -> Transport:
     raise ValueError(f"unsupported RPC transport_url {rpc.transport_url!r}: use local:// or amqp://...")
 
 
-def get_transport(settings: Settings) -> Transport:
+def get_transport(settings: CoreSettings) -> Transport:
     """The transport this process shares for settings.rpc (call from within the running event loop)."""
     loop = asyncio.get_running_loop()
     transports = _shared.setdefault(loop, {})

@@ -18,7 +18,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from pocketstack.common import tracing
@@ -29,12 +30,6 @@ from pocketstack.common.rpc.transport import Target, Transport
 from pocketstack.common.rpc.version import is_compatible, parse_version
 
 _UNSET: Any = object()
-
-# FLOW.md steps of the RPC hops of a boot, by (kind, method).
-RPC_STEPS = {("cast", "build_instances"): "8", ("call", "select_destinations"): "9",
-             ("cast", "build_and_run_instance"): "12", ("call", "instance_get"): "14, 18",
-             ("call", "instance_update"): "19"}
-
 
 def encode_request(ctxt: RequestContext | None, method: str, namespace: str | None, version: str,
                    kwargs: dict[str, Any]) -> bytes:
@@ -62,6 +57,7 @@ class RPCClient:
     version_cap: str | None = None
     timeout: float | None = None  # None: the transport's call timeout (Settings.rpc.call_timeout)
     fanout: bool = False
+    steps: Mapping[tuple[str, str], str] = field(default_factory=dict)  # FLOW.md step by (call|cast, method)
 
     def __post_init__(self) -> None:
         parse_version(self.version)
@@ -108,7 +104,7 @@ class RPCClient:
             raise
         finally:
             tracing.record("CALL", self.target.routing_key, method, started, time.perf_counter() - began,
-                           step=RPC_STEPS.get(("call", method)), outcome=outcome)
+                           step=self.steps.get(("call", method)), outcome=outcome)
 
     async def cast(self, ctxt: RequestContext | None, method: str, **kwargs: Any) -> None:
         """Send `method` one-way: to one server of the target, or every server of the topic when fanout."""
@@ -120,7 +116,7 @@ class RPCClient:
         else:
             await self.transport.cast(self.target, body)
         tracing.record("CAST", self.target.topic if self.fanout else self.target.routing_key, method, started,
-                       time.perf_counter() - began, step=RPC_STEPS.get(("cast", method)))
+                       time.perf_counter() - began, step=self.steps.get(("cast", method)))
 
 
 class RPCAPI:
@@ -129,6 +125,7 @@ class RPCAPI:
     topic: ClassVar[str]
     namespace: ClassVar[str | None] = None
     version: ClassVar[str] = "1.0"  # the newest version of the interface this client knows
+    steps: ClassVar[Mapping[tuple[str, str], str]] = {}  # FLOW.md steps of its hops, by (call|cast, method)
 
     def __init__(self, transport: Transport, *, version_cap: str | None = None, timeout: float | None = None,
                  topic: str | None = None) -> None:
@@ -136,7 +133,7 @@ class RPCAPI:
         if not is_compatible(self.version, cap):
             raise ValueError(f"version cap {cap} is not a version of {type(self).__name__} ({self.version})")
         self.client = RPCClient(transport, Target(topic or self.topic), namespace=self.namespace,
-                                version=cap, version_cap=cap, timeout=timeout)
+                                version=cap, version_cap=cap, timeout=timeout, steps=self.steps)
 
     def can_send_version(self, version: str) -> bool:
         return self.client.can_send_version(version)

@@ -19,7 +19,6 @@ from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.clients.volume import VolumeClient
-from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext, get_current
 from pocketstack.common.errors import APIError, NotFound
 from pocketstack.common.rpc import MessagingTimeout, RPCEndpoint, RPCServer, Transport
@@ -29,6 +28,7 @@ from pocketstack.compute.agent.block_device import BlockDevices, Prepared, Volum
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.virt.driver import ComputeDriver
 from pocketstack.compute.virt.virtapi import VirtAPI
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute.agent")
 

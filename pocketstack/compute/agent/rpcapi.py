@@ -11,6 +11,7 @@ class ComputeAgentAPI(RPCAPI):
     topic = "compute"
     namespace = "compute"
     version = "1.1"
+    steps = {("cast", "build_and_run_instance"): "12"}
 
     async def build_and_run_instance(self, host: str, instance_uuid: str, request_spec: dict[str, Any]) -> None:
         """FLOW.md step 12: the conductor hands the build to the chosen host (CAST)."""

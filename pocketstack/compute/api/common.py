@@ -12,12 +12,12 @@ from pocketstack.common.app import request_context
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.clients.volume import VolumeClient
-from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest
 from pocketstack.common.microversion import APIVersion, MicroversionSpec, api_version
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.settings import Settings
 
 MICROVERSIONS = MicroversionSpec("compute", "2.1", "2.79", legacy_header="X-OpenStack-Nova-API-Version")
 

@@ -163,7 +163,7 @@ async def _list(request: Request, detail: bool) -> Response:
                          f"'{sort_dir}' is not one of ['asc', 'desc']")
     column = _SORT_KEYS[sort_key]
     limit = limit_param(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         if q.get("marker"):
             marker = await session.scalar(select(m.Flavor).where(m.Flavor.flavorid == q["marker"]))
             if marker is None:
@@ -195,7 +195,7 @@ async def list_flavors_detail(request: Request) -> Response:
 @router.get("/flavors/{flavor_id}")
 async def show_flavor(request: Request, flavor_id: str) -> Response:
     ctx = request_context(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         flavor = await get_flavor(session, flavor_id, ctx)
         specs = (await _specs(session, [flavor.id]))[flavor.id]
     return json_response({"flavor": flavor_view(request, flavor, specs)})
@@ -271,7 +271,7 @@ def _check_specs(specs: Any) -> dict[str, str]:
 @router.get("/flavors/{flavor_id}/os-extra_specs")
 async def list_extra_specs(request: Request, flavor_id: str) -> Response:
     ctx = enforce(request, "os_compute_api:os-flavor-extra-specs:index")
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         flavor = await get_flavor(session, flavor_id, ctx)
         return json_response({"extra_specs": (await _specs(session, [flavor.id]))[flavor.id]})
 
@@ -298,7 +298,7 @@ async def _upsert_specs(session: Any, flavor: m.Flavor, specs: dict[str, str]) -
 @router.get("/flavors/{flavor_id}/os-extra_specs/{key}")
 async def show_extra_spec(request: Request, flavor_id: str, key: str) -> Response:
     ctx = enforce(request, "os_compute_api:os-flavor-extra-specs:show")
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         flavor = await get_flavor(session, flavor_id, ctx)
         row = await session.get(m.FlavorExtraSpec, (flavor.id, key))
         if row is None:
@@ -343,7 +343,7 @@ async def _access_list(session: Any, flavor: m.Flavor) -> list[dict[str, str]]:
 @router.get("/flavors/{flavor_id}/os-flavor-access")
 async def list_flavor_access(request: Request, flavor_id: str) -> Response:
     ctx = enforce(request, "os_compute_api:os-flavor-access", {})
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         flavor = await get_flavor(session, flavor_id, ctx)
         if flavor.is_public:
             raise NotFound("Access list not available for public flavors.")

@@ -44,7 +44,7 @@ async def _services(session: Any) -> list[m.ComputeService]:
 @router.get("/os-availability-zone")
 async def list_zones(request: Request) -> Response:
     enforce(request, "os_compute_api:os-availability-zone:list")
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         services = [s for s in await _services(session) if s.binary == COMPUTE]
     zones: dict[str, bool] = {}
     for service in services:  # a zone is available when one of its compute services is enabled
@@ -57,7 +57,7 @@ async def list_zones(request: Request) -> Response:
 @router.get("/os-availability-zone/detail")
 async def list_zones_detail(request: Request) -> Response:
     enforce(request, "os_compute_api:os-availability-zone:detail", {})
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         services = await _services(session)
     zones: dict[str, dict[str, Any]] = {}
     for service in services:
@@ -138,7 +138,7 @@ async def _list_hypervisors(request: Request, detail: bool, pattern: str | None 
     query = select(m.ComputeNode).order_by(m.ComputeNode.id)
     if pattern is not None:
         query = query.where(m.ComputeNode.hypervisor_hostname.contains(pattern, autoescape=True))
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         marker = q.get("marker") if version(request) >= "2.33" else None
         if marker is not None:
             column = m.ComputeNode.uuid if uuids else m.ComputeNode.id
@@ -178,7 +178,7 @@ async def hypervisor_statistics(request: Request) -> Response:
     enforce(request, "os_compute_api:os-hypervisors:statistics", {})
     if version(request) >= "2.88":
         raise NotFound("The hypervisor statistics API is gone since microversion 2.88.")
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         nodes = (await session.scalars(select(m.ComputeNode))).all()
         usage = await _node_usage(session)
     stats = dict.fromkeys(("count", "vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "free_ram_mb",
@@ -235,7 +235,7 @@ async def _node(session: Any, request: Request, hypervisor_id: str) -> m.Compute
 @router.get("/os-hypervisors/{hypervisor_id}/uptime")
 async def hypervisor_uptime(request: Request, hypervisor_id: str) -> Response:
     enforce(request, "os_compute_api:os-hypervisors:uptime", {})
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         await _node(session, request, hypervisor_id)
     # the fake driver has no host of its own to report on; Nova answers 501 for such drivers (the CLI expects it)
     raise error_for_status(501, "Virt driver does not implement host uptime function.")
@@ -245,7 +245,7 @@ async def hypervisor_uptime(request: Request, hypervisor_id: str) -> Response:
 async def show_hypervisor(request: Request, hypervisor_id: str) -> Response:
     enforce(request, "os_compute_api:os-hypervisors:show", {})
     with_servers = version(request) >= "2.53" and bool(query_bool(request, "with_servers"))
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         node = await _node(session, request, hypervisor_id)
         service = (await _compute_services(session)).get(node.host)
         usage = (await _node_usage(session)).get(node.id, (0, 0, 0, 0))
@@ -282,7 +282,7 @@ async def list_services(request: Request) -> Response:
         query = query.where(m.ComputeService.host == request.query_params["host"])
     if request.query_params.get("binary"):
         query = query.where(m.ComputeService.binary == request.query_params["binary"])
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         rows = (await session.scalars(query)).all()
     return json_response({"services": [_service_view(request, s) for s in rows]})
 

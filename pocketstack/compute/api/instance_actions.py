@@ -63,7 +63,7 @@ async def list_actions(request: Request, server_id: str) -> Response:
             query = query.where(changed >= since)
         if before:
             query = query.where(changed <= before)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await _instance(session, request, server_id, ctx)
         state(request).policy.enforce("os_compute_api:os-instance-actions:list", ctx, {"project_id": inst.project_id})
         marker = request.query_params.get("marker") if paginated else None
@@ -88,7 +88,7 @@ async def list_actions(request: Request, server_id: str) -> Response:
 async def show_action(request: Request, server_id: str, request_id: str) -> Response:
     ctx = request_context(request)
     ver = version(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await _instance(session, request, server_id, ctx)
         target = {"project_id": inst.project_id}
         state(request).policy.enforce("os_compute_api:os-instance-actions:show", ctx, target)

@@ -141,7 +141,7 @@ async def list_keypairs(request: Request) -> Response:
     paginated = version(request) >= "2.35"
     limit = limit_param(request) if paginated else 100000
     query = select(m.KeyPair).where(m.KeyPair.user_id == user_id).order_by(m.KeyPair.name)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         marker = request.query_params.get("marker") if paginated else None
         if marker is not None:
             if await session.scalar(select(m.KeyPair.id).where(m.KeyPair.user_id == user_id,
@@ -168,7 +168,7 @@ async def _get(session: Any, user_id: str, name: str) -> m.KeyPair:
 async def show_keypair(request: Request, name: str) -> Response:
     ctx = request_context(request)
     user_id = _target_user(request, ctx, request.query_params.get("user_id"), "show")
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         return json_response({"keypair": _view(request, await _get(session, user_id, name), full=True)})
 
 

@@ -13,8 +13,8 @@ from pocketstack.common.errors import BadRequest
 from pocketstack.compute import models as m
 from pocketstack.compute.api.bodies import wrapped
 from pocketstack.compute.api.common import enforce, state
-from pocketstack.compute.conductor.manager import count_usage
 from pocketstack.compute.quotas import RESOURCES, default_limits, project_limits
+from pocketstack.compute.store.instances import count_usage
 
 router = APIRouter(prefix="/v2.1")
 
@@ -24,7 +24,7 @@ MAX_LIMIT = 2**31 - 1
 async def usage(session: Any, project_id: str, user_id: str | None) -> dict[str, int]:
     """What a project holds of every quota resource (key pairs count per user, as Nova counts them)."""
     used = {resource: 0 for resource in RESOURCES}
-    used.update(await count_usage(session, project_id))
+    used.update(await session.run_sync(lambda sync: count_usage(sync, project_id)))
     used["server_groups"] = int(await session.scalar(select(func.count()).select_from(m.ServerGroup).where(
         m.ServerGroup.project_id == project_id)) or 0)
     if user_id:
@@ -39,7 +39,7 @@ async def show_limits(request: Request) -> Response:
     project_id = request.query_params.get("tenant_id") or ctx.project_id
     if project_id != ctx.project_id:
         enforce(request, "os_compute_api:limits:other_project", {"project_id": project_id})
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         limits = await project_limits(session, state(request).settings, project_id)
         used = await usage(session, project_id, ctx.user_id if project_id == ctx.project_id else None)
     absolute = {
@@ -69,7 +69,7 @@ async def quota_defaults(request: Request, project_id: str) -> Response:
 async def quota_detail(request: Request, project_id: str) -> Response:
     ctx = enforce(request, "os_compute_api:os-quota-sets:detail", {"project_id": project_id})
     _no_user_quotas(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         limits = await project_limits(session, state(request).settings, project_id)
         used = await usage(session, project_id, ctx.user_id if project_id == ctx.project_id else None)
     detail = {r: {"limit": limits[r], "in_use": used[r], "reserved": 0} for r in RESOURCES}
@@ -80,7 +80,7 @@ async def quota_detail(request: Request, project_id: str) -> Response:
 async def show_quota(request: Request, project_id: str) -> Response:
     enforce(request, "os_compute_api:os-quota-sets:show", {"project_id": project_id})
     _no_user_quotas(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         limits = await project_limits(session, state(request).settings, project_id)
     return json_response({"quota_set": {"id": project_id, **limits}})
 

@@ -107,7 +107,7 @@ async def _console(request: Request, server_id: str, args: Any) -> Response:
             raise BadRequest("Invalid input for field/attribute length: it must be -1 or more.")
         if length == -1:
             length = None
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await get_instance(session, request, server_id, ctx)
         state(request).policy.enforce("os_compute_api:os-console-output", ctx, {"project_id": inst.project_id})
         host = inst.host
@@ -130,7 +130,7 @@ def _interface_view(vif: dict[str, Any], server_id: str) -> dict[str, Any]:
 @router.get("/servers/{server_id}/os-interface")
 async def list_interfaces(request: Request, server_id: str) -> Response:
     ctx = request_context(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await get_instance(session, request, server_id, ctx)
         state(request).policy.enforce("os_compute_api:os-attach-interfaces:list", ctx, {"project_id": inst.project_id})
         return json_response({"interfaceAttachments": [_interface_view(v, server_id) for v in inst.network_info]})
@@ -139,7 +139,7 @@ async def list_interfaces(request: Request, server_id: str) -> Response:
 @router.get("/servers/{server_id}/os-interface/{port_id}")
 async def show_interface(request: Request, server_id: str, port_id: str) -> Response:
     ctx = request_context(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await get_instance(session, request, server_id, ctx)
         state(request).policy.enforce("os_compute_api:os-attach-interfaces:show", ctx, {"project_id": inst.project_id})
         vif = next((v for v in inst.network_info if v["id"] == port_id), None)
@@ -163,7 +163,7 @@ async def attach_interface(request: Request, server_id: str) -> Response:
         if value and not is_uuid(value):
             raise BadRequest(f"Invalid input: {value} is not a 'uuid'")
     fixed_ip = (spec.get("fixed_ips") or [{}])[0].get("ip_address")
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await get_instance(session, request, server_id, ctx)
         state(request).policy.enforce("os_compute_api:os-attach-interfaces:create", ctx,
                                       {"project_id": inst.project_id})
@@ -190,7 +190,7 @@ async def attach_interface(request: Request, server_id: str) -> Response:
 @router.delete("/servers/{server_id}/os-interface/{port_id}")
 async def detach_interface(request: Request, server_id: str, port_id: str) -> Response:
     ctx = request_context(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await get_instance(session, request, server_id, ctx)
         state(request).policy.enforce("os_compute_api:os-attach-interfaces:delete", ctx,
                                       {"project_id": inst.project_id})
@@ -212,7 +212,7 @@ async def external_events(request: Request) -> Response:
         raise BadRequest("Invalid input: 'events' must be a non-empty list.")
     results = []
     accepted = 0
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         for event in events:
             if not isinstance(event, dict) or not event.get("name") or not event.get("server_uuid"):
                 raise BadRequest("Invalid input: each event needs a 'name' and a 'server_uuid'.")

@@ -128,7 +128,7 @@ async def list_groups(request: Request) -> Response:
     query = query.offset(offset or 0)
     if limit is not None:
         query = query.limit(limit)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         groups = list((await session.scalars(query)).all())
         members = await _members(session, [g.uuid for g in groups])
     return json_response({"server_groups": [group_view(request, g, members[g.uuid]) for g in groups]})
@@ -147,7 +147,7 @@ def _nonnegative(request: Request, name: str) -> int | None:
 @router.get("/os-server-groups/{group_id}")
 async def show_group(request: Request, group_id: str) -> Response:
     ctx = request_context(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         group = await _get_group(session, group_id, ctx)
         enforce(request, "os_compute_api:os-server-groups:show", {"project_id": group.project_id})
         members = (await _members(session, [group.uuid]))[group.uuid]

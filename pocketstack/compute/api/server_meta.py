@@ -69,7 +69,7 @@ async def _store(session: Any, request: Request, inst: m.Instance, wanted: dict[
 @router.get("/servers/{server_id}/metadata")
 async def list_metadata(request: Request, server_id: str) -> Response:
     ctx = request_context(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await get_instance(session, request, server_id, ctx)
         state(request).policy.enforce("os_compute_api:server-metadata:index", ctx, {"project_id": inst.project_id})
         return json_response({"metadata": await _load(session, inst.uuid)})
@@ -97,7 +97,7 @@ async def replace_metadata(request: Request, server_id: str) -> Response:
 @router.get("/servers/{server_id}/metadata/{key}")
 async def show_metadata_item(request: Request, server_id: str, key: str) -> Response:
     ctx = request_context(request)
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await get_instance(session, request, server_id, ctx)
         state(request).policy.enforce("os_compute_api:server-metadata:show", ctx, {"project_id": inst.project_id})
         row = await session.get(m.InstanceMetadata, (inst.uuid, key))
@@ -155,7 +155,7 @@ async def _tags(session: Any, uuid: str) -> list[str]:
 
 @router.get("/servers/{server_id}/tags")
 async def list_tags(request: Request, server_id: str) -> Response:
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await _tag_target(session, request, server_id, "os_compute_api:os-server-tags:index")
         return json_response({"tags": await _tags(session, inst.uuid)})
 
@@ -188,7 +188,7 @@ async def delete_tags(request: Request, server_id: str) -> Response:
 
 @router.get("/servers/{server_id}/tags/{tag}")
 async def check_tag(request: Request, server_id: str, tag: str) -> Response:
-    async with state(request).db.session() as session:
+    async with state(request).db.session(write=False) as session:
         inst = await _tag_target(session, request, server_id, "os_compute_api:os-server-tags:show")
         if await session.get(m.InstanceTag, (inst.uuid, tag)) is None:
             raise NotFound(f"Instance {inst.uuid} has no tag '{tag}'")

@@ -36,8 +36,8 @@ from pocketstack.compute.api.common import (
     state,
     version,
 )
-from pocketstack.compute.conductor.manager import mark_deleted, usage_dict, usage_query
 from pocketstack.compute.quotas import project_limits_sync
+from pocketstack.compute.store.instances import mark_deleted, usage_dict, usage_query
 
 log = logging.getLogger("pocketstack.compute.api")
 
@@ -462,7 +462,7 @@ async def create_server(request: Request) -> Response:
                     session.add(m.ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance_uuid))
             session.flush()
 
-    await db.run(write_instances)
+    await db.run(write_instances, write=True)
     try:
         await state(request).conductor.build_instances(uuids, request_spec)  # step 8
     except Exception as exc:
@@ -476,7 +476,7 @@ async def create_server(request: Request) -> Response:
                 session.add(m.InstanceFault(instance_uuid=instance_uuid, code=503, created_at=utcnow(),
                                             message=reason))
 
-        await db.run(fail)
+        await db.run(fail, write=True)
         raise APIError("The build could not be handed to the conductor; the servers are in ERROR.")
     if body.return_reservation_id:
         return json_response({"reservation_id": reservation_id}, status=202)
@@ -676,7 +676,7 @@ async def update_server(request: Request, server_id: str) -> Response:
 async def delete_server(request: Request, server_id: str) -> Response:
     ctx = request_context(request)
     db = state(request).db
-    async with db.session() as session:
+    async with db.session(write=False) as session:
         inst = await get_instance(session, request, server_id, ctx)
     state(request).policy.enforce("os_compute_api:servers:delete", ctx, {"project_id": inst.project_id})
     if inst.locked and not ctx.is_admin:
@@ -697,7 +697,7 @@ async def delete_server(request: Request, server_id: str) -> Response:
         row.updated_at = utcnow()
         return row.host
 
-    host = await db.run(start_delete)
+    host = await db.run(start_delete, write=True)
     if host is None:
         return Response(status_code=204)
     await state(request).agents.terminate_instance(host, server_id)

@@ -160,7 +160,7 @@ async def attach_volume(request: Request, server_id: str) -> Response:
         return bdm.id, inst.host, _view(request, bdm, instance_uuid)
 
     try:
-        bdm_id, host, view = await db.run(record)
+        bdm_id, host, view = await db.run(record, write=True)
     except Exception:
         await volumes.attachment_delete(attachment["id"])  # the reservation goes with the failed request
         raise
@@ -168,7 +168,7 @@ async def attach_volume(request: Request, server_id: str) -> Response:
         await state(request).agents.attach_volume(host, instance_uuid, bdm_id)
     except Exception:
         await db.run(lambda session: session.execute(delete(m.BlockDeviceMapping).where(
-            m.BlockDeviceMapping.id == bdm_id)))
+            m.BlockDeviceMapping.id == bdm_id)), write=True)
         await volumes.attachment_delete(attachment["id"])
         raise
     return json_response({"volumeAttachment": view})
@@ -198,7 +198,7 @@ async def detach_volume(request: Request, server_id: str, volume_id: str) -> Res
         raise BadRequest(exc.message) if exc.status < 500 else exc
     await db.run(lambda session: session.add(m.InstanceAction(
         instance_uuid=instance_uuid, action="detach_volume", request_id=ctx.request_id, project_id=ctx.project_id,
-        user_id=ctx.user_id or "", start_time=utcnow())))
+        user_id=ctx.user_id or "", start_time=utcnow())), write=True)
     try:
         await state(request).agents.detach_volume(host, instance_uuid, volume_id)
     except Exception:

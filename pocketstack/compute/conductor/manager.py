@@ -9,13 +9,12 @@ import uuid as uuidlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
 from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.network import NetworkClient
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.rpc import RPCEndpoint, Transport, register_remote_exception
 from pocketstack.common.timeutils import utcnow
@@ -23,35 +22,23 @@ from pocketstack.compute import models as m
 from pocketstack.compute import states
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.scheduler.rpcapi import SchedulerAPI
+from pocketstack.compute.store.instances import (
+    bdm_dict,
+    instance_dict,
+    mark_deleted,
+    record_heartbeat,
+)
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute.conductor")
 
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
-INSTANCE_FIELDS = ("uuid", "display_name", "hostname", "project_id", "user_id", "image_ref", "flavor", "vcpus",
-                   "memory_mb", "root_gb", "vm_state", "task_state", "power_state", "host", "node",
-                   "availability_zone", "key_name", "key_data", "user_data", "config_drive", "requested_networks",
-                   "security_groups", "network_info", "request_id", "retry", "deleted")
-
 # Columns the agents may change through instance_update.
 UPDATABLE = {"vm_state", "task_state", "power_state", "network_info", "launched_at", "progress", "host", "node"}
 
-BDM_FIELDS = ("id", "source_type", "destination_type", "boot_index", "device_name", "image_id", "snapshot_id",
-              "volume_id", "volume_size", "delete_on_termination", "attachment_id", "connection_info", "tag")
 # Block device mapping columns the agents may change through bdm_update (what a volume attach records).
 BDM_UPDATABLE = {"volume_id", "attachment_id", "connection_info"}
-
-
-def bdm_dict(bdm: m.BlockDeviceMapping) -> dict[str, Any]:
-    return {name: getattr(bdm, name) for name in BDM_FIELDS}
-
-
-def instance_dict(inst: m.Instance) -> dict[str, Any]:
-    """An instance as the agents get it, with its block device mappings under `block_device_mapping`."""
-    data = {name: getattr(inst, name) for name in INSTANCE_FIELDS}
-    data["launched_at"] = inst.launched_at.isoformat() if inst.launched_at else None
-    data["block_device_mapping"] = [bdm_dict(b) for b in inst.block_devices]
-    return data
 
 
 # The services a conductor process reports as alive: in the all-in-one it also speaks for its scheduler.
@@ -151,7 +138,7 @@ class ConductorManager(RPCEndpoint):
             requested = inst.requested_networks if isinstance(inst.requested_networks, list) else []
             return [r["port"] for r in requested if isinstance(r, dict) and r.get("port")]
 
-        user_ports = await self.db.run(abort)
+        user_ports = await self.db.run(abort, write=True)
         if user_ports is None:
             return False
         log.warning("%s", reason)
@@ -211,7 +198,7 @@ class ConductorManager(RPCEndpoint):
             inst.updated_at = utcnow()
             return True
 
-        if not await self.db.run(record_host):
+        if not await self.db.run(record_host, write=True):
             return
         await self.action_event(instance_uuid=instance_uuid, request_id=request_id,
                                 event="conductor_schedule_and_build_instances", start_time=started.isoformat(),
@@ -231,7 +218,7 @@ class ConductorManager(RPCEndpoint):
             inst.task_state = states.SCHEDULING
             return dict(inst.retry or {}), dict(inst.request_spec or {})
 
-        released = await self.db.run(release)
+        released = await self.db.run(release, write=True)
         if released is None:
             return
         retry, request_spec = released
@@ -265,7 +252,7 @@ class ConductorManager(RPCEndpoint):
             session.add(m.InstanceFault(instance_uuid=instance_uuid, code=code, message=message[:4000],
                                         details=details, host=inst.host, created_at=utcnow()))
 
-        await self.db.run(fail)
+        await self.db.run(fail, write=True)
 
     # ----- the agents' database access (steps 14-18) --------------------------------------------------------
     async def instance_get(self, instance_uuid: str) -> dict[str, Any]:
@@ -305,11 +292,11 @@ class ConductorManager(RPCEndpoint):
                 session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
             return instance_dict(inst)
 
-        return await self.db.run(apply)
+        return await self.db.run(apply, write=True)
 
     async def instance_destroy(self, instance_uuid: str) -> None:
         """The agent has torn the server down: mark it deleted and release everything it held."""
-        await self.db.run(lambda session: mark_deleted(session, instance_uuid))
+        await self.db.run(lambda session: mark_deleted(session, instance_uuid), write=True)
 
     async def bdm_update(self, bdm_id: int, updates: dict[str, Any]) -> dict[str, Any]:
         """Record what attaching a volume produced (its id, attachment, connection info) on a mapping (1.1)."""
@@ -326,15 +313,15 @@ class ConductorManager(RPCEndpoint):
             bdm.updated_at = utcnow()
             return bdm_dict(bdm)
 
-        return await self.db.run(apply)
+        return await self.db.run(apply, write=True)
 
     async def bdm_destroy(self, bdm_id: int) -> None:
         """A volume is detached (or its attach failed): its mapping goes (1.1)."""
         await self.db.run(lambda session: session.execute(
-            delete(m.BlockDeviceMapping).where(m.BlockDeviceMapping.id == bdm_id)))
+            delete(m.BlockDeviceMapping).where(m.BlockDeviceMapping.id == bdm_id)), write=True)
 
     async def instances_on_host(self, host: str) -> list[dict[str, Any]]:
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             rows = (await session.scalars(select(m.Instance).where(m.Instance.host == host,
                                                                   m.Instance.deleted.is_(False)))).all()
             return [instance_dict(i) for i in rows]
@@ -356,19 +343,19 @@ class ConductorManager(RPCEndpoint):
                 action.message = "Error"
             action.finish_time = now
 
-        await self.db.run(add_event)
+        await self.db.run(add_event, write=True)
 
     async def service_report(self, host: str, binary: str, topic: str,
                              resources: dict[str, Any] | None = None) -> dict[str, Any]:
         now = utcnow()
 
         def report(session: Session) -> dict[str, Any]:
-            service = record_heartbeat(session, self.settings, host, binary, topic, now)
+            service = record_heartbeat(session, self.settings.compute, host, binary, topic, now)
             if resources is not None:
                 self._update_node(session, host, resources, now)
             return {"disabled": service.disabled, "forced_down": service.forced_down}
 
-        return await self.db.run(report)
+        return await self.db.run(report, write=True)
 
     def _update_node(self, session: Session, host: str, resources: dict[str, Any], now: datetime) -> None:
         cfg = self.settings.compute
@@ -391,49 +378,6 @@ class ConductorManager(RPCEndpoint):
         node.updated_at = now
 
 
-def record_heartbeat(session: Session, settings: Settings, host: str, binary: str, topic: str,
-                     now: datetime) -> m.ComputeService:
-    """A service's heartbeat: its row (created on the first one) is seen up now."""
-    service = session.scalar(select(m.ComputeService).where(m.ComputeService.host == host,
-                                                           m.ComputeService.binary == binary))
-    if service is None:
-        service = m.ComputeService(uuid=str(uuidlib.uuid4()), host=host, binary=binary, topic=topic,
-                                   availability_zone=settings.compute.default_availability_zone,
-                                   created_at=now, report_count=0)
-        session.add(service)
-    service.report_count += 1
-    service.last_seen_up = now
-    service.updated_at = now
-    return service
-
-
 @register_remote_exception
 class UnexpectedTaskState(Exception):
     """An update raced with another action (e.g. a delete during a build)."""
-
-
-def mark_deleted(session: Session, instance_uuid: str) -> None:
-    """Soft-delete an instance row and release its claim and group membership (shared by API and conductor)."""
-    now = utcnow()
-    session.execute(update(m.Instance).where(m.Instance.uuid == instance_uuid).values(
-        deleted=True, deleted_at=now, terminated_at=now, vm_state=states.DELETED, task_state=None,
-        power_state=states.NOSTATE, updated_at=now))
-    session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
-    session.execute(delete(m.ServerGroupMember).where(m.ServerGroupMember.instance_uuid == instance_uuid))
-    session.execute(delete(m.BlockDeviceMapping).where(m.BlockDeviceMapping.instance_uuid == instance_uuid))
-
-
-def usage_query(project_id: str) -> Any:
-    """Instances, cores and RAM a project holds: a query for `count_usage` and its synchronous twin."""
-    return (select(func.count(), func.coalesce(func.sum(m.Instance.vcpus), 0),
-                   func.coalesce(func.sum(m.Instance.memory_mb), 0))
-            .where(m.Instance.project_id == project_id, m.Instance.deleted.is_(False)))
-
-
-def usage_dict(row: Any) -> dict[str, int]:
-    return {"instances": int(row[0]), "cores": int(row[1]), "ram": int(row[2])}
-
-
-async def count_usage(session: Any, project_id: str) -> dict[str, int]:
-    """Instances, cores and RAM a project holds (for quotas and limits)."""
-    return usage_dict((await session.execute(usage_query(project_id))).one())

@@ -11,6 +11,7 @@ class ConductorAPI(RPCAPI):
     topic = "conductor"
     namespace = "conductor"
     version = "1.2"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build
+    steps = {("cast", "build_instances"): "8", ("call", "instance_get"): "14, 18", ("call", "instance_update"): "19"}
 
     async def build_instances(self, instance_uuids: list[str], request_spec: dict[str, Any]) -> None:
         """FLOW.md step 8: the API hands the build over (CAST)."""

@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from pocketstack.common.app import create_app
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Forbidden, NotFound
-from pocketstack.common.service import Service, ServiceSpec, metadata_secret
+from pocketstack.common.service import Service, ServiceSpec, shared_secret
 from pocketstack.compute import models as m
-from pocketstack.compute.conductor.manager import instance_dict
 from pocketstack.compute.metadata.content import InstanceMetadata, MetadataNotFound
+from pocketstack.compute.spec import METADATA_SECRET_KEY
+from pocketstack.compute.store.instances import instance_dict
+from pocketstack.settings import Settings
 
 router = APIRouter()
 
@@ -44,7 +45,7 @@ class MetadataService(Service):
         self._secret: str | None = None
 
     async def start(self) -> None:
-        self._secret = metadata_secret(self.settings)
+        self._secret = shared_secret(self.settings, "metadata", METADATA_SECRET_KEY)
 
     async def stop(self) -> None:
         await self.db.close()

@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
-from pocketstack.common.config import Settings
 from pocketstack.common.db import Database
 from pocketstack.common.rpc import RPCEndpoint
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute.scheduler.filters import FILTERS, WEIGHERS, HostState, RequestView, weigh
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute.scheduler")
 
@@ -69,7 +69,7 @@ class SchedulerManager(RPCEndpoint):
 
     async def _group_hosts(self, group_uuid: str) -> list[str]:
         """Hosts of the group's members that hold a claim (one entry per member)."""
-        async with self.db.session() as session:
+        async with self.db.session(write=False) as session:
             rows = await session.execute(
                 select(m.ComputeNode.host).join(m.Allocation, m.Allocation.node_id == m.ComputeNode.id)
                 .join(m.ServerGroupMember, m.ServerGroupMember.instance_uuid == m.Allocation.consumer_uuid)
@@ -145,4 +145,4 @@ class SchedulerManager(RPCEndpoint):
                                      created_at=utcnow()))
             return True
 
-        return await self.db.run(claim)
+        return await self.db.run(claim, write=True)

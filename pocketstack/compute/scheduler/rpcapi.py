@@ -11,6 +11,7 @@ class SchedulerAPI(RPCAPI):
     topic = "scheduler"
     namespace = "scheduler"
     version = "1.0"
+    steps = {("call", "select_destinations"): "9"}
 
     async def select_destinations(self, request_spec: dict[str, Any], instance_uuids: list[str],
                                   excluded_hosts: list[str] | None = None) -> list[str | None]:

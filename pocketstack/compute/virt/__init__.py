@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pocketstack.common.config import Settings
 from pocketstack.compute.virt.driver import ComputeDriver
+from pocketstack.settings import Settings
 
 
 def make_driver(settings: Settings, host: str) -> ComputeDriver:

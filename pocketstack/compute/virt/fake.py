@@ -10,9 +10,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from pocketstack.common.config import Settings
 from pocketstack.compute import states
 from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo, host_ip
+from pocketstack.settings import Settings
 
 
 @dataclass

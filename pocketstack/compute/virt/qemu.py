@@ -40,15 +40,15 @@ from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from qemu.qmp import EventListener, ExecuteError, QMPClient
 
-from pocketstack.common.clients.identity import IdentityClient, ServiceTokenProvider
+from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
-from pocketstack.common.config import Settings
 from pocketstack.common.errors import APIError
 from pocketstack.common.process import CommandError, run_command
 from pocketstack.compute import states
 from pocketstack.compute.metadata.content import InstanceMetadata
 from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo, host_ip
 from pocketstack.compute.virt.virtapi import InstanceEventTimeout
+from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute.qemu")
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)  # it logs every dropped connection (guest poweroff)
@@ -477,10 +477,9 @@ class QemuDriver(ComputeDriver):
         if self._image is None:
             self._image = ImageClient(self.settings.base_url("image"))
         if self._service_tokens is None:
-            from pocketstack.common.service import service_password
+            from pocketstack.common.service import service_token_provider
 
-            self._service_tokens = ServiceTokenProvider(IdentityClient(self.settings.base_url("identity")), "nova",
-                                                        service_password(self.settings, "nova"))
+            self._service_tokens = service_token_provider(self.settings, "compute", "nova")
         return self._image, self._service_tokens
 
     async def cached_image(self, image_meta: dict[str, Any]) -> Path:

@@ -49,7 +49,7 @@ async def create_app_cred(request: Request, user_id: str) -> Response:
         if expires_at <= utcnow():
             raise BadRequest("Invalid input: 'expires_at' is in the past.")
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         held = {r.id: r.name for r in (await session.scalars(select(m.Role).where(
             m.Role.id.in_(await mgr.effective_role_ids(session, user_id, project_id=ctx.project_id))))).all()}
     if not data.roles:  # none given: every role of the caller's token, as Keystone does
@@ -86,7 +86,7 @@ async def list_app_creds(request: Request, user_id: str, name: str | None = None
     query = select(m.ApplicationCredential).where(m.ApplicationCredential.user_id == user_id)
     if name is not None:
         query = query.where(m.ApplicationCredential.name == name)
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         rows = (await session.scalars(query.order_by(m.ApplicationCredential.name))).all()
     return collection(request, "application_credentials", [app_cred_body(request, c) for c in rows])
 
@@ -101,7 +101,7 @@ async def _owned(session: Any, user_id: str, cred_id: str) -> m.ApplicationCrede
 @router.get("/users/{user_id}/application_credentials/{cred_id}")
 async def get_app_cred(request: Request, user_id: str, cred_id: str) -> Response:
     enforce(request, "identity:get_application_credential", {"user": {"id": user_id}})
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         cred = await _owned(session, user_id, cred_id)
     return json_response({"application_credential": app_cred_body(request, cred)})
 

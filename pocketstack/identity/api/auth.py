@@ -95,7 +95,7 @@ async def auth_catalog(request: Request) -> Response:
     if not ctx.project_id and not ctx.domain_id:
         raise Unauthorized("The catalog requires a scoped token.")
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         catalog = await mgr.catalog(session, ctx.project_id)
     return collection(request, "catalog", catalog)
 
@@ -104,7 +104,7 @@ async def auth_catalog(request: Request) -> Response:
 async def auth_projects(request: Request) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         projects = (await session.scalars(select(m.Project).where(m.Project.enabled.is_(True)))).all()
         mine = [p for p in projects if await mgr.effective_role_ids(session, ctx.user_id, project_id=p.id,
                                                                      expand_implied=False)]
@@ -115,7 +115,7 @@ async def auth_projects(request: Request) -> Response:
 async def auth_domains(request: Request) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         domains = (await session.scalars(select(m.Domain).where(m.Domain.enabled.is_(True)))).all()
         mine = [d for d in domains if await mgr.effective_role_ids(session, ctx.user_id, domain_id=d.id,
                                                                     expand_implied=False)]

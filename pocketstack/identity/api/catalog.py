@@ -62,7 +62,7 @@ async def list_regions(request: Request, parent_region_id: str | None = None) ->
     query = select(m.Region).order_by(m.Region.id)
     if parent_region_id is not None:
         query = query.where(m.Region.parent_region_id == parent_region_id)
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         rows = (await session.scalars(query)).all()
     return collection(request, "regions", [region_body(request, r) for r in rows])
 
@@ -70,7 +70,7 @@ async def list_regions(request: Request, parent_region_id: str | None = None) ->
 @router.get("/regions/{region_id}")
 async def get_region(request: Request, region_id: str) -> Response:
     enforce(request, "identity:get_region")
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         region = await _get(session, m.Region, region_id, "region")
     return json_response({"region": region_body(request, region)})
 
@@ -138,7 +138,7 @@ async def list_services(request: Request, type: str | None = None, name: str | N
         query = query.where(m.CatalogService.type == type)
     if name is not None:
         query = query.where(m.CatalogService.name == name)
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         rows = (await session.scalars(query)).all()
     return collection(request, "services", [service_body(request, s) for s in rows])
 
@@ -146,7 +146,7 @@ async def list_services(request: Request, type: str | None = None, name: str | N
 @router.get("/services/{service_id}")
 async def get_service(request: Request, service_id: str) -> Response:
     enforce(request, "identity:get_service")
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         service = await _get(session, m.CatalogService, service_id, "service")
     return json_response({"service": service_body(request, service)})
 
@@ -229,7 +229,7 @@ async def list_endpoints(request: Request, service_id: str | None = None, interf
         query = query.where(m.Endpoint.region_id == region_id)
     if (flag := parse_bool(enabled)) is not None:
         query = query.where(m.Endpoint.enabled.is_(flag))
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         rows = (await session.scalars(query)).all()
     return collection(request, "endpoints", [endpoint_body(request, e) for e in rows])
 
@@ -237,7 +237,7 @@ async def list_endpoints(request: Request, service_id: str | None = None, interf
 @router.get("/endpoints/{endpoint_id}")
 async def get_endpoint(request: Request, endpoint_id: str) -> Response:
     enforce(request, "identity:get_endpoint")
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         endpoint = await _get(session, m.Endpoint, endpoint_id, "endpoint")
     return json_response({"endpoint": endpoint_body(request, endpoint)})
 

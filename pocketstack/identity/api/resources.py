@@ -82,7 +82,7 @@ async def list_domains(request: Request, name: str | None = None, enabled: str |
         query = query.where(m.Domain.name == name)
     if (flag := parse_bool(enabled)) is not None:
         query = query.where(m.Domain.enabled.is_(flag))
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         rows = (await session.scalars(query)).all()
     return collection(request, "domains", [domain_body(request, d) for d in rows])
 
@@ -90,7 +90,7 @@ async def list_domains(request: Request, name: str | None = None, enabled: str |
 @router.get("/domains/{domain_id}")
 async def get_domain(request: Request, domain_id: str) -> Response:
     enforce(request, "identity:get_domain", {"domain": {"id": domain_id}})
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         domain = await _get(session, m.Domain, domain_id, "domain")
     return json_response({"domain": domain_body(request, domain)})
 
@@ -203,7 +203,7 @@ async def list_projects(request: Request, name: str | None = None, domain_id: st
         query = query.where(m.Project.parent_id == parent_id)
     if (flag := parse_bool(enabled)) is not None:
         query = query.where(m.Project.enabled.is_(flag))
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         rows = (await session.scalars(query)).all()
     return collection(request, "projects", [project_body(request, p) for p in rows])
 
@@ -211,7 +211,7 @@ async def list_projects(request: Request, name: str | None = None, domain_id: st
 @router.get("/projects/{project_id}")
 async def get_project(request: Request, project_id: str) -> Response:
     enforce(request, "identity:get_project", {"project": {"id": project_id}})
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         project = await _get(session, m.Project, project_id, "project")
     return json_response({"project": project_body(request, project)})
 
@@ -312,7 +312,7 @@ async def list_users(request: Request, name: str | None = None, domain_id: str |
         query = query.where(m.User.domain_id == domain_id)
     if (flag := parse_bool(enabled)) is not None:
         query = query.where(m.User.enabled.is_(flag))
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         rows = (await session.scalars(query)).all()
     return collection(request, "users", [user_body(request, u) for u in rows])
 
@@ -320,7 +320,7 @@ async def list_users(request: Request, name: str | None = None, domain_id: str |
 @router.get("/users/{user_id}")
 async def get_user(request: Request, user_id: str) -> Response:
     enforce(request, "identity:get_user", {"user": {"id": user_id}})
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         user = await _get(session, m.User, user_id, "user")
     return json_response({"user": user_body(request, user)})
 
@@ -384,7 +384,7 @@ async def change_password(request: Request, user_id: str) -> Response:
     enforce(request, "identity:change_password", {"user": {"id": user_id}})
     data = PasswordChange.model_validate(_wrapped(await json_body(request), "user"))
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         user = await _get(session, m.User, user_id, "user")
         current_hash = user.password_hash
     if not await mgr.check_secret(data.original_password, current_hash):
@@ -402,7 +402,7 @@ async def change_password(request: Request, user_id: str) -> Response:
 async def list_user_projects(request: Request, user_id: str) -> Response:
     enforce(request, "identity:list_user_projects", {"user": {"id": user_id}})
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         await _get(session, m.User, user_id, "user")
         projects = (await session.scalars(select(m.Project).order_by(m.Project.name))).all()
         mine = [p for p in projects
@@ -413,7 +413,7 @@ async def list_user_projects(request: Request, user_id: str) -> Response:
 @router.get("/users/{user_id}/groups")
 async def list_user_groups(request: Request, user_id: str) -> Response:
     enforce(request, "identity:list_groups_for_user", {"user": {"id": user_id}})
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         await _get(session, m.User, user_id, "user")
         rows = (await session.scalars(select(m.Group).join(m.Membership, m.Membership.group_id == m.Group.id)
                                       .where(m.Membership.user_id == user_id).order_by(m.Group.name))).all()
@@ -459,7 +459,7 @@ async def list_groups(request: Request, name: str | None = None, domain_id: str 
         query = query.where(m.Group.name == name)
     if domain_id is not None:
         query = query.where(m.Group.domain_id == domain_id)
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         rows = (await session.scalars(query)).all()
     return collection(request, "groups", [group_body(request, g) for g in rows])
 
@@ -467,7 +467,7 @@ async def list_groups(request: Request, name: str | None = None, domain_id: str 
 @router.get("/groups/{group_id}")
 async def get_group(request: Request, group_id: str) -> Response:
     enforce(request, "identity:get_group")
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         group = await _get(session, m.Group, group_id, "group")
     return json_response({"group": group_body(request, group)})
 
@@ -515,7 +515,7 @@ async def delete_group(request: Request, group_id: str) -> Response:
 @router.get("/groups/{group_id}/users")
 async def list_group_users(request: Request, group_id: str) -> Response:
     enforce(request, "identity:list_users_in_group")
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         await _get(session, m.Group, group_id, "group")
         rows = (await session.scalars(select(m.User).join(m.Membership, m.Membership.user_id == m.User.id)
                                       .where(m.Membership.group_id == group_id).order_by(m.User.name))).all()
@@ -538,7 +538,7 @@ async def add_group_user(request: Request, group_id: str, user_id: str) -> Respo
 @router.head("/groups/{group_id}/users/{user_id}")
 async def check_group_user(request: Request, group_id: str, user_id: str) -> Response:
     enforce(request, "identity:check_user_in_group")
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         await _get(session, m.Group, group_id, "group")
         await _get(session, m.User, user_id, "user")
         if await session.get(m.Membership, (user_id, group_id)) is None:

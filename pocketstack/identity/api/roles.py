@@ -66,7 +66,7 @@ async def list_roles(request: Request, name: str | None = None, domain_id: str |
                                                          m.Role.domain_id.is_(None))
     if name is not None:
         query = query.where(m.Role.name == name)
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         rows = (await session.scalars(query)).all()
     return collection(request, "roles", [role_body(request, r) for r in rows])
 
@@ -74,7 +74,7 @@ async def list_roles(request: Request, name: str | None = None, domain_id: str |
 @router.get("/roles/{role_id}")
 async def get_role(request: Request, role_id: str) -> Response:
     enforce(request, "identity:get_role")
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         role = await _get(session, m.Role, role_id, "role")
     return json_response({"role": role_body(request, role)})
 
@@ -125,7 +125,7 @@ def _role_ref(request: Request, role: m.Role) -> dict[str, Any]:
 @router.get("/roles/{prior_id}/implies")
 async def list_implied(request: Request, prior_id: str) -> Response:
     enforce(request, "identity:list_implied_roles")
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         prior = await _get(session, m.Role, prior_id, "role")
         implied = (await session.scalars(select(m.Role).join(m.ImpliedRole, m.ImpliedRole.implied_role_id == m.Role.id)
                                          .where(m.ImpliedRole.prior_role_id == prior_id))).all()
@@ -167,7 +167,7 @@ async def delete_implied(request: Request, prior_id: str, implied_id: str) -> Re
 @router.get("/role_inferences")
 async def list_inferences(request: Request) -> Response:
     enforce(request, "identity:list_role_inference_rules")
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         roles = {r.id: r for r in (await session.scalars(select(m.Role))).all()}
         rules = (await session.scalars(select(m.ImpliedRole))).all()
     grouped: dict[str, list[dict[str, Any]]] = {}
@@ -226,7 +226,7 @@ async def _head_grant(request: Request, target_kind: str, target_id: str, actor_
                       role_id: str, inherited: bool) -> Response:
     enforce(request, "identity:check_grant")
     kind = _grant_key(target_kind, actor_kind)
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         await _check_grant_parts(session, target_kind, target_id, actor_kind, actor_id, role_id)
         if await session.get(m.Assignment, (kind, actor_id, target_id, role_id, inherited)) is None:
             raise NotFound(f"Could not find role assignment with role: {role_id}, {actor_kind[:-1]}: {actor_id}, "
@@ -295,7 +295,7 @@ async def list_grants(request: Request, target_kind: str, target_id: str, actor_
                       actor_id: str) -> Response:
     enforce(request, "identity:list_grants")
     kind = _grant_key(target_kind, actor_kind)
-    async with manager(request).db.session() as session:
+    async with manager(request).db.session(write=False) as session:
         await _check_grant_parts(session, target_kind, target_id, actor_kind, actor_id, None)
         roles = (await session.scalars(select(m.Role).join(m.Assignment, m.Assignment.role_id == m.Role.id).where(
             m.Assignment.type == kind, m.Assignment.actor_id == actor_id, m.Assignment.target_id == target_id,
@@ -318,7 +318,7 @@ async def list_role_assignments(request: Request) -> Response:
     if project_id and domain_id:
         raise BadRequest("Invalid input: give at most one of 'scope.project.id' and 'scope.domain.id'.")
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         grants = (await session.scalars(select(m.Assignment))).all()
         rows: list[dict[str, Any]] = []  # each: actor kind/id, target kind/id, role id, inherited, via
         members: dict[str, list[str]] = {}

@@ -161,7 +161,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
 async def download(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("download_image", ctx, image)
     if image.status == "deactivated" and not ctx.is_admin:

@@ -242,7 +242,7 @@ async def list_images(request: Request) -> Response:
     limit = _int_param(params, "limit")
     limit = DEFAULT_LIMIT if limit is None else min(limit, MAX_LIMIT)
     sorting = _sorting(params)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         query = _filters(select(m.Image), params, ctx, mgr)
         marker_id = params.get("marker")
         if marker_id:

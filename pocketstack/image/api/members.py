@@ -45,7 +45,7 @@ async def add_member(request: Request, image_id: str) -> Response:
 async def list_members(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("get_members", ctx, image)
         query = select(m.ImageMember).where(m.ImageMember.image_id == image_id).order_by(m.ImageMember.created_at)
@@ -59,7 +59,7 @@ async def list_members(request: Request, image_id: str) -> Response:
 async def show_member(request: Request, image_id: str, member_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         image = await session.run_sync(mgr.get_image, ctx, image_id)
         mgr.enforce("get_member", ctx, image, member_id=member_id)
         member = await session.get(m.ImageMember, (image_id, member_id))

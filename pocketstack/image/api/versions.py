@@ -56,7 +56,7 @@ async def usage_info(request: Request) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
     mgr.enforce("get_usage", ctx)
-    async with mgr.db.session() as session:
+    async with mgr.db.session(write=False) as session:
         count, size = await mgr.usage(session, ctx.project_id)
     settings = mgr.settings.image
     return json_response({"usage": {

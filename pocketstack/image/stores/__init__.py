@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from pocketstack.common.config import Settings
+from pocketstack.settings import Settings
 
 
 class StoreError(Exception):

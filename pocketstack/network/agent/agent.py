@@ -32,10 +32,9 @@ from typing import Any
 from pyroute2 import AsyncIPRoute, NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 
-from pocketstack.common.config import Settings
 from pocketstack.common.errors import NotFound
 from pocketstack.common.rpc import RPCEndpoint, RPCError, RPCServer, Transport
-from pocketstack.common.service import metadata_secret
+from pocketstack.common.service import shared_secret
 from pocketstack.network.agent.dhcp import METADATA_ADDRESS, DhcpServer, dhcp_subnets
 from pocketstack.network.agent.firewall import FilteredPort, Firewall, conntrack_zone
 from pocketstack.network.agent.linux import Link, Netlink, namespaces
@@ -43,6 +42,10 @@ from pocketstack.network.agent.metadata import MetadataProxy
 from pocketstack.network.agent.router import Routers
 from pocketstack.network.agent.rpcapi import LINUX_BRIDGE_AGENT, TOPIC
 from pocketstack.network.rpcapi import PluginAPI
+from pocketstack.settings import Settings
+
+# the secret the metadata proxy signs instance ids with (Neutron's metadata_proxy_shared_secret)
+METADATA_SECRET_KEY = "metadata_proxy_shared_secret"
 
 log = logging.getLogger("pocketstack.network.agent")
 
@@ -112,7 +115,8 @@ class NetworkAgent:
         self.netlink = Netlink()
         self.firewall = Firewall(self.table)
         self.routers = Routers(self.netlink)
-        self.metadata = MetadataProxy(settings.base_url("metadata"), lambda: metadata_secret(settings),
+        self.metadata = MetadataProxy(settings.base_url("metadata"),
+                                      lambda: shared_secret(settings, "metadata", METADATA_SECRET_KEY),
                                       self.lookup_port)
         self.owned: dict[str, list[str]] = {"bridges": [], "namespaces": [], "tunnels": []}
         self.dhcp_servers: dict[str, DhcpServer] = {}

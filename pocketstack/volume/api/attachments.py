@@ -132,14 +132,14 @@ async def create_attachment(request: Request) -> Response:
         enforce(request, "volume:attachment_create", {"project_id": vol.project_id})
         return reserve(session, vol, body.instance_uuid, body.mode or "null").id, vol.host
 
-    attachment_id, host = await db.run(write)
+    attachment_id, host = await db.run(write, write=True)
     if body.connector:
         try:
             if host is None:
                 raise BadRequest(f"Invalid volume: Volume {body.volume_uuid} has no backend to export it.")
             await export(request, attachment_id, host, body.connector)
         except Exception:
-            await db.run(lambda s: _rollback(s, attachment_id))
+            await db.run(lambda s: _rollback(s, attachment_id), write=True)
             raise
     attachment = await db.run(lambda s: s.get(m.VolumeAttachment, attachment_id), write=False)
     return json_response({"attachment": attachment_detail(attachment)})
@@ -244,7 +244,7 @@ async def attachment_action(request: Request, attachment_id: str) -> Response:
                              "with a connector first.")
         complete(vol, attachment)
 
-    await state(request).db.run(write)
+    await state(request).db.run(write, write=True)
     return Response(status_code=204)
 
 
@@ -261,4 +261,4 @@ async def delete_attachment(request: Request, attachment_id: str) -> Response:
         finish_detach(session, vol, attachment)
         return {"attachments": [attachment_summary(a) for a in vol.attachments]}
 
-    return json_response(await state(request).db.run(write))
+    return json_response(await state(request).db.run(write, write=True))

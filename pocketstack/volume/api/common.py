@@ -17,12 +17,12 @@ from pydantic import BaseModel, ValidationError
 
 from pocketstack.common.app import describe_validation_error, json_body, request_context
 from pocketstack.common.clients.image import ImageClient
-from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.common.microversion import APIVersion, MicroversionSpec, api_version
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.settings import Settings
 
 MICROVERSIONS = MicroversionSpec("volume", "3.0", "3.65")
 MAX_LIMIT = 1000  # osapi_max_limit

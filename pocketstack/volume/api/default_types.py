@@ -43,7 +43,7 @@ async def set_default(request: Request, target: str) -> Response:
         row.volume_type_id = vtype.id
         return {"default_type": _view(row)}
 
-    return json_response(await state(request).db.run(write))
+    return json_response(await state(request).db.run(write, write=True))
 
 
 @router.get("/default-types/{target}")
@@ -83,5 +83,5 @@ async def unset_default(request: Request, target: str) -> Response:
             raise NotFound(f"Default type for project {target} could not be found.")
         session.delete(row)
 
-    await state(request).db.run(write)
+    await state(request).db.run(write, write=True)
     return Response(status_code=204)

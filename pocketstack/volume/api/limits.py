@@ -73,13 +73,13 @@ async def update_quota(request: Request, target: str) -> Response:
         session.flush()
         return {"quota_set": quotas.project_limits(session, settings, target)}
 
-    return json_response(await state(request).db.run(write))
+    return json_response(await state(request).db.run(write, write=True))
 
 
 @router.delete("/os-quota-sets/{target}")
 async def delete_quota(request: Request, target: str) -> Response:
     enforce(request, "volume_extension:quotas:delete", {"project_id": target})
-    await state(request).db.run(lambda s: s.execute(delete(m.Quota).where(m.Quota.project_id == target)))
+    await state(request).db.run(lambda s: s.execute(delete(m.Quota).where(m.Quota.project_id == target)), write=True)
     return Response(status_code=200)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from pocketstack.common.config import Settings
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import NotFound
+from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 from pocketstack.volume.api.common import is_uuid
 

@@ -90,5 +90,5 @@ async def delete_message(request: Request, message_id: str) -> Response:
         enforce(request, "message:delete", {"project_id": msg.project_id})
         session.delete(msg)
 
-    await state(request).db.run(write)
+    await state(request).db.run(write, write=True)
     return Response(status_code=204)

@@ -77,7 +77,7 @@ async def update_service(request: Request, action: str) -> Response:
         return {"host": svc.host, "binary": svc.binary, "status": "disabled" if svc.disabled else "enabled",
                 "disabled": svc.disabled, "disabled_reason": svc.disabled_reason}
 
-    return json_response(await state(request).db.run(write))
+    return json_response(await state(request).db.run(write, write=True))
 
 
 @router.get("/scheduler-stats/get_pools")

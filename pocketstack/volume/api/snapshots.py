@@ -95,7 +95,7 @@ async def create_snapshot(request: Request) -> Response:
         return vol.host
 
     db = state(request).db
-    host = await db.run(write)
+    host = await db.run(write, write=True)
     await state(request).manager.create_snapshot(host, snapshot_id)
     snap = await db.run(lambda s: s.get(m.Snapshot, snapshot_id), write=False)
     return json_response({"snapshot": snapshot_detail(request, snap, ctx)}, status=202)
@@ -180,7 +180,7 @@ async def update_snapshot(request: Request, snapshot_id: str) -> Response:
         session.flush()
         return {"snapshot": snapshot_detail(request, snap, ctx)}
 
-    return json_response(await state(request).db.run(write))
+    return json_response(await state(request).db.run(write, write=True))
 
 
 async def _start_delete(request: Request, snapshot_id: str, action: str, force: bool) -> None:
@@ -201,7 +201,7 @@ async def _start_delete(request: Request, snapshot_id: str, action: str, force: 
         snap.status, snap.updated_at = st.DELETING, utcnow()
         return snap.host
 
-    host = await state(request).db.run(write)
+    host = await state(request).db.run(write, write=True)
     if host is not None:
         await state(request).manager.delete_snapshot(host, snapshot_id)
 
@@ -231,7 +231,7 @@ async def snapshot_action(request: Request, snapshot_id: str) -> Response:
             snap = visible_snapshot(session, snapshot_id, ctx)
             snap.status, snap.updated_at = status, utcnow()
 
-        await state(request).db.run(write)
+        await state(request).db.run(write, write=True)
         return Response(status_code=202)
     raise BadRequest(f"There is no such action: {name}")
 

@@ -127,7 +127,7 @@ async def create_transfer(request: Request) -> Response:
         vol.previous_status, vol.status, vol.updated_at = vol.status, st.AWAITING_TRANSFER, utcnow()
         return {"transfer": {**_view(request, transfer), "auth_key": auth_key}}
 
-    return json_response(await state(request).db.run(write), status=202)
+    return json_response(await state(request).db.run(write, write=True), status=202)
 
 
 async def _list(request: Request, detail: bool) -> Response:
@@ -179,7 +179,7 @@ async def delete_transfer(request: Request, transfer_id: str) -> Response:
             vol.status, vol.updated_at = st.AVAILABLE, utcnow()
         session.delete(transfer)
 
-    await state(request).db.run(write)
+    await state(request).db.run(write, write=True)
     return Response(status_code=202)
 
 
@@ -211,5 +211,5 @@ async def accept_transfer(request: Request, transfer_id: str) -> Response:
         session.delete(transfer)
         return {"transfer": view}
 
-    return json_response(await state(request).db.run(write), status=202)
+    return json_response(await state(request).db.run(write, write=True), status=202)
 

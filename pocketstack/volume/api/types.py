@@ -110,7 +110,7 @@ async def create_type(request: Request) -> Response:
         session.expire(vtype, ["extra_specs"])
         return {"volume_type": type_view(request, vtype, ctx)}
 
-    return json_response(await state(request).db.run(write))
+    return json_response(await state(request).db.run(write, write=True))
 
 
 @router.put("/types/{type_id}")
@@ -137,7 +137,7 @@ async def update_type(request: Request, type_id: str) -> Response:
         session.flush()
         return {"volume_type": type_view(request, vtype, ctx)}
 
-    return json_response(await state(request).db.run(write))
+    return json_response(await state(request).db.run(write, write=True))
 
 
 @router.delete("/types/{type_id}")
@@ -156,7 +156,7 @@ async def delete_type(request: Request, type_id: str) -> Response:
             raise BadRequest(f"Target volume type is still in use: {used} volume(s) have type {vtype.name}.")
         session.delete(vtype)
 
-    await state(request).db.run(write)
+    await state(request).db.run(write, write=True)
     return Response(status_code=202)
 
 
@@ -291,5 +291,5 @@ async def type_action(request: Request, type_id: str) -> Response:
                 raise NotFound(f"Volume type access not found for {vtype.id} / {project} combination.")
             session.delete(row)
 
-    await state(request).db.run(write)
+    await state(request).db.run(write, write=True)
     return Response(status_code=202)

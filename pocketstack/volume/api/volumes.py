@@ -206,14 +206,14 @@ async def create_volume(request: Request) -> Response:
         return host
 
     db = state(request).db
-    host = await db.run(write)
+    host = await db.run(write, write=True)
     if host is not None:
         try:
             await state(request).manager.create_volume(host, volume_id)
         except Exception as exc:
             log.exception("could not hand volume %s to its volume service", volume_id)
             reason = f"the volume service could not be reached ({type(exc).__name__})."
-            await db.run(lambda s: _fail(s, volume_id, reason))
+            await db.run(lambda s: _fail(s, volume_id, reason), write=True)
     volume = await db.run(lambda s: s.get(m.Volume, volume_id), write=False)
     return json_response({"volume": volume_detail(request, volume, ctx)}, status=202)
 
@@ -368,7 +368,7 @@ async def update_volume(request: Request, volume_id: str) -> Response:
         session.flush()
         return {"volume": volume_detail(request, vol, ctx)}
 
-    return json_response(await state(request).db.run(write))
+    return json_response(await state(request).db.run(write, write=True))
 
 
 async def start_delete(request: Request, volume_id: str, *, cascade: bool, force: bool) -> None:
@@ -400,7 +400,7 @@ async def start_delete(request: Request, volume_id: str, *, cascade: bool, force
             snap.status = st.DELETING
         return vol.host
 
-    host = await state(request).db.run(write)
+    host = await state(request).db.run(write, write=True)
     if host is not None:
         await state(request).manager.delete_volume(host, volume_id)
 
@@ -444,7 +444,7 @@ async def _write_metadata(request: Request, volume_id: str, action: str, metadat
             raise BadRequest(f"Invalid volume: Volume {vol.id} is being deleted.")
         return _set_metadata(session, vol, metadata, replace=replace)
 
-    return await state(request).db.run(write)
+    return await state(request).db.run(write, write=True)
 
 
 @router.post("/volumes/{volume_id}/metadata")
@@ -498,6 +498,6 @@ async def delete_metadata_item(request: Request, volume_id: str, key: str) -> Re
         session.delete(item)
         vol.updated_at = utcnow()
 
-    await state(request).db.run(write)
+    await state(request).db.run(write, write=True)
     return Response(status_code=200)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pocketstack.common.clients.image import ImageClient
-from pocketstack.common.config import Settings
+from pocketstack.settings import Settings
 
 TokenSource = Callable[[], Awaitable[str]]
 

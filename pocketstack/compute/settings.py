@@ -1,0 +1,79 @@
+"""The compute family's settings sections (`[compute]`, and `[metadata]` of its metadata API)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from pocketstack.common.config import ServiceSettings
+
+
+class ComputeSettings(ServiceSettings):
+    """The compute family: API, conductor, scheduler and compute agents (nova.conf's main options)."""
+
+    port: int = 8774
+    driver: Literal["fake", "qemu"] = Field(
+        default_factory=lambda: "qemu" if os.geteuid() == 0 and shutil.which("qemu-system-x86_64") else "fake",
+        description="hypervisor driver; default qemu where QEMU is installed and we are root (taps, bridges), "
+                    "else fake")
+    host: str = Field(default_factory=socket.gethostname, description="this compute agent's host name")
+    fake_hosts: int = Field(1, ge=1, description="compute agents the all-in-one runs with the fake driver")
+    fake_vcpus: int = 8
+    fake_memory_mb: int = 16384
+    fake_disk_gb: int = 200
+    # qemu driver (nova.conf [libvirt] and friends)
+    instances_path: Path | None = None  # default: DATA_DIR/instances (per server dirs, _base image cache)
+    qemu_binary: str = "qemu-system-x86_64"
+    accel: Literal["auto", "kvm", "tcg"] = Field("auto", description="auto: KVM when a probe boot works, else TCG")
+    kvm_probe_timeout: float = Field(5.0, gt=0, description="seconds the KVM probe boot may take")
+    machine_type: str = Field("pc", description="QEMU machine; pc hot-plugs volumes (microvm cannot)")
+    vif_plugging_timeout: float = Field(300.0, ge=0, description="seconds to wait for network-vif-plugged; 0: "
+                                        "do not wait")
+    vif_plugging_is_fatal: bool = True  # a vif that does not plug in time fails the build
+    shutdown_timeout: float = Field(60.0, ge=0, description="seconds a guest has to power off on ACPI before "
+                                    "it is stopped hard")
+    register_guest_image: bool = Field(True, description="all-in-one with the qemu driver: build the test guest "
+                                       "and register it as public image pocketstack-guest on start")
+    guest_cache_dir: Path | None = None  # where the test guest build is cached; default DATA_DIR/guest
+    # --- distributed mode (issue 8) ---
+    hosts: list[str] = Field([], description="host names of the agents `pocketstack serve compute` runs "
+                             "(fake driver); default HOST-fake1..N (fake_hosts), or HOST")
+    fake_spawn_seconds: float = Field(0.0, ge=0, description="time the fake driver takes to spawn a guest")
+    build_timeout: float = Field(600.0, ge=0, description="a build older than this ends in ERROR (Nova's "
+                                 "instance_build_timeout); 0: never")
+    build_check_interval: float = Field(10.0, gt=0, description="seconds between the conductor's checks for "
+                                        "timed-out builds and builds on hosts that went down")
+    # --- end distributed mode ---
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    reserved_host_memory_mb: int = 0
+    enabled_filters: list[str] = ["ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "DiskFilter", "CoreFilter",
+                                  "ImagePropertiesFilter", "ServerGroupAntiAffinityFilter",
+                                  "ServerGroupAffinityFilter"]
+    weighers: dict[str, float] = {"RAMWeigher": 1.0, "CPUWeigher": 1.0, "DiskWeigher": 1.0}
+    max_attempts: int = Field(3, ge=1, description="hosts tried for one build before ERROR")
+    report_interval: float = Field(10.0, gt=0, description="seconds between compute heartbeats")
+    service_down_time: float = Field(60.0, gt=0, description="a service silent this long is down")
+    sync_power_state_interval: float = 60.0
+    default_availability_zone: str = "nova"
+    service_password: str | None = None  # of the "nova" service user; default: generated into the data dir
+    quota_instances: int = 10
+    quota_cores: int = 20
+    quota_ram: int = 51200
+    quota_key_pairs: int = 100
+    quota_server_groups: int = 10
+    quota_server_group_members: int = 10
+    quota_metadata_items: int = 128
+
+
+class MetadataSettings(ServiceSettings):
+    """The compute metadata API (nova-api-metadata) that the network agent's proxy forwards guests to."""
+
+    port: int = 8775
+    shared_secret: str | None = None  # signs X-Instance-ID between proxy and API; default: generated

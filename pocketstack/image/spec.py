@@ -1,0 +1,9 @@
+"""The image service (Glance v2) as the registry, the launcher and `serve` know it."""
+
+from pocketstack.common.service import RestStep, Role, ServiceSpec
+
+SPEC = ServiceSpec(
+    "image", "image", "glance", "", "pocketstack.image.service_app:create",
+    roles=(Role("image", "pocketstack.image.service_app:create", api="image"),),
+    rest_steps=(RestStep("identity", "GET", "/v3/auth/tokens", "21"),),
+)

@@ -1,0 +1,13 @@
+"""The network service (Neutron v2.0) and its host agent as the registry, the launcher and `serve` know them."""
+
+from pocketstack.common.service import RestStep, Role, ServiceSpec
+
+SPEC = ServiceSpec(
+    "network", "network", "neutron", "", "pocketstack.network.service_app:create", service_user="neutron",
+    roles=(
+        Role("network", "pocketstack.network.service_app:create_api", api="network"),
+        Role("network-agent", "pocketstack.network.service_app:create_agent", stage=2, host_local=True,
+             wanted=lambda settings: settings.network_agent_enabled, host_networking=lambda settings: True),
+    ),
+    rest_steps=(RestStep("identity", "GET", "/v3/auth/tokens", "24"),),
+)

@@ -10,9 +10,7 @@ uses a running one with `--auth-url`/`--password`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 sys.path.insert(0, str(Path(__file__).parent))
-from identity import auth_body, run_load, start_cloud
+from identity import auth_body, run_load, run_on_cloud
 
 READS = ("/flavors/detail", "/os-keypairs", "/limits", "/os-quota-sets/{project}/detail", "/os-hypervisors/detail",
          "/os-services", "/os-server-groups")
@@ -83,18 +81,7 @@ def main() -> None:
     parser.add_argument("--project", default="admin")
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
-    proc = None
-    try:
-        if args.auth_url:
-            auth_url = args.auth_url.rstrip("/")
-        else:
-            proc, auth_url, args.password, _ = start_cloud(4)
-        results = asyncio.run(bench(args, auth_url))
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-    print(json.dumps(results, indent=2))
+    print(json.dumps(run_on_cloud(args, bench), indent=2))
 
 
 if __name__ == "__main__":

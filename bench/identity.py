@@ -132,6 +132,21 @@ def start_cloud(rounds: int) -> tuple[subprocess.Popen, str, str, Path]:
     return proc, f"http://127.0.0.1:{port}/v3", "bench-admin", data_dir
 
 
+def run_on_cloud(args: argparse.Namespace, bench_fn, rounds: int = 4) -> dict:
+    """Run `bench_fn(args, auth_url)` against `--auth-url`, or against a cloud of its own started and stopped here."""
+    proc = None
+    try:
+        if args.auth_url:
+            auth_url = args.auth_url.rstrip("/")
+        else:
+            proc, auth_url, args.password, _ = start_cloud(rounds)
+        return asyncio.run(bench_fn(args, auth_url))
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--auth-url")
@@ -143,17 +158,7 @@ def main() -> None:
     parser.add_argument("--issue-requests", type=int, default=40)
     parser.add_argument("--distinct-tokens", type=int, default=16)
     args = parser.parse_args()
-    proc = None
-    try:
-        if args.auth_url:
-            auth_url = args.auth_url.rstrip("/")
-        else:
-            proc, auth_url, args.password, _ = start_cloud(args.bcrypt_rounds)
-        results = asyncio.run(bench(args, auth_url))
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+    results = run_on_cloud(args, bench, args.bcrypt_rounds)
     limit = bcrypt_limit(args.bcrypt_rounds)
     best_issue = max(r["req_per_s"] for r in results["issue"].values())
     results["bcrypt"] = limit

@@ -10,13 +10,11 @@ It starts its own all-in-one cloud (`pocketstack up` in a separate process, as b
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 import uuid
 
 import aiohttp
-from identity import auth_body, run_load, start_cloud
+from identity import auth_body, run_load, run_on_cloud
 
 
 async def bench(args: argparse.Namespace, auth_url: str) -> dict:
@@ -81,18 +79,7 @@ def main() -> None:
     parser.add_argument("--password")
     parser.add_argument("--ports", type=int, default=300, help="ports created at each concurrency level")
     args = parser.parse_args()
-    proc = None
-    try:
-        if args.auth_url:
-            auth_url = args.auth_url.rstrip("/")
-        else:
-            proc, auth_url, args.password, _ = start_cloud(4)
-        results = asyncio.run(bench(args, auth_url))
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-    print(json.dumps(results, indent=2))
+    print(json.dumps(run_on_cloud(args, bench), indent=2))
 
 
 if __name__ == "__main__":

@@ -26,38 +26,31 @@ class APIError(Exception):
 
 
 class BadRequest(APIError):
-    status, title = 400, "Bad Request"
-    default_message = "The request could not be understood."
+    status, title, default_message = 400, "Bad Request", "The request could not be understood."
 
 
 class Unauthorized(APIError):
-    status, title = 401, "Unauthorized"
-    default_message = "The request you have made requires authentication."
+    status, title, default_message = 401, "Unauthorized", "The request you have made requires authentication."
 
 
 class Forbidden(APIError):
-    status, title = 403, "Forbidden"
-    default_message = "You are not authorized to perform the requested action."
+    status, title, default_message = 403, "Forbidden", "You are not authorized to perform the requested action."
 
 
 class NotFound(APIError):
-    status, title = 404, "Not Found"
-    default_message = "The resource could not be found."
+    status, title, default_message = 404, "Not Found", "The resource could not be found."
 
 
 class MethodNotAllowed(APIError):
-    status, title = 405, "Method Not Allowed"
-    default_message = "The method is not allowed for this resource."
+    status, title, default_message = 405, "Method Not Allowed", "The method is not allowed for this resource."
 
 
 class NotAcceptable(APIError):
-    status, title = 406, "Not Acceptable"
-    default_message = "The requested version or media type is not supported."
+    status, title, default_message = 406, "Not Acceptable", "The requested version or media type is not supported."
 
 
 class Conflict(APIError):
-    status, title = 409, "Conflict"
-    default_message = "The request conflicts with the current state of the resource."
+    status, title, default_message = 409, "Conflict", "The request conflicts with the current state of the resource."
 
 
 class PayloadTooLarge(APIError):
@@ -66,13 +59,11 @@ class PayloadTooLarge(APIError):
 
 
 class UnsupportedMediaType(APIError):
-    status, title = 415, "Unsupported Media Type"
-    default_message = "The request media type is not supported."
+    status, title, default_message = 415, "Unsupported Media Type", "The request media type is not supported."
 
 
 class RangeNotSatisfiable(APIError):
-    status, title = 416, "Requested Range Not Satisfiable"
-    default_message = "The requested range cannot be satisfied."
+    status, title, default_message = 416, "Requested Range Not Satisfiable", "The requested range cannot be satisfied."
 
 
 class ServiceUnavailable(APIError):

@@ -89,7 +89,7 @@ def serve(
         raise typer.Exit(2)
     # command-line values go to the environment so the worker processes started below see them too
     for key, value in ((f"{(selected.api or 'compute').upper()}__WORKERS", workers),
-                       (f"{selected.host_section.upper()}__HOST", host),
+                       (f"{(selected.host_section or 'compute').upper()}__HOST", host),
                        ("BIND", bind), ("LOG_LEVEL", log_level), ("DATA_DIR", data_dir)):
         if value is not None:
             os.environ[f"POCKETSTACK_{key}"] = str(value)

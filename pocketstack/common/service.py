@@ -39,7 +39,8 @@ class Role:
     stage: int = 1  # `up --distributed` starts the stages in order, each once the previous one is ready
     copies: str | None = None  # `[distributed]` field giving how many processes `up --distributed` runs
     per_hosts: bool = False  # `up --distributed` runs one per group of compute hosts (POCKETSTACK_COMPUTE__HOSTS)
-    host_section: str = "compute"  # settings section whose `host` names this process (`serve --host`)
+    host_section: str | None = None  # settings section whose `host` names this process (`serve --host`);
+    # None: the host name every process of the deployment shares (`[compute] host`)
     # whether `up --distributed` runs it (the network agent runs where the all-in-one would run it)
     wanted: Callable[[Any], bool] = lambda settings: True
     # whether it drives host networking (netlink through pyroute2: asyncio's own loop, not uvloop)

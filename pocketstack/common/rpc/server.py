@@ -102,14 +102,14 @@ class RPCServer:
     servers), its own `topic.server` queue and the topic's fanout."""
 
     def __init__(self, transport: Transport, topic: str, server: str, endpoints: Sequence[RPCEndpoint],
-                 max_concurrency: int = 64) -> None:
+                 max_concurrency: int = 64, component: str | None = None) -> None:
         self.transport = transport
         self.target = Target(topic, server)
         self.dispatcher = Dispatcher(endpoints)
         self.max_concurrency = max_concurrency
         self._subscription: Subscription | None = None
-        # the name spans give this server's work: "conductor", "scheduler", "compute@host1"
-        self.component = f"{topic}@{server}" if topic == "compute" else topic
+        # the name spans give this server's work: "conductor", "scheduler", "compute@host1" (default: the topic)
+        self.component = component or topic
 
     async def start(self) -> None:
         if self._subscription is None:

@@ -99,7 +99,8 @@ def test_compute_internals_stay_behind_their_interfaces() -> None:
     for path in _modules(ROOT):
         imports = _imports(path)
         inside_conductor = (ROOT / "compute" / "conductor") in path.parents
-        if not inside_conductor and "pocketstack.compute.conductor.manager" in imports and path.name != "service_app.py":
+        borrows = "pocketstack.compute.conductor.manager" in imports and path.name != "service_app.py"
+        if not inside_conductor and borrows:
             offenders.append(f"{path.relative_to(ROOT)}: imports the conductor's manager")
         if (ROOT / "trace") in path.parents and any(name.endswith(".models") and "trace" not in name
                                                     for name in imports):

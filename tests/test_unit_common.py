@@ -131,3 +131,20 @@ async def test_concurrent_cache_misses_share_one_token_validation() -> None:
     failures = await asyncio.gather(*(validator.validate("bad") for _ in range(5)), return_exceptions=True)
     assert calls == ["good", "bad"] and all(isinstance(f, Unauthorized) for f in failures)
     assert await validator.validate("good") == {"user": {"id": "u"}} and len(calls) == 2  # cached
+
+
+def test_each_service_spells_its_errors_its_own_way():
+    """The error style each spec declares: Keystone's body and 401 challenge, the WSGI fault, Neutron's, webob's."""
+    from pocketstack.common.app import error_response
+    from pocketstack.common.errors import NotFound
+    from pocketstack.services import SERVICES
+
+    specs = {spec.name: spec for spec in SERVICES}
+    denied = error_response(Unauthorized("no token"), specs["identity"].errors)
+    assert denied.headers["WWW-Authenticate"] == 'Keystone uri="/v3"'
+    assert b'"title":"Unauthorized"' in denied.body
+    assert "WWW-Authenticate" not in error_response(Unauthorized(), specs["compute"].errors).headers
+    assert error_response(NotFound("x"), specs["volume"].errors).body == b'{"itemNotFound":{"code":404,"message":"x"}}'
+    assert b'"type":"HTTPNotFound"' in error_response(NotFound("x"), specs["network"].errors).body
+    page = error_response(NotFound("<x>"), specs["image"].errors)
+    assert page.media_type.startswith("text/html") and b"&lt;x&gt;" in page.body

@@ -26,9 +26,9 @@ from pocketstack.common import tracing
 from pocketstack.common.auth import TokenValidator, context_from_token
 from pocketstack.common.context import REQUEST_ID_RE, RequestContext, current_context, new_request_id
 from pocketstack.common.errors import (
-    ERROR_STYLES,
     APIError,
     BadRequest,
+    ErrorStyle,
     ServiceUnavailable,
     Unauthorized,
     error_for_status,
@@ -52,11 +52,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def error_response(err: APIError, style: str) -> Response:
-    body, content_type = ERROR_STYLES[style](err)
-    headers = dict(err.headers)
-    if err.status == 401 and style == "keystone":
-        headers.setdefault("WWW-Authenticate", 'Keystone uri="/v3"')
+def error_response(err: APIError, style: ErrorStyle) -> Response:
+    body, content_type = style.body(err)
+    headers = {**style.headers(err), **err.headers}
     if isinstance(body, dict):
         return JSONResponse(body, status_code=err.status, headers=headers)
     return Response(body, status_code=err.status, headers=headers, media_type=content_type)
@@ -80,7 +78,7 @@ def describe_validation_error(exc: RequestValidationError | ValidationError) -> 
 class EdgeMiddleware:
     """Request id, authentication and error mapping for one service, as one pure ASGI layer."""
 
-    def __init__(self, app: ASGIApp, *, style: str, validator: TokenValidator | None,
+    def __init__(self, app: ASGIApp, *, style: ErrorStyle, validator: TokenValidator | None,
                  is_public: Callable[[str, str], bool], service_name: str, access_log: bool = True,
                  microversion: MicroversionSpec | None = None) -> None:
         self.app = app
@@ -164,7 +162,7 @@ class EdgeMiddleware:
 def create_app(
     *,
     service_name: str,
-    style: str,
+    style: ErrorStyle,
     routers: Sequence[APIRouter],
     validator: TokenValidator | None,
     is_public: Callable[[str, str], bool] = lambda method, path: False,

@@ -1,14 +1,15 @@
 """API errors and how each OpenStack service spells them in a response body.
 
 Raise an `APIError` subclass anywhere below an HTTP handler; the app factory turns it into the body of the
-service's own style: Keystone `{"error": {...}}`, Nova/Cinder `{"itemNotFound": {...}}`, Neutron
-`{"NeutronError": {...}}`, Glance's HTML error page.
+service's own style, an `ErrorStyle` its spec declares: the WSGI fault body, webob's HTML page (both here), or
+the service's own (Keystone's, Neutron's).
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -87,15 +88,15 @@ def error_for_status(status: int, message: str | None = None) -> APIError:
     return cls(message)
 
 
-# Nova's fault names (nova/api/openstack/wsgi.py); Cinder uses the same.
-_NOVA_FAULT_NAMES = {
+# The fault names of the WSGI layer Nova and Cinder share (nova/api/openstack/wsgi.py): 404 -> itemNotFound, ...
+FAULT_NAMES = {
     400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
     406: "notAcceptable", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
     501: "notImplemented", 503: "serviceUnavailable",
 }
 
-# Neutron's exception name when no specific one is given.
-_NEUTRON_DEFAULT_TYPES = {
+# webob's exception class names, by status (what Neutron names an error no specific exception describes).
+WEBOB_EXCEPTION_NAMES = {
     400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbidden", 404: "HTTPNotFound",
     405: "HTTPMethodNotAllowed", 409: "HTTPConflict", 413: "HTTPRequestEntityTooLarge",
     415: "HTTPUnsupportedMediaType", 503: "HTTPServiceUnavailable",
@@ -104,33 +105,27 @@ _NEUTRON_DEFAULT_TYPES = {
 Body = tuple[bytes | dict[str, Any], str]  # (body, content type)
 
 
-def _keystone(err: APIError) -> Body:
-    return {"error": {"code": err.status, "title": err.title, "message": err.message}}, "application/json"
+@dataclass(frozen=True)
+class ErrorStyle:
+    """How one service spells an error: its body (each service's spec declares its own) and the headers it adds."""
+
+    body: Callable[[APIError], Body]
+    headers: Callable[[APIError], dict[str, str]] = lambda err: {}
 
 
-def _nova(err: APIError) -> Body:
-    return ({_NOVA_FAULT_NAMES.get(err.status, "computeFault"): {"code": err.status, "message": err.message}},
-            "application/json")
+def fault_body(err: APIError) -> Body:
+    """The WSGI fault body: `{"itemNotFound": {"code": 404, "message": ...}}`."""
+    return {FAULT_NAMES.get(err.status, "computeFault"): {"code": err.status, "message": err.message}}, \
+        "application/json"
 
 
-def _neutron(err: APIError) -> Body:
-    error_type = err.error_type or _NEUTRON_DEFAULT_TYPES.get(err.status, "HTTPInternalServerError")
-    return {"NeutronError": {"type": error_type, "message": err.message, "detail": ""}}, "application/json"
-
-
-def _glance(err: APIError) -> Body:
-    # Glance answers with webob's HTML error page; openstacksdk and glanceclient take the message from it.
+def html_page_body(err: APIError) -> Body:
+    """webob's HTML error page (clients take the message from it)."""
     title = f"{err.status} {err.title}"
     page = (f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n"
             f"  {html.escape(err.message)}<br /><br />\n\n\n\n </body>\n</html>")
     return page.encode(), "text/html; charset=UTF-8"
 
 
-ERROR_STYLES: dict[str, Callable[[APIError], Body]] = {
-    "keystone": _keystone,
-    "nova": _nova,
-    "cinder": _nova,
-    "neutron": _neutron,
-    "glance": _glance,
-    "metadata": _glance,  # Nova's metadata API answers errors as webob pages too
-}
+FAULT_STYLE = ErrorStyle(fault_body)
+HTML_PAGE_STYLE = ErrorStyle(html_page_body)

@@ -22,6 +22,7 @@ from pocketstack.common.auth import CachedTokenValidator, TokenValidator
 from pocketstack.common.cache import make_cache
 from pocketstack.common.clients.identity import IdentityClient, RemoteTokenValidator, ServiceTokenProvider
 from pocketstack.common.config import CoreSettings
+from pocketstack.common.errors import FAULT_STYLE, ErrorStyle
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class ServiceSpec:
     rest_steps: tuple[RestStep, ...] = ()
     client_steps: tuple[tuple[str, str, str], ...] = ()  # (method, path, step)
     module: str = ""  # the package, when `factory` is not directly below it
+    errors: ErrorStyle = FAULT_STYLE  # how its API spells an error body
 
     @property
     def package(self) -> str:

@@ -31,6 +31,7 @@ from pocketstack.compute.conductor.manager import ALL_IN_ONE_BINARIES, Conductor
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.policies import COMPUTE_POLICIES
 from pocketstack.compute.scheduler.manager import SchedulerManager
+from pocketstack.compute.spec import SPEC
 from pocketstack.compute.store.instances import record_heartbeat
 from pocketstack.compute.virt import make_driver
 from pocketstack.settings import Settings
@@ -94,7 +95,7 @@ class ComputeAPIService(Service):
         self.state = ComputeAPIState(settings=settings, db=self.db, policy=self.policy, conductor=None,
                                      agents=None, image=ImageClient(settings.base_url("image")),
                                      network=NetworkClient(settings.base_url("network")))
-        self.app = create_app(service_name="compute-api", style="nova", routers=_routers(),
+        self.app = create_app(service_name="compute-api", style=SPEC.errors, routers=_routers(),
                               validator=remote_token_validator(settings),
                               is_public=lambda method, path: (method, path) in PUBLIC,
                               access_log=settings.access_log, state={"compute": self.state},

@@ -1,6 +1,7 @@
 """The compute family (Nova v2.1: API, conductor, scheduler, agents) and its metadata API as the registry, the
 launcher and `serve` know them."""
 
+from pocketstack.common.errors import FAULT_STYLE, HTML_PAGE_STYLE
 from pocketstack.common.service import RestStep, Role, ServiceSpec
 
 APP = "pocketstack.compute.service_app"
@@ -21,7 +22,7 @@ SPEC = ServiceSpec(
         RestStep("network", "PUT", "/v2.0/ports/", "25"),
         RestStep("volume", "", "/v3/", "26, 28"),
     ),
-    client_steps=(("POST", "/v2.1/servers", "3"),),
+    client_steps=(("POST", "/v2.1/servers", "3"),), errors=FAULT_STYLE,
 )
 
 # The metadata API (nova-api-metadata) is its own service: its own port, no database, not in the catalog.
@@ -29,6 +30,6 @@ METADATA_SECRET_KEY = "metadata_proxy_shared_secret"
 
 METADATA_SPEC = ServiceSpec(
     "metadata", None, "nova-metadata", "", "pocketstack.compute.metadata.service_app:create", database=False,
-    shared_secret=METADATA_SECRET_KEY,
+    shared_secret=METADATA_SECRET_KEY, errors=HTML_PAGE_STYLE,  # webob pages, as nova-api-metadata answers
     roles=(Role("metadata", "pocketstack.compute.metadata.service_app:create", api="metadata"),),
 )

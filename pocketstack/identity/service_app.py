@@ -14,6 +14,7 @@ from pocketstack.common.service import Service, ServiceSpec
 from pocketstack.identity.api import app_creds, auth, catalog, resources, roles
 from pocketstack.identity.bootstrap import bootstrap
 from pocketstack.identity.service import IdentityManager
+from pocketstack.identity.spec import SPEC
 from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.identity")
@@ -47,7 +48,7 @@ class IdentityService(Service):
         self.created_passwords: dict[str, str] = {}
         self._purger: asyncio.Task[None] | None = None
         self.app = create_app(
-            service_name="identity", style="keystone",
+            service_name="identity", style=SPEC.errors,
             routers=[auth.router, resources.router, roles.router, catalog.router, app_creds.router],
             validator=LocalTokenValidator(self.manager),
             is_public=lambda method, path: (method, path) in PUBLIC,

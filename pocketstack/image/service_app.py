@@ -7,6 +7,7 @@ from pocketstack.common.db import Database
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator
 from pocketstack.image.api import data, images, members, versions
 from pocketstack.image.service import ImageManager
+from pocketstack.image.spec import SPEC
 from pocketstack.settings import Settings
 
 
@@ -19,7 +20,7 @@ class ImageService(Service):
         self.db = Database(settings.database_url("image"))
         self.manager = ImageManager(settings, self.db)
         self.app = create_app(
-            service_name="image", style="glance",
+            service_name="image", style=SPEC.errors,
             routers=[versions.router, images.router, data.router, members.router],
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,

@@ -13,6 +13,7 @@ from pocketstack.network.bootstrap import create_default_networks
 from pocketstack.network.l3 import NetworkManager
 from pocketstack.network.notifier import ComputeNotifier
 from pocketstack.network.rpcapi import TOPIC
+from pocketstack.network.spec import SPEC
 from pocketstack.settings import Settings
 
 PUBLIC = {("GET", "/"), ("GET", "/v2.0"), ("GET", "/v2.0/")}
@@ -51,7 +52,7 @@ class NetworkService(Service):
         self.notifier = ComputeNotifier(settings.base_url("identity"), self.tokens, settings.region)
         self.manager = NetworkManager(settings, self.db, self.notifier)
         self.app = create_app(
-            service_name="network", style="neutron",
+            service_name="network", style=SPEC.errors,
             routers=[versions.router, core.router, security.router, l3.router, quotas.router, tags.router,
                      agents.router],
             validator=remote_token_validator(settings),

@@ -1,6 +1,16 @@
 """The network service (Neutron v2.0) and its host agent as the registry, the launcher and `serve` know them."""
 
+from pocketstack.common.errors import WEBOB_EXCEPTION_NAMES, APIError, Body, ErrorStyle
 from pocketstack.common.service import RestStep, Role, ServiceSpec
+
+
+def _neutron_body(err: APIError) -> Body:
+    error_type = err.error_type or WEBOB_EXCEPTION_NAMES.get(err.status, "HTTPInternalServerError")
+    return {"NeutronError": {"type": error_type, "message": err.message, "detail": ""}}, "application/json"
+
+
+# Neutron's error body: the specific exception's name (e.g. NetworkNotFound) or webob's.
+ERRORS = ErrorStyle(_neutron_body)
 
 SPEC = ServiceSpec(
     "network", "network", "neutron", "", "pocketstack.network.service_app:create", service_user="neutron",
@@ -9,5 +19,5 @@ SPEC = ServiceSpec(
         Role("network-agent", "pocketstack.network.service_app:create_agent", stage=2, host_local=True,
              wanted=lambda settings: settings.network_agent_enabled, host_networking=lambda settings: True),
     ),
-    rest_steps=(RestStep("identity", "GET", "/v3/auth/tokens", "24"),),
+    rest_steps=(RestStep("identity", "GET", "/v3/auth/tokens", "24"),), errors=ERRORS,
 )

@@ -42,6 +42,7 @@ from pocketstack.volume.backends import make_backend
 from pocketstack.volume.manager import VolumeManager
 from pocketstack.volume.policies import VOLUME_POLICIES
 from pocketstack.volume.rpcapi import VolumeManagerAPI
+from pocketstack.volume.spec import SPEC
 
 log = logging.getLogger("pocketstack.volume")
 
@@ -62,7 +63,7 @@ class VolumeAPIService(Service):
                                     policy=PolicyEngine(VOLUME_POLICIES, settings.policy_file), manager=None,
                                     image=ImageClient(settings.base_url("image")))
         self.app = create_app(
-            service_name="volume", style="cinder",
+            service_name="volume", style=SPEC.errors,
             routers=[versions.router, volumes.router, volume_actions.router, snapshots.router, types.router,
                      attachments.router, transfers.router, default_types.router, limits.router, messages.router,
                      services.router],

@@ -1,5 +1,6 @@
 """The block storage service (Cinder v3) as the registry, the launcher and `serve` know it."""
 
+from pocketstack.common.errors import FAULT_STYLE
 from pocketstack.common.service import RestStep, Role, ServiceSpec
 
 SPEC = ServiceSpec(
@@ -9,5 +10,5 @@ SPEC = ServiceSpec(
         Role("volume-api", "pocketstack.volume.service_app:create_api", api="volume"),
         Role("volume", "pocketstack.volume.service_app:create_manager", stage=2, host_section="volume"),
     ),
-    rest_steps=(RestStep("identity", "GET", "/v3/auth/tokens", "27"),),
+    rest_steps=(RestStep("identity", "GET", "/v3/auth/tokens", "27"),), errors=FAULT_STYLE,
 )

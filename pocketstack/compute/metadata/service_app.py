@@ -21,7 +21,7 @@ from pocketstack.common.errors import BadRequest, Forbidden, NotFound
 from pocketstack.common.service import Service, ServiceSpec, shared_secret
 from pocketstack.compute import models as m
 from pocketstack.compute.metadata.content import InstanceMetadata, MetadataNotFound
-from pocketstack.compute.spec import METADATA_SECRET_KEY
+from pocketstack.compute.spec import METADATA_SECRET_KEY, METADATA_SPEC
 from pocketstack.compute.store.instances import instance_dict
 from pocketstack.settings import Settings
 
@@ -39,8 +39,8 @@ class MetadataService(Service):
     def __init__(self, settings: Settings, specs: list[ServiceSpec]) -> None:
         self.settings = settings
         self.db = Database(settings.database_url("compute"))  # read-only: compute owns and migrates it
-        self.app = create_app(service_name="metadata", style="metadata", routers=[router], validator=None,
-                              is_public=lambda method, path: True, access_log=settings.access_log,
+        self.app = create_app(service_name="metadata", style=METADATA_SPEC.errors, routers=[router],
+                              validator=None, is_public=lambda method, path: True, access_log=settings.access_log,
                               state={"metadata": self})
         self._secret: str | None = None
 

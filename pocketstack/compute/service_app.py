@@ -12,7 +12,7 @@ import contextlib
 import importlib
 import logging
 
-from sqlalchemy import func, select
+from fastapi import APIRouter
 
 from pocketstack.common.app import create_app
 from pocketstack.common.clients.identity import ServiceTokenProvider
@@ -20,27 +20,31 @@ from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.db import Database
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.common.routes import RouteTable, build_router
 from pocketstack.common.rpc import RPCServer, get_transport
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_token_provider
 from pocketstack.common.timeutils import utcnow
-from pocketstack.compute import models as m
 from pocketstack.compute.agent.manager import ComputeAgent
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.api.common import MICROVERSIONS, ComputeAPIState
+from pocketstack.compute.api.routes_admin import ADMIN_ROUTES, VERSION_ROUTES
 from pocketstack.compute.conductor.manager import ALL_IN_ONE_BINARIES, ConductorManager
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.policies import COMPUTE_POLICIES
 from pocketstack.compute.scheduler.manager import SchedulerManager
 from pocketstack.compute.spec import SPEC
+from pocketstack.compute.store.flavors import FlavorStore
 from pocketstack.compute.store.instances import record_heartbeat
 from pocketstack.compute.virt import make_driver
 from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute")
 
-# Router modules under pocketstack.compute.api, mounted in this order.
-ROUTER_MODULES = ("versions", "servers", "server_actions", "flavors", "keypairs", "limits", "hosts",
-                  "server_groups", "instance_actions", "server_meta", "volume_attachments")
+# What the compute API serves, mounted in this order: route tables, and router modules under
+# pocketstack.compute.api (by name) not yet in a table.
+ROUTER_MODULES: tuple[str | RouteTable, ...] = (
+    VERSION_ROUTES, "servers", "server_actions", ADMIN_ROUTES, "limits", "instance_actions", "server_meta",
+    "volume_attachments")
 
 PUBLIC = {("GET", "/"), ("GET", "/v2.1"), ("GET", "/v2.1/")}
 
@@ -52,9 +56,12 @@ DEFAULT_FLAVORS = [
 ]
 
 
-def _routers() -> list:
+def _routers() -> list[APIRouter]:
     routers = []
     for name in ROUTER_MODULES:
+        if not isinstance(name, str):
+            routers.append(build_router(name))
+            continue
         try:
             module = importlib.import_module(f"pocketstack.compute.api.{name}")
         except ModuleNotFoundError as exc:
@@ -109,13 +116,7 @@ class ComputeAPIService(Service):
         self.state.agents = ComputeAgentAPI(transport)
 
     async def _bootstrap_flavors(self) -> None:
-        async with self.db.session(write=True) as session:
-            if await session.scalar(select(func.count()).select_from(m.Flavor)):
-                return
-            for flavorid, name, vcpus, ram, disk in DEFAULT_FLAVORS:
-                session.add(m.Flavor(flavorid=flavorid, name=name, vcpus=vcpus, memory_mb=ram, root_gb=disk,
-                                     ephemeral_gb=0, swap=0, rxtx_factor=1.0, is_public=True, disabled=False,
-                                     created_at=utcnow()))
+        await FlavorStore(self.db).add_defaults(DEFAULT_FLAVORS)
 
     async def stop(self) -> None:
         if self._own_db:

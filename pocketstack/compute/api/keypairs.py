@@ -11,21 +11,16 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
+from pocketstack.common.apikit import enforce, iso_micro, version
 from pocketstack.common.app import json_response, request_context
 from pocketstack.common.context import RequestContext
-from pocketstack.common.errors import BadRequest, Conflict, Forbidden, NotFound
-from pocketstack.common.timeutils import utcnow
-from pocketstack.compute import models as m
+from pocketstack.common.errors import BadRequest
 from pocketstack.compute.api.bodies import parse
-from pocketstack.compute.api.common import isotime_micro, limit_param, next_link, state, version
-from pocketstack.compute.quotas import project_limits
-
-router = APIRouter(prefix="/v2.1")
+from pocketstack.compute.api.common import limit_param, next_link, state
+from pocketstack.compute.store.keypairs import KeyPair, KeypairStore
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9 _-]+$")
 SSH_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
@@ -74,27 +69,30 @@ def generate_key_pair() -> tuple[str, str]:
     return private, f"{public} Generated-by-Nova"
 
 
+def _keypairs(request: Request) -> KeypairStore:
+    return KeypairStore(state(request).db)
+
+
 def _target_user(request: Request, ctx: RequestContext, requested: str | None, action: str) -> str:
     """The user whose key pairs are meant: the caller's, or (admins, 2.10+) the one named by `user_id`."""
     if requested is not None and version(request) < "2.10":
         raise BadRequest("Invalid input: 'user_id' needs microversion 2.10 or later.")
     user_id = requested or ctx.user_id
-    state(request).policy.enforce(f"os_compute_api:os-keypairs:{action}", ctx, {"user_id": user_id,
-                                                                                "project_id": ctx.project_id})
+    enforce(request, state(request), f"os_compute_api:os-keypairs:{action}",
+            {"user_id": user_id, "project_id": ctx.project_id})
     return user_id
 
 
-def _view(request: Request, kp: m.KeyPair, full: bool) -> dict[str, Any]:
+def _view(request: Request, kp: KeyPair, full: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"name": kp.name, "public_key": kp.public_key, "fingerprint": kp.fingerprint}
     if version(request) >= "2.2":
         body["type"] = kp.type
     if full:
-        body.update({"user_id": kp.user_id, "id": kp.id, "created_at": isotime_micro(kp.created_at),
+        body.update({"user_id": kp.user_id, "id": kp.id, "created_at": iso_micro(kp.created_at),
                      "deleted": False, "deleted_at": None, "updated_at": None})
     return body
 
 
-@router.post("/os-keypairs")
 async def create_keypair(request: Request) -> Response:
     ctx = request_context(request)
     body = await parse(request, "keypair", KeyPairCreate)
@@ -109,22 +107,8 @@ async def create_keypair(request: Request) -> Response:
         private_key, public_key = generate_key_pair()
     else:
         public_key = body.public_key.strip()
-    keypair = m.KeyPair(name=body.name, user_id=user_id, fingerprint=fingerprint(public_key), public_key=public_key,
-                        type="ssh", created_at=utcnow())
-    try:
-        async with state(request).db.session(write=True) as session:
-            exists = await session.scalar(select(m.KeyPair.id).where(m.KeyPair.user_id == user_id,
-                                                                     m.KeyPair.name == body.name))
-            if exists is not None:
-                raise Conflict(f"Key pair '{body.name}' already exists.")
-            limit = (await project_limits(session, state(request).settings, ctx.project_id))["key_pairs"]
-            count = await session.scalar(select(func.count()).select_from(m.KeyPair).where(
-                m.KeyPair.user_id == user_id))
-            if 0 <= limit <= count:
-                raise Forbidden("Quota exceeded, too many key pairs.")
-            session.add(keypair)
-    except IntegrityError:  # a concurrent import of the same name
-        raise Conflict(f"Key pair '{body.name}' already exists.")
+    keypair = await _keypairs(request).create(state(request).settings, ctx.project_id, user_id, body.name,
+                                              public_key, fingerprint(public_key))
     result = {"name": keypair.name, "public_key": keypair.public_key, "fingerprint": keypair.fingerprint,
               "user_id": keypair.user_id}
     if ver >= "2.2":
@@ -134,21 +118,13 @@ async def create_keypair(request: Request) -> Response:
     return json_response({"keypair": result}, status=201 if ver >= "2.2" else 200)
 
 
-@router.get("/os-keypairs")
 async def list_keypairs(request: Request) -> Response:
     ctx = request_context(request)
     user_id = _target_user(request, ctx, request.query_params.get("user_id"), "index")
     paginated = version(request) >= "2.35"
     limit = limit_param(request) if paginated else 100000
-    query = select(m.KeyPair).where(m.KeyPair.user_id == user_id).order_by(m.KeyPair.name)
-    async with state(request).db.session(write=False) as session:
-        marker = request.query_params.get("marker") if paginated else None
-        if marker is not None:
-            if await session.scalar(select(m.KeyPair.id).where(m.KeyPair.user_id == user_id,
-                                                               m.KeyPair.name == marker)) is None:
-                raise BadRequest(f"marker [{marker}] not found")
-            query = query.where(m.KeyPair.name > marker)
-        rows = (await session.scalars(query.limit(limit))).all()
+    marker = request.query_params.get("marker") if paginated else None
+    rows = await _keypairs(request).page(user_id, marker, limit)
     items = [_view(request, kp, full=False) for kp in rows]
     body: dict[str, Any] = {"keypairs": [{"keypair": item} for item in items]}
     more = next_link(request, "os-keypairs", items, limit, key="name") if paginated else []
@@ -157,25 +133,14 @@ async def list_keypairs(request: Request) -> Response:
     return json_response(body)
 
 
-async def _get(session: Any, user_id: str, name: str) -> m.KeyPair:
-    kp = await session.scalar(select(m.KeyPair).where(m.KeyPair.user_id == user_id, m.KeyPair.name == name))
-    if kp is None:
-        raise NotFound(f"Keypair {name} not found for user {user_id}")
-    return kp
-
-
-@router.get("/os-keypairs/{name}")
 async def show_keypair(request: Request, name: str) -> Response:
     ctx = request_context(request)
     user_id = _target_user(request, ctx, request.query_params.get("user_id"), "show")
-    async with state(request).db.session(write=False) as session:
-        return json_response({"keypair": _view(request, await _get(session, user_id, name), full=True)})
+    return json_response({"keypair": _view(request, await _keypairs(request).get(user_id, name), full=True)})
 
 
-@router.delete("/os-keypairs/{name}")
 async def delete_keypair(request: Request, name: str) -> Response:
     ctx = request_context(request)
     user_id = _target_user(request, ctx, request.query_params.get("user_id"), "delete")
-    async with state(request).db.session(write=True) as session:
-        await session.delete(await _get(session, user_id, name))
+    await _keypairs(request).delete(user_id, name)
     return Response(status_code=204 if version(request) >= "2.2" else 202)

@@ -3,23 +3,17 @@ plus `rules` since), with members and the server_groups quota. Boots join a grou
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import delete, func, select
 
+from pocketstack.common.apikit import enforce, version
 from pocketstack.common.app import json_response, request_context
-from pocketstack.common.context import RequestContext
-from pocketstack.common.errors import BadRequest, Forbidden, NotFound
-from pocketstack.common.timeutils import utcnow
-from pocketstack.compute import models as m
+from pocketstack.common.errors import BadRequest
 from pocketstack.compute.api.bodies import display_name, parse, query_bool
-from pocketstack.compute.api.common import enforce, state, version
-from pocketstack.compute.quotas import project_limits
-
-router = APIRouter(prefix="/v2.1")
+from pocketstack.compute.api.common import state
+from pocketstack.compute.store.server_groups import ServerGroup, ServerGroupStore
 
 POLICIES = ("affinity", "anti-affinity")
 SOFT_POLICIES = ("soft-affinity", "soft-anti-affinity")  # since 2.15
@@ -68,16 +62,11 @@ def _checked_policy(request: Request, body: GroupCreate) -> tuple[str, dict[str,
     return policy, rules
 
 
-async def _members(session: Any, uuids: list[str]) -> dict[str, list[str]]:
-    result: dict[str, list[str]] = {u: [] for u in uuids}
-    if uuids:
-        for row in (await session.scalars(select(m.ServerGroupMember).where(
-                m.ServerGroupMember.group_uuid.in_(uuids)).order_by(m.ServerGroupMember.instance_uuid))).all():
-            result[row.group_uuid].append(row.instance_uuid)
-    return result
+def _groups(request: Request) -> ServerGroupStore:
+    return ServerGroupStore(state(request).db)
 
 
-def group_view(request: Request, group: m.ServerGroup, members: list[str]) -> dict[str, Any]:
+def group_view(request: Request, group: ServerGroup, members: list[str]) -> dict[str, Any]:
     body: dict[str, Any] = {"id": group.uuid, "name": group.name, "members": members}
     if version(request) >= "2.64":
         body["policy"] = group.policy
@@ -91,46 +80,23 @@ def group_view(request: Request, group: m.ServerGroup, members: list[str]) -> di
     return body
 
 
-async def _get_group(session: Any, group_id: str, ctx: RequestContext) -> m.ServerGroup:
-    group = await session.get(m.ServerGroup, group_id)
-    if group is None or (not ctx.is_admin and group.project_id != ctx.project_id):
-        raise NotFound(f"Instance group {group_id} could not be found.")
-    return group
-
-
-@router.post("/os-server-groups")
 async def create_group(request: Request) -> Response:
-    ctx = enforce(request, "os_compute_api:os-server-groups:create")
+    ctx = enforce(request, state(request), "os_compute_api:os-server-groups:create")
     body = await parse(request, "server_group", GroupCreate)
     policy, rules = _checked_policy(request, body)
-    group = m.ServerGroup(uuid=str(uuidlib.uuid4()), name=body.name, policy=policy, rules=rules,
-                          project_id=ctx.project_id, user_id=ctx.user_id, created_at=utcnow())
-    async with state(request).db.session(write=True) as session:
-        limit = (await project_limits(session, state(request).settings, ctx.project_id))["server_groups"]
-        count = await session.scalar(select(func.count()).select_from(m.ServerGroup).where(
-            m.ServerGroup.project_id == ctx.project_id))
-        if 0 <= limit <= count:
-            raise Forbidden("Quota exceeded, too many server groups.")
-        session.add(group)
+    group = await _groups(request).create(state(request).settings, ctx, body.name, policy, rules)
     return json_response({"server_group": group_view(request, group, [])})
 
 
-@router.get("/os-server-groups")
 async def list_groups(request: Request) -> Response:
-    ctx = enforce(request, "os_compute_api:os-server-groups:index")
-    query = select(m.ServerGroup).order_by(m.ServerGroup.created_at, m.ServerGroup.uuid)
+    ctx = enforce(request, state(request), "os_compute_api:os-server-groups:index")
+    project_id: str | None = ctx.project_id
     if query_bool(request, "all_projects"):
-        enforce(request, "os_compute_api:os-server-groups:index:all_projects", {})
-    else:
-        query = query.where(m.ServerGroup.project_id == ctx.project_id)
+        enforce(request, state(request), "os_compute_api:os-server-groups:index:all_projects", {})
+        project_id = None
     offset = _nonnegative(request, "offset")
     limit = _nonnegative(request, "limit")
-    query = query.offset(offset or 0)
-    if limit is not None:
-        query = query.limit(limit)
-    async with state(request).db.session(write=False) as session:
-        groups = list((await session.scalars(query)).all())
-        members = await _members(session, [g.uuid for g in groups])
+    groups, members = await _groups(request).page(project_id, offset, limit)
     return json_response({"server_groups": [group_view(request, g, members[g.uuid]) for g in groups]})
 
 
@@ -144,22 +110,13 @@ def _nonnegative(request: Request, name: str) -> int | None:
     return int(raw)
 
 
-@router.get("/os-server-groups/{group_id}")
 async def show_group(request: Request, group_id: str) -> Response:
-    ctx = request_context(request)
-    async with state(request).db.session(write=False) as session:
-        group = await _get_group(session, group_id, ctx)
-        enforce(request, "os_compute_api:os-server-groups:show", {"project_id": group.project_id})
-        members = (await _members(session, [group.uuid]))[group.uuid]
+    group, members = await _groups(request).get(group_id, request_context(request), lambda group: enforce(
+        request, state(request), "os_compute_api:os-server-groups:show", {"project_id": group.project_id}))
     return json_response({"server_group": group_view(request, group, members)})
 
 
-@router.delete("/os-server-groups/{group_id}")
 async def delete_group(request: Request, group_id: str) -> Response:
-    ctx = request_context(request)
-    async with state(request).db.session(write=True) as session:
-        group = await _get_group(session, group_id, ctx)
-        enforce(request, "os_compute_api:os-server-groups:delete", {"project_id": group.project_id})
-        await session.execute(delete(m.ServerGroupMember).where(m.ServerGroupMember.group_uuid == group.uuid))
-        await session.delete(group)
+    await _groups(request).delete(group_id, request_context(request), lambda group: enforce(
+        request, state(request), "os_compute_api:os-server-groups:delete", {"project_id": group.project_id}))
     return Response(status_code=204)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from pocketstack.common.app import json_response
 from pocketstack.compute.api.common import MICROVERSIONS, base_url
-
-router = APIRouter()
 
 
 def _version(request: Request) -> dict[str, Any]:
@@ -20,12 +18,9 @@ def _version(request: Request) -> dict[str, Any]:
                              "type": "application/vnd.openstack.compute+json;version=2.1"}]}
 
 
-@router.get("/")
 async def versions(request: Request) -> Response:
     return json_response({"versions": [_version(request)]})
 
 
-@router.get("/v2.1")
-@router.get("/v2.1/")
 async def version_v21(request: Request) -> Response:
     return json_response({"version": _version(request)})

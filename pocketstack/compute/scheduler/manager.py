@@ -6,15 +6,12 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from pocketstack.common import tracing
 from pocketstack.common.db import Database
 from pocketstack.common.rpc import RPCEndpoint
 from pocketstack.common.timeutils import utcnow
-from pocketstack.compute import models as m
 from pocketstack.compute.scheduler.filters import FILTERS, WEIGHERS, HostState, RequestView, weigh
+from pocketstack.compute.store.scheduling import SchedulingStore
 from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute.scheduler")
@@ -27,6 +24,7 @@ class SchedulerManager(RPCEndpoint):
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        self.store = SchedulingStore(db)
         cfg = settings.compute
         unknown = [f for f in cfg.enabled_filters if f not in FILTERS]
         unknown += [w for w in cfg.weighers if w not in WEIGHERS]
@@ -39,17 +37,7 @@ class SchedulerManager(RPCEndpoint):
 
     async def _host_states(self) -> list[HostState]:
         down_after = utcnow() - timedelta(seconds=self.settings.compute.service_down_time)
-
-        def read(session: Session) -> tuple[Any, Any, Any]:
-            nodes = session.scalars(select(m.ComputeNode)).all()
-            services = {s.host: s for s in session.scalars(
-                select(m.ComputeService).where(m.ComputeService.binary == "nova-compute")).all()}
-            usage = {row[0]: row[1:] for row in session.execute(
-                select(m.Allocation.node_id, func.sum(m.Allocation.vcpus), func.sum(m.Allocation.memory_mb),
-                       func.sum(m.Allocation.disk_gb)).group_by(m.Allocation.node_id)).all()}
-            return nodes, services, usage
-
-        nodes, services, usage = await self.db.run(read, write=False)
+        nodes, services, usage = await self.store.host_rows()
         result = []
         for node in nodes:
             service = services.get(node.host)
@@ -67,21 +55,12 @@ class SchedulerManager(RPCEndpoint):
                 vcpus_used=int(vcpus or 0), memory_used=int(ram or 0), disk_used=int(disk or 0)))
         return result
 
-    async def _group_hosts(self, group_uuid: str) -> list[str]:
-        """Hosts of the group's members that hold a claim (one entry per member)."""
-        async with self.db.session(write=False) as session:
-            rows = await session.execute(
-                select(m.ComputeNode.host).join(m.Allocation, m.Allocation.node_id == m.ComputeNode.id)
-                .join(m.ServerGroupMember, m.ServerGroupMember.instance_uuid == m.Allocation.consumer_uuid)
-                .where(m.ServerGroupMember.group_uuid == group_uuid))
-            return [r[0] for r in rows.all()]
-
     async def select_destinations(self, request_spec: dict[str, Any], instance_uuids: list[str],
                                   excluded_hosts: list[str]) -> list[str | None]:
         """Step 10 (filter and weigh) and step 11 (claim) for each instance; None where no host fits."""
         hosts = [h for h in await self._host_states() if h.host not in set(excluded_hosts)]
         group = request_spec.get("group")
-        group_host_list = await self._group_hosts(group["uuid"]) if group else []
+        group_host_list = await self.store.group_hosts(group["uuid"]) if group else []
         chosen: list[str | None] = []
         for instance_uuid in instance_uuids:
             spec = {**request_spec, "_group_host_list": group_host_list}
@@ -97,7 +76,7 @@ class SchedulerManager(RPCEndpoint):
             picked = None
             async with tracing.span("DB", "claim resources on the chosen host", step="11"):
                 for host in ranked:
-                    if await self._claim(host, instance_uuid, request_spec):
+                    if await self.store.claim(host.node_id, instance_uuid, request_spec):
                         picked = host
                         break
             if picked is None:
@@ -107,42 +86,3 @@ class SchedulerManager(RPCEndpoint):
             group_host_list.append(picked.host)
             chosen.append(picked.host)
         return chosen
-
-    async def _claim(self, host: HostState, instance_uuid: str, spec: dict[str, Any]) -> bool:
-        """Write the allocation only if the node still has room, under a lock on the node row.
-
-        Concurrent schedulers (or requests) serialise on the node: SQLite by its write lock, PostgreSQL and
-        MariaDB by SELECT ... FOR UPDATE; the check and the insert are one transaction, so no host is overbooked.
-        """
-        flavor = spec["flavor"]
-        group = spec.get("group")
-
-        def claim(session: Session) -> bool:
-            node = session.scalar(select(m.ComputeNode).where(m.ComputeNode.id == host.node_id).with_for_update())
-            if node is None:
-                return False
-            used = session.execute(
-                select(func.coalesce(func.sum(m.Allocation.vcpus), 0),
-                       func.coalesce(func.sum(m.Allocation.memory_mb), 0),
-                       func.coalesce(func.sum(m.Allocation.disk_gb), 0)).where(m.Allocation.node_id == node.id)).one()
-            if (used[0] + flavor["vcpus"] > node.vcpus * node.cpu_allocation_ratio
-                    or used[1] + flavor["ram"] > (node.memory_mb - node.reserved_host_memory_mb)
-                    * node.ram_allocation_ratio
-                    or used[2] + flavor["disk"] > node.local_gb * node.disk_allocation_ratio):
-                return False
-            if group and group.get("policy") == "anti-affinity":
-                max_per_host = int(group.get("rules", {}).get("max_server_per_host", 1))
-                members_here = session.scalar(
-                    select(func.count()).select_from(m.Allocation)
-                    .join(m.ServerGroupMember, m.ServerGroupMember.instance_uuid == m.Allocation.consumer_uuid)
-                    .where(m.ServerGroupMember.group_uuid == group["uuid"], m.Allocation.node_id == node.id))
-                if members_here >= max_per_host:
-                    return False
-            if session.get(m.Allocation, instance_uuid) is not None:
-                return False
-            session.add(m.Allocation(consumer_uuid=instance_uuid, node_id=node.id, project_id=spec["project_id"],
-                                     vcpus=flavor["vcpus"], memory_mb=flavor["ram"], disk_gb=flavor["disk"],
-                                     created_at=utcnow()))
-            return True
-
-        return await self.db.run(claim, write=True)

@@ -12,7 +12,9 @@ import contextlib
 import importlib
 import logging
 
+from fastapi import APIRouter
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from pocketstack.common.app import create_app
 from pocketstack.common.clients.identity import ServiceTokenProvider
@@ -20,6 +22,7 @@ from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.db import Database
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.common.routes import build_router
 from pocketstack.common.rpc import RPCServer, get_transport
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_token_provider
 from pocketstack.common.timeutils import utcnow
@@ -27,6 +30,7 @@ from pocketstack.compute import models as m
 from pocketstack.compute.agent.manager import ComputeAgent
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.api.common import MICROVERSIONS, ComputeAPIState
+from pocketstack.compute.api.routes import ROUTES
 from pocketstack.compute.conductor.manager import ALL_IN_ONE_BINARIES, ConductorManager
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.policies import COMPUTE_POLICIES
@@ -37,9 +41,8 @@ from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute")
 
-# Router modules under pocketstack.compute.api, mounted in this order.
-ROUTER_MODULES = ("versions", "servers", "server_actions", "flavors", "keypairs", "limits", "hosts",
-                  "server_groups", "instance_actions", "server_meta", "volume_attachments")
+# Router modules under pocketstack.compute.api, mounted in this order (the route table's after "versions").
+ROUTER_MODULES = ("versions", "flavors", "keypairs", "hosts", "server_groups")
 
 PUBLIC = {("GET", "/"), ("GET", "/v2.1"), ("GET", "/v2.1/")}
 
@@ -51,17 +54,19 @@ DEFAULT_FLAVORS = [
 ]
 
 
-def _routers() -> list:
-    routers = []
-    for name in ROUTER_MODULES:
-        try:
-            module = importlib.import_module(f"pocketstack.compute.api.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pocketstack.compute.api.{name}":
-                raise
-            continue
-        routers.append(module.router)
-    return routers
+def _routers() -> list[APIRouter]:
+    """The API's routers: the versions document, the route table, then the modules still declaring their own."""
+    modules = [importlib.import_module(f"pocketstack.compute.api.{name}") for name in ROUTER_MODULES]
+    return [modules[0].router, build_router(ROUTES), *(module.router for module in modules[1:])]
+
+
+def _add_default_flavors(session: Session) -> None:
+    """OpenStack's default flavors, into a database that has none yet."""
+    if session.scalar(select(func.count()).select_from(m.Flavor)):
+        return
+    for flavorid, name, vcpus, ram, disk in DEFAULT_FLAVORS:
+        session.add(m.Flavor(flavorid=flavorid, name=name, vcpus=vcpus, memory_mb=ram, root_gb=disk, ephemeral_gb=0,
+                             swap=0, rxtx_factor=1.0, is_public=True, disabled=False, created_at=utcnow()))
 
 
 def agent_hosts(settings: Settings) -> list[str]:
@@ -108,13 +113,7 @@ class ComputeAPIService(Service):
         self.state.agents = ComputeAgentAPI(transport)
 
     async def _bootstrap_flavors(self) -> None:
-        async with self.db.session(write=True) as session:
-            if await session.scalar(select(func.count()).select_from(m.Flavor)):
-                return
-            for flavorid, name, vcpus, ram, disk in DEFAULT_FLAVORS:
-                session.add(m.Flavor(flavorid=flavorid, name=name, vcpus=vcpus, memory_mb=ram, root_gb=disk,
-                                     ephemeral_gb=0, swap=0, rxtx_factor=1.0, is_public=True, disabled=False,
-                                     created_at=utcnow()))
+        await self.db.run(_add_default_flavors, write=True)
 
     async def stop(self) -> None:
         if self._own_db:

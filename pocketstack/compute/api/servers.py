@@ -112,7 +112,6 @@ def addresses(network_info: list[dict[str, Any]]) -> dict[str, list[dict[str, An
     return result
 
 
-
 def server_view(request: Request, inst: Any, *, metadata: dict[str, str], tags: list[str],
                 fault: Any, ctx: RequestContext) -> dict[str, Any]:
     """A server's body; `inst` is its row (or a listed row with its volume mappings), `fault` its latest fault."""
@@ -265,7 +264,6 @@ async def _resolve_security_groups(request: Request, refs: list[SecurityGroupRef
                            "specific.")
         result.append({"id": match[0]["id"], "name": match[0]["name"]})
     return result
-
 
 
 def _parse_create(raw: Any) -> tuple[ServerCreate, dict[str, Any]]:

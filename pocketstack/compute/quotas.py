@@ -1,12 +1,7 @@
-"""Compute quotas: configured defaults, per-project overrides in the `quotas` table."""
+"""Compute quotas: the resources and their configured defaults (the `quotas` rows: `store/quotas.py`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-
-from pocketstack.compute import models as m
 from pocketstack.settings import Settings
 
 RESOURCES = ("instances", "cores", "ram", "key_pairs", "server_groups", "server_group_members", "metadata_items")
@@ -17,15 +12,10 @@ def default_limits(settings: Settings) -> dict[str, int]:
     return {resource: getattr(cfg, f"quota_{resource}") for resource in RESOURCES}
 
 
-async def project_limits(session: AsyncSession, settings: Settings, project_id: str) -> dict[str, int]:
-    """The limits in force for a project (-1: unlimited)."""
-    return await session.run_sync(project_limits_sync, settings, project_id)
+def __getattr__(name: str) -> object:
+    """`project_limits`, now in store/quotas.py, for the modules still importing it from here (lead: remove)."""
+    if name in ("project_limits", "project_limits_sync"):
+        from pocketstack.compute.store import quotas as store
 
-
-def project_limits_sync(session: Session, settings: Settings, project_id: str) -> dict[str, int]:
-    """`project_limits` for synchronous code (`Database.run` transactions)."""
-    limits = default_limits(settings)
-    for row in session.scalars(select(m.Quota).where(m.Quota.project_id == project_id)).all():
-        if row.resource in limits:
-            limits[row.resource] = row.hard_limit
-    return limits
+        return getattr(store, name)
+    raise AttributeError(name)

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-
-from fastapi import APIRouter
 
 from pocketstack.common.app import create_app
 from pocketstack.common.clients.identity import ServiceTokenProvider
@@ -20,14 +17,14 @@ from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.db import Database
 from pocketstack.common.policy import PolicyEngine
-from pocketstack.common.routes import RouteTable, build_router
+from pocketstack.common.routes import build_router
 from pocketstack.common.rpc import RPCServer, get_transport
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_token_provider
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute.agent.manager import ComputeAgent
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.api.common import MICROVERSIONS, ComputeAPIState
-from pocketstack.compute.api.routes_admin import ADMIN_ROUTES, VERSION_ROUTES
+from pocketstack.compute.api.routes import ROUTES
 from pocketstack.compute.conductor.manager import ALL_IN_ONE_BINARIES, ConductorManager
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.policies import COMPUTE_POLICIES
@@ -40,11 +37,6 @@ from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute")
 
-# What the compute API serves, mounted in this order: route tables, and router modules under
-# pocketstack.compute.api (by name) not yet in a table.
-ROUTER_MODULES: tuple[str | RouteTable, ...] = (
-    VERSION_ROUTES, "servers", "server_actions", ADMIN_ROUTES, "limits", "instance_actions", "server_meta",
-    "volume_attachments")
 
 PUBLIC = {("GET", "/"), ("GET", "/v2.1"), ("GET", "/v2.1/")}
 
@@ -54,22 +46,6 @@ DEFAULT_FLAVORS = [
     ("4", "m1.large", 4, 8192, 80), ("5", "m1.xlarge", 8, 16384, 160), ("42", "m1.nano", 1, 128, 1),
     ("84", "m1.micro", 1, 192, 1),
 ]
-
-
-def _routers() -> list[APIRouter]:
-    routers = []
-    for name in ROUTER_MODULES:
-        if not isinstance(name, str):
-            routers.append(build_router(name))
-            continue
-        try:
-            module = importlib.import_module(f"pocketstack.compute.api.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"pocketstack.compute.api.{name}":
-                raise
-            continue
-        routers.append(module.router)
-    return routers
 
 
 def agent_hosts(settings: Settings) -> list[str]:
@@ -102,7 +78,7 @@ class ComputeAPIService(Service):
         self.state = ComputeAPIState(settings=settings, db=self.db, policy=self.policy, conductor=None,
                                      agents=None, image=ImageClient(settings.base_url("image")),
                                      network=NetworkClient(settings.base_url("network")))
-        self.app = create_app(service_name="compute-api", style=SPEC.errors, routers=_routers(),
+        self.app = create_app(service_name="compute-api", style=SPEC.errors, routers=[build_router(ROUTES)],
                               validator=remote_token_validator(settings),
                               is_public=lambda method, path: (method, path) in PUBLIC,
                               access_log=settings.access_log, state={"compute": self.state},

@@ -1,22 +1,27 @@
-"""What every compute API route uses: the shared state, policy, microversion, links, pagination, lookups."""
+"""What every compute API route uses: the shared state (with its stores), links and pagination."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from fastapi import Request
 
-from pocketstack.common.app import request_context
+from pocketstack.common import apikit
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.clients.volume import VolumeClient
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest
-from pocketstack.common.microversion import APIVersion, MicroversionSpec, api_version
+from pocketstack.common.microversion import APIVersion, MicroversionSpec
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.compute.store.actions import ActionStore
+from pocketstack.compute.store.attachments import AttachmentStore
+from pocketstack.compute.store.quotas import QuotaStore
+from pocketstack.compute.store.server_meta import ServerMetaStore
+from pocketstack.compute.store.servers import ServerStore
 from pocketstack.settings import Settings
 
 MICROVERSIONS = MicroversionSpec("compute", "2.1", "2.79", legacy_header="X-OpenStack-Nova-API-Version")
@@ -34,26 +39,44 @@ class ComputeAPIState:
     image: ImageClient
     network: NetworkClient
     volume: VolumeClient | None = None  # the block storage API (FLOW.md 26-28); made from the settings when None
+    servers: ServerStore = field(init=False)
+    server_meta: ServerMetaStore = field(init=False)
+    attachments: AttachmentStore = field(init=False)
+    actions: ActionStore = field(init=False)
+    quotas: QuotaStore = field(init=False)
 
     def __post_init__(self) -> None:
         if self.volume is None:
             self.volume = VolumeClient(self.settings.base_url("volume"))
+        self.servers = ServerStore(self.db, self.settings)
+        self.server_meta = ServerMetaStore(self.db, self.settings)
+        self.attachments = AttachmentStore(self.db)
+        self.actions = ActionStore(self.db)
+        self.quotas = QuotaStore(self.db, self.settings)
 
 
 def state(request: Request) -> ComputeAPIState:
     return request.app.state.compute
 
 
+# ----- the names the compute-admin modules still import (thin wrappers around apikit; lead: remove) -----------
 def enforce(request: Request, action: str, target: dict[str, Any] | None = None) -> RequestContext:
-    ctx = request_context(request)
-    state(request).policy.enforce(action, ctx, target or {"project_id": ctx.project_id})
-    return ctx
+    return apikit.enforce(request, state(request), action, target)
 
 
 def version(request: Request) -> APIVersion:
-    return api_version(request)
+    return apikit.version(request)
 
 
+def isotime(value: datetime | None) -> str | None:
+    return apikit.iso_seconds(value)
+
+
+def isotime_micro(value: datetime | None) -> str | None:
+    return apikit.iso_micro(value)
+
+
+# ----- links and pages --------------------------------------------------------------------------------------
 def base_url(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
@@ -64,28 +87,12 @@ def links(request: Request, kind: str, ident: str) -> list[dict[str, str]]:
             {"rel": "bookmark", "href": f"{root}/{kind}/{ident}"}]
 
 
-def isotime(value: datetime | None) -> str | None:
-    """Nova's timestamp format in server bodies: 2026-01-01T00:00:00Z."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
-def isotime_micro(value: datetime | None) -> str | None:
-    """The format with microseconds Nova uses for actions, flavors and services: 2026-01-01T00:00:00.000000."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value else None
-
-
 def limit_param(request: Request, default: int = 1000, maximum: int = 1000) -> int:
     raw = request.query_params.get("limit")
-    if raw is None:
-        return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"Invalid input for query parameters limit. Value: {raw}. '{raw}' is not an integer")
-    if value < 0:
-        raise BadRequest(f"Invalid input for query parameters limit. Value: {raw}. {raw} is less than the minimum "
-                         "of 0")
-    return min(value, maximum)
+        return apikit.parse_limit(raw, default=default, maximum=maximum)
+    except ValueError as exc:
+        raise BadRequest(f"Invalid input for query parameters limit. Value: {raw}. {exc}") from None
 
 
 def next_link(request: Request, kind: str, items: list[dict[str, Any]], limit: int,
@@ -97,4 +104,3 @@ def next_link(request: Request, kind: str, items: list[dict[str, Any]], limit: i
     params["marker"] = str(items[-1][key])
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return [{"rel": "next", "href": f"{base_url(request)}{request.url.path}?{query}"}]
-

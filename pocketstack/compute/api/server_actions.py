@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
+from pocketstack.common import apikit
+from pocketstack.common.apikit import is_uuid
 from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.common.rpc import RemoteError
-from pocketstack.common.timeutils import utcnow
-from pocketstack.compute import models as m
 from pocketstack.compute import states
-from pocketstack.compute.api.common import state, version
-from pocketstack.compute.api.servers import get_instance, is_uuid
-
-router = APIRouter(prefix="/v2.1")
+from pocketstack.compute.api.common import state
 
 # request body key -> (instance action, policy, action name recorded in os-instance-actions)
 POWER = {
@@ -28,31 +25,22 @@ POWER = {
 }
 
 
-def _record_action(session: Any, inst: m.Instance, action: str, request: Request) -> None:
-    ctx = request_context(request)
-    session.add(m.InstanceAction(instance_uuid=inst.uuid, action=action, request_id=ctx.request_id,
-                                 project_id=ctx.project_id or inst.project_id, user_id=ctx.user_id or "",
-                                 start_time=utcnow()))
-
-
 async def _power(request: Request, server_id: str, action: str, policy: str, recorded: str) -> Response:
     ctx = request_context(request)
-    async with state(request).db.session(write=True) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce(policy, ctx, {"project_id": inst.project_id})
+    api = state(request)
+
+    def check(inst: Any) -> None:
+        api.policy.enforce(policy, ctx, {"project_id": inst.project_id})
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {inst.uuid} is locked")
-        inst.task_state = states.check_action(action, inst.uuid, inst.vm_state, inst.task_state)
-        inst.updated_at = utcnow()
-        _record_action(session, inst, recorded, request)
-        host = inst.host
+
+    host = await api.servers.start_power_action(server_id, ctx, check, action, recorded)
     if host is None:
         raise Conflict(f"Instance {server_id} is not on a host.")
-    await state(request).agents.power_action(host, server_id, action)
+    await api.agents.power_action(host, server_id, action)
     return Response(status_code=202)
 
 
-@router.post("/servers/{server_id}/action")
 async def server_action(request: Request, server_id: str) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict) or len(body) != 1:
@@ -76,22 +64,18 @@ async def server_action(request: Request, server_id: str) -> Response:
 
 async def _lock(request: Request, server_id: str, name: str, args: Any) -> Response:
     ctx = request_context(request)
-    async with state(request).db.session(write=True) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce(f"os_compute_api:os-lock-server:{name}", ctx, {"project_id": inst.project_id})
-        if name == "lock":
-            reason = args.get("locked_reason") if isinstance(args, dict) else None
-            if reason is not None and version(request) < "2.73":
-                raise BadRequest("Invalid input: 'locked_reason' needs microversion 2.73 or later.")
-            inst.locked = True
-            inst.locked_by = "admin" if ctx.is_admin else "owner"
-            inst.locked_reason = reason
-        else:
-            if inst.locked_by == "admin" and not ctx.is_admin:
-                state(request).policy.enforce("os_compute_api:os-lock-server:unlock:unlock_override", ctx,
-                                              {"project_id": inst.project_id})
-            inst.locked, inst.locked_by, inst.locked_reason = False, None, None
-        _record_action(session, inst, name, request)
+    policy = state(request).policy
+    reason = args.get("locked_reason") if name == "lock" and isinstance(args, dict) else None
+
+    def check(inst: Any) -> None:
+        policy.enforce(f"os_compute_api:os-lock-server:{name}", ctx, {"project_id": inst.project_id})
+        if name == "lock" and reason is not None and apikit.version(request) < "2.73":
+            raise BadRequest("Invalid input: 'locked_reason' needs microversion 2.73 or later.")
+        if name == "unlock" and inst.locked_by == "admin" and not ctx.is_admin:
+            policy.enforce("os_compute_api:os-lock-server:unlock:unlock_override", ctx,
+                           {"project_id": inst.project_id})
+
+    await state(request).servers.set_lock(server_id, ctx, check, locked=name == "lock", reason=reason)
     return Response(status_code=202)
 
 
@@ -107,12 +91,11 @@ async def _console(request: Request, server_id: str, args: Any) -> Response:
             raise BadRequest("Invalid input for field/attribute length: it must be -1 or more.")
         if length == -1:
             length = None
-    async with state(request).db.session(write=False) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce("os_compute_api:os-console-output", ctx, {"project_id": inst.project_id})
-        host = inst.host
-        if host is None or inst.vm_state == states.BUILDING:
-            raise Conflict(f"Instance {server_id} is not ready yet: it has no console.")
+    inst = await state(request).servers.visible(server_id, ctx)
+    state(request).policy.enforce("os_compute_api:os-console-output", ctx, {"project_id": inst.project_id})
+    host = inst.host
+    if host is None or inst.vm_state == states.BUILDING:
+        raise Conflict(f"Instance {server_id} is not ready yet: it has no console.")
     try:
         output = await state(request).agents.get_console_output(host, server_id, length)
     except RemoteError as exc:
@@ -121,36 +104,35 @@ async def _console(request: Request, server_id: str, args: Any) -> Response:
 
 
 # ----- os-interface --------------------------------------------------------------------------------------
+async def _interface_server(request: Request, server_id: str, action: str) -> Any:
+    """The server (404 when the caller cannot see it), `os-attach-interfaces:<action>` allowed on it."""
+    ctx = request_context(request)
+    inst = await state(request).servers.visible(server_id, ctx)
+    state(request).policy.enforce(f"os_compute_api:os-attach-interfaces:{action}", ctx,
+                                  {"project_id": inst.project_id})
+    return inst
+
+
 def _interface_view(vif: dict[str, Any], server_id: str) -> dict[str, Any]:
     return {"port_id": vif["id"], "net_id": vif["network_id"], "mac_addr": vif["mac_address"],
             "port_state": "ACTIVE", "fixed_ips": [{"subnet_id": ip.get("subnet_id"), "ip_address": ip["ip_address"]}
                                                    for ip in vif.get("fixed_ips", [])]}
 
 
-@router.get("/servers/{server_id}/os-interface")
 async def list_interfaces(request: Request, server_id: str) -> Response:
-    ctx = request_context(request)
-    async with state(request).db.session(write=False) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce("os_compute_api:os-attach-interfaces:list", ctx, {"project_id": inst.project_id})
-        return json_response({"interfaceAttachments": [_interface_view(v, server_id) for v in inst.network_info]})
+    inst = await _interface_server(request, server_id, "list")
+    return json_response({"interfaceAttachments": [_interface_view(v, server_id) for v in inst.network_info]})
 
 
-@router.get("/servers/{server_id}/os-interface/{port_id}")
 async def show_interface(request: Request, server_id: str, port_id: str) -> Response:
-    ctx = request_context(request)
-    async with state(request).db.session(write=False) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce("os_compute_api:os-attach-interfaces:show", ctx, {"project_id": inst.project_id})
-        vif = next((v for v in inst.network_info if v["id"] == port_id), None)
-        if vif is None:
-            raise NotFound(f"Port {port_id} is not attached")
-        return json_response({"interfaceAttachment": _interface_view(vif, server_id)})
+    inst = await _interface_server(request, server_id, "show")
+    vif = next((v for v in inst.network_info if v["id"] == port_id), None)
+    if vif is None:
+        raise NotFound(f"Port {port_id} is not attached")
+    return json_response({"interfaceAttachment": _interface_view(vif, server_id)})
 
 
-@router.post("/servers/{server_id}/os-interface")
 async def attach_interface(request: Request, server_id: str) -> Response:
-    ctx = request_context(request)
     body = await json_body(request)
     spec = body.get("interfaceAttachment") if isinstance(body, dict) else None
     if not isinstance(spec, dict):
@@ -163,13 +145,10 @@ async def attach_interface(request: Request, server_id: str) -> Response:
         if value and not is_uuid(value):
             raise BadRequest(f"Invalid input: {value} is not a 'uuid'")
     fixed_ip = (spec.get("fixed_ips") or [{}])[0].get("ip_address")
-    async with state(request).db.session(write=False) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce("os_compute_api:os-attach-interfaces:create", ctx,
-                                      {"project_id": inst.project_id})
-        if inst.vm_state not in (states.ACTIVE, states.STOPPED, states.PAUSED) or inst.task_state is not None:
-            raise Conflict(f"Cannot 'attach_interface' instance {server_id} while it is in vm_state {inst.vm_state}")
-        host = inst.host
+    inst = await _interface_server(request, server_id, "create")
+    if inst.vm_state not in (states.ACTIVE, states.STOPPED, states.PAUSED) or inst.task_state is not None:
+        raise Conflict(f"Cannot 'attach_interface' instance {server_id} while it is in vm_state {inst.vm_state}")
+    host = inst.host
     api = state(request).network
     try:
         if port_id:
@@ -187,22 +166,15 @@ async def attach_interface(request: Request, server_id: str) -> Response:
     return json_response({"interfaceAttachment": _interface_view(vif, server_id)})
 
 
-@router.delete("/servers/{server_id}/os-interface/{port_id}")
 async def detach_interface(request: Request, server_id: str, port_id: str) -> Response:
-    ctx = request_context(request)
-    async with state(request).db.session(write=False) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce("os_compute_api:os-attach-interfaces:delete", ctx,
-                                      {"project_id": inst.project_id})
-        if not any(v["id"] == port_id for v in inst.network_info):
-            raise NotFound(f"Port {port_id} is not attached")
-        host = inst.host
-    await state(request).agents.detach_interface(host, server_id, port_id)
+    inst = await _interface_server(request, server_id, "delete")
+    if not any(v["id"] == port_id for v in inst.network_info):
+        raise NotFound(f"Port {port_id} is not attached")
+    await state(request).agents.detach_interface(inst.host, server_id, port_id)
     return Response(status_code=202)
 
 
 # ----- os-server-external-events --------------------------------------------------------------------------
-@router.post("/os-server-external-events")
 async def external_events(request: Request) -> Response:
     ctx = request_context(request)
     state(request).policy.enforce("os_compute_api:os-server-external-events:create", ctx, {})
@@ -210,21 +182,19 @@ async def external_events(request: Request) -> Response:
     events = body.get("events") if isinstance(body, dict) else None
     if not isinstance(events, list) or not events:
         raise BadRequest("Invalid input: 'events' must be a non-empty list.")
+    for event in events:
+        if not isinstance(event, dict) or not event.get("name") or not event.get("server_uuid"):
+            raise BadRequest("Invalid input: each event needs a 'name' and a 'server_uuid'.")
+    hosts = await state(request).servers.hosts([e["server_uuid"] for e in events if is_uuid(e["server_uuid"])])
     results = []
-    accepted = 0
-    async with state(request).db.session(write=False) as session:
-        for event in events:
-            if not isinstance(event, dict) or not event.get("name") or not event.get("server_uuid"):
-                raise BadRequest("Invalid input: each event needs a 'name' and a 'server_uuid'.")
-            result = {"name": event["name"], "server_uuid": event["server_uuid"], "tag": event.get("tag"),
-                      "status": event.get("status", "completed")}
-            inst = await session.get(m.Instance, event["server_uuid"]) if is_uuid(event["server_uuid"]) else None
-            if inst is None or inst.deleted or inst.host is None:
-                result["code"] = 404
-            else:
-                result["code"] = 200
-                accepted += 1
-                await state(request).agents.external_instance_event(inst.host, inst.uuid, event["name"],
-                                                                    event.get("tag"), result["status"])
-            results.append(result)
+    for event in events:
+        result = {"name": event["name"], "server_uuid": event["server_uuid"], "tag": event.get("tag"),
+                  "status": event.get("status", "completed")}
+        host = hosts.get(event["server_uuid"])
+        result["code"] = 404 if host is None else 200
+        if host is not None:
+            await state(request).agents.external_instance_event(host, event["server_uuid"], event["name"],
+                                                                event.get("tag"), result["status"])
+        results.append(result)
+    accepted = sum(1 for result in results if result["code"] == 200)
     return json_response({"events": results}, status=200 if accepted == len(results) else 207)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-from sqlalchemy import delete, select
+from fastapi import Request, Response
 
+from pocketstack.common import apikit
 from pocketstack.common.app import json_response, request_context
-from pocketstack.common.errors import BadRequest, Conflict, Forbidden, NotFound
-from pocketstack.common.timeutils import utcnow
-from pocketstack.compute import models as m
+from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.compute import states
-from pocketstack.compute.api.bodies import wrapped
-from pocketstack.compute.api.common import links, state, version
-from pocketstack.compute.api.servers import get_instance
-from pocketstack.compute.quotas import project_limits
-
-router = APIRouter(prefix="/v2.1")
+from pocketstack.compute.api.common import links, state
+from pocketstack.compute.bodies import wrapped
 
 MAX_TAGS = 50  # Nova's per-server limit
 META_STATES = (states.ACTIVE, states.PAUSED, states.SUSPENDED, states.STOPPED)
@@ -37,97 +32,71 @@ def _check_items(items: Any, key: str) -> dict[str, str]:
     return items
 
 
-async def _load(session: Any, uuid: str) -> dict[str, str]:
-    rows = (await session.scalars(select(m.InstanceMetadata).where(
-        m.InstanceMetadata.instance_uuid == uuid).order_by(m.InstanceMetadata.key))).all()
-    return {r.key: r.value for r in rows}
+def _allowed(request: Request, policy: str) -> Callable[[Any], None]:
+    """The check that the caller may `policy` on the server."""
+    ctx, engine = request_context(request), state(request).policy
+    return lambda inst: engine.enforce(policy, ctx, {"project_id": inst.project_id})
 
 
-async def _writable(session: Any, request: Request, server_id: str, policy: str) -> m.Instance:
-    """The server, when the caller may change its metadata now (Nova: not locked, stable state, no task)."""
-    ctx = request_context(request)
-    inst = await get_instance(session, request, server_id, ctx)
-    state(request).policy.enforce(policy, ctx, {"project_id": inst.project_id})
-    if inst.locked and not ctx.is_admin:
-        raise Conflict(f"Instance {inst.uuid} is locked")
-    if inst.vm_state not in META_STATES or inst.task_state is not None:
-        raise Conflict(f"Cannot 'update metadata' instance {inst.uuid} while it is in vm_state {inst.vm_state}")
-    return inst
+def _writable(request: Request, policy: str) -> Callable[[Any], None]:
+    """The check that the caller may change the server's metadata now (Nova: not locked, stable state, no task)."""
+    ctx, allowed = request_context(request), _allowed(request, policy)
+
+    def check(inst: Any) -> None:
+        allowed(inst)
+        if inst.locked and not ctx.is_admin:
+            raise Conflict(f"Instance {inst.uuid} is locked")
+        if inst.vm_state not in META_STATES or inst.task_state is not None:
+            raise Conflict(f"Cannot 'update metadata' instance {inst.uuid} while it is in vm_state {inst.vm_state}")
+
+    return check
 
 
-async def _store(session: Any, request: Request, inst: m.Instance, wanted: dict[str, str]) -> None:
-    """Make the server's metadata exactly `wanted`, within the metadata_items quota (403 as Nova answers)."""
-    limit = (await project_limits(session, state(request).settings, inst.project_id))["metadata_items"]
-    if 0 <= limit < len(wanted):
-        raise Forbidden(f"Maximum number of metadata items exceeds {limit}")
-    await session.execute(delete(m.InstanceMetadata).where(m.InstanceMetadata.instance_uuid == inst.uuid))
-    for key, value in wanted.items():
-        session.add(m.InstanceMetadata(instance_uuid=inst.uuid, key=key, value=value))
-    inst.updated_at = utcnow()
-
-
-@router.get("/servers/{server_id}/metadata")
 async def list_metadata(request: Request, server_id: str) -> Response:
-    ctx = request_context(request)
-    async with state(request).db.session(write=False) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce("os_compute_api:server-metadata:index", ctx, {"project_id": inst.project_id})
-        return json_response({"metadata": await _load(session, inst.uuid)})
+    metadata = await state(request).server_meta.metadata(
+        server_id, request_context(request), _allowed(request, "os_compute_api:server-metadata:index"))
+    return json_response({"metadata": metadata})
 
 
-@router.post("/servers/{server_id}/metadata")
 async def merge_metadata(request: Request, server_id: str) -> Response:
     items = _check_items(await wrapped(request, "metadata"), "metadata")
-    async with state(request).db.session(write=True) as session:
-        inst = await _writable(session, request, server_id, "os_compute_api:server-metadata:create")
-        merged = {**await _load(session, inst.uuid), **items}
-        await _store(session, request, inst, merged)
+    merged = await state(request).server_meta.set_metadata(
+        server_id, request_context(request), _writable(request, "os_compute_api:server-metadata:create"), items,
+        merge=True)
     return json_response({"metadata": merged})
 
 
-@router.put("/servers/{server_id}/metadata")
 async def replace_metadata(request: Request, server_id: str) -> Response:
     items = _check_items(await wrapped(request, "metadata"), "metadata")
-    async with state(request).db.session(write=True) as session:
-        inst = await _writable(session, request, server_id, "os_compute_api:server-metadata:update_all")
-        await _store(session, request, inst, items)
+    await state(request).server_meta.set_metadata(
+        server_id, request_context(request), _writable(request, "os_compute_api:server-metadata:update_all"),
+        items, merge=False)
     return json_response({"metadata": items})
 
 
-@router.get("/servers/{server_id}/metadata/{key}")
 async def show_metadata_item(request: Request, server_id: str, key: str) -> Response:
-    ctx = request_context(request)
-    async with state(request).db.session(write=False) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce("os_compute_api:server-metadata:show", ctx, {"project_id": inst.project_id})
-        row = await session.get(m.InstanceMetadata, (inst.uuid, key))
-    if row is None:
+    value = await state(request).server_meta.metadata_item(
+        server_id, request_context(request), _allowed(request, "os_compute_api:server-metadata:show"), key)
+    if value is None:
         raise NotFound("Metadata item was not found")
-    return json_response({"meta": {key: row.value}})
+    return json_response({"meta": {key: value}})
 
 
-@router.put("/servers/{server_id}/metadata/{key}")
 async def set_metadata_item(request: Request, server_id: str, key: str) -> Response:
     item = _check_items(await wrapped(request, "meta"), "meta")
     if len(item) > 1:
         raise BadRequest("Request body contains too many items")
     if key not in item:
         raise BadRequest("Request body and URI mismatch")
-    async with state(request).db.session(write=True) as session:
-        inst = await _writable(session, request, server_id, "os_compute_api:server-metadata:update")
-        await _store(session, request, inst, {**await _load(session, inst.uuid), **item})
+    await state(request).server_meta.set_metadata(
+        server_id, request_context(request), _writable(request, "os_compute_api:server-metadata:update"), item,
+        merge=True)
     return json_response({"meta": item})
 
 
-@router.delete("/servers/{server_id}/metadata/{key}")
 async def delete_metadata_item(request: Request, server_id: str, key: str) -> Response:
-    async with state(request).db.session(write=True) as session:
-        inst = await _writable(session, request, server_id, "os_compute_api:server-metadata:delete")
-        row = await session.get(m.InstanceMetadata, (inst.uuid, key))
-        if row is None:
-            raise NotFound("Metadata item was not found")
-        await session.delete(row)
-        inst.updated_at = utcnow()
+    await state(request).server_meta.delete_metadata_item(
+        server_id, request_context(request), _writable(request, "os_compute_api:server-metadata:delete"), key)
     return Response(status_code=204)
 
 
@@ -139,28 +108,18 @@ def _check_tag(tag: Any) -> str:
     return tag
 
 
-async def _tag_target(session: Any, request: Request, server_id: str, policy: str) -> m.Instance:
-    if version(request) < "2.26":
+def _tag_check(request: Request, policy: str) -> Callable[[Any], None]:
+    """The check of a tag route: 404 before 2.26, then the policy on the server."""
+    if apikit.version(request) < "2.26":
         raise NotFound("Server tags need microversion 2.26 or later.")
-    ctx = request_context(request)
-    inst = await get_instance(session, request, server_id, ctx)
-    state(request).policy.enforce(policy, ctx, {"project_id": inst.project_id})
-    return inst
+    return _allowed(request, policy)
 
 
-async def _tags(session: Any, uuid: str) -> list[str]:
-    return list((await session.scalars(select(m.InstanceTag.tag).where(
-        m.InstanceTag.instance_uuid == uuid).order_by(m.InstanceTag.tag))).all())
-
-
-@router.get("/servers/{server_id}/tags")
 async def list_tags(request: Request, server_id: str) -> Response:
-    async with state(request).db.session(write=False) as session:
-        inst = await _tag_target(session, request, server_id, "os_compute_api:os-server-tags:index")
-        return json_response({"tags": await _tags(session, inst.uuid)})
+    check = _tag_check(request, "os_compute_api:os-server-tags:index")
+    return json_response({"tags": await state(request).server_meta.tags(server_id, request_context(request), check)})
 
 
-@router.put("/servers/{server_id}/tags")
 async def replace_tags(request: Request, server_id: str) -> Response:
     raw = await wrapped(request, "tags")
     if not isinstance(raw, list):
@@ -168,55 +127,35 @@ async def replace_tags(request: Request, server_id: str) -> Response:
     tags = list(dict.fromkeys(_check_tag(t) for t in raw))
     if len(tags) > MAX_TAGS:
         raise BadRequest(f"The number of tags exceeded the per-server limit {MAX_TAGS}")
-    async with state(request).db.session(write=True) as session:
-        inst = await _tag_target(session, request, server_id, "os_compute_api:os-server-tags:update_all")
-        await session.execute(delete(m.InstanceTag).where(m.InstanceTag.instance_uuid == inst.uuid))
-        for tag in tags:
-            session.add(m.InstanceTag(instance_uuid=inst.uuid, tag=tag))
-        inst.updated_at = utcnow()
+    check = _tag_check(request, "os_compute_api:os-server-tags:update_all")
+    await state(request).server_meta.replace_tags(server_id, request_context(request), check, tags)
     return json_response({"tags": sorted(tags)})
 
 
-@router.delete("/servers/{server_id}/tags")
 async def delete_tags(request: Request, server_id: str) -> Response:
-    async with state(request).db.session(write=True) as session:
-        inst = await _tag_target(session, request, server_id, "os_compute_api:os-server-tags:delete_all")
-        await session.execute(delete(m.InstanceTag).where(m.InstanceTag.instance_uuid == inst.uuid))
-        inst.updated_at = utcnow()
+    check = _tag_check(request, "os_compute_api:os-server-tags:delete_all")
+    await state(request).server_meta.replace_tags(server_id, request_context(request), check, None)
     return Response(status_code=204)
 
 
-@router.get("/servers/{server_id}/tags/{tag}")
 async def check_tag(request: Request, server_id: str, tag: str) -> Response:
-    async with state(request).db.session(write=False) as session:
-        inst = await _tag_target(session, request, server_id, "os_compute_api:os-server-tags:show")
-        if await session.get(m.InstanceTag, (inst.uuid, tag)) is None:
-            raise NotFound(f"Instance {inst.uuid} has no tag '{tag}'")
+    check = _tag_check(request, "os_compute_api:os-server-tags:show")
+    uuid, found = await state(request).server_meta.has_tag(server_id, request_context(request), check, tag)
+    if not found:
+        raise NotFound(f"Instance {uuid} has no tag '{tag}'")
     return Response(status_code=204)
 
 
-@router.put("/servers/{server_id}/tags/{tag}")
 async def add_tag(request: Request, server_id: str, tag: str) -> Response:
     _check_tag(tag)
-    async with state(request).db.session(write=True) as session:
-        inst = await _tag_target(session, request, server_id, "os_compute_api:os-server-tags:update")
-        if await session.get(m.InstanceTag, (inst.uuid, tag)) is not None:
-            return Response(status_code=204)
-        if len(await _tags(session, inst.uuid)) >= MAX_TAGS:
-            raise BadRequest(f"The number of tags exceeded the per-server limit {MAX_TAGS}")
-        session.add(m.InstanceTag(instance_uuid=inst.uuid, tag=tag))
-        inst.updated_at = utcnow()
+    check = _tag_check(request, "os_compute_api:os-server-tags:update")
+    if not await state(request).server_meta.add_tag(server_id, request_context(request), check, tag, MAX_TAGS):
+        return Response(status_code=204)
     location = f"{links(request, 'servers', server_id)[0]['href']}/tags/{tag}"
     return Response(status_code=201, headers={"Location": location})
 
 
-@router.delete("/servers/{server_id}/tags/{tag}")
 async def delete_tag(request: Request, server_id: str, tag: str) -> Response:
-    async with state(request).db.session(write=True) as session:
-        inst = await _tag_target(session, request, server_id, "os_compute_api:os-server-tags:delete")
-        row = await session.get(m.InstanceTag, (inst.uuid, tag))
-        if row is None:
-            raise NotFound(f"Instance {inst.uuid} has no tag '{tag}'")
-        await session.delete(row)
-        inst.updated_at = utcnow()
+    check = _tag_check(request, "os_compute_api:os-server-tags:delete")
+    await state(request).server_meta.delete_tag(server_id, request_context(request), check, tag)
     return Response(status_code=204)

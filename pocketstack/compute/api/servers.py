@@ -8,46 +8,24 @@ import hashlib
 import logging
 import re
 import uuid as uuidlib
-from collections import defaultdict
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
 
-from pocketstack.common import tracing
+from pocketstack.common import apikit
+from pocketstack.common.apikit import is_uuid, iso_micro, iso_seconds
 from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
-from pocketstack.common.timeutils import utcnow
-from pocketstack.compute import models as m
 from pocketstack.compute import states
 from pocketstack.compute.api import block_devices
-from pocketstack.compute.api.common import (
-    enforce,
-    isotime,
-    isotime_micro,
-    limit_param,
-    links,
-    next_link,
-    state,
-    version,
-)
-from pocketstack.compute.quotas import project_limits_sync
-from pocketstack.compute.store.instances import mark_deleted, usage_dict, usage_query
+from pocketstack.compute.api.block_devices import BlockDevicePlan
+from pocketstack.compute.api.common import ComputeAPIState, limit_param, links, next_link, state
+from pocketstack.compute.store.servers import SORT_KEYS, BuildInputs, NewServers, ServerQuery, ServerRecord
 
 log = logging.getLogger("pocketstack.compute.api")
-
-router = APIRouter(prefix="/v2.1")
-
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
-
-
-def is_uuid(value: str) -> bool:
-    return bool(UUID_RE.match(value))
 
 
 # ----- request schema --------------------------------------------------------------------------------------
@@ -134,9 +112,10 @@ def addresses(network_info: list[dict[str, Any]]) -> dict[str, list[dict[str, An
     return result
 
 
-def server_view(request: Request, inst: m.Instance, *, metadata: dict[str, str], tags: list[str],
-                fault: m.InstanceFault | None, ctx: RequestContext) -> dict[str, Any]:
-    api = version(request)
+def server_view(request: Request, inst: Any, *, metadata: dict[str, str], tags: list[str],
+                fault: Any, ctx: RequestContext) -> dict[str, Any]:
+    """A server's body; `inst` is its row (or a listed row with its volume mappings), `fault` its latest fault."""
+    api = apikit.version(request)
     ver = (api.major, api.minor)  # a tuple: compared many times per server of a list
     status = states.api_status(inst.vm_state, inst.task_state)
     body: dict[str, Any] = {
@@ -145,13 +124,13 @@ def server_view(request: Request, inst: m.Instance, *, metadata: dict[str, str],
         "image": ({"id": inst.image_ref, "links": [{"rel": "bookmark", "href":
                    f"{request.url.scheme}://{request.url.netloc}/images/{inst.image_ref}"}]}
                   if inst.image_ref else ""),
-        "created": isotime(inst.created_at), "updated": isotime(inst.updated_at or inst.created_at),
+        "created": iso_seconds(inst.created_at), "updated": iso_seconds(inst.updated_at or inst.created_at),
         "addresses": addresses(inst.network_info), "accessIPv4": inst.access_ip_v4 or "",
         "accessIPv6": inst.access_ip_v6 or "", "links": links(request, "servers", inst.uuid),
         "OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
         "config_drive": "True" if inst.config_drive else "", "key_name": inst.key_name,
-        "OS-SRV-USG:launched_at": isotime_micro(inst.launched_at),
-        "OS-SRV-USG:terminated_at": isotime_micro(inst.terminated_at),
+        "OS-SRV-USG:launched_at": iso_micro(inst.launched_at),
+        "OS-SRV-USG:terminated_at": iso_micro(inst.terminated_at),
         "OS-EXT-STS:task_state": inst.task_state, "OS-EXT-STS:vm_state": inst.vm_state,
         "OS-EXT-STS:power_state": inst.power_state,
         "os-extended-volumes:volumes_attached": [
@@ -161,95 +140,51 @@ def server_view(request: Request, inst: m.Instance, *, metadata: dict[str, str],
     }
     if status in ("ACTIVE", "BUILD", "REBOOT", "HARD_REBOOT"):
         body["progress"] = 100 if status == "ACTIVE" else inst.progress
-    flavor = inst.flavor
-    if ver >= (2, 47):
-        body["flavor"] = {"vcpus": flavor["vcpus"], "ram": flavor["ram"], "disk": flavor["disk"],
-                          "ephemeral": flavor.get("ephemeral", 0), "swap": flavor.get("swap", 0),
-                          "original_name": flavor["name"], "extra_specs": flavor.get("extra_specs", {})}
-    else:
-        body["flavor"] = {"id": flavor["id"], "links": [{"rel": "bookmark", "href":
-                          f"{request.url.scheme}://{request.url.netloc}/flavors/{flavor['id']}"}]}
-    if ver >= (2, 9):
-        body["locked"] = inst.locked
-    if ver >= (2, 73):
-        body["locked_reason"] = inst.locked_reason
-    if ver >= (2, 19):
-        body["description"] = inst.description
-    if ver >= (2, 26):
-        body["tags"] = tags
-    if ver >= (2, 63):
-        body["trusted_image_certificates"] = None
+    body["flavor"] = _flavor_view(request, inst.flavor, ver)
+    for since, key, value in (((2, 9), "locked", inst.locked), ((2, 73), "locked_reason", inst.locked_reason),
+                              ((2, 19), "description", inst.description), ((2, 26), "tags", tags),
+                              ((2, 63), "trusted_image_certificates", None)):
+        if ver >= since:
+            body[key] = value
     if ctx.is_admin:
-        body["OS-EXT-SRV-ATTR:host"] = inst.host
-        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
-        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.uuid[:8]}"
-        if ver >= (2, 3):
-            body.update({"OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
-                         "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
-                         "OS-EXT-SRV-ATTR:hostname": inst.hostname, "OS-EXT-SRV-ATTR:kernel_id": "",
-                         "OS-EXT-SRV-ATTR:ramdisk_id": "", "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
-                         "OS-EXT-SRV-ATTR:user_data": inst.user_data})
-        if ver >= (2, 16):
-            body["host_status"] = "UP" if inst.host else ""
+        body.update(_admin_attributes(inst, ver))
     if fault is not None and inst.vm_state in (states.ERROR, states.DELETED):
-        body["fault"] = {"code": fault.code, "created": isotime(fault.created_at), "message": fault.message}
+        body["fault"] = {"code": fault.code, "created": iso_seconds(fault.created_at), "message": fault.message}
         if ctx.is_admin and fault.details:
             body["fault"]["details"] = fault.details
     return body
 
 
-def load_extras(session: Session, uuids: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, list[str]],
-                                                             dict[str, m.InstanceFault]]:
-    """Metadata, tags and latest fault of many instances in three queries."""
-    metadata: dict[str, dict[str, str]] = {u: {} for u in uuids}
-    tags: dict[str, list[str]] = {u: [] for u in uuids}
-    faults: dict[str, m.InstanceFault] = {}
-    if not uuids:
-        return metadata, tags, faults
-    for row in session.scalars(select(m.InstanceMetadata).where(m.InstanceMetadata.instance_uuid.in_(uuids))).all():
-        metadata[row.instance_uuid][row.key] = row.value
-    for row in session.scalars(select(m.InstanceTag).where(m.InstanceTag.instance_uuid.in_(uuids))
-                               .order_by(m.InstanceTag.tag)).all():
-        tags[row.instance_uuid].append(row.tag)
-    for row in session.scalars(select(m.InstanceFault).where(m.InstanceFault.instance_uuid.in_(uuids))
-                               .order_by(m.InstanceFault.id)).all():
-        faults[row.instance_uuid] = row
-    return metadata, tags, faults
+def _flavor_view(request: Request, flavor: dict[str, Any], ver: tuple[int, int]) -> dict[str, Any]:
+    if ver >= (2, 47):
+        return {"vcpus": flavor["vcpus"], "ram": flavor["ram"], "disk": flavor["disk"],
+                "ephemeral": flavor.get("ephemeral", 0), "swap": flavor.get("swap", 0),
+                "original_name": flavor["name"], "extra_specs": flavor.get("extra_specs", {})}
+    return {"id": flavor["id"], "links": [{"rel": "bookmark", "href":
+                                           f"{request.url.scheme}://{request.url.netloc}/flavors/{flavor['id']}"}]}
 
 
-def visible_instance(session: Session, server_id: str, ctx: RequestContext) -> m.Instance:
-    """The server, or 404 when it does not exist or belongs to another project (for non-admins)."""
-    inst = session.get(m.Instance, server_id) if is_uuid(server_id) else None
-    if inst is None or inst.deleted or (not ctx.is_admin and inst.project_id != ctx.project_id):
-        raise NotFound(f"Instance {server_id} could not be found.")
-    return inst
+def _admin_attributes(inst: Any, ver: tuple[int, int]) -> dict[str, Any]:
+    body: dict[str, Any] = {"OS-EXT-SRV-ATTR:host": inst.host, "OS-EXT-SRV-ATTR:hypervisor_hostname": inst.node,
+                            "OS-EXT-SRV-ATTR:instance_name": f"instance-{inst.uuid[:8]}"}
+    if ver >= (2, 3):
+        body.update({"OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
+                     "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
+                     "OS-EXT-SRV-ATTR:hostname": inst.hostname, "OS-EXT-SRV-ATTR:kernel_id": "",
+                     "OS-EXT-SRV-ATTR:ramdisk_id": "", "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
+                     "OS-EXT-SRV-ATTR:user_data": inst.user_data})
+    if ver >= (2, 16):
+        body["host_status"] = "UP" if inst.host else ""
+    return body
 
 
-async def get_instance(session: Any, request: Request, server_id: str, ctx: RequestContext) -> m.Instance:
-    """`visible_instance` on an async session."""
-    return await session.run_sync(visible_instance, server_id, ctx)
-
-
-async def show_body(request: Request, session: Any, inst: m.Instance, ctx: RequestContext) -> dict[str, Any]:
-    metadata, tags, faults = await session.run_sync(load_extras, [inst.uuid])
-    return server_view(request, inst, metadata=metadata[inst.uuid], tags=tags[inst.uuid],
-                       fault=faults.get(inst.uuid), ctx=ctx)
+def record_view(request: Request, record: ServerRecord, ctx: RequestContext) -> dict[str, Any]:
+    return server_view(request, record.inst, metadata=record.metadata, tags=record.tags, fault=record.fault,
+                       ctx=ctx)
 
 
 # ----- create (steps 3-8) ------------------------------------------------------------------------------------
-def _resolve_flavor(session: Session, flavor_ref: str | int, ctx: RequestContext) -> m.Flavor:
-    ref = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
-    flavor = session.scalar(select(m.Flavor).where(m.Flavor.flavorid == ref))
-    if flavor is None or flavor.disabled:
-        raise BadRequest(f"Flavor {ref} could not be found.")
-    if not flavor.is_public and not ctx.is_admin:
-        allowed = session.get(m.FlavorProject, (flavor.id, ctx.project_id))
-        if allowed is None:
-            raise BadRequest(f"Flavor {ref} could not be found.")
-    return flavor
-
-
-async def _resolve_image(request: Request, image_ref: str, flavor: m.Flavor) -> dict[str, Any]:
+async def _resolve_image(request: Request, image_ref: str, flavor: Any) -> dict[str, Any]:
     image_id = image_ref.rstrip("/").rsplit("/", 1)[-1]
     if not is_uuid(image_id):
         raise BadRequest(f"Invalid input for field/attribute imageRef. Value: {image_ref}. "
@@ -331,14 +266,8 @@ async def _resolve_security_groups(request: Request, refs: list[SecurityGroupRef
     return result
 
 
-def _quota_message(resource: str, requested: int, used: int, limit: int) -> str:
-    return f"Quota exceeded for {resource}: Requested {requested}, but already used {used} of {limit} {resource}"
-
-
-@router.post("/servers")
-async def create_server(request: Request) -> Response:
-    ctx = enforce(request, "os_compute_api:servers:create")
-    raw = await json_body(request)
+def _parse_create(raw: Any) -> tuple[ServerCreate, dict[str, Any]]:
+    """The `server` of a create body and its scheduler hints."""
     if not isinstance(raw, dict) or not isinstance(raw.get("server"), dict):
         raise BadRequest("Invalid input: 'server' is a required property.")
     unknown = set(raw) - {"server", "os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"}
@@ -349,145 +278,136 @@ async def create_server(request: Request) -> Response:
     hints = raw.get("os:scheduler_hints") or raw.get("OS-SCH-HNT:scheduler_hints") or {}
     if not isinstance(hints, dict):
         raise BadRequest("Invalid input: 'os:scheduler_hints' must be an object.")
-    ver = version(request)
-    if body.networks is None and ver >= "2.37":
+    return body, hints
+
+
+def _validate_create(request: Request, body: ServerCreate) -> int:
+    """What a create's body must satisfy before anything is looked up; the number of servers to make."""
+    if body.networks is None and apikit.version(request) >= "2.37":
         raise BadRequest("Invalid input for field/attribute networks: 'networks' is a required property")
     max_count = body.max_count or body.min_count
     if max_count < body.min_count:
         raise BadRequest("min_count must be <= max_count")
-    devices = await block_devices.plan(request, body.block_device_mapping_v2 or [], body.imageRef, max_count)
+    return max_count
+
+
+def _validate_details(body: ServerCreate, devices: BlockDevicePlan, hints: dict[str, Any]) -> None:
+    """The image or volume root, user data, zone and group hint of a create."""
     if not devices.image_ref and not devices.volume_root:
         raise BadRequest("Invalid input for field/attribute imageRef: an image is required.")
-    user_data = body.user_data
-    if user_data is not None:
+    if body.user_data is not None:
         try:
-            base64.b64decode(user_data, validate=True)
+            base64.b64decode(body.user_data, validate=True)
         except (binascii.Error, ValueError):
             raise BadRequest("User data needs to be valid base 64.")
-    settings = state(request).settings
-    zone = body.availability_zone
-    if zone and ":" in zone:
+    if body.availability_zone and ":" in body.availability_zone:
         raise BadRequest("Forcing a host with availability_zone 'zone:host' is not supported.")
-    db = state(request).db
+    group_uuid = hints.get("group")
+    if group_uuid is not None and (not isinstance(group_uuid, str) or not is_uuid(group_uuid)):
+        raise BadRequest(f"Invalid input for field/attribute group. Value: {group_uuid}. "
+                         f"'{group_uuid}' is not a 'uuid'")
 
-    def read(session: Session) -> tuple[m.Flavor, str | None, m.ServerGroup | None, dict[str, str]]:
-        flavor = _resolve_flavor(session, body.flavorRef, ctx)
-        key_data = None
-        if body.key_name:
-            keypair = session.scalar(select(m.KeyPair).where(m.KeyPair.user_id == ctx.user_id,
-                                                             m.KeyPair.name == body.key_name))
-            if keypair is None:
-                raise BadRequest("Invalid key_name provided.")
-            key_data = keypair.public_key
-        group = None
-        group_uuid = hints.get("group")
-        if group_uuid is not None:
-            if not isinstance(group_uuid, str) or not is_uuid(group_uuid):
-                raise BadRequest(f"Invalid input for field/attribute group. Value: {group_uuid}. "
-                                 f"'{group_uuid}' is not a 'uuid'")
-            group = session.get(m.ServerGroup, group_uuid)
-            if group is None or (group.project_id != ctx.project_id and not ctx.is_admin):
-                raise BadRequest(f"Server group {group_uuid} could not be found.")
-        extra_specs = {s.key: s.value for s in session.scalars(
-            select(m.FlavorExtraSpec).where(m.FlavorExtraSpec.flavor_id == flavor.id)).all()}
-        if zone:
-            zones = set(session.scalars(select(m.ComputeService.availability_zone).where(
-                m.ComputeService.binary == "nova-compute")).all())
-            if zone not in zones:
-                raise BadRequest(f"The requested availability zone is not available: {zone}")
-        return flavor, key_data, group, extra_specs
 
-    flavor, key_data, group, extra_specs = await db.run(read, write=False)  # one hop for the API's reads
-    # a volume root needs no local disk: only the image properties matter (scheduling)
-    image = devices.root_image if devices.volume_root else await _resolve_image(request, devices.image_ref, flavor)
-    if devices.volume_root and int(image.get("min_ram") or 0) > flavor.memory_mb:
+async def _resolve_root(request: Request, devices: BlockDevicePlan, flavor: Any) -> dict[str, Any]:
+    """The image the server boots (for a volume root: only the image properties matter, for scheduling)."""
+    if not devices.volume_root:
+        return await _resolve_image(request, devices.image_ref, flavor)
+    image = devices.root_image or {}
+    if int(image.get("min_ram") or 0) > flavor.memory_mb:
         raise BadRequest("Flavor's memory is too small for requested image.")
-    requested_networks = await _resolve_networks(request, body.networks, ctx)
-    if isinstance(requested_networks, list) and max_count > 1 and any(n.get("port") or n.get("fixed_ip")
-                                                                      for n in requested_networks):
-        raise BadRequest("Multiple instances cannot share a port or a fixed IP.")
-    security_groups = await _resolve_security_groups(request, body.security_groups)
+    return image
 
-    flavor_snapshot = {"id": flavor.flavorid, "name": flavor.name, "vcpus": flavor.vcpus, "ram": flavor.memory_mb,
-                       "disk": flavor.root_gb, "ephemeral": flavor.ephemeral_gb, "swap": flavor.swap,
-                       "extra_specs": extra_specs}
-    now = utcnow()
-    reservation_id = f"r-{uuidlib.uuid4().hex[:8]}"
-    request_spec: dict[str, Any] = {
-        "project_id": ctx.project_id, "flavor": flavor_snapshot, "image_id": image.get("id") or "",
+
+def _request_spec(ctx: RequestContext, inputs: BuildInputs, image: dict[str, Any], zone: str | None,
+                  hints: dict[str, Any]) -> dict[str, Any]:
+    """What the scheduler needs of a build (also kept on each instance row)."""
+    group = inputs.group
+    return {
+        "project_id": ctx.project_id, "flavor": _flavor_snapshot(inputs), "image_id": image.get("id") or "",
         "image_properties": {k: v for k, v in image.items() if isinstance(v, str | int | float | bool)},
         "availability_zone": zone, "scheduler_hints": hints, "request_id": ctx.request_id,
         "group": ({"uuid": group.uuid, "policy": group.policy, "rules": group.rules or {}} if group else None),
     }
-    uuids = [str(uuidlib.uuid4()) for _ in range(max_count)]
 
-    def write_instances(session: Session) -> None:
-        with tracing.sync_span("DB", "quota check", step="6"):
-            limits = project_limits_sync(session, settings, ctx.project_id)
-            used = usage_dict(session.execute(usage_query(ctx.project_id)).one())
-            for resource, per_instance in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.memory_mb)):
-                limit = limits[resource]
-                if limit >= 0 and used[resource] + per_instance * max_count > limit:
-                    raise Forbidden(_quota_message(resource, per_instance * max_count, used[resource], limit))
-        with tracing.sync_span("DB", "write instance records (building/scheduling)", step="7"):
-            if group is not None:
-                members = session.scalar(select(func.count()).select_from(m.ServerGroupMember).where(
-                    m.ServerGroupMember.group_uuid == group.uuid))
-                limit = settings.compute.quota_server_group_members
-                if limit >= 0 and members + max_count > limit:
-                    raise Forbidden(_quota_message("server_group_members", max_count, members, limit))
-            for index, instance_uuid in enumerate(uuids):
-                name = body.name if max_count == 1 else f"{body.name}-{index + 1}"
-                session.add(m.Instance(
-                    uuid=instance_uuid, display_name=name, hostname=_hostname(body.hostname or name),
-                    description=body.description, project_id=ctx.project_id, user_id=ctx.user_id,
-                    image_ref=devices.image_ref, flavor=flavor_snapshot, vcpus=flavor.vcpus, memory_mb=flavor.memory_mb,
-                    root_gb=flavor.root_gb, vm_state=states.BUILDING, task_state=states.SCHEDULING,
-                    power_state=states.NOSTATE, availability_zone=zone or settings.compute.default_availability_zone,
-                    key_name=body.key_name, key_data=key_data, user_data=user_data,
-                    config_drive=str(body.config_drive).lower() in ("true", "1", "yes"),
-                    access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, request_id=ctx.request_id,
-                    reservation_id=reservation_id, launch_index=index, requested_networks=requested_networks,
-                    security_groups=security_groups, scheduler_hints=hints,
-                    network_info=[], retry={}, request_spec=request_spec, created_at=now, updated_at=now))
-                for mapping in devices.mappings:
-                    session.add(m.BlockDeviceMapping(instance_uuid=instance_uuid, created_at=now, **mapping))
-                for key, value in body.metadata.items():
-                    session.add(m.InstanceMetadata(instance_uuid=instance_uuid, key=key, value=value))
-                for tag in dict.fromkeys(body.tags):
-                    session.add(m.InstanceTag(instance_uuid=instance_uuid, tag=tag))
-                session.add(m.InstanceAction(instance_uuid=instance_uuid, action="create", request_id=ctx.request_id,
-                                             project_id=ctx.project_id, user_id=ctx.user_id, start_time=now))
-                if group is not None:
-                    session.add(m.ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance_uuid))
-            session.flush()
 
-    await db.run(write_instances, write=True)
+def _flavor_snapshot(inputs: BuildInputs) -> dict[str, Any]:
+    flavor = inputs.flavor
+    return {"id": flavor.flavorid, "name": flavor.name, "vcpus": flavor.vcpus, "ram": flavor.memory_mb,
+            "disk": flavor.root_gb, "ephemeral": flavor.ephemeral_gb, "swap": flavor.swap,
+            "extra_specs": inputs.extra_specs}
+
+
+def _new_servers(api: ComputeAPIState, ctx: RequestContext, body: ServerCreate, count: int, inputs: BuildInputs,
+                 devices: BlockDevicePlan, request_spec: dict[str, Any], networks: Any,
+                 security_groups: list[dict[str, str]]) -> NewServers:
+    """The rows of `count` new servers (named NAME-1..N when more than one), building and scheduling."""
+    flavor, reservation_id = inputs.flavor, f"r-{uuidlib.uuid4().hex[:8]}"
+    zone = body.availability_zone or api.settings.compute.default_availability_zone
+    instances = []
+    for index in range(count):
+        name = body.name if count == 1 else f"{body.name}-{index + 1}"
+        instances.append(dict(
+            uuid=str(uuidlib.uuid4()), display_name=name, hostname=_hostname(body.hostname or name),
+            description=body.description, project_id=ctx.project_id, user_id=ctx.user_id,
+            image_ref=devices.image_ref, flavor=request_spec["flavor"], vcpus=flavor.vcpus,
+            memory_mb=flavor.memory_mb, root_gb=flavor.root_gb, vm_state=states.BUILDING,
+            task_state=states.SCHEDULING, power_state=states.NOSTATE, availability_zone=zone,
+            key_name=body.key_name, key_data=inputs.key_data, user_data=body.user_data,
+            config_drive=str(body.config_drive).lower() in ("true", "1", "yes"),
+            access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, request_id=ctx.request_id,
+            reservation_id=reservation_id, launch_index=index, requested_networks=networks,
+            security_groups=security_groups, scheduler_hints=request_spec["scheduler_hints"], network_info=[],
+            retry={}, request_spec=request_spec))
+    return NewServers(ctx, instances, vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, mappings=devices.mappings,
+                      metadata=body.metadata, tags=body.tags,
+                      group_uuid=inputs.group.uuid if inputs.group is not None else None)
+
+
+async def _cast_build(request: Request, uuids: list[str], request_spec: dict[str, Any]) -> None:
+    """Hand the build to the conductor (step 8); when it cannot be reached, the servers go to ERROR (500)."""
     try:
         await state(request).conductor.build_instances(uuids, request_spec)  # step 8
     except Exception as exc:
         log.exception("could not hand the build to the conductor")
-        reason = f"The conductor could not be reached: {exc}"
-
-        def fail(session: Session) -> None:
-            for instance_uuid in uuids:
-                inst = session.get(m.Instance, instance_uuid)
-                inst.vm_state, inst.task_state = states.ERROR, None
-                session.add(m.InstanceFault(instance_uuid=instance_uuid, code=503, created_at=utcnow(),
-                                            message=reason))
-
-        await db.run(fail, write=True)
+        await state(request).servers.fail_build(uuids, 503, f"The conductor could not be reached: {exc}")
         raise APIError("The build could not be handed to the conductor; the servers are in ERROR.")
+
+
+def _created(request: Request, body: ServerCreate, new: NewServers) -> Response:
+    """The 202 of a create: the reservation id, or the first server's id, links and security groups."""
     if body.return_reservation_id:
-        return json_response({"reservation_id": reservation_id}, status=202)
-    result: dict[str, Any] = {"id": uuids[0], "links": links(request, "servers", uuids[0]),
-                              "OS-DCF:diskConfig": "MANUAL",
-                              "security_groups": [{"name": sg["name"]} for sg in security_groups or
-                                                  [{"name": "default"}]]}
+        return json_response({"reservation_id": new.instances[0]["reservation_id"]}, status=202)
+    first = new.instances[0]["uuid"]
+    result: dict[str, Any] = {"id": first, "links": links(request, "servers", first), "OS-DCF:diskConfig": "MANUAL",
+                              "security_groups": [{"name": sg["name"]} for sg in
+                                                  new.instances[0]["security_groups"] or [{"name": "default"}]]}
     if body.adminPass:
         result["adminPass"] = body.adminPass
     return json_response({"server": result}, status=202,
-                         headers={"Location": links(request, "servers", uuids[0])[0]["href"]})
+                         headers={"Location": links(request, "servers", first)[0]["href"]})
+
+
+async def create_server(request: Request) -> Response:
+    ctx = apikit.enforce(request, state(request), "os_compute_api:servers:create")
+    body, hints = _parse_create(await json_body(request))
+    count = _validate_create(request, body)
+    api = state(request)
+    devices = await block_devices.plan(api, body.block_device_mapping_v2 or [], body.imageRef, count)
+    _validate_details(body, devices, hints)
+    flavor_ref = str(body.flavorRef).rstrip("/").rsplit("/", 1)[-1]
+    inputs = await api.servers.build_inputs(ctx, flavor_ref, body.key_name, hints.get("group"),
+                                            body.availability_zone)
+    image = await _resolve_root(request, devices, inputs.flavor)
+    networks = await _resolve_networks(request, body.networks, ctx)
+    if isinstance(networks, list) and count > 1 and any(n.get("port") or n.get("fixed_ip") for n in networks):
+        raise BadRequest("Multiple instances cannot share a port or a fixed IP.")
+    security_groups = await _resolve_security_groups(request, body.security_groups)
+    request_spec = _request_spec(ctx, inputs, image, body.availability_zone, hints)
+    new = _new_servers(api, ctx, body, count, inputs, devices, request_spec, networks, security_groups)
+    await api.servers.create(new)  # steps 6-7
+    uuids = [columns["uuid"] for columns in new.instances]
+    await _cast_build(request, uuids, request_spec)
+    return _created(request, body, new)
 
 
 def _hostname(name: str) -> str:
@@ -512,194 +432,113 @@ _STATUS_FILTER = {"ACTIVE": (states.ACTIVE, None), "BUILD": (states.BUILDING, No
                   "HARD_REBOOT": (states.ACTIVE, states.REBOOTING_HARD)}
 
 
-# a server list reads plain rows of the columns views show (no ORM objects: building them cost most of a list)
-_NOT_LISTED = {"request_spec", "scheduler_hints", "requested_networks", "retry", "key_data"}
-_LISTED = [c for c in m.Instance.__table__.c if c.key not in _NOT_LISTED]
-
-
-async def _list(request: Request, detail: bool) -> Response:
-    ctx = enforce(request, "os_compute_api:servers:detail" if detail else "os_compute_api:servers:index")
+def _list_scope(request: Request, ctx: RequestContext) -> ServerQuery:
+    """Whose servers a list reads (all_tenants needs its policy) and whether deleted ones too."""
     q = request.query_params
-    query = select(m.Instance)
     all_tenants = "all_tenants" in q and q.get("all_tenants", "").lower() not in ("0", "false", "off", "no")
     if all_tenants:
         state(request).policy.enforce("os_compute_api:servers:index:get_all_tenants", ctx, {})
-        project = q.get("project_id") or q.get("tenant_id")
-        if project:
-            query = query.where(m.Instance.project_id == project)
+        project = q.get("project_id") or q.get("tenant_id") or None
     else:
-        query = query.where(m.Instance.project_id == ctx.project_id)
-    show_deleted = ctx.is_admin and q.get("deleted", "").lower() in ("true", "1")
-    if not show_deleted:
-        query = query.where(m.Instance.deleted.is_(False))
+        project = ctx.project_id
+    return ServerQuery(project_id=project, all_projects=all_tenants, limit=0,
+                       show_deleted=ctx.is_admin and q.get("deleted", "").lower() in ("true", "1"))
+
+
+def _list_query(request: Request, ctx: RequestContext) -> ServerQuery | None:
+    """The server list's query from the request's parameters; None when the status filter can match nothing."""
+    q = request.query_params
+    query = _list_scope(request, ctx)
     if "changes-since" in q:
-        since = _parse_time(q["changes-since"])
-        query = query.where(or_(m.Instance.updated_at >= since, m.Instance.created_at >= since))
+        query.changes_since = _parse_time(q["changes-since"])
     if q.get("name"):
         try:
-            pattern = re.compile(q["name"])
+            query.name = re.compile(q["name"])
         except re.error:
             raise BadRequest(f"Invalid input for query parameters name. Value: {q['name']}.")
-    else:
-        pattern = None
     if q.get("status"):
-        status = q["status"].upper()
-        if status not in _STATUS_FILTER:
-            return json_response({"servers": []})
-        vm_state, task_state = _STATUS_FILTER[status]
-        query = query.where(m.Instance.vm_state == vm_state)
-        if task_state:
-            query = query.where(m.Instance.task_state == task_state)
+        if q["status"].upper() not in _STATUS_FILTER:
+            return None
+        query.vm_state, query.task_state = _STATUS_FILTER[q["status"].upper()]
     if q.get("host") and ctx.is_admin:
-        query = query.where(m.Instance.host == q["host"])
-    if q.get("image"):
-        query = query.where(m.Instance.image_ref == q["image"].rsplit("/", 1)[-1])
-    if q.get("flavor"):
-        flavor_ref = q["flavor"].rsplit("/", 1)[-1]
-        query = query.where(func.json_extract(m.Instance.flavor, "$.id") == flavor_ref
-                            if state(request).db.is_sqlite else m.Instance.flavor["id"].as_string() == flavor_ref)
-    if q.get("availability_zone"):
-        query = query.where(m.Instance.availability_zone == q["availability_zone"])
-    if q.get("reservation_id"):
-        query = query.where(m.Instance.reservation_id == q["reservation_id"])
+        query.host = q["host"]
+    query.image = q["image"].rsplit("/", 1)[-1] if q.get("image") else None
+    query.flavor = q["flavor"].rsplit("/", 1)[-1] if q.get("flavor") else None
+    query.availability_zone, query.reservation_id = q.get("availability_zone"), q.get("reservation_id")
     if q.get("locked"):
-        query = query.where(m.Instance.locked.is_(q["locked"].lower() in ("true", "1")))
-    for tag in (q.get("tags") or "").split(","):
-        if tag:
-            query = query.where(m.Instance.uuid.in_(select(m.InstanceTag.instance_uuid).where(
-                m.InstanceTag.tag == tag)))
-    if q.get("tags-any"):
-        query = query.where(m.Instance.uuid.in_(select(m.InstanceTag.instance_uuid).where(
-            m.InstanceTag.tag.in_(q["tags-any"].split(",")))))
-    sort_dir = q.get("sort_dir", "desc")
-    if sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid input for query parameters sort_dir. Value: {sort_dir}.")
-    sort_keys = {"created_at": m.Instance.created_at, "display_name": m.Instance.display_name,
-                 "updated_at": m.Instance.updated_at, "uuid": m.Instance.uuid, "vm_state": m.Instance.vm_state}
-    sort_key = q.get("sort_key", "created_at")
-    if sort_key not in sort_keys:
-        raise BadRequest(f"Invalid input for query parameters sort_key. Value: {sort_key}.")
-    column = sort_keys[sort_key]
-    limit = limit_param(request)
+        query.locked = q["locked"].lower() in ("true", "1")
+    query.tags = [tag for tag in (q.get("tags") or "").split(",") if tag]
+    query.tags_any = q["tags-any"].split(",") if q.get("tags-any") else []
+    query.sort_dir = q.get("sort_dir", "desc")
+    if query.sort_dir not in ("asc", "desc"):
+        raise BadRequest(f"Invalid input for query parameters sort_dir. Value: {query.sort_dir}.")
+    query.sort_key = q.get("sort_key", "created_at")
+    if query.sort_key not in SORT_KEYS:
+        raise BadRequest(f"Invalid input for query parameters sort_key. Value: {query.sort_key}.")
+    query.limit = limit_param(request)
+    query.marker = q.get("marker") or None
+    return query
 
-    def read(session: Session) -> list[dict[str, Any]]:
-        nonlocal query
-        if q.get("marker"):
-            marker = session.get(m.Instance, q["marker"])
-            if marker is None:
-                raise BadRequest(f"marker [{q['marker']}] not found")
-            mval = getattr(marker, column.key)
-            cmp = column < mval if sort_dir == "desc" else column > mval
-            tie = and_(column == mval, m.Instance.uuid < marker.uuid if sort_dir == "desc"
-                       else m.Instance.uuid > marker.uuid)
-            query = query.where(or_(cmp, tie))
-        order = (column.desc(), m.Instance.uuid.desc()) if sort_dir == "desc" else (column.asc(),
-                                                                                    m.Instance.uuid.asc())
-        query = query.order_by(*order)
-        query = query.with_only_columns(*_LISTED)
-        if pattern is None:
-            rows = session.execute(query.limit(limit)).all()
-        else:
-            rows = [i for i in session.execute(query).all() if pattern.search(i.display_name)][:limit]
-        if not detail:
-            return [{"id": i.uuid, "name": i.display_name, "links": links(request, "servers", i.uuid)} for i in rows]
-        uuids = [i.uuid for i in rows]
-        metadata, tags, faults = load_extras(session, uuids)
-        volumes: dict[str, list[SimpleNamespace]] = defaultdict(list)
-        for uuid, volume_id, delete_on_termination in session.execute(
-                select(m.BlockDeviceMapping.instance_uuid, m.BlockDeviceMapping.volume_id,
-                       m.BlockDeviceMapping.delete_on_termination).where(
-                    m.BlockDeviceMapping.instance_uuid.in_(uuids), m.BlockDeviceMapping.volume_id.is_not(None))
-                .order_by(m.BlockDeviceMapping.id)):
-            volumes[uuid].append(SimpleNamespace(volume_id=volume_id, delete_on_termination=delete_on_termination))
-        return [server_view(request, SimpleNamespace(**i._mapping, block_devices=volumes[i.uuid]),  # type: ignore[arg-type]
-                            metadata=metadata[i.uuid], tags=tags[i.uuid], fault=faults.get(i.uuid), ctx=ctx)
-                for i in rows]
 
-    items = await state(request).db.run(read, write=False)  # one hop: polled often, and lists are long
+async def _list(request: Request, detail: bool) -> Response:
+    ctx = apikit.enforce(request, state(request),
+                         "os_compute_api:servers:detail" if detail else "os_compute_api:servers:index")
+    query = _list_query(request, ctx)
+    if query is None:
+        return json_response({"servers": []})
+    found = await state(request).servers.page(query, detail=detail)
+    items = ([record_view(request, record, ctx) for record in found] if detail else
+             [{"id": i.uuid, "name": i.display_name, "links": links(request, "servers", i.uuid)} for i in found])
     result: dict[str, Any] = {"servers": items}
-    more = next_link(request, "servers", items, limit)
+    more = next_link(request, "servers", items, query.limit)
     if more:
         result["servers_links"] = more
     return json_response(result)
 
 
-@router.get("/servers")
 async def list_servers(request: Request) -> Response:
     return await _list(request, detail=False)
 
 
-@router.get("/servers/detail")
 async def list_servers_detail(request: Request) -> Response:
     return await _list(request, detail=True)
 
 
-@router.get("/servers/{server_id}")
 async def show_server(request: Request, server_id: str) -> Response:
-    ctx = enforce(request, "os_compute_api:servers:show")
-
-    def read(session: Session) -> tuple[m.Instance, Any]:
-        inst = visible_instance(session, server_id, ctx)
-        return inst, load_extras(session, [inst.uuid])
-
-    inst, (metadata, tags, faults) = await state(request).db.run(read, write=False)  # one hop: polled often
-    return json_response({"server": server_view(request, inst, metadata=metadata[inst.uuid], tags=tags[inst.uuid],
-                                                fault=faults.get(inst.uuid), ctx=ctx)})
+    ctx = apikit.enforce(request, state(request), "os_compute_api:servers:show")
+    record = await state(request).servers.show(server_id, ctx)  # one hop: polled often
+    return json_response({"server": record_view(request, record, ctx)})
 
 
-@router.put("/servers/{server_id}")
 async def update_server(request: Request, server_id: str) -> Response:
     ctx = request_context(request)
     raw = await json_body(request)
     if not isinstance(raw, dict) or not isinstance(raw.get("server"), dict):
         raise BadRequest("Invalid input: 'server' is a required property.")
     body = ServerUpdate.model_validate(raw["server"])
-    if body.description is not None and version(request) < "2.19":
+    if body.description is not None and apikit.version(request) < "2.19":
         raise BadRequest("Invalid input: 'description' needs microversion 2.19 or later.")
-    async with state(request).db.session(write=True) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-        state(request).policy.enforce("os_compute_api:servers:update", ctx, {"project_id": inst.project_id})
-        if body.name is not None:
-            inst.display_name = body.name
-        if "description" in body.model_fields_set:
-            inst.description = body.description
-        if body.accessIPv4 is not None:
-            inst.access_ip_v4 = body.accessIPv4
-        if body.accessIPv6 is not None:
-            inst.access_ip_v6 = body.accessIPv6
-        inst.updated_at = utcnow()
-        await session.flush()
-        return json_response({"server": await show_body(request, session, inst, ctx)})
+    changes: dict[str, Any] = {column: value for column, value in (
+        ("display_name", body.name), ("access_ip_v4", body.accessIPv4), ("access_ip_v6", body.accessIPv6))
+        if value is not None}
+    if "description" in body.model_fields_set:
+        changes["description"] = body.description
+    policy = state(request).policy
+    record = await state(request).servers.update(
+        server_id, ctx, lambda inst: policy.enforce("os_compute_api:servers:update", ctx,
+                                                    {"project_id": inst.project_id}), changes)
+    return json_response({"server": record_view(request, record, ctx)})
 
 
-@router.delete("/servers/{server_id}")
 async def delete_server(request: Request, server_id: str) -> Response:
     ctx = request_context(request)
-    db = state(request).db
-    async with db.session(write=False) as session:
-        inst = await get_instance(session, request, server_id, ctx)
-    state(request).policy.enforce("os_compute_api:servers:delete", ctx, {"project_id": inst.project_id})
+    api = state(request)
+    inst = await api.servers.visible(server_id, ctx)
+    api.policy.enforce("os_compute_api:servers:delete", ctx, {"project_id": inst.project_id})
     if inst.locked and not ctx.is_admin:
         raise Conflict(f"Instance {inst.uuid} is locked")
-
-    def start_delete(session: Session) -> str | None:
-        row = session.get(m.Instance, inst.uuid)
-        if row is None or row.deleted:
-            raise NotFound(f"Instance {server_id} could not be found.")
-        session.add(m.InstanceAction(instance_uuid=row.uuid, action="delete", request_id=ctx.request_id,
-                                     project_id=ctx.project_id or row.project_id, user_id=ctx.user_id or "",
-                                     start_time=utcnow()))
-        if row.host is None:
-            # never reached a host (scheduling failed, or still scheduling): nothing to tear down there
-            mark_deleted(session, row.uuid)
-            return None
-        row.task_state = states.DELETING
-        row.updated_at = utcnow()
-        return row.host
-
-    host = await db.run(start_delete, write=True)
+    host = await api.servers.start_delete(inst.uuid, server_id, ctx)
     if host is None:
         return Response(status_code=204)
-    await state(request).agents.terminate_instance(host, server_id)
+    await api.agents.terminate_instance(host, server_id)
     return Response(status_code=204)
-

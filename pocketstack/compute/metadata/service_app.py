@@ -10,22 +10,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from fastapi import APIRouter, Request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from starlette.responses import Response
+from fastapi import Request
 
 from pocketstack.common.app import create_app
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Forbidden, NotFound
+from pocketstack.common.routes import build_router
 from pocketstack.common.service import Service, ServiceSpec, shared_secret
-from pocketstack.compute import models as m
-from pocketstack.compute.metadata.content import InstanceMetadata, MetadataNotFound
+from pocketstack.compute.metadata.content import InstanceMetadata
+from pocketstack.compute.metadata.routes import ROUTES
 from pocketstack.compute.spec import METADATA_SECRET_KEY, METADATA_SPEC
-from pocketstack.compute.store.instances import instance_dict
+from pocketstack.compute.store.instances import GuestStore
 from pocketstack.settings import Settings
-
-router = APIRouter()
 
 
 def sign_instance_id(secret: str, instance_id: str) -> str:
@@ -39,7 +35,8 @@ class MetadataService(Service):
     def __init__(self, settings: Settings, specs: list[ServiceSpec]) -> None:
         self.settings = settings
         self.db = Database(settings.database_url("compute"))  # read-only: compute owns and migrates it
-        self.app = create_app(service_name="metadata", style=METADATA_SPEC.errors, routers=[router],
+        self.guests = GuestStore(self.db)
+        self.app = create_app(service_name="metadata", style=METADATA_SPEC.errors, routers=[build_router(ROUTES)],
                               validator=None, is_public=lambda method, path: True, access_log=settings.access_log,
                               state={"metadata": self})
         self._secret: str | None = None
@@ -63,37 +60,11 @@ class MetadataService(Service):
         return instance_id, project_id
 
     async def instance_metadata(self, instance_id: str, project_id: str) -> InstanceMetadata:
-        def load(session: Session) -> InstanceMetadata | None:
-            inst = session.get(m.Instance, instance_id)
-            if inst is None or inst.deleted or inst.project_id != project_id:
-                return None
-            data = instance_dict(inst)
-            data.update(launch_index=inst.launch_index, reservation_id=inst.reservation_id)
-            meta = {key: value for key, value in session.execute(
-                select(m.InstanceMetadata.key, m.InstanceMetadata.value)
-                .where(m.InstanceMetadata.instance_uuid == instance_id))}
-            key_type = "ssh"
-            if inst.key_name:
-                key_type = session.scalar(select(m.KeyPair.type).where(
-                    m.KeyPair.user_id == inst.user_id, m.KeyPair.name == inst.key_name)) or "ssh"
-            return InstanceMetadata(data, meta, key_type)
-
-        found = await self.db.run(load, write=False)
+        found = await self.guests.guest_record(instance_id, project_id)
         if found is None:
             raise NotFound(f"Instance {instance_id} could not be found.")
-        return found
-
-
-@router.get("/{path:path}")
-async def metadata(request: Request, path: str) -> Response:
-    service: MetadataService = request.app.state.metadata
-    instance_id, project_id = service.verify(request)
-    docs = await service.instance_metadata(instance_id, project_id)
-    try:
-        body, content_type = docs.lookup(path)
-    except MetadataNotFound:
-        raise NotFound("The resource could not be found.") from None
-    return Response(body, media_type=content_type)
+        data, meta, key_type = found
+        return InstanceMetadata(data, meta, key_type)
 
 
 def create(settings: Settings, specs: list[ServiceSpec]) -> MetadataService:

@@ -1,5 +1,6 @@
 """The instance rows as the compute family shares them: the agents' view of an instance, soft delete, usage
-counts and service heartbeats. Plain functions over a session, run inside the caller's `Database.run`."""
+counts, service heartbeats and what a guest learns of itself. Plain functions over a session, run inside the
+caller's `Database.run` (and `GuestStore`, the metadata service's)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from pocketstack.common.db import Database
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import states
@@ -76,3 +78,32 @@ def usage_dict(row: Any) -> dict[str, int]:
 def count_usage(session: Session, project_id: str) -> dict[str, int]:
     """Instances, cores and RAM a project holds (for quotas and limits)."""
     return usage_dict(session.execute(usage_query(project_id)).one())
+
+
+def guest_record(session: Session, instance_id: str, project_id: str
+                 ) -> tuple[dict[str, Any], dict[str, str], str] | None:
+    """What the metadata service tells a guest about itself: its instance dict (with launch index and reservation),
+    its metadata items and its key pair's type; None when the project has no such undeleted instance."""
+    inst = session.get(m.Instance, instance_id)
+    if inst is None or inst.deleted or inst.project_id != project_id:
+        return None
+    data = instance_dict(inst)
+    data.update(launch_index=inst.launch_index, reservation_id=inst.reservation_id)
+    meta = {key: value for key, value in session.execute(select(m.InstanceMetadata.key, m.InstanceMetadata.value)
+                                                         .where(m.InstanceMetadata.instance_uuid == instance_id))}
+    key_type = "ssh"
+    if inst.key_name:
+        key_type = session.scalar(select(m.KeyPair.type).where(
+            m.KeyPair.user_id == inst.user_id, m.KeyPair.name == inst.key_name)) or "ssh"
+    return data, meta, key_type
+
+
+class GuestStore:
+    """The instance rows as the metadata service reads them (read-only: compute owns and migrates the database)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def guest_record(self, instance_id: str, project_id: str
+                           ) -> tuple[dict[str, Any], dict[str, str], str] | None:
+        return await self.db.run(lambda s: guest_record(s, instance_id, project_id), write=False)

@@ -56,13 +56,19 @@ def test_no_sql_in_the_api_package(service: str) -> None:
     assert not offenders, offenders
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_every_handler_is_in_the_route_table(service: str) -> None:
+# (handler modules, the route table that must reach them): each service's api/, and compute's metadata API
+ROUTE_TABLES = {**{service: (f"{service}/api", f"pocketstack.{service}.api.routes") for service in SERVICES},
+                "metadata": ("compute/metadata/api.py", "pocketstack.compute.metadata.routes")}
+
+
+@pytest.mark.parametrize("api", ROUTE_TABLES)
+def test_every_handler_is_in_the_route_table(api: str) -> None:
     """A handler module not reachable from the route table would silently lose its routes."""
-    table = importlib.import_module(f"pocketstack.{service}.api.routes").ROUTES
-    routed = handlers(table)
+    folder, table_module = ROUTE_TABLES[api]
+    routed = handlers(importlib.import_module(table_module).ROUTES)
+    place = ROOT / folder
     unrouted = []
-    for path in _api_modules(service):
+    for path in ([place] if place.is_file() else _modules(place)):
         if path.name in ("routes.py", "__init__.py"):
             continue
         module = importlib.import_module(
@@ -74,7 +80,7 @@ def test_every_handler_is_in_the_route_table(service: str) -> None:
                             for p in inspect.signature(func).parameters.values())
                     and func not in routed):
                 unrouted.append(f"{path.name}:{name}")
-    assert not unrouted, f"public handlers missing from {service}/api/routes.py (make helpers private): {unrouted}"
+    assert not unrouted, f"public handlers missing from {table_module} (make helpers private): {unrouted}"
 
 
 def test_one_transaction_idiom() -> None:

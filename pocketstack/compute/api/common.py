@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -12,10 +11,9 @@ from pocketstack.common import apikit
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.clients.volume import VolumeClient
-from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest
-from pocketstack.common.microversion import APIVersion, MicroversionSpec
+from pocketstack.common.microversion import MicroversionSpec
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.compute.store.actions import ActionStore
 from pocketstack.compute.store.attachments import AttachmentStore
@@ -57,23 +55,6 @@ class ComputeAPIState:
 
 def state(request: Request) -> ComputeAPIState:
     return request.app.state.compute
-
-
-# ----- the names the compute-admin modules still import (thin wrappers around apikit; lead: remove) -----------
-def enforce(request: Request, action: str, target: dict[str, Any] | None = None) -> RequestContext:
-    return apikit.enforce(request, state(request), action, target)
-
-
-def version(request: Request) -> APIVersion:
-    return apikit.version(request)
-
-
-def isotime(value: datetime | None) -> str | None:
-    return apikit.iso_seconds(value)
-
-
-def isotime_micro(value: datetime | None) -> str | None:
-    return apikit.iso_micro(value)
 
 
 # ----- links and pages --------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pocketstack.common.apikit import enforce, version
 from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, NotFound
-from pocketstack.compute.api.bodies import display_name, parse, query_bool, wrapped
 from pocketstack.compute.api.common import limit_param, links, next_link, state
+from pocketstack.compute.bodies import display_name, parse, query_bool, wrapped
 from pocketstack.compute.store.flavors import SORT_KEYS, Flavor, FlavorQuery, FlavorStore
 
 FLAVOR_ID_RE = re.compile(r"^(?! )[a-zA-Z0-9. _-]+(?<! )$")

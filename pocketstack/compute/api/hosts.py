@@ -14,8 +14,8 @@ from pocketstack.common.apikit import enforce, is_uuid, iso_micro, version
 from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest, NotFound, error_for_status
 from pocketstack.common.timeutils import utcnow
-from pocketstack.compute.api.bodies import query_bool
 from pocketstack.compute.api.common import limit_param, next_link, state
+from pocketstack.compute.bodies import query_bool
 from pocketstack.compute.store.hosts import (
     COMPUTE,
     NO_USAGE,

@@ -18,8 +18,8 @@ from pocketstack.common.apikit import enforce, iso_micro, version
 from pocketstack.common.app import json_response, request_context
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest
-from pocketstack.compute.api.bodies import parse
 from pocketstack.compute.api.common import limit_param, next_link, state
+from pocketstack.compute.bodies import parse
 from pocketstack.compute.store.keypairs import KeyPair, KeypairStore
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9 _-]+$")

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pocketstack.common.apikit import enforce, version
 from pocketstack.common.app import json_response, request_context
 from pocketstack.common.errors import BadRequest
-from pocketstack.compute.api.bodies import display_name, parse, query_bool
 from pocketstack.compute.api.common import state
+from pocketstack.compute.bodies import display_name, parse, query_bool
 from pocketstack.compute.store.server_groups import ServerGroup, ServerGroupStore
 
 POLICIES = ("affinity", "anti-affinity")

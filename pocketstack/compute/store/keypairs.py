@@ -10,7 +10,7 @@ from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
-from pocketstack.compute.quotas import project_limits_sync
+from pocketstack.compute.store.quotas import project_limits_sync
 from pocketstack.settings import Settings
 
 KeyPair = m.KeyPair  # the row type the API's views render

@@ -4,7 +4,6 @@ holds of each resource."""
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from pocketstack.common.db import Database
@@ -22,11 +21,6 @@ def project_limits_sync(session: Session, settings: Settings, project_id: str) -
         if row.resource in limits:
             limits[row.resource] = row.hard_limit
     return limits
-
-
-async def project_limits(session: AsyncSession, settings: Settings, project_id: str) -> dict[str, int]:
-    """`project_limits_sync` on an async session (the key pair and server group routes still open one)."""
-    return await session.run_sync(project_limits_sync, settings, project_id)
 
 
 def project_usage(session: Session, project_id: str, user_id: str | None) -> dict[str, int]:

@@ -14,7 +14,7 @@ from pocketstack.common.db import Database
 from pocketstack.common.errors import Forbidden, NotFound
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
-from pocketstack.compute.quotas import project_limits_sync
+from pocketstack.compute.store.quotas import project_limits_sync
 from pocketstack.settings import Settings
 
 ServerGroup = m.ServerGroup  # the row type the API's views render

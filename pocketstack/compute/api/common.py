@@ -85,3 +85,12 @@ def next_link(request: Request, kind: str, items: list[dict[str, Any]], limit: i
     params["marker"] = str(items[-1][key])
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return [{"rel": "next", "href": f"{base_url(request)}{request.url.path}?{query}"}]
+
+
+def page_body(request: Request, collection: str, items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """`{collection: items}` with its `<collection>_links` next link when the page came back full."""
+    body: dict[str, Any] = {collection: items}
+    more = next_link(request, collection, items, limit)
+    if more:
+        body[f"{collection}_links"] = more
+    return body

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pocketstack.common.apikit import enforce, version
 from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, NotFound
-from pocketstack.compute.api.common import limit_param, links, next_link, state
+from pocketstack.compute.api.common import limit_param, links, page_body, state
 from pocketstack.compute.bodies import display_name, parse, query_bool, wrapped
 from pocketstack.compute.store.flavors import SORT_KEYS, Flavor, FlavorQuery, FlavorStore
 
@@ -127,11 +127,7 @@ async def _list(request: Request, detail: bool) -> Response:
     page = _list_query(request)
     rows, specs = await _flavors(request).page(request_context(request), page, with_specs=detail)
     items = [flavor_view(request, f, specs.get(f.id), detail) for f in rows]
-    body: dict[str, Any] = {"flavors": items}
-    more = next_link(request, "flavors", items, page.limit)
-    if more:
-        body["flavors_links"] = more
-    return json_response(body)
+    return json_response(page_body(request, "flavors", items, page.limit))
 
 
 async def list_flavors(request: Request) -> Response:

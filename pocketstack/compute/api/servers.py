@@ -22,7 +22,7 @@ from pocketstack.common.errors import APIError, BadRequest, Conflict, Forbidden,
 from pocketstack.compute import states
 from pocketstack.compute.api import block_devices
 from pocketstack.compute.api.block_devices import BlockDevicePlan
-from pocketstack.compute.api.common import ComputeAPIState, limit_param, links, next_link, state
+from pocketstack.compute.api.common import ComputeAPIState, limit_param, links, page_body, state
 from pocketstack.compute.store.servers import SORT_KEYS, BuildInputs, NewServers, ServerQuery, ServerRecord
 
 log = logging.getLogger("pocketstack.compute.api")
@@ -489,11 +489,7 @@ async def _list(request: Request, detail: bool) -> Response:
     found = await state(request).servers.page(query, detail=detail)
     items = ([record_view(request, record, ctx) for record in found] if detail else
              [{"id": i.uuid, "name": i.display_name, "links": links(request, "servers", i.uuid)} for i in found])
-    result: dict[str, Any] = {"servers": items}
-    more = next_link(request, "servers", items, query.limit)
-    if more:
-        result["servers_links"] = more
-    return json_response(result)
+    return json_response(page_body(request, "servers", items, query.limit))
 
 
 async def list_servers(request: Request) -> Response:

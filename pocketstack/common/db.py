@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import orjson
 from alembic import command
@@ -61,17 +62,19 @@ def make_base() -> type[DeclarativeBase]:
 class Database:
     """An async engine and session factory for one service's database.
 
-    `session()` opens a transaction that commits on success and rolls back on any error, so a failed request
-    leaves nothing half-written. On SQLite, write transactions (`session(write=True)`) are serialised in-process
-    and start with BEGIN IMMEDIATE, so concurrent writers wait for each other instead of failing with "database
-    is locked".
+    `run(fn, write=...)` is the one way to run a transaction: it commits on success and rolls back on any error,
+    so a failed request leaves nothing half-written, and `write` says whether it writes. On SQLite, write
+    transactions are serialised in-process and start with BEGIN IMMEDIATE, so concurrent writers wait for each
+    other instead of failing with "database is locked".
 
-    `run(fn, write=True)` runs a synchronous `fn(session)` as one transaction. On SQLite it runs right on the
+    `fn` is synchronous ORM code taking a `Session` (the usual case), or a coroutine function taking an
+    `AsyncSession` where the transaction must await between statements (network's IPAM retries, calls out).
+    A synchronous `fn` on SQLite runs right on the
     event loop's thread through a synchronous engine: the statements of an embedded database take microseconds,
     while a hop to a worker thread (aiosqlite's, or `to_thread`) costs a loop turn and a GIL hand-off each way,
     and under load those hand-offs, not SQLite, were what requests waited for. Writes first take the in-process
-    writer lock that `session(write=True)` also takes, so the BEGIN IMMEDIATE never waits for another writer of
-    this process while the loop is blocked; reads need no lock (WAL: readers never wait for the writer). Keep
+    writer lock (the one every write transaction takes), so the BEGIN IMMEDIATE never waits for another writer
+    of this process while the loop is blocked; reads need no lock (WAL: readers never wait for the writer). Keep
     `fn` short: it blocks the loop while it runs. Elsewhere (PostgreSQL, MariaDB) `fn` runs through
     `AsyncSession.run_sync`.
     """
@@ -97,7 +100,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @contextlib.asynccontextmanager
-    async def session(self, *, write: bool) -> AsyncIterator[AsyncSession]:
+    async def _session(self, *, write: bool) -> AsyncIterator[AsyncSession]:
         lock = self._write_lock if write else None
         if lock is not None:
             await lock.acquire()
@@ -115,16 +118,27 @@ class Database:
             if lock is not None:
                 lock.release()
 
-    async def run(self, fn: Callable[[Session], T], *, write: bool) -> T:
-        """Run `fn(session)` (synchronous ORM code) as one transaction; see the class docstring."""
+    session = _session  # TEMPORARY during the structure merge: removed once no caller is left
+
+    @overload
+    async def run(self, fn: Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T: ...
+
+    @overload
+    async def run(self, fn: Callable[[Session], T], *, write: bool) -> T: ...
+
+    async def run(self, fn: Callable[[Session], T] | Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T:
+        """Run `fn(session)` as one transaction; see the class docstring."""
+        if inspect.iscoroutinefunction(fn):
+            async with self._session(write=write) as session:
+                return await fn(session)
         if not self.is_sqlite:
-            async with self.session(write=write) as session:
-                return await session.run_sync(fn)
+            async with self._session(write=write) as session:
+                return await session.run_sync(fn)  # type: ignore[arg-type]
         if write:
             assert self._write_lock is not None
             async with self._write_lock:  # one writer at a time in-process: BEGIN IMMEDIATE never waits here
-                return self._run_now(fn, write)
-        return self._run_now(fn, write)
+                return self._run_now(fn, write)  # type: ignore[arg-type]
+        return self._run_now(fn, write)  # type: ignore[arg-type]
 
     def _run_now(self, fn: Callable[[Session], T], write: bool) -> T:
         if self._sync_engine is None:

@@ -74,7 +74,7 @@ class PluginEndpoint(RPCEndpoint):
                              "host_routes": list(s.host_routes or [])} for s in net.subnets]}
 
     async def get_host_state(self, host: str, dhcp: bool, l3: bool) -> dict[str, Any]:
-        async with self._manager.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             host_ports = list(await session.scalars(select(m.Port).where(m.Port.binding_host_id == host)))
             wanted = {p.network_id for p in host_ports}
             dhcp_networks: dict[str, list[dict[str, Any]]] = {}
@@ -96,6 +96,9 @@ class PluginEndpoint(RPCEndpoint):
             groups = await self._security_groups(session, host_ports)
             # read last: every network the rows above name is there unless it was deleted meanwhile
             nets = {n.id: n for n in await session.scalars(select(m.Network).where(m.Network.id.in_(wanted)))}
+            return host_ports, dhcp_networks, routers, groups, nets
+
+        host_ports, dhcp_networks, routers, groups, nets = await self._manager.db.run(_read, write=False)
         return {"host": host, "networks": {i: self._network_state(n) for i, n in nets.items()},
                 "ports": [port_state(p) for p in host_ports], "dhcp_networks": dhcp_networks,
                 "routers": routers, **groups}

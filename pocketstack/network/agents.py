@@ -59,17 +59,21 @@ class Agents(Core):
 
     async def list_agents(self, ctx: RequestContext) -> list[dict[str, Any]]:
         self.enforce("get_agent", ctx, {})
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             rows = await session.scalars(select(m.Agent).order_by(m.Agent.host, m.Agent.agent_type))
             return [self._agent_dict(row) for row in rows]
 
+        return await self.db.run(_read, write=False)
+
     async def get_agent(self, ctx: RequestContext, agent_id: str) -> dict[str, Any]:
         self.enforce("get_agent", ctx, {})
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             row = await session.get(m.Agent, agent_id)
             if row is None:
                 raise agent_not_found(agent_id)
             return self._agent_dict(row)
+
+        return await self.db.run(_read, write=False)
 
     async def update_agent(self, ctx: RequestContext, agent_id: str, data: dict[str, Any]) -> dict[str, Any]:
         self.enforce("update_agent", ctx, {})

@@ -50,14 +50,18 @@ class L3(Ports):
         return router
 
     async def list_routers(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             rows = await session.scalars(select(m.Router).order_by(m.Router.created_at, m.Router.id))
             return [await self.router_view(session, r) for r in rows
                     if self.allowed("get_router", ctx, {"project_id": r.project_id})]
 
+        return await self.db.run(_read, write=False)
+
     async def get_router(self, ctx: RequestContext, router_id: str) -> dict[str, Any]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             return await self.router_view(session, await self.visible_router(session, ctx, router_id))
+
+        return await self.db.run(_read, write=False)
 
     async def interface_ports(self, session: AsyncSession, router_id: str) -> list[m.Port]:
         return list(await session.scalars(select(m.Port).where(m.Port.device_id == router_id,
@@ -283,14 +287,18 @@ class L3(Ports):
         return fip
 
     async def list_floatingips(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             rows = await session.scalars(select(m.FloatingIP).order_by(m.FloatingIP.created_at, m.FloatingIP.id))
             return [self.fip_view(f) for f in rows
                     if self.allowed("get_floatingip", ctx, {"project_id": f.project_id})]
 
+        return await self.db.run(_read, write=False)
+
     async def get_floatingip(self, ctx: RequestContext, fip_id: str) -> dict[str, Any]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             return self.fip_view(await self.visible_fip(session, ctx, fip_id))
+
+        return await self.db.run(_read, write=False)
 
     async def _associate(self, session: AsyncSession, ctx: RequestContext, fip: m.FloatingIP,
                          port_id: str | None, fixed_ip: str | None) -> None:
@@ -439,9 +447,11 @@ class NetworkManager(L3, Agents):
         return row, {"project_id": row.project_id}
 
     async def get_tags(self, ctx: RequestContext, kind: str, resource_id: str) -> list[str]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             row, _ = await self._taggable(session, ctx, kind, resource_id)
             return list(row.tags or [])
+
+        return await self.db.run(_read, write=False)
 
     async def change_tags(self, ctx: RequestContext, kind: str, resource_id: str,
                           change: Callable[[list[str]], list[str]]) -> list[str]:

@@ -103,11 +103,7 @@ class Core:
         `notify`: tell `on_change` once committed (not for status reports that change nothing agents wire).
         """
 
-        async def attempt() -> T:
-            async with self.db.session(write=True) as session:
-                return await fn(session)
-
-        return await self._retrying(attempt, notify)
+        return await self._retrying(lambda: self.db.run(fn, write=True), notify)
 
     async def write_sync(self, fn: Callable[[Session], T], *, notify: bool = True) -> T:
         """`write` for synchronous ORM code: one `Database.run` transaction, one thread hop (the hot paths)."""
@@ -211,11 +207,13 @@ class Core:
                                   "provider:segmentation_id"), memo)
 
     async def list_networks(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             rows = await session.scalars(select(m.Network).order_by(m.Network.created_at, m.Network.id))
             memo: dict[Any, bool] = {}
             return [self.network_view(ctx, n, memo) for n in rows
                     if self.allowed("get_network", ctx, self.network_target(n), memo)]
+
+        return await self.db.run(_read, write=False)
 
     async def get_network(self, ctx: RequestContext, network_id: str) -> dict[str, Any]:
         return await self.db.run(lambda session: self.network_view(ctx, self.visible_network(session, ctx, network_id)),
@@ -360,17 +358,21 @@ class Core:
         }
 
     async def list_subnets(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             nets = {n.id: n for n in await session.scalars(select(m.Network))}
             rows = await session.scalars(select(m.Subnet).order_by(m.Subnet.created_at, m.Subnet.id))
             memo: dict[Any, bool] = {}
             return [self.subnet_view(s) for s in rows
                     if self.allowed("get_subnet", ctx, self.subnet_target(s, nets[s.network_id]), memo)]
 
+        return await self.db.run(_read, write=False)
+
     async def get_subnet(self, ctx: RequestContext, subnet_id: str) -> dict[str, Any]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             subnet, _ = await self.visible_subnet(session, ctx, subnet_id)
             return self.subnet_view(subnet)
+
+        return await self.db.run(_read, write=False)
 
     @staticmethod
     def _dns(net: ipam.IPNetwork, servers: list[str]) -> list[str]:
@@ -503,7 +505,7 @@ class Core:
     async def get_quota(self, ctx: RequestContext, project_id: str, *, detail: bool = False,
                         default: bool = False) -> dict[str, Any]:
         self.enforce("get_quota", ctx, {"project_id": project_id})
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             out: dict[str, Any] = {}
             for resource, model in QUOTA_RESOURCES.items():
                 limit = (self.default_quota(resource) if default
@@ -516,15 +518,19 @@ class Core:
                     out[resource] = limit
             return out
 
+        return await self.db.run(_read, write=False)
+
     async def list_quotas(self, ctx: RequestContext) -> list[dict[str, Any]]:
         self.enforce("update_quota", ctx, {})
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             projects = sorted(set(await session.scalars(select(m.Quota.project_id))))
             result = []
             for project_id in projects:
                 limits = {r: await session.run_sync(self.quota_limit, project_id, r) for r in QUOTA_RESOURCES}
                 result.append({**limits, "project_id": project_id, "tenant_id": project_id})
             return result
+
+        return await self.db.run(_read, write=False)
 
     async def update_quota(self, ctx: RequestContext, project_id: str, data: dict[str, Any]) -> dict[str, Any]:
         self.enforce("update_quota", ctx, {"project_id": project_id})
@@ -571,7 +577,7 @@ class Core:
                                 ) -> list[dict[str, Any]]:
         if not self.allowed("get_network_ip_availability", ctx, {}):
             raise Forbidden("Policy doesn't allow get_network_ip_availability to be performed.")
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             query = select(m.Network).order_by(m.Network.created_at, m.Network.id)
             if network_id is not None:
                 query = query.where(m.Network.id == network_id)
@@ -588,3 +594,5 @@ class Core:
             if network_id is not None and not result:
                 raise not_found("network", network_id)
             return result
+
+        return await self.db.run(_read, write=False)

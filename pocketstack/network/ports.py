@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from pocketstack.common.context import RequestContext
@@ -74,7 +75,7 @@ class Ports(SecurityGroups):
 
         Lists read plain rows (three queries, no ORM objects): building ORM instances cost most of the time.
         """
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             nets = {n.id: n for n in await session.scalars(select(m.Network))}
             conditions = [getattr(m.Port, column).in_(values) for column, values in pushdown.items()]
             rows = (await session.execute(select(*m.Port.__table__.c).where(*conditions).order_by(
@@ -91,6 +92,9 @@ class Ports(SecurityGroups):
                         m.Port, m.Port.id == m.PortSecurityGroup.port_id).where(*conditions).order_by(
                         m.PortSecurityGroup.position)):
                 groups[port_id].append(SimpleNamespace(security_group_id=sg_id))
+            return nets, rows, fixed_ips, groups
+
+        nets, rows, fixed_ips, groups = await self.db.run(_read, write=False)
         out = []
         memo: dict[Any, bool] = {}
         for row in rows:

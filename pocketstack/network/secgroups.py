@@ -43,9 +43,8 @@ class SecurityGroups(Core):
         """Create the project's `default` group with Neutron's standard rules unless it exists."""
         if not project_id:
             return
-        async with self.db.session(write=False) as session:
-            if await session.get(m.DefaultSecurityGroup, project_id) is not None:
-                return
+        if await self.db.run(lambda session: session.get(m.DefaultSecurityGroup, project_id), write=False):
+            return
         try:
             await self.write_sync(lambda session: self.default_sg_id(session, project_id))
         except Conflict:  # every retry lost to a concurrent creator: the group exists now
@@ -81,16 +80,20 @@ class SecurityGroups(Core):
 
     async def list_security_groups(self, ctx: RequestContext) -> list[dict[str, Any]]:
         await self.ensure_default_sg(ctx.project_id or "")
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             defaults = await self.default_ids(session)
             rows = await session.scalars(select(m.SecurityGroup).order_by(m.SecurityGroup.created_at,
                                                                           m.SecurityGroup.id))
             return [self.sg_view(sg, defaults) for sg in rows
                     if self.allowed("get_security_group", ctx, {"project_id": sg.project_id})]
 
+        return await self.db.run(_read, write=False)
+
     async def get_security_group(self, ctx: RequestContext, sg_id: str) -> dict[str, Any]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             return self.sg_view(await self.visible_sg(session, ctx, sg_id), await self.default_ids(session))
+
+        return await self.db.run(_read, write=False)
 
     async def create_security_group(self, ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
         project_id = self.owner_project(ctx, data)
@@ -163,19 +166,23 @@ class SecurityGroups(Core):
     # ----- rules --------------------------------------------------------------------------------------------
     async def list_security_group_rules(self, ctx: RequestContext) -> list[dict[str, Any]]:
         await self.ensure_default_sg(ctx.project_id or "")
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             defaults = await self.default_ids(session)
             rows = await session.scalars(select(m.SecurityGroupRule).order_by(m.SecurityGroupRule.created_at,
                                                                               m.SecurityGroupRule.id))
             return [self.rule_view(r, defaults) for r in rows
                     if self.allowed("get_security_group_rule", ctx, {"project_id": r.project_id})]
 
+        return await self.db.run(_read, write=False)
+
     async def get_security_group_rule(self, ctx: RequestContext, rule_id: str) -> dict[str, Any]:
-        async with self.db.session(write=False) as session:
+        async def _read(session: AsyncSession) -> Any:
             rule = await session.get(m.SecurityGroupRule, rule_id)
             if rule is None or not self.allowed("get_security_group_rule", ctx, {"project_id": rule.project_id}):
                 raise not_found("security_group_rule", rule_id)
             return self.rule_view(rule, await self.default_ids(session))
+
+        return await self.db.run(_read, write=False)
 
     @staticmethod
     def _check_rule(data: dict[str, Any]) -> dict[str, Any]:

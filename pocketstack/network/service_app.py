@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pocketstack.common.app import create_app
 from pocketstack.common.db import Database
+from pocketstack.common.routes import build_router
 from pocketstack.common.rpc import RPCServer, get_transport
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_token_provider
 from pocketstack.network.agent.agent import NetworkAgent
 from pocketstack.network.agent_rpc import AgentNotifier, PluginEndpoint
-from pocketstack.network.api import agents, core, l3, quotas, security, tags, versions
+from pocketstack.network.api.routes import ROUTES
 from pocketstack.network.bootstrap import create_default_networks
 from pocketstack.network.l3 import NetworkManager
 from pocketstack.network.notifier import ComputeNotifier
@@ -53,8 +54,7 @@ class NetworkService(Service):
         self.manager = NetworkManager(settings, self.db, self.notifier)
         self.app = create_app(
             service_name="network", style=SPEC.errors,
-            routers=[versions.router, core.router, security.router, l3.router, quotas.router, tags.router,
-                     agents.router],
+            routers=[build_router(ROUTES)],
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in PUBLIC,
             access_log=settings.access_log, state={"manager": self.manager},

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 
 from pocketstack.network.api.common import Body, context, listing, manager, parse, shown
-
-router = APIRouter(prefix="/v2.0")
 
 ATTRIBUTES = {"id", "agent_type", "binary", "topic", "host", "admin_state_up", "alive", "availability_zone",
               "description", "created_at", "started_at", "heartbeat_timestamp"}
@@ -18,23 +16,19 @@ class AgentUpdate(Body):
     description: str = Field("", max_length=255)
 
 
-@router.get("/agents")
 async def list_agents(request: Request) -> Response:
     return listing(request, "agents", await manager(request).list_agents(context(request)), ATTRIBUTES)
 
 
-@router.get("/agents/{agent_id}")
 async def show_agent(request: Request, agent_id: str) -> Response:
     return shown(request, "agent", await manager(request).get_agent(context(request), agent_id))
 
 
-@router.put("/agents/{agent_id}")
 async def update_agent(request: Request, agent_id: str) -> Response:
     data = await parse(request, "agent", AgentUpdate)
     return shown(request, "agent", await manager(request).update_agent(context(request), agent_id, data))
 
 
-@router.delete("/agents/{agent_id}", status_code=204)
 async def delete_agent(request: Request, agent_id: str) -> Response:
     await manager(request).delete_agent(context(request), agent_id)
     return Response(status_code=204)

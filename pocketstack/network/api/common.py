@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest, NotFound
+from pocketstack.common.routes import Handler, Route
 from pocketstack.network.l3 import NetworkManager
 
 M = TypeVar("M", bound=BaseModel)
@@ -189,39 +191,48 @@ def _page_url(request: Request, marker: str, reverse: bool) -> str:
     return f"{request.url.scheme}://{request.url.netloc}{request.url.path}?{query}"
 
 
-def crud(router: APIRouter, *, path: str, kind: str, collection: str, attributes: set[str],
-         create: type[BaseModel], update: type[BaseModel] | None,
-         list_items: Callable[[Request], Awaitable[list[dict[str, Any]]]] | None = None) -> None:
-    """Register list/create/show/update/delete of one resource; the manager's methods are named after it
-    (`list_networks`, `create_network`, `get_network`, `update_network`, `delete_network`)."""
-    key = collection.replace("-", "_")
+@dataclass(frozen=True)
+class Resource:
+    """One Neutron resource's CRUD: list/create/show/update/delete, served by the manager's methods named after
+    it (`list_networks`, `create_network`, `get_network`, `update_network`, `delete_network`)."""
 
-    async def list_(request: Request) -> Response:
-        items = (await list_items(request) if list_items is not None
+    path: str  # e.g. "/v2.0/networks"
+    kind: str  # the member's key, e.g. "network"
+    collection: str  # the collection's key, e.g. "networks"
+    attributes: set[str]
+    create: type[BaseModel]
+    update: type[BaseModel] | None  # None: no PUT
+    list_items: Callable[[Request], Awaitable[list[dict[str, Any]]]] | None = None  # a list with SQL pushdown
+
+    def routes(self) -> dict[str, dict[str, Handler | Route]]:
+        """The route table rows: the collection, then the member."""
+        member: dict[str, Handler | Route] = {"GET": self._show}
+        if self.update is not None:
+            member["PUT"] = self._update
+        member["DELETE"] = Route(self._delete, status=204)
+        return {self.path: {"GET": self._list, "POST": self._create}, f"{self.path}/{{resource_id}}": member}
+
+    async def _list(self, request: Request) -> Response:
+        key = self.collection
+        items = (await self.list_items(request) if self.list_items is not None
                  else await getattr(manager(request), f"list_{key}")(context(request)))
-        return listing(request, key, items, attributes)
+        return listing(request, key, items, self.attributes)
 
-    async def create_(request: Request) -> Response:
-        data = await parse(request, kind, create)
-        return shown(request, kind, await getattr(manager(request), f"create_{kind}")(context(request), data), 201)
+    async def _create(self, request: Request) -> Response:
+        data = await parse(request, self.kind, self.create)
+        created = await getattr(manager(request), f"create_{self.kind}")(context(request), data)
+        return shown(request, self.kind, created, 201)
 
-    async def show_(request: Request, resource_id: str) -> Response:
-        return shown(request, kind, await getattr(manager(request), f"get_{kind}")(context(request), resource_id))
+    async def _show(self, request: Request, resource_id: str) -> Response:
+        return shown(request, self.kind,
+                     await getattr(manager(request), f"get_{self.kind}")(context(request), resource_id))
 
-    async def update_(request: Request, resource_id: str) -> Response:
-        assert update is not None
-        data = await parse(request, kind, update)
-        return shown(request, kind,
-                     await getattr(manager(request), f"update_{kind}")(context(request), resource_id, data))
+    async def _update(self, request: Request, resource_id: str) -> Response:
+        assert self.update is not None
+        data = await parse(request, self.kind, self.update)
+        return shown(request, self.kind,
+                     await getattr(manager(request), f"update_{self.kind}")(context(request), resource_id, data))
 
-    async def delete_(request: Request, resource_id: str) -> Response:
-        await getattr(manager(request), f"delete_{kind}")(context(request), resource_id)
+    async def _delete(self, request: Request, resource_id: str) -> Response:
+        await getattr(manager(request), f"delete_{self.kind}")(context(request), resource_id)
         return Response(status_code=204)
-
-    item = f"{path}/{{resource_id}}"
-    router.add_api_route(path, list_, methods=["GET"], name=f"list_{key}")
-    router.add_api_route(path, create_, methods=["POST"], name=f"create_{kind}")
-    router.add_api_route(item, show_, methods=["GET"], name=f"show_{kind}")
-    if update is not None:
-        router.add_api_route(item, update_, methods=["PUT"], name=f"update_{kind}")
-    router.add_api_route(item, delete_, methods=["DELETE"], name=f"delete_{kind}", status_code=204)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import Field
 
-from pocketstack.network.api.common import Body, context, crud, manager, pushdown
-
-router = APIRouter(prefix="/v2.0")
+from pocketstack.network.api.common import Body, Resource, context, manager, pushdown
 
 Name = Field("", max_length=255)
 NetworkType = Literal["flat", "vlan", "vxlan", "local"]
@@ -122,9 +120,12 @@ async def _list_ports(request: Request) -> list[dict[str, Any]]:
     return await manager(request).list_ports(context(request), sql)
 
 
-crud(router, path="/networks", kind="network", collection="networks", attributes=NETWORK_ATTRS,
-     create=NetworkCreate, update=NetworkUpdate)
-crud(router, path="/subnets", kind="subnet", collection="subnets", attributes=SUBNET_ATTRS,
-     create=SubnetCreate, update=SubnetUpdate)
-crud(router, path="/ports", kind="port", collection="ports", attributes=PORT_ATTRS, create=PortCreate,
-     update=PortUpdate, list_items=_list_ports)
+NETWORKS = Resource(
+    "/v2.0/networks", kind="network", collection="networks", attributes=NETWORK_ATTRS, create=NetworkCreate,
+    update=NetworkUpdate)
+SUBNETS = Resource(
+    "/v2.0/subnets", kind="subnet", collection="subnets", attributes=SUBNET_ATTRS, create=SubnetCreate,
+    update=SubnetUpdate)
+PORTS = Resource(
+    "/v2.0/ports", kind="port", collection="ports", attributes=PORT_ATTRS, create=PortCreate, update=PortUpdate,
+    list_items=_list_ports)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import ValidationError
 
 from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest
-from pocketstack.network.api.common import Body, context, crud, describe, manager
+from pocketstack.network.api.common import Body, Resource, context, describe, manager
 from pocketstack.network.api.core import FixedIP, Name, Owned, Route
-
-router = APIRouter(prefix="/v2.0")
 
 COMMON = {"id", "description", "project_id", "tenant_id", "created_at", "updated_at", "revision_number", "tags"}
 ROUTER_ATTRS = COMMON | {"name", "admin_state_up", "status", "external_gateway_info", "routes",
@@ -54,10 +52,12 @@ class FloatingIPCreate(FloatingIPUpdate, Owned):
     subnet_id: str | None = None
 
 
-crud(router, path="/routers", kind="router", collection="routers", attributes=ROUTER_ATTRS, create=RouterCreate,
-     update=RouterUpdate)
-crud(router, path="/floatingips", kind="floatingip", collection="floatingips", attributes=FIP_ATTRS,
-     create=FloatingIPCreate, update=FloatingIPUpdate)
+ROUTERS = Resource(
+    "/v2.0/routers", kind="router", collection="routers", attributes=ROUTER_ATTRS, create=RouterCreate,
+    update=RouterUpdate)
+FLOATING_IPS = Resource(
+    "/v2.0/floatingips", kind="floatingip", collection="floatingips", attributes=FIP_ATTRS, create=FloatingIPCreate,
+    update=FloatingIPUpdate)
 
 
 async def _interface(request: Request) -> dict[str, str | None]:
@@ -70,13 +70,11 @@ async def _interface(request: Request) -> dict[str, str | None]:
         raise BadRequest(describe(exc))
 
 
-@router.put("/routers/{router_id}/add_router_interface")
 async def add_interface(request: Request, router_id: str) -> Response:
     data = await _interface(request)
     return json_response(await manager(request).add_router_interface(context(request), router_id, data))
 
 
-@router.put("/routers/{router_id}/remove_router_interface")
 async def remove_interface(request: Request, router_id: str) -> Response:
     data = await _interface(request)
     return json_response(await manager(request).remove_router_interface(context(request), router_id, data))

@@ -2,39 +2,32 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest
 from pocketstack.network.api.common import context, listing, manager, shown
 
-router = APIRouter(prefix="/v2.0")
-
 AVAILABILITY_ATTRS = {"network_id", "network_name", "project_id", "tenant_id", "total_ips", "used_ips",
                       "subnet_ip_availability", "ip_version"}
 
 
-@router.get("/quotas")
 async def list_quotas(request: Request) -> Response:
     return json_response({"quotas": await manager(request).list_quotas(context(request))})
 
 
-@router.get("/quotas/{project_id}")
 async def show_quota(request: Request, project_id: str) -> Response:
     return json_response({"quota": await manager(request).get_quota(context(request), project_id)})
 
 
-@router.get("/quotas/{project_id}/default")
 async def show_default_quota(request: Request, project_id: str) -> Response:
     return json_response({"quota": await manager(request).get_quota(context(request), project_id, default=True)})
 
 
-@router.get("/quotas/{project_id}/details")
 async def show_quota_details(request: Request, project_id: str) -> Response:
     return json_response({"quota": await manager(request).get_quota(context(request), project_id, detail=True)})
 
 
-@router.put("/quotas/{project_id}")
 async def update_quota(request: Request, project_id: str) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("quota"), dict):
@@ -43,13 +36,11 @@ async def update_quota(request: Request, project_id: str) -> Response:
     return json_response({"quota": quota})
 
 
-@router.delete("/quotas/{project_id}", status_code=204)
 async def delete_quota(request: Request, project_id: str) -> Response:
     await manager(request).delete_quota(context(request), project_id)
     return Response(status_code=204)
 
 
-@router.get("/network-ip-availabilities")
 async def list_availabilities(request: Request) -> Response:
     items = await manager(request).ip_availabilities(context(request))
     ip_version = request.query_params.get("ip_version")
@@ -58,7 +49,6 @@ async def list_availabilities(request: Request) -> Response:
     return listing(request, "network_ip_availabilities", items, AVAILABILITY_ATTRS, frozenset({"ip_version"}))
 
 
-@router.get("/network-ip-availabilities/{network_id}")
 async def show_availability(request: Request, network_id: str) -> Response:
     items = await manager(request).ip_availabilities(context(request), network_id)
     return shown(request, "network_ip_availability", items[0])

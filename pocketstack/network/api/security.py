@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import Field
 
-from pocketstack.network.api.common import Body, crud
+from pocketstack.network.api.common import Body, Resource
 from pocketstack.network.api.core import Name, Owned
-
-router = APIRouter(prefix="/v2.0")
 
 COMMON = {"id", "description", "project_id", "tenant_id", "created_at", "updated_at", "revision_number", "tags"}
 GROUP_ATTRS = COMMON | {"name", "stateful", "shared", "security_group_rules"}
@@ -42,7 +39,9 @@ class RuleCreate(Owned):
     description: str = Name
 
 
-crud(router, path="/security-groups", kind="security_group", collection="security_groups",
-     attributes=GROUP_ATTRS, create=GroupCreate, update=GroupUpdate)
-crud(router, path="/security-group-rules", kind="security_group_rule", collection="security_group_rules",
-     attributes=RULE_ATTRS, create=RuleCreate, update=None)
+SECURITY_GROUPS = Resource(
+    "/v2.0/security-groups", kind="security_group", collection="security_groups", attributes=GROUP_ATTRS,
+    create=GroupCreate, update=GroupUpdate)
+SECURITY_GROUP_RULES = Resource(
+    "/v2.0/security-group-rules", kind="security_group_rule", collection="security_group_rules",
+    attributes=RULE_ATTRS, create=RuleCreate, update=None)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field, ValidationError
 
 from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.network.api.common import Body, context, describe, manager
-
-router = APIRouter(prefix="/v2.0")
 
 KINDS = {"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router",
          "floatingips": "floatingip", "security-groups": "security_group"}
@@ -30,13 +28,11 @@ def _check_tag(tag: str) -> str:
     return tag
 
 
-@router.get("/{collection}/{resource_id}/tags")
 async def list_tags(request: Request, collection: str, resource_id: str) -> Response:
     tags = await manager(request).get_tags(context(request), _kind(collection), resource_id)
     return json_response({"tags": tags})
 
 
-@router.put("/{collection}/{resource_id}/tags")
 async def replace_tags(request: Request, collection: str, resource_id: str) -> Response:
     kind = _kind(collection)
     try:
@@ -47,27 +43,23 @@ async def replace_tags(request: Request, collection: str, resource_id: str) -> R
     return json_response({"tags": tags})
 
 
-@router.delete("/{collection}/{resource_id}/tags", status_code=204)
 async def clear_tags(request: Request, collection: str, resource_id: str) -> Response:
     await manager(request).change_tags(context(request), _kind(collection), resource_id, lambda _: [])
     return Response(status_code=204)
 
 
-@router.get("/{collection}/{resource_id}/tags/{tag}", status_code=204)
 async def check_tag(request: Request, collection: str, resource_id: str, tag: str) -> Response:
     if tag not in await manager(request).get_tags(context(request), _kind(collection), resource_id):
         raise NotFound(f"Tag {tag} could not be found.", error_type="TagNotFound")
     return Response(status_code=204)
 
 
-@router.put("/{collection}/{resource_id}/tags/{tag}", status_code=201)
 async def add_tag(request: Request, collection: str, resource_id: str, tag: str) -> Response:
     _check_tag(tag)
     await manager(request).change_tags(context(request), _kind(collection), resource_id, lambda tags: [*tags, tag])
     return Response(status_code=201)
 
 
-@router.delete("/{collection}/{resource_id}/tags/{tag}", status_code=204)
 async def remove_tag(request: Request, collection: str, resource_id: str, tag: str) -> Response:
     def without(tags: list[str]) -> list[str]:
         if tag not in tags:

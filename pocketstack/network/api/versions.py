@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from pocketstack.common.app import json_response
 from pocketstack.common.errors import NotFound
-
-router = APIRouter()
 
 UPDATED = "2026-01-01T00:00:00-00:00"
 EXTENSIONS: dict[str, tuple[str, str]] = {
@@ -60,26 +58,21 @@ def _extension(alias: str) -> dict[str, object]:
     return {"name": name, "alias": alias, "description": description, "updated": UPDATED, "links": []}
 
 
-@router.get("/")
 async def versions(request: Request) -> Response:
     return json_response({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
         {"rel": "self", "href": f"{_root(request)}/v2.0/"}]}]})
 
 
-@router.get("/v2.0")
-@router.get("/v2.0/")
 async def version(request: Request) -> Response:
     return json_response({"resources": [
         {"name": name.rstrip("s").replace("-", "_"), "collection": name,
          "links": [{"rel": "self", "href": f"{_root(request)}/v2.0/{name}"}]} for name in RESOURCES]})
 
 
-@router.get("/v2.0/extensions")
 async def list_extensions() -> Response:
     return json_response({"extensions": [_extension(alias) for alias in sorted(EXTENSIONS)]})
 
 
-@router.get("/v2.0/extensions/{alias}")
 async def show_extension(alias: str) -> Response:
     if alias not in EXTENSIONS:
         raise NotFound(f"Extension with alias {alias} does not exist", error_type="HTTPNotFound")

@@ -259,14 +259,14 @@ def test_concurrent_uploads_of_one_image_one_wins(cloud, raw, prefix) -> None:
 
 def test_restart_recovers_interrupted_uploads(cloud, raw, prefix) -> None:
     """After a crash mid-upload the image goes back to queued (its partial file is gone with the crash)."""
-    from pocketstack.image import models as m
-
     service = next(s for s in cloud.thread.cloud.services if s.name == "image")
     image = raw.create(name=f"{prefix}-crash", disk_format="raw", container_format="bare")
 
     async def mark_saving() -> None:
-        async with service.manager.db.session(write=True) as session:
-            (await session.get(m.Image, image["id"])).status = "saving"
+        def saving(row) -> None:
+            row.status = "saving"
+
+        await service.manager.images.transition(image["id"], saving)
 
     cloud.thread.call(mark_saving)
     assert raw("GET", f"/v2/images/{image['id']}").json()["status"] == "saving"

@@ -1,24 +1,18 @@
-"""The image service's logic without HTTP: visibility rules, quotas, the image body, state changes of data."""
+"""The image service's logic without HTTP: policy, quotas, the image body, data; its SQL is in `store.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
-from pocketstack.common.errors import Forbidden, NotFound
+from pocketstack.common.errors import Forbidden
 from pocketstack.common.policy import PolicyEngine
-from pocketstack.common.timeutils import utcnow
-from pocketstack.image import models as m
 from pocketstack.image.policies import IMAGE_POLICIES
+from pocketstack.image.store import Image, ImageMember, ImageStore
 from pocketstack.image.stores import Store, StoreError, make_staging, make_store
 from pocketstack.settings import Settings
 
@@ -28,8 +22,6 @@ log = logging.getLogger("pocketstack.image")
 READ_ONLY = ("id", "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "created_at",
              "updated_at", "file", "self", "schema", "direct_url", "locations", "stores")
 RESERVED = ("location", "deleted", "deleted_at", "owner_id")
-CORE = ("name", "visibility", "protected", "os_hidden", "owner", "disk_format", "container_format", "min_disk",
-        "min_ram", "tags")
 VISIBILITIES = ("public", "private", "shared", "community")
 MEMBER_STATUSES = ("pending", "accepted", "rejected")
 IMPORT_METHODS = ("glance-direct",)
@@ -44,15 +36,7 @@ def isotime(dt: datetime | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt is not None else None
 
 
-def valid_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        return False
-    return True
-
-
-def image_body(image: m.Image) -> dict[str, Any]:
+def image_body(image: Image) -> dict[str, Any]:
     """An image as the v2 API shows it: core attributes, then custom properties at the top level."""
     body: dict[str, Any] = {prop.name: prop.value for prop in image.properties}
     body.update({
@@ -68,7 +52,7 @@ def image_body(image: m.Image) -> dict[str, Any]:
     return body
 
 
-def member_body(member: m.ImageMember) -> dict[str, Any]:
+def member_body(member: ImageMember) -> dict[str, Any]:
     return {"image_id": member.image_id, "member_id": member.member, "status": member.status,
             "created_at": isotime(member.created_at), "updated_at": isotime(member.updated_at),
             "schema": "/v2/schemas/member"}
@@ -78,13 +62,14 @@ class ImageManager:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        self.images = ImageStore(db)
         self.policy = PolicyEngine(IMAGE_POLICIES, settings.policy_file)
         self.store: Store = make_store(settings)
         self.staging: Store = make_staging(settings)
         self.background: set[asyncio.Task[Any]] = set()
 
     # ----- policy and visibility ----------------------------------------------------------------------
-    def enforce(self, action: str, ctx: RequestContext, image: m.Image | None = None,
+    def enforce(self, action: str, ctx: RequestContext, image: Image | None = None,
                 **extra: Any) -> None:
         target: dict[str, Any] = {}
         if image is not None:
@@ -92,49 +77,12 @@ class ImageManager:
         target.update(extra)
         self.policy.enforce(action, ctx, target)
 
-    def visible_clause(self, ctx: RequestContext, member_status: str = "accepted",
-                       community: bool = False) -> ColumnElement[bool]:
-        """Which images a caller's list shows: own, public, shared with it (by member status), community."""
-        if ctx.is_admin:
-            return true()
-        members = select(m.ImageMember.image_id).where(m.ImageMember.member == ctx.project_id)
-        if member_status != "all":
-            members = members.where(m.ImageMember.status == member_status)
-        return or_(m.Image.owner == ctx.project_id, m.Image.visibility == "public",
-                   and_(m.Image.visibility == "shared", m.Image.id.in_(members)),
-                   m.Image.visibility == "community" if community else false())
-
-    @staticmethod
-    def can_see(session: Session, ctx: RequestContext, image: m.Image) -> bool:
-        """Whether a caller may see one image: members see a shared image whatever their member status.
-
-        Synchronous, as `get_image`: async callers use `session.run_sync`."""
-        if ctx.is_admin or image.owner == ctx.project_id or image.visibility in ("public", "community"):
-            return True
-        if image.visibility != "shared" or ctx.project_id is None:
-            return False
-        return session.get(m.ImageMember, (image.id, ctx.project_id)) is not None
-
-    def get_image(self, session: Session, ctx: RequestContext, image_id: str) -> m.Image:
-        """A live image the caller may see, or 404 (not 403: others' private images do not exist for it)."""
-        image = session.get(m.Image, image_id, options=m.IMAGE_LOAD) if valid_uuid(image_id) else None
-        if image is None or image.deleted or not self.can_see(session, ctx, image):
-            raise NotFound(f"No image found with ID {image_id}")
-        return image
-
-    def require_owner(self, ctx: RequestContext, image: m.Image, what: str) -> None:
+    def require_owner(self, ctx: RequestContext, image: Image, what: str) -> None:
         """Members and community users may use an image, only its owner's project (or admin) changes it."""
         if not ctx.is_admin and image.owner != ctx.project_id:
             raise Forbidden(f"You are not permitted to {what} this image.")
 
     # ----- quotas --------------------------------------------------------------------------------------
-    async def usage(self, session: AsyncSession, project_id: str | None) -> tuple[int, int]:
-        """(images, bytes of image data) a project owns."""
-        row = (await session.execute(
-            select(func.count(m.Image.id), func.coalesce(func.sum(m.Image.size), 0))
-            .where(m.Image.owner == project_id, m.Image.deleted.is_(False)))).one()
-        return int(row[0]), int(row[1])
-
     def byte_room(self, used_bytes: int) -> tuple[int, str]:
         """Most bytes an upload may add now, and the message shown when it goes over."""
         quota = self.settings.image.quota_image_bytes
@@ -158,16 +106,8 @@ class ImageManager:
     async def recover(self) -> None:
         """After a crash: uploads in flight never completed (their partial files are gone), imports restart
         from their staged data."""
-        async with self.db.session(write=True) as session:
-            rows = (await session.execute(select(m.Image).where(
-                m.Image.status.in_(("saving", "uploading", "importing")), m.Image.deleted.is_(False)))).scalars()
-            for image in rows:
-                staged = image.status == "importing" and image.staging_location
-                image.status = "uploading" if staged else "queued"
-                if not staged:
-                    image.staging_location = None
-                image.updated_at = utcnow()
-                log.warning("image %s: interrupted upload or import, status reset to %s", image.id, image.status)
+        for image in await self.images.reset_interrupted():
+            log.warning("image %s: interrupted upload or import, status reset to %s", image.id, image.status)
 
     def spawn(self, coro: Any) -> None:
         """Run background work (an import) and keep a reference until it ends."""

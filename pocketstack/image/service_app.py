@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pocketstack.common.app import create_app
 from pocketstack.common.db import Database
+from pocketstack.common.routes import build_router
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator
-from pocketstack.image.api import data, images, members, versions
+from pocketstack.image.api import versions
+from pocketstack.image.api.routes import ROUTES
 from pocketstack.image.service import ImageManager
 from pocketstack.image.spec import SPEC
 from pocketstack.settings import Settings
@@ -21,7 +23,7 @@ class ImageService(Service):
         self.manager = ImageManager(settings, self.db)
         self.app = create_app(
             service_name="image", style=SPEC.errors,
-            routers=[versions.router, images.router, data.router, members.router],
+            routers=[build_router(ROUTES)],
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
             access_log=settings.access_log, state={"manager": self.manager},

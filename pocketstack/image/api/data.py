@@ -7,9 +7,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 
@@ -25,14 +24,14 @@ from pocketstack.common.errors import (
     ServiceUnavailable,
     error_for_status,
 )
-from pocketstack.image import models as m
+from pocketstack.common.timeutils import utcnow
 from pocketstack.image.api.common import manager, require_media_type
 from pocketstack.image.data import Expectations, IngestResult, UploadError, ingest
-from pocketstack.image.service import HASH_ALGO, IMPORT_METHODS, ImageManager, utcnow
+from pocketstack.image.service import HASH_ALGO, IMPORT_METHODS, ImageManager
+from pocketstack.image.store import Image
 from pocketstack.image.stores import Store, StoreError
 
 log = logging.getLogger("pocketstack.image")
-router = APIRouter(prefix="/v2")
 
 # Properties openstacksdk sets from the checksums the caller computed; an upload must match them.
 SDK_MD5_KEY = "owner_specified.openstack.md5"
@@ -58,15 +57,14 @@ def _declared_size(request: Request) -> int | None:
 async def _begin(mgr: ImageManager, ctx: RequestContext, image_id: str, action: str,
                  transient: str, declared: int | None) -> Expectations:
     """Move a queued image to `transient` (saving/uploading) and say what its data must be."""
-    async with mgr.db.session(write=True) as session:
-        image = await session.run_sync(mgr.get_image, ctx, image_id)
+
+    def begin(image: Image, used: int) -> Expectations:
         mgr.enforce(action, ctx, image)
         mgr.require_owner(ctx, image, "upload data to")
         if image.status != "queued":
             raise Conflict(f"Image status transition from {image.status} to {transient} is not allowed.")
         if not image.disk_format or not image.container_format:
             raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
-        _, used = await mgr.usage(session, image.owner)
         room, message = mgr.byte_room(used)
         if declared is not None and declared > room:
             raise PayloadTooLarge(message)
@@ -78,14 +76,17 @@ async def _begin(mgr: ImageManager, ctx: RequestContext, image_id: str, action: 
             md5=props.get(SDK_MD5_KEY) or None, sha256=props.get(SDK_SHA256_KEY) or None, limit=room,
             limit_message=message)
 
+    return await mgr.images.change_with_usage(ctx, image_id, begin)
+
 
 async def _fail(mgr: ImageManager, image_id: str, transient: str, status: str) -> None:
     """Put an image whose data did not arrive back to `status` (queued: retry; killed: store failure)."""
-    async with mgr.db.session(write=True) as session:
-        image = await session.get(m.Image, image_id)
+    def back(image: Image | None) -> None:
         if image is not None and image.status == transient:
             image.status = status
             image.updated_at = utcnow()
+
+    await mgr.images.transition(image_id, back)
 
 
 async def _receive(mgr: ImageManager, request: Request, store: Store, image_id: str, transient: str,
@@ -107,7 +108,6 @@ async def _receive(mgr: ImageManager, request: Request, store: Store, image_id: 
         raise
 
 
-@router.put("/images/{image_id}/file", status_code=204)
 async def upload(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
@@ -120,17 +120,18 @@ async def upload(request: Request, image_id: str) -> Response:
 
 async def _activate(mgr: ImageManager, image_id: str, transient: str, result: IngestResult) -> None:
     """Record stored data and make the image active, unless it was deleted meanwhile (then drop the data)."""
-    old_location = None
-    async with mgr.db.session(write=True) as session:
-        image = await session.get(m.Image, image_id)
+
+    def activate(image: Image | None) -> tuple[bool, str | None]:
+        """(gone, the location of the data this replaces)"""
         if image is None or image.status != transient:
-            gone = True
-        else:
-            gone = False
-            old_location = image.location if image.location != result.location else None
-            image.location, image.size, image.virtual_size = result.location, result.size, result.virtual_size
-            image.checksum, image.os_hash_algo, image.os_hash_value = result.md5, HASH_ALGO, result.sha512
-            image.status, image.updated_at = "active", utcnow()
+            return True, None
+        old = image.location if image.location != result.location else None
+        image.location, image.size, image.virtual_size = result.location, result.size, result.virtual_size
+        image.checksum, image.os_hash_algo, image.os_hash_value = result.md5, HASH_ALGO, result.sha512
+        image.status, image.updated_at = "active", utcnow()
+        return False, old
+
+    gone, old_location = await mgr.images.transition(image_id, activate)
     if gone:
         await mgr.delete_data(result.location)
         raise Conflict(f"Image {image_id} was deleted or changed state while its data was uploaded.")
@@ -157,13 +158,11 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
     return start, end
 
 
-@router.get("/images/{image_id}/file")
 async def download(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
-    async with mgr.db.session(write=False) as session:
-        image = await session.run_sync(mgr.get_image, ctx, image_id)
-        mgr.enforce("download_image", ctx, image)
+    image = await mgr.images.get(ctx, image_id)
+    mgr.enforce("download_image", ctx, image)
     if image.status == "deactivated" and not ctx.is_admin:
         raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
     if not image.location or image.status not in ("active", "deactivated"):
@@ -186,25 +185,25 @@ async def download(request: Request, image_id: str) -> Response:
 
 
 # ----- interoperable import (glance-direct) -------------------------------------------------------------
-@router.put("/images/{image_id}/stage", status_code=204)
 async def stage(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
     require_media_type(request, "application/octet-stream")
     expect = await _begin(mgr, ctx, image_id, "stage_image", "uploading", _declared_size(request))
     result = await _receive(mgr, request, mgr.staging, image_id, "uploading", expect)
-    async with mgr.db.session(write=True) as session:
-        image = await session.get(m.Image, image_id)
-        kept = image is not None and image.status == "uploading"
-        if kept:
-            image.staging_location, image.updated_at = result.location, utcnow()
-    if not kept:
+
+    def staged(image: Image | None) -> bool:
+        if image is None or image.status != "uploading":
+            return False
+        image.staging_location, image.updated_at = result.location, utcnow()
+        return True
+
+    if not await mgr.images.transition(image_id, staged):
         await mgr.delete_data(None, result.location)
         raise Conflict(f"Image {image_id} was deleted while its data was staged.")
     return Response(status_code=204)
 
 
-@router.post("/images/{image_id}/import", status_code=202)
 async def import_image(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
@@ -216,16 +215,18 @@ async def import_image(request: Request, image_id: str) -> Response:
     stores = body.get("stores")
     if stores is not None and (not isinstance(stores, list) or any(s != mgr.store.id for s in stores)):
         raise BadRequest(f"Unknown store in {stores!r}; the only store is {mgr.store.id!r}.")
-    async with mgr.db.session(write=True) as session:
-        image = await session.run_sync(mgr.get_image, ctx, image_id)
+
+    def importing(image: Image) -> tuple[str, Expectations]:
         mgr.enforce("import_image", ctx, image)
         mgr.require_owner(ctx, image, "import data to")
         if image.status != "uploading" or not image.staging_location:
             raise Conflict(f"Image {image_id} has no staged data to import (status {image.status}); "
                            "stage it first with PUT /v2/images/{id}/stage.")
         image.status, image.updated_at = "importing", utcnow()
-        staged = image.staging_location
-        expect = Expectations(disk_format=image.disk_format if image.container_format == "bare" else None)
+        return image.staging_location, Expectations(
+            disk_format=image.disk_format if image.container_format == "bare" else None)
+
+    staged, expect = await mgr.images.change(ctx, image_id, importing)
     mgr.spawn(_run_import(mgr, image_id, staged, expect))
     return Response(status_code=202)
 
@@ -236,16 +237,20 @@ async def _run_import(mgr: ImageManager, image_id: str, staged: str, expect: Exp
         result = await ingest(mgr.staging.read(staged), mgr.store.writer(image_id), expect)
     except Exception as exc:
         log.error("import of image %s failed: %s", image_id, exc)
-        async with mgr.db.session(write=True) as session:
-            image = await session.get(m.Image, image_id)
-            if image is not None and image.status == "importing":
-                image.status, image.staging_location, image.updated_at = "queued", None, utcnow()
+        await mgr.images.transition(image_id, _import_failed)
         await mgr.delete_data(None, staged)
         return
     with contextlib.suppress(Conflict):
         await _activate(mgr, image_id, "importing", result)
-        async with mgr.db.session(write=True) as session:
-            image: Any = await session.get(m.Image, image_id)
-            if image is not None:
-                image.staging_location = None
+        await mgr.images.transition(image_id, _unstaged)
     await mgr.delete_data(None, staged)
+
+
+def _import_failed(image: Image | None) -> None:
+    if image is not None and image.status == "importing":
+        image.status, image.staging_location, image.updated_at = "queued", None, utcnow()
+
+
+def _unstaged(image: Image | None) -> None:
+    if image is not None:
+        image.staging_location = None

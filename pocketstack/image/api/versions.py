@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from pocketstack.common.app import json_response, request_context
 from pocketstack.common.errors import NotFound
 from pocketstack.image.api.common import manager
 from pocketstack.image.formats import CONTAINER_FORMATS, DISK_FORMATS
 from pocketstack.image.service import IMPORT_METHODS, MEMBER_STATUSES, VISIBILITIES
-
-router = APIRouter()
 
 CURRENT_MINOR = 16  # Image API v2.16
 PUBLIC_PATHS = {("GET", "/"), ("GET", "/versions"), ("GET", "/v2"), ("GET", "/v2/")}
@@ -26,38 +24,30 @@ def _versions(request: Request) -> dict[str, Any]:
         for minor in range(CURRENT_MINOR, -1, -1)]}
 
 
-@router.get("/")
-@router.get("/versions")
 async def root_versions(request: Request) -> Response:
     return json_response(_versions(request), status=300)
 
 
-@router.get("/v2")
-@router.get("/v2/")
 async def v2_versions(request: Request) -> Response:
     return json_response(_versions(request))
 
 
-@router.get("/v2/info/import")
 async def import_info(request: Request) -> Response:
     return json_response({"import-methods": {
         "description": "Import methods available.", "type": "array", "value": list(IMPORT_METHODS)}})
 
 
-@router.get("/v2/info/stores")
 async def stores_info(request: Request) -> Response:
     store = manager(request).store
     return json_response({"stores": [{"id": store.id, "description": store.description, "default": True}]})
 
 
-@router.get("/v2/info/usage")
 async def usage_info(request: Request) -> Response:
     """The caller's project quota usage (Glance's unified-limits usage API)."""
     ctx = request_context(request)
     mgr = manager(request)
     mgr.enforce("get_usage", ctx)
-    async with mgr.db.session(write=False) as session:
-        count, size = await mgr.usage(session, ctx.project_id)
+    count, size = await mgr.images.usage(ctx.project_id)
     settings = mgr.settings.image
     return json_response({"usage": {
         "image_count_total": {"limit": settings.quota_image_count, "usage": count},
@@ -116,7 +106,6 @@ SCHEMAS = {
 }
 
 
-@router.get("/v2/schemas/{name}")
 async def schema(name: str) -> Response:
     if name not in SCHEMAS:
         raise NotFound(f"No schema named {name}.")

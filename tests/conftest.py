@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,24 @@ def demo(cloud: Cloud) -> openstack.connection.Connection:
 def prefix() -> str:
     """A per-test name prefix so resources of different tests (and runs) cannot collide."""
     return f"t{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(server: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database named `<prefix>_<random>` on `server` (a libpq URL of a database to connect to
+    for CREATE/DROP), yielded as an asyncpg SQLAlchemy URL and dropped afterwards. Skips when no server answers,
+    except in CI (scripts/services.sh starts one there)."""
+    asyncpg = pytest.importorskip("asyncpg")
+    try:
+        admin_conn = await asyncpg.connect(server, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        if os.environ.get("CI"):
+            raise AssertionError(f"no PostgreSQL server in CI: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    await admin_conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    finally:
+        await admin_conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin_conn.close()

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from conftest import postgres_database
 
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
@@ -21,7 +21,6 @@ from pocketstack.network.notifier import ComputeNotifier
 from pocketstack.network.spec import SPEC
 from pocketstack.settings import Settings
 
-asyncpg = pytest.importorskip("asyncpg")
 SERVER = os.environ.get("NETWORK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ADMIN = RequestContext(user_id="u-admin", project_id="p-admin", roles=["admin", "member", "reader"])
 
@@ -32,26 +31,16 @@ async def _no_token() -> str:
 
 @pytest_asyncio.fixture
 async def workers(tmp_path: Path) -> AsyncIterator[list[NetworkManager]]:
-    try:
-        admin_conn = await asyncpg.connect(SERVER, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if os.environ.get("CI"):  # CI has PostgreSQL (scripts/services.sh starts it): never skip there
-            raise AssertionError(f"no PostgreSQL server in CI: {exc}")
-        pytest.skip(f"no PostgreSQL server: {exc}")
-    name = f"pocketstack_net_{uuid.uuid4().hex[:10]}"
-    await admin_conn.execute(f'CREATE DATABASE "{name}"')
-    url = SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
-    settings = Settings(data_dir=tmp_path, compute={"driver": "fake"})
-    dbs = [Database(url), Database(url)]
-    await dbs[0].migrate(SPEC.migrations_dir, SPEC.version_table)
-    notifier = ComputeNotifier("http://127.0.0.1:9", _no_token, "RegionOne")
-    try:
-        yield [NetworkManager(settings, db, notifier) for db in dbs]
-    finally:
-        for db in dbs:
-            await db.close()
-        await admin_conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin_conn.close()
+    async with postgres_database(SERVER, "pocketstack_net") as url:
+        settings = Settings(data_dir=tmp_path, compute={"driver": "fake"})
+        dbs = [Database(url), Database(url)]
+        await dbs[0].migrate(SPEC.migrations_dir, SPEC.version_table)
+        notifier = ComputeNotifier("http://127.0.0.1:9", _no_token, "RegionOne")
+        try:
+            yield [NetworkManager(settings, db, notifier) for db in dbs]
+        finally:
+            for db in dbs:
+                await db.close()
 
 
 async def _subnet(manager: NetworkManager, cidr: str) -> str:

@@ -78,8 +78,9 @@ def allocations(cloud) -> list[tuple]:
 
     async def read():
         compute = next(s for s in cloud.thread.cloud.services if s.name == "compute")
-        async with compute.db.session(write=False) as session:
-            return (await session.execute(select(m.Allocation.consumer_uuid, m.Allocation.node_id))).all()
+        return await compute.db.run(
+            lambda session: session.execute(select(m.Allocation.consumer_uuid, m.Allocation.node_id)).all(),
+            write=False)
 
     return cloud.thread.call(read)
 
@@ -214,15 +215,18 @@ def test_quota_exceeded_is_403_with_novas_message(small_cloud):
 
     async def set_quota(limit):
         compute = next(s for s in small_cloud.thread.cloud.services if s.name == "compute")
-        async with compute.db.session(write=True) as session:
-            row = await session.get(m.Quota, (project_id, "instances"))
+
+        def _write(session) -> None:
+            row = session.get(m.Quota, (project_id, "instances"))
             if limit is None:
                 if row is not None:
-                    await session.delete(row)
+                    session.delete(row)
             elif row is None:
                 session.add(m.Quota(project_id=project_id, resource="instances", hard_limit=limit))
             else:
                 row.hard_limit = limit
+
+        return await compute.db.run(_write, write=True)
 
     small_cloud.thread.call(lambda: set_quota(0))
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pocketstack.common.auth import CachedTokenValidator
 from pocketstack.common.cache import RedisCache
@@ -46,7 +47,7 @@ async def test_builds_timed_out_or_on_a_dead_host_end_in_error(tmp_path: Path) -
     await db.migrate(spec.migrations_dir, spec.version_table)
     conductor = ConductorManager(settings, db, LocalTransport())
     now = utcnow()
-    async with db.session(write=True) as session:
+    def seed(session: Session) -> None:
         for host, seen in (("alive", now), ("dead", now - timedelta(seconds=120))):
             session.add(m.ComputeService(uuid=host, host=host, binary="nova-compute", topic="compute",
                                          availability_zone="nova", created_at=now, report_count=1,
@@ -55,17 +56,21 @@ async def test_builds_timed_out_or_on_a_dead_host_end_in_error(tmp_path: Path) -
                                       vcpus=8, memory_mb=8192, local_gb=100))
         session.add_all([_instance("lost", None, age=300), _instance("on-dead", "dead", age=10),
                          _instance("fresh", "alive", age=10)])
-        await session.flush()
-        dead_node = await session.scalar(select(m.ComputeNode.id).where(m.ComputeNode.host == "dead"))
+        session.flush()
+        dead_node = session.scalar(select(m.ComputeNode.id).where(m.ComputeNode.host == "dead"))
         session.add(m.Allocation(consumer_uuid="on-dead", node_id=dead_node, project_id="p", vcpus=1,
                                  memory_mb=512, disk_gb=1, created_at=now))
 
+    await db.run(seed, write=True)
+
     assert sorted(await conductor.reap_builds()) == ["lost", "on-dead"]
     assert await conductor.reap_builds() == []  # done once (two conductors: one wins the row)
-    async with db.session(write=False) as session:
-        rows = {i.uuid: i for i in (await session.scalars(select(m.Instance))).all()}
-        faults = {f.instance_uuid: f.message for f in (await session.scalars(select(m.InstanceFault))).all()}
-        claims = (await session.scalars(select(m.Allocation.consumer_uuid))).all()
+    def read(session: Session) -> tuple[dict, dict, list]:
+        return ({i.uuid: i for i in session.scalars(select(m.Instance))},
+                {f.instance_uuid: f.message for f in session.scalars(select(m.InstanceFault))},
+                list(session.scalars(select(m.Allocation.consumer_uuid))))
+
+    rows, faults, claims = await db.run(read, write=False)
     assert rows["lost"].vm_state == rows["on-dead"].vm_state == states.ERROR
     assert rows["fresh"].vm_state == states.BUILDING
     assert "timed out after 60 seconds" in faults["lost"]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
-from pocketstack.common.db import Database
-
-# Import of the compute models only to find the server's request id: this is an operator tool reading the
-# compute database directly, like `nova-manage`, not a service.
-from pocketstack.compute import models as compute_models
+from pocketstack.common.apikit import is_uuid
+from pocketstack.common.clients.base import ServiceClient, close_http_session
+from pocketstack.common.clients.identity import IdentityClient
+from pocketstack.common.errors import APIError, NotFound
+from pocketstack.common.service import stored_passwords
 from pocketstack.settings import Settings
 from pocketstack.trace.store import TraceStore
 
@@ -21,25 +22,70 @@ class TraceError(Exception):
     pass
 
 
+# Deleted servers and their instance actions are readable since 2.21.
+MICROVERSION = {"OpenStack-API-Version": "compute 2.21"}
+
+
+def _admin_auth(settings: Settings) -> dict[str, str]:
+    """The admin cloud's credentials: DATA_DIR/clouds.yaml as the cloud wrote it, else the settings."""
+    path = settings.data_dir / "clouds.yaml"
+    if path.exists():
+        return yaml.safe_load(path.read_text())["clouds"]["pocketstack"]["auth"]
+    password = settings.identity.admin_password or stored_passwords(settings.data_dir).get("admin", "")
+    return {"auth_url": settings.base_url("identity") + "/v3", "username": "admin", "password": password,
+            "project_name": "admin"}
+
+
+async def _compute_client(settings: Settings) -> tuple[ServiceClient, str]:
+    """A token of the admin cloud and the compute API of its catalog."""
+    auth = _admin_auth(settings)
+    identity = IdentityClient(auth["auth_url"].removesuffix("/").removesuffix("/v3"))
+    token, body = await identity.issue_token(auth["username"], auth["password"], auth["project_name"])
+    urls = [e["url"] for entry in body.get("catalog", []) if entry["type"] == "compute"
+            for e in entry["endpoints"] if e["interface"] == "public"]
+    if not urls:
+        raise TraceError("the catalog has no compute endpoint")
+    return ServiceClient(urls[0], "compute"), token
+
+
 async def find_server(settings: Settings, server: str) -> tuple[str, str, str]:
-    """(uuid, name, request id of its create) for a server id or name."""
-    db = Database(settings.database_url("compute"))
+    """(uuid, name, request id of its create) for a server id or name, asked of the compute API as admin (the
+    create action's request id is the one the spans of its boot carry)."""
     try:
-        async with db.session(write=False) as session:
-            inst = await session.get(compute_models.Instance, server)
-            if inst is None:
-                matches = (await session.scalars(select(compute_models.Instance).where(
-                    compute_models.Instance.display_name == server).order_by(
-                    compute_models.Instance.deleted, compute_models.Instance.created_at.desc()))).all()
-                live = [i for i in matches if not i.deleted]
-                if len(live) > 1:
-                    raise TraceError(f"{len(live)} servers are named {server!r}; give the server's ID")
-                inst = live[0] if live else (matches[0] if matches else None)
-            if inst is None:
-                raise TraceError(f"no server {server!r}")
-            return inst.uuid, inst.display_name, inst.request_id or ""
+        compute, token = await _compute_client(settings)
+        uuid, name = await _server(compute, token, server)
+        _, body, _ = await compute.request("GET", f"/servers/{uuid}/os-instance-actions", token=token,
+                                           headers=MICROVERSION)
+    except APIError as exc:
+        raise TraceError(f"the cloud answered {exc.status}: {exc.message}")
     finally:
-        await db.close()
+        await close_http_session()
+    create = next((a for a in body["instanceActions"] if a["action"] == "create"), None)
+    return uuid, name, create["request_id"] if create else ""
+
+
+async def _server(compute: ServiceClient, token: str, server: str) -> tuple[str, str]:
+    """(uuid, name): the server with that id, else the live server of that name, else the latest deleted one."""
+    if is_uuid(server):
+        try:
+            _, body, _ = await compute.request("GET", f"/servers/{server}", token=token, headers=MICROVERSION)
+            return body["server"]["id"], body["server"]["name"]
+        except NotFound:
+            pass
+    exact = {"name": f"^{re.escape(server)}$", "all_tenants": "1"}
+    _, body, _ = await compute.request("GET", "/servers", token=token, params=exact, headers=MICROVERSION)
+    live = body["servers"]
+    if len(live) > 1:
+        raise TraceError(f"{len(live)} servers are named {server!r}; give the server's ID")
+    if not live:
+        _, body, _ = await compute.request("GET", "/servers/detail", token=token, headers=MICROVERSION,
+                                           params={**exact, "deleted": "true"})
+        live = [s for s in body["servers"] if s.get("status") == "DELETED"]
+    if not live and is_uuid(server):  # a deleted server's own id
+        return server, server
+    if not live:
+        raise TraceError(f"no server {server!r}")
+    return live[0]["id"], live[0]["name"]
 
 
 async def collect(settings: Settings, server: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
 
 from pocketstack.common.db import Database
 from pocketstack.settings import Settings
@@ -29,8 +30,7 @@ class TraceStore:
     async def write(self, spans: list[dict[str, Any]]) -> None:
         if not spans:
             return
-        async with self.db.session(write=True) as session:
-            await session.execute(insert(SpanRow), spans)
+        await self.db.run(lambda session: session.execute(insert(SpanRow), spans), write=True)
         self._written_since_prune += len(spans)
         if self._written_since_prune >= 10_000:
             self._written_since_prune = 0
@@ -39,27 +39,27 @@ class TraceStore:
     async def prune(self) -> int:
         """Drop spans older than the retention time, then the oldest beyond `max_spans`."""
         cfg = self.settings.trace
-        async with self.db.session(write=True) as session:
-            removed = (await session.execute(delete(SpanRow).where(
-                SpanRow.start < time.time() - cfg.retention_hours * 3600))).rowcount or 0
-            count = await session.scalar(select(func.count()).select_from(SpanRow)) or 0
+
+        def prune(session: Session) -> int:
+            removed = session.execute(delete(SpanRow).where(
+                SpanRow.start < time.time() - cfg.retention_hours * 3600)).rowcount or 0
+            count = session.scalar(select(func.count()).select_from(SpanRow)) or 0
             if count > cfg.max_spans:
-                cutoff = await session.scalar(select(SpanRow.id).order_by(SpanRow.id.desc())
-                                              .offset(cfg.max_spans).limit(1))
+                cutoff = session.scalar(select(SpanRow.id).order_by(SpanRow.id.desc()).offset(cfg.max_spans).limit(1))
                 if cutoff is not None:
-                    removed += (await session.execute(delete(SpanRow).where(SpanRow.id <= cutoff))).rowcount or 0
-        return removed
+                    removed += session.execute(delete(SpanRow).where(SpanRow.id <= cutoff)).rowcount or 0
+            return removed
+
+        return await self.db.run(prune, write=True)
 
     async def spans(self, request_id: str) -> list[SpanRow]:
-        async with self.db.session(write=False) as session:
-            return list((await session.scalars(select(SpanRow).where(SpanRow.request_id == request_id)
-                                               .order_by(SpanRow.start, SpanRow.id))).all())
+        return await self.db.run(lambda session: list(session.scalars(select(SpanRow).where(
+            SpanRow.request_id == request_id).order_by(SpanRow.start, SpanRow.id))), write=False)
 
     async def token_issue(self, audit_id: str) -> SpanRow | None:
         """The span of the token issue (FLOW.md steps 1-2) whose token carried this audit id."""
-        async with self.db.session(write=False) as session:
-            return await session.scalar(select(SpanRow).where(SpanRow.audit_id == audit_id,
-                                                              SpanRow.step == "1-2").limit(1))
+        return await self.db.run(lambda session: session.scalar(select(SpanRow).where(
+            SpanRow.audit_id == audit_id, SpanRow.step == "1-2").limit(1)), write=False)
 
     async def close(self) -> None:
         await self.db.close()

@@ -321,10 +321,8 @@ class ConductorManager(RPCEndpoint):
             delete(m.BlockDeviceMapping).where(m.BlockDeviceMapping.id == bdm_id)), write=True)
 
     async def instances_on_host(self, host: str) -> list[dict[str, Any]]:
-        async with self.db.session(write=False) as session:
-            rows = (await session.scalars(select(m.Instance).where(m.Instance.host == host,
-                                                                  m.Instance.deleted.is_(False)))).all()
-            return [instance_dict(i) for i in rows]
+        return await self.db.run(lambda session: [instance_dict(i) for i in session.scalars(select(m.Instance).where(
+            m.Instance.host == host, m.Instance.deleted.is_(False)))], write=False)
 
     async def action_event(self, instance_uuid: str, request_id: str, event: str, start_time: str, result: str,
                            host: str, details: str | None = None) -> None:

@@ -18,18 +18,10 @@ from qemu_helpers import guest_image, require
 
 from pocketstack.compute import states
 from pocketstack.compute.virt.driver import DriverError
-from pocketstack.compute.virt.qemu import (
-    SLOT_CONFIG,
-    SLOT_ROOT,
-    Disk,
-    Domain,
-    Nic,
-    QemuDriver,
-    _nic,
-    _volume_node,
-    config_drive_files,
-    make_config_drive,
-)
+from pocketstack.compute.virt.qemu import QemuDriver
+from pocketstack.compute.virt.qemu.domain import SLOT_CONFIG, SLOT_ROOT, Disk, Domain, Nic
+from pocketstack.compute.virt.qemu.driver import _nic, _volume_node
+from pocketstack.compute.virt.qemu.host import config_drive_files, make_config_drive
 from pocketstack.compute.virt.virtapi import InstanceEventFailed, InstanceEventTimeout, VirtAPI
 from pocketstack.guest.build import FILES, KERNEL_CMDLINE
 from pocketstack.settings import Settings

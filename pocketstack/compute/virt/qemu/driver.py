@@ -1,27 +1,9 @@
-"""The QEMU driver: one detached `qemu-system` process per server, driven through QMP (FLOW.md step 29).
-
-On the host, under `instances_path` (default DATA_DIR/instances):
-
-    _base/<image id>        the image, fetched once from the image service and converted once to raw
-    <uuid>/domain.json      the server's definition (libvirt's domain XML): CPUs, memory, disks, NICs, volumes;
-                            every start of the server's QEMU is made from it
-    <uuid>/disk             qcow2 overlay on the cached base (copy-on-write), sized to the flavor's root disk
-    <uuid>/disk.config      the config drive (vfat, label config-2) when one is asked for
-    <uuid>/console.log      the serial console (`openstack console log show`)
-    <uuid>/qemu.pid         the process; <uuid>/qmp.sock its QMP socket (see `_qmp_path` for long paths)
-    <uuid>/suspend.state    the saved guest while suspended
-
-QEMU runs with `-daemonize` in its own session, so the compute agent may stop or crash: a new agent finds the
-servers again from their pid files and QMP sockets. Guest NICs are taps `tap<port id[:11]>` on the network's
-bridge (`vif_details["bridge_name"]`), created here as Nova's Linux bridge VIF plugging does; the host network
-agent secures and reports them, and the guest only runs once `network-vif-plugged` arrived for each port.
-"""
+"""The QEMU driver's orchestration: spawn, power, consoles, volumes and interfaces over QMP (FLOW.md 29)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -32,196 +14,54 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import AsyncIPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 from qemu.qmp import EventListener, ExecuteError, QMPClient
 
 from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.errors import APIError
-from pocketstack.common.process import CommandError, run_command
 from pocketstack.compute import states
-from pocketstack.compute.metadata.content import InstanceMetadata
 from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo, host_ip
+from pocketstack.compute.virt.qemu.domain import (
+    DETACH_TIMEOUT,
+    IMAGE_FORMATS,
+    MIGRATE_TIMEOUT,
+    NIC_SLOTS,
+    PROBE_MARKER,
+    QMP_POWER_STATES,
+    QMP_TIMEOUT,
+    SLOT_CONFIG,
+    SLOT_RNG,
+    SLOT_ROOT,
+    UNIX_PATH_MAX,
+    VOLUME_SLOTS,
+    Disk,
+    Domain,
+    GiB,
+    Nic,
+    qemu_opt,
+    tap_name,
+)
+from pocketstack.compute.virt.qemu.host import (
+    config_drive_files,
+    console_tail,
+    cpu_time_ns,
+    file_size,
+    make_config_drive,
+    plug_tap,
+    read_text,
+    run_host,
+    unplug_tap,
+    write_tree,
+)
 from pocketstack.compute.virt.virtapi import InstanceEventTimeout
 from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.compute.qemu")
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)  # it logs every dropped connection (guest poweroff)
-
-GiB = 1 << 30
-CONSOLE_TAIL = 100 * 1024  # bytes of console log returned, as Nova's MAX_CONSOLE_BYTES
-UNIX_PATH_MAX = 107
-QMP_TIMEOUT = 10.0
-DETACH_TIMEOUT = 30.0
-MIGRATE_TIMEOUT = 600.0
-# PCI slots on the pc machine's bus 0, fixed so that a restarted (or resumed) QEMU has the same devices where the
-# guest saw them: a suspended guest's saved state only loads into an identical machine.
-SLOT_RNG, SLOT_ROOT, SLOT_CONFIG = 0x02, 0x03, 0x1F
-NIC_SLOTS = range(0x04, 0x0C)
-VOLUME_SLOTS = range(0x0C, 0x1F)
-IMAGE_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx"}
-QMP_POWER_STATES = {
-    "running": states.RUNNING, "paused": states.PAUSED_POWER, "prelaunch": states.PAUSED_POWER,
-    "inmigrate": states.PAUSED_POWER, "postmigrate": states.PAUSED_POWER, "finish-migrate": states.PAUSED_POWER,
-    "save-vm": states.PAUSED_POWER, "restore-vm": states.PAUSED_POWER, "debug": states.PAUSED_POWER,
-    "suspended": states.SUSPENDED_POWER, "shutdown": states.SHUTDOWN, "internal-error": states.CRASHED,
-    "io-error": states.CRASHED, "guest-panicked": states.CRASHED, "watchdog": states.CRASHED,
-}
-PROBE_MARKER = "pocketstack-kvm-probe-ok"
-
-
-@dataclass
-class Disk:
-    node: str  # QEMU block node name: root, config, vol-vdb
-    path: str
-    format: str  # raw or qcow2
-    slot: int
-    read_only: bool = False
-    serial: str | None = None  # virtio-blk serial: the volume id (guest: /sys/block/vdX/serial)
-    mountpoint: str | None = None  # for volumes: the device name Nova reports, e.g. /dev/vdb
-    bootindex: int | None = None
-
-    @property
-    def device_id(self) -> str:
-        return f"dev-{self.node}"
-
-    def blockdev(self) -> dict[str, Any]:
-        return {"driver": self.format, "node-name": self.node, "read-only": self.read_only,
-                "file": {"driver": "file", "filename": self.path, "read-only": self.read_only}}
-
-    def device(self) -> dict[str, Any]:
-        dev: dict[str, Any] = {"driver": "virtio-blk-pci", "drive": self.node, "id": self.device_id,
-                               "addr": hex(self.slot)}
-        if self.serial:
-            dev["serial"] = self.serial[:20]
-        if self.bootindex is not None:
-            dev["bootindex"] = self.bootindex
-        return dev
-
-
-@dataclass
-class Nic:
-    port_id: str
-    mac: str
-    bridge: str
-    slot: int
-    mtu: int | None = None
-
-    @property
-    def tap(self) -> str:
-        return tap_name(self.port_id)
-
-    def netdev_args(self) -> str:
-        return f"tap,id=net-{self.tap},ifname={self.tap},script=no,downscript=no"
-
-    def device(self) -> dict[str, Any]:
-        # romfile "": no iPXE option ROM; a cloud server boots its disk, and SeaBIOS saves loading it
-        return {"driver": "virtio-net-pci", "netdev": f"net-{self.tap}", "mac": self.mac, "id": f"nic-{self.tap}",
-                "addr": hex(self.slot), "romfile": ""}
-
-
-@dataclass
-class Domain:
-    uuid: str
-    name: str
-    vcpus: int
-    memory_mb: int
-    machine: str
-    disks: list[Disk] = field(default_factory=list)
-    nics: list[Nic] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Domain:
-        return cls(**{**data, "disks": [Disk(**d) for d in data["disks"]], "nics": [Nic(**n) for n in data["nics"]]})
-
-    def volume(self, mountpoint: str) -> Disk | None:
-        return next((d for d in self.disks if d.mountpoint == mountpoint and d.node.startswith("vol-")), None)
-
-
-def tap_name(port_id: str) -> str:
-    return f"tap{port_id[:11]}"
-
-
-def _opt(value: str) -> str:
-    """A value inside a QEMU key=value option list (commas doubled)."""
-    return value.replace(",", ",,")
-
-
-async def _run(*args: str, within: float = 120.0, check: bool = True) -> tuple[int, str]:
-    """Run a host command; returns (exit code, stderr+stdout); DriverError when `check` and it failed."""
-    try:
-        return await run_command(*args, within=within, check=check,
-                                 env={**os.environ, "MTOOLS_SKIP_CHECK": "1", "LC_ALL": "C"})
-    except CommandError as exc:
-        raise DriverError(str(exc)) from None
-
-
-TAP_FLAGS = {"no_pi": True, "one_queue": False, "vnet_hdr": False, "multi_queue": False}  # as `ip tuntap add`
-
-
-async def _bridge_index(ipr: AsyncIPRoute, name: str) -> int:
-    """The bridge's interface index; the bridge is made (up) when the network agent has not made it yet."""
-    found = await ipr.link_lookup(ifname=name)
-    if not found:
-        try:
-            await ipr.link("add", ifname=name, kind="bridge")
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:  # else another spawn made it meanwhile
-                raise
-        found = await ipr.link_lookup(ifname=name)
-        await ipr.link("set", index=found[0], state="up")
-    return found[0]
-
-
-async def plug_tap(nic: Nic) -> None:
-    """Tap for a port (multi-queue off) on its network's bridge, up, with the port's MTU (os-vif's plugging)."""
-    try:
-        async with AsyncIPRoute() as ipr:
-            bridge = await _bridge_index(ipr, nic.bridge)
-            if not await ipr.link_lookup(ifname=nic.tap):
-                await ipr.link("add", ifname=nic.tap, kind="tuntap", mode="tap", ifr=TAP_FLAGS)
-            (index,) = await ipr.link_lookup(ifname=nic.tap)
-            attrs: dict[str, Any] = {"master": bridge, "state": "up"}
-            if nic.mtu:
-                attrs["mtu"] = nic.mtu
-            await ipr.link("set", index=index, **attrs)
-    except (NetlinkError, OSError, ValueError) as exc:
-        raise DriverError(f"could not plug tap {nic.tap} into bridge {nic.bridge}: {exc}")
-
-
-async def unplug_tap(tap: str) -> None:
-    try:
-        async with AsyncIPRoute() as ipr:
-            for index in await ipr.link_lookup(ifname=tap):
-                await ipr.link("del", index=index)
-    except NetlinkError as exc:
-        if exc.code != errno.ENODEV:
-            raise DriverError(f"could not delete tap {tap}: {exc}")
-
-
-def config_drive_files(instance: dict[str, Any], network_info: list[dict[str, Any]]) -> dict[str, bytes]:
-    """The config drive's files: the same documents as the metadata API (OpenStack and EC2 trees)."""
-    meta = instance.get("metadata")
-    return InstanceMetadata({**instance, "network_info": network_info},
-                            meta=dict(meta) if isinstance(meta, dict) else {}).config_drive_files()
-
-
-async def make_config_drive(path: Path, files: dict[str, bytes]) -> None:
-    """A vfat disk labelled config-2 holding `files` (made with mtools: nothing is mounted)."""
-    with tempfile.TemporaryDirectory(prefix=".config-drive-", dir=path.parent) as tmp:
-        root = Path(tmp)
-        _write_tree(root, files)
-        size_kb = 1024 + 2 * sum(len(d) for d in files.values()) // 1024
-        _remove(path)
-        await _run("mkfs.vfat", "-C", "-n", "config-2", str(path), str(size_kb))
-        tops = sorted({str(root / name.split("/", 1)[0]) for name in files})
-        if tops:
-            await _run("mcopy", "-s", "-i", str(path), *tops, "::")
 
 
 class QemuDriver(ComputeDriver):
@@ -272,22 +112,22 @@ class QemuDriver(ComputeDriver):
             return False
         with tempfile.TemporaryDirectory(prefix="pocketstack-kvm-probe-") as tmp:
             floppy, serial, cfg = Path(tmp, "probe.img"), Path(tmp, "serial.log"), Path(tmp, "syslinux.cfg")
-            _write_tree(Path(tmp), {"syslinux.cfg": f"SERIAL 0 115200\nSAY {PROBE_MARKER}\nPROMPT 0\nTIMEOUT 0\n"
+            write_tree(Path(tmp), {"syslinux.cfg": f"SERIAL 0 115200\nSAY {PROBE_MARKER}\nPROMPT 0\nTIMEOUT 0\n"
                                                     "DEFAULT none\n".encode()})
-            await _run("mkfs.vfat", "-C", str(floppy), "1440")
-            await _run("syslinux", "--install", str(floppy))
-            await _run("mcopy", "-i", str(floppy), str(cfg), "::syslinux.cfg")
+            await run_host("mkfs.vfat", "-C", str(floppy), "1440")
+            await run_host("syslinux", "--install", str(floppy))
+            await run_host("mcopy", "-i", str(floppy), str(cfg), "::syslinux.cfg")
             proc = await asyncio.create_subprocess_exec(
                 self.cfg.qemu_binary, "-accel", "kvm", "-machine", self.cfg.machine_type, "-nodefaults",
                 "-no-user-config", "-display", "none", "-m", "32", "-no-reboot",
-                "-drive", f"file={_opt(str(floppy))},format=raw,if=floppy", "-serial", f"file:{serial}",
+                "-drive", f"file={qemu_opt(str(floppy))},format=raw,if=floppy", "-serial", f"file:{serial}",
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL)
             deadline = time.monotonic() + self.cfg.kvm_probe_timeout
             ok = False
             try:
                 while time.monotonic() < deadline and proc.returncode is None:
-                    if PROBE_MARKER in _read_text(serial):
+                    if PROBE_MARKER in read_text(serial):
                         ok = True
                         break
                     await asyncio.sleep(0.05)
@@ -301,7 +141,7 @@ class QemuDriver(ComputeDriver):
         return ok
 
     async def get_available_resource(self) -> HostResources:
-        meminfo = dict(line.split(":", 1) for line in _read_text(Path("/proc/meminfo")).splitlines())
+        meminfo = dict(line.split(":", 1) for line in read_text(Path("/proc/meminfo")).splitlines())
         total_mb = int(meminfo["MemTotal"].split()[0]) // 1024
         free_mb = int(meminfo.get("MemAvailable", "0 kB").split()[0]) // 1024
         self.instances_path.mkdir(parents=True, exist_ok=True)
@@ -316,7 +156,7 @@ class QemuDriver(ComputeDriver):
     async def _qemu_version(self) -> int:
         """As Nova reports it: major * 1000000 + minor * 1000 + micro."""
         if self._version is None:
-            _, out = await _run(self.cfg.qemu_binary, "--version", check=False)
+            _, out = await run_host(self.cfg.qemu_binary, "--version", check=False)
             words = out.split()
             numbers = words[words.index("version") + 1].split(".") if "version" in words else ["0"]
             parts = [int("".join(c for c in n if c.isdigit()) or 0) for n in numbers[:3]] + [0, 0]
@@ -417,8 +257,9 @@ class QemuDriver(ComputeDriver):
             "-smbios", f"type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,serial={domain.uuid},"
                        f"uuid={domain.uuid},family=Virtual Machine",
             "-daemonize", "-pidfile", str(d / "qemu.pid"),
-            "-qmp", f"unix:{_opt(str(self._qmp_path(domain.uuid)))},server=on,wait=off",
-            "-chardev", f"file,id=console,path={_opt(str(d / 'console.log'))},append=on", "-serial", "chardev:console",
+            "-qmp", f"unix:{qemu_opt(str(self._qmp_path(domain.uuid)))},server=on,wait=off",
+            "-chardev", f"file,id=console,path={qemu_opt(str(d / 'console.log'))},append=on",
+            "-serial", "chardev:console",
             "-device", f"virtio-rng-pci,addr={hex(SLOT_RNG)}",
         ]
         for disk in domain.disks:
@@ -436,7 +277,7 @@ class QemuDriver(ComputeDriver):
             await plug_tap(nic)
         self._qmp_path(domain.uuid).parent.mkdir(parents=True, exist_ok=True)
         self._qmp_path(domain.uuid).unlink(missing_ok=True)
-        code, out = await _run(*self.command(domain, paused=paused, incoming=incoming), within=60, check=False)
+        code, out = await run_host(*self.command(domain, paused=paused, incoming=incoming), within=60, check=False)
         if code != 0 or self.running_pid(domain.uuid) is None:
             raise DriverError(f"QEMU did not start: {out[-800:] or f'exit code {code}'}")
 
@@ -499,14 +340,14 @@ class QemuDriver(ComputeDriver):
                 if fmt is None:
                     raise DriverError(f"image {image_id} has disk_format {record.get('disk_format')}; the qemu "
                                       f"driver boots {', '.join(IMAGE_FORMATS)} images")
-                _, out = await _run("qemu-img", "info", "--output=json", "-f", fmt, str(fetched))
+                _, out = await run_host("qemu-img", "info", "--output=json", "-f", fmt, str(fetched))
                 info = json.loads(out)
                 if info.get("backing-filename") or info.get("full-backing-filename"):
                     raise DriverError(f"image {image_id} refers to a backing file; refusing it")
                 if fmt == "raw":
                     os.replace(fetched, base)
                 else:
-                    await _run("qemu-img", "convert", "-f", fmt, "-O", "raw", str(fetched), str(converted),
+                    await run_host("qemu-img", "convert", "-f", fmt, "-O", "raw", str(fetched), str(converted),
                                within=3600)
                     os.replace(converted, base)
             except APIError as exc:
@@ -517,11 +358,11 @@ class QemuDriver(ComputeDriver):
             return base
 
     async def _create_overlay(self, base: Path, disk: Path, root_gb: int) -> None:
-        size = _file_size(base)
+        size = file_size(base)
         if root_gb and root_gb * GiB < size:
             raise DriverError(f"Flavor's disk is too small for requested image: the image needs {size} bytes, "
                               f"the flavor has {root_gb} GB")
-        await _run("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(disk),
+        await run_host("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(disk),
                    str(root_gb * GiB if root_gb else size))
 
     @staticmethod
@@ -712,7 +553,7 @@ class QemuDriver(ComputeDriver):
         status = await self._status(uuid)
         power = states.SHUTDOWN if status is None else QMP_POWER_STATES.get(status, states.NOSTATE)
         pid = self.running_pid(uuid)
-        cpu_ns = _cpu_time_ns(pid) if pid is not None else 0
+        cpu_ns = cpu_time_ns(pid) if pid is not None else 0
         return InstanceInfo(power_state=power, max_mem_kb=domain.memory_mb * 1024,
                             mem_kb=domain.memory_mb * 1024 if status else 0, num_cpu=domain.vcpus,
                             cpu_time_ns=cpu_ns)
@@ -720,7 +561,7 @@ class QemuDriver(ComputeDriver):
     async def get_console_output(self, instance: dict[str, Any]) -> str:
         uuid = instance["uuid"]
         self._load(uuid)
-        return await asyncio.to_thread(_console_tail, self._dir(uuid) / "console.log")
+        return await asyncio.to_thread(console_tail, self._dir(uuid) / "console.log")
 
     # ----- volumes and interfaces -------------------------------------------------------------------------
     async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
@@ -827,50 +668,4 @@ def _free_volume_slot(domain: Domain) -> int:
         raise DriverError(f"at most {len(VOLUME_SLOTS)} volumes per server")
     return slot
 
-
-def _write_tree(root: Path, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
-        target = (root / name).resolve()
-        if not target.is_relative_to(root.resolve()):
-            raise DriverError(f"file {name!r} would be outside {root}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-
-def _file_size(path: Path) -> int:
-    return path.stat().st_size
-
-
-def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
-
-
-def _cpu_time_ns(pid: int) -> int:
-    """User + system CPU time of a process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _console_tail(path: Path) -> str:
-    """The last CONSOLE_TAIL bytes of the serial log, from a line start."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - CONSOLE_TAIL))
-            data = f.read()
-    except FileNotFoundError:
-        return ""
-    if size > CONSOLE_TAIL:
-        data = data.split(b"\n", 1)[-1]
-    return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "")
 

@@ -40,11 +40,17 @@ def routes(table: RouteTable) -> Iterator[tuple[str, str, Route]]:
             yield path, method, entry if isinstance(entry, Route) else Route(entry)
 
 
-def build_router(table: RouteTable, *, prefix: str = "", dependencies: Sequence[Depends] = ()) -> APIRouter:
-    """The router serving `table`, each path under `prefix` (and `dependencies` run before each handler)."""
+def build_router(table: RouteTable, *, prefix: str = "", dependencies: Sequence[Depends] = (),
+                 scoped: Mapping[str, Sequence[Depends]] | None = None) -> APIRouter:
+    """The router serving `table`, each path under `prefix`; `dependencies` run before each handler, and
+    `scoped` ones before the handlers of the paths under a path prefix (volume: the project check of
+    `/v3/{project_id}/...`)."""
     router = APIRouter(prefix=prefix, dependencies=list(dependencies))
     for path, method, route in routes(table):
         options: dict[str, Any] = {} if route.status is None else {"status_code": route.status}
+        extra = [dep for start, deps in (scoped or {}).items() if path.startswith(start + "/") for dep in deps]
+        if extra:
+            options["dependencies"] = extra
         router.add_api_route(path, route.handler, methods=[method], name=f"{method} {prefix}{path}", **options)
     return router
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import uuid
 
+from fastapi import Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,25 +20,15 @@ from pocketstack.common.app import create_app
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.db import Database
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.common.routes import build_router
 from pocketstack.common.rpc import RPCServer, get_transport
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_token_provider
 from pocketstack.common.timeutils import utcnow
 from pocketstack.settings import Settings
 from pocketstack.volume import models as m
-from pocketstack.volume.api import (
-    attachments,
-    default_types,
-    limits,
-    messages,
-    services,
-    snapshots,
-    transfers,
-    types,
-    versions,
-    volume_actions,
-    volumes,
-)
-from pocketstack.volume.api.common import MICROVERSIONS, VolumeAPIState
+from pocketstack.volume.api import versions
+from pocketstack.volume.api.common import MICROVERSIONS, VolumeAPIState, check_project
+from pocketstack.volume.api.routes import PROJECT, ROUTES
 from pocketstack.volume.backends import make_backend
 from pocketstack.volume.manager import VolumeManager
 from pocketstack.volume.policies import VOLUME_POLICIES
@@ -64,9 +55,7 @@ class VolumeAPIService(Service):
                                     image=ImageClient(settings.base_url("image")))
         self.app = create_app(
             service_name="volume", style=SPEC.errors,
-            routers=[versions.router, volumes.router, volume_actions.router, snapshots.router, types.router,
-                     attachments.router, transfers.router, default_types.router, limits.router, messages.router,
-                     services.router],
+            routers=[build_router(ROUTES, scoped={PROJECT: [Depends(check_project)]})],
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
             access_log=settings.access_log, state={"volume": self.state}, microversion=MICROVERSIONS,

@@ -29,7 +29,6 @@ from pocketstack.volume.api.common import (
     collection,
     enforce,
     paginate,
-    project_router,
     require_version,
     sort_spec,
     state,
@@ -41,7 +40,6 @@ from pocketstack.volume.api.views import attachment_detail, attachment_summary
 
 log = logging.getLogger("pocketstack.volume.api")
 
-router = project_router()
 
 ATTACHMENT_FILTERS = {"id", "status", "volume_id", "instance_id", "attach_status", "project_id"}
 ATTACHMENT_SORT = {"id": "id", "created_at": "created_at", "status": "attach_status", "volume_id": "volume_id"}
@@ -115,7 +113,6 @@ async def export(request: Request, attachment_id: str, host: str, connector: dic
 
 
 # ----- routes --------------------------------------------------------------------------------------------------------
-@router.post("/attachments")
 async def create_attachment(request: Request) -> Response:
     require_version(request, "3.27")
     ctx = enforce(request, "volume:attachment_create")
@@ -179,17 +176,14 @@ async def _list(request: Request, detail: bool) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.get("/attachments")
 async def list_attachments(request: Request) -> Response:
     return await _list(request, detail=False)
 
 
-@router.get("/attachments/detail")
 async def list_attachments_detail(request: Request) -> Response:
     return await _list(request, detail=True)
 
 
-@router.get("/attachments/{attachment_id}")
 async def show_attachment(request: Request, attachment_id: str) -> Response:
     require_version(request, "3.27")
     ctx = enforce(request, "volume:get")
@@ -200,7 +194,6 @@ async def show_attachment(request: Request, attachment_id: str) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.put("/attachments/{attachment_id}")
 async def update_attachment(request: Request, attachment_id: str) -> Response:
     """Export the reserved volume to the connector's host (the connection info comes back)."""
     require_version(request, "3.27")
@@ -226,7 +219,6 @@ async def update_attachment(request: Request, attachment_id: str) -> Response:
     return json_response({"attachment": attachment_detail(attachment)})
 
 
-@router.post("/attachments/{attachment_id}/action")
 async def attachment_action(request: Request, attachment_id: str) -> Response:
     """`os-complete` (3.44): the attachment is attached and the volume in-use."""
     require_version(request, "3.44")
@@ -248,7 +240,6 @@ async def attachment_action(request: Request, attachment_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.delete("/attachments/{attachment_id}")
 async def delete_attachment(request: Request, attachment_id: str) -> Response:
     """Detach: drop the attachment; the volume is available again once no attachment remains."""
     require_version(request, "3.27")

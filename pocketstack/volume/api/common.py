@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from pocketstack.common.app import describe_validation_error, json_body, request_context
@@ -49,11 +49,6 @@ def check_project(request: Request, project_id: str) -> None:
     """The project in the URL must be the token's (Cinder answers 400 "Malformed request url" otherwise)."""
     if project_id != request_context(request).project_id:
         raise BadRequest("Malformed request url")
-
-
-def project_router() -> APIRouter:
-    """A router for `/v3/{project_id}/...` routes that checks the project."""
-    return APIRouter(prefix="/v3/{project_id}", dependencies=[Depends(check_project)])
 
 
 def enforce(request: Request, action: str, target: dict[str, Any] | None = None) -> RequestContext:

@@ -12,10 +12,8 @@ from sqlalchemy.orm import Session
 from pocketstack.common.app import json_response, request_context
 from pocketstack.common.errors import NotFound
 from pocketstack.volume import models as m
-from pocketstack.volume.api.common import body_of, enforce, project_router, require_version, state
+from pocketstack.volume.api.common import body_of, enforce, require_version, state
 from pocketstack.volume.api.lookups import resolve_type
-
-router = project_router()
 
 
 class DefaultTypeSet(BaseModel):
@@ -27,7 +25,6 @@ def _view(row: m.ProjectDefaultType) -> dict[str, Any]:
     return {"project_id": row.project_id, "volume_type_id": row.volume_type_id}
 
 
-@router.put("/default-types/{target}")
 async def set_default(request: Request, target: str) -> Response:
     require_version(request, "3.62")
     enforce(request, "volume_extension:default_set_or_update", {"project_id": target})
@@ -46,7 +43,6 @@ async def set_default(request: Request, target: str) -> Response:
     return json_response(await state(request).db.run(write, write=True))
 
 
-@router.get("/default-types/{target}")
 async def show_default(request: Request, target: str) -> Response:
     require_version(request, "3.62")
     enforce(request, "volume_extension:default_get", {"project_id": target})
@@ -60,7 +56,6 @@ async def show_default(request: Request, target: str) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.get("/default-types")
 async def list_defaults(request: Request) -> Response:
     require_version(request, "3.62")
     enforce(request, "volume_extension:default_get_all")
@@ -72,7 +67,6 @@ async def list_defaults(request: Request) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.delete("/default-types/{target}")
 async def unset_default(request: Request, target: str) -> Response:
     require_version(request, "3.62")
     enforce(request, "volume_extension:default_unset", {"project_id": target})

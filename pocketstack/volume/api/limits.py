@@ -12,18 +12,14 @@ from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest
 from pocketstack.volume import models as m
 from pocketstack.volume import quotas
-from pocketstack.volume.api.common import bool_param, enforce, project_router, state
-
-router = project_router()
+from pocketstack.volume.api.common import bool_param, enforce, state
 
 
-@router.get("/os-quota-sets/{target}/defaults")
 async def quota_defaults(request: Request, target: str) -> Response:
     enforce(request, "volume_extension:quotas:show", {"project_id": target})
     return json_response({"quota_set": {"id": target, **quotas.default_limits(state(request).settings)}})
 
 
-@router.get("/os-quota-sets/{target}")
 async def show_quota(request: Request, target: str) -> Response:
     enforce(request, "volume_extension:quotas:show", {"project_id": target})
     with_usage = bool_param(request.query_params.get("usage", "false"), "usage")
@@ -41,7 +37,6 @@ async def show_quota(request: Request, target: str) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.put("/os-quota-sets/{target}")
 async def update_quota(request: Request, target: str) -> Response:
     enforce(request, "volume_extension:quotas:update", {"project_id": target})
     raw = await json_body(request)
@@ -76,14 +71,12 @@ async def update_quota(request: Request, target: str) -> Response:
     return json_response(await state(request).db.run(write, write=True))
 
 
-@router.delete("/os-quota-sets/{target}")
 async def delete_quota(request: Request, target: str) -> Response:
     enforce(request, "volume_extension:quotas:delete", {"project_id": target})
     await state(request).db.run(lambda s: s.execute(delete(m.Quota).where(m.Quota.project_id == target)), write=True)
     return Response(status_code=200)
 
 
-@router.get("/limits")
 async def limits(request: Request) -> Response:
     ctx = enforce(request, "limits_extension:used_limits")
     target = ctx.project_id

@@ -22,14 +22,11 @@ from pocketstack.volume.api.common import (
     isotime,
     links,
     paginate,
-    project_router,
     require_version,
     sort_spec,
     state,
     text_matches,
 )
-
-router = project_router()
 
 MESSAGE_FILTERS = {"resource_uuid", "resource_type", "event_id", "request_id", "message_level"}
 MESSAGE_SORT = {"id": "id", "created_at": "created_at", "resource_uuid": "resource_uuid",
@@ -50,7 +47,6 @@ def _visible(session: Session, message_id: str, ctx: RequestContext) -> m.Messag
     return msg
 
 
-@router.get("/messages")
 async def list_messages(request: Request) -> Response:
     require_version(request, "3.3")
     ctx = enforce(request, "message:get_all")
@@ -69,7 +65,6 @@ async def list_messages(request: Request) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.get("/messages/{message_id}")
 async def show_message(request: Request, message_id: str) -> Response:
     require_version(request, "3.3")
     ctx = enforce(request, "message:get")
@@ -80,7 +75,6 @@ async def show_message(request: Request, message_id: str) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.delete("/messages/{message_id}")
 async def delete_message(request: Request, message_id: str) -> Response:
     require_version(request, "3.3")
     ctx = enforce(request, "message:delete")

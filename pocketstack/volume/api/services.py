@@ -15,9 +15,7 @@ from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.common.timeutils import utcnow
 from pocketstack.volume import models as m
 from pocketstack.volume import scheduler
-from pocketstack.volume.api.common import bool_param, enforce, isotime, project_router, state, version
-
-router = project_router()
+from pocketstack.volume.api.common import bool_param, enforce, isotime, state, version
 
 
 def _up(svc: m.Service, request: Request) -> bool:
@@ -38,7 +36,6 @@ def _service_view(request: Request, svc: m.Service) -> dict[str, Any]:
     return body
 
 
-@router.get("/os-services")
 async def list_services(request: Request) -> Response:
     enforce(request, "volume_extension:services:index")
     q = request.query_params
@@ -54,7 +51,6 @@ async def list_services(request: Request) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.put("/os-services/{action}")
 async def update_service(request: Request, action: str) -> Response:
     enforce(request, "volume_extension:services:update")
     if action not in ("enable", "disable", "disable-log-reason"):
@@ -80,7 +76,6 @@ async def update_service(request: Request, action: str) -> Response:
     return json_response(await state(request).db.run(write, write=True))
 
 
-@router.get("/scheduler-stats/get_pools")
 async def get_pools(request: Request) -> Response:
     enforce(request, "scheduler_extension:scheduler_stats:get_pools")
     detail = bool_param(request.query_params.get("detail", "false"), "detail")
@@ -105,7 +100,6 @@ async def get_pools(request: Request) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.get("/capabilities/{host}")
 async def capabilities(request: Request, host: str) -> Response:
     """What a backend (`host@backend`) reports it can do (`volume backend capability show`)."""
     enforce(request, "volume_extension:capabilities")
@@ -126,7 +120,6 @@ async def capabilities(request: Request, host: str) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.get("/os-availability-zone")
 async def availability_zones(request: Request) -> Response:
     enforce(request, "volume_extension:availability_zone_list")
 

@@ -27,15 +27,12 @@ from pocketstack.volume.api.common import (
     enforce,
     metadata_param,
     paginate,
-    project_router,
     sort_spec,
     state,
     text_matches,
 )
 from pocketstack.volume.api.lookups import visible_snapshot, visible_volume
 from pocketstack.volume.api.views import snapshot_detail
-
-router = project_router()
 
 SNAPSHOT_FILTERS = {"name", "status", "volume_id", "project_id", "metadata", "consumes_quota"}
 SNAPSHOT_SORT = {"id": "id", "name": "name", "status": "status", "created_at": "created_at",
@@ -61,7 +58,6 @@ class SnapshotUpdate(BaseModel):
     display_description: str | None = Field(None, max_length=255)
 
 
-@router.post("/snapshots")
 async def create_snapshot(request: Request) -> Response:
     ctx = enforce(request, "volume:create_snapshot")
     body = await body_of(request, "snapshot", SnapshotCreate)
@@ -138,17 +134,14 @@ async def _list(request: Request, detail: bool) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.get("/snapshots")
 async def list_snapshots(request: Request) -> Response:
     return await _list(request, detail=False)
 
 
-@router.get("/snapshots/detail")
 async def list_snapshots_detail(request: Request) -> Response:
     return await _list(request, detail=True)
 
 
-@router.get("/snapshots/{snapshot_id}")
 async def show_snapshot(request: Request, snapshot_id: str) -> Response:
     ctx = enforce(request, "volume:get_snapshot")
 
@@ -160,7 +153,6 @@ async def show_snapshot(request: Request, snapshot_id: str) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.put("/snapshots/{snapshot_id}")
 async def update_snapshot(request: Request, snapshot_id: str) -> Response:
     ctx = enforce(request, "volume:update_snapshot")
     body = await body_of(request, "snapshot", SnapshotUpdate)
@@ -206,13 +198,11 @@ async def _start_delete(request: Request, snapshot_id: str, action: str, force: 
         await state(request).manager.delete_snapshot(host, snapshot_id)
 
 
-@router.delete("/snapshots/{snapshot_id}")
 async def delete_snapshot(request: Request, snapshot_id: str) -> Response:
     await _start_delete(request, snapshot_id, "volume:delete_snapshot", force=False)
     return Response(status_code=202)
 
 
-@router.post("/snapshots/{snapshot_id}/action")
 async def snapshot_action(request: Request, snapshot_id: str) -> Response:
     raw = await json_body(request)
     if not isinstance(raw, dict) or len(raw) != 1:
@@ -275,26 +265,22 @@ async def _body_metadata(request: Request, key: str) -> dict[str, str]:
     return check_metadata(raw[key])
 
 
-@router.get("/snapshots/{snapshot_id}/metadata")
 async def get_metadata(request: Request, snapshot_id: str) -> Response:
     return json_response({"metadata": await _metadata(request, snapshot_id, "volume:get_snapshot_metadata", None)})
 
 
-@router.post("/snapshots/{snapshot_id}/metadata")
 async def create_metadata(request: Request, snapshot_id: str) -> Response:
     metadata = await _body_metadata(request, "metadata")
     result = await _metadata(request, snapshot_id, "volume:update_snapshot_metadata", _setter(metadata, False))
     return json_response({"metadata": result})
 
 
-@router.put("/snapshots/{snapshot_id}/metadata")
 async def replace_metadata(request: Request, snapshot_id: str) -> Response:
     metadata = await _body_metadata(request, "metadata")
     result = await _metadata(request, snapshot_id, "volume:update_snapshot_metadata", _setter(metadata, True))
     return json_response({"metadata": result})
 
 
-@router.get("/snapshots/{snapshot_id}/metadata/{key}")
 async def get_metadata_item(request: Request, snapshot_id: str, key: str) -> Response:
     metadata = await _metadata(request, snapshot_id, "volume:get_snapshot_metadata", None)
     if key not in metadata:
@@ -302,7 +288,6 @@ async def get_metadata_item(request: Request, snapshot_id: str, key: str) -> Res
     return json_response({"meta": {key: metadata[key]}})
 
 
-@router.put("/snapshots/{snapshot_id}/metadata/{key}")
 async def set_metadata_item(request: Request, snapshot_id: str, key: str) -> Response:
     meta = await _body_metadata(request, "meta")
     if len(meta) != 1 or key not in meta:
@@ -311,7 +296,6 @@ async def set_metadata_item(request: Request, snapshot_id: str, key: str) -> Res
     return json_response({"meta": meta})
 
 
-@router.delete("/snapshots/{snapshot_id}/metadata/{key}")
 async def delete_metadata_item(request: Request, snapshot_id: str, key: str) -> Response:
     def change(session: Session, snap: m.Snapshot) -> None:
         item = next((i for i in snap.metadata_items if i.key == key), None)

@@ -33,7 +33,6 @@ from pocketstack.volume.api.common import (
     isotime,
     links,
     paginate,
-    project_router,
     require_version,
     sort_spec,
     state,
@@ -41,7 +40,6 @@ from pocketstack.volume.api.common import (
 )
 from pocketstack.volume.api.lookups import visible_volume
 
-router = project_router()
 TRANSFER_SORT = {"id": "id", "name": "name", "created_at": "created_at", "volume_id": "volume_id"}
 
 
@@ -84,22 +82,12 @@ def _visible(session: Session, transfer_id: str, ctx: RequestContext) -> m.Trans
     return transfer
 
 
-def _route(method: str, path: str) -> Any:
-    """Register a handler under both spellings of the collection (the newer one from 3.55)."""
-    def register(func: Any) -> Any:
-        router.add_api_route(f"/os-volume-transfer{path}", func, methods=[method])
-        router.add_api_route(f"/volume-transfers{path}", func, methods=[method])
-        return func
-
-    return register
-
 
 def _check_path(request: Request) -> None:
     if _kind(request) == "volume-transfers":
         require_version(request, "3.55")
 
 
-@_route("POST", "")
 async def create_transfer(request: Request) -> Response:
     _check_path(request)
     ctx = enforce(request, "volume:create_transfer")
@@ -145,17 +133,14 @@ async def _list(request: Request, detail: bool) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@_route("GET", "")
 async def list_transfers(request: Request) -> Response:
     return await _list(request, detail=False)
 
 
-@_route("GET", "/detail")
 async def list_transfers_detail(request: Request) -> Response:
     return await _list(request, detail=True)
 
 
-@_route("GET", "/{transfer_id}")
 async def show_transfer(request: Request, transfer_id: str) -> Response:
     _check_path(request)
     ctx = enforce(request, "volume:get_transfer")
@@ -166,7 +151,6 @@ async def show_transfer(request: Request, transfer_id: str) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@_route("DELETE", "/{transfer_id}")
 async def delete_transfer(request: Request, transfer_id: str) -> Response:
     _check_path(request)
     ctx = enforce(request, "volume:delete_transfer")
@@ -183,7 +167,6 @@ async def delete_transfer(request: Request, transfer_id: str) -> Response:
     return Response(status_code=202)
 
 
-@_route("POST", "/{transfer_id}/accept")
 async def accept_transfer(request: Request, transfer_id: str) -> Response:
     """Take the volume with the auth key: it (and its snapshots) now belong to the caller's project."""
     _check_path(request)

@@ -21,14 +21,11 @@ from pocketstack.volume.api.common import (
     enforce,
     is_uuid,
     paginate,
-    project_router,
     sort_spec,
     state,
 )
 from pocketstack.volume.api.lookups import resolve_type, types_query
 from pocketstack.volume.api.views import USER_VISIBLE_EXTRA_SPECS, type_view
-
-router = project_router()
 
 TYPE_SORT = {"id": "id", "name": "name", "created_at": "created_at", "is_public": "is_public"}
 
@@ -55,7 +52,6 @@ def _admin_type(session: Session, type_id: str) -> m.VolumeType:
     return vtype
 
 
-@router.get("/types")
 async def list_types(request: Request) -> Response:
     ctx = enforce(request, "volume_extension:type_get_all")
     q = request.query_params
@@ -74,7 +70,6 @@ async def list_types(request: Request) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.get("/types/{type_id}")
 async def show_type(request: Request, type_id: str) -> Response:
     ctx = enforce(request, "volume_extension:type_get")
 
@@ -87,7 +82,6 @@ async def show_type(request: Request, type_id: str) -> Response:
         raise NotFound(f"Volume type {type_id} could not be found.")
 
 
-@router.post("/types")
 async def create_type(request: Request) -> Response:
     ctx = enforce(request, "volume_extension:type_create")
     body = await body_of(request, "volume_type", TypeCreate)
@@ -113,7 +107,6 @@ async def create_type(request: Request) -> Response:
     return json_response(await state(request).db.run(write, write=True))
 
 
-@router.put("/types/{type_id}")
 async def update_type(request: Request, type_id: str) -> Response:
     ctx = enforce(request, "volume_extension:type_update")
     body = await body_of(request, "volume_type", TypeUpdate)
@@ -140,7 +133,6 @@ async def update_type(request: Request, type_id: str) -> Response:
     return json_response(await state(request).db.run(write, write=True))
 
 
-@router.delete("/types/{type_id}")
 async def delete_type(request: Request, type_id: str) -> Response:
     enforce(request, "volume_extension:type_delete")
     settings = state(request).settings
@@ -198,7 +190,6 @@ async def _spec_body(request: Request, key: str) -> dict[str, str]:
                           "extra_specs")
 
 
-@router.get("/types/{type_id}/extra_specs")
 async def list_specs(request: Request, type_id: str) -> Response:
     specs = await _specs(request, type_id, "volume_extension:types_extra_specs:index")
     return json_response({"extra_specs": await _visible_specs(request, specs)})
@@ -211,14 +202,12 @@ async def _visible_specs(request: Request, specs: dict[str, str]) -> dict[str, s
     return {k: v for k, v in specs.items() if k in USER_VISIBLE_EXTRA_SPECS}
 
 
-@router.post("/types/{type_id}/extra_specs")
 async def create_specs(request: Request, type_id: str) -> Response:
     specs = await _spec_body(request, "extra_specs")
     await _specs(request, type_id, "volume_extension:types_extra_specs:create", _set_specs(specs))
     return json_response({"extra_specs": specs})
 
 
-@router.get("/types/{type_id}/extra_specs/{key}")
 async def show_spec(request: Request, type_id: str, key: str) -> Response:
     specs = await _visible_specs(request, await _specs(request, type_id, "volume_extension:types_extra_specs:show"))
     if key not in specs:
@@ -226,7 +215,6 @@ async def show_spec(request: Request, type_id: str, key: str) -> Response:
     return json_response({key: specs[key]})
 
 
-@router.put("/types/{type_id}/extra_specs/{key}")
 async def update_spec(request: Request, type_id: str, key: str) -> Response:
     raw = await json_body(request)
     if not isinstance(raw, dict) or len(raw) != 1 or key not in raw:
@@ -236,7 +224,6 @@ async def update_spec(request: Request, type_id: str, key: str) -> Response:
     return json_response(specs)
 
 
-@router.delete("/types/{type_id}/extra_specs/{key}")
 async def delete_spec(request: Request, type_id: str, key: str) -> Response:
     def change(session: Session, vtype: m.VolumeType) -> None:
         spec = next((s for s in vtype.extra_specs if s.key == key), None)
@@ -249,7 +236,6 @@ async def delete_spec(request: Request, type_id: str, key: str) -> Response:
 
 
 # ----- access of private types -------------------------------------------------------------------------------------
-@router.get("/types/{type_id}/os-volume-type-access")
 async def list_access(request: Request, type_id: str) -> Response:
     enforce(request, "volume_extension:volume_type_access:get_all_for_type")
 
@@ -263,7 +249,6 @@ async def list_access(request: Request, type_id: str) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.post("/types/{type_id}/action")
 async def type_action(request: Request, type_id: str) -> Response:
     raw = await json_body(request)
     if not isinstance(raw, dict) or len(raw) != 1:

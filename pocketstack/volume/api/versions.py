@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from pocketstack.common.app import json_response
 from pocketstack.volume.api.common import MICROVERSIONS
-
-router = APIRouter()
 
 PUBLIC_PATHS = {("GET", "/"), ("GET", "/v3"), ("GET", "/v3/")}
 
@@ -24,12 +22,9 @@ def _versions(request: Request) -> dict[str, Any]:
         "media-types": [{"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}]}]}
 
 
-@router.get("/")
 async def versions(request: Request) -> Response:
     return json_response(_versions(request), status=300)
 
 
-@router.get("/v3")
-@router.get("/v3/")
 async def version_v3(request: Request) -> Response:
     return json_response(_versions(request))

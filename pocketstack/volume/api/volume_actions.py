@@ -23,14 +23,11 @@ from pocketstack.volume.api.common import (
     enforce,
     int_param,
     isotime,
-    project_router,
     state,
     version,
 )
 from pocketstack.volume.api.lookups import is_multiattach, resolve_type, visible_snapshot, visible_volume
 from pocketstack.volume.api.volumes import start_delete
-
-router = project_router()
 
 Handler = Callable[[Request, str, Any], Awaitable[Response]]
 
@@ -424,7 +421,6 @@ ACTIONS: dict[str, Handler] = {
 }
 
 
-@router.post("/volumes/{volume_id}/action")
 async def volume_action(request: Request, volume_id: str) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict) or len(body) != 1:

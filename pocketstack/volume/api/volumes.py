@@ -29,7 +29,6 @@ from pocketstack.volume.api.common import (
     is_uuid,
     metadata_param,
     paginate,
-    project_router,
     sort_spec,
     state,
     text_matches,
@@ -48,7 +47,6 @@ from pocketstack.volume.backends.file import IMAGE_FORMATS
 
 log = logging.getLogger("pocketstack.volume.api")
 
-router = project_router()
 
 MAX_INT = 2**31 - 1
 GiB = 1 << 30
@@ -120,7 +118,6 @@ async def _image_for_volume(request: Request, image_ref: str, size: int) -> dict
     return image
 
 
-@router.post("/volumes")
 async def create_volume(request: Request) -> Response:
     ctx = enforce(request, "volume:create")
     raw = await json_body(request)
@@ -280,17 +277,14 @@ async def _list(request: Request, detail: bool) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.get("/volumes")
 async def list_volumes(request: Request) -> Response:
     return await _list(request, detail=False)
 
 
-@router.get("/volumes/detail")
 async def list_volumes_detail(request: Request) -> Response:
     return await _list(request, detail=True)
 
 
-@router.get("/volumes/summary")
 async def volumes_summary(request: Request) -> Response:
     """Count and total size of the visible volumes (3.12), with their distinct metadata (3.36)."""
     ctx = enforce(request, "volume:get_all")
@@ -313,7 +307,6 @@ async def volumes_summary(request: Request) -> Response:
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.get("/volumes/{volume_id}")
 async def show_volume(request: Request, volume_id: str) -> Response:
     ctx = enforce(request, "volume:get")
 
@@ -342,7 +335,6 @@ def _set_metadata(session: Session, vol: m.Volume, metadata: dict[str, str], *, 
     return {i.key: i.value for i in vol.metadata_items}
 
 
-@router.put("/volumes/{volume_id}")
 async def update_volume(request: Request, volume_id: str) -> Response:
     ctx = enforce(request, "volume:update")
     raw = await json_body(request)
@@ -405,7 +397,6 @@ async def start_delete(request: Request, volume_id: str, *, cascade: bool, force
         await state(request).manager.delete_volume(host, volume_id)
 
 
-@router.delete("/volumes/{volume_id}")
 async def delete_volume(request: Request, volume_id: str) -> Response:
     q = request.query_params
     await start_delete(request, volume_id, cascade=bool_param(q.get("cascade", "false"), "cascade"),
@@ -421,7 +412,6 @@ async def _metadata_body(request: Request, key: str) -> dict[str, str]:
     return check_metadata(raw[key])
 
 
-@router.get("/volumes/{volume_id}/metadata")
 async def get_metadata(request: Request, volume_id: str) -> Response:
     ctx = enforce(request, "volume:get_volume_metadata")
 
@@ -447,21 +437,18 @@ async def _write_metadata(request: Request, volume_id: str, action: str, metadat
     return await state(request).db.run(write, write=True)
 
 
-@router.post("/volumes/{volume_id}/metadata")
 async def create_metadata(request: Request, volume_id: str) -> Response:
     metadata = await _metadata_body(request, "metadata")
     result = await _write_metadata(request, volume_id, "volume:create_volume_metadata", metadata, replace=False)
     return json_response({"metadata": result})
 
 
-@router.put("/volumes/{volume_id}/metadata")
 async def replace_metadata(request: Request, volume_id: str) -> Response:
     metadata = await _metadata_body(request, "metadata")
     result = await _write_metadata(request, volume_id, "volume:update_volume_metadata", metadata, replace=True)
     return json_response({"metadata": result})
 
 
-@router.get("/volumes/{volume_id}/metadata/{key}")
 async def get_metadata_item(request: Request, volume_id: str, key: str) -> Response:
     ctx = enforce(request, "volume:get_volume_metadata")
 
@@ -476,7 +463,6 @@ async def get_metadata_item(request: Request, volume_id: str, key: str) -> Respo
     return json_response(await state(request).db.run(read, write=False))
 
 
-@router.put("/volumes/{volume_id}/metadata/{key}")
 async def set_metadata_item(request: Request, volume_id: str, key: str) -> Response:
     meta = await _metadata_body(request, "meta")
     if len(meta) != 1 or key not in meta:
@@ -485,7 +471,6 @@ async def set_metadata_item(request: Request, volume_id: str, key: str) -> Respo
     return json_response({"meta": meta})
 
 
-@router.delete("/volumes/{volume_id}/metadata/{key}")
 async def delete_metadata_item(request: Request, volume_id: str, key: str) -> Response:
     ctx = enforce(request, "volume:delete_volume_metadata")
 

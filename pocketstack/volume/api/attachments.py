@@ -105,7 +105,7 @@ def complete(vol: m.Volume, attachment: m.VolumeAttachment) -> None:
     vol.status, vol.attach_status, vol.updated_at = st.IN_USE, st.ATTACHED, now
 
 
-async def export(request: Request, attachment_id: str, host: str, connector: dict[str, Any]) -> None:
+async def _export(request: Request, attachment_id: str, host: str, connector: dict[str, Any]) -> None:
     """Ask the volume's manager for the connection (it records it on the attachment)."""
     if not isinstance(connector.get("host", ""), str):
         raise BadRequest("Invalid input received: connector 'host' must be a string.")
@@ -134,7 +134,7 @@ async def create_attachment(request: Request) -> Response:
         try:
             if host is None:
                 raise BadRequest(f"Invalid volume: Volume {body.volume_uuid} has no backend to export it.")
-            await export(request, attachment_id, host, body.connector)
+            await _export(request, attachment_id, host, body.connector)
         except Exception:
             await db.run(lambda s: _rollback(s, attachment_id), write=True)
             raise
@@ -214,7 +214,7 @@ async def update_attachment(request: Request, attachment_id: str) -> Response:
         return vol.host
 
     host = await db.run(check, write=False)
-    await export(request, attachment_id, host, body.connector)
+    await _export(request, attachment_id, host, body.connector)
     attachment = await db.run(lambda s: s.get(m.VolumeAttachment, attachment_id), write=False)
     return json_response({"attachment": attachment_detail(attachment)})
 

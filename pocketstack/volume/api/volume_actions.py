@@ -27,7 +27,7 @@ from pocketstack.volume.api.common import (
     version,
 )
 from pocketstack.volume.api.lookups import is_multiattach, resolve_type, visible_snapshot, visible_volume
-from pocketstack.volume.api.volumes import start_delete
+from pocketstack.volume.api.volumes import _start_delete
 
 Handler = Callable[[Request, str, Any], Awaitable[Response]]
 
@@ -57,7 +57,7 @@ async def _change(request: Request, volume_id: str, action: str, change: Callabl
     return await state(request).db.run(run, write=write)
 
 
-async def extend(request: Request, volume_id: str, args: Any) -> Response:
+async def _extend(request: Request, volume_id: str, args: Any) -> Response:
     args = _args(args, "os-extend")
     if "new_size" not in args:
         raise BadRequest("Invalid input received: 'new_size' is required.")
@@ -87,7 +87,7 @@ async def extend(request: Request, volume_id: str, args: Any) -> Response:
     return Response(status_code=202)
 
 
-async def set_bootable(request: Request, volume_id: str, args: Any) -> Response:
+async def _set_bootable(request: Request, volume_id: str, args: Any) -> Response:
     args = _args(args, "os-set_bootable")
     if "bootable" not in args:
         raise BadRequest("Invalid input received: 'bootable' is required.")
@@ -102,7 +102,7 @@ async def set_bootable(request: Request, volume_id: str, args: Any) -> Response:
     return Response(status_code=200)
 
 
-async def update_readonly(request: Request, volume_id: str, args: Any) -> Response:
+async def _update_readonly(request: Request, volume_id: str, args: Any) -> Response:
     args = _args(args, "os-update_readonly_flag")
     if "readonly" not in args:
         raise BadRequest("Invalid input received: 'readonly' is required.")
@@ -116,7 +116,7 @@ async def update_readonly(request: Request, volume_id: str, args: Any) -> Respon
     return Response(status_code=202)
 
 
-async def retype(request: Request, volume_id: str, args: Any) -> Response:
+async def _retype(request: Request, volume_id: str, args: Any) -> Response:
     args = _args(args, "os-retype")
     if not isinstance(args.get("new_type"), str):
         raise BadRequest("Invalid input received: 'new_type' is required.")
@@ -140,7 +140,7 @@ async def retype(request: Request, volume_id: str, args: Any) -> Response:
     return Response(status_code=202)
 
 
-async def set_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
+async def _set_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
     metadata = check_metadata(_args(args, "os-set_image_metadata").get("metadata"))
 
     def change(session: Session, vol: m.Volume) -> dict[str, str]:
@@ -151,7 +151,7 @@ async def set_image_metadata(request: Request, volume_id: str, args: Any) -> Res
     return json_response({"metadata": result})
 
 
-async def unset_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
+async def _unset_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
     key = _args(args, "os-unset_image_metadata").get("key")
     if not isinstance(key, str):
         raise BadRequest("Invalid input received: 'key' is required.")
@@ -165,13 +165,13 @@ async def unset_image_metadata(request: Request, volume_id: str, args: Any) -> R
     return Response(status_code=200)
 
 
-async def show_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
+async def _show_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
     result = await _change(request, volume_id, "volume_extension:volume_image_metadata:show",
                            lambda session, vol: dict(vol.image_metadata or {}), write=False)
     return json_response({"metadata": result})
 
 
-async def reset_status(request: Request, volume_id: str, args: Any) -> Response:
+async def _reset_status(request: Request, volume_id: str, args: Any) -> Response:
     args = _args(args, "os-reset_status")
     status, attach_status, migration = args.get("status"), args.get("attach_status"), args.get("migration_status")
     if status is None and attach_status is None and migration is None:
@@ -197,7 +197,7 @@ async def reset_status(request: Request, volume_id: str, args: Any) -> Response:
     return Response(status_code=202)
 
 
-async def revert(request: Request, volume_id: str, args: Any) -> Response:
+async def _revert(request: Request, volume_id: str, args: Any) -> Response:
     """Revert the volume to its latest snapshot (3.40)."""
     if version(request) < "3.40":
         raise BadRequest("There is no such action: revert (it needs microversion 3.40 or later)")
@@ -235,7 +235,7 @@ _NOT_INHERITED = {"image_id", "image_name", "checksum", "size", "disk_format", "
 UPLOAD_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx")
 
 
-async def upload_to_image(request: Request, volume_id: str, args: Any) -> Response:
+async def _upload_to_image(request: Request, volume_id: str, args: Any) -> Response:
     """`os-volume_upload_image`: a new image holding the volume's data (created as the caller, filled by the
     volume's manager); the volume is `uploading` meanwhile."""
     args = _args(args, "os-volume_upload_image")
@@ -295,9 +295,9 @@ async def upload_to_image(request: Request, volume_id: str, args: Any) -> Respon
     return json_response({"os-volume_upload_image": body}, status=202)
 
 
-async def force_delete(request: Request, volume_id: str, args: Any) -> Response:
+async def _force_delete(request: Request, volume_id: str, args: Any) -> Response:
     enforce(request, "volume_extension:volume_admin_actions:force_delete")
-    await start_delete(request, volume_id, cascade=False, force=True)
+    await _start_delete(request, volume_id, cascade=False, force=True)
     return Response(status_code=202)
 
 
@@ -318,7 +318,7 @@ def _transition(action: str, allowed: tuple[str, ...], to: str) -> Handler:
     return handler
 
 
-async def legacy_attach(request: Request, volume_id: str, args: Any) -> Response:
+async def _legacy_attach(request: Request, volume_id: str, args: Any) -> Response:
     """`os-attach`: record an attachment done outside the attachments API (instance or host)."""
     args = _args(args, "os-attach")
     instance_uuid, host_name = args.get("instance_uuid"), args.get("host_name")
@@ -346,7 +346,7 @@ async def legacy_attach(request: Request, volume_id: str, args: Any) -> Response
     return Response(status_code=202)
 
 
-async def legacy_detach(request: Request, volume_id: str, args: Any, action: str = "detach") -> Response:
+async def _legacy_detach(request: Request, volume_id: str, args: Any, action: str = "detach") -> Response:
     args = _args(args, f"os-{action}")
     attachment_id = args.get("attachment_id")
 
@@ -368,11 +368,11 @@ async def legacy_detach(request: Request, volume_id: str, args: Any, action: str
     return Response(status_code=202)
 
 
-async def force_detach(request: Request, volume_id: str, args: Any) -> Response:
-    return await legacy_detach(request, volume_id, args, action="force_detach")
+async def _force_detach(request: Request, volume_id: str, args: Any) -> Response:
+    return await _legacy_detach(request, volume_id, args, action="force_detach")
 
 
-async def initialize_connection(request: Request, volume_id: str, args: Any) -> Response:
+async def _initialize_connection(request: Request, volume_id: str, args: Any) -> Response:
     connector = _args(args, "os-initialize_connection").get("connector")
     if not isinstance(connector, dict):
         raise BadRequest("Invalid input received: 'connector' is required.")
@@ -388,7 +388,7 @@ async def initialize_connection(request: Request, volume_id: str, args: Any) -> 
     return json_response({"connection_info": info})
 
 
-async def terminate_connection(request: Request, volume_id: str, args: Any) -> Response:
+async def _terminate_connection(request: Request, volume_id: str, args: Any) -> Response:
     """The file backend keeps no export per host, so there is nothing to tear down beyond the checks."""
     if not isinstance(_args(args, "os-terminate_connection").get("connector"), dict):
         raise BadRequest("Invalid input received: 'connector' is required.")
@@ -398,26 +398,26 @@ async def terminate_connection(request: Request, volume_id: str, args: Any) -> R
 
 
 ACTIONS: dict[str, Handler] = {
-    "os-extend": extend,
-    "os-set_bootable": set_bootable,
-    "os-update_readonly_flag": update_readonly,
-    "os-retype": retype,
-    "os-set_image_metadata": set_image_metadata,
-    "os-unset_image_metadata": unset_image_metadata,
-    "os-show_image_metadata": show_image_metadata,
-    "os-reset_status": reset_status,
-    "os-force_delete": force_delete,
-    "revert": revert,
-    "os-volume_upload_image": upload_to_image,
+    "os-extend": _extend,
+    "os-set_bootable": _set_bootable,
+    "os-update_readonly_flag": _update_readonly,
+    "os-retype": _retype,
+    "os-set_image_metadata": _set_image_metadata,
+    "os-unset_image_metadata": _unset_image_metadata,
+    "os-show_image_metadata": _show_image_metadata,
+    "os-reset_status": _reset_status,
+    "os-force_delete": _force_delete,
+    "revert": _revert,
+    "os-volume_upload_image": _upload_to_image,
     "os-reserve": _transition("reserve", (st.AVAILABLE,), st.ATTACHING),
     "os-unreserve": _transition("unreserve", (st.ATTACHING,), "unreserved"),
     "os-begin_detaching": _transition("begin_detaching", (st.IN_USE,), st.DETACHING),
     "os-roll_detaching": _transition("roll_detaching", (st.DETACHING,), st.IN_USE),
-    "os-attach": legacy_attach,
-    "os-detach": legacy_detach,
-    "os-force_detach": force_detach,
-    "os-initialize_connection": initialize_connection,
-    "os-terminate_connection": terminate_connection,
+    "os-attach": _legacy_attach,
+    "os-detach": _legacy_detach,
+    "os-force_detach": _force_detach,
+    "os-initialize_connection": _initialize_connection,
+    "os-terminate_connection": _terminate_connection,
 }
 
 

@@ -363,7 +363,7 @@ async def update_volume(request: Request, volume_id: str) -> Response:
     return json_response(await state(request).db.run(write, write=True))
 
 
-async def start_delete(request: Request, volume_id: str, *, cascade: bool, force: bool) -> None:
+async def _start_delete(request: Request, volume_id: str, *, cascade: bool, force: bool) -> None:
     """Mark the volume (and with `cascade` its snapshots) deleting and hand it to its manager."""
     ctx = enforce(request, "volume:delete")
 
@@ -399,7 +399,7 @@ async def start_delete(request: Request, volume_id: str, *, cascade: bool, force
 
 async def delete_volume(request: Request, volume_id: str) -> Response:
     q = request.query_params
-    await start_delete(request, volume_id, cascade=bool_param(q.get("cascade", "false"), "cascade"),
+    await _start_delete(request, volume_id, cascade=bool_param(q.get("cascade", "false"), "cascade"),
                        force=bool_param(q.get("force", "false"), "force"))
     return Response(status_code=202)
 

@@ -10,8 +10,9 @@ from typing import Any
 from pocketstack.common.app import create_app
 from pocketstack.common.db import Database
 from pocketstack.common.errors import NotFound, Unauthorized
+from pocketstack.common.routes import build_router
 from pocketstack.common.service import Service, ServiceSpec
-from pocketstack.identity.api import app_creds, auth, catalog, resources, roles
+from pocketstack.identity.api.routes import ROUTES
 from pocketstack.identity.bootstrap import bootstrap
 from pocketstack.identity.service import IdentityManager
 from pocketstack.identity.spec import SPEC
@@ -49,7 +50,7 @@ class IdentityService(Service):
         self._purger: asyncio.Task[None] | None = None
         self.app = create_app(
             service_name="identity", style=SPEC.errors,
-            routers=[auth.router, resources.router, roles.router, catalog.router, app_creds.router],
+            routers=[build_router(ROUTES)],
             validator=LocalTokenValidator(self.manager),
             is_public=lambda method, path: (method, path) in PUBLIC,
             access_log=settings.access_log, state={"manager": self.manager},

@@ -6,7 +6,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,8 +17,6 @@ from pocketstack.identity import models as m
 from pocketstack.identity.api.common import Strict, app_cred_body, collection, enforce, manager
 from pocketstack.identity.api.resources import _get, _wrapped
 from pocketstack.identity.service import new_id, utcnow
-
-router = APIRouter(prefix="/v3")
 
 
 class AppCredCreate(Strict):
@@ -31,7 +29,6 @@ class AppCredCreate(Strict):
     access_rules: list[dict[str, Any]] | None = None
 
 
-@router.post("/users/{user_id}/application_credentials")
 async def create_app_cred(request: Request, user_id: str) -> Response:
     enforce(request, "identity:create_application_credential", {"user": {"id": user_id}})
     ctx = request_context(request)
@@ -80,7 +77,6 @@ async def create_app_cred(request: Request, user_id: str) -> Response:
     return json_response({"application_credential": body}, status=201)
 
 
-@router.get("/users/{user_id}/application_credentials")
 async def list_app_creds(request: Request, user_id: str, name: str | None = None) -> Response:
     enforce(request, "identity:list_application_credentials", {"user": {"id": user_id}})
     query = select(m.ApplicationCredential).where(m.ApplicationCredential.user_id == user_id)
@@ -98,7 +94,6 @@ async def _owned(session: Any, user_id: str, cred_id: str) -> m.ApplicationCrede
     return cred
 
 
-@router.get("/users/{user_id}/application_credentials/{cred_id}")
 async def get_app_cred(request: Request, user_id: str, cred_id: str) -> Response:
     enforce(request, "identity:get_application_credential", {"user": {"id": user_id}})
     async with manager(request).db.session(write=False) as session:
@@ -106,7 +101,6 @@ async def get_app_cred(request: Request, user_id: str, cred_id: str) -> Response
     return json_response({"application_credential": app_cred_body(request, cred)})
 
 
-@router.delete("/users/{user_id}/application_credentials/{cred_id}")
 async def delete_app_cred(request: Request, user_id: str, cred_id: str) -> Response:
     enforce(request, "identity:delete_application_credential", {"user": {"id": user_id}})
     mgr = manager(request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from sqlalchemy import select
 
 from pocketstack.common.app import json_body, json_response, request_context
@@ -12,8 +12,6 @@ from pocketstack.common.errors import BadRequest, NotFound, Unauthorized
 from pocketstack.identity import models as m
 from pocketstack.identity.api.common import collection, domain_body, enforce, manager, project_body
 from pocketstack.identity.tokens import TokenPayload
-
-router = APIRouter()
 
 VERSION_ID = "v3.14"
 MEDIA_TYPES = [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]
@@ -25,13 +23,10 @@ def _version(request: Request) -> dict[str, Any]:
             "links": [{"rel": "self", "href": href}], "media-types": MEDIA_TYPES}
 
 
-@router.get("/")
 async def versions(request: Request) -> Response:
     return json_response({"versions": {"values": [_version(request)]}}, status=300)
 
 
-@router.get("/v3")
-@router.get("/v3/")
 async def version_v3(request: Request) -> Response:
     return json_response({"version": _version(request)})
 
@@ -41,7 +36,6 @@ def _flag(request: Request, name: str) -> bool:
     return value is not None and value.lower() not in ("false", "0", "no")
 
 
-@router.post("/v3/auth/tokens")
 async def issue_token(request: Request) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("auth"), dict):
@@ -66,7 +60,6 @@ async def _subject(request: Request, allow_expired: bool = False) -> tuple[str, 
     return subject, payload, ctx
 
 
-@router.get("/v3/auth/tokens")
 async def validate_token(request: Request) -> Response:
     subject, payload, ctx = await _subject(request, allow_expired=_flag(request, "allow_expired"))
     enforce(request, "identity:validate_token", {"token": {"user_id": payload.user_id}})
@@ -74,14 +67,12 @@ async def validate_token(request: Request) -> Response:
     return json_response({"token": data}, headers={"X-Subject-Token": subject})
 
 
-@router.head("/v3/auth/tokens")
 async def check_token(request: Request) -> Response:
     _, payload, _ = await _subject(request)
     enforce(request, "identity:check_token", {"token": {"user_id": payload.user_id}})
     return Response(status_code=200)
 
 
-@router.delete("/v3/auth/tokens")
 async def revoke_token(request: Request) -> Response:
     _, payload, _ = await _subject(request)
     enforce(request, "identity:revoke_token", {"token": {"user_id": payload.user_id}})
@@ -89,7 +80,6 @@ async def revoke_token(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/v3/auth/catalog")
 async def auth_catalog(request: Request) -> Response:
     ctx = request_context(request)
     if not ctx.project_id and not ctx.domain_id:
@@ -100,7 +90,6 @@ async def auth_catalog(request: Request) -> Response:
     return collection(request, "catalog", catalog)
 
 
-@router.get("/v3/auth/projects")
 async def auth_projects(request: Request) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
@@ -111,7 +100,6 @@ async def auth_projects(request: Request) -> Response:
     return collection(request, "projects", [project_body(request, p) for p in mine])
 
 
-@router.get("/v3/auth/domains")
 async def auth_domains(request: Request) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
@@ -122,6 +110,5 @@ async def auth_domains(request: Request) -> Response:
     return collection(request, "domains", [domain_body(request, d) for d in mine])
 
 
-@router.get("/v3/auth/system")
 async def auth_system(request: Request) -> Response:
     return collection(request, "system", [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from sqlalchemy import delete, select
 
@@ -25,8 +25,6 @@ from pocketstack.identity.api.common import (
 from pocketstack.identity.api.resources import _get, _wrapped
 from pocketstack.identity.service import new_id
 
-router = APIRouter(prefix="/v3")
-
 
 class RegionCreate(Strict):
     id: str | None = Field(None, min_length=1, max_length=255)
@@ -39,7 +37,6 @@ class RegionUpdate(Strict):
     parent_region_id: str | None = None
 
 
-@router.post("/regions")
 async def create_region(request: Request) -> Response:
     enforce(request, "identity:create_region")
     data = RegionCreate.model_validate(_wrapped(await json_body(request), "region"))
@@ -56,7 +53,6 @@ async def create_region(request: Request) -> Response:
     return json_response({"region": region_body(request, region)}, status=201)
 
 
-@router.get("/regions")
 async def list_regions(request: Request, parent_region_id: str | None = None) -> Response:
     enforce(request, "identity:list_regions")
     query = select(m.Region).order_by(m.Region.id)
@@ -67,7 +63,6 @@ async def list_regions(request: Request, parent_region_id: str | None = None) ->
     return collection(request, "regions", [region_body(request, r) for r in rows])
 
 
-@router.get("/regions/{region_id}")
 async def get_region(request: Request, region_id: str) -> Response:
     enforce(request, "identity:get_region")
     async with manager(request).db.session(write=False) as session:
@@ -75,7 +70,6 @@ async def get_region(request: Request, region_id: str) -> Response:
     return json_response({"region": region_body(request, region)})
 
 
-@router.patch("/regions/{region_id}")
 async def update_region(request: Request, region_id: str) -> Response:
     enforce(request, "identity:update_region")
     data = RegionUpdate.model_validate(_wrapped(await json_body(request), "region"))
@@ -90,7 +84,6 @@ async def update_region(request: Request, region_id: str) -> Response:
     return json_response({"region": region_body(request, region)})
 
 
-@router.delete("/regions/{region_id}")
 async def delete_region(request: Request, region_id: str) -> Response:
     enforce(request, "identity:delete_region")
     mgr = manager(request)
@@ -117,7 +110,6 @@ class ServiceUpdate(Open):
     enabled: bool | None = None
 
 
-@router.post("/services")
 async def create_service(request: Request) -> Response:
     enforce(request, "identity:create_service")
     data = ServiceCreate.model_validate(_wrapped(await json_body(request), "service"))
@@ -130,7 +122,6 @@ async def create_service(request: Request) -> Response:
     return json_response({"service": service_body(request, service)}, status=201)
 
 
-@router.get("/services")
 async def list_services(request: Request, type: str | None = None, name: str | None = None) -> Response:
     enforce(request, "identity:list_services")
     query = select(m.CatalogService).order_by(m.CatalogService.type)
@@ -143,7 +134,6 @@ async def list_services(request: Request, type: str | None = None, name: str | N
     return collection(request, "services", [service_body(request, s) for s in rows])
 
 
-@router.get("/services/{service_id}")
 async def get_service(request: Request, service_id: str) -> Response:
     enforce(request, "identity:get_service")
     async with manager(request).db.session(write=False) as session:
@@ -151,7 +141,6 @@ async def get_service(request: Request, service_id: str) -> Response:
     return json_response({"service": service_body(request, service)})
 
 
-@router.patch("/services/{service_id}")
 async def update_service(request: Request, service_id: str) -> Response:
     enforce(request, "identity:update_service")
     data = ServiceUpdate.model_validate(_wrapped(await json_body(request), "service"))
@@ -165,7 +154,6 @@ async def update_service(request: Request, service_id: str) -> Response:
     return json_response({"service": service_body(request, service)})
 
 
-@router.delete("/services/{service_id}")
 async def delete_service(request: Request, service_id: str) -> Response:
     enforce(request, "identity:delete_service")
     mgr = manager(request)
@@ -198,7 +186,6 @@ class EndpointUpdate(Strict):
     enabled: bool | None = None
 
 
-@router.post("/endpoints")
 async def create_endpoint(request: Request) -> Response:
     enforce(request, "identity:create_endpoint")
     data = EndpointCreate.model_validate(_wrapped(await json_body(request), "endpoint"))
@@ -216,7 +203,6 @@ async def create_endpoint(request: Request) -> Response:
     return json_response({"endpoint": endpoint_body(request, endpoint)}, status=201)
 
 
-@router.get("/endpoints")
 async def list_endpoints(request: Request, service_id: str | None = None, interface: str | None = None,
                          region_id: str | None = None, enabled: str | None = None) -> Response:
     enforce(request, "identity:list_endpoints")
@@ -234,7 +220,6 @@ async def list_endpoints(request: Request, service_id: str | None = None, interf
     return collection(request, "endpoints", [endpoint_body(request, e) for e in rows])
 
 
-@router.get("/endpoints/{endpoint_id}")
 async def get_endpoint(request: Request, endpoint_id: str) -> Response:
     enforce(request, "identity:get_endpoint")
     async with manager(request).db.session(write=False) as session:
@@ -242,7 +227,6 @@ async def get_endpoint(request: Request, endpoint_id: str) -> Response:
     return json_response({"endpoint": endpoint_body(request, endpoint)})
 
 
-@router.patch("/endpoints/{endpoint_id}")
 async def update_endpoint(request: Request, endpoint_id: str) -> Response:
     enforce(request, "identity:update_endpoint")
     data = EndpointUpdate.model_validate(_wrapped(await json_body(request), "endpoint"))
@@ -265,7 +249,6 @@ async def update_endpoint(request: Request, endpoint_id: str) -> Response:
     return json_response({"endpoint": endpoint_body(request, endpoint)})
 
 
-@router.delete("/endpoints/{endpoint_id}")
 async def delete_endpoint(request: Request, endpoint_id: str) -> Response:
     enforce(request, "identity:delete_endpoint")
     mgr = manager(request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -26,8 +26,6 @@ from pocketstack.identity.api.common import (
     user_body,
 )
 from pocketstack.identity.service import DEFAULT_DOMAIN_ID, new_id, utcnow
-
-router = APIRouter(prefix="/v3")
 
 
 def _wrapped(body: Any, key: str) -> dict[str, Any]:
@@ -56,7 +54,6 @@ class DomainUpdate(Open):
     enabled: bool | None = None
 
 
-@router.post("/domains")
 async def create_domain(request: Request) -> Response:
     enforce(request, "identity:create_domain")
     data = DomainCreate.model_validate(_wrapped(await json_body(request), "domain"))
@@ -74,7 +71,6 @@ async def create_domain(request: Request) -> Response:
     return json_response({"domain": domain_body(request, domain)}, status=201)
 
 
-@router.get("/domains")
 async def list_domains(request: Request, name: str | None = None, enabled: str | None = None) -> Response:
     enforce(request, "identity:list_domains")
     query = select(m.Domain).order_by(m.Domain.name)
@@ -87,7 +83,6 @@ async def list_domains(request: Request, name: str | None = None, enabled: str |
     return collection(request, "domains", [domain_body(request, d) for d in rows])
 
 
-@router.get("/domains/{domain_id}")
 async def get_domain(request: Request, domain_id: str) -> Response:
     enforce(request, "identity:get_domain", {"domain": {"id": domain_id}})
     async with manager(request).db.session(write=False) as session:
@@ -95,7 +90,6 @@ async def get_domain(request: Request, domain_id: str) -> Response:
     return json_response({"domain": domain_body(request, domain)})
 
 
-@router.patch("/domains/{domain_id}")
 async def update_domain(request: Request, domain_id: str) -> Response:
     enforce(request, "identity:update_domain", {"domain": {"id": domain_id}})
     data = DomainUpdate.model_validate(_wrapped(await json_body(request), "domain"))
@@ -122,7 +116,6 @@ async def update_domain(request: Request, domain_id: str) -> Response:
     return json_response({"domain": domain_body(request, domain)})
 
 
-@router.delete("/domains/{domain_id}")
 async def delete_domain(request: Request, domain_id: str) -> Response:
     enforce(request, "identity:delete_domain", {"domain": {"id": domain_id}})
     mgr = manager(request)
@@ -157,7 +150,6 @@ class ProjectUpdate(Open):
     tags: list[str] | None = None
 
 
-@router.post("/projects")
 async def create_project(request: Request) -> Response:
     ctx = enforce(request, "identity:create_project")
     data = ProjectCreate.model_validate(_wrapped(await json_body(request), "project"))
@@ -190,7 +182,6 @@ async def create_project(request: Request) -> Response:
     return json_response({"project": project_body(request, project)}, status=201)
 
 
-@router.get("/projects")
 async def list_projects(request: Request, name: str | None = None, domain_id: str | None = None,
                         enabled: str | None = None, parent_id: str | None = None) -> Response:
     enforce(request, "identity:list_projects")
@@ -208,7 +199,6 @@ async def list_projects(request: Request, name: str | None = None, domain_id: st
     return collection(request, "projects", [project_body(request, p) for p in rows])
 
 
-@router.get("/projects/{project_id}")
 async def get_project(request: Request, project_id: str) -> Response:
     enforce(request, "identity:get_project", {"project": {"id": project_id}})
     async with manager(request).db.session(write=False) as session:
@@ -216,7 +206,6 @@ async def get_project(request: Request, project_id: str) -> Response:
     return json_response({"project": project_body(request, project)})
 
 
-@router.patch("/projects/{project_id}")
 async def update_project(request: Request, project_id: str) -> Response:
     enforce(request, "identity:update_project", {"project": {"id": project_id}})
     data = ProjectUpdate.model_validate(_wrapped(await json_body(request), "project"))
@@ -240,7 +229,6 @@ async def update_project(request: Request, project_id: str) -> Response:
     return json_response({"project": project_body(request, project)})
 
 
-@router.delete("/projects/{project_id}")
 async def delete_project(request: Request, project_id: str) -> Response:
     enforce(request, "identity:delete_project", {"project": {"id": project_id}})
     mgr = manager(request)
@@ -274,7 +262,6 @@ class UserUpdate(Open):
     email: str | None = None
 
 
-@router.post("/users")
 async def create_user(request: Request) -> Response:
     ctx = enforce(request, "identity:create_user")
     data = UserCreate.model_validate(_wrapped(await json_body(request), "user"))
@@ -301,7 +288,6 @@ async def create_user(request: Request) -> Response:
     return json_response({"user": user_body(request, user)}, status=201)
 
 
-@router.get("/users")
 async def list_users(request: Request, name: str | None = None, domain_id: str | None = None,
                      enabled: str | None = None) -> Response:
     enforce(request, "identity:list_users")
@@ -317,7 +303,6 @@ async def list_users(request: Request, name: str | None = None, domain_id: str |
     return collection(request, "users", [user_body(request, u) for u in rows])
 
 
-@router.get("/users/{user_id}")
 async def get_user(request: Request, user_id: str) -> Response:
     enforce(request, "identity:get_user", {"user": {"id": user_id}})
     async with manager(request).db.session(write=False) as session:
@@ -325,7 +310,6 @@ async def get_user(request: Request, user_id: str) -> Response:
     return json_response({"user": user_body(request, user)})
 
 
-@router.patch("/users/{user_id}")
 async def update_user(request: Request, user_id: str) -> Response:
     enforce(request, "identity:update_user", {"user": {"id": user_id}})
     data = UserUpdate.model_validate(_wrapped(await json_body(request), "user"))
@@ -360,7 +344,6 @@ async def update_user(request: Request, user_id: str) -> Response:
     return json_response({"user": user_body(request, user)})
 
 
-@router.delete("/users/{user_id}")
 async def delete_user(request: Request, user_id: str) -> Response:
     enforce(request, "identity:delete_user", {"user": {"id": user_id}})
     mgr = manager(request)
@@ -379,7 +362,6 @@ class PasswordChange(Strict):
     original_password: str
 
 
-@router.post("/users/{user_id}/password")
 async def change_password(request: Request, user_id: str) -> Response:
     enforce(request, "identity:change_password", {"user": {"id": user_id}})
     data = PasswordChange.model_validate(_wrapped(await json_body(request), "user"))
@@ -398,7 +380,6 @@ async def change_password(request: Request, user_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/users/{user_id}/projects")
 async def list_user_projects(request: Request, user_id: str) -> Response:
     enforce(request, "identity:list_user_projects", {"user": {"id": user_id}})
     mgr = manager(request)
@@ -410,7 +391,6 @@ async def list_user_projects(request: Request, user_id: str) -> Response:
     return collection(request, "projects", [project_body(request, p) for p in mine])
 
 
-@router.get("/users/{user_id}/groups")
 async def list_user_groups(request: Request, user_id: str) -> Response:
     enforce(request, "identity:list_groups_for_user", {"user": {"id": user_id}})
     async with manager(request).db.session(write=False) as session:
@@ -432,7 +412,6 @@ class GroupUpdate(Strict):
     description: str | None = None
 
 
-@router.post("/groups")
 async def create_group(request: Request) -> Response:
     ctx = enforce(request, "identity:create_group")
     data = GroupCreate.model_validate(_wrapped(await json_body(request), "group"))
@@ -451,7 +430,6 @@ async def create_group(request: Request) -> Response:
     return json_response({"group": group_body(request, group)}, status=201)
 
 
-@router.get("/groups")
 async def list_groups(request: Request, name: str | None = None, domain_id: str | None = None) -> Response:
     enforce(request, "identity:list_groups")
     query = select(m.Group).order_by(m.Group.name)
@@ -464,7 +442,6 @@ async def list_groups(request: Request, name: str | None = None, domain_id: str 
     return collection(request, "groups", [group_body(request, g) for g in rows])
 
 
-@router.get("/groups/{group_id}")
 async def get_group(request: Request, group_id: str) -> Response:
     enforce(request, "identity:get_group")
     async with manager(request).db.session(write=False) as session:
@@ -472,7 +449,6 @@ async def get_group(request: Request, group_id: str) -> Response:
     return json_response({"group": group_body(request, group)})
 
 
-@router.patch("/groups/{group_id}")
 async def update_group(request: Request, group_id: str) -> Response:
     enforce(request, "identity:update_group")
     data = GroupUpdate.model_validate(_wrapped(await json_body(request), "group"))
@@ -497,7 +473,6 @@ async def revoke_group_members(mgr: Any, session: Any, group_id: str, **match: s
         await mgr.add_revocation(session, user_id=user_id, **match)
 
 
-@router.delete("/groups/{group_id}")
 async def delete_group(request: Request, group_id: str) -> Response:
     enforce(request, "identity:delete_group")
     mgr = manager(request)
@@ -512,7 +487,6 @@ async def delete_group(request: Request, group_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/groups/{group_id}/users")
 async def list_group_users(request: Request, group_id: str) -> Response:
     enforce(request, "identity:list_users_in_group")
     async with manager(request).db.session(write=False) as session:
@@ -522,7 +496,6 @@ async def list_group_users(request: Request, group_id: str) -> Response:
     return collection(request, "users", [user_body(request, u) for u in rows])
 
 
-@router.put("/groups/{group_id}/users/{user_id}")
 async def add_group_user(request: Request, group_id: str, user_id: str) -> Response:
     enforce(request, "identity:add_user_to_group")
     mgr = manager(request)
@@ -535,7 +508,6 @@ async def add_group_user(request: Request, group_id: str, user_id: str) -> Respo
     return Response(status_code=204)
 
 
-@router.head("/groups/{group_id}/users/{user_id}")
 async def check_group_user(request: Request, group_id: str, user_id: str) -> Response:
     enforce(request, "identity:check_user_in_group")
     async with manager(request).db.session(write=False) as session:
@@ -546,7 +518,6 @@ async def check_group_user(request: Request, group_id: str, user_id: str) -> Res
     return Response(status_code=204)
 
 
-@router.delete("/groups/{group_id}/users/{user_id}")
 async def remove_group_user(request: Request, group_id: str, user_id: str) -> Response:
     enforce(request, "identity:remove_user_from_group")
     mgr = manager(request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -25,8 +25,6 @@ from pocketstack.identity.api.common import (
 from pocketstack.identity.api.resources import _get, _wrapped, revoke_group_members
 from pocketstack.identity.service import new_id
 
-router = APIRouter(prefix="/v3")
-
 
 class RoleCreate(Strict):
     name: str = Field(min_length=1, max_length=255)
@@ -41,7 +39,6 @@ class RoleUpdate(Strict):
     options: dict[str, Any] | None = None
 
 
-@router.post("/roles")
 async def create_role(request: Request) -> Response:
     enforce(request, "identity:create_role")
     data = RoleCreate.model_validate(_wrapped(await json_body(request), "role"))
@@ -59,7 +56,6 @@ async def create_role(request: Request) -> Response:
     return json_response({"role": role_body(request, role)}, status=201)
 
 
-@router.get("/roles")
 async def list_roles(request: Request, name: str | None = None, domain_id: str | None = None) -> Response:
     enforce(request, "identity:list_roles")
     query = select(m.Role).order_by(m.Role.name).where(m.Role.domain_id == domain_id if domain_id else
@@ -71,7 +67,6 @@ async def list_roles(request: Request, name: str | None = None, domain_id: str |
     return collection(request, "roles", [role_body(request, r) for r in rows])
 
 
-@router.get("/roles/{role_id}")
 async def get_role(request: Request, role_id: str) -> Response:
     enforce(request, "identity:get_role")
     async with manager(request).db.session(write=False) as session:
@@ -79,7 +74,6 @@ async def get_role(request: Request, role_id: str) -> Response:
     return json_response({"role": role_body(request, role)})
 
 
-@router.patch("/roles/{role_id}")
 async def update_role(request: Request, role_id: str) -> Response:
     enforce(request, "identity:update_role")
     data = RoleUpdate.model_validate(_wrapped(await json_body(request), "role"))
@@ -98,7 +92,6 @@ async def update_role(request: Request, role_id: str) -> Response:
     return json_response({"role": role_body(request, role)})
 
 
-@router.delete("/roles/{role_id}")
 async def delete_role(request: Request, role_id: str) -> Response:
     enforce(request, "identity:delete_role")
     mgr = manager(request)
@@ -122,7 +115,6 @@ def _role_ref(request: Request, role: m.Role) -> dict[str, Any]:
     return {"id": role.id, "name": role.name, "links": link(request, f"roles/{role.id}")}
 
 
-@router.get("/roles/{prior_id}/implies")
 async def list_implied(request: Request, prior_id: str) -> Response:
     enforce(request, "identity:list_implied_roles")
     async with manager(request).db.session(write=False) as session:
@@ -134,7 +126,6 @@ async def list_implied(request: Request, prior_id: str) -> Response:
                           "links": link(request, f"roles/{prior_id}/implies")})
 
 
-@router.put("/roles/{prior_id}/implies/{implied_id}")
 async def create_implied(request: Request, prior_id: str, implied_id: str) -> Response:
     enforce(request, "identity:create_implied_role")
     mgr = manager(request)
@@ -151,7 +142,6 @@ async def create_implied(request: Request, prior_id: str, implied_id: str) -> Re
                           "links": link(request, f"roles/{prior_id}/implies/{implied_id}")}, status=201)
 
 
-@router.delete("/roles/{prior_id}/implies/{implied_id}")
 async def delete_implied(request: Request, prior_id: str, implied_id: str) -> Response:
     enforce(request, "identity:delete_implied_role")
     mgr = manager(request)
@@ -164,7 +154,6 @@ async def delete_implied(request: Request, prior_id: str, implied_id: str) -> Re
     return Response(status_code=204)
 
 
-@router.get("/role_inferences")
 async def list_inferences(request: Request) -> Response:
     enforce(request, "identity:list_role_inference_rules")
     async with manager(request).db.session(write=False) as session:
@@ -250,47 +239,36 @@ async def _delete_grant(request: Request, target_kind: str, target_id: str, acto
     return Response(status_code=204)
 
 
-GRANT_PATH = "/{target_kind}/{target_id}/{actor_kind}/{actor_id}/roles/{role_id}"
-INHERITED_PATH = "/OS-INHERIT/{target_kind}/{target_id}/{actor_kind}/{actor_id}/roles/{role_id}/inherited_to_projects"
-
-
-@router.put(GRANT_PATH)
 async def put_grant(request: Request, target_kind: str, target_id: str, actor_kind: str, actor_id: str,
                     role_id: str) -> Response:
     return await _put_grant(request, target_kind, target_id, actor_kind, actor_id, role_id, False)
 
 
-@router.head(GRANT_PATH)
 async def head_grant(request: Request, target_kind: str, target_id: str, actor_kind: str, actor_id: str,
                      role_id: str) -> Response:
     return await _head_grant(request, target_kind, target_id, actor_kind, actor_id, role_id, False)
 
 
-@router.delete(GRANT_PATH)
 async def delete_grant(request: Request, target_kind: str, target_id: str, actor_kind: str, actor_id: str,
                        role_id: str) -> Response:
     return await _delete_grant(request, target_kind, target_id, actor_kind, actor_id, role_id, False)
 
 
-@router.put(INHERITED_PATH)
 async def put_inherited(request: Request, target_kind: str, target_id: str, actor_kind: str, actor_id: str,
                         role_id: str) -> Response:
     return await _put_grant(request, target_kind, target_id, actor_kind, actor_id, role_id, True)
 
 
-@router.head(INHERITED_PATH)
 async def head_inherited(request: Request, target_kind: str, target_id: str, actor_kind: str, actor_id: str,
                          role_id: str) -> Response:
     return await _head_grant(request, target_kind, target_id, actor_kind, actor_id, role_id, True)
 
 
-@router.delete(INHERITED_PATH)
 async def delete_inherited(request: Request, target_kind: str, target_id: str, actor_kind: str, actor_id: str,
                            role_id: str) -> Response:
     return await _delete_grant(request, target_kind, target_id, actor_kind, actor_id, role_id, True)
 
 
-@router.get("/{target_kind}/{target_id}/{actor_kind}/{actor_id}/roles")
 async def list_grants(request: Request, target_kind: str, target_id: str, actor_kind: str,
                       actor_id: str) -> Response:
     enforce(request, "identity:list_grants")
@@ -304,7 +282,6 @@ async def list_grants(request: Request, target_kind: str, target_id: str, actor_
 
 
 # ----- role assignments ------------------------------------------------------------------------------------
-@router.get("/role_assignments")
 async def list_role_assignments(request: Request) -> Response:
     enforce(request, "identity:list_role_assignments")
     q = request.query_params

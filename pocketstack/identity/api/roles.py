@@ -282,6 +282,40 @@ async def list_grants(request: Request, target_kind: str, target_id: str, actor_
 
 
 # ----- role assignments ------------------------------------------------------------------------------------
+async def _names(session: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """Names (and domains) of every domain, user, group, project and role, for `include_names`."""
+    names: dict[tuple[str, str], dict[str, Any]] = {}
+    domains = {d.id: d.name for d in (await session.scalars(select(m.Domain))).all()}
+    for d_id, d_name in domains.items():
+        names[("domain", d_id)] = {"name": d_name}
+    for model, kind in ((m.User, "user"), (m.Group, "group"), (m.Project, "project")):
+        for ent in (await session.scalars(select(model))).all():
+            names[(kind, ent.id)] = {"name": ent.name, "domain": {"id": ent.domain_id,
+                                                                  "name": domains.get(ent.domain_id)}}
+    for role in (await session.scalars(select(m.Role))).all():
+        names[("role", role.id)] = {"name": role.name}
+    return names
+
+
+def _assignment_view(prefix: str, row: dict[str, Any], names: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    def ref(kind: str, ident: str) -> dict[str, Any]:
+        return {"id": ident, **names.get((kind, ident), {})}
+
+    actor_kind, actor_id = row["actor"]
+    target_kind, target_id = row["target"]
+    scope: dict[str, Any] = {target_kind: ref(target_kind, target_id)}
+    if row["inherited"]:
+        scope["OS-INHERIT:inherited_to"] = "projects"
+    url = f"{prefix}/{target_kind}s/{target_id}/{actor_kind}s/{actor_id}/roles/{row['role']}"
+    item: dict[str, Any] = {"role": ref("role", row["role"]), actor_kind: ref(actor_kind, actor_id),
+                            "scope": scope, "links": {"assignment": url}}
+    if row.get("via_group"):
+        item["links"]["membership"] = f"{prefix}/groups/{row['via_group']}/users/{actor_id}"
+    if row.get("prior"):
+        item["links"]["prior_role"] = f"{prefix}/roles/{row['prior']}"
+    return item
+
+
 async def list_role_assignments(request: Request) -> Response:
     enforce(request, "identity:list_role_assignments")
     q = request.query_params
@@ -340,35 +374,7 @@ async def list_role_assignments(request: Request) -> Response:
             return not (inherited_only and not row["inherited"])
 
         rows = [r for r in rows if keep(r)]
-        names: dict[tuple[str, str], dict[str, Any]] = {}
-        if include_names:
-            domains = {d.id: d.name for d in (await session.scalars(select(m.Domain))).all()}
-            for d_id, d_name in domains.items():
-                names[("domain", d_id)] = {"name": d_name}
-            for model, kind in ((m.User, "user"), (m.Group, "group"), (m.Project, "project")):
-                for ent in (await session.scalars(select(model))).all():
-                    names[(kind, ent.id)] = {"name": ent.name, "domain": {"id": ent.domain_id,
-                                                                          "name": domains.get(ent.domain_id)}}
-            for role in (await session.scalars(select(m.Role))).all():
-                names[("role", role.id)] = {"name": role.name}
-
-    def ref(kind: str, ident: str) -> dict[str, Any]:
-        return {"id": ident, **names.get((kind, ident), {})}
-
+        names = await _names(session) if include_names else {}
     prefix = base(request)
-    result = []
-    for row in rows:
-        actor_kind, actor_id = row["actor"]
-        target_kind, target_id = row["target"]
-        scope: dict[str, Any] = {target_kind: ref(target_kind, target_id)}
-        if row["inherited"]:
-            scope["OS-INHERIT:inherited_to"] = "projects"
-        url = f"{prefix}/{target_kind}s/{target_id}/{actor_kind}s/{actor_id}/roles/{row['role']}"
-        item: dict[str, Any] = {"role": ref("role", row["role"]), actor_kind: ref(actor_kind, actor_id),
-                                "scope": scope, "links": {"assignment": url}}
-        if row.get("via_group"):
-            item["links"]["membership"] = f"{prefix}/groups/{row['via_group']}/users/{actor_id}"
-        if row.get("prior"):
-            item["links"]["prior_role"] = f"{prefix}/roles/{row['prior']}"
-        result.append(item)
+    result = [_assignment_view(prefix, row, names) for row in rows]
     return collection(request, "role_assignments", result)

@@ -118,8 +118,8 @@ async def _image_for_volume(request: Request, image_ref: str, size: int) -> dict
     return image
 
 
-async def create_volume(request: Request) -> Response:
-    ctx = enforce(request, "volume:create")
+async def _create_body(request: Request) -> VolumeCreate:
+    """The checked create body: one source at most, a size unless the source gives it."""
     raw = await json_body(request)
     if not isinstance(raw, dict) or not isinstance(raw.get("volume"), dict):
         raise BadRequest("Missing required element 'volume' in request body.")
@@ -146,6 +146,13 @@ async def create_volume(request: Request) -> Response:
         raise BadRequest(f"Invalid input received: only one of {', '.join(sources)} may be given.")
     if body.size is None and not (body.snapshot_id or body.source_volid):
         raise BadRequest("Invalid input received: Size must be an integer and greater than 0.")
+    return body
+
+
+async def create_volume(request: Request) -> Response:
+    ctx = enforce(request, "volume:create")
+    body = await _create_body(request)
+    image_ref = body.imageRef or body.image_id
     metadata = check_metadata(body.metadata or {})
     image = None
     if image_ref:

@@ -138,3 +138,12 @@ def test_files_and_functions_stay_small() -> None:
                 if length > MAX_FUNCTION_LINES:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.name}: {length} lines")
     assert not offenders, offenders
+
+
+def test_the_build_contract_is_what_the_store_sends() -> None:
+    """compute/build.py's InstanceView is exactly the dict the conductor hands the agents (steps 14-18)."""
+    from pocketstack.compute.build import BlockDeviceView, InstanceView
+    from pocketstack.compute.store.instances import BDM_FIELDS, INSTANCE_FIELDS
+
+    assert set(InstanceView.__annotations__) == {*INSTANCE_FIELDS, "launched_at", "block_device_mapping"}
+    assert set(BlockDeviceView.__annotations__) == set(BDM_FIELDS)

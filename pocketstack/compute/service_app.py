@@ -193,7 +193,8 @@ class ComputeAgentsService(Service):
         transport = get_transport(self.settings)
         service_tokens = nova_service_tokens(self.settings)
         for host in agent_hosts(self.settings):
-            agent = ComputeAgent(self.settings, host, make_driver(self.settings, host), transport,
+            driver = make_driver(self.settings, host, image=self.image, service_tokens=service_tokens)
+            agent = ComputeAgent(self.settings, host, driver, transport,
                                  image=self.image, network=self.network, service_tokens=service_tokens)
             await agent.start()
             self.agents.append(agent)

@@ -51,7 +51,7 @@ class BuildAborted(Exception):
 
 class ComputeAgent(RPCEndpoint):
     namespace = "compute"
-    version = "1.1"
+    version = "1.2"
 
     def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
                  image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:
@@ -65,7 +65,7 @@ class ComputeAgent(RPCEndpoint):
         self.service_tokens = service_tokens
         self.volume = VolumeClient(settings.base_url("volume"))
         self.block_devices = BlockDevices(host, driver, self.conductor, self.volume)
-        self.server = RPCServer(transport, "compute", host, [self])
+        self.server = RPCServer(transport, "compute", host, [self], component=f"compute@{host}")
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._tasks: list[asyncio.Task[None]] = []
         self._networks: dict[str, dict[str, Any]] = {}  # network id -> name and MTU, for network_info
@@ -156,7 +156,8 @@ class ComputeAgent(RPCEndpoint):
                     await self.conductor.instance_update(inst["uuid"], updates, expected_task_state=[None])
 
     # ----- build (steps 13-29) -----------------------------------------------------------------------------
-    async def build_and_run_instance(self, instance_uuid: str, request_spec: dict[str, Any]) -> None:
+    async def build_and_run_instance(self, instance_uuid: str, request_spec: dict[str, Any] | None = None) -> None:
+        """Steps 13-29 on this host. `request_spec` is what 1.1 conductors still send; the agent never read it."""
         started = utcnow()
         ctx = get_current() or RequestContext()
         tracing.record("WORK", self.server.component, "take build_and_run_instance from the host queue",

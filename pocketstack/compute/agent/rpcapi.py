@@ -10,13 +10,13 @@ from pocketstack.common.rpc import RPCAPI
 class ComputeAgentAPI(RPCAPI):
     topic = "compute"
     namespace = "compute"
-    version = "1.1"
+    version = "1.2"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
     steps = {("cast", "build_and_run_instance"): "12"}
 
-    async def build_and_run_instance(self, host: str, instance_uuid: str, request_spec: dict[str, Any]) -> None:
+    async def build_and_run_instance(self, host: str, instance_uuid: str) -> None:
         """FLOW.md step 12: the conductor hands the build to the chosen host (CAST)."""
-        await self.prepare(server=host).cast(None, "build_and_run_instance", instance_uuid=instance_uuid,
-                                             request_spec=request_spec)
+        await self.prepare(server=host, version="1.2").cast(None, "build_and_run_instance",
+                                                            instance_uuid=instance_uuid)
 
     async def terminate_instance(self, host: str, instance_uuid: str) -> None:
         await self.prepare(server=host).cast(None, "terminate_instance", instance_uuid=instance_uuid)

@@ -15,6 +15,8 @@ from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest
 from pocketstack.common.microversion import MicroversionSpec
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
+from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.store.actions import ActionStore
 from pocketstack.compute.store.attachments import AttachmentStore
 from pocketstack.compute.store.quotas import QuotaStore
@@ -32,8 +34,8 @@ class ComputeAPIState:
     settings: Settings
     db: Database
     policy: PolicyEngine
-    conductor: Any  # pocketstack.compute.conductor.rpcapi.ConductorAPI
-    agents: Any  # pocketstack.compute.agent.rpcapi.ComputeAgentAPI
+    conductor: ConductorAPI | None  # set when the service starts (the transport exists then)
+    agents: ComputeAgentAPI | None
     image: ImageClient
     network: NetworkClient
     volume: VolumeClient | None = None  # the block storage API (FLOW.md 26-28); made from the settings when None

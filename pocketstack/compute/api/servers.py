@@ -23,6 +23,7 @@ from pocketstack.compute import states
 from pocketstack.compute.api import block_devices
 from pocketstack.compute.api.block_devices import BlockDevicePlan
 from pocketstack.compute.api.common import ComputeAPIState, limit_param, links, page_body, state
+from pocketstack.compute.build import BuildRequest, FlavorSnapshot
 from pocketstack.compute.store.servers import SORT_KEYS, BuildInputs, NewServers, ServerQuery, ServerRecord
 
 log = logging.getLogger("pocketstack.compute.api")
@@ -319,7 +320,7 @@ async def _resolve_root(request: Request, devices: BlockDevicePlan, flavor: Any)
 
 
 def _request_spec(ctx: RequestContext, inputs: BuildInputs, image: dict[str, Any], zone: str | None,
-                  hints: dict[str, Any]) -> dict[str, Any]:
+                  hints: dict[str, Any]) -> BuildRequest:
     """What the scheduler needs of a build (also kept on each instance row)."""
     group = inputs.group
     return {
@@ -330,7 +331,7 @@ def _request_spec(ctx: RequestContext, inputs: BuildInputs, image: dict[str, Any
     }
 
 
-def _flavor_snapshot(inputs: BuildInputs) -> dict[str, Any]:
+def _flavor_snapshot(inputs: BuildInputs) -> FlavorSnapshot:
     flavor = inputs.flavor
     return {"id": flavor.flavorid, "name": flavor.name, "vcpus": flavor.vcpus, "ram": flavor.memory_mb,
             "disk": flavor.root_gb, "ephemeral": flavor.ephemeral_gb, "swap": flavor.swap,
@@ -338,7 +339,7 @@ def _flavor_snapshot(inputs: BuildInputs) -> dict[str, Any]:
 
 
 def _new_servers(api: ComputeAPIState, ctx: RequestContext, body: ServerCreate, count: int, inputs: BuildInputs,
-                 devices: BlockDevicePlan, request_spec: dict[str, Any], networks: Any,
+                 devices: BlockDevicePlan, request_spec: BuildRequest, networks: Any,
                  security_groups: list[dict[str, str]]) -> NewServers:
     """The rows of `count` new servers (named NAME-1..N when more than one), building and scheduling."""
     flavor, reservation_id = inputs.flavor, f"r-{uuidlib.uuid4().hex[:8]}"
@@ -363,7 +364,7 @@ def _new_servers(api: ComputeAPIState, ctx: RequestContext, body: ServerCreate, 
                       group_uuid=inputs.group.uuid if inputs.group is not None else None)
 
 
-async def _cast_build(request: Request, uuids: list[str], request_spec: dict[str, Any]) -> None:
+async def _cast_build(request: Request, uuids: list[str], request_spec: BuildRequest) -> None:
     """Hand the build to the conductor (step 8); when it cannot be reached, the servers go to ERROR (500)."""
     try:
         await state(request).conductor.build_instances(uuids, request_spec)  # step 8

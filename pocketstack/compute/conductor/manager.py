@@ -21,6 +21,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import states
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
+from pocketstack.compute.build import BuildRequest
 from pocketstack.compute.scheduler.rpcapi import SchedulerAPI
 from pocketstack.compute.store.instances import (
     bdm_dict,
@@ -161,7 +162,7 @@ class ConductorManager(RPCEndpoint):
             log.exception("could not release the ports of %s", instance_uuid)
 
     # ----- build orchestration -----------------------------------------------------------------------------
-    async def build_instances(self, instance_uuids: list[str], request_spec: dict[str, Any]) -> None:
+    async def build_instances(self, instance_uuids: list[str], request_spec: BuildRequest) -> None:
         """Ask the scheduler for hosts (step 9), then cast each build to its host (step 12)."""
         started = utcnow()
         try:
@@ -175,7 +176,7 @@ class ConductorManager(RPCEndpoint):
         for instance_uuid, host in zip(instance_uuids, hosts, strict=True):
             await self._dispatch(instance_uuid, host, request_spec, started, reason)
 
-    async def _dispatch(self, instance_uuid: str, host: str | None, request_spec: dict[str, Any],
+    async def _dispatch(self, instance_uuid: str, host: str | None, request_spec: BuildRequest,
                         started: datetime, reason: str) -> None:
         request_id = request_spec.get("request_id") or ""
         if host is None:
@@ -203,7 +204,7 @@ class ConductorManager(RPCEndpoint):
         await self.action_event(instance_uuid=instance_uuid, request_id=request_id,
                                 event="conductor_schedule_and_build_instances", start_time=started.isoformat(),
                                 result="Success", host=self.settings.compute.host)
-        await self.agents.build_and_run_instance(host, instance_uuid, request_spec)
+        await self.agents.build_and_run_instance(host, instance_uuid)
 
     async def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> None:
         """A build failed on `failed_host`: release its claim and try another host, up to max_attempts."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pocketstack.common.rpc import RPCAPI
+from pocketstack.compute.build import BuildRequest, InstanceView
 
 
 class ConductorAPI(RPCAPI):
@@ -13,7 +14,7 @@ class ConductorAPI(RPCAPI):
     version = "1.2"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build
     steps = {("cast", "build_instances"): "8", ("call", "instance_get"): "14, 18", ("call", "instance_update"): "19"}
 
-    async def build_instances(self, instance_uuids: list[str], request_spec: dict[str, Any]) -> None:
+    async def build_instances(self, instance_uuids: list[str], request_spec: BuildRequest) -> None:
         """FLOW.md step 8: the API hands the build over (CAST)."""
         await self.prepare().cast(None, "build_instances", instance_uuids=instance_uuids, request_spec=request_spec)
 
@@ -21,12 +22,12 @@ class ConductorAPI(RPCAPI):
         await self.prepare().cast(None, "reschedule", instance_uuid=instance_uuid, failed_host=failed_host,
                                   reason=reason)
 
-    async def instance_get(self, instance_uuid: str) -> dict[str, Any]:
+    async def instance_get(self, instance_uuid: str) -> InstanceView:
         """FLOW.md steps 14-18: the compute agent reads its instance through the conductor (CALL)."""
         return await self.prepare().call(None, "instance_get", instance_uuid=instance_uuid)
 
     async def instance_update(self, instance_uuid: str, updates: dict[str, Any],
-                              expected_task_state: list[str | None] | None = None) -> dict[str, Any]:
+                              expected_task_state: list[str | None] | None = None) -> InstanceView:
         return await self.prepare().call(None, "instance_update", instance_uuid=instance_uuid, updates=updates,
                                          expected_task_state=expected_task_state)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 
 from pocketstack.common import tracing
 from pocketstack.common.db import Database
 from pocketstack.common.rpc import RPCEndpoint
 from pocketstack.common.timeutils import utcnow
+from pocketstack.compute.build import BuildRequest
 from pocketstack.compute.scheduler.filters import FILTERS, WEIGHERS, HostState, RequestView, weigh
 from pocketstack.compute.store.scheduling import SchedulingStore
 from pocketstack.settings import Settings
@@ -55,7 +55,7 @@ class SchedulerManager(RPCEndpoint):
                 vcpus_used=int(vcpus or 0), memory_used=int(ram or 0), disk_used=int(disk or 0)))
         return result
 
-    async def select_destinations(self, request_spec: dict[str, Any], instance_uuids: list[str],
+    async def select_destinations(self, request_spec: BuildRequest, instance_uuids: list[str],
                                   excluded_hosts: list[str]) -> list[str | None]:
         """Step 10 (filter and weigh) and step 11 (claim) for each instance; None where no host fits."""
         hosts = [h for h in await self._host_states() if h.host not in set(excluded_hosts)]

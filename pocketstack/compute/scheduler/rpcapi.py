@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pocketstack.common.rpc import RPCAPI
+from pocketstack.compute.build import BuildRequest
 
 
 class SchedulerAPI(RPCAPI):
@@ -13,7 +12,7 @@ class SchedulerAPI(RPCAPI):
     version = "1.0"
     steps = {("call", "select_destinations"): "9"}
 
-    async def select_destinations(self, request_spec: dict[str, Any], instance_uuids: list[str],
+    async def select_destinations(self, request_spec: BuildRequest, instance_uuids: list[str],
                                   excluded_hosts: list[str] | None = None) -> list[str | None]:
         """FLOW.md steps 9-11: filter, weigh, claim; a host (or None: no valid host) per instance (CALL)."""
         return await self.prepare().call(None, "select_destinations", request_spec=request_spec,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -15,6 +15,7 @@ from pocketstack.common.db import Database
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import states
+from pocketstack.compute.build import InstanceView
 from pocketstack.compute.settings import ComputeSettings
 
 INSTANCE_FIELDS = ("uuid", "display_name", "hostname", "project_id", "user_id", "image_ref", "flavor", "vcpus",
@@ -29,12 +30,12 @@ def bdm_dict(bdm: m.BlockDeviceMapping) -> dict[str, Any]:
     return {name: getattr(bdm, name) for name in BDM_FIELDS}
 
 
-def instance_dict(inst: m.Instance) -> dict[str, Any]:
+def instance_dict(inst: m.Instance) -> InstanceView:
     """An instance as the agents get it, with its block device mappings under `block_device_mapping`."""
-    data = {name: getattr(inst, name) for name in INSTANCE_FIELDS}
+    data: dict[str, Any] = {name: getattr(inst, name) for name in INSTANCE_FIELDS}
     data["launched_at"] = inst.launched_at.isoformat() if inst.launched_at else None
     data["block_device_mapping"] = [bdm_dict(b) for b in inst.block_devices]
-    return data
+    return cast(InstanceView, data)
 
 
 def record_heartbeat(session: Session, settings: ComputeSettings, host: str, binary: str, topic: str,

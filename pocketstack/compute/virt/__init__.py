@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pocketstack.common.clients.identity import ServiceTokenProvider
+from pocketstack.common.clients.image import ImageClient
 from pocketstack.compute.virt.driver import ComputeDriver
 from pocketstack.settings import Settings
 
 
-def make_driver(settings: Settings, host: str) -> ComputeDriver:
+def make_driver(settings: Settings, host: str, *, image: ImageClient | None = None,
+                service_tokens: ServiceTokenProvider | None = None) -> ComputeDriver:
+    """The host's driver, given the agent's image client and service tokens (the QEMU driver fetches images)."""
     if settings.compute.driver == "fake":
         from pocketstack.compute.virt.fake import FakeDriver
 
@@ -14,5 +18,5 @@ def make_driver(settings: Settings, host: str) -> ComputeDriver:
     if settings.compute.driver == "qemu":
         from pocketstack.compute.virt.qemu import QemuDriver
 
-        return QemuDriver(host, settings)
+        return QemuDriver(host, settings, image=image, service_tokens=service_tokens)
     raise ValueError(f"unknown compute driver {settings.compute.driver!r}")

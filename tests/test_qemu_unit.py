@@ -151,7 +151,8 @@ class FakeImageService:
     def __init__(self, source: Path, disk_format: str) -> None:
         self.source, self.disk_format, self.downloads = source, disk_format, 0
 
-    async def download(self, image_id: str, dest: Path, *, token: str | None = None) -> dict[str, Any]:
+    async def download(self, image_id: str, dest: Path, *, token: str | None = None,
+                       image: dict[str, Any] | None = None) -> dict[str, Any]:
         assert token == "service-token"
         self.downloads += 1
         await asyncio.sleep(0.05)

@@ -53,12 +53,14 @@ class ImageClient(ServiceClient):
             await asyncio.to_thread(data.close)
 
     async def download(self, image_id: str, dest: Path, *, token: str | None = None,
-                       chunk_size: int = 1 << 20) -> dict[str, Any]:
+                       image: dict[str, Any] | None = None, chunk_size: int = 1 << 20) -> dict[str, Any]:
         """Stream an active image's data into `dest` (temp file + rename), verifying size and sha512/md5.
 
+        `image`: its record when the caller already read it (a boot reads it at step 20), else it is read here.
         Returns the image record the data was checked against. Nothing is left at `dest` on failure.
         """
-        image = await self.get_image(image_id, token=token)
+        if image is None or image.get("id") != image_id:
+            image = await self.get_image(image_id, token=token)
         if image.get("status") != "active":
             raise Conflict(f"Image {image_id} is {image.get('status')}, not active; it has no data to fetch.")
         algo = image.get("os_hash_algo")

@@ -335,7 +335,8 @@ class QemuDriver(ComputeDriver):
             converted = self.base_dir / f".{image_id}.raw"
             client, tokens = self._image_client()
             try:
-                record = await client.download(image_id, fetched, token=await tokens.token())
+                record = await client.download(image_id, fetched, token=await tokens.token(),
+                                               image=image_meta if image_meta.get("os_hash_value") else None)
                 fmt = IMAGE_FORMATS.get(record.get("disk_format") or "raw")
                 if fmt is None:
                     raise DriverError(f"image {image_id} has disk_format {record.get('disk_format')}; the qemu "

@@ -18,6 +18,19 @@ SERVICES = ("identity", "image", "network", "volume", "compute")
 MAX_FILE_LINES = 800
 MAX_FUNCTION_LINES = 80
 
+# Rules a part of the tree does not meet yet (issue 14's closing note says what is left of each). Each is a strict
+# xfail: the day the part is fixed its test passes, is reported XPASS as a failure, and the entry must go.
+PENDING = {
+    ("no_sql", "identity"): "identity/api still queries in its handlers (its store is not written yet)",
+    ("no_sql", "volume"): "volume/api still runs its transactions (db.run closures) in its handlers",
+    ("idiom", "identity"): "identity still opens async sessions with Database.session",
+}
+
+
+def _params(rule: str, names: tuple[str, ...]) -> list:
+    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=PENDING[(rule, name)]))
+            if (rule, name) in PENDING else name for name in names]
+
 
 def _modules(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.py") if "migrations" not in p.parts)
@@ -38,7 +51,7 @@ def _api_modules(service: str) -> list[Path]:
     return _modules(ROOT / service / "api")
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", _params("no_sql", SERVICES))
 def test_no_sql_in_the_api_package(service: str) -> None:
     """Handlers parse, enforce, call the store or the manager and render: no query, no session, no models."""
     offenders = []
@@ -83,10 +96,19 @@ def test_every_handler_is_in_the_route_table(api: str) -> None:
     assert not unrouted, f"public handlers missing from {table_module} (make helpers private): {unrouted}"
 
 
-def test_one_transaction_idiom() -> None:
+PACKAGES = tuple(sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()))
+
+
+@pytest.mark.parametrize("package", _params("idiom", PACKAGES))
+def test_one_transaction_idiom(package: str) -> None:
     """`Database.run(fn, write=...)` is the only way to run a transaction."""
-    offenders = [f"{path.relative_to(ROOT)}" for path in _modules(ROOT)
+    offenders = [f"{path.relative_to(ROOT)}" for path in _modules(ROOT / package)
                  if ".session(write=" in path.read_text() and path.name != "db.py"]
+    assert not offenders, offenders
+
+
+def test_one_transaction_idiom_in_the_top_level_modules() -> None:
+    offenders = [path.name for path in ROOT.glob("*.py") if ".session(write=" in path.read_text()]
     assert not offenders, offenders
 
 

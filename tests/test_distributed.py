@@ -15,8 +15,9 @@ import pytest
 import requests
 from dist_helpers import POCKETSTACK, Deployment, engines_available, pg, rabbitmqctl
 
-from pocketstack.common.service import METADATA_SECRET_KEY, stored_passwords
+from pocketstack.common.service import stored_passwords
 from pocketstack.compute.metadata.service_app import sign_instance_id
+from pocketstack.compute.spec import METADATA_SECRET_KEY
 
 
 @pytest.fixture(scope="module")

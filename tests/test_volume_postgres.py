@@ -10,8 +10,8 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import pytest_asyncio
+from conftest import postgres_database
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,6 @@ from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 from pocketstack.volume import quotas, scheduler
 
-asyncpg = pytest.importorskip("asyncpg")
 SERVER = os.environ.get("VOLUME_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SPEC = next(s for s in SERVICES if s.name == "volume")
 HOST = "pg@file#file"
@@ -31,33 +30,23 @@ HOST = "pg@file#file"
 
 @pytest_asyncio.fixture
 async def workers(tmp_path: Path) -> AsyncIterator[list[Database]]:
-    try:
-        admin_conn = await asyncpg.connect(SERVER, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if os.environ.get("CI"):  # CI has PostgreSQL (scripts/services.sh starts it): never skip there
-            raise AssertionError(f"no PostgreSQL server in CI: {exc}")
-        pytest.skip(f"no PostgreSQL server: {exc}")
-    name = f"pocketstack_vol_{uuid.uuid4().hex[:10]}"
-    await admin_conn.execute(f'CREATE DATABASE "{name}"')
-    url = SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
-    dbs = [Database(url) for _ in range(4)]
-    try:
-        await dbs[0].migrate(SPEC.migrations_dir, SPEC.version_table)
+    async with postgres_database(SERVER, "pocketstack_vol") as url:
+        dbs = [Database(url) for _ in range(4)]
+        try:
+            await dbs[0].migrate(SPEC.migrations_dir, SPEC.version_table)
 
-        def seed(session: Session) -> None:
-            now = utcnow()
-            session.add(m.VolumeType(id=str(uuid.uuid4()), name="__DEFAULT__", is_public=True, created_at=now))
-            session.add(m.Service(host="pg@file", binary=scheduler.VOLUME_BINARY, topic="cinder-volume",
-                                  availability_zone="nova", total_capacity_gb=10.0, last_seen_up=now,
-                                  capabilities={"pool_name": "file"}, created_at=now))
+            def seed(session: Session) -> None:
+                now = utcnow()
+                session.add(m.VolumeType(id=str(uuid.uuid4()), name="__DEFAULT__", is_public=True, created_at=now))
+                session.add(m.Service(host="pg@file", binary=scheduler.VOLUME_BINARY, topic="cinder-volume",
+                                      availability_zone="nova", total_capacity_gb=10.0, last_seen_up=now,
+                                      capabilities={"pool_name": "file"}, created_at=now))
 
-        await dbs[0].run(seed)
-        yield dbs
-    finally:
-        for db in dbs:
-            await db.close()
-        await admin_conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin_conn.close()
+            await dbs[0].run(seed, write=True)
+            yield dbs
+        finally:
+            for db in dbs:
+                await db.close()
 
 
 async def test_concurrent_claims_never_overbook_a_backend(workers: list[Database], tmp_path: Path) -> None:
@@ -74,7 +63,7 @@ async def test_concurrent_claims_never_overbook_a_backend(workers: list[Database
                              availability_zone="nova", volume_type_id=type_id, host=host, created_at=now))
         return True
 
-    results = await asyncio.gather(*(workers[i % len(workers)].run(claim) for i in range(12)))
+    results = await asyncio.gather(*(workers[i % len(workers)].run(claim, write=True) for i in range(12)))
     assert sum(results) == 2  # 10 GB holds two 4 GB volumes, however the claims interleave
 
     def allocated(session: Session) -> int:
@@ -96,5 +85,5 @@ async def test_concurrent_creates_never_exceed_the_quota(workers: list[Database]
                              availability_zone="nova", volume_type_id=type_id, created_at=utcnow()))
         return True
 
-    results = await asyncio.gather(*(workers[i % len(workers)].run(create) for i in range(12)))
+    results = await asyncio.gather(*(workers[i % len(workers)].run(create, write=True) for i in range(12)))
     assert sum(results) == 3

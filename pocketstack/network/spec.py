@@ -12,6 +12,10 @@ def _neutron_body(err: APIError) -> Body:
 # Neutron's error body: the specific exception's name (e.g. NetworkNotFound) or webob's.
 ERRORS = ErrorStyle(_neutron_body)
 
+# The secret the host agent's metadata proxy signs instance ids with: Neutron's metadata_proxy_shared_secret, the
+# same one the metadata API checks (so either service alone gets it generated on the first start).
+METADATA_SECRET_KEY = "metadata_proxy_shared_secret"
+
 SPEC = ServiceSpec(
     "network", "network", "neutron", "", "pocketstack.network.service_app:create", service_user="neutron",
     roles=(
@@ -20,4 +24,5 @@ SPEC = ServiceSpec(
              wanted=lambda settings: settings.network_agent_enabled, host_networking=lambda settings: True),
     ),
     rest_steps=(RestStep("identity", "GET", "/v3/auth/tokens", "24"),), errors=ERRORS,
+    shared_secret=METADATA_SECRET_KEY,
 )

@@ -42,10 +42,8 @@ from pocketstack.network.agent.metadata import MetadataProxy
 from pocketstack.network.agent.router import Routers
 from pocketstack.network.agent.rpcapi import LINUX_BRIDGE_AGENT, TOPIC
 from pocketstack.network.rpcapi import PluginAPI
+from pocketstack.network.spec import METADATA_SECRET_KEY
 from pocketstack.settings import Settings
-
-# the secret the metadata proxy signs instance ids with (Neutron's metadata_proxy_shared_secret)
-METADATA_SECRET_KEY = "metadata_proxy_shared_secret"
 
 log = logging.getLogger("pocketstack.network.agent")
 

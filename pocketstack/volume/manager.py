@@ -214,14 +214,19 @@ class VolumeManager(RPCEndpoint):
         return loc
 
     async def _fail_volume(self, volume_id: str, status: str, event: tuple[str, str], reason: str) -> None:
-        log.warning("volume %s: %s failed: %s", volume_id, event[1], reason)
+        await self._fail(m.Volume, "VOLUME", volume_id, status, event, reason)
+
+    async def _fail(self, model: type[m.Volume] | type[m.Snapshot], kind: str, resource_id: str, status: str,
+                    event: tuple[str, str], reason: str) -> None:
+        """Put a volume or snapshot whose operation failed in `status`, with a user message saying why."""
+        log.warning("%s %s: %s failed: %s", kind.lower(), resource_id, event[1], reason)
 
         def fail(session: Session) -> None:
-            row = session.get(m.Volume, volume_id)
+            row = session.get(model, resource_id)
             if row is None:
                 return
             row.status, row.updated_at = status, utcnow()
-            messages.add(session, row.project_id, "VOLUME", volume_id, event, reason)
+            messages.add(session, row.project_id, kind, resource_id, event, reason)
 
         await self.db.run(fail, write=True)
 
@@ -306,16 +311,7 @@ class VolumeManager(RPCEndpoint):
             await self.db.run(finish, write=True)
 
     async def _fail_snapshot(self, snapshot_id: str, status: str, event: tuple[str, str], reason: str) -> None:
-        log.warning("snapshot %s: %s failed: %s", snapshot_id, event[1], reason)
-
-        def fail(session: Session) -> None:
-            row = session.get(m.Snapshot, snapshot_id)
-            if row is None:
-                return
-            row.status, row.updated_at = status, utcnow()
-            messages.add(session, row.project_id, "VOLUME_SNAPSHOT", snapshot_id, event, reason)
-
-        await self.db.run(fail, write=True)
+        await self._fail(m.Snapshot, "VOLUME_SNAPSHOT", snapshot_id, status, event, reason)
 
     async def delete_snapshot(self, snapshot_id: str) -> None:
         snap = await self.db.run(lambda s: s.get(m.Snapshot, snapshot_id), write=False)

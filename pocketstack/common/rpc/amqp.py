@@ -6,11 +6,15 @@ Layout on the broker, per control exchange (default "pocketstack"):
 - per topic a fanout exchange `topic_fanout`, each server binding an exclusive auto-delete queue of its own;
 - per transport (process) an exclusive reply queue; replies find their call through the correlation id.
 Requests of calls carry a TTL equal to the call's timeout, so a call nobody answers leaves no message behind.
-Casts and call requests are mandatory: one the broker cannot route yet (right after a broker restart, before the
-servers have re-declared their queues) is published again until a queue takes it, or `publish_timeout` (casts),
-or the call's timeout, runs out; a call to a topic nobody serves still ends with MessagingTimeout.
+Casts and call requests go out on the confirmed channel and are mandatory: one the broker cannot route yet (right
+after a broker restart, before the servers have re-declared their queues) comes back with the confirmation and is
+published again until a queue takes it, or `publish_timeout` (casts), or the call's timeout, runs out; a call to a
+topic nobody serves still ends with MessagingTimeout. (A return is only seen through a publisher confirmation: on
+a channel without confirms the broker's basic.return is dropped.) Replies go out unconfirmed on the channel that
+consumes the reply queue, since the reply itself confirms the call.
 The connection is robust: after a drop aio-pika reconnects and re-declares queues, bindings and consumers;
-calls waiting when the connection went down fail at once with TransportError (their reply queue went with it).
+calls waiting when the connection went down fail at once with TransportError (their reply queue went with it),
+and a new call waits until the reply queue is back before it sends its request.
 """
 
 from __future__ import annotations
@@ -57,14 +61,11 @@ class AmqpTransport(Transport):
         self.publish_timeout = publish_timeout
         self._lock = asyncio.Lock()
         self.connection: AbstractRobustConnection | None = None
-        self._confirmed: AbstractChannel | None = None  # casts and fanouts: the broker confirms each
-        self._fast: AbstractChannel | None = None  # call requests and replies: the reply is the confirmation
+        self._confirmed: AbstractChannel | None = None  # casts, fanouts and call requests: the broker confirms each
+        self._fast: AbstractChannel | None = None  # the reply queue and replies: the reply is the confirmation
         self._topic_confirmed: AbstractExchange | None = None
-        self._topic_fast: AbstractExchange | None = None
         self._fanout_exchanges: dict[str, AbstractExchange] = {}
         self._reply_queue: AbstractQueue | None = None
-        self._requests: dict[str, tuple[aio_pika.Message, str]] = {}  # calls in flight, to publish again
-        self._republishing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if self.connection is not None:
@@ -95,11 +96,9 @@ class AmqpTransport(Transport):
         self._confirmed = await connection.channel(publisher_confirms=True)
         self._fast = await connection.channel(publisher_confirms=False)
         self._topic_confirmed = await self._confirmed.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC)
-        self._topic_fast = await self._fast.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC)
         self._reply_queue = await self._fast.declare_queue(f"reply_{uuid.uuid4().hex}", exclusive=True,
                                                            auto_delete=True)
         await self._reply_queue.consume(self._on_reply, no_ack=True)
-        self._fast.return_callbacks.add(self._on_return)
 
     def _on_connection_lost(self, _sender: Any, exc: BaseException | None = None) -> None:
         if self._pending:
@@ -108,25 +107,6 @@ class AmqpTransport(Transport):
             if not future.done():
                 future.set_exception(TransportError(
                     "the connection to the message broker was lost while the call waited for its reply"))
-
-    def _on_return(self, _channel: Any, message: AbstractIncomingMessage) -> None:
-        """The broker could not route a call's request (its topic's queue is not back yet after a broker restart):
-        publish it again shortly, while the call still waits."""
-        correlation_id = message.correlation_id
-        if correlation_id in self._requests and not self.closed:
-            task = asyncio.get_running_loop().create_task(self._republish(correlation_id))
-            self._republishing.add(task)
-            task.add_done_callback(self._republishing.discard)
-
-    async def _republish(self, correlation_id: str) -> None:
-        await asyncio.sleep(0.1)
-        request = self._requests.get(correlation_id)
-        if request is None or self._fast is None or self._topic_fast is None:
-            return
-        message, routing_key = request
-        with contextlib.suppress(TransportError):  # the call then ends with its timeout
-            await self._publish(self._fast, self._topic_fast, message, routing_key, self.publish_timeout,
-                                mandatory=True)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.get(message.correlation_id)
@@ -139,9 +119,9 @@ class AmqpTransport(Transport):
         """Publish; while the connection is down, again each time it is restored (robust reconnection) until
         `within` runs out. A broker restart first shows as a closed channel that only later reopens.
 
-        `mandatory` (casts, on the confirmed channel): a message the broker cannot route is published again
+        `mandatory` (on the confirmed channel only): a message the broker cannot route is published again
         until a queue takes it. After a broker restart the queues come back only as their consumers reconnect,
-        and a cast sent in between would otherwise be dropped."""
+        and a cast or call request sent in between would otherwise be dropped."""
         last: BaseException | str | None = None
         try:
             async with asyncio.timeout(within):
@@ -169,23 +149,23 @@ class AmqpTransport(Transport):
 
     async def call(self, target: Target, body: bytes, within: float) -> bytes:
         await self.start()
-        assert self._fast is not None and self._topic_fast is not None and self._reply_queue is not None
+        assert self._fast is not None and self._confirmed is not None and self._topic_confirmed is not None
+        assert self._reply_queue is not None
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
             async with asyncio.timeout(within):
+                await self._fast.ready()  # after a reconnection: the reply queue and its consumer are back
                 message = aio_pika.Message(body, content_type=CONTENT_TYPE, correlation_id=correlation_id,
                                            reply_to=self._reply_queue.name, expiration=within)
-                self._requests[correlation_id] = (message, target.routing_key)
-                await self._publish(self._fast, self._topic_fast, message, target.routing_key, within,
+                await self._publish(self._confirmed, self._topic_confirmed, message, target.routing_key, within,
                                     mandatory=True)
                 return await future
         except TimeoutError:
             raise MessagingTimeout(f"no reply from {target.routing_key!r} within {within:g}s") from None
         finally:
             del self._pending[correlation_id]
-            self._requests.pop(correlation_id, None)
 
     async def cast(self, target: Target, body: bytes) -> None:
         await self.start()
@@ -225,8 +205,6 @@ class AmqpTransport(Transport):
 
     async def close(self) -> None:
         await super().close()
-        for task in list(self._republishing):
-            task.cancel()
         if self.connection is not None:
             with contextlib.suppress(Exception):
                 await self.connection.close()

@@ -48,8 +48,9 @@ async def _grant(session: AsyncSession, user: m.User, project: m.Project, role: 
 async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[ServiceSpec]) -> dict[str, str]:
     """Make sure the base accounts and the catalog exist; return the passwords created on this start."""
     created: dict[str, str] = {}  # printed once: admin and demo
-    dirty = False
-    async with manager.db.session(write=True) as session:
+
+    async def seed(session: AsyncSession) -> None:
+        dirty = False
         # identity processes starting at once (API workers, distributed mode) bootstrap one after the other
         await manager.db.lock(await session.connection(), "identity_bootstrap")
         passwords = stored_passwords(settings.data_dir)
@@ -98,6 +99,8 @@ async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[Se
                 dirty = True
         if created or dirty:  # still under the lock: the next process to bootstrap reads them
             save_passwords(settings.data_dir, passwords)
+
+    await manager.db.run(seed, write=True)
     manager.invalidate()
     return created
 

@@ -27,6 +27,8 @@ from pocketstack.common.policy import PolicyEngine
 from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.policies import IDENTITY_POLICIES
+from pocketstack.identity.store.catalog import token_catalog
+from pocketstack.identity.store.roles import effective_role_ids, implied_closure
 from pocketstack.identity.tokens import KeyRepository, TokenPayload, TokenProvider, new_audit_id
 from pocketstack.settings import Settings
 
@@ -99,18 +101,19 @@ class IdentityManager:
         async with self._revocations_lock:
             if time.monotonic() - self._revocations_loaded < self.settings.identity.revocation_refresh:
                 return self._revocations
-            async with self.db.session(write=False) as session:
-                rows = (await session.scalars(
-                    select(m.RevocationEvent).where(m.RevocationEvent.expires_at > time.time()))).all()
-            self._revocations = list(rows)
+            async def read(session: AsyncSession) -> list[m.RevocationEvent]:
+                return list((await session.scalars(
+                    select(m.RevocationEvent).where(m.RevocationEvent.expires_at > time.time()))).all())
+            self._revocations = await self.db.run(read, write=False)
             self._revocations_loaded = time.monotonic()
         return self._revocations
 
     async def purge_expired_revocations(self) -> int:
-        async with self.db.session(write=True) as session:
+        async def purge(session: AsyncSession) -> int:
             result = await session.execute(
                 delete(m.RevocationEvent).where(m.RevocationEvent.expires_at <= time.time()))
-        return result.rowcount or 0
+            return result.rowcount or 0  # type: ignore[attr-defined]
+        return await self.db.run(purge, write=True)
 
     @staticmethod
     def _revoked_by(event: m.RevocationEvent, payload: TokenPayload, domains: set[str]) -> bool:
@@ -126,48 +129,6 @@ class IdentityManager:
             return False
         return not (event.application_credential_id is not None
                     and event.application_credential_id != payload.application_credential_id)
-
-    # ----- roles -------------------------------------------------------------------------------------------
-    async def _implied_closure(self, session: AsyncSession, role_ids: set[str]) -> set[str]:
-        rules = (await session.execute(select(m.ImpliedRole.prior_role_id, m.ImpliedRole.implied_role_id))).all()
-        implies: dict[str, set[str]] = {}
-        for prior, implied in rules:
-            implies.setdefault(prior, set()).add(implied)
-        result, todo = set(role_ids), list(role_ids)
-        while todo:
-            for implied in implies.get(todo.pop(), ()):
-                if implied not in result:
-                    result.add(implied)
-                    todo.append(implied)
-        return result
-
-    async def effective_role_ids(self, session: AsyncSession, user_id: str, *, project_id: str | None = None,
-                                 domain_id: str | None = None, expand_implied: bool = True) -> set[str]:
-        """Roles a user holds on a project or domain: direct, through groups, inherited from the domain."""
-        group_ids = list((await session.scalars(
-            select(m.Membership.group_id).where(m.Membership.user_id == user_id))).all())
-        actors = [user_id, *group_ids]
-        role_ids: set[str] = set()
-        if project_id is not None:
-            project = await session.get(m.Project, project_id)
-            if project is None:
-                return set()
-            rows = await session.scalars(select(m.Assignment.role_id).where(
-                m.Assignment.actor_id.in_(actors), m.Assignment.target_id == project_id,
-                m.Assignment.type.in_(("UserProject", "GroupProject")), m.Assignment.inherited.is_(False)))
-            role_ids.update(rows.all())
-            rows = await session.scalars(select(m.Assignment.role_id).where(
-                m.Assignment.actor_id.in_(actors), m.Assignment.target_id == project.domain_id,
-                m.Assignment.type.in_(("UserDomain", "GroupDomain")), m.Assignment.inherited.is_(True)))
-            role_ids.update(rows.all())
-        elif domain_id is not None:
-            rows = await session.scalars(select(m.Assignment.role_id).where(
-                m.Assignment.actor_id.in_(actors), m.Assignment.target_id == domain_id,
-                m.Assignment.type.in_(("UserDomain", "GroupDomain")), m.Assignment.inherited.is_(False)))
-            role_ids.update(rows.all())
-        if expand_implied and role_ids:
-            role_ids = await self._implied_closure(session, role_ids)
-        return role_ids
 
     # ----- authentication ----------------------------------------------------------------------------------
     async def _find_domain(self, session: AsyncSession, ref: dict[str, Any] | None) -> m.Domain:
@@ -242,7 +203,8 @@ class IdentityManager:
         if method not in identity or not isinstance(identity[method], dict):
             raise BadRequest(f"Invalid input: 'auth.identity.{method}' is required.")
         now = time.time()
-        async with self.db.session(write=False) as session:
+
+        async def check(session: AsyncSession) -> TokenPayload:
             requested = await self._resolve_scope(session, auth.get("scope"))
             if method == "password":
                 user = await self._find_user(session, identity["password"].get("user"))
@@ -256,7 +218,7 @@ class IdentityManager:
                 project_id, domain_id = requested
                 if auth.get("scope") is None and user.default_project_id:
                     project = await session.get(m.Project, user.default_project_id)
-                    if project and project.enabled and await self.effective_role_ids(
+                    if project and project.enabled and await effective_role_ids(
                             session, user.id, project_id=project.id):
                         project_id = project.id
                 payload = TokenPayload(user_id=user.id, methods=["password"], issued_at=now,
@@ -279,6 +241,8 @@ class IdentityManager:
                                                             requested, now)
             else:
                 raise Unauthorized(f"Unsupported authentication method: {method}.")
+            return payload
+        payload = await self.db.run(check, write=False)
         await self.auth_context(payload)  # checks the scope: enabled, roles present
         return payload
 
@@ -332,55 +296,59 @@ class IdentityManager:
         return cached
 
     async def _load_auth_context(self, payload: TokenPayload) -> dict[str, Any]:
-        async with self.db.session(write=False) as session:
-            user = await session.get(m.User, payload.user_id)
-            if user is None:
-                raise Unauthorized("The user of the token no longer exists.")
-            await self._check_user_usable(session, user)
-            user_domain = await session.get(m.Domain, user.domain_id)
-            ctx: dict[str, Any] = {
-                "user": {"id": user.id, "name": user.name, "password_expires_at": None,
-                         "domain": {"id": user_domain.id, "name": user_domain.name}},
-                "domains": [user.domain_id],
-            }
-            role_ids: set[str] = set()
-            if payload.project_id:
-                project = await session.get(m.Project, payload.project_id)
-                if project is None or not project.enabled:
-                    raise Unauthorized("The project of the token is disabled or does not exist.")
-                pdomain = await session.get(m.Domain, project.domain_id)
-                if pdomain is None or not pdomain.enabled:
-                    raise Unauthorized("The domain of the project is disabled.")
-                ctx["project"] = {"id": project.id, "name": project.name,
-                                  "domain": {"id": pdomain.id, "name": pdomain.name}}
-                ctx["domains"].append(pdomain.id)
-                role_ids = await self.effective_role_ids(session, user.id, project_id=project.id)
-                if not role_ids:
-                    raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
-            elif payload.domain_id:
-                domain = await session.get(m.Domain, payload.domain_id)
-                if domain is None or not domain.enabled:
-                    raise Unauthorized("The domain of the token is disabled or does not exist.")
-                ctx["domain"] = {"id": domain.id, "name": domain.name}
-                ctx["domains"].append(domain.id)
-                role_ids = await self.effective_role_ids(session, user.id, domain_id=domain.id)
-                if not role_ids:
-                    raise Unauthorized(f"User {user.id} has no access to domain {domain.id}.")
-            if payload.application_credential_id:
-                cred = await session.get(m.ApplicationCredential, payload.application_credential_id)
-                if cred is None:
-                    raise Unauthorized("The application credential no longer exists.")
-                delegated = {r["id"] for r in cred.roles}
-                role_ids = await self._implied_closure(session, role_ids & delegated)
-                if not role_ids:
-                    raise Unauthorized("The application credential's roles are no longer held by the user.")
-                ctx["application_credential"] = {"id": cred.id, "name": cred.name,
-                                                 "restricted": not cred.unrestricted}
-            if role_ids:
-                roles = (await session.scalars(select(m.Role).where(m.Role.id.in_(role_ids)))).all()
-                ctx["roles"] = sorted(({"id": r.id, "name": r.name} for r in roles), key=lambda r: r["name"])
-            if payload.project_id or payload.domain_id:
-                ctx["catalog"] = await self.catalog(session, payload.project_id)
+        async def load(session: AsyncSession) -> dict[str, Any]:
+            return await self._auth_context_of(session, payload)
+        return await self.db.run(load, write=False)
+
+    async def _auth_context_of(self, session: AsyncSession, payload: TokenPayload) -> dict[str, Any]:
+        user = await session.get(m.User, payload.user_id)
+        if user is None:
+            raise Unauthorized("The user of the token no longer exists.")
+        await self._check_user_usable(session, user)
+        user_domain = await session.get(m.Domain, user.domain_id)
+        ctx: dict[str, Any] = {
+            "user": {"id": user.id, "name": user.name, "password_expires_at": None,
+                     "domain": {"id": user_domain.id, "name": user_domain.name}},
+            "domains": [user.domain_id],
+        }
+        role_ids: set[str] = set()
+        if payload.project_id:
+            project = await session.get(m.Project, payload.project_id)
+            if project is None or not project.enabled:
+                raise Unauthorized("The project of the token is disabled or does not exist.")
+            pdomain = await session.get(m.Domain, project.domain_id)
+            if pdomain is None or not pdomain.enabled:
+                raise Unauthorized("The domain of the project is disabled.")
+            ctx["project"] = {"id": project.id, "name": project.name,
+                              "domain": {"id": pdomain.id, "name": pdomain.name}}
+            ctx["domains"].append(pdomain.id)
+            role_ids = await effective_role_ids(session, user.id, project_id=project.id)
+            if not role_ids:
+                raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
+        elif payload.domain_id:
+            domain = await session.get(m.Domain, payload.domain_id)
+            if domain is None or not domain.enabled:
+                raise Unauthorized("The domain of the token is disabled or does not exist.")
+            ctx["domain"] = {"id": domain.id, "name": domain.name}
+            ctx["domains"].append(domain.id)
+            role_ids = await effective_role_ids(session, user.id, domain_id=domain.id)
+            if not role_ids:
+                raise Unauthorized(f"User {user.id} has no access to domain {domain.id}.")
+        if payload.application_credential_id:
+            cred = await session.get(m.ApplicationCredential, payload.application_credential_id)
+            if cred is None:
+                raise Unauthorized("The application credential no longer exists.")
+            delegated = {r["id"] for r in cred.roles}
+            role_ids = await implied_closure(session, role_ids & delegated)
+            if not role_ids:
+                raise Unauthorized("The application credential's roles are no longer held by the user.")
+            ctx["application_credential"] = {"id": cred.id, "name": cred.name,
+                                             "restricted": not cred.unrestricted}
+        if role_ids:
+            roles = (await session.scalars(select(m.Role).where(m.Role.id.in_(role_ids)))).all()
+            ctx["roles"] = sorted(({"id": r.id, "name": r.name} for r in roles), key=lambda r: r["name"])
+        if payload.project_id or payload.domain_id:
+            ctx["catalog"] = await token_catalog(session, payload.project_id)
         return ctx
 
     async def validate(self, token: str, *, allow_expired: bool = False) -> tuple[TokenPayload, dict[str, Any]]:
@@ -413,23 +381,6 @@ class IdentityManager:
         return body
 
     async def revoke_token(self, payload: TokenPayload) -> None:
-        async with self.db.session(write=True) as session:
+        async def revoke(session: AsyncSession) -> None:
             await self.add_revocation(session, audit_id=payload.audit_ids[0])
-
-    # ----- catalog -----------------------------------------------------------------------------------------
-    async def catalog(self, session: AsyncSession, project_id: str | None) -> list[dict[str, Any]]:
-        services = (await session.scalars(select(m.CatalogService).where(m.CatalogService.enabled.is_(True)))).all()
-        endpoints = (await session.scalars(select(m.Endpoint).where(m.Endpoint.enabled.is_(True)))).all()
-        by_service: dict[str, list[dict[str, Any]]] = {}
-        for ep in endpoints:
-            url = ep.url
-            if "$(" in url or "%(" in url:
-                if project_id is None:
-                    continue
-                for var in ("$(project_id)s", "$(tenant_id)s", "%(project_id)s", "%(tenant_id)s"):
-                    url = url.replace(var, project_id)
-            by_service.setdefault(ep.service_id, []).append(
-                {"id": ep.id, "interface": ep.interface, "region_id": ep.region_id, "region": ep.region_id,
-                 "url": url})
-        return [{"id": s.id, "type": s.type, "name": s.name, "endpoints": by_service.get(s.id, [])}
-                for s in sorted(services, key=lambda s: s.type)]
+        await self.db.run(revoke, write=True)

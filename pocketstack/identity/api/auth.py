@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, Response
-from sqlalchemy import select
 
 from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, NotFound, Unauthorized
-from pocketstack.identity import models as m
 from pocketstack.identity.api.common import collection, domain_body, enforce, manager, project_body
+from pocketstack.identity.store.catalog import catalog_for
+from pocketstack.identity.store.roles import scopes_of
 from pocketstack.identity.tokens import TokenPayload
 
 VERSION_ID = "v3.14"
@@ -84,29 +84,19 @@ async def auth_catalog(request: Request) -> Response:
     ctx = request_context(request)
     if not ctx.project_id and not ctx.domain_id:
         raise Unauthorized("The catalog requires a scoped token.")
-    mgr = manager(request)
-    async with mgr.db.session(write=False) as session:
-        catalog = await mgr.catalog(session, ctx.project_id)
+    catalog = await catalog_for(manager(request).db, ctx.project_id)
     return collection(request, "catalog", catalog)
 
 
 async def auth_projects(request: Request) -> Response:
     ctx = request_context(request)
-    mgr = manager(request)
-    async with mgr.db.session(write=False) as session:
-        projects = (await session.scalars(select(m.Project).where(m.Project.enabled.is_(True)))).all()
-        mine = [p for p in projects if await mgr.effective_role_ids(session, ctx.user_id, project_id=p.id,
-                                                                     expand_implied=False)]
+    mine = await scopes_of(manager(request).db, ctx.user_id, "projects")
     return collection(request, "projects", [project_body(request, p) for p in mine])
 
 
 async def auth_domains(request: Request) -> Response:
     ctx = request_context(request)
-    mgr = manager(request)
-    async with mgr.db.session(write=False) as session:
-        domains = (await session.scalars(select(m.Domain).where(m.Domain.enabled.is_(True)))).all()
-        mine = [d for d in domains if await mgr.effective_role_ids(session, ctx.user_id, domain_id=d.id,
-                                                                    expand_implied=False)]
+    mine = await scopes_of(manager(request).db, ctx.user_id, "domains")
     return collection(request, "domains", [domain_body(request, d) for d in mine])
 
 

@@ -6,11 +6,8 @@ from typing import Literal
 
 from fastapi import Request, Response
 from pydantic import Field
-from sqlalchemy import delete, select
 
 from pocketstack.common.app import json_body, json_response
-from pocketstack.common.errors import BadRequest, Conflict
-from pocketstack.identity import models as m
 from pocketstack.identity.api.common import (
     Open,
     Strict,
@@ -21,9 +18,11 @@ from pocketstack.identity.api.common import (
     parse_bool,
     region_body,
     service_body,
+    wrapped,
 )
-from pocketstack.identity.api.resources import _get, _wrapped
 from pocketstack.identity.service import new_id
+from pocketstack.identity.store import catalog as store
+from pocketstack.identity.store.common import CatalogService, Endpoint, Region, fetch
 
 
 class RegionCreate(Strict):
@@ -39,59 +38,37 @@ class RegionUpdate(Strict):
 
 async def create_region(request: Request) -> Response:
     enforce(request, "identity:create_region")
-    data = RegionCreate.model_validate(_wrapped(await json_body(request), "region"))
+    data = RegionCreate.model_validate(wrapped(await json_body(request), "region"))
     mgr = manager(request)
-    async with mgr.db.session(write=True) as session:
-        region_id = data.id or new_id()
-        if await session.get(m.Region, region_id) is not None:
-            raise Conflict(f"Conflict occurred attempting to store region - Duplicate ID, {region_id}.")
-        if data.parent_region_id and await session.get(m.Region, data.parent_region_id) is None:
-            raise BadRequest(f"Invalid input: parent region {data.parent_region_id} does not exist.")
-        region = m.Region(id=region_id, description=data.description, parent_region_id=data.parent_region_id)
-        session.add(region)
+    region = await store.create_region(mgr.db, data.id or new_id(), data.description, data.parent_region_id)
     mgr.invalidate()
     return json_response({"region": region_body(request, region)}, status=201)
 
 
 async def list_regions(request: Request, parent_region_id: str | None = None) -> Response:
     enforce(request, "identity:list_regions")
-    query = select(m.Region).order_by(m.Region.id)
-    if parent_region_id is not None:
-        query = query.where(m.Region.parent_region_id == parent_region_id)
-    async with manager(request).db.session(write=False) as session:
-        rows = (await session.scalars(query)).all()
+    rows = await store.list_regions(manager(request).db, parent_region_id)
     return collection(request, "regions", [region_body(request, r) for r in rows])
 
 
 async def get_region(request: Request, region_id: str) -> Response:
     enforce(request, "identity:get_region")
-    async with manager(request).db.session(write=False) as session:
-        region = await _get(session, m.Region, region_id, "region")
+    region = await fetch(manager(request).db, Region, region_id, "region")
     return json_response({"region": region_body(request, region)})
 
 
 async def update_region(request: Request, region_id: str) -> Response:
     enforce(request, "identity:update_region")
-    data = RegionUpdate.model_validate(_wrapped(await json_body(request), "region"))
-    async with manager(request).db.session(write=True) as session:
-        region = await _get(session, m.Region, region_id, "region")
-        if data.description is not None:
-            region.description = data.description
-        if "parent_region_id" in data.model_fields_set:
-            if data.parent_region_id == region_id:
-                raise BadRequest("Invalid input: a region cannot be its own parent.")
-            region.parent_region_id = data.parent_region_id
+    data = RegionUpdate.model_validate(wrapped(await json_body(request), "region"))
+    region = await store.update_region(manager(request).db, region_id, data.description,
+                                       ("parent_region_id" in data.model_fields_set, data.parent_region_id))
     return json_response({"region": region_body(request, region)})
 
 
 async def delete_region(request: Request, region_id: str) -> Response:
     enforce(request, "identity:delete_region")
     mgr = manager(request)
-    async with mgr.db.session(write=True) as session:
-        region = await _get(session, m.Region, region_id, "region")
-        if await session.scalar(select(m.Endpoint.id).where(m.Endpoint.region_id == region_id).limit(1)):
-            raise Conflict(f"Region {region_id} still has endpoints.")
-        await session.delete(region)
+    await store.delete_region(mgr.db, region_id)
     mgr.invalidate()
     return Response(status_code=204)
 
@@ -112,44 +89,33 @@ class ServiceUpdate(Open):
 
 async def create_service(request: Request) -> Response:
     enforce(request, "identity:create_service")
-    data = ServiceCreate.model_validate(_wrapped(await json_body(request), "service"))
+    data = ServiceCreate.model_validate(wrapped(await json_body(request), "service"))
     mgr = manager(request)
-    async with mgr.db.session(write=True) as session:
-        service = m.CatalogService(id=new_id(), type=data.type, name=data.name, description=data.description,
-                                   enabled=data.enabled)
-        session.add(service)
+    service = await store.create_service(mgr.db, {"id": new_id(), "type": data.type, "name": data.name,
+                                                  "description": data.description, "enabled": data.enabled})
     mgr.invalidate()
     return json_response({"service": service_body(request, service)}, status=201)
 
 
 async def list_services(request: Request, type: str | None = None, name: str | None = None) -> Response:
     enforce(request, "identity:list_services")
-    query = select(m.CatalogService).order_by(m.CatalogService.type)
-    if type is not None:
-        query = query.where(m.CatalogService.type == type)
-    if name is not None:
-        query = query.where(m.CatalogService.name == name)
-    async with manager(request).db.session(write=False) as session:
-        rows = (await session.scalars(query)).all()
+    rows = await store.list_services(manager(request).db, type, name)
     return collection(request, "services", [service_body(request, s) for s in rows])
 
 
 async def get_service(request: Request, service_id: str) -> Response:
     enforce(request, "identity:get_service")
-    async with manager(request).db.session(write=False) as session:
-        service = await _get(session, m.CatalogService, service_id, "service")
+    service = await fetch(manager(request).db, CatalogService, service_id, "service")
     return json_response({"service": service_body(request, service)})
 
 
 async def update_service(request: Request, service_id: str) -> Response:
     enforce(request, "identity:update_service")
-    data = ServiceUpdate.model_validate(_wrapped(await json_body(request), "service"))
+    data = ServiceUpdate.model_validate(wrapped(await json_body(request), "service"))
     mgr = manager(request)
-    async with mgr.db.session(write=True) as session:
-        service = await _get(session, m.CatalogService, service_id, "service")
-        for attr in ("type", "name", "description", "enabled"):
-            if (value := getattr(data, attr)) is not None:
-                setattr(service, attr, value)
+    changes = {attr: value for attr in ("type", "name", "description", "enabled")
+               if (value := getattr(data, attr)) is not None}
+    service = await store.update_service(mgr.db, service_id, changes)
     mgr.invalidate()
     return json_response({"service": service_body(request, service)})
 
@@ -157,10 +123,7 @@ async def update_service(request: Request, service_id: str) -> Response:
 async def delete_service(request: Request, service_id: str) -> Response:
     enforce(request, "identity:delete_service")
     mgr = manager(request)
-    async with mgr.db.session(write=True) as session:
-        service = await _get(session, m.CatalogService, service_id, "service")
-        await session.execute(delete(m.Endpoint).where(m.Endpoint.service_id == service_id))
-        await session.delete(service)
+    await store.delete_service(mgr.db, service_id)
     mgr.invalidate()
     return Response(status_code=204)
 
@@ -188,17 +151,11 @@ class EndpointUpdate(Strict):
 
 async def create_endpoint(request: Request) -> Response:
     enforce(request, "identity:create_endpoint")
-    data = EndpointCreate.model_validate(_wrapped(await json_body(request), "endpoint"))
-    region_id = data.region_id or data.region
+    data = EndpointCreate.model_validate(wrapped(await json_body(request), "endpoint"))
     mgr = manager(request)
-    async with mgr.db.session(write=True) as session:
-        if await session.get(m.CatalogService, data.service_id) is None:
-            raise BadRequest(f"Invalid input: service {data.service_id} does not exist.")
-        if region_id and await session.get(m.Region, region_id) is None:
-            session.add(m.Region(id=region_id, description=""))  # Keystone creates the region implicitly
-        endpoint = m.Endpoint(id=new_id(), service_id=data.service_id, interface=data.interface, url=data.url,
-                              region_id=region_id, enabled=data.enabled)
-        session.add(endpoint)
+    endpoint = await store.create_endpoint(mgr.db, {
+        "id": new_id(), "service_id": data.service_id, "interface": data.interface, "url": data.url,
+        "region_id": data.region_id or data.region, "enabled": data.enabled})
     mgr.invalidate()
     return json_response({"endpoint": endpoint_body(request, endpoint)}, status=201)
 
@@ -206,45 +163,23 @@ async def create_endpoint(request: Request) -> Response:
 async def list_endpoints(request: Request, service_id: str | None = None, interface: str | None = None,
                          region_id: str | None = None, enabled: str | None = None) -> Response:
     enforce(request, "identity:list_endpoints")
-    query = select(m.Endpoint)
-    if service_id is not None:
-        query = query.where(m.Endpoint.service_id == service_id)
-    if interface is not None:
-        query = query.where(m.Endpoint.interface == interface)
-    if region_id is not None:
-        query = query.where(m.Endpoint.region_id == region_id)
-    if (flag := parse_bool(enabled)) is not None:
-        query = query.where(m.Endpoint.enabled.is_(flag))
-    async with manager(request).db.session(write=False) as session:
-        rows = (await session.scalars(query)).all()
+    rows = await store.list_endpoints(manager(request).db, service_id, interface, region_id, parse_bool(enabled))
     return collection(request, "endpoints", [endpoint_body(request, e) for e in rows])
 
 
 async def get_endpoint(request: Request, endpoint_id: str) -> Response:
     enforce(request, "identity:get_endpoint")
-    async with manager(request).db.session(write=False) as session:
-        endpoint = await _get(session, m.Endpoint, endpoint_id, "endpoint")
+    endpoint = await fetch(manager(request).db, Endpoint, endpoint_id, "endpoint")
     return json_response({"endpoint": endpoint_body(request, endpoint)})
 
 
 async def update_endpoint(request: Request, endpoint_id: str) -> Response:
     enforce(request, "identity:update_endpoint")
-    data = EndpointUpdate.model_validate(_wrapped(await json_body(request), "endpoint"))
+    data = EndpointUpdate.model_validate(wrapped(await json_body(request), "endpoint"))
     mgr = manager(request)
-    async with mgr.db.session(write=True) as session:
-        endpoint = await _get(session, m.Endpoint, endpoint_id, "endpoint")
-        if data.service_id is not None:
-            if await session.get(m.CatalogService, data.service_id) is None:
-                raise BadRequest(f"Invalid input: service {data.service_id} does not exist.")
-            endpoint.service_id = data.service_id
-        for attr in ("interface", "url", "enabled"):
-            if (value := getattr(data, attr)) is not None:
-                setattr(endpoint, attr, value)
-        region_id = data.region_id or data.region
-        if region_id:
-            if await session.get(m.Region, region_id) is None:
-                raise BadRequest(f"Invalid input: region {region_id} does not exist.")
-            endpoint.region_id = region_id
+    changes = {attr: value for attr in ("interface", "url", "enabled") if (value := getattr(data, attr)) is not None}
+    endpoint = await store.update_endpoint(mgr.db, endpoint_id, data.service_id, data.region_id or data.region,
+                                           changes)
     mgr.invalidate()
     return json_response({"endpoint": endpoint_body(request, endpoint)})
 
@@ -252,8 +187,6 @@ async def update_endpoint(request: Request, endpoint_id: str) -> Response:
 async def delete_endpoint(request: Request, endpoint_id: str) -> Response:
     enforce(request, "identity:delete_endpoint")
     mgr = manager(request)
-    async with mgr.db.session(write=True) as session:
-        endpoint = await _get(session, m.Endpoint, endpoint_id, "endpoint")
-        await session.delete(endpoint)
+    await store.delete_endpoint(mgr.db, endpoint_id)
     mgr.invalidate()
     return Response(status_code=204)

@@ -6,13 +6,22 @@ from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 
 from pocketstack.common.app import json_response, request_context
 from pocketstack.common.context import RequestContext
-from pocketstack.common.errors import BadRequest, Conflict
-from pocketstack.identity import models as m
+from pocketstack.common.errors import BadRequest
 from pocketstack.identity.service import IdentityManager, isotime
+from pocketstack.identity.store.common import (
+    ApplicationCredential,
+    CatalogService,
+    Domain,
+    Endpoint,
+    Group,
+    Project,
+    Region,
+    Role,
+    User,
+)
 
 
 class Strict(BaseModel):
@@ -71,23 +80,26 @@ def parse_bool(value: str | None) -> bool | None:
     raise BadRequest(f"Invalid input: {value!r} is not a boolean.")
 
 
-def conflict(kind: str, exc: IntegrityError, detail: str) -> Conflict:
-    return Conflict(f"Conflict occurred attempting to store {kind} - {detail}")
+def wrapped(body: Any, key: str) -> dict[str, Any]:
+    """The entity object of a request body (`{"role": {...}}`); 400 when it is missing or not an object."""
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        raise BadRequest(f"Invalid input: '{key}' is a required property and must be an object.")
+    return body[key]
 
 
-def domain_body(request: Request, d: m.Domain) -> dict[str, Any]:
+def domain_body(request: Request, d: Domain) -> dict[str, Any]:
     return {**(d.extra or {}), "id": d.id, "name": d.name, "description": d.description, "enabled": d.enabled,
             "tags": [], "options": {}, "links": link(request, f"domains/{d.id}")}
 
 
-def project_body(request: Request, p: m.Project) -> dict[str, Any]:
+def project_body(request: Request, p: Project) -> dict[str, Any]:
     return {**(p.extra or {}), "id": p.id, "name": p.name, "domain_id": p.domain_id,
             "description": p.description, "enabled": p.enabled, "parent_id": p.parent_id or p.domain_id,
             "is_domain": False, "tags": list(p.tags or []), "options": {},
             "links": link(request, f"projects/{p.id}")}
 
 
-def user_body(request: Request, u: m.User) -> dict[str, Any]:
+def user_body(request: Request, u: User) -> dict[str, Any]:
     body = {**(u.extra or {}), "id": u.id, "name": u.name, "domain_id": u.domain_id, "enabled": u.enabled,
             "password_expires_at": None, "options": {}, "links": link(request, f"users/{u.id}")}
     if u.default_project_id:
@@ -99,32 +111,32 @@ def user_body(request: Request, u: m.User) -> dict[str, Any]:
     return body
 
 
-def group_body(request: Request, g: m.Group) -> dict[str, Any]:
+def group_body(request: Request, g: Group) -> dict[str, Any]:
     return {"id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description,
             "links": link(request, f"groups/{g.id}")}
 
 
-def role_body(request: Request, r: m.Role) -> dict[str, Any]:
+def role_body(request: Request, r: Role) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "domain_id": r.domain_id, "description": r.description, "options": {},
             "links": link(request, f"roles/{r.id}")}
 
 
-def region_body(request: Request, r: m.Region) -> dict[str, Any]:
+def region_body(request: Request, r: Region) -> dict[str, Any]:
     return {"id": r.id, "description": r.description, "parent_region_id": r.parent_region_id,
             "links": link(request, f"regions/{r.id}")}
 
 
-def service_body(request: Request, s: m.CatalogService) -> dict[str, Any]:
+def service_body(request: Request, s: CatalogService) -> dict[str, Any]:
     return {"id": s.id, "type": s.type, "name": s.name, "description": s.description, "enabled": s.enabled,
             "links": link(request, f"services/{s.id}")}
 
 
-def endpoint_body(request: Request, e: m.Endpoint) -> dict[str, Any]:
+def endpoint_body(request: Request, e: Endpoint) -> dict[str, Any]:
     return {"id": e.id, "interface": e.interface, "region_id": e.region_id, "region": e.region_id, "url": e.url,
             "service_id": e.service_id, "enabled": e.enabled, "links": link(request, f"endpoints/{e.id}")}
 
 
-def app_cred_body(request: Request, c: m.ApplicationCredential) -> dict[str, Any]:
+def app_cred_body(request: Request, c: ApplicationCredential) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "description": c.description or None, "user_id": c.user_id,
             "project_id": c.project_id, "roles": c.roles, "expires_at": isotime(c.expires_at),
             "unrestricted": c.unrestricted, "access_rules": [],

@@ -1,0 +1,158 @@
+"""The service catalog: regions, services and endpoints, and the catalog a token carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pocketstack.common.db import Database
+from pocketstack.common.errors import BadRequest, Conflict
+from pocketstack.identity import models as m
+from pocketstack.identity.store.common import fetch_all, get_or_404, only
+
+
+async def create_region(db: Database, region_id: str, description: str, parent_region_id: str | None) -> m.Region:
+    async def write(session: AsyncSession) -> m.Region:
+        if await session.get(m.Region, region_id) is not None:
+            raise Conflict(f"Conflict occurred attempting to store region - Duplicate ID, {region_id}.")
+        if parent_region_id and await session.get(m.Region, parent_region_id) is None:
+            raise BadRequest(f"Invalid input: parent region {parent_region_id} does not exist.")
+        region = m.Region(id=region_id, description=description, parent_region_id=parent_region_id)
+        session.add(region)
+        return region
+    return await db.run(write, write=True)
+
+
+async def list_regions(db: Database, parent_region_id: str | None) -> list[m.Region]:
+    return await fetch_all(db, only(select(m.Region).order_by(m.Region.id), parent_region_id=parent_region_id))
+
+
+async def update_region(db: Database, region_id: str, description: str | None,
+                        parent: tuple[bool, str | None]) -> m.Region:
+    """`parent`: (whether the request sets parent_region_id, the value it sets)."""
+    async def write(session: AsyncSession) -> m.Region:
+        region = await get_or_404(session, m.Region, region_id, "region")
+        if description is not None:
+            region.description = description
+        if parent[0]:
+            if parent[1] == region_id:
+                raise BadRequest("Invalid input: a region cannot be its own parent.")
+            region.parent_region_id = parent[1]
+        return region
+    return await db.run(write, write=True)
+
+
+async def delete_region(db: Database, region_id: str) -> None:
+    async def write(session: AsyncSession) -> None:
+        region = await get_or_404(session, m.Region, region_id, "region")
+        if await session.scalar(select(m.Endpoint.id).where(m.Endpoint.region_id == region_id).limit(1)):
+            raise Conflict(f"Region {region_id} still has endpoints.")
+        await session.delete(region)
+    await db.run(write, write=True)
+
+
+async def create_service(db: Database, fields: dict[str, Any]) -> m.CatalogService:
+    async def write(session: AsyncSession) -> m.CatalogService:
+        service = m.CatalogService(**fields)
+        session.add(service)
+        return service
+    return await db.run(write, write=True)
+
+
+async def list_services(db: Database, type: str | None, name: str | None) -> list[m.CatalogService]:
+    return await fetch_all(db, only(select(m.CatalogService).order_by(m.CatalogService.type), type=type, name=name))
+
+
+async def update_service(db: Database, service_id: str, changes: dict[str, Any]) -> m.CatalogService:
+    async def write(session: AsyncSession) -> m.CatalogService:
+        service = await get_or_404(session, m.CatalogService, service_id, "service")
+        for attr, value in changes.items():
+            setattr(service, attr, value)
+        return service
+    return await db.run(write, write=True)
+
+
+async def delete_service(db: Database, service_id: str) -> None:
+    """A service and its endpoints."""
+    async def write(session: AsyncSession) -> None:
+        service = await get_or_404(session, m.CatalogService, service_id, "service")
+        await session.execute(delete(m.Endpoint).where(m.Endpoint.service_id == service_id))
+        await session.delete(service)
+    await db.run(write, write=True)
+
+
+async def _check_service(session: AsyncSession, service_id: str) -> None:
+    if await session.get(m.CatalogService, service_id) is None:
+        raise BadRequest(f"Invalid input: service {service_id} does not exist.")
+
+
+async def create_endpoint(db: Database, fields: dict[str, Any]) -> m.Endpoint:
+    """An endpoint; a region it names that does not exist yet is created with it, as Keystone does."""
+    async def write(session: AsyncSession) -> m.Endpoint:
+        endpoint = m.Endpoint(**fields)
+        await _check_service(session, endpoint.service_id)
+        if endpoint.region_id and await session.get(m.Region, endpoint.region_id) is None:
+            session.add(m.Region(id=endpoint.region_id, description=""))
+        session.add(endpoint)
+        return endpoint
+    return await db.run(write, write=True)
+
+
+async def list_endpoints(db: Database, service_id: str | None, interface: str | None, region_id: str | None,
+                         enabled: bool | None) -> list[m.Endpoint]:
+    query = only(select(m.Endpoint), service_id=service_id, interface=interface, region_id=region_id)
+    if enabled is not None:
+        query = query.where(m.Endpoint.enabled.is_(enabled))
+    return await fetch_all(db, query)
+
+
+async def update_endpoint(db: Database, endpoint_id: str, service_id: str | None, region_id: str | None,
+                          changes: dict[str, Any]) -> m.Endpoint:
+    async def write(session: AsyncSession) -> m.Endpoint:
+        endpoint = await get_or_404(session, m.Endpoint, endpoint_id, "endpoint")
+        if service_id is not None:
+            await _check_service(session, service_id)
+            endpoint.service_id = service_id
+        for attr, value in changes.items():
+            setattr(endpoint, attr, value)
+        if region_id:
+            if await session.get(m.Region, region_id) is None:
+                raise BadRequest(f"Invalid input: region {region_id} does not exist.")
+            endpoint.region_id = region_id
+        return endpoint
+    return await db.run(write, write=True)
+
+
+async def delete_endpoint(db: Database, endpoint_id: str) -> None:
+    async def write(session: AsyncSession) -> None:
+        await session.delete(await get_or_404(session, m.Endpoint, endpoint_id, "endpoint"))
+    await db.run(write, write=True)
+
+
+async def token_catalog(session: AsyncSession, project_id: str | None) -> list[dict[str, Any]]:
+    """The catalog of a token scoped to `project_id` (None: domain scope, so endpoints naming the project are left
+    out): enabled services and endpoints, with the project substituted into endpoint URLs."""
+    services = (await session.scalars(select(m.CatalogService).where(m.CatalogService.enabled.is_(True)))).all()
+    endpoints = (await session.scalars(select(m.Endpoint).where(m.Endpoint.enabled.is_(True)))).all()
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for ep in endpoints:
+        url = ep.url
+        if "$(" in url or "%(" in url:
+            if project_id is None:
+                continue
+            for var in ("$(project_id)s", "$(tenant_id)s", "%(project_id)s", "%(tenant_id)s"):
+                url = url.replace(var, project_id)
+        by_service.setdefault(ep.service_id, []).append(
+            {"id": ep.id, "interface": ep.interface, "region_id": ep.region_id, "region": ep.region_id,
+             "url": url})
+    return [{"id": s.id, "type": s.type, "name": s.name, "endpoints": by_service.get(s.id, [])}
+            for s in sorted(services, key=lambda s: s.type)]
+
+
+async def catalog_for(db: Database, project_id: str | None) -> list[dict[str, Any]]:
+    """`GET /v3/auth/catalog`."""
+    async def read(session: AsyncSession) -> list[dict[str, Any]]:
+        return await token_catalog(session, project_id)
+    return await db.run(read, write=False)

@@ -11,6 +11,7 @@ import pytest
 import requests
 from conftest import Cloud, make_settings
 
+from pocketstack.compute.virt.driver import Capabilities
 from pocketstack.compute.virt.fake import FakeDriver
 
 # Two hosts of 2 vCPUs / 1024 MB / 10 GB with allocation ratios 1.0: each holds exactly two m1.tiny (1 vCPU,
@@ -169,6 +170,48 @@ def test_host_without_heartbeat_gets_no_new_servers(small_cloud):
             await silent.start()
 
         small_cloud.thread.call(revive)
+
+
+def _set_capabilities(cloud, agents, capabilities) -> None:
+    """Give these agents' drivers other capabilities (None: their class's again) and report them at once."""
+    async def report():
+        for agent in agents:
+            if capabilities is None:
+                vars(agent.driver).pop("capabilities", None)
+            else:
+                agent.driver.capabilities = capabilities
+            await agent.report()
+
+    cloud.thread.call(report)
+
+
+def test_driver_capabilities_reach_the_scheduler_and_the_api(small_cloud):
+    conn = small_cloud.conn()
+    agents = sorted(next(s for s in small_cloud.thread.cloud.services if s.name == "compute").agents,
+                    key=lambda a: a.host)
+    no_raw = Capabilities(image_types=frozenset({"qcow2"}), attach_interface=True)
+    ids = []
+    try:
+        _set_capabilities(small_cloud, agents[:1], no_raw)  # the image is raw: only the second host boots it
+        for i in range(2):
+            ids.append(boot(small_cloud, conn, f"raw-{i}").json()["server"]["id"])
+        servers = [wait_final(small_cloud, conn, i) for i in ids]
+        assert [s["OS-EXT-SRV-ATTR:host"] for s in servers] == [agents[1].host] * 2, servers
+
+        _set_capabilities(small_cloud, agents[1:], Capabilities(image_types=frozenset({"raw"})))  # no hot-plug
+        attach = api(small_cloud, conn, "POST", f"/servers/{ids[0]}/os-interface",
+                     json={"interfaceAttachment": {"net_id": small_cloud.network_id}})
+        assert attach.status_code == 400, attach.text
+        assert f"Attaching interfaces is not supported for instance {ids[0]}." in attach.text
+        assert len(list(conn.network.ports(device_id=ids[0]))) == 1  # nothing was allocated
+
+        _set_capabilities(small_cloud, agents[1:], no_raw)  # now no host boots raw images
+        nowhere = wait_final(small_cloud, conn, boot(small_cloud, conn, "raw-nowhere").json()["server"]["id"])
+        ids.append(nowhere["id"])
+        assert nowhere["status"] == "ERROR" and "No valid host was found" in nowhere["fault"]["message"]
+    finally:
+        _set_capabilities(small_cloud, agents, None)
+        delete_all(small_cloud, conn, ids)
 
 
 @pytest.mark.parametrize("change,status,needle", [

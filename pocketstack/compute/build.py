@@ -39,6 +39,7 @@ class BuildRequest(TypedDict):
     flavor: FlavorSnapshot
     image_id: str
     image_properties: dict[str, str | int | float | bool]
+    is_bfv: bool  # the root disk is a volume: the host's image types do not matter
     availability_zone: str | None
     scheduler_hints: dict[str, Any]
     request_id: str

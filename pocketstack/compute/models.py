@@ -249,6 +249,8 @@ class ComputeNode(Base):
     ram_allocation_ratio: Mapped[float] = mapped_column(default=1.5)
     disk_allocation_ratio: Mapped[float] = mapped_column(default=1.0)
     reserved_host_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    # the driver's capabilities as traits (COMPUTE_IMAGE_TYPE_QCOW2, ...); None: reported by an older agent
+    traits: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 

@@ -26,7 +26,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
-from pocketstack.compute.virt.driver import ComputeDriver
+from pocketstack.compute.virt.driver import ComputeDriver, DriverError
 from pocketstack.compute.virt.virtapi import VirtAPI
 from pocketstack.settings import Settings
 
@@ -97,8 +97,7 @@ class ComputeAgent(RPCEndpoint):
         attempts = 0
         while True:
             try:
-                resources = asdict(await self.driver.get_available_resource())
-                await conductor.service_report(self.host, "nova-compute", "compute", resources)
+                await conductor.service_report(self.host, "nova-compute", "compute", await self._resources())
                 return
             except MessagingTimeout:
                 attempts += 1
@@ -136,8 +135,13 @@ class ComputeAgent(RPCEndpoint):
 
     async def report(self) -> None:
         """Heartbeat and resource report (the scheduler's host state)."""
-        resources = asdict(await self.driver.get_available_resource())
-        await self.conductor.service_report(self.host, "nova-compute", "compute", resources)
+        await self.conductor.service_report(self.host, "nova-compute", "compute", await self._resources())
+
+    async def _resources(self) -> dict[str, Any]:
+        """What the host reports: the driver's resources, and its capabilities as traits."""
+        resources = await self.driver.get_available_resource()
+        resources.traits = self.driver.capabilities.traits()
+        return asdict(resources)
 
     async def sync_power_states(self) -> None:
         """Make the database agree with the hypervisor (a guest that shut itself down becomes SHUTOFF)."""
@@ -334,6 +338,8 @@ class ComputeAgent(RPCEndpoint):
 
     async def attach_interface(self, instance_uuid: str, network_id: str | None, port_id: str | None,
                                fixed_ip: str | None) -> dict[str, Any]:
+        if not self.driver.capabilities.attach_interface:
+            raise DriverError(f"Attaching interfaces is not supported for instance {instance_uuid}.")
         async with self._locks[instance_uuid]:
             instance = await self.conductor.instance_get(instance_uuid)
             req: dict[str, Any] = {"port": port_id} if port_id else {"uuid": network_id, "fixed_ip": fixed_ip}

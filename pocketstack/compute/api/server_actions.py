@@ -13,6 +13,8 @@ from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.common.rpc import RemoteError
 from pocketstack.compute import states
 from pocketstack.compute.api.common import state
+from pocketstack.compute.store.hosts import HostStore
+from pocketstack.compute.virt.driver import ATTACH_INTERFACE
 
 # request body key -> (instance action, policy, action name recorded in os-instance-actions)
 POWER = {
@@ -149,6 +151,9 @@ async def attach_interface(request: Request, server_id: str) -> Response:
     if inst.vm_state not in (states.ACTIVE, states.STOPPED, states.PAUSED) or inst.task_state is not None:
         raise Conflict(f"Cannot 'attach_interface' instance {server_id} while it is in vm_state {inst.vm_state}")
     host = inst.host
+    traits = await HostStore(state(request).db).node_traits(host)
+    if traits is not None and ATTACH_INTERFACE not in traits:  # the host's driver cannot hot-plug a port
+        raise BadRequest(f"Attaching interfaces is not supported for instance {server_id}.")
     api = state(request).network
     try:
         if port_id:

@@ -319,13 +319,14 @@ async def _resolve_root(request: Request, devices: BlockDevicePlan, flavor: Any)
     return image
 
 
-def _request_spec(ctx: RequestContext, inputs: BuildInputs, image: dict[str, Any], zone: str | None,
+def _request_spec(ctx: RequestContext, inputs: BuildInputs, image: dict[str, Any], is_bfv: bool, zone: str | None,
                   hints: dict[str, Any]) -> BuildRequest:
     """What the scheduler needs of a build (also kept on each instance row)."""
     group = inputs.group
     return {
         "project_id": ctx.project_id, "flavor": _flavor_snapshot(inputs), "image_id": image.get("id") or "",
         "image_properties": {k: v for k, v in image.items() if isinstance(v, str | int | float | bool)},
+        "is_bfv": is_bfv,
         "availability_zone": zone, "scheduler_hints": hints, "request_id": ctx.request_id,
         "group": ({"uuid": group.uuid, "policy": group.policy, "rules": group.rules or {}} if group else None),
     }
@@ -403,7 +404,7 @@ async def create_server(request: Request) -> Response:
     if isinstance(networks, list) and count > 1 and any(n.get("port") or n.get("fixed_ip") for n in networks):
         raise BadRequest("Multiple instances cannot share a port or a fixed IP.")
     security_groups = await _resolve_security_groups(request, body.security_groups)
-    request_spec = _request_spec(ctx, inputs, image, body.availability_zone, hints)
+    request_spec = _request_spec(ctx, inputs, image, devices.volume_root, body.availability_zone, hints)
     new = _new_servers(api, ctx, body, count, inputs, devices, request_spec, networks, security_groups)
     await api.servers.create(new)  # steps 6-7
     uuids = [columns["uuid"] for columns in new.instances]

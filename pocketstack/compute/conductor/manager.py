@@ -370,6 +370,7 @@ class ConductorManager(RPCEndpoint):
         node.vcpus = resources["vcpus"]
         node.memory_mb = resources["memory_mb"]
         node.local_gb = resources["local_gb"]
+        node.traits = resources.get("traits")
         node.cpu_allocation_ratio = cfg.cpu_allocation_ratio
         node.ram_allocation_ratio = cfg.ram_allocation_ratio
         node.disk_allocation_ratio = cfg.disk_allocation_ratio

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pocketstack.compute.virt.driver import image_type_trait
+
 
 @dataclass
 class HostState:
@@ -23,6 +25,7 @@ class HostState:
     memory_used: int = 0
     disk_used: int = 0
     instances: set[str] = field(default_factory=set)
+    traits: frozenset[str] | None = None  # the driver's capabilities; None: not reported
 
     @property
     def free_vcpus(self) -> float:
@@ -87,8 +90,13 @@ def core_filter(host: HostState, req: RequestView) -> bool:
 
 
 def image_properties_filter(host: HostState, req: RequestView) -> bool:
-    """Image properties `architecture` and `hypervisor_type` (or `img_hv_type`) must match the host."""
+    """Image properties `architecture` and `hypervisor_type` (or `img_hv_type`) must match the host, and the
+    host's driver must boot the image's disk format (Nova's image type prefilter; a volume root needs none)."""
     props = req.spec.get("image_properties") or {}
+    disk_format = props.get("disk_format")
+    if (disk_format and not req.spec.get("is_bfv") and host.traits is not None
+            and image_type_trait(str(disk_format)) not in host.traits):
+        return False
     arch = props.get("architecture") or props.get("hw_architecture")
     if arch and arch != host.cpu_arch:
         return False

@@ -52,7 +52,8 @@ class SchedulerManager(RPCEndpoint):
                 cpu_arch=node.cpu_arch, vcpus_total=node.vcpus * node.cpu_allocation_ratio,
                 memory_total=(node.memory_mb - node.reserved_host_memory_mb) * node.ram_allocation_ratio,
                 disk_total=node.local_gb * node.disk_allocation_ratio,
-                vcpus_used=int(vcpus or 0), memory_used=int(ram or 0), disk_used=int(disk or 0)))
+                vcpus_used=int(vcpus or 0), memory_used=int(ram or 0), disk_used=int(disk or 0),
+                traits=frozenset(node.traits) if node.traits is not None else None))
         return result
 
     async def select_destinations(self, request_spec: BuildRequest, instance_uuids: list[str],

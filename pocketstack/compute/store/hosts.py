@@ -126,6 +126,12 @@ class HostStore:
         """One node (404 when there is none) as a one-node `Hypervisors`."""
         return await self.db.run(lambda s: _node(s, node_id, by_uuid, with_servers), write=False)
 
+    async def node_traits(self, host: str) -> frozenset[str] | None:
+        """The traits (driver capabilities) the node of `host` reported; None when it reported none."""
+        query = select(m.ComputeNode.traits).where(m.ComputeNode.host == host)
+        traits = await self.db.run(lambda s: s.scalar(query), write=False)
+        return frozenset(traits) if traits is not None else None
+
     async def all_nodes(self) -> tuple[list[m.ComputeNode], dict[int, Usage]]:
         """Every node and the usage by node id (the statistics)."""
         return await self.db.run(lambda s: (list(s.scalars(select(m.ComputeNode)).all()), node_usage(s)),

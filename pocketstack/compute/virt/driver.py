@@ -6,7 +6,7 @@ import contextlib
 import socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from pocketstack.compute.virt.virtapi import VirtAPI
@@ -19,6 +19,30 @@ class InstanceInfo:
     mem_kb: int = 0
     num_cpu: int = 0
     cpu_time_ns: int = 0
+
+
+ATTACH_INTERFACE = "COMPUTE_NET_ATTACH_INTERFACE"
+
+
+def image_type_trait(disk_format: str) -> str:
+    """The trait of a host whose driver boots images of `disk_format` (placement's COMPUTE_IMAGE_TYPE_*)."""
+    return f"COMPUTE_IMAGE_TYPE_{disk_format.upper()}"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a driver can do (Nova's driver `capabilities`). The agent reports them as traits of its compute node;
+    the scheduler keeps images off hosts that cannot boot their disk format, and the compute API refuses an
+    operation the server's host cannot do before it asks the host."""
+
+    image_types: frozenset[str] = frozenset({"raw"})  # disk formats it boots
+    attach_interface: bool = False  # hot-plugs a port into a running guest
+
+    def traits(self) -> list[str]:
+        traits = [image_type_trait(fmt) for fmt in self.image_types]
+        if self.attach_interface:
+            traits.append(ATTACH_INTERFACE)
+        return sorted(traits)
 
 
 @dataclass
@@ -34,6 +58,7 @@ class HostResources:
     cpu_arch: str = "x86_64"
     host_ip: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    traits: list[str] = field(default_factory=list)  # the driver's capabilities; the agent fills them in
 
 
 def host_ip() -> str:
@@ -50,6 +75,7 @@ class DriverError(Exception):
 
 class ComputeDriver(ABC):
     hypervisor_type: str = "unknown"
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, host: str) -> None:
         self.host = host

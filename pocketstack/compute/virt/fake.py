@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pocketstack.compute import states
-from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo, host_ip
+from pocketstack.compute.virt.driver import (
+    Capabilities,
+    ComputeDriver,
+    DriverError,
+    HostResources,
+    InstanceInfo,
+    host_ip,
+)
 from pocketstack.settings import Settings
 
 
@@ -29,6 +36,10 @@ class FakeInstance:
 
 class FakeDriver(ComputeDriver):
     hypervisor_type = "fake"
+    # it reads no image, so it "boots" every disk format Glance accepts
+    capabilities = Capabilities(image_types=frozenset({"ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2",
+                                                       "vdi", "iso", "ploop"}),
+                                attach_interface=True)
 
     # Hosts whose next spawns fail, for reschedule tests: host -> message. Class level so a test reaches every
     # agent of an in-process cloud.

@@ -24,7 +24,14 @@ from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.errors import APIError
 from pocketstack.compute import states
-from pocketstack.compute.virt.driver import ComputeDriver, DriverError, HostResources, InstanceInfo, host_ip
+from pocketstack.compute.virt.driver import (
+    Capabilities,
+    ComputeDriver,
+    DriverError,
+    HostResources,
+    InstanceInfo,
+    host_ip,
+)
 from pocketstack.compute.virt.qemu.domain import (
     DETACH_TIMEOUT,
     IMAGE_FORMATS,
@@ -66,6 +73,7 @@ logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)  # it logs every droppe
 
 class QemuDriver(ComputeDriver):
     hypervisor_type = "QEMU"
+    capabilities = Capabilities(image_types=frozenset(IMAGE_FORMATS), attach_interface=True)
 
     def __init__(self, host: str, settings: Settings, *, image: ImageClient | None = None,
                  service_tokens: ServiceTokenProvider | None = None) -> None:

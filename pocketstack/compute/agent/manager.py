@@ -25,6 +25,7 @@ from pocketstack.common.rpc import MessagingTimeout, RPCEndpoint, RPCServer, Tra
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
+from pocketstack.compute.build import InstanceView
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.virt.driver import ComputeDriver, DriverError
 from pocketstack.compute.virt.virtapi import VirtAPI
@@ -173,14 +174,13 @@ class ComputeAgent(RPCEndpoint):
                 instance = await self.conductor.instance_get(instance_uuid)  # steps 14-18
                 if instance["deleted"] or instance["task_state"] == states.DELETING:
                     raise BuildAborted()
-                instance = await self._progress(instance_uuid, states.NETWORKING, [states.SCHEDULING])
+                await self._progress(instance, states.NETWORKING, [states.SCHEDULING])
                 image_meta = await self._image_meta(instance)  # steps 20-22
                 network_info = await self._allocate_network(instance, ctx)  # steps 23-25
-                instance = await self.conductor.instance_update(
-                    instance_uuid, {"task_state": states.BLOCK_DEVICE_MAPPING, "network_info": network_info},
-                    expected_task_state=[states.NETWORKING])
+                await self._progress(instance, states.BLOCK_DEVICE_MAPPING, [states.NETWORKING],
+                                     network_info=network_info)
                 block_device_info = await self.block_devices.prepare(instance, volumes)  # steps 26-28
-                instance = await self._progress(instance_uuid, states.SPAWNING, [states.BLOCK_DEVICE_MAPPING])
+                await self._progress(instance, states.SPAWNING, [states.BLOCK_DEVICE_MAPPING])
                 async with tracing.span("WORK", f"{self.driver.hypervisor_type} driver: spawn", step="29",
                                         target="hypervisor"):
                     await self.driver.spawn(instance, image_meta, network_info, block_device_info)
@@ -196,9 +196,11 @@ class ComputeAgent(RPCEndpoint):
                 self._locks.pop(instance_uuid, None)
         await self._event(instance_uuid, ctx, "compute__do_build_and_run_instance", started, "Success")
 
-    async def _progress(self, instance_uuid: str, task_state: str, expected: list[str | None]) -> dict[str, Any]:
-        return await self.conductor.instance_update(instance_uuid, {"task_state": task_state},
-                                                    expected_task_state=expected)
+    async def _progress(self, instance: InstanceView, task_state: str, expected: list[str | None],
+                        **changes: Any) -> None:
+        """Step 19: move the build to `task_state` (with other `changes`), and the agent's view with it."""
+        instance.update(await self.conductor.instance_update(  # type: ignore[typeddict-item]
+            instance["uuid"], {"task_state": task_state, **changes}, expected_task_state=expected))
 
     async def _image_meta(self, instance: dict[str, Any]) -> dict[str, Any]:
         if not instance["image_ref"]:

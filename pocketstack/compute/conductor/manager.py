@@ -48,7 +48,7 @@ ALL_IN_ONE_BINARIES = (("nova-conductor", "conductor"), ("nova-scheduler", "sche
 
 class ConductorManager(RPCEndpoint):
     namespace = "conductor"
-    version = "1.2"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build
+    version = "1.3"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
 
     def __init__(self, settings: Settings, db: Database, transport: Transport, *,
                  network: NetworkClient | None = None, service_tokens: ServiceTokenProvider | None = None,
@@ -267,8 +267,10 @@ class ConductorManager(RPCEndpoint):
             return await self.db.run(read, write=False)
 
     async def instance_update(self, instance_uuid: str, updates: dict[str, Any],
-                              expected_task_state: list[str | None] | None = None) -> dict[str, Any]:
-        """Update an instance; with expected_task_state the update only happens from one of those states."""
+                              expected_task_state: list[str | None] | None = None,
+                              changes_only: bool = False) -> dict[str, Any]:
+        """Update an instance; with expected_task_state the update only happens from one of those states.
+        Returns the instance, or with `changes_only` (1.3) just the fields it changed, as the instance shows them."""
         bad = set(updates) - UPDATABLE - {"fault"}
         if bad:
             raise ValueError(f"instance fields not updatable through the conductor: {sorted(bad)}")
@@ -291,7 +293,8 @@ class ConductorManager(RPCEndpoint):
                                             details=fault.get("details", ""), host=inst.host, created_at=utcnow()))
             if updates.get("vm_state") == states.ERROR:
                 session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
-            return instance_dict(inst)
+            view = instance_dict(inst)
+            return {key: view[key] for key in updates} if changes_only else view
 
         return await self.db.run(apply, write=True)
 

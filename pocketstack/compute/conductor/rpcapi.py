@@ -11,7 +11,7 @@ from pocketstack.compute.build import BuildRequest, InstanceView
 class ConductorAPI(RPCAPI):
     topic = "conductor"
     namespace = "conductor"
-    version = "1.2"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build
+    version = "1.3"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
     steps = {("cast", "build_instances"): "8", ("call", "instance_get"): "14, 18", ("call", "instance_update"): "19"}
 
     async def build_instances(self, instance_uuids: list[str], request_spec: BuildRequest) -> None:
@@ -27,9 +27,12 @@ class ConductorAPI(RPCAPI):
         return await self.prepare().call(None, "instance_get", instance_uuid=instance_uuid)
 
     async def instance_update(self, instance_uuid: str, updates: dict[str, Any],
-                              expected_task_state: list[str | None] | None = None) -> InstanceView:
-        return await self.prepare().call(None, "instance_update", instance_uuid=instance_uuid, updates=updates,
-                                         expected_task_state=expected_task_state)
+                              expected_task_state: list[str | None] | None = None) -> dict[str, Any]:
+        """Step 19: change an instance (only from one of `expected_task_state` when given). Returns the fields it
+        changed as `InstanceView` shows them, for the caller to merge into its view."""
+        return await self.prepare(version="1.3").call(None, "instance_update", instance_uuid=instance_uuid,
+                                                      updates=updates, expected_task_state=expected_task_state,
+                                                      changes_only=True)
 
     async def bdm_update(self, bdm_id: int, updates: dict[str, Any]) -> dict[str, Any]:
         return await self.prepare(version="1.1").call(None, "bdm_update", bdm_id=bdm_id, updates=updates)

@@ -323,12 +323,9 @@ class QemuDriver(ComputeDriver):
 
     # ----- images and disks -------------------------------------------------------------------------------
     def _image_client(self) -> tuple[ImageClient, ServiceTokenProvider]:
-        if self._image is None:
-            self._image = ImageClient(self.settings.base_url("image"))
-        if self._service_tokens is None:
-            from pocketstack.common.service import service_token_provider
-
-            self._service_tokens = service_token_provider(self.settings, "compute", "nova")
+        """The agent's image client and service token (a driver made without them boots cached images only)."""
+        if self._image is None or self._service_tokens is None:
+            raise DriverError("this qemu driver has no image client: it boots only images already in its cache")
         return self._image, self._service_tokens
 
     async def cached_image(self, image_meta: dict[str, Any]) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -79,13 +80,17 @@ class SecurityGroups(Core):
         return sg
 
     async def list_security_groups(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        return await self._visible_rows(ctx, m.SecurityGroup, "get_security_group", self.sg_view)
+
+    async def _visible_rows(self, ctx: RequestContext, model: Any, action: str,
+                            view: Callable[[Any, Any], dict[str, Any]]) -> list[dict[str, Any]]:
+        """Every group (or rule) `ctx` may `action`, oldest first; the caller's default group made first."""
         await self.ensure_default_sg(ctx.project_id or "")
+
         async def _read(session: AsyncSession) -> Any:
             defaults = await self.default_ids(session)
-            rows = await session.scalars(select(m.SecurityGroup).order_by(m.SecurityGroup.created_at,
-                                                                          m.SecurityGroup.id))
-            return [self.sg_view(sg, defaults) for sg in rows
-                    if self.allowed("get_security_group", ctx, {"project_id": sg.project_id})]
+            rows = await session.scalars(select(model).order_by(model.created_at, model.id))
+            return [view(row, defaults) for row in rows if self.allowed(action, ctx, {"project_id": row.project_id})]
 
         return await self.db.run(_read, write=False)
 
@@ -165,15 +170,7 @@ class SecurityGroups(Core):
 
     # ----- rules --------------------------------------------------------------------------------------------
     async def list_security_group_rules(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        await self.ensure_default_sg(ctx.project_id or "")
-        async def _read(session: AsyncSession) -> Any:
-            defaults = await self.default_ids(session)
-            rows = await session.scalars(select(m.SecurityGroupRule).order_by(m.SecurityGroupRule.created_at,
-                                                                              m.SecurityGroupRule.id))
-            return [self.rule_view(r, defaults) for r in rows
-                    if self.allowed("get_security_group_rule", ctx, {"project_id": r.project_id})]
-
-        return await self.db.run(_read, write=False)
+        return await self._visible_rows(ctx, m.SecurityGroupRule, "get_security_group_rule", self.rule_view)
 
     async def get_security_group_rule(self, ctx: RequestContext, rule_id: str) -> dict[str, Any]:
         async def _read(session: AsyncSession) -> Any:

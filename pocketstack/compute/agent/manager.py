@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -369,40 +370,34 @@ class ComputeAgent(RPCEndpoint):
 
     async def attach_volume(self, instance_uuid: str, bdm_id: int) -> None:
         """Attach a volume the API reserved (its mapping holds the attachment) to the running server (1.1)."""
-        started = utcnow()
-        ctx = get_current() or RequestContext()
-        async with self._locks[instance_uuid]:
-            instance = await self.conductor.instance_get(instance_uuid)
-            bdm = next((b for b in instance["block_device_mapping"] if b["id"] == bdm_id), None)
-            if bdm is None:
-                return
-            try:
-                await self.block_devices.attach(instance, bdm)
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                log.warning("%s: attaching volume %s to %s failed: %s", self.host, bdm["volume_id"], instance_uuid,
-                            reason)
-                await self._event(instance_uuid, ctx, "compute_attach_volume", started, "Error", reason)
-                return
-        await self._event(instance_uuid, ctx, "compute_attach_volume", started, "Success")
+        await self._volume_action(instance_uuid, lambda bdm: bdm["id"] == bdm_id, self.block_devices.attach,
+                                  "compute_attach_volume", "attaching")
 
     async def detach_volume(self, instance_uuid: str, volume_id: str) -> None:
         """Detach a volume from the server; the volume service already has it detaching (1.1)."""
+        await self._volume_action(instance_uuid, lambda bdm: bdm["volume_id"] == volume_id,
+                                  self.block_devices.detach, "compute_detach_volume", "detaching")
+
+    async def _volume_action(self, instance_uuid: str, match: Callable[[dict[str, Any]], bool],
+                             action: Callable[[dict[str, Any], dict[str, Any]], Awaitable[None]], event: str,
+                             doing: str) -> None:
+        """Run `action` on the server's mapping `match` picks (none: nothing to do), recorded as `event`."""
         started = utcnow()
         ctx = get_current() or RequestContext()
         async with self._locks[instance_uuid]:
             instance = await self.conductor.instance_get(instance_uuid)
-            bdm = next((b for b in instance["block_device_mapping"] if b["volume_id"] == volume_id), None)
+            bdm = next((b for b in instance["block_device_mapping"] if match(b)), None)
             if bdm is None:
                 return
             try:
-                await self.block_devices.detach(instance, bdm)
+                await action(instance, bdm)
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-                log.warning("%s: detaching volume %s from %s failed: %s", self.host, volume_id, instance_uuid, reason)
-                await self._event(instance_uuid, ctx, "compute_detach_volume", started, "Error", reason)
+                log.warning("%s: %s volume %s of %s failed: %s", self.host, doing, bdm["volume_id"], instance_uuid,
+                            reason)
+                await self._event(instance_uuid, ctx, event, started, "Error", reason)
                 return
-        await self._event(instance_uuid, ctx, "compute_detach_volume", started, "Success")
+        await self._event(instance_uuid, ctx, event, started, "Success")
 
     async def external_instance_event(self, instance_uuid: str, name: str, tag: str | None, status: str) -> None:
         """An event from another service (network-vif-plugged/unplugged/deleted): wakes a driver waiting for it."""

@@ -35,7 +35,7 @@ from pocketstack.volume.api.common import (
     text_matches,
     version,
 )
-from pocketstack.volume.api.lookups import visible_attachment, visible_volume
+from pocketstack.volume.store.lookups import visible_attachment, visible_volume
 from pocketstack.volume.api.views import attachment_detail, attachment_summary
 
 log = logging.getLogger("pocketstack.volume.api")

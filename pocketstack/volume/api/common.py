@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,10 +22,10 @@ from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.common.microversion import APIVersion, MicroversionSpec, api_version
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.settings import Settings
+from pocketstack.volume.store.lookups import is_uuid  # noqa: F401 -- the API's id check, shared with the store
 
 MICROVERSIONS = MicroversionSpec("volume", "3.0", "3.65")
 MAX_LIMIT = 1000  # osapi_max_limit
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -65,10 +64,6 @@ def require_version(request: Request, minimum: str) -> None:
     """Routes that exist from a microversion on answer 404 below it, as Cinder's versioned controllers do."""
     if version(request) < minimum:
         raise NotFound(f"The resource could not be found: it needs microversion {minimum} or later.")
-
-
-def is_uuid(value: str) -> bool:
-    return bool(UUID_RE.match(value))
 
 
 def isotime(value: datetime | None) -> str | None:

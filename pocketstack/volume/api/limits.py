@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request, Response
-from sqlalchemy import delete
-from sqlalchemy.orm import Session
 
 from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest
-from pocketstack.volume import models as m
 from pocketstack.volume import quotas
 from pocketstack.volume.api.common import bool_param, enforce, state
+from pocketstack.volume.store import limits as store
 
 
 async def quota_defaults(request: Request, target: str) -> Response:
@@ -23,18 +19,12 @@ async def quota_defaults(request: Request, target: str) -> Response:
 async def show_quota(request: Request, target: str) -> Response:
     enforce(request, "volume_extension:quotas:show", {"project_id": target})
     with_usage = bool_param(request.query_params.get("usage", "false"), "usage")
-    settings = state(request).settings
-
-    def read(session: Session) -> dict[str, Any]:
-        limits = quotas.project_limits(session, settings, target)
-        if not with_usage:
-            return {"quota_set": {"id": target, **limits}}
-        used = quotas.usage(session, target)
-        return {"quota_set": {"id": target, **{
-            resource: {"limit": limit, "in_use": used.get(resource, 0), "reserved": 0, "allocated": 0}
-            for resource, limit in limits.items()}}}
-
-    return json_response(await state(request).db.run(read, write=False))
+    limits, used = await store.limits_and_usage(state(request).db, state(request).settings, target)
+    if not with_usage:
+        return json_response({"quota_set": {"id": target, **limits}})
+    return json_response({"quota_set": {"id": target, **{
+        resource: {"limit": limit, "in_use": used.get(resource, 0), "reserved": 0, "allocated": 0}
+        for resource, limit in limits.items()}}})
 
 
 async def update_quota(request: Request, target: str) -> Response:
@@ -52,28 +42,13 @@ async def update_quota(request: Request, target: str) -> Response:
                 or int(value) < -1:
             raise BadRequest(f"Invalid input received: quota {resource} must be an integer of -1 or more.")
         changes[resource] = int(value)
-    settings = state(request).settings
-
-    def write(session: Session) -> dict[str, Any]:
-        used = quotas.usage(session, target)
-        for resource, limit in changes.items():
-            if resource in quotas.COUNTED and 0 <= limit < used[resource]:
-                raise BadRequest(f"Invalid input received: Quota limit {limit} for {resource} must be equal or "
-                                 f"greater than existing resources. Current usage is {used[resource]}.")
-            row = session.get(m.Quota, (target, resource))
-            if row is None:
-                session.add(m.Quota(project_id=target, resource=resource, hard_limit=limit))
-            else:
-                row.hard_limit = limit
-        session.flush()
-        return {"quota_set": quotas.project_limits(session, settings, target)}
-
-    return json_response(await state(request).db.run(write, write=True))
+    result = await store.set_limits(state(request).db, state(request).settings, target, changes)
+    return json_response({"quota_set": result})
 
 
 async def delete_quota(request: Request, target: str) -> Response:
     enforce(request, "volume_extension:quotas:delete", {"project_id": target})
-    await state(request).db.run(lambda s: s.execute(delete(m.Quota).where(m.Quota.project_id == target)), write=True)
+    await store.reset_limits(state(request).db, target)
     return Response(status_code=200)
 
 
@@ -82,15 +57,9 @@ async def limits(request: Request) -> Response:
     target = ctx.project_id
     if request.query_params.get("project_id") and ctx.is_admin:  # 3.39: an admin asks about another project
         target = request.query_params["project_id"]
-    settings = state(request).settings
-
-    def read(session: Session) -> dict[str, Any]:
-        limit = quotas.project_limits(session, settings, target)
-        used = quotas.usage(session, target)
-        return {"limits": {"rate": [], "absolute": {
-            "maxTotalVolumes": limit["volumes"], "maxTotalSnapshots": limit["snapshots"],
-            "maxTotalVolumeGigabytes": limit["gigabytes"], "maxTotalBackups": 0, "maxTotalBackupGigabytes": 0,
-            "totalVolumesUsed": used["volumes"], "totalSnapshotsUsed": used["snapshots"],
-            "totalGigabytesUsed": used["gigabytes"], "totalBackupsUsed": 0, "totalBackupGigabytesUsed": 0}}}
-
-    return json_response(await state(request).db.run(read, write=False))
+    limit, used = await store.limits_and_usage(state(request).db, state(request).settings, target)
+    return json_response({"limits": {"rate": [], "absolute": {
+        "maxTotalVolumes": limit["volumes"], "maxTotalSnapshots": limit["snapshots"],
+        "maxTotalVolumeGigabytes": limit["gigabytes"], "maxTotalBackups": 0, "maxTotalBackupGigabytes": 0,
+        "totalVolumesUsed": used["volumes"], "totalSnapshotsUsed": used["snapshots"],
+        "totalGigabytesUsed": used["gigabytes"], "totalBackupsUsed": 0, "totalBackupGigabytesUsed": 0}}})

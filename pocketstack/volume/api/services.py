@@ -7,23 +7,22 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import Request, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.common.timeutils import utcnow
-from pocketstack.volume import models as m
 from pocketstack.volume import scheduler
 from pocketstack.volume.api.common import bool_param, enforce, isotime, state, version
+from pocketstack.volume.store import services as store
+from pocketstack.volume.store.lookups import Service
 
 
-def _up(svc: m.Service, request: Request) -> bool:
+def _up(svc: Service, request: Request) -> bool:
     down_after = utcnow() - timedelta(seconds=state(request).settings.volume.service_down_time)
     return svc.last_seen_up is not None and svc.last_seen_up >= down_after
 
 
-def _service_view(request: Request, svc: m.Service) -> dict[str, Any]:
+def _service_view(request: Request, svc: Service) -> dict[str, Any]:
     up = _up(svc, request)
     body: dict[str, Any] = {"binary": svc.binary, "host": svc.host, "zone": svc.availability_zone,
                             "status": "disabled" if svc.disabled else "enabled", "state": "up" if up else "down",
@@ -39,16 +38,8 @@ def _service_view(request: Request, svc: m.Service) -> dict[str, Any]:
 async def list_services(request: Request) -> Response:
     enforce(request, "volume_extension:services:index")
     q = request.query_params
-
-    def read(session: Session) -> dict[str, Any]:
-        query = select(m.Service).order_by(m.Service.binary, m.Service.host)
-        if q.get("host"):
-            query = query.where(m.Service.host == q["host"])
-        if q.get("binary"):
-            query = query.where(m.Service.binary == q["binary"])
-        return {"services": [_service_view(request, s) for s in session.scalars(query).all()]}
-
-    return json_response(await state(request).db.run(read, write=False))
+    rows = await store.list_services(state(request).db, q.get("host"), q.get("binary"))
+    return json_response({"services": [_service_view(request, s) for s in rows]})
 
 
 async def update_service(request: Request, action: str) -> Response:
@@ -62,73 +53,46 @@ async def update_service(request: Request, action: str) -> Response:
     reason = raw.get("disabled_reason")
     if action == "disable-log-reason" and (not isinstance(reason, str) or not 0 < len(reason.strip()) <= 255):
         raise BadRequest("Disabled reason contains invalid characters or is too long")
-
-    def write(session: Session) -> dict[str, Any]:
-        svc = session.scalar(select(m.Service).where(m.Service.host == raw["host"], m.Service.binary == binary))
-        if svc is None:
-            raise NotFound(f"Service {binary} on host {raw['host']} could not be found.")
-        svc.disabled = action != "enable"
-        svc.disabled_reason = reason if action == "disable-log-reason" else None
-        svc.updated_at = utcnow()
-        return {"host": svc.host, "binary": svc.binary, "status": "disabled" if svc.disabled else "enabled",
-                "disabled": svc.disabled, "disabled_reason": svc.disabled_reason}
-
-    return json_response(await state(request).db.run(write, write=True))
+    svc = await store.set_disabled(state(request).db, raw["host"], binary, action != "enable",
+                                   reason if action == "disable-log-reason" else None)
+    return json_response({"host": svc.host, "binary": svc.binary, "status": "disabled" if svc.disabled else "enabled",
+                          "disabled": svc.disabled, "disabled_reason": svc.disabled_reason})
 
 
 async def get_pools(request: Request) -> Response:
     enforce(request, "scheduler_extension:scheduler_stats:get_pools")
     detail = bool_param(request.query_params.get("detail", "false"), "detail")
-    settings = state(request).settings
-
-    def read(session: Session) -> dict[str, Any]:
-        result = []
-        services = {s.host: s for s in session.scalars(select(m.Service).where(
-            m.Service.binary == scheduler.VOLUME_BINARY)).all()}
-        for pool in scheduler.pools(session, settings):
-            item: dict[str, Any] = {"name": pool.host}
-            if detail:
-                svc = services[pool.service]
-                item["capabilities"] = {
-                    **svc.capabilities, "total_capacity_gb": pool.total_gb,
-                    "free_capacity_gb": max(pool.free_gb, 0), "allocated_capacity_gb": pool.allocated_gb,
-                    "provisioned_capacity_gb": pool.allocated_gb, "reserved_percentage": 0,
-                    "max_over_subscription_ratio": "1.0", "timestamp": isotime(svc.updated_at)}
-            result.append(item)
-        return {"pools": result}
-
-    return json_response(await state(request).db.run(read, write=False))
+    result = []
+    for pool, svc in await store.pools(state(request).db, state(request).settings):
+        item: dict[str, Any] = {"name": pool.host}
+        if detail:
+            item["capabilities"] = {
+                **svc.capabilities, "total_capacity_gb": pool.total_gb,
+                "free_capacity_gb": max(pool.free_gb, 0), "allocated_capacity_gb": pool.allocated_gb,
+                "provisioned_capacity_gb": pool.allocated_gb, "reserved_percentage": 0,
+                "max_over_subscription_ratio": "1.0", "timestamp": isotime(svc.updated_at)}
+        result.append(item)
+    return json_response({"pools": result})
 
 
 async def capabilities(request: Request, host: str) -> Response:
     """What a backend (`host@backend`) reports it can do (`volume backend capability show`)."""
     enforce(request, "volume_extension:capabilities")
-
-    def read(session: Session) -> dict[str, Any]:
-        svc = session.scalar(select(m.Service).where(m.Service.host == host,
-                                                     m.Service.binary == scheduler.VOLUME_BINARY))
-        if svc is None:
-            raise NotFound(f"Capabilities of host {host} could not be found.")
-        caps = svc.capabilities
-        return {"namespace": f"OS::Storage::Capabilities::{host}", "vendor_name": caps.get("vendor_name"),
-                "volume_backend_name": caps.get("volume_backend_name"), "pool_name": caps.get("pool_name"),
-                "driver_version": caps.get("driver_version"), "storage_protocol": caps.get("storage_protocol"),
-                "display_name": None, "description": None, "visibility": None, "replication_targets": [],
-                "properties": {"thin_provisioning": {"title": "Thin Provisioning", "type": "boolean",
-                                                     "description": "Volumes are sparse files or overlays."}}}
-
-    return json_response(await state(request).db.run(read, write=False))
+    caps = (await store.backend(state(request).db, host)).capabilities
+    return json_response({
+        "namespace": f"OS::Storage::Capabilities::{host}", "vendor_name": caps.get("vendor_name"),
+        "volume_backend_name": caps.get("volume_backend_name"), "pool_name": caps.get("pool_name"),
+        "driver_version": caps.get("driver_version"), "storage_protocol": caps.get("storage_protocol"),
+        "display_name": None, "description": None, "visibility": None, "replication_targets": [],
+        "properties": {"thin_provisioning": {"title": "Thin Provisioning", "type": "boolean",
+                                             "description": "Volumes are sparse files or overlays."}}})
 
 
 async def availability_zones(request: Request) -> Response:
     enforce(request, "volume_extension:availability_zone_list")
-
-    def read(session: Session) -> dict[str, Any]:
-        zones: dict[str, bool] = {}
-        for svc in session.scalars(select(m.Service).where(m.Service.binary == scheduler.VOLUME_BINARY)).all():
-            usable = _up(svc, request) and not svc.disabled
-            zones[svc.availability_zone] = zones.get(svc.availability_zone, False) or usable
-        return {"availabilityZoneInfo": [{"zoneName": zone, "zoneState": {"available": ok}}
-                                         for zone, ok in sorted(zones.items())]}
-
-    return json_response(await state(request).db.run(read, write=False))
+    zones: dict[str, bool] = {}
+    for svc in await store.volume_services(state(request).db):
+        usable = _up(svc, request) and not svc.disabled
+        zones[svc.availability_zone] = zones.get(svc.availability_zone, False) or usable
+    return json_response({"availabilityZoneInfo": [{"zoneName": zone, "zoneState": {"available": ok}}
+                                                   for zone, ok in sorted(zones.items())]})

@@ -31,7 +31,7 @@ from pocketstack.volume.api.common import (
     state,
     text_matches,
 )
-from pocketstack.volume.api.lookups import visible_snapshot, visible_volume
+from pocketstack.volume.store.lookups import visible_snapshot, visible_volume
 from pocketstack.volume.api.views import snapshot_detail
 
 SNAPSHOT_FILTERS = {"name", "status", "volume_id", "project_id", "metadata", "consumes_quota"}

@@ -38,7 +38,7 @@ from pocketstack.volume.api.common import (
     state,
     version,
 )
-from pocketstack.volume.api.lookups import visible_volume
+from pocketstack.volume.store.lookups import visible_volume
 
 TRANSFER_SORT = {"id": "id", "name": "name", "created_at": "created_at", "volume_id": "volume_id"}
 

@@ -26,7 +26,7 @@ from pocketstack.volume.api.common import (
     state,
     version,
 )
-from pocketstack.volume.api.lookups import is_multiattach, resolve_type, visible_snapshot, visible_volume
+from pocketstack.volume.store.lookups import is_multiattach, resolve_type, visible_snapshot, visible_volume
 from pocketstack.volume.api.volumes import _start_delete
 
 Handler = Callable[[Request, str, Any], Awaitable[Response]]

@@ -35,7 +35,7 @@ from pocketstack.volume.api.common import (
     time_filter,
     version,
 )
-from pocketstack.volume.api.lookups import (
+from pocketstack.volume.store.lookups import (
     default_type,
     is_multiattach,
     resolve_type,

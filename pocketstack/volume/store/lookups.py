@@ -1,6 +1,11 @@
-"""Finding the records a request names, as the caller may see them (404 otherwise, never another project's)."""
+"""Finding the records a request names, as the caller may see them (404 otherwise, never another project's), and
+the row types the API's views render."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -9,7 +14,24 @@ from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import NotFound
 from pocketstack.settings import Settings
 from pocketstack.volume import models as m
-from pocketstack.volume.api.common import is_uuid
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+# The row types handlers and views see (typed without importing the models).
+Volume = m.Volume
+Snapshot = m.Snapshot
+VolumeAttachment = m.VolumeAttachment
+VolumeType = m.VolumeType
+Service = m.Service
+Message = m.Message
+Transfer = m.Transfer
+ProjectDefaultType = m.ProjectDefaultType
+
+Authorize = Callable[[Any], None]  # raises when the caller may not act on this row (policy on its project)
+
+
+def is_uuid(value: str) -> bool:
+    return bool(UUID_RE.match(value))
 
 
 def visible_volume(session: Session, volume_id: str, ctx: RequestContext) -> m.Volume:

@@ -1,0 +1,59 @@
+"""The volume services' rows: `os-services`, the scheduler's pools, backend capabilities, availability zones."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pocketstack.common.db import Database
+from pocketstack.common.errors import NotFound
+from pocketstack.common.timeutils import utcnow
+from pocketstack.settings import Settings
+from pocketstack.volume import models as m
+from pocketstack.volume import scheduler
+
+
+async def list_services(db: Database, host: str | None, binary: str | None) -> list[m.Service]:
+    query = select(m.Service).order_by(m.Service.binary, m.Service.host)
+    if host:
+        query = query.where(m.Service.host == host)
+    if binary:
+        query = query.where(m.Service.binary == binary)
+    return await db.run(lambda s: list(s.scalars(query).all()), write=False)
+
+
+async def set_disabled(db: Database, host: str, binary: str, disabled: bool, reason: str | None) -> m.Service:
+    """Enable or disable the service `binary` on `host` (404 when there is none)."""
+    def write(session: Session) -> m.Service:
+        svc = session.scalar(select(m.Service).where(m.Service.host == host, m.Service.binary == binary))
+        if svc is None:
+            raise NotFound(f"Service {binary} on host {host} could not be found.")
+        svc.disabled, svc.disabled_reason, svc.updated_at = disabled, reason, utcnow()
+        return svc
+    return await db.run(write, write=True)
+
+
+async def volume_services(db: Database) -> list[m.Service]:
+    """The services that hold volumes (one per backend)."""
+    query = select(m.Service).where(m.Service.binary == scheduler.VOLUME_BINARY)
+    return await db.run(lambda s: list(s.scalars(query).all()), write=False)
+
+
+async def pools(db: Database, settings: Settings) -> list[tuple[scheduler.Pool, m.Service]]:
+    """Each backend's pool (capacity, allocation) with its service row."""
+    def read(session: Session) -> list[tuple[scheduler.Pool, m.Service]]:
+        services = {s.host: s for s in session.scalars(select(m.Service).where(
+            m.Service.binary == scheduler.VOLUME_BINARY)).all()}
+        return [(pool, services[pool.service]) for pool in scheduler.pools(session, settings)]
+    return await db.run(read, write=False)
+
+
+async def backend(db: Database, host: str) -> m.Service:
+    """The volume service of the backend `host@backend` (404 when there is none)."""
+    def read(session: Session) -> m.Service:
+        svc = session.scalar(select(m.Service).where(m.Service.host == host,
+                                                     m.Service.binary == scheduler.VOLUME_BINARY))
+        if svc is None:
+            raise NotFound(f"Capabilities of host {host} could not be found.")
+        return svc
+    return await db.run(read, write=False)

@@ -35,8 +35,8 @@ from pocketstack.volume.api.common import (
     text_matches,
     version,
 )
-from pocketstack.volume.store.lookups import visible_attachment, visible_volume
 from pocketstack.volume.api.views import attachment_detail, attachment_summary
+from pocketstack.volume.store.lookups import visible_attachment, visible_volume
 
 log = logging.getLogger("pocketstack.volume.api")
 

@@ -56,6 +56,12 @@ def enforce(request: Request, action: str, target: dict[str, Any] | None = None)
     return ctx
 
 
+def authorize(request: Request, action: str) -> Callable[[Any], None]:
+    """The policy check of `action` on the project of the row it is given (the store calls it on the row it
+    loaded, inside the transaction)."""
+    return lambda row: enforce(request, action, {"project_id": row.project_id})
+
+
 def version(request: Request) -> APIVersion:
     return api_version(request)
 

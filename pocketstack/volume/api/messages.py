@@ -9,6 +9,7 @@ from fastapi import Request, Response
 from pocketstack.common.app import json_response
 from pocketstack.volume.api.common import (
     all_projects,
+    authorize,
     check_filters,
     collection,
     enforce,
@@ -57,5 +58,5 @@ async def delete_message(request: Request, message_id: str) -> Response:
     require_version(request, "3.3")
     ctx = enforce(request, "message:delete")
     await store.delete_message(state(request).db, message_id, ctx,
-                               lambda msg: enforce(request, "message:delete", {"project_id": msg.project_id}))
+                               authorize(request, "message:delete"))
     return Response(status_code=204)

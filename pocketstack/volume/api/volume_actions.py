@@ -26,8 +26,8 @@ from pocketstack.volume.api.common import (
     state,
     version,
 )
-from pocketstack.volume.store.lookups import is_multiattach, resolve_type, visible_snapshot, visible_volume
 from pocketstack.volume.api.volumes import _start_delete
+from pocketstack.volume.store.lookups import is_multiattach, resolve_type, visible_snapshot, visible_volume
 
 Handler = Callable[[Request, str, Any], Awaitable[Response]]
 

@@ -35,6 +35,8 @@ from pocketstack.volume.api.common import (
     time_filter,
     version,
 )
+from pocketstack.volume.api.views import volume_detail, volume_summary
+from pocketstack.volume.backends.file import IMAGE_FORMATS
 from pocketstack.volume.store.lookups import (
     default_type,
     is_multiattach,
@@ -42,8 +44,6 @@ from pocketstack.volume.store.lookups import (
     visible_snapshot,
     visible_volume,
 )
-from pocketstack.volume.api.views import volume_detail, volume_summary
-from pocketstack.volume.backends.file import IMAGE_FORMATS
 
 log = logging.getLogger("pocketstack.volume.api")
 

@@ -22,7 +22,6 @@ MAX_FUNCTION_LINES = 80
 # xfail: the day the part is fixed its test passes, is reported XPASS as a failure, and the entry must go.
 PENDING = {
     ("no_sql", "identity"): "identity/api still queries in its handlers (its store is not written yet)",
-    ("no_sql", "volume"): "volume/api still runs its transactions (db.run closures) in its handlers",
     ("idiom", "identity"): "identity still opens async sessions with Database.session",
 }
 

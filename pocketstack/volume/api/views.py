@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import Request
 
 from pocketstack.common.context import RequestContext
-from pocketstack.volume import models as m
 from pocketstack.volume import states as st
 from pocketstack.volume.api.common import isotime, links, state, version
+from pocketstack.volume.store.lookups import Snapshot, Volume, VolumeAttachment, VolumeType
 
 # Extra specs every user may see (Cinder's USER_VISIBLE_EXTRA_SPECS); admins see all of them.
 USER_VISIBLE_EXTRA_SPECS = ("RESKEY:availability_zones", "multiattach", "replication_enabled")
@@ -19,7 +19,7 @@ def _allowed(request: Request, ctx: RequestContext, action: str, project_id: str
     return state(request).policy.check(action, ctx, {"project_id": project_id})
 
 
-def volume_attachments(vol: m.Volume, ctx: RequestContext) -> list[dict[str, Any]]:
+def volume_attachments(vol: Volume, ctx: RequestContext) -> list[dict[str, Any]]:
     """The attached attachments of a volume, as the volume body lists them."""
     result = []
     for att in vol.attachments:
@@ -31,11 +31,11 @@ def volume_attachments(vol: m.Volume, ctx: RequestContext) -> list[dict[str, Any
     return result
 
 
-def volume_summary(request: Request, vol: m.Volume) -> dict[str, Any]:
+def volume_summary(request: Request, vol: Volume) -> dict[str, Any]:
     return {"id": vol.id, "name": vol.name, "links": links(request, "volumes", vol.id)}
 
 
-def volume_detail(request: Request, vol: m.Volume, ctx: RequestContext) -> dict[str, Any]:
+def volume_detail(request: Request, vol: Volume, ctx: RequestContext) -> dict[str, Any]:
     ver = version(request)
     body: dict[str, Any] = {
         "id": vol.id, "status": vol.status, "size": vol.size, "availability_zone": vol.availability_zone,
@@ -73,7 +73,7 @@ def volume_detail(request: Request, vol: m.Volume, ctx: RequestContext) -> dict[
     return body
 
 
-def snapshot_detail(request: Request, snap: m.Snapshot, ctx: RequestContext) -> dict[str, Any]:
+def snapshot_detail(request: Request, snap: Snapshot, ctx: RequestContext) -> dict[str, Any]:
     ver = version(request)
     body: dict[str, Any] = {
         "id": snap.id, "created_at": isotime(snap.created_at), "updated_at": isotime(snap.updated_at),
@@ -92,17 +92,17 @@ def snapshot_detail(request: Request, snap: m.Snapshot, ctx: RequestContext) -> 
     return body
 
 
-def attachment_summary(att: m.VolumeAttachment) -> dict[str, Any]:
+def attachment_summary(att: VolumeAttachment) -> dict[str, Any]:
     return {"id": att.id, "status": att.attach_status, "instance": att.instance_uuid, "volume_id": att.volume_id}
 
 
-def attachment_detail(att: m.VolumeAttachment) -> dict[str, Any]:
+def attachment_detail(att: VolumeAttachment) -> dict[str, Any]:
     return {**attachment_summary(att), "attached_at": isotime(att.attach_time) or "",
             "detached_at": isotime(att.detach_time) or "", "attach_mode": att.attach_mode,
             "connection_info": att.connection_info or {}}
 
 
-def type_view(request: Request, vtype: m.VolumeType, ctx: RequestContext) -> dict[str, Any]:
+def type_view(request: Request, vtype: VolumeType, ctx: RequestContext) -> dict[str, Any]:
     specs = {s.key: s.value for s in vtype.extra_specs}
     if not _allowed(request, ctx, "volume_extension:access_types_extra_specs", ctx.project_id):
         specs = {k: v for k, v in specs.items() if k in USER_VISIBLE_EXTRA_SPECS}

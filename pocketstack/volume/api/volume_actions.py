@@ -7,17 +7,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from pocketstack.common.app import json_body, json_response, request_context
+from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.common.timeutils import utcnow
-from pocketstack.volume import models as m
-from pocketstack.volume import quotas, scheduler
 from pocketstack.volume import states as st
-from pocketstack.volume.api.attachments import finish_detach, new_attachment
 from pocketstack.volume.api.common import (
+    authorize,
     bool_param,
     check_metadata,
     enforce,
@@ -27,7 +23,9 @@ from pocketstack.volume.api.common import (
     version,
 )
 from pocketstack.volume.api.volumes import _start_delete
-from pocketstack.volume.store.lookups import is_multiattach, resolve_type, visible_snapshot, visible_volume
+from pocketstack.volume.store import volumes as store
+from pocketstack.volume.store.lookups import is_multiattach
+from pocketstack.volume.store.volumes import VolumeEdit
 
 Handler = Callable[[Request, str, Any], Awaitable[Response]]
 
@@ -40,21 +38,13 @@ def _args(args: Any, name: str) -> dict[str, Any]:
     return args
 
 
-async def _change(request: Request, volume_id: str, action: str, change: Callable[[Session, m.Volume], Any],
+async def _change(request: Request, volume_id: str, action: str, change: Callable[[VolumeEdit], Any],
                   *, write: bool = True) -> Any:
     """Run `change` on the caller's volume (in a write transaction unless `write` is off) after the policy check
     on its project."""
     ctx = enforce(request, action)
-
-    def run(session: Session) -> Any:
-        vol = visible_volume(session, volume_id, ctx)
-        enforce(request, action, {"project_id": vol.project_id})
-        result = change(session, vol)
-        if write:
-            vol.updated_at = utcnow()
-        return result
-
-    return await state(request).db.run(run, write=write)
+    return await store.change_volume(state(request).db, state(request).settings, ctx, authorize(request, action),
+                                     volume_id, change, write=write)
 
 
 async def _extend(request: Request, volume_id: str, args: Any) -> Response:
@@ -63,9 +53,8 @@ async def _extend(request: Request, volume_id: str, args: Any) -> Response:
         raise BadRequest("Invalid input received: 'new_size' is required.")
     raw = args["new_size"]
     new_size = int_param(int(raw) if isinstance(raw, str) and raw.isdigit() else raw, "new_size", 1)
-    settings = state(request).settings
-
-    def change(session: Session, vol: m.Volume) -> str:
+    def change(edit: VolumeEdit) -> str:
+        vol = edit.vol
         if vol.status == st.IN_USE:
             raise BadRequest(f"Invalid volume: volume {vol.id} is in-use; the file backend extends detached "
                              "volumes only: detach it first.")
@@ -73,8 +62,8 @@ async def _extend(request: Request, volume_id: str, args: Any) -> Response:
         if new_size <= vol.size:
             raise BadRequest(f"Invalid input received: New size for extend must be greater than current size. "
                              f"(current: {vol.size}, extended: {new_size}).")
-        quotas.check(session, settings, vol.project_id, gigabytes=new_size - vol.size, volume_size=new_size)
-        pool = next((p for p in scheduler.pools(session, settings, lock=True) if p.host == vol.host), None)
+        edit.check_quota(gigabytes=new_size - vol.size, volume_size=new_size)
+        pool = edit.pool()
         if pool is None or pool.free_gb < new_size - vol.size:
             free = max(pool.free_gb, 0) if pool else 0
             raise BadRequest(f"Invalid input received: the backend of volume {vol.id} has {free:g} GB free, not "
@@ -93,7 +82,8 @@ async def _set_bootable(request: Request, volume_id: str, args: Any) -> Response
         raise BadRequest("Invalid input received: 'bootable' is required.")
     bootable = bool_param(args["bootable"], "bootable")
 
-    def change(session: Session, vol: m.Volume) -> None:
+    def change(edit: VolumeEdit) -> None:
+        vol = edit.vol
         if vol.status in (st.CREATING, st.DELETING):
             raise BadRequest(f"Invalid volume: Volume {vol.id} is {vol.status}.")
         vol.bootable = bootable
@@ -108,7 +98,8 @@ async def _update_readonly(request: Request, volume_id: str, args: Any) -> Respo
         raise BadRequest("Invalid input received: 'readonly' is required.")
     readonly = bool_param(args["readonly"], "readonly")
 
-    def change(session: Session, vol: m.Volume) -> None:
+    def change(edit: VolumeEdit) -> None:
+        vol = edit.vol
         st.require("update the readonly flag", "volume", vol.id, vol.status, (st.AVAILABLE,))
         vol.admin_metadata = {**(vol.admin_metadata or {}), "readonly": str(readonly)}
 
@@ -123,12 +114,10 @@ async def _retype(request: Request, volume_id: str, args: Any) -> Response:
     policy = args.get("migration_policy") or "never"
     if policy not in ("never", "on-demand"):
         raise BadRequest(f"Invalid input received: migration_policy {policy!r} is not never or on-demand.")
-    ctx = request_context(request)
-    settings = state(request).settings
-
-    def change(session: Session, vol: m.Volume) -> None:
+    def change(edit: VolumeEdit) -> None:
+        vol = edit.vol
         st.require("retype", "volume", vol.id, vol.status, (st.AVAILABLE, st.IN_USE))
-        new_type = resolve_type(session, args["new_type"], ctx, settings)
+        new_type = edit.volume_type(args["new_type"])
         if new_type.id == vol.volume_type_id:
             raise BadRequest(f"Invalid input received: volume {vol.id} already has type {new_type.name}.")
         multiattach = is_multiattach(new_type)
@@ -143,7 +132,8 @@ async def _retype(request: Request, volume_id: str, args: Any) -> Response:
 async def _set_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
     metadata = check_metadata(_args(args, "os-set_image_metadata").get("metadata"))
 
-    def change(session: Session, vol: m.Volume) -> dict[str, str]:
+    def change(edit: VolumeEdit) -> dict[str, str]:
+        vol = edit.vol
         vol.image_metadata = {**(vol.image_metadata or {}), **metadata}
         return vol.image_metadata
 
@@ -156,7 +146,8 @@ async def _unset_image_metadata(request: Request, volume_id: str, args: Any) -> 
     if not isinstance(key, str):
         raise BadRequest("Invalid input received: 'key' is required.")
 
-    def change(session: Session, vol: m.Volume) -> None:
+    def change(edit: VolumeEdit) -> None:
+        vol = edit.vol
         if key not in (vol.image_metadata or {}):
             raise NotFound(f"Glance metadata for volume {vol.id} with key {key} could not be found.")
         vol.image_metadata = {k: v for k, v in vol.image_metadata.items() if k != key}
@@ -167,7 +158,7 @@ async def _unset_image_metadata(request: Request, volume_id: str, args: Any) -> 
 
 async def _show_image_metadata(request: Request, volume_id: str, args: Any) -> Response:
     result = await _change(request, volume_id, "volume_extension:volume_image_metadata:show",
-                           lambda session, vol: dict(vol.image_metadata or {}), write=False)
+                           lambda edit: dict(edit.vol.image_metadata or {}), write=False)
     return json_response({"metadata": result})
 
 
@@ -185,7 +176,8 @@ async def _reset_status(request: Request, volume_id: str, args: Any) -> Response
                                                    "starting"):
         raise BadRequest(f"Must specify a valid migration status: {migration!r}.")
 
-    def change(session: Session, vol: m.Volume) -> None:
+    def change(edit: VolumeEdit) -> None:
+        vol = edit.vol
         if status is not None:
             vol.previous_status, vol.status = vol.status, status
         if attach_status is not None:
@@ -204,17 +196,15 @@ async def _revert(request: Request, volume_id: str, args: Any) -> Response:
     snapshot_id = _args(args, "revert").get("snapshot_id")
     if not isinstance(snapshot_id, str):
         raise BadRequest("Invalid input received: 'snapshot_id' is required.")
-    ctx = request_context(request)
-
-    def change(session: Session, vol: m.Volume) -> str:
+    def change(edit: VolumeEdit) -> str:
+        vol = edit.vol
         st.require("revert", "volume", vol.id, vol.status, (st.AVAILABLE,))
-        snap = visible_snapshot(session, snapshot_id, ctx)
+        snap = edit.snapshot(snapshot_id)
         if snap.volume_id != vol.id:
             raise BadRequest(f"Invalid snapshot: snapshot {snap.id} is not a snapshot of volume {vol.id}.")
         st.require("revert to it", "snapshot", snap.id, snap.status, (st.AVAILABLE,))
-        latest = session.scalar(select(m.Snapshot).where(m.Snapshot.volume_id == vol.id)
-                                .order_by(m.Snapshot.created_at.desc()).limit(1))
-        if latest.id != snap.id:
+        latest = edit.latest_snapshot()
+        if latest is None or latest.id != snap.id:
             raise BadRequest(f"Volume {vol.id} revert to snapshot {snap.id} failed: it is not the latest snapshot "
                              "of the volume.")
         if vol.size != snap.volume_size:
@@ -264,7 +254,8 @@ async def _upload_to_image(request: Request, volume_id: str, args: Any) -> Respo
         image_attrs.update(visibility=visibility, protected=bool_param(args.get("protected", False), "protected"))
     force = bool_param(args.get("force", False), "force")
 
-    def change(session: Session, vol: m.Volume) -> tuple[str, dict[str, Any]]:
+    def change(edit: VolumeEdit) -> tuple[str, dict[str, Any]]:
+        vol = edit.vol
         if vol.status == st.IN_USE:
             raise BadRequest(f"Invalid volume: volume {vol.id} is in-use" + (
                 "; the file backend uploads detached volumes only." if force else ": uploading it needs force."))
@@ -286,7 +277,7 @@ async def _upload_to_image(request: Request, volume_id: str, args: Any) -> Respo
         await state(request).manager.copy_volume_to_image(host, volume_id, image["id"], disk_format)
     except Exception:
         await _change(request, volume_id, "volume_extension:volume_actions:upload_image",
-                      lambda session, vol: setattr(vol, "status", st.AVAILABLE))
+                      lambda edit: setattr(edit.vol, "status", st.AVAILABLE))
         raise
     body = {**found["summary"], "image_id": image["id"], "container_format": container_format,
             "disk_format": disk_format, "image_name": name}
@@ -304,7 +295,8 @@ async def _force_delete(request: Request, volume_id: str, args: Any) -> Response
 # ----- legacy attach / detach ----------------------------------------------------------------------------------------
 def _transition(action: str, allowed: tuple[str, ...], to: str) -> Handler:
     async def handler(request: Request, volume_id: str, args: Any) -> Response:
-        def change(session: Session, vol: m.Volume) -> None:
+        def change(edit: VolumeEdit) -> None:
+            vol = edit.vol
             st.require(action.replace("_", " "), "volume", vol.id, vol.status, allowed)
             if to == "unreserved":
                 vol.status = st.IN_USE if any(a.attach_status == st.ATTACHED for a in vol.attachments) else \
@@ -330,12 +322,13 @@ async def _legacy_attach(request: Request, volume_id: str, args: Any) -> Respons
     if mode not in ("rw", "ro"):
         raise BadRequest(f"Invalid request to attach volume: mode {mode!r} is not rw or ro.")
 
-    def change(session: Session, vol: m.Volume) -> None:
+    def change(edit: VolumeEdit) -> None:
+        vol = edit.vol
         allowed = (st.ATTACHING, st.RESERVED, st.AVAILABLE) + ((st.IN_USE,) if vol.multiattach else ())
         st.require("attach", "volume", vol.id, vol.status, allowed)
         pending = next((a for a in vol.attachments if a.attach_status != st.ATTACHED
                         and a.instance_uuid == instance_uuid), None)
-        attachment = pending or new_attachment(session, vol, instance_uuid, mode)
+        attachment = pending or edit.new_attachment(instance_uuid, mode)
         attachment.instance_uuid, attachment.attached_host = instance_uuid, host_name
         attachment.mountpoint, attachment.attach_mode = args["mountpoint"], mode
         now = utcnow()
@@ -350,7 +343,8 @@ async def _legacy_detach(request: Request, volume_id: str, args: Any, action: st
     args = _args(args, f"os-{action}")
     attachment_id = args.get("attachment_id")
 
-    def change(session: Session, vol: m.Volume) -> None:
+    def change(edit: VolumeEdit) -> None:
+        vol = edit.vol
         if attachment_id:
             attachment = next((a for a in vol.attachments if a.id == attachment_id), None)
             if attachment is None:
@@ -360,7 +354,7 @@ async def _legacy_detach(request: Request, volume_id: str, args: Any, action: st
         else:
             raise BadRequest(f"Invalid volume: Volume {vol.id} has {len(vol.attachments)} attachments; give the "
                              "attachment_id to detach.")
-        finish_detach(session, vol, attachment)
+        edit.detach(attachment)
 
     policy = ("volume_extension:volume_admin_actions:force_detach" if action == "force_detach" else
               "volume_extension:volume_actions:detach")
@@ -377,7 +371,8 @@ async def _initialize_connection(request: Request, volume_id: str, args: Any) ->
     if not isinstance(connector, dict):
         raise BadRequest("Invalid input received: 'connector' is required.")
 
-    def check(session: Session, vol: m.Volume) -> str:
+    def check(edit: VolumeEdit) -> str:
+        vol = edit.vol
         if vol.host is None or "error" in vol.status or vol.status in (st.CREATING, st.DELETING):
             raise BadRequest(f"Invalid volume: Volume {vol.id} is {vol.status}; it cannot be exported.")
         return vol.host
@@ -393,7 +388,7 @@ async def _terminate_connection(request: Request, volume_id: str, args: Any) -> 
     if not isinstance(_args(args, "os-terminate_connection").get("connector"), dict):
         raise BadRequest("Invalid input received: 'connector' is required.")
     await _change(request, volume_id, "volume_extension:volume_actions:terminate_connection",
-                  lambda session, vol: None, write=False)
+                  lambda edit: None, write=False)
     return Response(status_code=202)
 
 

@@ -9,18 +9,12 @@ from typing import Any
 
 from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from pocketstack.common.app import json_body, json_response
-from pocketstack.common.context import RequestContext
+from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, NotFound
-from pocketstack.common.timeutils import utcnow
-from pocketstack.volume import messages, quotas, scheduler
-from pocketstack.volume import models as m
-from pocketstack.volume import states as st
 from pocketstack.volume.api.common import (
     all_projects,
+    authorize,
     bool_param,
     check_filters,
     check_metadata,
@@ -37,20 +31,15 @@ from pocketstack.volume.api.common import (
 )
 from pocketstack.volume.api.views import volume_detail, volume_summary
 from pocketstack.volume.backends.file import IMAGE_FORMATS
-from pocketstack.volume.store.lookups import (
-    default_type,
-    is_multiattach,
-    resolve_type,
-    visible_snapshot,
-    visible_volume,
-)
+from pocketstack.volume.store import volumes as store
+from pocketstack.volume.store.lookups import Volume
+from pocketstack.volume.store.volumes import NewVolume
 
 log = logging.getLogger("pocketstack.volume.api")
 
 
 MAX_INT = 2**31 - 1
 GiB = 1 << 30
-DELETABLE = (st.AVAILABLE, st.ERROR, st.ERROR_EXTENDING, "error_restoring", "error_managing")
 VOLUME_FILTERS = {"name", "status", "metadata", "bootable", "availability_zone", "size", "created_at",
                   "updated_at", "project_id", "user_id", "glance_metadata", "volume_type", "consumes_quota"}
 VOLUME_SORT = {"id": "id", "name": "name", "status": "status", "size": "size", "created_at": "created_at",
@@ -158,78 +147,26 @@ async def create_volume(request: Request) -> Response:
     if image_ref:
         enforce(request, "volume:create_from_image")
         image = await _image_for_volume(request, image_ref, body.size)
-    settings = state(request).settings
     volume_id = str(uuid.uuid4())
-
-    def write(session: Session) -> str | None:
-        """Insert the volume (creating, on its backend), or in error when no backend can hold it."""
-        size, host, source_type, zone = body.size, None, None, body.availability_zone
-        if body.snapshot_id:
-            snap = visible_snapshot(session, body.snapshot_id, ctx)
-            st.require("create a volume from it", "snapshot", snap.id, snap.status, (st.AVAILABLE,))
-            source = session.get(m.Volume, snap.volume_id)
-            size = size or snap.volume_size
-            if size < snap.volume_size:
-                raise BadRequest(f"Invalid input received: Volume size '{size}'GB cannot be smaller than the "
-                                 f"snapshot size {snap.volume_size}GB. They must be >= original snapshot size.")
-            host, source_type = snap.host, session.get(m.VolumeType, snap.volume_type_id)
-            zone = zone or source.availability_zone
-        elif body.source_volid:
-            source = visible_volume(session, body.source_volid, ctx)
-            st.require("clone it", "volume", source.id, source.status, (st.AVAILABLE,))
-            size = size or source.size
-            if size < source.size:
-                raise BadRequest(f"Invalid input received: Volume size '{size}'GB cannot be smaller than the source "
-                                 f"volume size {source.size}GB. They must be >= original volume size.")
-            host, source_type, zone = source.host, source.volume_type, zone or source.availability_zone
-        vtype = (resolve_type(session, body.volume_type, ctx, settings) if body.volume_type else
-                 source_type or default_type(session, settings, ctx.project_id))
-        zones = {settings.volume.availability_zone, *session.scalars(select(m.Service.availability_zone).where(
-            m.Service.binary == scheduler.VOLUME_BINARY)).all()}
-        zone = zone or settings.volume.availability_zone
-        if zone not in zones:
-            raise BadRequest(f"Invalid input received: Availability zone '{zone}' is invalid.")
-        quotas.check(session, settings, ctx.project_id, volumes=1, gigabytes=size, volume_size=size)
-        failure = None
-        try:
-            host = scheduler.pick(session, settings, size, availability_zone=zone, host=host)
-        except scheduler.NoValidBackend as exc:
-            host, failure = None, str(exc)
-        now = utcnow()
-        session.add(m.Volume(
-            id=volume_id, project_id=ctx.project_id, user_id=ctx.user_id, name=body.name or body.display_name,
-            description=body.description or body.display_description, size=size,
-            status=st.ERROR if failure else st.CREATING, attach_status=st.DETACHED, availability_zone=zone,
-            volume_type_id=vtype.id, snapshot_id=body.snapshot_id, source_volid=body.source_volid,
-            image_id=image["id"] if image else None, bootable=False, multiattach=is_multiattach(vtype), host=host,
-            image_metadata={}, admin_metadata={}, created_at=now, updated_at=now))
-        for key, value in metadata.items():
-            session.add(m.VolumeMetadata(volume_id=volume_id, key=key, value=value))
-        if failure:
-            messages.add(session, ctx.project_id, "VOLUME", volume_id, messages.SCHEDULE_ALLOCATE_VOLUME, failure)
-        return host
-
+    new = NewVolume(id=volume_id, size=body.size, snapshot_id=body.snapshot_id, source_volid=body.source_volid,
+                    volume_type=body.volume_type, availability_zone=body.availability_zone,
+                    image_id=image["id"] if image else None, metadata=metadata,
+                    fields={"name": body.name or body.display_name,
+                            "description": body.description or body.display_description})
     db = state(request).db
-    host = await db.run(write, write=True)
+    host = await store.create_volume(db, state(request).settings, ctx, new)
     if host is not None:
         try:
             await state(request).manager.create_volume(host, volume_id)
         except Exception as exc:
             log.exception("could not hand volume %s to its volume service", volume_id)
-            reason = f"the volume service could not be reached ({type(exc).__name__})."
-            await db.run(lambda s: _fail(s, volume_id, reason), write=True)
-    volume = await db.run(lambda s: s.get(m.Volume, volume_id), write=False)
-    return json_response({"volume": volume_detail(request, volume, ctx)}, status=202)
-
-
-def _fail(session: Session, volume_id: str, reason: str) -> None:
-    volume = session.get(m.Volume, volume_id)
-    volume.status = st.ERROR
-    messages.add(session, volume.project_id, "VOLUME", volume_id, messages.SCHEDULE_ALLOCATE_VOLUME, reason)
+            await store.fail_create(db, volume_id, f"the volume service could not be reached ({type(exc).__name__}).")
+    return json_response({"volume": volume_detail(request, await store.get_volume(db, volume_id, ctx), ctx)},
+                         status=202)
 
 
 # ----- list, show ------------------------------------------------------------------------------------------------
-def _matches(vol: m.Volume, filters: dict[str, str], request: Request) -> bool:
+def _matches(vol: Volume, filters: dict[str, str], request: Request) -> bool:
     for key, wanted in filters.items():
         name, like = key.rstrip("~"), key.endswith("~")
         if name in ("name", "status", "availability_zone", "user_id", "project_id"):
@@ -262,26 +199,24 @@ def _matches(vol: m.Volume, filters: dict[str, str], request: Request) -> bool:
     return True
 
 
-def list_visible(request: Request, session: Session, ctx: RequestContext) -> list[m.Volume]:
+async def _list_visible(request: Request) -> list[Volume]:
+    """The volumes the request may list (its project's, or all with all_tenants), through its filters."""
+    ctx = request_context(request)
     filters = check_filters(request, VOLUME_FILTERS)
-    query = select(m.Volume)
-    if not all_projects(request, ctx):
-        query = query.where(m.Volume.project_id == ctx.project_id)
-    elif not ctx.is_admin:
+    every = all_projects(request, ctx)
+    if every and not ctx.is_admin:
         filters.pop("project_id", None)
-    return [v for v in session.scalars(query).all() if _matches(v, filters, request)]
+    volumes = await store.list_volumes(state(request).db, None if every else ctx.project_id)
+    return [v for v in volumes if _matches(v, filters, request)]
 
 
 async def _list(request: Request, detail: bool) -> Response:
     ctx = enforce(request, "volume:get_all")
     sort = sort_spec(request, VOLUME_SORT)
-
-    def read(session: Session) -> dict[str, Any]:
-        page, total, more = paginate(request, list_visible(request, session, ctx), sort)
-        views = [volume_detail(request, v, ctx) if detail else volume_summary(request, v) for v in page]
-        return collection(request, "volumes", views, total, more, "volumes/detail" if detail else "volumes")
-
-    return json_response(await state(request).db.run(read, write=False))
+    page, total, more = paginate(request, await _list_visible(request), sort)
+    views = [volume_detail(request, v, ctx) if detail else volume_summary(request, v) for v in page]
+    return json_response(collection(request, "volumes", views, total, more,
+                                    "volumes/detail" if detail else "volumes"))
 
 
 async def list_volumes(request: Request) -> Response:
@@ -294,54 +229,30 @@ async def list_volumes_detail(request: Request) -> Response:
 
 async def volumes_summary(request: Request) -> Response:
     """Count and total size of the visible volumes (3.12), with their distinct metadata (3.36)."""
-    ctx = enforce(request, "volume:get_all")
+    enforce(request, "volume:get_all")
     if version(request) < "3.12":
         raise NotFound("The resource could not be found.")
-
-    def read(session: Session) -> dict[str, Any]:
-        volumes = list_visible(request, session, ctx)
-        summary: dict[str, Any] = {"total_count": len(volumes), "total_size": sum(v.size for v in volumes)}
-        if version(request) >= "3.36":
-            meta: dict[str, list[str]] = {}
-            for vol in volumes:
-                for item in vol.metadata_items:
-                    meta.setdefault(item.key, [])
-                    if item.value not in meta[item.key]:
-                        meta[item.key].append(item.value)
-            summary["metadata"] = meta
-        return {"volume-summary": summary}
-
-    return json_response(await state(request).db.run(read, write=False))
+    volumes = await _list_visible(request)
+    summary: dict[str, Any] = {"total_count": len(volumes), "total_size": sum(v.size for v in volumes)}
+    if version(request) >= "3.36":
+        meta: dict[str, list[str]] = {}
+        for vol in volumes:
+            for item in vol.metadata_items:
+                meta.setdefault(item.key, [])
+                if item.value not in meta[item.key]:
+                    meta[item.key].append(item.value)
+        summary["metadata"] = meta
+    return json_response({"volume-summary": summary})
 
 
 async def show_volume(request: Request, volume_id: str) -> Response:
     ctx = enforce(request, "volume:get")
-
-    def read(session: Session) -> dict[str, Any]:
-        vol = visible_volume(session, volume_id, ctx)
-        enforce(request, "volume:get", {"project_id": vol.project_id})
-        return {"volume": volume_detail(request, vol, ctx)}
-
-    return json_response(await state(request).db.run(read, write=False))
+    vol = await store.get_volume(state(request).db, volume_id, ctx)
+    enforce(request, "volume:get", {"project_id": vol.project_id})
+    return json_response({"volume": volume_detail(request, vol, ctx)})
 
 
 # ----- update, delete ----------------------------------------------------------------------------------------------
-def _set_metadata(session: Session, vol: m.Volume, metadata: dict[str, str], *, replace: bool) -> dict[str, str]:
-    have = {i.key: i for i in vol.metadata_items}
-    for key, item in have.items():
-        if replace and key not in metadata:
-            session.delete(item)
-    for key, value in metadata.items():
-        if key in have:
-            have[key].value = value
-        else:
-            session.add(m.VolumeMetadata(volume_id=vol.id, key=key, value=value))
-    vol.updated_at = utcnow()
-    session.flush()
-    session.expire(vol, ["metadata_items"])
-    return {i.key: i.value for i in vol.metadata_items}
-
-
 async def update_volume(request: Request, volume_id: str) -> Response:
     ctx = enforce(request, "volume:update")
     raw = await json_body(request)
@@ -352,54 +263,27 @@ async def update_volume(request: Request, volume_id: str) -> Response:
         raise BadRequest("Invalid input: at least one of name, description, display_name, display_description or "
                          "metadata is required.")
     metadata = check_metadata(body.metadata) if body.metadata is not None else None
-
-    def write(session: Session) -> dict[str, Any]:
-        vol = visible_volume(session, volume_id, ctx)
-        enforce(request, "volume:update", {"project_id": vol.project_id})
-        fields = body.model_fields_set
-        if "name" in fields or "display_name" in fields:
-            vol.name = body.name if "name" in fields else body.display_name
-        if "description" in fields or "display_description" in fields:
-            vol.description = body.description if "description" in fields else body.display_description
-        if metadata is not None:
-            _set_metadata(session, vol, metadata, replace=True)
-        vol.updated_at = utcnow()
-        session.flush()
-        return {"volume": volume_detail(request, vol, ctx)}
-
-    return json_response(await state(request).db.run(write, write=True))
+    fields = body.model_fields_set
+    changes: dict[str, Any] = {}
+    if "name" in fields or "display_name" in fields:
+        changes["name"] = body.name if "name" in fields else body.display_name
+    if "description" in fields or "display_description" in fields:
+        changes["description"] = body.description if "description" in fields else body.display_description
+    vol = await store.update_volume(state(request).db, ctx, authorize(request, "volume:update"), volume_id, changes,
+                                    metadata)
+    return json_response({"volume": volume_detail(request, vol, ctx)})
 
 
 async def _start_delete(request: Request, volume_id: str, *, cascade: bool, force: bool) -> None:
     """Mark the volume (and with `cascade` its snapshots) deleting and hand it to its manager."""
     ctx = enforce(request, "volume:delete")
 
-    def write(session: Session) -> str | None:
-        vol = visible_volume(session, volume_id, ctx)
+    def check(vol: Volume) -> None:
         enforce(request, "volume:delete", {"project_id": vol.project_id})
         if force:
             enforce(request, "volume:force_delete", {"project_id": vol.project_id})
-        snapshots = session.scalars(select(m.Snapshot).where(m.Snapshot.volume_id == vol.id)).all()
-        blocked = (vol.attach_status == st.ATTACHED or vol.attachments or (not force and vol.status not in DELETABLE)
-                   or vol.status == st.DELETING or (snapshots and not cascade)
-                   or any(s.status not in (st.AVAILABLE, st.ERROR) for s in snapshots))
-        if blocked:
-            raise BadRequest("Invalid volume: Volume status must be available or error or error_restoring or "
-                             "error_extending or error_managing and must not be migrating, attached, belong to a "
-                             "group, have snapshots, awaiting a transfer, or be disassociated from snapshots after "
-                             f"volume transfer (volume {vol.id} is {vol.status} with {len(vol.attachments)} "
-                             f"attachment(s) and {len(snapshots)} snapshot(s)).")
-        if vol.host is None:  # never reached a backend: nothing to remove there
-            for snap in snapshots:
-                session.delete(snap)
-            session.delete(vol)
-            return None
-        vol.previous_status, vol.status, vol.updated_at = vol.status, st.DELETING, utcnow()
-        for snap in snapshots:
-            snap.status = st.DELETING
-        return vol.host
 
-    host = await state(request).db.run(write, write=True)
+    host = await store.start_delete(state(request).db, ctx, check, volume_id, cascade=cascade, force=force)
     if host is not None:
         await state(request).manager.delete_volume(host, volume_id)
 
@@ -419,29 +303,20 @@ async def _metadata_body(request: Request, key: str) -> dict[str, str]:
     return check_metadata(raw[key])
 
 
-async def get_metadata(request: Request, volume_id: str) -> Response:
-    ctx = enforce(request, "volume:get_volume_metadata")
-
-    def read(session: Session) -> dict[str, Any]:
-        vol = visible_volume(session, volume_id, ctx)
-        enforce(request, "volume:get_volume_metadata", {"project_id": vol.project_id})
-        return {"metadata": {i.key: i.value for i in vol.metadata_items}}
-
-    return json_response(await state(request).db.run(read, write=False))
+async def _read_metadata(request: Request, volume_id: str) -> dict[str, str]:
+    action = "volume:get_volume_metadata"
+    return await store.get_metadata(state(request).db, enforce(request, action), authorize(request, action),
+                                    volume_id)
 
 
 async def _write_metadata(request: Request, volume_id: str, action: str, metadata: dict[str, str],
                           replace: bool) -> dict[str, str]:
-    ctx = enforce(request, action)
+    return await store.set_metadata(state(request).db, enforce(request, action), authorize(request, action),
+                                    volume_id, metadata, replace=replace)
 
-    def write(session: Session) -> dict[str, str]:
-        vol = visible_volume(session, volume_id, ctx)
-        enforce(request, action, {"project_id": vol.project_id})
-        if vol.status in (st.DELETING, st.ERROR_DELETING):
-            raise BadRequest(f"Invalid volume: Volume {vol.id} is being deleted.")
-        return _set_metadata(session, vol, metadata, replace=replace)
 
-    return await state(request).db.run(write, write=True)
+async def get_metadata(request: Request, volume_id: str) -> Response:
+    return json_response({"metadata": await _read_metadata(request, volume_id)})
 
 
 async def create_metadata(request: Request, volume_id: str) -> Response:
@@ -457,17 +332,10 @@ async def replace_metadata(request: Request, volume_id: str) -> Response:
 
 
 async def get_metadata_item(request: Request, volume_id: str, key: str) -> Response:
-    ctx = enforce(request, "volume:get_volume_metadata")
-
-    def read(session: Session) -> dict[str, Any]:
-        vol = visible_volume(session, volume_id, ctx)
-        enforce(request, "volume:get_volume_metadata", {"project_id": vol.project_id})
-        item = next((i for i in vol.metadata_items if i.key == key), None)
-        if item is None:
-            raise NotFound(f"Volume {volume_id} has no metadata with key {key}.")
-        return {"meta": {key: item.value}}
-
-    return json_response(await state(request).db.run(read, write=False))
+    metadata = await _read_metadata(request, volume_id)
+    if key not in metadata:
+        raise NotFound(f"Volume {volume_id} has no metadata with key {key}.")
+    return json_response({"meta": {key: metadata[key]}})
 
 
 async def set_metadata_item(request: Request, volume_id: str, key: str) -> Response:
@@ -479,17 +347,7 @@ async def set_metadata_item(request: Request, volume_id: str, key: str) -> Respo
 
 
 async def delete_metadata_item(request: Request, volume_id: str, key: str) -> Response:
-    ctx = enforce(request, "volume:delete_volume_metadata")
-
-    def write(session: Session) -> None:
-        vol = visible_volume(session, volume_id, ctx)
-        enforce(request, "volume:delete_volume_metadata", {"project_id": vol.project_id})
-        item = next((i for i in vol.metadata_items if i.key == key), None)
-        if item is None:
-            raise NotFound(f"Volume {volume_id} has no metadata with key {key}.")
-        session.delete(item)
-        vol.updated_at = utcnow()
-
-    await state(request).db.run(write, write=True)
+    action = "volume:delete_volume_metadata"
+    await store.delete_metadata(state(request).db, enforce(request, action), authorize(request, action), volume_id,
+                                key)
     return Response(status_code=200)
-

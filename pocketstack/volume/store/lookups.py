@@ -11,6 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from pocketstack.common.context import RequestContext
+from pocketstack.common.db import Database
 from pocketstack.common.errors import NotFound
 from pocketstack.settings import Settings
 from pocketstack.volume import models as m
@@ -32,6 +33,14 @@ Authorize = Callable[[Any], None]  # raises when the caller may not act on this 
 
 def is_uuid(value: str) -> bool:
     return bool(UUID_RE.match(value))
+
+
+async def project_rows(db: Database, model: Any, project_id: str | None, *where: Any) -> list[Any]:
+    """The rows of `model` (matching `where`) of `project_id`, or of every project when it is None."""
+    query = select(model).where(*where)
+    if project_id is not None:
+        query = query.where(model.project_id == project_id)
+    return await db.run(lambda s: list(s.scalars(query).all()), write=False)
 
 
 def visible_volume(session: Session, volume_id: str, ctx: RequestContext) -> m.Volume:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pocketstack.common.context import RequestContext
@@ -10,7 +9,7 @@ from pocketstack.common.db import Database
 from pocketstack.common.errors import NotFound
 from pocketstack.common.timeutils import utcnow
 from pocketstack.volume import models as m
-from pocketstack.volume.store.lookups import Authorize, is_uuid
+from pocketstack.volume.store.lookups import Authorize, is_uuid, project_rows
 
 
 def _visible(session: Session, message_id: str, ctx: RequestContext) -> m.Message:
@@ -22,10 +21,7 @@ def _visible(session: Session, message_id: str, ctx: RequestContext) -> m.Messag
 
 async def list_messages(db: Database, project_id: str | None) -> list[m.Message]:
     """The messages not expired yet, of `project_id` (None: of every project)."""
-    query = select(m.Message).where(m.Message.expires_at >= utcnow())
-    if project_id is not None:
-        query = query.where(m.Message.project_id == project_id)
-    return await db.run(lambda s: list(s.scalars(query).all()), write=False)
+    return await project_rows(db, m.Message, project_id, m.Message.expires_at >= utcnow())
 
 
 async def get_message(db: Database, message_id: str, ctx: RequestContext) -> m.Message:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pocketstack.common.context import RequestContext
@@ -15,7 +14,7 @@ from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 from pocketstack.volume import quotas, scheduler
 from pocketstack.volume import states as st
-from pocketstack.volume.store.lookups import Authorize, visible_snapshot, visible_volume
+from pocketstack.volume.store.lookups import Authorize, project_rows, visible_snapshot, visible_volume
 from pocketstack.volume.store.metadata import delete_metadata_item, metadata_of, write_metadata
 
 
@@ -55,10 +54,7 @@ async def get_snapshot(db: Database, snapshot_id: str, ctx: RequestContext) -> m
 
 async def list_snapshots(db: Database, project_id: str | None) -> list[m.Snapshot]:
     """The snapshots of `project_id` (None: of every project)."""
-    query = select(m.Snapshot)
-    if project_id is not None:
-        query = query.where(m.Snapshot.project_id == project_id)
-    return await db.run(lambda s: list(s.scalars(query).all()), write=False)
+    return await project_rows(db, m.Snapshot, project_id)
 
 
 async def update_snapshot(db: Database, ctx: RequestContext, authorize: Authorize, snapshot_id: str,

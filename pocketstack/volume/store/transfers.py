@@ -17,7 +17,7 @@ from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 from pocketstack.volume import quotas
 from pocketstack.volume import states as st
-from pocketstack.volume.store.lookups import Authorize, is_uuid, visible_volume
+from pocketstack.volume.store.lookups import Authorize, is_uuid, project_rows, visible_volume
 
 
 def _hash(salt: str, auth_key: str) -> str:
@@ -62,10 +62,7 @@ async def create_transfer(db: Database, ctx: RequestContext, authorize: Authoriz
 
 async def list_transfers(db: Database, project_id: str | None) -> list[m.Transfer]:
     """The transfers of `project_id` (None: of every project)."""
-    query = select(m.Transfer)
-    if project_id is not None:
-        query = query.where(m.Transfer.project_id == project_id)
-    return await db.run(lambda s: list(s.scalars(query).all()), write=False)
+    return await project_rows(db, m.Transfer, project_id)
 
 
 async def get_transfer(db: Database, transfer_id: str, ctx: RequestContext) -> m.Transfer:

@@ -20,10 +20,7 @@ MAX_FUNCTION_LINES = 80
 
 # Rules a part of the tree does not meet yet (issue 14's closing note says what is left of each). Each is a strict
 # xfail: the day the part is fixed its test passes, is reported XPASS as a failure, and the entry must go.
-PENDING = {
-    ("no_sql", "identity"): "identity/api still queries in its handlers (its store is not written yet)",
-    ("idiom", "identity"): "identity still opens async sessions with Database.session",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 def _params(rule: str, names: tuple[str, ...]) -> list:

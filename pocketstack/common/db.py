@@ -118,7 +118,6 @@ class Database:
             if lock is not None:
                 lock.release()
 
-    session = _session  # TEMPORARY during the structure merge: removed once no caller is left
 
     @overload
     async def run(self, fn: Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T: ...

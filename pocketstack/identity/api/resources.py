@@ -22,20 +22,14 @@ from pocketstack.identity.api.common import (
     parse_bool,
     project_body,
     user_body,
+    wrapped,
 )
 from pocketstack.identity.service import DEFAULT_DOMAIN_ID
 from pocketstack.identity.store import domains, groups, projects, users
-from pocketstack.identity.store.resources import Domain, Group, Project, User, fetch, find, get_or_404
+from pocketstack.identity.store.common import Domain, Group, Project, User, fetch
+from pocketstack.identity.store.resources import find
 
 # What catalog, roles and application credentials take from here until they have their own store.
-_get = get_or_404
-revoke_group_members = groups.revoke_group_members
-
-
-def _wrapped(body: Any, key: str) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise BadRequest(f"Invalid input: '{key}' is a required property and must be an object.")
-    return body[key]
 
 
 def _given(data: Open | Strict, *attrs: str) -> dict[str, Any]:
@@ -63,7 +57,7 @@ class DomainUpdate(Open):
 
 async def create_domain(request: Request) -> Response:
     enforce(request, "identity:create_domain")
-    data = DomainCreate.model_validate(_wrapped(await json_body(request), "domain"))
+    data = DomainCreate.model_validate(wrapped(await json_body(request), "domain"))
     mgr = manager(request)
     domain = await domains.create(mgr.db, name=data.name, description=data.description, enabled=data.enabled,
                                   extra=extra_of(data, {"id", "tags", "options", "explicit_domain_id"}))
@@ -85,7 +79,7 @@ async def get_domain(request: Request, domain_id: str) -> Response:
 
 async def update_domain(request: Request, domain_id: str) -> Response:
     enforce(request, "identity:update_domain", {"domain": {"id": domain_id}})
-    data = DomainUpdate.model_validate(_wrapped(await json_body(request), "domain"))
+    data = DomainUpdate.model_validate(wrapped(await json_body(request), "domain"))
     mgr = manager(request)
     domain = await domains.update(mgr, domain_id, DEFAULT_DOMAIN_ID, attrs=_given(data, "name", "description"),
                                   enabled=data.enabled, extra=extra_of(data, {"id"}))
@@ -119,7 +113,7 @@ class ProjectUpdate(Open):
 
 async def create_project(request: Request) -> Response:
     ctx = enforce(request, "identity:create_project")
-    data = ProjectCreate.model_validate(_wrapped(await json_body(request), "project"))
+    data = ProjectCreate.model_validate(wrapped(await json_body(request), "project"))
     if data.is_domain:
         raise BadRequest("Invalid input: projects acting as domains are not supported; create a domain.")
     mgr = manager(request)
@@ -146,7 +140,7 @@ async def get_project(request: Request, project_id: str) -> Response:
 
 async def update_project(request: Request, project_id: str) -> Response:
     enforce(request, "identity:update_project", {"project": {"id": project_id}})
-    data = ProjectUpdate.model_validate(_wrapped(await json_body(request), "project"))
+    data = ProjectUpdate.model_validate(wrapped(await json_body(request), "project"))
     mgr = manager(request)
     project = await projects.update(mgr, project_id, attrs=_given(data, "name", "description", "tags"),
                                     enabled=data.enabled, extra=extra_of(data, {"id", "domain_id", "options"}))
@@ -182,7 +176,7 @@ class UserUpdate(Open):
 
 async def create_user(request: Request) -> Response:
     ctx = enforce(request, "identity:create_user")
-    data = UserCreate.model_validate(_wrapped(await json_body(request), "user"))
+    data = UserCreate.model_validate(wrapped(await json_body(request), "user"))
     mgr = manager(request)
     password_hash = await mgr.hash_secret(data.password) if data.password else None
     user = await users.create(mgr.db, name=data.name, domain_id=_owner_domain(ctx, data.domain_id),
@@ -208,7 +202,7 @@ async def get_user(request: Request, user_id: str) -> Response:
 
 async def update_user(request: Request, user_id: str) -> Response:
     enforce(request, "identity:update_user", {"user": {"id": user_id}})
-    data = UserUpdate.model_validate(_wrapped(await json_body(request), "user"))
+    data = UserUpdate.model_validate(wrapped(await json_body(request), "user"))
     mgr = manager(request)
     password_hash = await mgr.hash_secret(data.password) if data.password else None
     attrs = _given(data, "name", "description", "email")
@@ -233,7 +227,7 @@ class PasswordChange(Strict):
 
 async def change_password(request: Request, user_id: str) -> Response:
     enforce(request, "identity:change_password", {"user": {"id": user_id}})
-    data = PasswordChange.model_validate(_wrapped(await json_body(request), "user"))
+    data = PasswordChange.model_validate(wrapped(await json_body(request), "user"))
     mgr = manager(request)
     current_hash = await users.password_hash_of(mgr.db, user_id)
     if not await mgr.check_secret(data.original_password, current_hash):
@@ -268,7 +262,7 @@ class GroupUpdate(Strict):
 
 async def create_group(request: Request) -> Response:
     ctx = enforce(request, "identity:create_group")
-    data = GroupCreate.model_validate(_wrapped(await json_body(request), "group"))
+    data = GroupCreate.model_validate(wrapped(await json_body(request), "group"))
     group = await groups.create(manager(request).db, name=data.name, domain_id=_owner_domain(ctx, data.domain_id),
                                 description=data.description)
     return json_response({"group": group_body(request, group)}, status=201)
@@ -288,7 +282,7 @@ async def get_group(request: Request, group_id: str) -> Response:
 
 async def update_group(request: Request, group_id: str) -> Response:
     enforce(request, "identity:update_group")
-    data = GroupUpdate.model_validate(_wrapped(await json_body(request), "group"))
+    data = GroupUpdate.model_validate(wrapped(await json_body(request), "group"))
     group = await groups.update(manager(request).db, group_id, _given(data, "name", "description"))
     return json_response({"group": group_body(request, group)})
 

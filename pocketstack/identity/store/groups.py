@@ -12,7 +12,8 @@ from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
-from pocketstack.identity.store.resources import duplicate_name, get_or_404
+from pocketstack.identity.store.common import get_or_404, revoke_group_members
+from pocketstack.identity.store.resources import duplicate_name
 
 T = TypeVar("T")
 L = TypeVar("L")
@@ -41,14 +42,6 @@ async def update(db: Database, group_id: str, attrs: dict[str, str]) -> m.Group:
             await session.flush()
         return group
     return await db.run(write, write=True)
-
-
-async def revoke_group_members(mgr: IdentityManager, session: AsyncSession, group_id: str,
-                               **match: str | None) -> None:
-    """Implied revocation for every member of a group that lost a role."""
-    user_ids = (await session.scalars(select(m.Membership.user_id).where(m.Membership.group_id == group_id))).all()
-    for user_id in user_ids:
-        await mgr.add_revocation(session, user_id=user_id, **match)
 
 
 async def remove(mgr: IdentityManager, group_id: str) -> None:

@@ -11,7 +11,8 @@ from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Forbidden
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
-from pocketstack.identity.store.resources import duplicate_name, get_or_404, update_enablable
+from pocketstack.identity.store.common import get_or_404
+from pocketstack.identity.store.resources import duplicate_name, update_enablable
 
 
 async def _domain_of(session: AsyncSession, domain_id: str | None, parent_id: str | None, fallback: str) -> str:

@@ -12,33 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pocketstack.common.db import Database
-from pocketstack.common.errors import Conflict, Forbidden, NotFound
-from pocketstack.identity import models as m
+from pocketstack.common.errors import Conflict, Forbidden
 from pocketstack.identity.service import IdentityManager
+from pocketstack.identity.store.common import get_or_404
 
 T = TypeVar("T")
-
-# The row types handlers and views see (typed without importing the models).
-Domain = m.Domain
-Project = m.Project
-User = m.User
-Group = m.Group
-
-
-async def get_or_404(session: AsyncSession, model: type[T], entity_id: str, kind: str) -> T:
-    """The `kind` row `entity_id`; Keystone's 404 otherwise."""
-    row = await session.get(model, entity_id)
-    if row is None:
-        raise NotFound(f"Could not find {kind}: {entity_id}.")
-    return row
-
-
-async def fetch(db: Database, model: type[T], entity_id: str, kind: str) -> T:
-    """`GET /v3/<kind>s/{id}`: the row, or 404."""
-    async def read(session: AsyncSession) -> T:
-        return await get_or_404(session, model, entity_id, kind)
-    return await db.run(read, write=False)
-
 
 async def find(db: Database, model: type[T], *, enabled: bool | None = None, **equal: str | None) -> list[T]:
     """The rows of `model` by name whose columns equal the given values (None: no filter), enabled or not."""

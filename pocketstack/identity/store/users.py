@@ -12,7 +12,9 @@ from pocketstack.common.errors import BadRequest
 from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
-from pocketstack.identity.store.resources import apply_changes, duplicate_name, get_or_404
+from pocketstack.identity.store.common import get_or_404
+from pocketstack.identity.store.resources import apply_changes, duplicate_name
+from pocketstack.identity.store.roles import effective_role_ids
 
 
 async def _check_project(session: AsyncSession, project_id: str | None) -> None:
@@ -101,5 +103,5 @@ async def projects_of(mgr: IdentityManager, user_id: str) -> list[m.Project]:
         await get_or_404(session, m.User, user_id, "user")
         projects = (await session.scalars(select(m.Project).order_by(m.Project.name))).all()
         return [p for p in projects
-                if await mgr.effective_role_ids(session, user_id, project_id=p.id, expand_implied=False)]
+                if await effective_role_ids(session, user_id, project_id=p.id, expand_implied=False)]
     return await mgr.db.run(read, write=False)

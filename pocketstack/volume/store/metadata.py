@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from pocketstack.common.context import RequestContext
+from pocketstack.common.db import Database
 from pocketstack.common.errors import NotFound
 from pocketstack.common.timeutils import utcnow
 from pocketstack.volume import models as m
+from pocketstack.volume.store.lookups import Authorize
+
+Lookup = Callable[[Session, str, RequestContext], Any]  # the owner as the caller may see it (visible_volume, ...)
 
 # the item model and the column naming its owner, per owner type
 _ITEMS: dict[type, tuple[type, str]] = {m.Volume: (m.VolumeMetadata, "volume_id"),
@@ -44,3 +50,34 @@ def delete_metadata_item(session: Session, owner: Any, key: str, kind: str) -> N
         raise NotFound(f"{kind} {owner.id} has no metadata with key {key}.")
     session.delete(item)
     owner.updated_at = utcnow()
+
+
+async def read_metadata(db: Database, lookup: Lookup, ctx: RequestContext, authorize: Authorize,
+                        owner_id: str) -> dict[str, str]:
+    def read(session: Session) -> dict[str, str]:
+        owner = lookup(session, owner_id, ctx)
+        authorize(owner)
+        return metadata_of(owner)
+    return await db.run(read, write=False)
+
+
+async def update_metadata(db: Database, lookup: Lookup, ctx: RequestContext, authorize: Authorize, owner_id: str,
+                          metadata: dict[str, str], *, replace: bool,
+                          check: Callable[[Any], None] | None = None) -> dict[str, str]:
+    """`write_metadata` on the owner, after `authorize` and the owner's own `check` of its state."""
+    def write(session: Session) -> dict[str, str]:
+        owner = lookup(session, owner_id, ctx)
+        authorize(owner)
+        if check is not None:
+            check(owner)
+        return write_metadata(session, owner, metadata, replace=replace)
+    return await db.run(write, write=True)
+
+
+async def remove_metadata_item(db: Database, lookup: Lookup, ctx: RequestContext, authorize: Authorize,
+                               owner_id: str, key: str, kind: str) -> None:
+    def write(session: Session) -> None:
+        owner = lookup(session, owner_id, ctx)
+        authorize(owner)
+        delete_metadata_item(session, owner, key, kind)
+    await db.run(write, write=True)

@@ -15,7 +15,7 @@ from pocketstack.volume import models as m
 from pocketstack.volume import quotas, scheduler
 from pocketstack.volume import states as st
 from pocketstack.volume.store.lookups import Authorize, project_rows, visible_snapshot, visible_volume
-from pocketstack.volume.store.metadata import delete_metadata_item, metadata_of, write_metadata
+from pocketstack.volume.store.metadata import read_metadata, remove_metadata_item, update_metadata
 
 
 async def create_snapshot(db: Database, settings: Settings, ctx: RequestContext, authorize: Authorize,
@@ -99,26 +99,14 @@ async def reset_status(db: Database, ctx: RequestContext, snapshot_id: str, stat
 
 
 async def get_metadata(db: Database, ctx: RequestContext, authorize: Authorize, snapshot_id: str) -> dict[str, str]:
-    def read(session: Session) -> dict[str, str]:
-        snap = visible_snapshot(session, snapshot_id, ctx)
-        authorize(snap)
-        return metadata_of(snap)
-    return await db.run(read, write=False)
+    return await read_metadata(db, visible_snapshot, ctx, authorize, snapshot_id)
 
 
 async def set_metadata(db: Database, ctx: RequestContext, authorize: Authorize, snapshot_id: str,
                        metadata: dict[str, str], *, replace: bool) -> dict[str, str]:
-    def write(session: Session) -> dict[str, str]:
-        snap = visible_snapshot(session, snapshot_id, ctx)
-        authorize(snap)
-        return write_metadata(session, snap, metadata, replace=replace)
-    return await db.run(write, write=True)
+    return await update_metadata(db, visible_snapshot, ctx, authorize, snapshot_id, metadata, replace=replace)
 
 
 async def delete_metadata(db: Database, ctx: RequestContext, authorize: Authorize, snapshot_id: str,
                           key: str) -> None:
-    def write(session: Session) -> None:
-        snap = visible_snapshot(session, snapshot_id, ctx)
-        authorize(snap)
-        delete_metadata_item(session, snap, key, "Snapshot")
-    await db.run(write, write=True)
+    await remove_metadata_item(db, visible_snapshot, ctx, authorize, snapshot_id, key, "Snapshot")

@@ -28,7 +28,7 @@ from pocketstack.volume.store.lookups import (
     visible_snapshot,
     visible_volume,
 )
-from pocketstack.volume.store.metadata import delete_metadata_item, metadata_of, write_metadata
+from pocketstack.volume.store.metadata import read_metadata, remove_metadata_item, update_metadata, write_metadata
 
 T = TypeVar("T")
 
@@ -172,31 +172,23 @@ async def start_delete(db: Database, ctx: RequestContext, authorize: Authorize, 
 
 # ----- metadata ----------------------------------------------------------------------------------------------------
 async def get_metadata(db: Database, ctx: RequestContext, authorize: Authorize, volume_id: str) -> dict[str, str]:
-    def read(session: Session) -> dict[str, str]:
-        vol = visible_volume(session, volume_id, ctx)
-        authorize(vol)
-        return metadata_of(vol)
-    return await db.run(read, write=False)
+    return await read_metadata(db, visible_volume, ctx, authorize, volume_id)
+
+
+def _not_deleting(vol: m.Volume) -> None:
+    if vol.status in (st.DELETING, st.ERROR_DELETING):
+        raise BadRequest(f"Invalid volume: Volume {vol.id} is being deleted.")
 
 
 async def set_metadata(db: Database, ctx: RequestContext, authorize: Authorize, volume_id: str,
                        metadata: dict[str, str], *, replace: bool) -> dict[str, str]:
-    def write(session: Session) -> dict[str, str]:
-        vol = visible_volume(session, volume_id, ctx)
-        authorize(vol)
-        if vol.status in (st.DELETING, st.ERROR_DELETING):
-            raise BadRequest(f"Invalid volume: Volume {vol.id} is being deleted.")
-        return write_metadata(session, vol, metadata, replace=replace)
-    return await db.run(write, write=True)
+    return await update_metadata(db, visible_volume, ctx, authorize, volume_id, metadata, replace=replace,
+                                 check=_not_deleting)
 
 
 async def delete_metadata(db: Database, ctx: RequestContext, authorize: Authorize, volume_id: str,
                           key: str) -> None:
-    def write(session: Session) -> None:
-        vol = visible_volume(session, volume_id, ctx)
-        authorize(vol)
-        delete_metadata_item(session, vol, key, "Volume")
-    await db.run(write, write=True)
+    await remove_metadata_item(db, visible_volume, ctx, authorize, volume_id, key, "Volume")
 
 
 # ----- the volume actions ------------------------------------------------------------------------------------------

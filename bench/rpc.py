@@ -51,7 +51,7 @@ async def measure(transport: Transport, topic: str, calls: int, concurrency: int
     client = EchoAPI(transport, topic=topic, timeout=30).prepare()
     current_context.set(RequestContext(user_id="u", project_id="p", roles=["member"], auth_token="t" * 180))
     for _ in range(min(200, calls)):  # warm up: connections, queues, caches
-        await client.call(None, "echo", payload=PAYLOAD)
+        await client.call("echo", payload=PAYLOAD)
     latencies: list[float] = []
     errors = 0
     per_worker = calls // concurrency
@@ -61,7 +61,7 @@ async def measure(transport: Transport, topic: str, calls: int, concurrency: int
         for _ in range(per_worker):
             start = time.perf_counter()
             try:
-                await client.call(None, "echo", payload=PAYLOAD)
+                await client.call("echo", payload=PAYLOAD)
             except Exception:
                 errors += 1
                 continue

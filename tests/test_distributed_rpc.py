@@ -67,20 +67,20 @@ async def test_clients_and_servers_reconnect_after_a_broker_restart(vhost: str) 
     try:
         await server.start()
         api = EchoAPI(client_side)
-        assert await api.prepare().call(None, "echo", value="before") == "before"
-        waiting = asyncio.ensure_future(api.prepare().call(None, "echo", value="slow", delay=3.0))
+        assert await api.prepare().call("echo", value="before") == "before"
+        waiting = asyncio.ensure_future(api.prepare().call("echo", value="slow", delay=3.0))
         await asyncio.sleep(0.5)
         restart = asyncio.ensure_future(_restart_broker(down=2.0))
         await asyncio.sleep(0.5)  # the broker is going down: this cast waits for it to come back
-        cast = asyncio.ensure_future(api.prepare().cast(None, "note", text="sent while down"))
+        cast = asyncio.ensure_future(api.prepare().cast("note", text="sent while down"))
         with pytest.raises(TransportError, match="lost"):  # its reply queue went with the connection
             await asyncio.wait_for(waiting, 30)
         await restart
         await asyncio.wait_for(cast, 30)
         await asyncio.wait_for(endpoint.noted.wait(), 30)
         assert endpoint.notes == ["sent while down"]
-        assert await api.prepare().call(None, "echo", value="after") == "after"
-        assert await api.prepare(server="h1").call(None, "echo", value="direct") == "direct"
+        assert await api.prepare().call("echo", value="after") == "after"
+        assert await api.prepare(server="h1").call("echo", value="direct") == "direct"
     finally:
         await server.stop()
         await server_side.close()

@@ -181,7 +181,7 @@ async def test_call_returns_plain_data(bus: Bus, prefix: str) -> None:
         "naive": dt.datetime(2026, 1, 1, 12, 0), "day": dt.date(2026, 2, 3), "id": uuid.UUID(int=7),
         "nested": [{"a": [1, 2, {"b": -(2**63)}]}], "tuple": (1, "x"), "unicode": "ünï",
     }
-    result = await api.prepare().call(None, "echo", value=value)
+    result = await api.prepare().call("echo", value=value)
     assert result == {**value, "tuple": [1, "x"]}
     assert result["created"].tzinfo is not None and result["naive"].tzinfo is None
     assert isinstance(result["id"], uuid.UUID)
@@ -192,7 +192,7 @@ async def test_cast_delivers(bus: Bus, prefix: str) -> None:
     endpoint = Recorder("h1")
     server = await serve(bus.transport(), prefix, "h1", endpoint)
     api = RecorderAPI(bus.transport(), topic=prefix)
-    assert await api.prepare().cast(None, "note", text="hello") is None
+    assert await api.prepare().cast("note", text="hello") is None
     await asyncio.wait_for(endpoint.received.wait(), 5)
     assert endpoint.calls == [("note", "hello")]
     await server.stop()
@@ -204,13 +204,13 @@ async def test_fanout_reaches_every_server(bus: Bus, prefix: str) -> None:
     bystander = Recorder("other")
     other = await serve(bus.transport(), f"{prefix}x", "h0", bystander)
     api = RecorderAPI(bus.transport(), topic=prefix)
-    await api.prepare(fanout=True).cast(None, "note", text="to all")
+    await api.prepare(fanout=True).cast("note", text="to all")
     await asyncio.wait_for(asyncio.gather(*(ep.received.wait() for ep in endpoints)), 5)
     await asyncio.sleep(0.2)  # a second delivery or a stray one would show up by now
     assert [ep.calls for ep in endpoints] == [[("note", "to all")]] * 3
     assert bystander.calls == []
     with pytest.raises(ValueError):
-        await api.prepare(fanout=True).call(None, "whoami")
+        await api.prepare(fanout=True).call("whoami")
     for server in [*servers, other]:
         await server.stop()
 
@@ -220,9 +220,9 @@ async def test_server_target_reaches_only_that_server(bus: Bus, prefix: str) -> 
     servers = [await serve(bus.transport(), prefix, ep.name, ep) for ep in endpoints]
     api = RecorderAPI(bus.transport(), topic=prefix)
     to_h1 = api.prepare(server="h1")
-    answers = await asyncio.gather(*(to_h1.call(None, "whoami") for _ in range(20)))
+    answers = await asyncio.gather(*(to_h1.call("whoami") for _ in range(20)))
     assert answers == ["h1"] * 20
-    await to_h1.cast(None, "note", text="for h1")
+    await to_h1.cast("note", text="for h1")
     await asyncio.wait_for(endpoints[1].received.wait(), 5)
     await asyncio.sleep(0.1)
     assert [len(ep.calls) for ep in endpoints] == [0, 21, 0]
@@ -233,7 +233,7 @@ async def test_server_target_reaches_only_that_server(bus: Bus, prefix: str) -> 
 async def test_two_servers_on_one_topic_share_calls(bus: Bus, prefix: str) -> None:
     servers = [await serve(bus.transport(), prefix, name, Recorder(name, delay=0.02)) for name in ("a", "b")]
     api = RecorderAPI(bus.transport(), topic=prefix)
-    answers = await asyncio.gather(*(api.prepare().call(None, "whoami") for _ in range(40)))
+    answers = await asyncio.gather(*(api.prepare().call("whoami") for _ in range(40)))
     counts = Counter(answers)
     assert sum(counts.values()) == 40
     assert counts["a"] > 0 and counts["b"] > 0, counts
@@ -245,7 +245,7 @@ async def test_host_names_with_dots_are_servers(bus: Bus, prefix: str) -> None:
     endpoints = [Recorder(name) for name in ("node1.example.org", "node2.example.org")]
     servers = [await serve(bus.transport(), prefix, ep.name, ep) for ep in endpoints]
     api = RecorderAPI(bus.transport(), topic=prefix)
-    assert await api.prepare(server="node2.example.org").call(None, "whoami") == "node2.example.org"
+    assert await api.prepare(server="node2.example.org").call("whoami") == "node2.example.org"
     for bad in ("a.b", "", "a*", "x#"):
         with pytest.raises(ValueError):
             Target(bad)
@@ -259,8 +259,8 @@ async def test_cast_waits_in_the_queue_while_the_server_restarts(bus: Bus, prefi
     server = await serve(bus.transport(), prefix, "h1", Recorder("h1"))
     await server.stop()
     api = RecorderAPI(bus.transport(), topic=prefix)
-    await api.prepare().cast(None, "note", text="to the topic")
-    await api.prepare(server="h1").cast(None, "note", text="to h1")
+    await api.prepare().cast("note", text="to the topic")
+    await api.prepare(server="h1").cast("note", text="to h1")
     back = Recorder("h1")
     server = await serve(bus.transport(), prefix, "h1", back)
     await wait_until(lambda: len(back.calls) == 2)
@@ -272,40 +272,40 @@ async def test_stop_finishes_the_calls_in_flight(bus: Bus, prefix: str) -> None:
     endpoint = Recorder("h1", delay=0.3)
     server = await serve(bus.transport(), prefix, "h1", endpoint)
     client = RecorderAPI(bus.transport(), topic=prefix).prepare()
-    in_flight = asyncio.ensure_future(client.call(None, "whoami"))
+    in_flight = asyncio.ensure_future(client.call("whoami"))
     await asyncio.sleep(0.1)
     await server.stop()
     assert await in_flight == "h1"
     with pytest.raises(MessagingTimeout):  # stopped: nothing more is taken
-        await client.prepare(timeout=0.3).call(None, "whoami")
+        await client.prepare(timeout=0.3).call("whoami")
 
 
 async def test_remote_exceptions_come_back_typed(bus: Bus, prefix: str) -> None:
     server = await serve(bus.transport(), prefix, "h1", Recorder("h1"))
     client = RecorderAPI(bus.transport(), topic=prefix).prepare()
     with pytest.raises(NotFound) as not_found:
-        await client.call(None, "fail", kind="not_found")
+        await client.call("fail", kind="not_found")
     assert not_found.value.message == "Instance 42 could not be found." and not_found.value.status == 404
     assert "raise NotFound" in not_found.value.remote_traceback  # type: ignore[attr-defined]
     with pytest.raises(Conflict) as conflict:
-        await client.call(None, "fail", kind="conflict")
+        await client.call("fail", kind="conflict")
     assert conflict.value.error_type == "InstanceInvalidState"
     with pytest.raises(QuotaExceeded) as quota:
-        await client.call(None, "fail", kind="quota")
+        await client.call("fail", kind="quota")
     assert (quota.value.resource, quota.value.limit) == ("instances", 10)
     assert str(quota.value) == "quota exceeded for instances: limit 10"
     with pytest.raises(RemoteError) as other:  # not registered: type name and message only
-        await client.call(None, "fail", kind="boom")
+        await client.call("fail", kind="boom")
     assert other.value.exc_type == "ValueError" and other.value.value == "unexpected kind boom"
     assert "ValueError" in other.value.remote_traceback
     with pytest.raises(SerializationError, match="type 'set'"):  # the result cannot cross: said so, no timeout
-        await client.call(None, "give_set")
+        await client.call("give_set")
     with pytest.raises(NoSuchMethod):
-        await client.call(None, "no_such_thing")
+        await client.call("no_such_thing")
     with pytest.raises(InvalidArguments, match="kind"):
-        await client.call(None, "fail", sort="x")
+        await client.call("fail", sort="x")
     # the server keeps serving after all that
-    assert await client.call(None, "whoami") == "h1"
+    assert await client.call("whoami") == "h1"
     await server.stop()
 
 
@@ -314,9 +314,9 @@ async def test_unsendable_argument_is_refused_before_sending(bus: Bus, prefix: s
     server = await serve(bus.transport(), prefix, "h1", endpoint)
     client = RecorderAPI(bus.transport(), topic=prefix).prepare()
     with pytest.raises(SerializationError, match=r"type 'object' over RPC \(at args\.value\.hosts\[1\]\)"):
-        await client.call(None, "echo", value={"hosts": ["a", object()]})
+        await client.call("echo", value={"hosts": ["a", object()]})
     with pytest.raises(SerializationError, match="type 'set'"):
-        await client.cast(None, "note", text={"a"})
+        await client.cast("note", text={"a"})
     await asyncio.sleep(0.1)
     assert endpoint.calls == []
     await server.stop()
@@ -328,7 +328,7 @@ async def test_call_to_nobody_times_out_and_leaves_nothing(bus: Bus, prefix: str
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(MessagingTimeout, match=prefix):
-        await client.call(None, "whoami")
+        await client.call("whoami")
     assert 0.29 <= loop.time() - started < 2.0
     assert transport.pending_calls == 0
 
@@ -338,13 +338,13 @@ async def test_call_to_nobody_times_out_and_leaves_nothing(bus: Bus, prefix: str
     server = await serve(bus.transport(), prefix, "h1", Recorder("h1"))
     await server.stop()
     with pytest.raises(MessagingTimeout):
-        await client.call(None, "whoami")
+        await client.call("whoami")
     with pytest.raises(MessagingTimeout):
-        await client.prepare(server="h1").call(None, "whoami")
+        await client.prepare(server="h1").call("whoami")
     assert transport.pending_calls == 0
     await asyncio.sleep(0.4)
     server = await serve(bus.transport(), prefix, "h1", late)
-    assert await client.prepare(timeout=5).call(None, "echo", value=1) == 1
+    assert await client.prepare(timeout=5).call("echo", value=1) == 1
     assert late.calls == [("echo", 1)]
     if bus.kind == "amqp":
         depths = {name: n for name, n in bus.queue_depths().items() if name.startswith(prefix)}
@@ -356,12 +356,12 @@ async def test_unsupported_version_is_refused(bus: Bus, prefix: str) -> None:
     server = await serve(bus.transport(), prefix, "h1", Recorder("h1"))
     transport = bus.transport()
     target = Target(prefix)
-    assert await RPCClient(transport, target, namespace="test", version="1.1").call(None, "whoami") == "h1"
+    assert await RPCClient(transport, target, namespace="test", version="1.1").call("whoami") == "h1"
     for version in ("1.3", "2.0", "0.9"):
         with pytest.raises(UnsupportedVersion, match=rf"RPC version {version} of namespace 'test'.*1\.2"):
-            await RPCClient(transport, target, namespace="test", version=version).call(None, "whoami")
+            await RPCClient(transport, target, namespace="test", version=version).call("whoami")
     with pytest.raises(UnsupportedVersion):
-        await RPCClient(transport, target, namespace="other", version="1.0").call(None, "whoami")
+        await RPCClient(transport, target, namespace="other", version="1.0").call("whoami")
     await server.stop()
 
 
@@ -372,9 +372,9 @@ async def test_version_cap_limits_what_the_client_sends(bus: Bus, prefix: str) -
     assert api.can_send_version("1.0") and api.can_send_version("1.1")
     assert not api.can_send_version("1.2") and not api.can_send_version("2.0")
     with pytest.raises(RPCVersionCapError):
-        await api.prepare(version="1.2").call(None, "whoami")
+        await api.prepare(version="1.2").call("whoami")
     assert endpoint.calls == []
-    assert await api.prepare().call(None, "whoami") == "h1"
+    assert await api.prepare().call("whoami") == "h1"
     with pytest.raises(ValueError):
         RecorderAPI(bus.transport(), topic=prefix, version_cap="2.0")
     await server.stop()
@@ -385,21 +385,21 @@ async def test_context_arrives(bus: Bus, prefix: str) -> None:
     client = RecorderAPI(bus.transport(), topic=prefix).prepare()
     ctxt = RequestContext(auth_token="gAAAA-token", user_id="u1", project_id="p1", roles=["member", "reader"],
                           user_name="demo", project_name="demo")
-    assert await client.call(ctxt, "context") == ctxt.to_dict()
+    assert await client.call("context", ctxt=ctxt) == ctxt.to_dict()
 
     # with no explicit context the caller's current one travels; concurrent calls each see their own
     async def as_user(i: int) -> dict[str, Any]:
         current_context.set(RequestContext(user_id=f"user{i}", project_id=f"p{i}", roles=["admin"]))
         sent = get_current()
         assert sent is not None
-        got = await client.call(None, "context")
+        got = await client.call("context")
         assert got["request_id"] == sent.request_id
         return got
 
     results = await asyncio.gather(*(as_user(i) for i in range(10)))
     assert [r["user_id"] for r in results] == [f"user{i}" for i in range(10)]
     assert all(r["roles"] == ["admin"] for r in results)
-    assert await client.call(None, "context") is None  # nothing current in this task
+    assert await client.call("context") is None  # nothing current in this task
     await server.stop()
 
 
@@ -409,18 +409,18 @@ async def test_amqp_survives_broker_connection_drop(vhost: str, prefix: str) -> 
         slow = Recorder("h1", delay=2.0)
         server = await serve(bus.transport(), prefix, "h1", slow)
         client = RecorderAPI(bus.transport(), topic=prefix, timeout=10).prepare()
-        assert await client.call(None, "echo", value="before") == "before"
-        waiting = asyncio.ensure_future(client.call(None, "context"))
+        assert await client.call("echo", value="before") == "before"
+        waiting = asyncio.ensure_future(client.call("context"))
         await asyncio.sleep(0.3)
         await asyncio.to_thread(rabbitmqctl, "close_all_connections", "--vhost", vhost, "test drop")
         # the call in flight lost its reply queue with the connection: it fails now instead of at its timeout
         with pytest.raises(TransportError, match="lost"):
             await asyncio.wait_for(waiting, 5)
         # the next call works, once both sides have reconnected and re-declared their queues
-        assert await client.call(None, "echo", value="after") == "after"
-        await client.cast(None, "note", text="cast after")
+        assert await client.call("echo", value="after") == "after"
+        await client.cast("note", text="cast after")
         await asyncio.wait_for(slow.received.wait(), 10)
-        assert await client.prepare(server="h1").call(None, "echo", value="direct") == "direct"
+        assert await client.prepare(server="h1").call("echo", value="direct") == "direct"
         await server.stop()
     finally:
         await bus.close()
@@ -474,16 +474,16 @@ async def test_amqp_servers_in_other_processes_share_a_topic(vhost: str, prefix:
         # burst, so give it a few bursts to show both
         seen: set[int] = set()
         for _ in range(10):
-            answers = await asyncio.gather(*(client.call(ctxt, "whoami") for _ in range(30)))
+            answers = await asyncio.gather(*(client.call("whoami", ctxt=ctxt) for _ in range(30)))
             assert all(a["context"] == ctxt.to_dict() for a in answers)
             seen |= {a["pid"] for a in answers}
             if seen == {child.pid for child in children}:
                 break
         assert seen == {child.pid for child in children}
-        only_w1 = await client.prepare(server="w1").call(ctxt, "whoami")
+        only_w1 = await client.prepare(server="w1").call("whoami", ctxt=ctxt)
         assert only_w1["pid"] == children[1].pid
         with pytest.raises(NotFound, match="no flavor here"):
-            await client.call(ctxt, "fail", kind="flavor")
+            await client.call("fail", ctxt=ctxt, kind="flavor")
     finally:
         for child in children:
             child.terminate()
@@ -494,7 +494,7 @@ async def test_amqp_servers_in_other_processes_share_a_topic(vhost: str, prefix:
 async def test_amqp_unreachable_broker_is_a_clear_error() -> None:
     transport = AmqpTransport("amqp://guest:secret@127.0.0.1:1/", call_timeout=1)
     with pytest.raises(TransportError, match=r"cannot reach the message broker at amqp://guest:\*\*\*@127.0.0.1:1"):
-        await RPCClient(transport, Target("x")).call(None, "y")
+        await RPCClient(transport, Target("x")).call("y")
     await transport.close()
 
 

@@ -21,22 +21,22 @@ class PluginAPI(RPCAPI):
     async def get_host_state(self, host: str, dhcp: bool, l3: bool) -> dict[str, Any]:
         """Everything the agent of `host` wires: its ports, their networks and security groups; with `dhcp` every
         network with DHCP and its ports; with `l3` the routers and their floating IPs."""
-        return await self.prepare().call(None, "get_host_state", host=host, dhcp=dhcp, l3=l3)
+        return await self.prepare().call("get_host_state", host=host, dhcp=dhcp, l3=l3)
 
     async def report_state(self, host: str, agents: list[dict[str, Any]], start: bool) -> None:
         """The agent's heartbeat: the functions it runs on `host` (`start`: its first since it started)."""
-        await self.prepare(version="1.1").call(None, "report_state", host=host, agents=agents, start=start)
+        await self.prepare(version="1.1").call("report_state", host=host, agents=agents, start=start)
 
     async def report_port_status(self, port_id: str, host: str, up: bool) -> None:
-        await self.prepare().call(None, "report_port_status", port_id=port_id, host=host, up=up)
+        await self.prepare().call("report_port_status", port_id=port_id, host=host, up=up)
 
     async def ensure_dhcp_port(self, network_id: str, host: str) -> dict[str, Any] | None:
         """The DHCP port of `host` on the network, with an address on each DHCP-enabled IPv4 subnet (None when
         the network has none)."""
-        return await self.prepare().call(None, "ensure_dhcp_port", network_id=network_id, host=host)
+        return await self.prepare().call("ensure_dhcp_port", network_id=network_id, host=host)
 
     async def release_dhcp_port(self, network_id: str, host: str) -> None:
-        await self.prepare().call(None, "release_dhcp_port", network_id=network_id, host=host)
+        await self.prepare().call("release_dhcp_port", network_id=network_id, host=host)
 
     async def set_floatingip_statuses(self, statuses: dict[str, str]) -> None:
-        await self.prepare().call(None, "set_floatingip_statuses", statuses=statuses)
+        await self.prepare().call("set_floatingip_statuses", statuses=statuses)

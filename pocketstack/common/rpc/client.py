@@ -5,12 +5,12 @@
         namespace = "conductor"
         version = "1.1"  # the newest version this client can speak
 
-        async def build_instances(self, ctxt, instances: list[dict]) -> None:
-            await self.prepare(version="1.0").cast(ctxt, "build_instances", instances=instances)
+        async def build_instances(self, instances: list[dict]) -> None:
+            await self.prepare(version="1.0").cast("build_instances", instances=instances)
 
-        async def get_instance(self, ctxt, uuid: str) -> dict:
+        async def get_instance(self, uuid: str) -> dict:
             version = "1.1" if self.can_send_version("1.1") else "1.0"
-            return await self.prepare(version=version).call(ctxt, "get_instance", uuid=uuid)
+            return await self.prepare(version=version).call("get_instance", uuid=uuid)
 
 `version_cap` pins what the client sends during a rolling upgrade (servers still on an older minor).
 """
@@ -80,10 +80,11 @@ class RPCClient:
             raise RPCVersionCapError(f"cannot send {method!r} at version {self.version}: the version cap is "
                                      f"{self.version_cap}")
 
-    async def call(self, ctxt: RequestContext | None, method: str, **kwargs: Any) -> Any:
+    async def call(self, method: str, /, *, ctxt: RequestContext | None = None, **kwargs: Any) -> Any:
         """Call `method` on one server of the target and return its result, or raise its exception.
 
-        `ctxt` None sends the current request context. Raises MessagingTimeout when no reply comes in time.
+        The request context sent is the current one (the request being served), unless `ctxt` names another.
+        Raises MessagingTimeout when no reply comes in time.
         """
         if self.fanout:
             raise ValueError("a fanout target can only be cast to")
@@ -106,8 +107,9 @@ class RPCClient:
             tracing.record("CALL", self.target.routing_key, method, started, time.perf_counter() - began,
                            step=self.steps.get(("call", method)), outcome=outcome)
 
-    async def cast(self, ctxt: RequestContext | None, method: str, **kwargs: Any) -> None:
-        """Send `method` one-way: to one server of the target, or every server of the topic when fanout."""
+    async def cast(self, method: str, /, *, ctxt: RequestContext | None = None, **kwargs: Any) -> None:
+        """Send `method` one-way: to one server of the target, or every server of the topic when fanout (the
+        context as `call` sends it)."""
         self._check_cap(method)
         body = encode_request(ctxt, method, self.namespace, self.version, kwargs)
         started, began = time.time(), time.perf_counter()

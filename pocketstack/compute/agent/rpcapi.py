@@ -15,38 +15,38 @@ class ComputeAgentAPI(RPCAPI):
 
     async def build_and_run_instance(self, host: str, instance_uuid: str) -> None:
         """FLOW.md step 12: the conductor hands the build to the chosen host (CAST)."""
-        await self.prepare(server=host, version="1.2").cast(None, "build_and_run_instance",
+        await self.prepare(server=host, version="1.2").cast("build_and_run_instance",
                                                             instance_uuid=instance_uuid)
 
     async def terminate_instance(self, host: str, instance_uuid: str) -> None:
-        await self.prepare(server=host).cast(None, "terminate_instance", instance_uuid=instance_uuid)
+        await self.prepare(server=host).cast("terminate_instance", instance_uuid=instance_uuid)
 
     async def power_action(self, host: str, instance_uuid: str, action: str) -> None:
         """stop, start, reboot, reboot_hard, pause, unpause, suspend, resume (CAST)."""
-        await self.prepare(server=host).cast(None, "power_action", instance_uuid=instance_uuid, action=action)
+        await self.prepare(server=host).cast("power_action", instance_uuid=instance_uuid, action=action)
 
     async def get_console_output(self, host: str, instance_uuid: str, length: int | None) -> str:
-        return await self.prepare(server=host).call(None, "get_console_output", instance_uuid=instance_uuid,
+        return await self.prepare(server=host).call("get_console_output", instance_uuid=instance_uuid,
                                                     length=length)
 
     async def attach_interface(self, host: str, instance_uuid: str, network_id: str | None, port_id: str | None,
                                fixed_ip: str | None) -> dict[str, Any]:
-        return await self.prepare(server=host).call(None, "attach_interface", instance_uuid=instance_uuid,
+        return await self.prepare(server=host).call("attach_interface", instance_uuid=instance_uuid,
                                                     network_id=network_id, port_id=port_id, fixed_ip=fixed_ip)
 
     async def detach_interface(self, host: str, instance_uuid: str, port_id: str) -> None:
-        await self.prepare(server=host).call(None, "detach_interface", instance_uuid=instance_uuid, port_id=port_id)
+        await self.prepare(server=host).call("detach_interface", instance_uuid=instance_uuid, port_id=port_id)
 
     async def attach_volume(self, host: str, instance_uuid: str, bdm_id: int) -> None:
         """Attach the volume of a reserved block device mapping to the running server (CAST)."""
-        await self.prepare(server=host, version="1.1").cast(None, "attach_volume", instance_uuid=instance_uuid,
+        await self.prepare(server=host, version="1.1").cast("attach_volume", instance_uuid=instance_uuid,
                                                             bdm_id=bdm_id)
 
     async def detach_volume(self, host: str, instance_uuid: str, volume_id: str) -> None:
-        await self.prepare(server=host, version="1.1").cast(None, "detach_volume", instance_uuid=instance_uuid,
+        await self.prepare(server=host, version="1.1").cast("detach_volume", instance_uuid=instance_uuid,
                                                             volume_id=volume_id)
 
     async def external_instance_event(self, host: str, instance_uuid: str, name: str, tag: str | None,
                                       status: str) -> None:
-        await self.prepare(server=host).cast(None, "external_instance_event", instance_uuid=instance_uuid, name=name,
+        await self.prepare(server=host).cast("external_instance_event", instance_uuid=instance_uuid, name=name,
                                              tag=tag, status=status)

@@ -16,48 +16,48 @@ class ConductorAPI(RPCAPI):
 
     async def build_instances(self, instance_uuids: list[str], request_spec: BuildRequest) -> None:
         """FLOW.md step 8: the API hands the build over (CAST)."""
-        await self.prepare().cast(None, "build_instances", instance_uuids=instance_uuids, request_spec=request_spec)
+        await self.prepare().cast("build_instances", instance_uuids=instance_uuids, request_spec=request_spec)
 
     async def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> None:
-        await self.prepare().cast(None, "reschedule", instance_uuid=instance_uuid, failed_host=failed_host,
+        await self.prepare().cast("reschedule", instance_uuid=instance_uuid, failed_host=failed_host,
                                   reason=reason)
 
     async def instance_get(self, instance_uuid: str) -> InstanceView:
         """FLOW.md steps 14-18: the compute agent reads its instance through the conductor (CALL)."""
-        return await self.prepare().call(None, "instance_get", instance_uuid=instance_uuid)
+        return await self.prepare().call("instance_get", instance_uuid=instance_uuid)
 
     async def instance_update(self, instance_uuid: str, updates: dict[str, Any],
                               expected_task_state: list[str | None] | None = None) -> dict[str, Any]:
         """Step 19: change an instance (only from one of `expected_task_state` when given). Returns the fields it
         changed as `InstanceView` shows them, for the caller to merge into its view."""
-        return await self.prepare(version="1.3").call(None, "instance_update", instance_uuid=instance_uuid,
+        return await self.prepare(version="1.3").call("instance_update", instance_uuid=instance_uuid,
                                                       updates=updates, expected_task_state=expected_task_state,
                                                       changes_only=True)
 
     async def bdm_update(self, bdm_id: int, updates: dict[str, Any]) -> dict[str, Any]:
-        return await self.prepare(version="1.1").call(None, "bdm_update", bdm_id=bdm_id, updates=updates)
+        return await self.prepare(version="1.1").call("bdm_update", bdm_id=bdm_id, updates=updates)
 
     async def bdm_destroy(self, bdm_id: int) -> None:
-        await self.prepare(version="1.1").call(None, "bdm_destroy", bdm_id=bdm_id)
+        await self.prepare(version="1.1").call("bdm_destroy", bdm_id=bdm_id)
 
     async def instance_destroy(self, instance_uuid: str) -> None:
-        await self.prepare().call(None, "instance_destroy", instance_uuid=instance_uuid)
+        await self.prepare().call("instance_destroy", instance_uuid=instance_uuid)
 
     async def instances_on_host(self, host: str) -> list[dict[str, Any]]:
-        return await self.prepare().call(None, "instances_on_host", host=host)
+        return await self.prepare().call("instances_on_host", host=host)
 
     async def action_event(self, instance_uuid: str, request_id: str, event: str, start_time: str,
                            result: str, host: str, details: str | None = None) -> None:
-        await self.prepare().call(None, "action_event", instance_uuid=instance_uuid, request_id=request_id,
+        await self.prepare().call("action_event", instance_uuid=instance_uuid, request_id=request_id,
                                   event=event, start_time=start_time, result=result, host=host, details=details)
 
     async def abort_build(self, instance_uuid: str, reason: str) -> bool:
         """A build that can no longer finish (its host restarted mid-build): ERROR, claims and ports released."""
-        return await self.prepare(version="1.2").call(None, "abort_build", instance_uuid=instance_uuid,
+        return await self.prepare(version="1.2").call("abort_build", instance_uuid=instance_uuid,
                                                       reason=reason)
 
     async def service_report(self, host: str, binary: str, topic: str,
                              resources: dict[str, Any] | None = None) -> dict[str, Any]:
         """Heartbeat (and, from compute agents, the resource report); returns the service's record."""
-        return await self.prepare().call(None, "service_report", host=host, binary=binary, topic=topic,
+        return await self.prepare().call("service_report", host=host, binary=binary, topic=topic,
                                          resources=resources)

@@ -15,5 +15,5 @@ class SchedulerAPI(RPCAPI):
     async def select_destinations(self, request_spec: BuildRequest, instance_uuids: list[str],
                                   excluded_hosts: list[str] | None = None) -> list[str | None]:
         """FLOW.md steps 9-11: filter, weigh, claim; a host (or None: no valid host) per instance (CALL)."""
-        return await self.prepare().call(None, "select_destinations", request_spec=request_spec,
+        return await self.prepare().call("select_destinations", request_spec=request_spec,
                                          instance_uuids=instance_uuids, excluded_hosts=excluded_hosts or [])

@@ -15,4 +15,4 @@ class AgentAPI(RPCAPI):
     version = "1.0"
 
     async def state_changed(self) -> None:
-        await self.prepare(fanout=True).cast(None, "state_changed")
+        await self.prepare(fanout=True).cast("state_changed")

@@ -213,7 +213,8 @@ def run_tempest(tempest: Path, workspace: Path, regex: str, concurrency: int) ->
 
 _VOLATILE = [(re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}"), "<id>"),
              (re.compile(r"\breq-<id>"), "<req>"), (re.compile(r"tempest-[\w-]+?-\d+"), "<name>"),
-             (re.compile(r"\b\d+(\.\d+)?\b"), "<n>"), (re.compile(r"'[^']{40,}'"), "'...'")]
+             (re.compile(r"\b\d+(\.\d+)?\b"), "<n>"), (re.compile(r"(?<=')([^']{100})[^']+'"), r"\1...'"),
+             (re.compile(r" at 0x[0-9a-f]+"), "")]
 
 
 def cause(record: dict) -> str:

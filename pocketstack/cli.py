@@ -132,6 +132,27 @@ def trace(
         render(result)
 
 
+@app.command()
+def status(
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+    config: ConfigFile = None,
+) -> None:
+    """Show what runs and whether it answers: services, processes, compute hosts, network agents."""
+    import asyncio
+    import json
+
+    from pocketstack.status import collect, render
+
+    result = asyncio.run(collect(make_settings(config, data_dir=data_dir)))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        render(result)
+    if any(s["state"] != "up" for s in result["services"]):
+        raise typer.Exit(1)
+
+
 @identity_app.command("rotate-keys")
 def rotate_keys(data_dir: DataDir = None) -> None:
     """Rotate the Fernet token keys: the staged key becomes primary; tokens of kept keys stay valid."""

@@ -6,6 +6,7 @@ guest so builds are caught mid-way."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 import requests
 from conftest import free_port
@@ -191,6 +194,46 @@ def test_database_briefly_unreachable_is_503_then_recovers(deployment: Deploymen
     server_id = deployment.boot("after-db", *boot_from)
     assert deployment.wait_server(server_id)["status"] == "ACTIVE"
     deployment.api("DELETE", "compute", f"/v2.1/servers/{server_id}")
+
+
+def test_healthchecks_and_status_follow_a_database_outage_and_a_silent_agent(deployment: Deployment) -> None:
+    def status() -> dict[str, Any]:
+        done = subprocess.run([POCKETSTACK, "status", "--json", "--data-dir", str(deployment.data_dir)],
+                              env=deployment.env, capture_output=True, text=True, timeout=60)
+        return json.loads(done.stdout)
+
+    def health(service: str) -> requests.Response:
+        return requests.get(deployment.url(service, "/healthcheck"), headers={"Accept": "application/json"},
+                            timeout=30)
+
+    first = status()
+    assert {s["state"] for s in first["services"]} == {"up"}, first["services"]
+    assert {p["state"] for p in first["processes"]} == {"up"}
+    for service in ("identity", "image", "network", "volume", "compute"):
+        _block(f"{deployment.name}_{service}")
+        try:
+            down = health(service)
+            assert down.status_code == 503, (service, down.text)
+            assert {r["class"]: r["reason"] for r in down.json()["reasons"]}["database"].startswith("DOWN")
+        finally:
+            _unblock(f"{deployment.name}_{service}")
+        wait_until(lambda service=service: health(service).status_code == 200, 30, f"{service} did not recover")
+
+    # a compute agent that stops answering (SIGSTOP: alive, silent, not restarted) is down, then up again
+    name, agent = next((n, p) for n, p in deployment.processes().items() if p["role"] == "compute")
+    frozen = [psutil.Process(agent["pid"]), *psutil.Process(agent["pid"]).children(recursive=True)]
+
+    def agent_states() -> set[str]:
+        return {s["state"] for s in status()["compute_services"] if s["host"] in agent["hosts"]}
+
+    for proc in frozen:
+        proc.suspend()
+    try:
+        wait_until(lambda: agent_states() == {"down"}, 40, f"{name}'s hosts were not shown down")
+    finally:
+        for proc in frozen:
+            proc.resume()
+    wait_until(lambda: agent_states() == {"up"}, 40, f"{name}'s hosts were not shown up again")
 
 
 def test_rabbitmq_restarted_idle_and_with_boots_in_flight(deployment: Deployment,

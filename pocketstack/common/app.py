@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pocketstack.common import tracing
+from pocketstack.common import metrics, tracing
 from pocketstack.common.auth import TokenValidator, context_from_token
 from pocketstack.common.context import REQUEST_ID_RE, RequestContext, current_context, new_request_id
 from pocketstack.common.errors import (
@@ -33,6 +33,7 @@ from pocketstack.common.errors import (
     Unauthorized,
     error_for_status,
 )
+from pocketstack.common.health import HEALTH_PATH, HealthCheck, run_checks
 from pocketstack.common.microversion import MicroversionSpec
 
 log = logging.getLogger("pocketstack.access")
@@ -80,8 +81,9 @@ class EdgeMiddleware:
 
     def __init__(self, app: ASGIApp, *, style: ErrorStyle, validator: TokenValidator | None,
                  is_public: Callable[[str, str], bool], service_name: str, access_log: bool = True,
-                 microversion: MicroversionSpec | None = None) -> None:
+                 microversion: MicroversionSpec | None = None, health: Sequence[HealthCheck] = ()) -> None:
         self.app = app
+        self.health = list(health)
         self.microversion = microversion
         self.style = style
         self.validator = validator
@@ -92,6 +94,9 @@ class EdgeMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["path"] in (HEALTH_PATH, "/metrics") and scope["method"] in ("GET", "HEAD"):
+            await self._operations(scope, send)
             return
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -154,9 +159,36 @@ class EdgeMiddleware:
                                                                                None))
             current_context.reset(reset)
             tracing.current_component.reset(component_token)
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", metrics.UNMATCHED_ROUTE)
+            metrics.HTTP_REQUESTS.labels(self.service_name, method, route, str(status_holder[0])).inc()
+            metrics.HTTP_SECONDS.labels(self.service_name, method, route).observe(elapsed)
             if self.access_log:
                 log.info("%s %s %s %d %.1fms %s", self.service_name, method, path, status_holder[0],
-                         (time.perf_counter() - started) * 1000, request_id)
+                         elapsed * 1000, request_id)
+
+    async def _operations(self, scope: Scope, send: Send) -> None:
+        """`/healthcheck` and `/metrics`: no token needed, no request id, not counted in the metrics."""
+        if scope["path"] == "/metrics":
+            body, content_type = metrics.exposition()
+            status = 200
+        else:
+            healthy, reasons = await run_checks(self.health)
+            status = 200 if healthy else 503
+            accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+            if "application/json" in accept:
+                body = orjson.dumps({"detailed": True, "reasons": [
+                    {k: v for k, v in r.items() if k != "ok"} for r in reasons]})
+                content_type = "application/json"
+            else:
+                down = [f"{r['class']}: {r['reason']}" for r in reasons if not r["ok"]]
+                body = ("; ".join(down) if down else "OK").encode()
+                content_type = "text/plain; charset=utf-8"
+            if scope["method"] == "HEAD":
+                status, body = (204 if healthy else 503), b""
+        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
 
 
 def create_app(
@@ -169,6 +201,7 @@ def create_app(
     access_log: bool = True,
     state: dict[str, Any] | None = None,
     microversion: MicroversionSpec | None = None,
+    health: Sequence[HealthCheck] = (),
 ) -> ASGIApp:
     """Build a service's ASGI app: FastAPI routes wrapped in the shared edge middleware."""
     app = FastAPI(title=f"pocketstack {service_name}", default_response_class=JSONResponse,
@@ -201,7 +234,8 @@ def create_app(
         return error_response(APIError(), style)
 
     return EdgeMiddleware(app, style=style, validator=validator, is_public=is_public,
-                          service_name=service_name, access_log=access_log, microversion=microversion)
+                          service_name=service_name, access_log=access_log, microversion=microversion,
+                          health=health)
 
 
 def request_context(request: Request) -> RequestContext:

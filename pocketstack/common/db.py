@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -18,9 +19,11 @@ import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
+
+from pocketstack.common import metrics
 
 T = TypeVar("T")
 
@@ -98,6 +101,9 @@ class Database:
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        name = Path(make_url(url).database or "").stem or "memory"
+        self._seconds = {write: metrics.DB_TRANSACTION_SECONDS.labels(name, str(write).lower())
+                         for write in (True, False)}
 
     @contextlib.asynccontextmanager
     async def _session(self, *, write: bool) -> AsyncIterator[AsyncSession]:
@@ -127,6 +133,14 @@ class Database:
 
     async def run(self, fn: Callable[[Session], T] | Callable[[AsyncSession], Awaitable[T]], *, write: bool) -> T:
         """Run `fn(session)` as one transaction; see the class docstring."""
+        began = time.perf_counter()
+        try:
+            return await self._transaction(fn, write)
+        finally:
+            self._seconds[write].observe(time.perf_counter() - began)
+
+    async def _transaction(self, fn: Callable[[Session], T] | Callable[[AsyncSession], Awaitable[T]],
+                           write: bool) -> T:
         if inspect.iscoroutinefunction(fn):
             async with self._session(write=write) as session:
                 return await fn(session)

@@ -16,6 +16,7 @@ from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.db import Database
+from pocketstack.common.health import bus_check, database_check
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.common.routes import build_router
 from pocketstack.common.rpc import RPCServer, get_transport
@@ -82,7 +83,7 @@ class ComputeAPIService(Service):
                               validator=remote_token_validator(settings),
                               is_public=lambda method, path: (method, path) in PUBLIC,
                               access_log=settings.access_log, state={"compute": self.state},
-                              microversion=MICROVERSIONS)
+                              microversion=MICROVERSIONS, health=[database_check(self.db), bus_check(settings)])
 
     async def start(self) -> None:
         await self.db.migrate(self.spec.migrations_dir, self.spec.version_table)

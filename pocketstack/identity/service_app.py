@@ -10,6 +10,7 @@ from typing import Any
 from pocketstack.common.app import create_app
 from pocketstack.common.db import Database
 from pocketstack.common.errors import NotFound, Unauthorized
+from pocketstack.common.health import database_check
 from pocketstack.common.routes import build_router
 from pocketstack.common.service import Service, ServiceSpec
 from pocketstack.identity.api.routes import ROUTES
@@ -54,6 +55,7 @@ class IdentityService(Service):
             validator=LocalTokenValidator(self.manager),
             is_public=lambda method, path: (method, path) in PUBLIC,
             access_log=settings.access_log, state={"manager": self.manager},
+            health=[database_check(self.db)],
         )
 
     async def start(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pocketstack.common.app import create_app
 from pocketstack.common.db import Database
+from pocketstack.common.health import database_check
 from pocketstack.common.routes import build_router
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator
 from pocketstack.image.api import versions
@@ -27,6 +28,7 @@ class ImageService(Service):
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
             access_log=settings.access_log, state={"manager": self.manager},
+            health=[database_check(self.db)],
         )
 
     async def start(self) -> None:

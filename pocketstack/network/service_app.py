@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pocketstack.common.app import create_app
 from pocketstack.common.db import Database
+from pocketstack.common.health import bus_check, database_check
 from pocketstack.common.routes import build_router
 from pocketstack.common.rpc import RPCServer, get_transport
 from pocketstack.common.service import Service, ServiceSpec, remote_token_validator, service_token_provider
@@ -58,6 +59,7 @@ class NetworkService(Service):
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in PUBLIC,
             access_log=settings.access_log, state={"manager": self.manager},
+            health=[database_check(self.db), bus_check(settings)],
         )
         self.agent_notifier: AgentNotifier | None = None
         self.plugin_server: RPCServer | None = None

@@ -26,7 +26,7 @@ class TraceError(Exception):
 MICROVERSION = {"OpenStack-API-Version": "compute 2.21"}
 
 
-def _admin_auth(settings: Settings) -> dict[str, str]:
+def admin_auth(settings: Settings) -> dict[str, str]:
     """The admin cloud's credentials: DATA_DIR/clouds.yaml as the cloud wrote it, else the settings."""
     path = settings.data_dir / "clouds.yaml"
     if path.exists():
@@ -36,16 +36,26 @@ def _admin_auth(settings: Settings) -> dict[str, str]:
             "project_name": "admin"}
 
 
+async def admin_session(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """A token of the admin cloud (clouds.yaml, else the settings) and the token's body (catalog, project)."""
+    auth = admin_auth(settings)
+    identity = IdentityClient(auth["auth_url"].removesuffix("/").removesuffix("/v3"))
+    return await identity.issue_token(auth["username"], auth["password"], auth["project_name"])
+
+
+def public_url(token_body: dict[str, Any], service_type: str) -> str | None:
+    """The public endpoint of a service type in a token's catalog."""
+    return next((e["url"] for entry in token_body.get("catalog", []) if entry["type"] == service_type
+                 for e in entry["endpoints"] if e["interface"] == "public"), None)
+
+
 async def _compute_client(settings: Settings) -> tuple[ServiceClient, str]:
     """A token of the admin cloud and the compute API of its catalog."""
-    auth = _admin_auth(settings)
-    identity = IdentityClient(auth["auth_url"].removesuffix("/").removesuffix("/v3"))
-    token, body = await identity.issue_token(auth["username"], auth["password"], auth["project_name"])
-    urls = [e["url"] for entry in body.get("catalog", []) if entry["type"] == "compute"
-            for e in entry["endpoints"] if e["interface"] == "public"]
-    if not urls:
+    token, body = await admin_session(settings)
+    url = public_url(body, "compute")
+    if url is None:
         raise TraceError("the catalog has no compute endpoint")
-    return ServiceClient(urls[0], "compute"), token
+    return ServiceClient(url, "compute"), token
 
 
 async def find_server(settings: Settings, server: str) -> tuple[str, str, str]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from pocketstack.common.app import create_app
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.db import Database
+from pocketstack.common.health import bus_check, database_check
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.common.routes import build_router
 from pocketstack.common.rpc import RPCServer, get_transport
@@ -59,6 +60,7 @@ class VolumeAPIService(Service):
             validator=remote_token_validator(settings),
             is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
             access_log=settings.access_log, state={"volume": self.state}, microversion=MICROVERSIONS,
+            health=[database_check(self.db), bus_check(settings)],
         )
         self._heartbeat: asyncio.Task[None] | None = None
 

@@ -203,6 +203,11 @@ class AmqpTransport(Transport):
             raise
         return subscription
 
+    async def check(self) -> None:
+        await self.start()  # an API process connects on its first message: the probe may be that one
+        if self.connection is None or self.connection.is_closed:
+            raise ConnectionError("not connected to the broker")
+
     async def close(self) -> None:
         await super().close()
         if self.connection is not None:

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from pocketstack.common import tracing
+from pocketstack.common import metrics, tracing
 from pocketstack.common.context import RequestContext, get_current
 from pocketstack.common.rpc import serializer
 from pocketstack.common.rpc.exceptions import RPCVersionCapError, decode_failure
@@ -104,8 +104,11 @@ class RPCClient:
                 outcome = f"error: {type(exc).__name__}"
             raise
         finally:
-            tracing.record("CALL", self.target.routing_key, method, started, time.perf_counter() - began,
+            elapsed = time.perf_counter() - began
+            tracing.record("CALL", self.target.routing_key, method, started, elapsed,
                            step=self.steps.get(("call", method)), outcome=outcome)
+            metrics.RPC_MESSAGES.labels("call", self.target.topic, method, outcome.split(":")[0]).inc()
+            metrics.RPC_CALL_SECONDS.labels(self.target.topic, method).observe(elapsed)
 
     async def cast(self, method: str, /, *, ctxt: RequestContext | None = None, **kwargs: Any) -> None:
         """Send `method` one-way: to one server of the target, or every server of the topic when fanout (the
@@ -119,6 +122,7 @@ class RPCClient:
             await self.transport.cast(self.target, body)
         tracing.record("CAST", self.target.topic if self.fanout else self.target.routing_key, method, started,
                        time.perf_counter() - began, step=self.steps.get(("cast", method)))
+        metrics.RPC_MESSAGES.labels("fanout" if self.fanout else "cast", self.target.topic, method, "ok").inc()
 
 
 class RPCAPI:

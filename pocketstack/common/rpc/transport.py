@@ -97,6 +97,10 @@ class Transport(ABC):
     async def subscribe(self, topic: str, server: str, handler: Handler, max_concurrency: int = 64) -> Subscription:
         """Consume `topic` (shared with the topic's other servers), `topic.server` and the topic's fanout."""
 
+    async def check(self) -> None:
+        """Raise when the bus cannot be reached (the health check); the in-process bus always can."""
+        return None
+
     @property
     def pending_calls(self) -> int:
         """Calls waiting for their reply (0 once every call has returned or timed out)."""

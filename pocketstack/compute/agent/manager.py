@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
-from pocketstack.common import tracing
+from pocketstack.common import metrics, tracing
 from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
@@ -164,7 +164,7 @@ class ComputeAgent(RPCEndpoint):
     # ----- build (steps 13-29) -----------------------------------------------------------------------------
     async def build_and_run_instance(self, instance_uuid: str, request_spec: dict[str, Any] | None = None) -> None:
         """Steps 13-29 on this host. `request_spec` is what 1.1 conductors still send; the agent never read it."""
-        started = utcnow()
+        started, began = utcnow(), time.perf_counter()
         ctx = get_current() or RequestContext()
         tracing.record("WORK", self.server.component, "take build_and_run_instance from the host queue",
                        time.time(), 0.0, step="13")
@@ -192,10 +192,12 @@ class ComputeAgent(RPCEndpoint):
             except Exception as exc:
                 await self.block_devices.rollback(volumes)
                 await self._build_failed(instance_uuid, exc, network_info, ctx, started)
+                metrics.BUILD_SECONDS.labels("failed").observe(time.perf_counter() - began)
                 return
             finally:
                 self._locks.pop(instance_uuid, None)
         await self._event(instance_uuid, ctx, "compute__do_build_and_run_instance", started, "Success")
+        metrics.BUILD_SECONDS.labels("active").observe(time.perf_counter() - began)
 
     async def _progress(self, instance: InstanceView, task_state: str, expected: list[str | None],
                         **changes: Any) -> None:

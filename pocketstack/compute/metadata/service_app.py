@@ -15,6 +15,7 @@ from fastapi import Request
 from pocketstack.common.app import create_app
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Forbidden, NotFound
+from pocketstack.common.health import database_check
 from pocketstack.common.routes import build_router
 from pocketstack.common.service import Service, ServiceSpec, shared_secret
 from pocketstack.compute.metadata.content import InstanceMetadata
@@ -38,7 +39,7 @@ class MetadataService(Service):
         self.guests = GuestStore(self.db)
         self.app = create_app(service_name="metadata", style=METADATA_SPEC.errors, routers=[build_router(ROUTES)],
                               validator=None, is_public=lambda method, path: True, access_log=settings.access_log,
-                              state={"metadata": self})
+                              state={"metadata": self}, health=[database_check(self.db)])
         self._secret: str | None = None
 
     async def start(self) -> None:

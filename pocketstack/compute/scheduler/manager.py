@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from pocketstack.common import tracing
+from pocketstack.common import metrics, tracing
 from pocketstack.common.db import Database
 from pocketstack.common.rpc import RPCEndpoint
 from pocketstack.common.timeutils import utcnow
@@ -81,8 +81,10 @@ class SchedulerManager(RPCEndpoint):
                         picked = host
                         break
             if picked is None:
+                metrics.SCHEDULER_DECISIONS.labels("no_valid_host").inc()
                 chosen.append(None)
                 continue
+            metrics.SCHEDULER_DECISIONS.labels("host").inc()
             picked.consume(instance_uuid, request_spec)
             group_host_list.append(picked.host)
             chosen.append(picked.host)

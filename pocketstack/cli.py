@@ -97,13 +97,24 @@ def serve(
 
 
 @app.command()
-def purge(data_dir: DataDir = None) -> None:
-    """Drop the databases and the RabbitMQ vhost `up --distributed` created for this data dir, and remove its host
-    data plane (network node namespaces and bridges, namespaced hosts and their guests, management bridge)."""
+def purge(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Remove what a stopped cloud leaves on the host. For `up --distributed`: its databases and RabbitMQ vhost,
+    the network node's namespaces and bridges, the namespaced hosts and their guests, the management bridge. For
+    the all-in-one: its QEMU guests and the network data plane (its databases in the data dir stay)."""
+    from pocketstack.distributed.deploy import DEPLOYMENT_FILE, DeployError
     from pocketstack.distributed.deploy import purge as purge_deployment
+    from pocketstack.launcher import purge as purge_all_in_one
 
-    settings = make_settings(data_dir=data_dir)
-    for line in purge_deployment(settings.data_dir):
+    settings = make_settings(config, data_dir=data_dir)
+    try:
+        if (settings.data_dir / DEPLOYMENT_FILE).exists():
+            lines = purge_deployment(settings.data_dir)
+        else:
+            lines = purge_all_in_one(settings)
+    except (RuntimeError, DeployError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    for line in lines:
         typer.echo(line)
 
 

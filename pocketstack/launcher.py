@@ -18,7 +18,13 @@ import yaml
 from pocketstack.common import tracing
 from pocketstack.common.clients.base import close_http_session, http_session
 from pocketstack.common.rpc import close_transports
-from pocketstack.common.service import Service, ServiceSpec, run_event_loop, stored_passwords
+from pocketstack.common.service import (
+    Service,
+    ServiceSpec,
+    print_created_users,
+    run_event_loop,
+    stored_passwords,
+)
 from pocketstack.services import SERVICES, install_flow_steps
 from pocketstack.settings import Settings
 from pocketstack.trace.store import TraceStore
@@ -34,8 +40,22 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str, log_dir: Path | None = None) -> None:
+    """Service logs on the terminal; with `log_dir`, the access log goes to `log_dir/access.log` instead (on the
+    terminal too at debug level). uvicorn's own start and stop lines, the same for every port, are left out."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_dir / "access.log")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        access = logging.getLogger("pocketstack.access")
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = level.lower() == "debug"
 
 
 def write_clouds_yaml(settings: Settings) -> Path:
@@ -92,6 +112,7 @@ class AllInOne:
                 raise RuntimeError(f"{spec.name} stopped while starting")
             await asyncio.sleep(0.01)
         await _wait_answering(self.settings.base_url(spec.name) + "/")
+        log.info("%s listening on %s", spec.name, self.settings.base_url(spec.name))
 
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -121,8 +142,12 @@ class AllInOne:
                 await task
         self._servers.clear()
         for service in reversed(self.services):
-            with contextlib.suppress(Exception):
+            try:
                 await service.stop()
+            except Exception as exc:
+                log.warning("%s did not stop cleanly: %s", service.name, exc)
+            else:
+                log.info("%s stopped", service.name)
         self.services.clear()
         if self.tracer is not None:
             await self.tracer.stop()
@@ -143,7 +168,7 @@ class AllInOne:
 
 def run_foreground(settings: Settings) -> None:
     """`pocketstack up`: run until Ctrl-C or SIGTERM, print the ready line once every service answers."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.data_dir / "log")
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -154,15 +179,62 @@ def run_foreground(settings: Settings) -> None:
 
         def ready() -> None:
             identity = next((s for s in cloud.services if s.name == "identity"), None)
-            for user, password in getattr(identity, "created_passwords", {}).items():
-                print(f"created user {user} with password {password} (also in "
-                      f"{settings.data_dir / 'passwords.json'})", flush=True)
-            print(f"clouds.yaml: {settings.data_dir / 'clouds.yaml'}", flush=True)
+            print_created_users(getattr(identity, "created_passwords", {}), settings.data_dir)
+            print(f"clouds.yaml: {settings.data_dir / 'clouds.yaml'}; access log: "
+                  f"{settings.data_dir / 'log' / 'access.log'}", flush=True)
             print("pocketstack ready", flush=True)
 
         await cloud.run(stop, ready)
+        for line in still_running(settings):
+            print(line, flush=True)
 
     run_event_loop(main(), host_networking=settings.network_agent_enabled or settings.compute.driver == "qemu")
+
+
+def still_running(settings: Settings) -> list[str]:
+    """What a stop leaves on the host for the guests (they keep running and are adopted by the next start)."""
+    lines = ["pocketstack stopped"]
+    instances = settings.compute.instances_path or settings.data_dir / "instances"
+    guests = sorted(p.parent.name for p in instances.glob("*/domain.json")) if settings.compute.driver == "qemu" \
+        else []
+    if guests:
+        lines.append(f"still running: {len(guests)} QEMU guest(s) ({', '.join(g[:8] for g in guests)}), adopted by "
+                     "the next `pocketstack up`")
+    agent_state = (settings.network.agent_state_dir or settings.data_dir / "network-agent") / "owned.json"
+    if settings.network_agent_enabled and not settings.network.agent_teardown_on_stop and agent_state.exists():
+        lines.append("still in place: the network data plane (bridges, DHCP and router namespaces, nftables)")
+    if len(lines) > 1:
+        lines.append("`pocketstack purge` removes them")
+    return lines
+
+
+def purge(settings: Settings) -> list[str]:
+    """Remove what a stopped all-in-one leaves on the host: its QEMU guests (processes, taps, disks) and the network
+    data plane. The databases in the data dir stay; the servers' records show the guests gone on the next start."""
+    import socket
+
+    from pocketstack.distributed.deploy import remove_data_plane
+
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        if probe.connect_ex((settings.bind, settings.port("identity"))) == 0:
+            raise RuntimeError(f"the cloud of {settings.data_dir} is running ({settings.base_url('identity')}): "
+                               "stop it first")
+    done: list[str] = []
+    instances = settings.compute.instances_path or settings.data_dir / "instances"
+    agent_state = (settings.network.agent_state_dir or settings.data_dir / "network-agent") / "owned.json"
+    guests = list(instances.glob("*/domain.json"))
+    if (guests or agent_state.exists()) and os.geteuid() != 0:
+        raise RuntimeError("removing the guests and the host data plane needs root")
+    if guests:
+        from pocketstack.compute.virt.qemu import QemuDriver
+
+        removed = asyncio.run(QemuDriver("purge", settings).remove_all())
+        done.append(f"removed {len(removed)} QEMU guest(s): {', '.join(removed)}")
+    if agent_state.exists():
+        done += asyncio.run(remove_data_plane(settings))
+        agent_state.unlink(missing_ok=True)
+    return done or [f"nothing to remove for {settings.data_dir}"]
 
 
 class CloudThread:

@@ -239,6 +239,9 @@ def test_a_server_through_the_cli_from_boot_to_delete(ecloud: ProcessCloud, pref
 
     # power actions: SSH comes back each time, in a new boot of the guest
     boot_id = ssh(address, key, "cat /proc/sys/kernel/random/boot_id", netns=dhcp_ns).stdout
+    show_host_key = "dropbearkey -y -f /etc/dropbear/dropbear_ed25519_host_key | grep '^ssh-'"
+    host_key = ssh(address, key, show_host_key, netns=dhcp_ns).stdout
+    assert host_key.startswith("ssh-ed25519 ")
     ecloud.cli("server", "stop", uid, cloud=DEMO)
     assert wait_status(ecloud, uid, "SHUTOFF")["OS-EXT-STS:power_state"] in (4, "Shutdown")
     assert qemu_pids(uid) == [] and ssh(address, key, "true", netns=dhcp_ns, timeout=8).returncode != 0
@@ -248,6 +251,7 @@ def test_a_server_through_the_cli_from_boot_to_delete(ecloud: ProcessCloud, pref
     assert after_start != boot_id
     ecloud.cli("server", "reboot", "--wait", uid, cloud=DEMO)
     assert ssh_until(address, key, "cat /proc/sys/kernel/random/boot_id", netns=dhcp_ns) != after_start
+    assert ssh(address, key, show_host_key, netns=dhcp_ns).stdout == host_key  # ssh sees the same host
 
     # a volume appears in the guest as a new disk (its serial is the volume id) and goes on detach
     volume = ecloud.cli("volume", "create", "--size", "1", f"{prefix}-vol", "-f", "json", cloud=DEMO)["id"]

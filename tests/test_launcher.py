@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,13 +36,17 @@ def start_up(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, lis
     raise AssertionError("pocketstack up did not print 'pocketstack ready':\n" + "\n".join(lines))
 
 
-def stop(proc: subprocess.Popen) -> int:
+def stop(proc: subprocess.Popen, lines: list[str] | None = None) -> int:
+    """SIGTERM, then the exit code; what it printed while stopping is added to `lines`."""
     proc.send_signal(signal.SIGTERM)
     try:
-        return proc.wait(30)
+        out, _ = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
+    if lines is not None:
+        lines += out.splitlines()
+    return proc.returncode
 
 
 def openstack(data_dir: Path, *args: str, cloud: str = "pocketstack") -> subprocess.CompletedProcess:
@@ -58,9 +63,11 @@ def test_up_ready_clouds_yaml_stop_and_restart(tmp_path):
         env[f"POCKETSTACK_{spec.name.upper().replace('-', '_')}__PORT"] = str(free_port())
     proc, lines = start_up(data_dir, env)
     try:
-        # generated passwords are printed once and kept, private, in the data dir
-        assert any(line.startswith("created user admin with password") for line in lines)
+        # generated passwords are kept, private, in the data dir, and never printed
+        assert any(line.startswith("created user admin;") for line in lines)
         assert (data_dir / "passwords.json").stat().st_mode & 0o077 == 0
+        passwords = json.loads((data_dir / "passwords.json").read_text())
+        assert passwords["admin"] and not any(passwords["admin"] in line for line in lines)
         clouds = yaml.safe_load((data_dir / "clouds.yaml").read_text())["clouds"]
         assert set(clouds) == {"pocketstack", "pocketstack-demo"}
         assert (data_dir / "clouds.yaml").stat().st_mode & 0o077 == 0
@@ -73,8 +80,11 @@ def test_up_ready_clouds_yaml_stop_and_restart(tmp_path):
         created = openstack(data_dir, "project", "create", "kept-across-restart")
         assert created.returncode == 0, created.stderr
     finally:
-        code = stop(proc)
+        code = stop(proc, lines)
     assert code == 0
+    # the stop names what it stopped; the terminal has no access-log lines, the access log has them
+    assert "pocketstack stopped" in lines and not any("POST /v3/auth/tokens" in line for line in lines)
+    assert "POST /v3/auth/tokens" in (data_dir / "log" / "access.log").read_text()
 
     proc, lines = start_up(data_dir, env)
     try:
@@ -84,8 +94,14 @@ def test_up_ready_clouds_yaml_stop_and_restart(tmp_path):
         auth_url = clouds["pocketstack"]["auth"]["auth_url"]
         resp = requests.get(auth_url + "/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token})
         assert resp.status_code == 200  # tokens issued before the restart stay valid
+        refused = subprocess.run([POCKETSTACK, "purge", "--data-dir", str(data_dir)], capture_output=True,
+                                 text=True, env=env, timeout=60)
+        assert refused.returncode == 1 and "stop it first" in refused.stderr
     finally:
         assert stop(proc) == 0
+    purged = subprocess.run([POCKETSTACK, "purge", "--data-dir", str(data_dir)], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert purged.returncode == 0 and "nothing to remove" in purged.stdout  # the fake driver left nothing
 
 
 def test_rotate_keys_keeps_recent_tokens_valid(tmp_path):

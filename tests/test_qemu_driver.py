@@ -321,3 +321,18 @@ def test_a_port_that_never_plugs_fails_the_spawn_cleanly(loop: Loop, settings: S
     assert drv.running_pid(srv.uuid) is None and not (drv.instances_path / srv.uuid).exists()
     assert not Path(f"/sys/class/net/{tap_name(srv.vif['id'])}").exists()
     assert drv.virtapi.waiting(srv.uuid) == []
+
+
+
+def test_remove_all_takes_every_guest_with_its_tap_and_files(loop: Loop, driver: QemuDriver, net: GuestNetwork,
+                                                             key: Path, image: GuestImage) -> None:
+    """What `pocketstack purge` does to a stopped all-in-one's guests."""
+    image_id = str(uuid.uuid4())
+    subprocess.run(["cp", "--reflink=auto", str(image.raw), str(driver.base_dir / image_id)], check=True)
+    srv = make_server(net, "qemu-test-d", key, metadata=False)
+    loop(driver.spawn(srv.instance, {"id": image_id}, [srv.vif]))
+    assert driver.running_pid(srv.uuid) is not None
+    assert srv.uuid in loop(driver.remove_all())
+    assert driver.running_pid(srv.uuid) is None and loop(driver.list_instances()) == []
+    assert not Path(f"/sys/class/net/{tap_name(srv.vif['id'])}").exists()
+    assert not (driver.instances_path / srv.uuid).exists()

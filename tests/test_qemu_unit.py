@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -226,9 +227,32 @@ async def test_kvm_probe_answers_within_its_timeout(tmp_path: Path) -> None:
     require("qemu-system-x86_64", "syslinux", "mkfs.vfat", "mcopy")
     drv = driver(tmp_path, accel="auto", kvm_probe_timeout=2.0)
     started = time.monotonic()
-    assert await drv.choose_accel() in ("kvm", "tcg")
+    assert await drv.probe_kvm() in (True, False)
     assert time.monotonic() - started < 8
     assert await driver(tmp_path, accel="tcg").choose_accel() == "tcg"
+
+
+async def test_the_kvm_probe_answer_is_kept_per_host_kernel_and_qemu(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    require("qemu-system-x86_64")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        pytest.skip("no usable /dev/kvm: the probe is not asked")
+    cache = tmp_path / "probe.json"
+    drv = driver(tmp_path, accel="auto", kvm_probe_cache=cache)
+    probes: list[str] = []
+
+    async def probe() -> bool:
+        probes.append("probe")
+        return False
+
+    monkeypatch.setattr(drv, "probe_kvm", probe)
+    assert await drv.choose_accel() == "tcg" and probes == ["probe"]
+    assert await drv.choose_accel() == "tcg" and probes == ["probe"]  # answered from the cache
+    kept = json.loads(cache.read_text())
+    assert kept["key"]["kernel"].startswith(os.uname().release) and kept["accel"] == "tcg"
+    kept["key"]["kernel"] = "another kernel"
+    cache.write_text(json.dumps(kept))
+    assert await drv.choose_accel() == "tcg" and probes == ["probe", "probe"]  # a new kernel asks again
 
 
 async def test_host_resources_and_an_empty_host(tmp_path: Path) -> None:

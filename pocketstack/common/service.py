@@ -125,6 +125,13 @@ class Service(ABC):
 PASSWORDS_FILE = "passwords.json"
 
 
+def print_created_users(passwords: dict[str, str], data_dir: Path) -> None:
+    """Name the users the first start created; their passwords stay in the private passwords.json (never on a
+    terminal or in a log that captures it)."""
+    for user in passwords:
+        print(f"created user {user}; its password is in {data_dir / 'passwords.json'} (mode 0600)", flush=True)
+
+
 def stored_passwords(data_dir: Path) -> dict[str, str]:
     """Passwords generated on first start (users admin, demo and the service users), kept 0600 in the data dir."""
     path = data_dir / PASSWORDS_FILE

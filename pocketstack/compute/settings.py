@@ -31,6 +31,8 @@ class ComputeSettings(ServiceSettings):
     qemu_binary: str = "qemu-system-x86_64"
     accel: Literal["auto", "kvm", "tcg"] = Field("auto", description="auto: KVM when a probe boot works, else TCG")
     kvm_probe_timeout: float = Field(5.0, gt=0, description="seconds the KVM probe boot may take")
+    kvm_probe_cache: Path = Field(Path("~/.cache/pocketstack/kvm-probe.json").expanduser(),
+                                  description="the KVM probe's answer, kept per host, kernel and QEMU version")
     machine_type: str = Field("pc", description="QEMU machine; pc hot-plugs volumes (microvm cannot)")
     vif_plugging_timeout: float = Field(300.0, ge=0, description="seconds to wait for network-vif-plugged; 0: "
                                         "do not wait")

@@ -33,7 +33,7 @@ from yarl import URL
 
 from pocketstack.common.clients.base import close_http_session
 from pocketstack.common.process import CommandError
-from pocketstack.common.service import Role, run_event_loop, stored_passwords
+from pocketstack.common.service import Role, print_created_users, run_event_loop, stored_passwords
 from pocketstack.distributed.hosts import (
     EngineRelay,
     ManagementNetwork,
@@ -467,9 +467,7 @@ def run_distributed(settings: Settings) -> int:
                 return
             starting.result()
             data_dir = deployment.data_dir
-            for user, password in deployment.created_passwords.items():
-                print(f"created user {user} with password {password} (also in {data_dir / 'passwords.json'})",
-                      flush=True)
+            print_created_users(deployment.created_passwords, data_dir)
             print(f"clouds.yaml: {data_dir / 'clouds.yaml'}", flush=True)
             print(f"settings: {deployment.config_path} (pocketstack trace --config ...); logs: "
                   f"{deployment.log_dir}/", flush=True)

@@ -103,9 +103,28 @@ class QemuDriver(ComputeDriver):
                  self.instances_path, len(await self.list_instances()))
 
     async def choose_accel(self) -> str:
+        """The configured accelerator, or with "auto" what the KVM probe answered on this host, kernel and QEMU.
+
+        The probe takes up to `kvm_probe_timeout` seconds, so its answer is kept in `kvm_probe_cache` and asked
+        again only when the host name, the kernel or QEMU's version changes.
+        """
         if self.cfg.accel != "auto":
             return self.cfg.accel
-        return "kvm" if await self.probe_kvm() else "tcg"
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            return "tcg"
+        uname = os.uname()
+        key = {"host": uname.nodename, "kernel": f"{uname.release} {uname.version}",
+               "qemu": await self._qemu_version()}
+        cache = self.cfg.kvm_probe_cache
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            kept = json.loads(cache.read_text())
+            if kept.get("key") == key and kept.get("accel") in ("kvm", "tcg"):
+                return kept["accel"]
+        accel = "kvm" if await self.probe_kvm() else "tcg"
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"key": key, "accel": accel}))
+        return accel
 
     async def probe_kvm(self) -> bool:
         """Does KVM really run a guest here? Boot a syslinux floppy that prints a marker, within a deadline.
@@ -469,6 +488,13 @@ class QemuDriver(ComputeDriver):
         shutil.rmtree(self._dir(uuid), ignore_errors=True)
         self._qmp_path(uuid).unlink(missing_ok=True)
         self._qmp_locks.pop(uuid, None)
+
+    async def remove_all(self) -> list[str]:
+        """Every guest of this host stopped and removed with its taps and files (`pocketstack purge`)."""
+        removed = await self.list_instances()
+        for uuid in removed:
+            await self.destroy({"uuid": uuid}, [])
+        return removed
 
     # ----- power ------------------------------------------------------------------------------------------
     async def power_off(self, instance: dict[str, Any]) -> None:

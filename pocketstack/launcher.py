@@ -27,7 +27,7 @@ from pocketstack.common.service import (
 )
 from pocketstack.services import SERVICES, install_flow_steps
 from pocketstack.settings import Settings
-from pocketstack.trace.store import TraceStore
+from pocketstack.trace.store import TraceStore, otlp_exporter
 
 log = logging.getLogger("pocketstack")
 
@@ -119,7 +119,7 @@ class AllInOne:
         if self.settings.trace.enabled:
             store = TraceStore(self.settings)
             await store.migrate()
-            self.tracer = tracing.Tracer(store)
+            self.tracer = tracing.Tracer(store, exporter=otlp_exporter(self.settings))
             await self.tracer.start()
             tracing.install(self.tracer)  # every server and task started below records into it
             install_flow_steps(self.specs)

@@ -117,6 +117,11 @@ class EdgeMiddleware:
         method, path = scope["method"], scope["path"]
         caller = headers.get("x-pocketstack-caller")
         component_token = tracing.current_component.set(self.service_name)
+        # W3C trace context: a service's hop arrives inside the caller's span; a client's request is a span of
+        # its own (recorded here), the parent of everything it causes
+        parent_span = tracing.parent_of(headers.get("traceparent"))
+        client_span = tracing.new_span_id() if caller is None else None
+        span_token = tracing.current_span.set(client_span or parent_span)
         wall_start = time.time()
         reset = current_context.set(RequestContext(request_id=request_id))
         try:
@@ -150,13 +155,10 @@ class EdgeMiddleware:
             if not started_response[0]:
                 raise
         finally:
+            tracing.current_span.reset(span_token)
             if caller is None and tracing.enabled():  # a client's request; service-to-service hops are
-                state = scope.get("state", {})        # recorded by the calling side
-                tracing.record("REST", self.service_name, f"{method} {path}", wall_start,
-                               time.perf_counter() - started, step=tracing.client_step(self.service_name, method, path),
-                               outcome=str(status_holder[0]), source="client", request_id=request_id,
-                               audit_id=state.get("trace_audit_id") or getattr(state.get("context"), "audit_id",
-                                                                               None))
+                self._record_client_request(scope, request_id, wall_start, time.perf_counter() - started,
+                                            str(status_holder[0]), client_span, parent_span)
             current_context.reset(reset)
             tracing.current_component.reset(component_token)
             elapsed = time.perf_counter() - started
@@ -166,6 +168,16 @@ class EdgeMiddleware:
             if self.access_log:
                 log.info("%s %s %s %d %.1fms %s", self.service_name, method, path, status_holder[0],
                          elapsed * 1000, request_id)
+
+    def _record_client_request(self, scope: Scope, request_id: str, start: float, duration: float, outcome: str,
+                               span_id: str | None, parent_id: str | None) -> None:
+        """The span of a client's request (service-to-service hops are recorded by the calling side)."""
+        method, path = scope["method"], scope["path"]
+        state = scope.get("state", {})
+        tracing.record("REST", self.service_name, f"{method} {path}", start, duration,
+                       step=tracing.client_step(self.service_name, method, path), outcome=outcome, source="client",
+                       request_id=request_id, span_id=span_id, parent_id=parent_id,
+                       audit_id=state.get("trace_audit_id") or getattr(state.get("context"), "audit_id", None))
 
     async def _operations(self, scope: Scope, send: Send) -> None:
         """`/healthcheck` and `/metrics`: no token needed, no request id, not counted in the metrics."""

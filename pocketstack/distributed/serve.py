@@ -33,7 +33,7 @@ from pocketstack.common.service import Role, run_event_loop
 from pocketstack.launcher import _EmbeddedServer
 from pocketstack.services import SERVICES, install_flow_steps
 from pocketstack.settings import Settings
-from pocketstack.trace.store import TraceStore
+from pocketstack.trace.store import TraceStore, otlp_exporter
 
 log = logging.getLogger("pocketstack.serve")
 
@@ -98,7 +98,8 @@ async def _serve(role: Role, settings: Settings, port: int | None, worker_fd: in
     if settings.trace.enabled:
         store = TraceStore(settings)
         await store.migrate()
-        tracer = tracing.Tracer(store, process=f"{role.name}[{os.getpid()}]")
+        tracer = tracing.Tracer(store, process=f"{role.name}[{os.getpid()}]",
+                                exporter=otlp_exporter(settings))
         await tracer.start()
         tracing.install(tracer)  # the server and every task started below record into it
         install_flow_steps()

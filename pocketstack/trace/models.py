@@ -24,3 +24,5 @@ class SpanRow(Base):
     outcome: Mapped[str] = mapped_column(Text)
     audit_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     process: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    span_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -63,3 +63,13 @@ class TraceStore:
 
     async def close(self) -> None:
         await self.db.close()
+
+
+def otlp_exporter(settings: Settings) -> object | None:
+    """The OpenTelemetry exporter a process's Tracer also hands its spans to, when `trace.otlp_endpoint` is set
+    (imported only then: the SDK costs start-up time)."""
+    if not settings.trace.otlp_endpoint:
+        return None
+    from pocketstack.trace.otlp import OtlpExport
+
+    return OtlpExport(settings.trace.otlp_endpoint)

@@ -77,6 +77,9 @@ class ServiceClient:
         """Send a request; return (status, parsed JSON or None, headers) or raise the error it maps to."""
         data = orjson.dumps(json) if json is not None else None
         hdrs = self.headers(token, headers)
+        span_id = tracing.new_span_id()
+        if "X-OpenStack-Request-ID" in hdrs:
+            hdrs["traceparent"] = tracing.traceparent(hdrs["X-OpenStack-Request-ID"], span_id)
         if data is not None:
             hdrs.setdefault("Content-Type", "application/json")
         started, began = time.time(), time.perf_counter()
@@ -95,7 +98,7 @@ class ServiceClient:
                 caller = tracing.current_component.get()
                 tracing.record("REST", self.service_name, f"{method} {path}", started, time.perf_counter() - began,
                                step=tracing.rest_step(caller, self.service_name, method, path),
-                               outcome=str(status) if status else "unreachable")
+                               outcome=str(status) if status else "unreachable", span_id=span_id)
         if status not in ok:
             err = error_for_status(status, _error_message(body, f"{self.service_name} answered {status}"))
             raise err

@@ -32,8 +32,9 @@ from pocketstack.common.rpc.version import is_compatible, parse_version
 _UNSET: Any = object()
 
 def encode_request(ctxt: RequestContext | None, method: str, namespace: str | None, version: str,
-                   kwargs: dict[str, Any]) -> bytes:
-    """The message every transport carries: method, namespace, version, arguments and the caller's context."""
+                   kwargs: dict[str, Any], span_id: str | None = None) -> bytes:
+    """The message every transport carries: method, namespace, version, arguments, the caller's context and the
+    span of this hop (W3C trace context: the callee's spans are its children)."""
     if ctxt is None:
         ctxt = get_current()
     return serializer.dumps({
@@ -41,6 +42,7 @@ def encode_request(ctxt: RequestContext | None, method: str, namespace: str | No
         "namespace": namespace,
         "version": version,
         "args": kwargs,
+        "span": span_id,
         # the fields of RequestContext.to_dict(), without asdict()'s deep copy: the message is a copy already
         "context": {name: getattr(ctxt, name) for name in ctxt.__dataclass_fields__} if ctxt is not None else None,
     })
@@ -89,7 +91,8 @@ class RPCClient:
         if self.fanout:
             raise ValueError("a fanout target can only be cast to")
         self._check_cap(method)
-        body = encode_request(ctxt, method, self.namespace, self.version, kwargs)
+        span_id = tracing.new_span_id()
+        body = encode_request(ctxt, method, self.namespace, self.version, kwargs, span_id)
         timeout = self.timeout if self.timeout is not None else self.transport.call_timeout
         started, began = time.time(), time.perf_counter()
         outcome = "ok"
@@ -106,7 +109,7 @@ class RPCClient:
         finally:
             elapsed = time.perf_counter() - began
             tracing.record("CALL", self.target.routing_key, method, started, elapsed,
-                           step=self.steps.get(("call", method)), outcome=outcome)
+                           step=self.steps.get(("call", method)), outcome=outcome, span_id=span_id)
             metrics.RPC_MESSAGES.labels("call", self.target.topic, method, outcome.split(":")[0]).inc()
             metrics.RPC_CALL_SECONDS.labels(self.target.topic, method).observe(elapsed)
 
@@ -114,14 +117,15 @@ class RPCClient:
         """Send `method` one-way: to one server of the target, or every server of the topic when fanout (the
         context as `call` sends it)."""
         self._check_cap(method)
-        body = encode_request(ctxt, method, self.namespace, self.version, kwargs)
+        span_id = tracing.new_span_id()
+        body = encode_request(ctxt, method, self.namespace, self.version, kwargs, span_id)
         started, began = time.time(), time.perf_counter()
         if self.fanout:
             await self.transport.fanout(self.target.topic, body)
         else:
             await self.transport.cast(self.target, body)
         tracing.record("CAST", self.target.topic if self.fanout else self.target.routing_key, method, started,
-                       time.perf_counter() - began, step=self.steps.get(("cast", method)))
+                       time.perf_counter() - began, step=self.steps.get(("cast", method)), span_id=span_id)
         metrics.RPC_MESSAGES.labels("fanout" if self.fanout else "cast", self.target.topic, method, "ok").inc()
 
 

@@ -136,8 +136,10 @@ class RPCServer:
                 raise SerializationError("RPC arguments must be a mapping of names to values")
             context = request.get("context")
             token = current_context.set(RequestContext.from_dict(context) if context else None)
-            result = await self.dispatcher.dispatch(method, request.get("namespace"), str(request["version"]),
-                                                    args)
+            span = request.get("span")
+            with tracing.child_span(span if isinstance(span, str) else None):
+                result = await self.dispatcher.dispatch(method, request.get("namespace"),
+                                                        str(request["version"]), args)
         except Exception as exc:
             if not wants_reply or not is_registered(type(exc)):
                 log.exception("RPC %s %r on %s failed", "call" if wants_reply else "cast", method,

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,11 @@ def test_metrics_count_requests_by_route_and_a_boot(cloud: Any, admin: Any, pref
                  method="select_destinations", outcome="ok") >= 1
     assert value(after, "pocketstack_db_transaction_duration_seconds_count", database="compute", write="true") > \
         value(before, "pocketstack_db_transaction_duration_seconds_count", database="compute", write="true")
+    # servers by state: counted by the compute API every 10 s
+    deadline = time.monotonic() + 30
+    while value(samples(compute), "pocketstack_servers", vm_state="active") < 1:
+        assert time.monotonic() < deadline, "no active server counted"
+        time.sleep(1)
     admin.compute.delete_server(server)
     admin.compute.wait_for_delete(server, wait=60)
     admin.network.delete_network(network)

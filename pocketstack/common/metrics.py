@@ -6,7 +6,7 @@ The all-in-one runs every service in one process, so each of its `/metrics` show
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 HTTP_REQUESTS = Counter("pocketstack_http_requests", "API requests answered, by route template and status",
                         ["service", "method", "route", "status"])
@@ -25,7 +25,20 @@ SCHEDULER_DECISIONS = Counter("pocketstack_scheduler_decisions",
                               "instances the scheduler placed (host) or could not place (no_valid_host)",
                               ["outcome"])
 
+SERVERS = Gauge("pocketstack_servers", "servers (not deleted) by vm_state, as the compute API last counted them",
+                ["vm_state"])
+
 UNMATCHED_ROUTE = "(no route)"
+
+
+def set_counts(gauge: Gauge, counts: dict[str, int], reported: set[str]) -> None:
+    """Set a gauge labelled by one name to `counts`; names reported before and now absent go to 0 (a scrape never
+    sees the series vanish and come back)."""
+    for name in reported - set(counts):
+        gauge.labels(name).set(0)
+    for name, count in counts.items():
+        gauge.labels(name).set(count)
+    reported |= set(counts)
 
 
 def exposition() -> tuple[bytes, str]:

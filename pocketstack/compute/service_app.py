@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 
+from pocketstack.common import metrics
 from pocketstack.common.app import create_app
 from pocketstack.common.clients.identity import ServiceTokenProvider
 from pocketstack.common.clients.image import ImageClient
@@ -32,7 +33,7 @@ from pocketstack.compute.policies import COMPUTE_POLICIES
 from pocketstack.compute.scheduler.manager import SchedulerManager
 from pocketstack.compute.spec import SPEC
 from pocketstack.compute.store.flavors import FlavorStore
-from pocketstack.compute.store.instances import record_heartbeat
+from pocketstack.compute.store.instances import count_by_state, record_heartbeat
 from pocketstack.compute.virt import make_driver
 from pocketstack.settings import Settings
 
@@ -76,6 +77,7 @@ class ComputeAPIService(Service):
         self._own_db = db is None
         self.db = db or Database(settings.database_url("compute"))
         self.policy = PolicyEngine(COMPUTE_POLICIES, settings.policy_file)
+        self._counting: asyncio.Task[None] | None = None
         self.state = ComputeAPIState(settings=settings, db=self.db, policy=self.policy, conductor=None,
                                      agents=None, image=ImageClient(settings.base_url("image")),
                                      network=NetworkClient(settings.base_url("network")))
@@ -91,11 +93,26 @@ class ComputeAPIService(Service):
         transport = get_transport(self.settings)
         self.state.conductor = ConductorAPI(transport)
         self.state.agents = ComputeAgentAPI(transport)
+        self._counting = asyncio.create_task(self._count_servers(), name="count-servers")
+
+    async def _count_servers(self, every: float = 10.0) -> None:
+        """Keep the servers-by-state gauge of /metrics current (a GROUP BY every `every` seconds)."""
+        reported: set[str] = set()
+        while True:
+            try:
+                metrics.set_counts(metrics.SERVERS, await self.db.run(count_by_state, write=False), reported)
+            except Exception as exc:  # the database may be down for a while: /healthcheck says so
+                log.debug("counting servers by state failed: %s", exc)
+            await asyncio.sleep(every)
 
     async def _bootstrap_flavors(self) -> None:
         await FlavorStore(self.db).add_defaults(DEFAULT_FLAVORS)
 
     async def stop(self) -> None:
+        if self._counting is not None:
+            self._counting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._counting
         if self._own_db:
             await self.db.close()
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request, Response
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, Forbidden
@@ -23,7 +23,7 @@ class AppCredCreate(Strict):
     secret: str | None = Field(None, min_length=1, max_length=72)
     expires_at: datetime | None = None
     roles: list[dict[str, Any]] | None = None
-    unrestricted: bool = False
+    unrestricted: StrictBool = False
     access_rules: list[dict[str, Any]] | None = None
 
 

@@ -112,7 +112,7 @@ def user_body(request: Request, u: User) -> dict[str, Any]:
 
 
 def group_body(request: Request, g: Group) -> dict[str, Any]:
-    return {"id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description,
+    return {**(g.extra or {}), "id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description,
             "links": link(request, f"groups/{g.id}")}
 
 
@@ -122,7 +122,7 @@ def role_body(request: Request, r: Role) -> dict[str, Any]:
 
 
 def region_body(request: Request, r: Region) -> dict[str, Any]:
-    return {"id": r.id, "description": r.description, "parent_region_id": r.parent_region_id,
+    return {**(r.extra or {}), "id": r.id, "description": r.description, "parent_region_id": r.parent_region_id,
             "links": link(request, f"regions/{r.id}")}
 
 

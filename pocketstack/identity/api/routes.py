@@ -53,6 +53,13 @@ ROUTES: RouteTable = {
     "/v3/roles/{prior_id}/implies": {"GET": roles.list_implied},
     "/v3/roles/{prior_id}/implies/{implied_id}": {"PUT": roles.create_implied, "DELETE": roles.delete_implied},
     "/v3/role_inferences": {"GET": roles.list_inferences},
+    "/v3/system/{actor_kind}/{actor_id}/roles/{role_id}": {
+        "PUT": roles.put_system_grant,
+        "GET": roles.head_system_grant,
+        "HEAD": roles.head_system_grant,
+        "DELETE": roles.delete_system_grant,
+    },
+    "/v3/system/{actor_kind}/{actor_id}/roles": {"GET": roles.list_system_grants},
     "/v3/{target_kind}/{target_id}/{actor_kind}/{actor_id}/roles/{role_id}": {
         "PUT": roles.put_grant,
         "HEAD": roles.head_grant,

@@ -13,13 +13,15 @@ from pocketstack.identity import models as m
 from pocketstack.identity.store.common import fetch_all, get_or_404, only
 
 
-async def create_region(db: Database, region_id: str, description: str, parent_region_id: str | None) -> m.Region:
+async def create_region(db: Database, region_id: str, description: str, parent_region_id: str | None,
+                        extra: dict[str, Any] | None = None) -> m.Region:
     async def write(session: AsyncSession) -> m.Region:
         if await session.get(m.Region, region_id) is not None:
             raise Conflict(f"Conflict occurred attempting to store region - Duplicate ID, {region_id}.")
         if parent_region_id and await session.get(m.Region, parent_region_id) is None:
             raise BadRequest(f"Invalid input: parent region {parent_region_id} does not exist.")
-        region = m.Region(id=region_id, description=description, parent_region_id=parent_region_id)
+        region = m.Region(id=region_id, description=description, parent_region_id=parent_region_id,
+                          extra=extra or {})
         session.add(region)
         return region
     return await db.run(write, write=True)
@@ -30,7 +32,7 @@ async def list_regions(db: Database, parent_region_id: str | None) -> list[m.Reg
 
 
 async def update_region(db: Database, region_id: str, description: str | None,
-                        parent: tuple[bool, str | None]) -> m.Region:
+                        parent: tuple[bool, str | None], extra: dict[str, Any] | None = None) -> m.Region:
     """`parent`: (whether the request sets parent_region_id, the value it sets)."""
     async def write(session: AsyncSession) -> m.Region:
         region = await get_or_404(session, m.Region, region_id, "region")
@@ -40,6 +42,8 @@ async def update_region(db: Database, region_id: str, description: str | None,
             if parent[1] == region_id:
                 raise BadRequest("Invalid input: a region cannot be its own parent.")
             region.parent_region_id = parent[1]
+        if extra:
+            region.extra = {**(region.extra or {}), **extra}
         return region
     return await db.run(write, write=True)
 
@@ -94,7 +98,7 @@ async def create_endpoint(db: Database, fields: dict[str, Any]) -> m.Endpoint:
         endpoint = m.Endpoint(**fields)
         await _check_service(session, endpoint.service_id)
         if endpoint.region_id and await session.get(m.Region, endpoint.region_id) is None:
-            session.add(m.Region(id=endpoint.region_id, description=""))
+            session.add(m.Region(id=endpoint.region_id, description="", extra={}))
         session.add(endpoint)
         return endpoint
     return await db.run(write, write=True)

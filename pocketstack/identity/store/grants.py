@@ -16,14 +16,15 @@ from pocketstack.identity.store.common import Revoker, get_or_404
 from pocketstack.identity.store.roles import implied_closure, revoke_for_grant
 
 GRANT_TYPES = {("projects", "users"): "UserProject", ("projects", "groups"): "GroupProject",
-               ("domains", "users"): "UserDomain", ("domains", "groups"): "GroupDomain"}
+               ("domains", "users"): "UserDomain", ("domains", "groups"): "GroupDomain",
+               ("system", "users"): "UserSystem", ("system", "groups"): "GroupSystem"}
 
 
 @dataclass(frozen=True)
 class Grant:
     """One grant as the URL names it: /{target_kind}/{target_id}/{actor_kind}/{actor_id}/roles/{role_id}."""
 
-    target_kind: str  # projects | domains
+    target_kind: str  # projects | domains | system (target_id "system")
     target_id: str
     actor_kind: str  # users | groups
     actor_id: str
@@ -48,8 +49,9 @@ class Grant:
 
 async def _check_parts(session: AsyncSession, grant: Grant) -> None:
     """404 for the first of target, actor and role that does not exist."""
-    await get_or_404(session, m.Project if grant.target_kind == "projects" else m.Domain, grant.target_id,
-                     grant.target_kind[:-1])
+    if grant.target_kind != "system":
+        await get_or_404(session, m.Project if grant.target_kind == "projects" else m.Domain, grant.target_id,
+                         grant.target_kind[:-1])
     await get_or_404(session, m.User if grant.actor_kind == "users" else m.Group, grant.actor_id,
                      grant.actor_kind[:-1])
     if grant.role_id is not None:
@@ -108,8 +110,8 @@ Row = dict[str, Any]  # actor (kind, id), target (kind, id), role id, inherited;
 
 
 def _direct(grant: m.Assignment) -> tuple[str, str]:
-    return ("user" if grant.type.startswith("User") else "group",
-            "project" if grant.type.endswith("Project") else "domain")
+    target = "project" if grant.type.endswith("Project") else "system" if grant.type.endswith("System") else "domain"
+    return "user" if grant.type.startswith("User") else "group", target
 
 
 async def _effective(session: AsyncSession, grants: list[m.Assignment]) -> list[Row]:

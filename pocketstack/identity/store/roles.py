@@ -15,6 +15,7 @@ from pocketstack.identity import models as m
 from pocketstack.identity.store.common import Revoker, fetch_all, get_or_404, revoke_group_members
 
 BUILT_IN = ("admin", "member", "reader")
+SYSTEM_TARGET = "system"  # the target id of system role assignments
 
 
 def _duplicate(name: str | None) -> Conflict:
@@ -143,8 +144,10 @@ async def inference_rules(db: Database) -> tuple[dict[str, m.Role], list[tuple[s
 
 # ----- what a user holds -----------------------------------------------------------------------------------
 async def effective_role_ids(session: AsyncSession, user_id: str, *, project_id: str | None = None,
-                             domain_id: str | None = None, expand_implied: bool = True) -> set[str]:
-    """Roles a user holds on a project or domain: direct, through groups, inherited from the domain."""
+                             domain_id: str | None = None, system: bool = False,
+                             expand_implied: bool = True) -> set[str]:
+    """Roles a user holds on a project, a domain or the system: direct, through groups, inherited from the
+    domain or a parent project."""
     group_ids = list((await session.scalars(
         select(m.Membership.group_id).where(m.Membership.user_id == user_id))).all())
     actors = [user_id, *group_ids]
@@ -162,8 +165,16 @@ async def effective_role_ids(session: AsyncSession, user_id: str, *, project_id:
             return set()
         await granted(project_id, ("UserProject", "GroupProject"), False)
         await granted(project.domain_id, ("UserDomain", "GroupDomain"), True)
+        parent_id, seen = project.parent_id, {project_id}
+        while parent_id and parent_id not in seen:  # OS-INHERIT: grants on a parent reach its subtree
+            seen.add(parent_id)
+            await granted(parent_id, ("UserProject", "GroupProject"), True)
+            parent = await session.get(m.Project, parent_id)
+            parent_id = parent.parent_id if parent is not None else None
     elif domain_id is not None:
         await granted(domain_id, ("UserDomain", "GroupDomain"), False)
+    elif system:
+        await granted(SYSTEM_TARGET, ("UserSystem", "GroupSystem"), False)
     if expand_implied and role_ids:
         role_ids = await implied_closure(session, role_ids)
     return role_ids
@@ -187,4 +198,11 @@ async def scopes_of(db: Database, user_id: str, kind: str) -> list[Any]:
         rows = (await session.scalars(select(model).where(model.enabled.is_(True)))).all()
         return [row for row in rows
                 if await effective_role_ids(session, user_id, expand_implied=False, **{scope: row.id})]
+    return await db.run(read, write=False)
+
+
+async def has_system_role(db: Database, user_id: str) -> bool:
+    """`GET /v3/auth/system`: whether the user holds a role on the system (directly or through a group)."""
+    async def read(session: AsyncSession) -> bool:
+        return bool(await effective_role_ids(session, user_id, system=True, expand_implied=False))
     return await db.run(read, write=False)

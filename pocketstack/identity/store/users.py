@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pocketstack.common.db import Database
-from pocketstack.common.errors import BadRequest
+from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
@@ -30,7 +30,7 @@ async def create(db: Database, *, name: str, domain_id: str, password_hash: str 
     async def write(session: AsyncSession) -> m.User:
         with duplicate_name("user", name, domain_id):
             if await session.get(m.Domain, domain_id) is None:
-                raise BadRequest(f"Invalid input: domain {domain_id} does not exist.")
+                raise NotFound(f"Could not find domain: {domain_id}.")
             await _check_project(session, default_project_id)
             user = m.User(id=new_id(), name=name, domain_id=domain_id, password_hash=password_hash,
                           enabled=enabled, default_project_id=default_project_id, description=description,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
+from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,6 +69,8 @@ class IdentityManager:
         key_dir = settings.identity.key_repository or settings.data_dir / "fernet-keys"
         self.keys = KeyRepository(Path(key_dir), settings.identity.max_active_keys)
         self.tokens = TokenProvider(self.keys)
+        cred_dir = settings.identity.credential_key_repository or settings.data_dir / "credential-keys"
+        self.credential_keys = KeyRepository(Path(cred_dir), settings.identity.max_active_keys)
         self.policy = PolicyEngine(IDENTITY_POLICIES, settings.policy_file)
         self.bcrypt_rounds = settings.identity.bcrypt_rounds
         self.token_ttl = settings.identity.token_expiration
@@ -93,6 +96,16 @@ class IdentityManager:
         if len(data) > 72:
             return False
         return await asyncio.to_thread(bcrypt.checkpw, data, hashed.encode())
+
+    def encrypt_blob(self, blob: str) -> str:
+        """A credential's blob as it is stored: encrypted with the primary credential key."""
+        return self.credential_keys.fernet().encrypt(blob.encode()).decode()
+
+    def decrypt_blob(self, stored: str) -> str:
+        try:
+            return self.credential_keys.fernet().decrypt(stored.encode()).decode()
+        except InvalidToken:
+            raise Unauthorized("The credential cannot be decrypted with the credential keys.") from None
 
     # ----- cache invalidation ------------------------------------------------------------------------------
     def invalidate(self) -> None:

@@ -24,6 +24,7 @@ from pocketstack.identity.api.common import (
     user_body,
     wrapped,
 )
+from pocketstack.identity.api.tags import check_tags
 from pocketstack.identity.service import DEFAULT_DOMAIN_ID
 from pocketstack.identity.store import domains, groups, projects, users
 from pocketstack.identity.store.common import Domain, Group, Project, User, fetch
@@ -108,14 +109,14 @@ class ProjectCreate(Open):
     description: str | None = ""
     enabled: StrictBool = True
     is_domain: StrictBool = False
-    tags: list[str] = []
+    tags: list[Any] = []
 
 
 class ProjectUpdate(Open):
     name: str | None = Field(None, min_length=1, max_length=64)
     description: str | None = None
     enabled: StrictBool | None = None
-    tags: list[str] | None = None
+    tags: list[Any] | None = None
 
 
 async def create_project(request: Request) -> Response:
@@ -127,7 +128,8 @@ async def create_project(request: Request) -> Response:
     mgr = manager(request)
     project = await projects.create(mgr.db, name=data.name, domain_id=data.domain_id, parent_id=data.parent_id,
                                     fallback_domain_id=_owner_domain(ctx, None), description=data.description or "",
-                                    enabled=data.enabled, tags=data.tags, extra=extra_of(data, {"id", "options"}))
+                                    enabled=data.enabled, tags=check_tags(data.tags),
+                                    extra=extra_of(data, {"id", "options"}))
     mgr.invalidate()
     return json_response({"project": project_body(request, project)}, status=201)
 
@@ -137,7 +139,18 @@ async def list_projects(request: Request, name: str | None = None, domain_id: st
     enforce(request, "identity:list_projects", {"project": {"domain_id": domain_id}})
     rows = await find(manager(request).db, Project, name=name, domain_id=domain_id, parent_id=parent_id,
                       enabled=parse_bool(enabled))
+    rows = [p for p in rows if _tags_match(request, set(p.tags or []))]
     return collection(request, "projects", [project_body(request, p) for p in rows])
+
+
+def _tags_match(request: Request, tags: set[str]) -> bool:
+    """The project list's tag filters: `tags` (all of), `tags-any`, `not-tags` (not all of), `not-tags-any`."""
+    def wanted(name: str) -> set[str] | None:
+        value = request.query_params.get(name)
+        return None if value is None else {t for t in value.split(",") if t}
+    every, any_, not_every, not_any = (wanted(n) for n in ("tags", "tags-any", "not-tags", "not-tags-any"))
+    return ((every is None or every <= tags) and (any_ is None or bool(any_ & tags))
+            and (not_every is None or not not_every <= tags) and (not_any is None or not not_any & tags))
 
 
 async def get_project(request: Request, project_id: str) -> Response:
@@ -149,6 +162,8 @@ async def get_project(request: Request, project_id: str) -> Response:
 async def update_project(request: Request, project_id: str) -> Response:
     await _enforce_on(request, "identity:update_project", Project, project_id, "project")
     data = ProjectUpdate.model_validate(wrapped(await json_body(request), "project"))
+    if data.tags is not None:
+        data.tags = check_tags(data.tags)
     mgr = manager(request)
     project = await projects.update(mgr, project_id, attrs=_given(data, "name", "description", "tags"),
                                     enabled=data.enabled, extra=extra_of(data, {"id", "domain_id", "options"}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pocketstack.common.routes import RouteTable
-from pocketstack.identity.api import app_creds, auth, catalog, resources, roles
+from pocketstack.identity.api import app_creds, auth, catalog, credentials, resources, roles, tags, trusts
 
 ROUTES: RouteTable = {
     "/": {"GET": auth.versions},
@@ -31,11 +31,40 @@ ROUTES: RouteTable = {
         "PATCH": resources.update_project,
         "DELETE": resources.delete_project,
     },
+    "/v3/projects/{project_id}/tags": {
+        "GET": tags.list_tags,
+        "PUT": tags.replace_tags,
+        "DELETE": tags.delete_tags,
+    },
+    "/v3/projects/{project_id}/tags/{tag}": {
+        "GET": tags.check_project_tag,
+        "HEAD": tags.check_project_tag,
+        "PUT": tags.add_tag,
+        "DELETE": tags.delete_tag,
+    },
     "/v3/users": {"POST": resources.create_user, "GET": resources.list_users},
     "/v3/users/{user_id}": {"GET": resources.get_user, "PATCH": resources.update_user, "DELETE": resources.delete_user},
     "/v3/users/{user_id}/password": {"POST": resources.change_password},
     "/v3/users/{user_id}/projects": {"GET": resources.list_user_projects},
     "/v3/users/{user_id}/groups": {"GET": resources.list_user_groups},
+    "/v3/users/{user_id}/credentials/OS-EC2": {"POST": credentials.create_ec2, "GET": credentials.list_ec2},
+    "/v3/users/{user_id}/credentials/OS-EC2/{access}": {
+        "GET": credentials.get_ec2,
+        "DELETE": credentials.delete_ec2,
+    },
+    "/v3/credentials": {"POST": credentials.create_credential, "GET": credentials.list_credentials},
+    "/v3/credentials/{credential_id}": {
+        "GET": credentials.get_credential,
+        "PATCH": credentials.update_credential,
+        "DELETE": credentials.delete_credential,
+    },
+    "/v3/OS-TRUST/trusts": {"POST": trusts.create_trust, "GET": trusts.list_trusts},
+    "/v3/OS-TRUST/trusts/{trust_id}": {"GET": trusts.get_trust, "DELETE": trusts.delete_trust},
+    "/v3/OS-TRUST/trusts/{trust_id}/roles": {"GET": trusts.list_trust_roles},
+    "/v3/OS-TRUST/trusts/{trust_id}/roles/{role_id}": {
+        "GET": trusts.get_trust_role,
+        "HEAD": trusts.check_trust_role,
+    },
     "/v3/groups": {"POST": resources.create_group, "GET": resources.list_groups},
     "/v3/groups/{group_id}": {
         "GET": resources.get_group,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -63,3 +64,12 @@ async def remove(mgr: IdentityManager, project_id: str) -> None:
         await session.delete(project)
         await mgr.add_revocation(session, project_id=project_id)
     await mgr.db.run(write, write=True)
+
+
+async def set_tags(mgr: IdentityManager, project_id: str, change: Callable[[list[str]], list[str]]) -> list[str]:
+    """Replace a project's tags by `change(current tags)` in one transaction; the new tags."""
+    async def write(session: AsyncSession) -> list[str]:
+        project = await get_or_404(session, m.Project, project_id, "project")
+        project.tags = change(list(project.tags or []))
+        return list(project.tags)
+    return await mgr.db.run(write, write=True)

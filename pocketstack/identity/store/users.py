@@ -72,6 +72,9 @@ async def remove(mgr: IdentityManager, user_id: str) -> None:
         await session.execute(delete(m.Assignment).where(m.Assignment.actor_id == user_id))
         await session.execute(delete(m.Membership).where(m.Membership.user_id == user_id))
         await session.execute(delete(m.ApplicationCredential).where(m.ApplicationCredential.user_id == user_id))
+        await session.execute(delete(m.Credential).where(m.Credential.user_id == user_id))
+        await session.execute(delete(m.Trust).where(
+            (m.Trust.trustor_user_id == user_id) | (m.Trust.trustee_user_id == user_id)))
         await session.delete(user)
         await mgr.add_revocation(session, user_id=user_id)
     await mgr.db.run(write, write=True)

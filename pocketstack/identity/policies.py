@@ -48,7 +48,7 @@ IDENTITY_POLICIES: dict[str, str] = {
     "identity:create_user": _manage("user"),
     "identity:update_user": _manage("user"),
     "identity:delete_user": _manage("user"),
-    "identity:change_password": "user_id:%(target.user.id)s",
+    "identity:change_password": f"{ADMIN} or user_id:%(target.user.id)s",  # the old password is checked too
     "identity:get_group": _read("group"),
     "identity:list_groups": _read("group"),
     "identity:list_groups_for_user": f"{_read('user')} or user_id:%(target.user.id)s",

@@ -8,6 +8,7 @@ from fastapi import Request, Response
 from pydantic import Field, StrictBool
 
 from pocketstack.common.app import json_body, json_response
+from pocketstack.common.errors import BadRequest
 from pocketstack.identity.api.common import (
     Open,
     Strict,
@@ -42,6 +43,19 @@ async def create_region(request: Request) -> Response:
     data = RegionCreate.model_validate(wrapped(await json_body(request), "region"))
     mgr = manager(request)
     region = await store.create_region(mgr.db, data.id or new_id(), data.description or "", data.parent_region_id,
+                                       extra_of(data))
+    mgr.invalidate()
+    return json_response({"region": region_body(request, region)}, status=201)
+
+
+async def put_region(request: Request, region_id: str) -> Response:
+    """`PUT /v3/regions/{region_id}`: create a region with the id of the URL."""
+    data = RegionCreate.model_validate(wrapped(await json_body(request), "region"))
+    if data.id is not None and data.id != region_id:
+        raise BadRequest("Invalid input: the region's 'id' differs from the one in the URL.")
+    enforce(request, "identity:create_region")
+    mgr = manager(request)
+    region = await store.create_region(mgr.db, region_id, data.description or "", data.parent_region_id,
                                        extra_of(data))
     mgr.invalidate()
     return json_response({"region": region_body(request, region)}, status=201)

@@ -18,6 +18,7 @@ from pocketstack.identity.api.common import (
     enforce,
     extra_of,
     group_body,
+    link,
     manager,
     parse_bool,
     project_body,
@@ -123,9 +124,15 @@ async def create_project(request: Request) -> Response:
     data = ProjectCreate.model_validate(wrapped(await json_body(request), "project"))
     ctx = enforce(request, "identity:create_project",
                   {"project": {"domain_id": data.domain_id or _owner_domain(request_context(request), None)}})
-    if data.is_domain:
-        raise BadRequest("Invalid input: projects acting as domains are not supported; create a domain.")
     mgr = manager(request)
+    if data.is_domain:  # a project acting as a domain is a domain, shown as a project
+        if data.parent_id or data.domain_id:
+            raise BadRequest("Invalid input: a project acting as a domain has no parent and no domain.")
+        enforce(request, "identity:create_domain")
+        domain = await domains.create(mgr.db, name=data.name, description=data.description or "",
+                                      enabled=data.enabled, extra=extra_of(data, {"id", "options", "tags"}))
+        mgr.invalidate()
+        return json_response({"project": _domain_as_project(request, domain)}, status=201)
     project = await projects.create(mgr.db, name=data.name, domain_id=data.domain_id, parent_id=data.parent_id,
                                     fallback_domain_id=_owner_domain(ctx, None), description=data.description or "",
                                     enabled=data.enabled, tags=check_tags(data.tags),
@@ -137,6 +144,9 @@ async def create_project(request: Request) -> Response:
 async def list_projects(request: Request, name: str | None = None, domain_id: str | None = None,
                         enabled: str | None = None, parent_id: str | None = None) -> Response:
     enforce(request, "identity:list_projects", {"project": {"domain_id": domain_id}})
+    if parse_bool(request.query_params.get("is_domain")):
+        found = await find(manager(request).db, Domain, name=name, enabled=parse_bool(enabled))
+        return collection(request, "projects", [_domain_as_project(request, d) for d in found])
     rows = await find(manager(request).db, Project, name=name, domain_id=domain_id, parent_id=parent_id,
                       enabled=parse_bool(enabled))
     rows = [p for p in rows if _tags_match(request, set(p.tags or []))]
@@ -153,15 +163,40 @@ def _tags_match(request: Request, tags: set[str]) -> bool:
             and (not_every is None or not not_every <= tags) and (not_any is None or not not_any & tags))
 
 
+def _domain_as_project(request: Request, d: Domain) -> dict[str, Any]:
+    return {**(d.extra or {}), "id": d.id, "name": d.name, "domain_id": None, "description": d.description,
+            "enabled": d.enabled, "parent_id": None, "is_domain": True, "tags": [], "options": {},
+            "links": link(request, f"projects/{d.id}")}
+
+
+async def _acting_domain(request: Request, project_id: str) -> Domain | None:
+    """The domain `project_id` names when it is no project (a project acting as a domain), else None."""
+    found = await find(manager(request).db, Project, id=project_id)
+    if found:
+        return None
+    domains_found = await find(manager(request).db, Domain, id=project_id)
+    return domains_found[0] if domains_found else None
+
+
 async def get_project(request: Request, project_id: str) -> Response:
+    if (domain := await _acting_domain(request, project_id)) is not None:
+        enforce(request, "identity:get_domain", {"domain": {"id": domain.id}})
+        return json_response({"project": _domain_as_project(request, domain)})
     project = await fetch(manager(request).db, Project, project_id, "project")
     enforce(request, "identity:get_project", {"project": {"id": project_id, "domain_id": project.domain_id}})
     return json_response({"project": project_body(request, project)})
 
 
 async def update_project(request: Request, project_id: str) -> Response:
-    await _enforce_on(request, "identity:update_project", Project, project_id, "project")
     data = ProjectUpdate.model_validate(wrapped(await json_body(request), "project"))
+    mgr = manager(request)
+    if (domain := await _acting_domain(request, project_id)) is not None:
+        enforce(request, "identity:update_domain", {"domain": {"id": domain.id}})
+        domain = await domains.update(mgr, project_id, DEFAULT_DOMAIN_ID, attrs=_given(data, "name", "description"),
+                                      enabled=data.enabled, extra=extra_of(data, {"id", "domain_id", "options"}))
+        mgr.invalidate()
+        return json_response({"project": _domain_as_project(request, domain)})
+    await _enforce_on(request, "identity:update_project", Project, project_id, "project")
     if data.tags is not None:
         data.tags = check_tags(data.tags)
     mgr = manager(request)
@@ -172,6 +207,10 @@ async def update_project(request: Request, project_id: str) -> Response:
 
 
 async def delete_project(request: Request, project_id: str) -> Response:
+    if await _acting_domain(request, project_id) is not None:
+        enforce(request, "identity:delete_domain", {"domain": {"id": project_id}})
+        await domains.remove(manager(request), project_id)
+        return Response(status_code=204)
     await _enforce_on(request, "identity:delete_project", Project, project_id, "project")
     await projects.remove(manager(request), project_id)
     return Response(status_code=204)

@@ -99,6 +99,20 @@ async def create_implied(request: Request, prior_id: str, implied_id: str) -> Re
                           "links": link(request, f"roles/{prior_id}/implies/{implied_id}")}, status=201)
 
 
+async def get_implied(request: Request, prior_id: str, implied_id: str) -> Response:
+    enforce(request, "identity:get_implied_role")
+    prior, implied = await roles.get_implied(manager(request).db, prior_id, implied_id)
+    return json_response({"role_inference": {"prior_role": _role_ref(request, prior),
+                                             "implies": _role_ref(request, implied)},
+                          "links": link(request, f"roles/{prior_id}/implies/{implied_id}")})
+
+
+async def check_implied(request: Request, prior_id: str, implied_id: str) -> Response:
+    enforce(request, "identity:get_implied_role")
+    await roles.get_implied(manager(request).db, prior_id, implied_id)
+    return Response(status_code=204)
+
+
 async def delete_implied(request: Request, prior_id: str, implied_id: str) -> Response:
     enforce(request, "identity:delete_implied_role")
     mgr = manager(request)
@@ -202,10 +216,18 @@ async def list_system_grants(request: Request, actor_kind: str, actor_id: str) -
     return collection(request, "roles", [role_body(request, r) for r in rows])
 
 
+async def list_inherited(request: Request, target_kind: str, target_id: str, actor_kind: str,
+                         actor_id: str) -> Response:
+    grant = Grant(target_kind, target_id, actor_kind, actor_id, None, True)
+    enforce(request, "identity:list_grants", _grant_target(grant))
+    rows = await grants.granted_roles(manager(request).db, grant)
+    return collection(request, "roles", [role_body(request, r) for r in rows])
+
+
 async def list_grants(request: Request, target_kind: str, target_id: str, actor_kind: str,
                       actor_id: str) -> Response:
-    enforce(request, "identity:list_grants")
     grant = Grant(target_kind, target_id, actor_kind, actor_id, None)
+    enforce(request, "identity:list_grants", _grant_target(grant))
     rows = await grants.granted_roles(manager(request).db, grant)
     return collection(request, "roles", [role_body(request, r) for r in rows])
 

@@ -79,9 +79,9 @@ async def add_tag(request: Request, project_id: str, tag: str) -> Response:
         if len(current) >= MAX_TAGS:
             raise BadRequest(f"Invalid input: a project has at most {MAX_TAGS} tags.")
         return [*current, tag]
-    tags = await projects.set_tags(manager(request), project_id, add)
-    return json_response(_tags_body(request, project_id, tags), status=201,
-                         headers={"Location": f"{link(request, f'projects/{project_id}/tags/{tag}')['self']}"})
+    await projects.set_tags(manager(request), project_id, add)
+    return Response(status_code=201,  # an empty body, as the API working group's tags guideline has it
+                    headers={"Location": link(request, f"projects/{project_id}/tags/{tag}")["self"]})
 
 
 async def delete_tag(request: Request, project_id: str, tag: str) -> Response:

@@ -13,6 +13,7 @@ from pocketstack.common.errors import BadRequest, Forbidden
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
 from pocketstack.identity.store.common import get_or_404
+from pocketstack.identity.store.records import remove_owned
 from pocketstack.identity.store.resources import duplicate_name, update_enablable
 
 
@@ -61,6 +62,7 @@ async def remove(mgr: IdentityManager, project_id: str) -> None:
         if await session.scalar(select(m.Project.id).where(m.Project.parent_id == project_id).limit(1)):
             raise Forbidden("Cannot delete a project that has child projects.")
         await session.execute(delete(m.Assignment).where(m.Assignment.target_id == project_id))
+        await remove_owned(session, project_id, "project_endpoint", "project_endpoint_group")
         await session.delete(project)
         await mgr.add_revocation(session, project_id=project_id)
     await mgr.db.run(write, write=True)

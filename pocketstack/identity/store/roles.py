@@ -116,12 +116,25 @@ async def create_implied(db: Database, prior_id: str, implied_id: str) -> tuple[
     async def write(session: AsyncSession) -> tuple[m.Role, m.Role]:
         prior = await get_or_404(session, m.Role, prior_id, "role")
         implied = await get_or_404(session, m.Role, implied_id, "role")
+        if prior.domain_id is None and implied.domain_id is not None:
+            raise Forbidden("A global role cannot imply a domain-specific role.")
         if prior_id == implied_id or prior_id in await implied_closure(session, {implied_id}):
             raise BadRequest("Invalid input: the implied role would create a cycle.")
         if await session.get(m.ImpliedRole, (prior_id, implied_id)) is None:
             session.add(m.ImpliedRole(prior_role_id=prior_id, implied_role_id=implied_id))
         return prior, implied
     return await db.run(write, write=True)
+
+
+async def get_implied(db: Database, prior_id: str, implied_id: str) -> tuple[m.Role, m.Role]:
+    """The rule `prior_id` implies `implied_id`; 404 when there is none."""
+    async def read(session: AsyncSession) -> tuple[m.Role, m.Role]:
+        prior = await get_or_404(session, m.Role, prior_id, "role")
+        implied = await get_or_404(session, m.Role, implied_id, "role")
+        if await session.get(m.ImpliedRole, (prior_id, implied_id)) is None:
+            raise NotFound(f"{prior_id} does not imply {implied_id}.")
+        return prior, implied
+    return await db.run(read, write=False)
 
 
 async def delete_implied(db: Database, prior_id: str, implied_id: str) -> None:
@@ -176,8 +189,17 @@ async def effective_role_ids(session: AsyncSession, user_id: str, *, project_id:
     elif system:
         await granted(SYSTEM_TARGET, ("UserSystem", "GroupSystem"), False)
     if expand_implied and role_ids:
-        role_ids = await implied_closure(session, role_ids)
+        role_ids = await global_only(session, await implied_closure(session, role_ids))
     return role_ids
+
+
+async def global_only(session: AsyncSession, role_ids: set[str]) -> set[str]:
+    """`role_ids` without the domain-specific roles: those only stand for the global roles they imply."""
+    if not role_ids:
+        return role_ids
+    scoped = set((await session.scalars(select(m.Role.id).where(
+        m.Role.id.in_(role_ids), m.Role.domain_id.is_not(None)))).all())
+    return role_ids - scoped
 
 
 async def held_roles(db: Database, user_id: str, project_id: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
 from pocketstack.identity.store.common import get_or_404
+from pocketstack.identity.store.records import remove_owned
 from pocketstack.identity.store.resources import apply_changes, duplicate_name
 from pocketstack.identity.store.roles import effective_role_ids
 
@@ -73,6 +74,7 @@ async def remove(mgr: IdentityManager, user_id: str) -> None:
         await session.execute(delete(m.Membership).where(m.Membership.user_id == user_id))
         await session.execute(delete(m.ApplicationCredential).where(m.ApplicationCredential.user_id == user_id))
         await session.execute(delete(m.Credential).where(m.Credential.user_id == user_id))
+        await remove_owned(session, user_id, "access_rule", "app_cred_rules")
         await session.execute(delete(m.Trust).where(
             (m.Trust.trustor_user_id == user_id) | (m.Trust.trustee_user_id == user_id)))
         await session.delete(user)

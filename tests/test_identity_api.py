@@ -64,7 +64,7 @@ def test_token_body_shape(cloud):
     assert token["methods"] == ["password"]
     assert token["user"]["name"] == "admin" and token["user"]["domain"] == {"id": "default", "name": "Default"}
     assert token["project"]["name"] == "admin"
-    assert {r["name"] for r in token["roles"]} == {"admin", "member", "reader"}  # implied roles expanded
+    assert {r["name"] for r in token["roles"]} == {"admin", "manager", "member", "reader"}  # implied roles expanded
     assert token["expires_at"].endswith("Z") and token["audit_ids"]
     assert any(s["type"] == "identity" for s in token["catalog"])
     nocatalog = requests.post(cloud.auth_url + "/auth/tokens?nocatalog",
@@ -130,15 +130,20 @@ def test_bad_entity_bodies_are_400_and_create_nothing(cloud, prefix):
         ("/projects", {"project": {"name": ""}}),
         ("/projects", {"project": {"name": f"{prefix}-x", "enabled": "maybe"}}),
         ("/projects", {"project": {"name": f"{prefix}-x", "domain_id": "no-such-domain"}}),
-        ("/users", {"user": {"name": f"{prefix}-x", "domain_id": "no-such-domain", "password": "p"}}),
+        ("/projects", {"project": {"name": f"{prefix}-x", "enabled": "True"}}),
         ("/users", {"name": f"{prefix}-x"}),
-        ("/groups", {"group": {"name": f"{prefix}-x", "surprise": 1}}),
+        ("/users", {"user": {"name": f"{prefix}-x", "enabled": "False"}}),
+        ("/groups", {"group": {"name": ""}}),
         ("/endpoints", {"endpoint": {"service_id": "x", "interface": "sideways", "url": "http://a"}}),
+        ("/endpoints", {"endpoint": {"service_id": "x", "interface": "public", "url": "http://a", "enabled": "True"}}),
     ]
     for path, body in cases:
         resp = requests.post(cloud.auth_url + path, json=body, headers=headers)
         assert resp.status_code == 400, (path, body, resp.text)
         assert resp.json()["error"]["message"]
+    resp = requests.post(cloud.auth_url + "/users", headers=headers,
+                         json={"user": {"name": f"{prefix}-x", "domain_id": "no-such-domain", "password": "p"}})
+    assert resp.status_code == 404, resp.text  # as Keystone: the domain is not found
     assert not [p for p in cloud.conn().identity.projects() if p.name.startswith(prefix)]
     assert not [u for u in cloud.conn().identity.users() if u.name.startswith(prefix)]
 

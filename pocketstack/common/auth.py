@@ -45,6 +45,7 @@ def context_from_token(token: dict[str, Any], auth_token: str | None, request_id
         project_domain_id=(project.get("domain") or {}).get("id"),
         domain_id=domain.get("id"),
         domain_name=domain.get("name"),
+        system_scope="all" if (token.get("system") or {}).get("all") else None,
         roles=[r["name"] for r in token.get("roles", [])],
         expires_at=token.get("expires_at"),
         application_credential_id=app_cred.get("id"),

@@ -31,6 +31,7 @@ class RequestContext:
     project_domain_id: str | None = None
     domain_id: str | None = None  # set for domain-scoped tokens
     domain_name: str | None = None
+    system_scope: str | None = None  # "all" for a system-scoped token
     roles: list[str] = field(default_factory=list)
     expires_at: str | None = None
     application_credential_id: str | None = None
@@ -52,6 +53,7 @@ class RequestContext:
             "domain_id": self.domain_id,
             "user_domain_id": self.user_domain_id,
             "project_domain_id": self.project_domain_id,
+            "system_scope": self.system_scope,
             "roles": self.roles,
             "is_admin": self.is_admin,
         }

@@ -1,6 +1,6 @@
 """First-start bootstrap (like `keystone-manage bootstrap` plus DevStack's accounts), idempotent on every start.
 
-Creates the Default domain, roles admin > member > reader (implied) and service, projects admin, demo and
+Creates the Default domain, roles admin > manager > member > reader (implied) and service, projects admin, demo and
 service, users admin and demo, and keeps the catalog's endpoints in step with the running services' URLs.
 """
 
@@ -15,6 +15,7 @@ from pocketstack.common.service import ServiceSpec, save_passwords, stored_passw
 from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.service import DEFAULT_DOMAIN_ID, IdentityManager, new_id
+from pocketstack.identity.store.roles import SYSTEM_TARGET
 from pocketstack.settings import Settings
 
 
@@ -58,8 +59,9 @@ async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[Se
             session.add(m.Domain(id=DEFAULT_DOMAIN_ID, name="Default", description="The default domain",
                                  extra={}))
             await session.flush()
-        roles = {name: await _ensure_role(session, name) for name in ("admin", "member", "reader", "service")}
-        for prior, implied in (("admin", "member"), ("member", "reader")):
+        roles = {name: await _ensure_role(session, name)
+                 for name in ("admin", "manager", "member", "reader", "service")}
+        for prior, implied in (("admin", "manager"), ("manager", "member"), ("member", "reader")):
             key = (roles[prior].id, roles[implied].id)
             if await session.get(m.ImpliedRole, key) is None:
                 session.add(m.ImpliedRole(prior_role_id=key[0], implied_role_id=key[1]))
@@ -84,6 +86,11 @@ async def bootstrap(manager: IdentityManager, settings: Settings, specs: list[Se
                 session.add(user)
                 await session.flush()
                 await _grant(session, user, projects[project_name], roles[role_name])
+            if username == "admin":  # as keystone-manage bootstrap: the admin is also the system's admin
+                key = ("UserSystem", user.id, SYSTEM_TARGET, roles["admin"].id, False)
+                if await session.get(m.Assignment, key) is None:
+                    session.add(m.Assignment(type="UserSystem", actor_id=user.id, target_id=SYSTEM_TARGET,
+                                             role_id=roles["admin"].id, inherited=False))
         for spec in specs:
             if spec.service_user:
                 password = await _ensure_service_user(manager, session, settings, spec, passwords, projects["service"],
@@ -127,7 +134,7 @@ async def _ensure_service_user(manager: IdentityManager, session: AsyncSession, 
 
 async def _sync_catalog(session: AsyncSession, settings: Settings, specs: list[ServiceSpec]) -> None:
     if await session.get(m.Region, settings.region) is None:
-        session.add(m.Region(id=settings.region, description=""))
+        session.add(m.Region(id=settings.region, description="", extra={}))
         await session.flush()
     for spec in specs:
         if spec.catalog_type is None:

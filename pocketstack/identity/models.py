@@ -59,6 +59,7 @@ class Group(Base):
     name: Mapped[str] = mapped_column(String(255))
     domain_id: Mapped[str] = mapped_column(ForeignKey("domains.id"), index=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class Membership(Base):
@@ -99,6 +100,7 @@ class Region(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     description: Mapped[str] = mapped_column(Text, default="")
     parent_region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class CatalogService(Base):
@@ -150,3 +152,45 @@ class RevocationEvent(Base):
     application_credential_id: Mapped[str | None] = mapped_column(ID, nullable=True)
     issued_before: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class Credential(Base):
+    """A user's secret for another service (EC2 keys, TOTP, ...); the blob is Fernet-encrypted at rest."""
+
+    __tablename__ = "credentials"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    type: Mapped[str] = mapped_column(String(255))
+    encrypted_blob: Mapped[str] = mapped_column(Text)
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Trust(Base):
+    """OS-TRUST: the trustor delegates roles on a project to the trustee."""
+
+    __tablename__ = "trusts"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    trustor_user_id: Mapped[str] = mapped_column(ID, index=True)
+    trustee_user_id: Mapped[str] = mapped_column(ID, index=True)
+    project_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    impersonation: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    remaining_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    allow_redelegation: Mapped[bool] = mapped_column(Boolean, default=False)
+    redelegation_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    redelegated_trust_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    roles: Mapped[list] = mapped_column(JSON, default=list)  # role ids
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Record(Base):
+    """The small resources Keystone keeps as plain documents, one row each, by kind: policies, endpoint groups,
+    OAuth1 consumers, identity providers, mappings, protocols, service providers, domain configurations, access
+    rules, project-endpoint associations."""
+
+    __tablename__ = "records"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -12,11 +12,13 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import bcrypt
+from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,12 +31,23 @@ from pocketstack.identity import models as m
 from pocketstack.identity.policies import IDENTITY_POLICIES
 from pocketstack.identity.store.catalog import token_catalog
 from pocketstack.identity.store.roles import effective_role_ids, implied_closure
-from pocketstack.identity.tokens import KeyRepository, TokenPayload, TokenProvider, new_audit_id
+from pocketstack.identity.store.trusts import consume_trust, trust_in_force, trust_role_ids
+from pocketstack.identity.tokens import SYSTEM_ALL, KeyRepository, TokenPayload, TokenProvider, new_audit_id
 from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.identity")
 
 DEFAULT_DOMAIN_ID = "default"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a token request asks to be scoped to (nothing: unscoped)."""
+
+    project_id: str | None = None
+    domain_id: str | None = None
+    system: str | None = None
+    trust: m.Trust | None = None
 
 
 def new_id() -> str:
@@ -56,6 +69,8 @@ class IdentityManager:
         key_dir = settings.identity.key_repository or settings.data_dir / "fernet-keys"
         self.keys = KeyRepository(Path(key_dir), settings.identity.max_active_keys)
         self.tokens = TokenProvider(self.keys)
+        cred_dir = settings.identity.credential_key_repository or settings.data_dir / "credential-keys"
+        self.credential_keys = KeyRepository(Path(cred_dir), settings.identity.max_active_keys)
         self.policy = PolicyEngine(IDENTITY_POLICIES, settings.policy_file)
         self.bcrypt_rounds = settings.identity.bcrypt_rounds
         self.token_ttl = settings.identity.token_expiration
@@ -81,6 +96,16 @@ class IdentityManager:
         if len(data) > 72:
             return False
         return await asyncio.to_thread(bcrypt.checkpw, data, hashed.encode())
+
+    def encrypt_blob(self, blob: str) -> str:
+        """A credential's blob as it is stored: encrypted with the primary credential key."""
+        return self.credential_keys.fernet().encrypt(blob.encode()).decode()
+
+    def decrypt_blob(self, stored: str) -> str:
+        try:
+            return self.credential_keys.fernet().decrypt(stored.encode()).decode()
+        except InvalidToken:
+            raise Unauthorized("The credential cannot be decrypted with the credential keys.") from None
 
     # ----- cache invalidation ------------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -159,12 +184,14 @@ class IdentityManager:
             raise Unauthorized()
         return user
 
-    async def _resolve_scope(self, session: AsyncSession, scope: Any) -> tuple[str | None, str | None]:
-        """Return (project_id, domain_id) named by an auth request's `scope`."""
+    async def _resolve_scope(self, session: AsyncSession, scope: Any) -> Scope:
+        """The project, domain, system or trust an auth request's `scope` names."""
         if scope is None or scope == "unscoped":
-            return None, None
+            return Scope()
         if not isinstance(scope, dict):
             raise BadRequest("Invalid input: 'scope' must be an object.")
+        if len([k for k in ("project", "domain", "system", "OS-TRUST:trust") if k in scope]) > 1:
+            raise BadRequest("Invalid input: 'scope' names more than one of project, domain, system and trust.")
         if "project" in scope:
             ref = scope["project"]
             if not isinstance(ref, dict):
@@ -181,13 +208,38 @@ class IdentityManager:
                 raise BadRequest("Invalid input: 'scope.project' needs an 'id' or a 'name'.")
             if project is None:
                 raise Unauthorized("Could not find the project to scope to.")
-            return project.id, None
+            return Scope(project_id=project.id)
         if "domain" in scope:
             domain = await self._find_domain(session, scope["domain"])
-            return None, domain.id
+            return Scope(domain_id=domain.id)
         if "system" in scope:
-            raise Unauthorized("System-scoped tokens are not supported; scope to a project or domain.")
-        raise BadRequest("Invalid input: 'scope' must name a project or a domain.")
+            if scope["system"] != {"all": True}:
+                raise BadRequest("Invalid input: 'scope.system' must be {\"all\": true}.")
+            return Scope(system=SYSTEM_ALL)
+        if "OS-TRUST:trust" in scope:
+            ref = scope["OS-TRUST:trust"]
+            if not isinstance(ref, dict) or not isinstance(ref.get("id"), str):
+                raise BadRequest("Invalid input: 'scope.OS-TRUST:trust' needs an 'id'.")
+            trust = await session.get(m.Trust, ref["id"])
+            if trust is None:
+                raise NotFound(f"Could not find trust: {ref['id']}.")
+            return Scope(trust=trust)
+        raise BadRequest("Invalid input: 'scope' must name a project, a domain, the system or a trust.")
+
+    def _scoped_payload(self, user_id: str, methods: list[str], now: float, expires: float, audit_ids: list[str],
+                        scope: Scope) -> TokenPayload:
+        """A token's payload for `scope`; a trust scope makes the token the trustor's when it impersonates."""
+        trust = scope.trust
+        if trust is not None:
+            if trust.trustee_user_id != user_id:
+                raise Forbidden("The user is not the trustee of the trust.")
+            if trust.expires_at is not None:
+                expires = min(expires, trust.expires_at.replace(tzinfo=UTC).timestamp())
+            return TokenPayload(user_id=trust.trustor_user_id if trust.impersonation else user_id,
+                                methods=methods, issued_at=now, expires_at=expires, audit_ids=audit_ids,
+                                project_id=trust.project_id, trust_id=trust.id)
+        return TokenPayload(user_id=user_id, methods=methods, issued_at=now, expires_at=expires, audit_ids=audit_ids,
+                            project_id=scope.project_id, domain_id=scope.domain_id, system=scope.system)
 
     async def authenticate(self, auth: Any) -> TokenPayload:
         """Check an `auth` request body (password, token or application_credential) and return the payload."""
@@ -206,6 +258,8 @@ class IdentityManager:
 
         async def check(session: AsyncSession) -> TokenPayload:
             requested = await self._resolve_scope(session, auth.get("scope"))
+            if requested.trust is not None:
+                await consume_trust(session, requested.trust)
             if method == "password":
                 user = await self._find_user(session, identity["password"].get("user"))
                 password = identity["password"]["user"].get("password")
@@ -215,15 +269,13 @@ class IdentityManager:
                     log.info("password authentication failed for user %s", user.id)
                     raise Unauthorized()
                 await self._check_user_usable(session, user)
-                project_id, domain_id = requested
                 if auth.get("scope") is None and user.default_project_id:
                     project = await session.get(m.Project, user.default_project_id)
                     if project and project.enabled and await effective_role_ids(
                             session, user.id, project_id=project.id):
-                        project_id = project.id
-                payload = TokenPayload(user_id=user.id, methods=["password"], issued_at=now,
-                                       expires_at=now + self.token_ttl, audit_ids=[new_audit_id()],
-                                       project_id=project_id, domain_id=domain_id)
+                        requested = Scope(project_id=project.id)
+                payload = self._scoped_payload(user.id, ["password"], now, now + self.token_ttl, [new_audit_id()],
+                                               requested)
             elif method == "token":
                 token_id = identity["token"].get("id")
                 if not isinstance(token_id, str):
@@ -231,23 +283,24 @@ class IdentityManager:
                 parent = await self.validate_payload(token_id)
                 if parent.application_credential_id:
                     raise Forbidden("A token created from an application credential cannot be rescoped.")
-                project_id, domain_id = requested
-                payload = TokenPayload(
-                    user_id=parent.user_id, methods=sorted({*parent.methods, "token"}), issued_at=now,
-                    expires_at=parent.expires_at, audit_ids=[new_audit_id(), parent.audit_ids[-1]],
-                    project_id=project_id, domain_id=domain_id)
+                if parent.trust_id:
+                    raise Forbidden("A trust-scoped token cannot be rescoped.")
+                payload = self._scoped_payload(parent.user_id, sorted({*parent.methods, "token"}), now,
+                                               parent.expires_at, [new_audit_id(), parent.audit_ids[-1]], requested)
             elif method == "application_credential":
                 payload = await self._authenticate_app_cred(session, identity["application_credential"],
                                                             requested, now)
             else:
                 raise Unauthorized(f"Unsupported authentication method: {method}.")
             return payload
-        payload = await self.db.run(check, write=False)
+        scope = auth.get("scope")
+        uses_trust = isinstance(scope, dict) and "OS-TRUST:trust" in scope  # a trust's remaining uses count down
+        payload = await self.db.run(check, write=uses_trust)
         await self.auth_context(payload)  # checks the scope: enabled, roles present
         return payload
 
     async def _authenticate_app_cred(self, session: AsyncSession, ref: dict[str, Any],
-                                     requested: tuple[str | None, str | None], now: float) -> TokenPayload:
+                                     requested: Scope, now: float) -> TokenPayload:
         secret = ref.get("secret")
         if not isinstance(secret, str):
             raise BadRequest("Invalid input: 'application_credential.secret' is required.")
@@ -263,7 +316,7 @@ class IdentityManager:
             raise Unauthorized()
         if cred.expires_at is not None and cred.expires_at <= utcnow():
             raise Unauthorized("The application credential has expired.")
-        if requested != (None, None) and requested != (cred.project_id, None):
+        if requested != Scope() and requested != Scope(project_id=cred.project_id):
             raise Unauthorized("An application credential token is scoped to the credential's project only.")
         expires = now + self.token_ttl
         if cred.expires_at is not None:
@@ -286,7 +339,8 @@ class IdentityManager:
 
     async def auth_context(self, payload: TokenPayload) -> dict[str, Any]:
         """User, scope and roles for a token, checked against the current state (cached per user and scope)."""
-        key = f"{payload.user_id}|{payload.project_id}|{payload.domain_id}|{payload.application_credential_id}"
+        key = (f"{payload.user_id}|{payload.project_id}|{payload.domain_id}|{payload.application_credential_id}|"
+               f"{payload.system}|{payload.trust_id}")
         cached = self._auth_cache.get_now(key)
         if cached is None:
             generation = self._generation
@@ -312,6 +366,11 @@ class IdentityManager:
             "domains": [user.domain_id],
         }
         role_ids: set[str] = set()
+        trust = await trust_in_force(session, payload.trust_id) if payload.trust_id else None
+        if trust is not None:
+            ctx["OS-TRUST:trust"] = {"id": trust.id, "impersonation": trust.impersonation,
+                                     "trustee_user": {"id": trust.trustee_user_id},
+                                     "trustor_user": {"id": trust.trustor_user_id}}
         if payload.project_id:
             project = await session.get(m.Project, payload.project_id)
             if project is None or not project.enabled:
@@ -322,7 +381,12 @@ class IdentityManager:
             ctx["project"] = {"id": project.id, "name": project.name,
                               "domain": {"id": pdomain.id, "name": pdomain.name}}
             ctx["domains"].append(pdomain.id)
-            role_ids = await effective_role_ids(session, user.id, project_id=project.id)
+            if trust is not None:
+                role_ids = await trust_role_ids(session, trust)
+                if not role_ids:
+                    raise Unauthorized("The trustor no longer holds the roles the trust delegates.")
+            else:
+                role_ids = await effective_role_ids(session, user.id, project_id=project.id)
             if not role_ids:
                 raise Unauthorized(f"User {user.id} has no access to project {project.id}.")
         elif payload.domain_id:
@@ -334,6 +398,11 @@ class IdentityManager:
             role_ids = await effective_role_ids(session, user.id, domain_id=domain.id)
             if not role_ids:
                 raise Unauthorized(f"User {user.id} has no access to domain {domain.id}.")
+        elif payload.system:
+            ctx["system"] = {"all": True}
+            role_ids = await effective_role_ids(session, user.id, system=True)
+            if not role_ids:
+                raise Unauthorized(f"User {user.id} has no role on the system.")
         if payload.application_credential_id:
             cred = await session.get(m.ApplicationCredential, payload.application_credential_id)
             if cred is None:
@@ -347,7 +416,7 @@ class IdentityManager:
         if role_ids:
             roles = (await session.scalars(select(m.Role).where(m.Role.id.in_(role_ids)))).all()
             ctx["roles"] = sorted(({"id": r.id, "name": r.name} for r in roles), key=lambda r: r["name"])
-        if payload.project_id or payload.domain_id:
+        if payload.project_id or payload.domain_id or payload.system:
             ctx["catalog"] = await token_catalog(session, payload.project_id)
         return ctx
 
@@ -372,6 +441,10 @@ class IdentityManager:
             body["is_domain"] = False
         if "domain" in ctx:
             body["domain"] = ctx["domain"]
+        if "system" in ctx:
+            body["system"] = ctx["system"]
+        if "OS-TRUST:trust" in ctx:
+            body["OS-TRUST:trust"] = ctx["OS-TRUST:trust"]
         if "roles" in ctx:
             body["roles"] = ctx["roles"]
         if "application_credential" in ctx:

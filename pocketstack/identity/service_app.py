@@ -61,6 +61,7 @@ class IdentityService(Service):
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.manager.keys.initialize()
+        self.manager.credential_keys.initialize()
         await self.db.migrate(self.spec.migrations_dir, self.spec.version_table)
         self.created_passwords = await bootstrap(self.manager, self.settings, self.specs)
         self._purger = asyncio.create_task(self._purge_revocations())

@@ -18,3 +18,5 @@ class IdentitySettings(ServiceSettings):
     demo_password: str | None = None
     revocation_refresh: float = Field(1.0, description="seconds between reloads of revocation events")
     key_repository: Path | None = None  # default: DATA_DIR/fernet-keys
+    credential_key_repository: Path | None = Field(
+        None, description="Fernet keys that encrypt credential blobs at rest; default DATA_DIR/credential-keys")

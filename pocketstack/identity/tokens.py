@@ -22,6 +22,7 @@ from pocketstack.common.errors import Unauthorized
 
 PAYLOAD_VERSION = 1
 METHOD_BITS = {"password": 1, "token": 2, "application_credential": 4}
+SYSTEM_ALL = "all"
 
 
 class KeyRepository:
@@ -94,6 +95,8 @@ class TokenPayload:
     project_id: str | None = None
     domain_id: str | None = None
     application_credential_id: str | None = None
+    system: str | None = None  # "all": a system-scoped token
+    trust_id: str | None = None  # a trust-scoped token: the trust's roles on its project
     version: int = PAYLOAD_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -126,7 +129,7 @@ class TokenProvider:
         packed = msgpack.packb([
             payload.version, _pack_id(payload.user_id), bits, payload.issued_at, payload.expires_at,
             payload.audit_ids, _pack_id(payload.project_id), _pack_id(payload.domain_id),
-            _pack_id(payload.application_credential_id),
+            _pack_id(payload.application_credential_id), payload.system, _pack_id(payload.trust_id),
         ])
         return self.keys.fernet().encrypt(packed).decode().rstrip("=")
 
@@ -137,8 +140,10 @@ class TokenProvider:
         padded = token + "=" * (-len(token) % 4)
         try:
             raw = self.keys.fernet().decrypt(padded.encode())
+            fields = msgpack.unpackb(raw)
+            fields = [*fields, *[None] * (11 - len(fields))]  # tokens from before system and trust scope
             (version, user_id, bits, issued_at, expires_at, audit_ids, project_id, domain_id,
-             app_cred_id) = msgpack.unpackb(raw)
+             app_cred_id, system, trust_id) = fields
         except (InvalidToken, ValueError, TypeError, msgpack.UnpackException):
             raise Unauthorized("The token is invalid.")
         if version != PAYLOAD_VERSION:
@@ -147,5 +152,5 @@ class TokenProvider:
         return TokenPayload(
             user_id=_unpack_id(user_id) or "", methods=methods, issued_at=issued_at, expires_at=expires_at,
             audit_ids=list(audit_ids), project_id=_unpack_id(project_id), domain_id=_unpack_id(domain_id),
-            application_credential_id=_unpack_id(app_cred_id),
+            application_credential_id=_unpack_id(app_cred_id), system=system, trust_id=_unpack_id(trust_id),
         )

@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request, Response
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from pocketstack.common.app import json_body, json_response, request_context
-from pocketstack.common.errors import BadRequest, Forbidden
-from pocketstack.identity.api.common import Strict, app_cred_body, collection, enforce, manager, wrapped
+from pocketstack.common.errors import APIError, BadRequest, Forbidden, NotFound
+from pocketstack.identity.api.common import Strict, app_cred_body, collection, enforce, link, manager, wrapped
 from pocketstack.identity.service import new_id, utcnow
+from pocketstack.identity.store import access_rules
 from pocketstack.identity.store import app_creds as store
+from pocketstack.identity.store.common import ApplicationCredential
 from pocketstack.identity.store.roles import held_roles
 
 
@@ -23,7 +25,7 @@ class AppCredCreate(Strict):
     secret: str | None = Field(None, min_length=1, max_length=72)
     expires_at: datetime | None = None
     roles: list[dict[str, Any]] | None = None
-    unrestricted: bool = False
+    unrestricted: StrictBool = False
     access_rules: list[dict[str, Any]] | None = None
 
 
@@ -35,8 +37,6 @@ async def create_app_cred(request: Request, user_id: str) -> Response:
     if not ctx.project_id:
         raise Forbidden("Creating an application credential needs a project-scoped token.")
     data = AppCredCreate.model_validate(wrapped(await json_body(request), "application_credential"))
-    if data.access_rules:
-        raise BadRequest("Invalid input: access rules are not supported.")
     expires_at = None
     if data.expires_at is not None:
         expires_at = (data.expires_at.astimezone(UTC) if data.expires_at.tzinfo else
@@ -62,6 +62,12 @@ async def create_app_cred(request: Request, user_id: str) -> Response:
         "secret_hash": secret_hash, "description": data.description or "", "expires_at": expires_at,
         "unrestricted": data.unrestricted, "roles": roles, "created_at": utcnow()})
     body = app_cred_body(request, cred)
+    if data.access_rules:
+        try:
+            body["access_rules"] = await access_rules.attach(mgr.db, user_id, cred.id, data.access_rules, new_id)
+        except APIError:  # a rule refused: the credential goes too
+            await store.delete_app_cred(mgr.db, mgr, user_id, cred.id)
+            raise
     body["secret"] = secret
     return json_response({"application_credential": body}, status=201)
 
@@ -69,13 +75,47 @@ async def create_app_cred(request: Request, user_id: str) -> Response:
 async def list_app_creds(request: Request, user_id: str, name: str | None = None) -> Response:
     enforce(request, "identity:list_application_credentials", {"user": {"id": user_id}})
     rows = await store.list_app_creds(manager(request).db, user_id, name)
-    return collection(request, "application_credentials", [app_cred_body(request, c) for c in rows])
+    rules, by_cred = await access_rules.of_user(manager(request).db, user_id)
+    return collection(request, "application_credentials",
+                      [_with_rules(request, c, rules, by_cred) for c in rows])
+
+
+def _with_rules(request: Request, cred: ApplicationCredential, rules: dict[str, dict[str, Any]],
+                by_cred: dict[str, list[str]]) -> dict[str, Any]:
+    body = app_cred_body(request, cred)
+    body["access_rules"] = [rules[i] for i in by_cred.get(cred.id, []) if i in rules]
+    return body
 
 
 async def get_app_cred(request: Request, user_id: str, cred_id: str) -> Response:
     enforce(request, "identity:get_application_credential", {"user": {"id": user_id}})
     cred = await store.get_app_cred(manager(request).db, user_id, cred_id)
-    return json_response({"application_credential": app_cred_body(request, cred)})
+    rules, by_cred = await access_rules.of_user(manager(request).db, user_id)
+    return json_response({"application_credential": _with_rules(request, cred, rules, by_cred)})
+
+
+async def list_access_rules(request: Request, user_id: str) -> Response:
+    enforce(request, "identity:list_access_rules", {"user": {"id": user_id}})
+    rules, _ = await access_rules.of_user(manager(request).db, user_id)
+    return collection(request, "access_rules", [_rule_body(request, user_id, r) for r in rules.values()])
+
+
+def _rule_body(request: Request, user_id: str, rule: dict[str, Any]) -> dict[str, Any]:
+    return {**rule, "links": link(request, f"users/{user_id}/access_rules/{rule['id']}")}
+
+
+async def get_access_rule(request: Request, user_id: str, rule_id: str) -> Response:
+    enforce(request, "identity:get_access_rule", {"user": {"id": user_id}})
+    rules, _ = await access_rules.of_user(manager(request).db, user_id)
+    if rule_id not in rules:
+        raise NotFound(f"Could not find access rule: {rule_id}.")
+    return json_response({"access_rule": _rule_body(request, user_id, rules[rule_id])})
+
+
+async def delete_access_rule(request: Request, user_id: str, rule_id: str) -> Response:
+    enforce(request, "identity:delete_access_rule", {"user": {"id": user_id}})
+    await access_rules.delete_rule(manager(request).db, user_id, rule_id)
+    return Response(status_code=204)
 
 
 async def delete_app_cred(request: Request, user_id: str, cred_id: str) -> Response:

@@ -10,7 +10,7 @@ from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, NotFound, Unauthorized
 from pocketstack.identity.api.common import collection, domain_body, enforce, manager, project_body
 from pocketstack.identity.store.catalog import catalog_for
-from pocketstack.identity.store.roles import scopes_of
+from pocketstack.identity.store.roles import has_system_role, scopes_of
 from pocketstack.identity.tokens import TokenPayload
 
 VERSION_ID = "v3.14"
@@ -101,4 +101,6 @@ async def auth_domains(request: Request) -> Response:
 
 
 async def auth_system(request: Request) -> Response:
-    return collection(request, "system", [])
+    ctx = request_context(request)
+    held = await has_system_role(manager(request).db, ctx.user_id or "")
+    return collection(request, "system", [{"all": True}] if held else [])

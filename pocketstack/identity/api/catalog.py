@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import Request, Response
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from pocketstack.common.app import json_body, json_response
+from pocketstack.common.errors import BadRequest
 from pocketstack.identity.api.common import (
     Open,
     Strict,
     collection,
     endpoint_body,
     enforce,
+    extra_of,
     manager,
     parse_bool,
     region_body,
@@ -25,13 +27,13 @@ from pocketstack.identity.store import catalog as store
 from pocketstack.identity.store.common import CatalogService, Endpoint, Region, fetch
 
 
-class RegionCreate(Strict):
+class RegionCreate(Open):
     id: str | None = Field(None, min_length=1, max_length=255)
-    description: str = ""
+    description: str | None = ""
     parent_region_id: str | None = None
 
 
-class RegionUpdate(Strict):
+class RegionUpdate(Open):
     description: str | None = None
     parent_region_id: str | None = None
 
@@ -40,7 +42,21 @@ async def create_region(request: Request) -> Response:
     enforce(request, "identity:create_region")
     data = RegionCreate.model_validate(wrapped(await json_body(request), "region"))
     mgr = manager(request)
-    region = await store.create_region(mgr.db, data.id or new_id(), data.description, data.parent_region_id)
+    region = await store.create_region(mgr.db, data.id or new_id(), data.description or "", data.parent_region_id,
+                                       extra_of(data))
+    mgr.invalidate()
+    return json_response({"region": region_body(request, region)}, status=201)
+
+
+async def put_region(request: Request, region_id: str) -> Response:
+    """`PUT /v3/regions/{region_id}`: create a region with the id of the URL."""
+    data = RegionCreate.model_validate(wrapped(await json_body(request), "region"))
+    if data.id is not None and data.id != region_id:
+        raise BadRequest("Invalid input: the region's 'id' differs from the one in the URL.")
+    enforce(request, "identity:create_region")
+    mgr = manager(request)
+    region = await store.create_region(mgr.db, region_id, data.description or "", data.parent_region_id,
+                                       extra_of(data))
     mgr.invalidate()
     return json_response({"region": region_body(request, region)}, status=201)
 
@@ -61,7 +77,8 @@ async def update_region(request: Request, region_id: str) -> Response:
     enforce(request, "identity:update_region")
     data = RegionUpdate.model_validate(wrapped(await json_body(request), "region"))
     region = await store.update_region(manager(request).db, region_id, data.description,
-                                       ("parent_region_id" in data.model_fields_set, data.parent_region_id))
+                                       ("parent_region_id" in data.model_fields_set, data.parent_region_id),
+                                       extra_of(data))
     return json_response({"region": region_body(request, region)})
 
 
@@ -76,15 +93,15 @@ async def delete_region(request: Request, region_id: str) -> Response:
 class ServiceCreate(Open):
     type: str = Field(min_length=1, max_length=255)
     name: str = ""
-    description: str = ""
-    enabled: bool = True
+    description: str | None = ""
+    enabled: StrictBool = True
 
 
 class ServiceUpdate(Open):
     type: str | None = Field(None, min_length=1, max_length=255)
     name: str | None = None
     description: str | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 async def create_service(request: Request) -> Response:
@@ -92,7 +109,7 @@ async def create_service(request: Request) -> Response:
     data = ServiceCreate.model_validate(wrapped(await json_body(request), "service"))
     mgr = manager(request)
     service = await store.create_service(mgr.db, {"id": new_id(), "type": data.type, "name": data.name,
-                                                  "description": data.description, "enabled": data.enabled})
+                                                  "description": data.description or "", "enabled": data.enabled})
     mgr.invalidate()
     return json_response({"service": service_body(request, service)}, status=201)
 
@@ -137,7 +154,7 @@ class EndpointCreate(Strict):
     url: str = Field(min_length=1, pattern=r"^https?://")
     region_id: str | None = None
     region: str | None = None
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class EndpointUpdate(Strict):
@@ -146,7 +163,7 @@ class EndpointUpdate(Strict):
     url: str | None = Field(None, min_length=1, pattern=r"^https?://")
     region_id: str | None = None
     region: str | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 async def create_endpoint(request: Request) -> Response:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pocketstack.common.app import json_response, request_context
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest
-from pocketstack.identity.service import IdentityManager, isotime
+from pocketstack.identity.service import IdentityManager
 from pocketstack.identity.store.common import (
     ApplicationCredential,
     CatalogService,
@@ -112,7 +112,7 @@ def user_body(request: Request, u: User) -> dict[str, Any]:
 
 
 def group_body(request: Request, g: Group) -> dict[str, Any]:
-    return {"id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description,
+    return {**(g.extra or {}), "id": g.id, "name": g.name, "domain_id": g.domain_id, "description": g.description,
             "links": link(request, f"groups/{g.id}")}
 
 
@@ -122,7 +122,7 @@ def role_body(request: Request, r: Role) -> dict[str, Any]:
 
 
 def region_body(request: Request, r: Region) -> dict[str, Any]:
-    return {"id": r.id, "description": r.description, "parent_region_id": r.parent_region_id,
+    return {**(r.extra or {}), "id": r.id, "description": r.description, "parent_region_id": r.parent_region_id,
             "links": link(request, f"regions/{r.id}")}
 
 
@@ -138,6 +138,7 @@ def endpoint_body(request: Request, e: Endpoint) -> dict[str, Any]:
 
 def app_cred_body(request: Request, c: ApplicationCredential) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "description": c.description or None, "user_id": c.user_id,
-            "project_id": c.project_id, "roles": c.roles, "expires_at": isotime(c.expires_at),
+            "project_id": c.project_id, "roles": c.roles,
+            "expires_at": c.expires_at.isoformat() if c.expires_at else None,  # as Keystone: no zone suffix
             "unrestricted": c.unrestricted, "access_rules": [],
             "links": link(request, f"users/{c.user_id}/application_credentials/{c.id}")}

@@ -24,12 +24,13 @@ from pocketstack.identity.service import new_id
 from pocketstack.identity.store import grants, roles
 from pocketstack.identity.store.common import Role, fetch
 from pocketstack.identity.store.grants import Grant
+from pocketstack.identity.store.roles import SYSTEM_TARGET
 
 
 class RoleCreate(Strict):
     name: str = Field(min_length=1, max_length=255)
     domain_id: str | None = None
-    description: str = ""
+    description: str | None = ""
     options: dict[str, Any] = {}
 
 
@@ -42,7 +43,7 @@ class RoleUpdate(Strict):
 async def create_role(request: Request) -> Response:
     enforce(request, "identity:create_role")
     data = RoleCreate.model_validate(wrapped(await json_body(request), "role"))
-    role = await roles.create_role(manager(request).db, new_id(), data.name, data.domain_id, data.description)
+    role = await roles.create_role(manager(request).db, new_id(), data.name, data.domain_id, data.description or "")
     return json_response({"role": role_body(request, role)}, status=201)
 
 
@@ -98,6 +99,20 @@ async def create_implied(request: Request, prior_id: str, implied_id: str) -> Re
                           "links": link(request, f"roles/{prior_id}/implies/{implied_id}")}, status=201)
 
 
+async def get_implied(request: Request, prior_id: str, implied_id: str) -> Response:
+    enforce(request, "identity:get_implied_role")
+    prior, implied = await roles.get_implied(manager(request).db, prior_id, implied_id)
+    return json_response({"role_inference": {"prior_role": _role_ref(request, prior),
+                                             "implies": _role_ref(request, implied)},
+                          "links": link(request, f"roles/{prior_id}/implies/{implied_id}")})
+
+
+async def check_implied(request: Request, prior_id: str, implied_id: str) -> Response:
+    enforce(request, "identity:get_implied_role")
+    await roles.get_implied(manager(request).db, prior_id, implied_id)
+    return Response(status_code=204)
+
+
 async def delete_implied(request: Request, prior_id: str, implied_id: str) -> Response:
     enforce(request, "identity:delete_implied_role")
     mgr = manager(request)
@@ -118,22 +133,31 @@ async def list_inferences(request: Request) -> Response:
 
 
 # ----- grants ----------------------------------------------------------------------------------------------
-async def _put_grant(request: Request, grant: Grant) -> Response:
-    enforce(request, "identity:create_grant")
+def _grant_target(grant: Grant) -> dict[str, Any]:
+    """What grant policies test: the target project or domain (the domain of a target project is not loaded)."""
+    if grant.target_kind == "domains":
+        return {"domain": {"id": grant.target_id}}
+    if grant.target_kind == "projects":
+        return {"project": {"id": grant.target_id}}
+    return {}
+
+
+async def _put_grant(request: Request, grant: Grant, action: str = "identity:create_grant") -> Response:
+    enforce(request, action, _grant_target(grant))
     mgr = manager(request)
     await grants.put_grant(mgr.db, grant)
     mgr.invalidate()
     return Response(status_code=204)
 
 
-async def _head_grant(request: Request, grant: Grant) -> Response:
-    enforce(request, "identity:check_grant")
+async def _head_grant(request: Request, grant: Grant, action: str = "identity:check_grant") -> Response:
+    enforce(request, action, _grant_target(grant))
     await grants.check_grant(manager(request).db, grant)
     return Response(status_code=204)
 
 
-async def _delete_grant(request: Request, grant: Grant) -> Response:
-    enforce(request, "identity:revoke_grant")
+async def _delete_grant(request: Request, grant: Grant, action: str = "identity:revoke_grant") -> Response:
+    enforce(request, action, _grant_target(grant))
     mgr = manager(request)
     await grants.delete_grant(mgr.db, mgr, grant)
     mgr.invalidate()
@@ -170,10 +194,40 @@ async def delete_inherited(request: Request, target_kind: str, target_id: str, a
     return await _delete_grant(request, Grant(target_kind, target_id, actor_kind, actor_id, role_id, True))
 
 
+def _system(actor_kind: str, actor_id: str, role_id: str | None) -> Grant:
+    return Grant("system", SYSTEM_TARGET, actor_kind, actor_id, role_id, False)
+
+
+async def put_system_grant(request: Request, actor_kind: str, actor_id: str, role_id: str) -> Response:
+    return await _put_grant(request, _system(actor_kind, actor_id, role_id), "identity:create_system_grant")
+
+
+async def head_system_grant(request: Request, actor_kind: str, actor_id: str, role_id: str) -> Response:
+    return await _head_grant(request, _system(actor_kind, actor_id, role_id), "identity:check_system_grant")
+
+
+async def delete_system_grant(request: Request, actor_kind: str, actor_id: str, role_id: str) -> Response:
+    return await _delete_grant(request, _system(actor_kind, actor_id, role_id), "identity:revoke_system_grant")
+
+
+async def list_system_grants(request: Request, actor_kind: str, actor_id: str) -> Response:
+    enforce(request, "identity:list_system_grants")
+    rows = await grants.granted_roles(manager(request).db, _system(actor_kind, actor_id, None))
+    return collection(request, "roles", [role_body(request, r) for r in rows])
+
+
+async def list_inherited(request: Request, target_kind: str, target_id: str, actor_kind: str,
+                         actor_id: str) -> Response:
+    grant = Grant(target_kind, target_id, actor_kind, actor_id, None, True)
+    enforce(request, "identity:list_grants", _grant_target(grant))
+    rows = await grants.granted_roles(manager(request).db, grant)
+    return collection(request, "roles", [role_body(request, r) for r in rows])
+
+
 async def list_grants(request: Request, target_kind: str, target_id: str, actor_kind: str,
                       actor_id: str) -> Response:
-    enforce(request, "identity:list_grants")
     grant = Grant(target_kind, target_id, actor_kind, actor_id, None)
+    enforce(request, "identity:list_grants", _grant_target(grant))
     rows = await grants.granted_roles(manager(request).db, grant)
     return collection(request, "roles", [role_body(request, r) for r in rows])
 
@@ -185,10 +239,15 @@ def _assignment_view(prefix: str, row: dict[str, Any], names: dict[tuple[str, st
 
     actor_kind, actor_id = row["actor"]
     target_kind, target_id = row["target"]
-    scope: dict[str, Any] = {target_kind: ref(target_kind, target_id)}
+    if target_kind == "system":
+        scope: dict[str, Any] = {"system": {"all": True}}
+        url = f"{prefix}/system/{actor_kind}s/{actor_id}/roles/{row['role']}"
+    else:
+        scope = {target_kind: ref(target_kind, target_id)}
+        url = f"{prefix}/{target_kind}s/{target_id}/{actor_kind}s/{actor_id}/roles/{row['role']}"
     if row["inherited"]:
         scope["OS-INHERIT:inherited_to"] = "projects"
-    url = f"{prefix}/{target_kind}s/{target_id}/{actor_kind}s/{actor_id}/roles/{row['role']}"
+        url = f"{prefix}/OS-INHERIT{url[len(prefix):]}/inherited_to_projects"
     item: dict[str, Any] = {"role": ref("role", row["role"]), actor_kind: ref(actor_kind, actor_id),
                             "scope": scope, "links": {"assignment": url}}
     if row.get("via_group"):
@@ -205,6 +264,9 @@ async def list_role_assignments(request: Request) -> Response:
     include_names = parse_bool(q.get("include_names")) or False
     user_id, group_id, role_id = q.get("user.id"), q.get("group.id"), q.get("role.id")
     project_id, domain_id = q.get("scope.project.id"), q.get("scope.domain.id")
+    system = q.get("scope.system")
+    if system is not None and system != "all":
+        raise BadRequest("Invalid input: 'scope.system' must be 'all'.")
     inherited_only = q.get("scope.OS-INHERIT:inherited_to") == "projects"
     if effective and group_id:
         raise BadRequest("Invalid input: 'effective' cannot be combined with 'group.id'.")
@@ -223,6 +285,8 @@ async def list_role_assignments(request: Request) -> Response:
         if project_id and row["target"] != ("project", project_id):
             return False
         if domain_id and row["target"] != ("domain", domain_id):
+            return False
+        if system and row["target"][0] != "system":
             return False
         return not (inherited_only and not row["inherited"])
 

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from pocketstack.common.routes import RouteTable
-from pocketstack.identity.api import app_creds, auth, catalog, resources, roles
+from pocketstack.identity.api import (
+    app_creds,
+    auth,
+    catalog,
+    credentials,
+    documents,
+    domain_config,
+    resources,
+    roles,
+    tags,
+    trusts,
+)
 
 ROUTES: RouteTable = {
     "/": {"GET": auth.versions},
@@ -20,6 +31,25 @@ ROUTES: RouteTable = {
     "/v3/auth/domains": {"GET": auth.auth_domains},
     "/v3/auth/system": {"GET": auth.auth_system},
     "/v3/domains": {"POST": resources.create_domain, "GET": resources.list_domains},
+    "/v3/domains/config/default": {"GET": domain_config.default_config},
+    "/v3/domains/config/{group}/default": {"GET": domain_config.default_group},
+    "/v3/domains/config/{group}/{option}/default": {"GET": domain_config.default_option},
+    "/v3/domains/{domain_id}/config": {
+        "PUT": domain_config.create_config,
+        "GET": domain_config.get_config,
+        "PATCH": domain_config.update_config,
+        "DELETE": domain_config.delete_config,
+    },
+    "/v3/domains/{domain_id}/config/{group}": {
+        "GET": domain_config.get_group,
+        "PATCH": domain_config.update_group,
+        "DELETE": domain_config.delete_group,
+    },
+    "/v3/domains/{domain_id}/config/{group}/{option}": {
+        "GET": domain_config.get_option,
+        "PATCH": domain_config.update_option,
+        "DELETE": domain_config.delete_option,
+    },
     "/v3/domains/{domain_id}": {
         "GET": resources.get_domain,
         "PATCH": resources.update_domain,
@@ -31,11 +61,40 @@ ROUTES: RouteTable = {
         "PATCH": resources.update_project,
         "DELETE": resources.delete_project,
     },
+    "/v3/projects/{project_id}/tags": {
+        "GET": tags.list_tags,
+        "PUT": tags.replace_tags,
+        "DELETE": tags.delete_tags,
+    },
+    "/v3/projects/{project_id}/tags/{tag}": {
+        "GET": tags.check_project_tag,
+        "HEAD": tags.check_project_tag,
+        "PUT": tags.add_tag,
+        "DELETE": tags.delete_tag,
+    },
     "/v3/users": {"POST": resources.create_user, "GET": resources.list_users},
     "/v3/users/{user_id}": {"GET": resources.get_user, "PATCH": resources.update_user, "DELETE": resources.delete_user},
     "/v3/users/{user_id}/password": {"POST": resources.change_password},
     "/v3/users/{user_id}/projects": {"GET": resources.list_user_projects},
     "/v3/users/{user_id}/groups": {"GET": resources.list_user_groups},
+    "/v3/users/{user_id}/credentials/OS-EC2": {"POST": credentials.create_ec2, "GET": credentials.list_ec2},
+    "/v3/users/{user_id}/credentials/OS-EC2/{access}": {
+        "GET": credentials.get_ec2,
+        "DELETE": credentials.delete_ec2,
+    },
+    "/v3/credentials": {"POST": credentials.create_credential, "GET": credentials.list_credentials},
+    "/v3/credentials/{credential_id}": {
+        "GET": credentials.get_credential,
+        "PATCH": credentials.update_credential,
+        "DELETE": credentials.delete_credential,
+    },
+    "/v3/OS-TRUST/trusts": {"POST": trusts.create_trust, "GET": trusts.list_trusts},
+    "/v3/OS-TRUST/trusts/{trust_id}": {"GET": trusts.get_trust, "DELETE": trusts.delete_trust},
+    "/v3/OS-TRUST/trusts/{trust_id}/roles": {"GET": trusts.list_trust_roles},
+    "/v3/OS-TRUST/trusts/{trust_id}/roles/{role_id}": {
+        "GET": trusts.get_trust_role,
+        "HEAD": trusts.check_trust_role,
+    },
     "/v3/groups": {"POST": resources.create_group, "GET": resources.list_groups},
     "/v3/groups/{group_id}": {
         "GET": resources.get_group,
@@ -51,8 +110,20 @@ ROUTES: RouteTable = {
     "/v3/roles": {"POST": roles.create_role, "GET": roles.list_roles},
     "/v3/roles/{role_id}": {"GET": roles.get_role, "PATCH": roles.update_role, "DELETE": roles.delete_role},
     "/v3/roles/{prior_id}/implies": {"GET": roles.list_implied},
-    "/v3/roles/{prior_id}/implies/{implied_id}": {"PUT": roles.create_implied, "DELETE": roles.delete_implied},
+    "/v3/roles/{prior_id}/implies/{implied_id}": {
+        "PUT": roles.create_implied,
+        "GET": roles.get_implied,
+        "HEAD": roles.check_implied,
+        "DELETE": roles.delete_implied,
+    },
     "/v3/role_inferences": {"GET": roles.list_inferences},
+    "/v3/system/{actor_kind}/{actor_id}/roles/{role_id}": {
+        "PUT": roles.put_system_grant,
+        "GET": roles.head_system_grant,
+        "HEAD": roles.head_system_grant,
+        "DELETE": roles.delete_system_grant,
+    },
+    "/v3/system/{actor_kind}/{actor_id}/roles": {"GET": roles.list_system_grants},
     "/v3/{target_kind}/{target_id}/{actor_kind}/{actor_id}/roles/{role_id}": {
         "PUT": roles.put_grant,
         "HEAD": roles.head_grant,
@@ -63,11 +134,15 @@ ROUTES: RouteTable = {
         "HEAD": roles.head_inherited,
         "DELETE": roles.delete_inherited,
     },
+    "/v3/OS-INHERIT/{target_kind}/{target_id}/{actor_kind}/{actor_id}/roles/inherited_to_projects": {
+        "GET": roles.list_inherited,
+    },
     "/v3/{target_kind}/{target_id}/{actor_kind}/{actor_id}/roles": {"GET": roles.list_grants},
     "/v3/role_assignments": {"GET": roles.list_role_assignments},
     "/v3/regions": {"POST": catalog.create_region, "GET": catalog.list_regions},
     "/v3/regions/{region_id}": {
         "GET": catalog.get_region,
+        "PUT": catalog.put_region,
         "PATCH": catalog.update_region,
         "DELETE": catalog.delete_region,
     },
@@ -88,4 +163,47 @@ ROUTES: RouteTable = {
         "GET": app_creds.get_app_cred,
         "DELETE": app_creds.delete_app_cred,
     },
+    "/v3/users/{user_id}/access_rules": {"GET": app_creds.list_access_rules},
+    "/v3/users/{user_id}/access_rules/{rule_id}": {
+        "GET": app_creds.get_access_rule,
+        "DELETE": app_creds.delete_access_rule,
+    },
+    "/v3/policies": {"POST": documents.create_policy, "GET": documents.list_policies},
+    "/v3/policies/{policy_id}": {
+        "GET": documents.get_policy,
+        "PATCH": documents.update_policy,
+        "DELETE": documents.delete_policy,
+    },
+    "/v3/OS-OAUTH1/consumers": {"POST": documents.create_consumer, "GET": documents.list_consumers},
+    "/v3/OS-OAUTH1/consumers/{consumer_id}": {
+        "GET": documents.get_consumer,
+        "PATCH": documents.update_consumer,
+        "DELETE": documents.delete_consumer,
+    },
+    "/v3/OS-EP-FILTER/endpoint_groups": {
+        "POST": documents.create_endpoint_group,
+        "GET": documents.list_endpoint_groups,
+    },
+    "/v3/OS-EP-FILTER/endpoint_groups/{group_id}": {
+        "GET": documents.get_endpoint_group,
+        "HEAD": documents.check_endpoint_group,
+        "PATCH": documents.update_endpoint_group,
+        "DELETE": documents.delete_endpoint_group,
+    },
+    "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/endpoints": {"GET": documents.list_group_endpoints},
+    "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/projects": {"GET": documents.list_group_projects},
+    "/v3/OS-EP-FILTER/endpoint_groups/{group_id}/projects/{project_id}": {
+        "PUT": documents.add_group_project,
+        "GET": documents.get_group_project,
+        "HEAD": documents.get_group_project,
+        "DELETE": documents.remove_group_project,
+    },
+    "/v3/OS-EP-FILTER/projects/{project_id}/endpoints": {"GET": documents.list_project_endpoints},
+    "/v3/OS-EP-FILTER/projects/{project_id}/endpoints/{endpoint_id}": {
+        "PUT": documents.add_project_endpoint,
+        "HEAD": documents.check_project_endpoint,
+        "DELETE": documents.remove_project_endpoint,
+    },
+    "/v3/OS-EP-FILTER/projects/{project_id}/endpoint_groups": {"GET": documents.list_project_groups},
+    "/v3/OS-EP-FILTER/endpoints/{endpoint_id}/projects": {"GET": documents.list_endpoint_projects},
 }

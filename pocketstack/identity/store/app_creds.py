@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pocketstack.common.db import Database
 from pocketstack.common.errors import Conflict, NotFound
 from pocketstack.identity import models as m
+from pocketstack.identity.store.access_rules import detach
 from pocketstack.identity.store.common import Revoker, fetch_all, get_or_404, only
 
 
@@ -51,5 +52,6 @@ async def delete_app_cred(db: Database, revoker: Revoker, user_id: str, cred_id:
     async def write(session: AsyncSession) -> None:
         await get_or_404(session, m.User, user_id, "user")
         await session.delete(await _owned(session, user_id, cred_id))
+        await detach(session, cred_id)
         await revoker.add_revocation(session, application_credential_id=cred_id)
     await db.run(write, write=True)

@@ -13,13 +13,15 @@ from pocketstack.identity import models as m
 from pocketstack.identity.store.common import fetch_all, get_or_404, only
 
 
-async def create_region(db: Database, region_id: str, description: str, parent_region_id: str | None) -> m.Region:
+async def create_region(db: Database, region_id: str, description: str, parent_region_id: str | None,
+                        extra: dict[str, Any] | None = None) -> m.Region:
     async def write(session: AsyncSession) -> m.Region:
         if await session.get(m.Region, region_id) is not None:
             raise Conflict(f"Conflict occurred attempting to store region - Duplicate ID, {region_id}.")
         if parent_region_id and await session.get(m.Region, parent_region_id) is None:
             raise BadRequest(f"Invalid input: parent region {parent_region_id} does not exist.")
-        region = m.Region(id=region_id, description=description, parent_region_id=parent_region_id)
+        region = m.Region(id=region_id, description=description, parent_region_id=parent_region_id,
+                          extra=extra or {})
         session.add(region)
         return region
     return await db.run(write, write=True)
@@ -30,7 +32,7 @@ async def list_regions(db: Database, parent_region_id: str | None) -> list[m.Reg
 
 
 async def update_region(db: Database, region_id: str, description: str | None,
-                        parent: tuple[bool, str | None]) -> m.Region:
+                        parent: tuple[bool, str | None], extra: dict[str, Any] | None = None) -> m.Region:
     """`parent`: (whether the request sets parent_region_id, the value it sets)."""
     async def write(session: AsyncSession) -> m.Region:
         region = await get_or_404(session, m.Region, region_id, "region")
@@ -40,6 +42,8 @@ async def update_region(db: Database, region_id: str, description: str | None,
             if parent[1] == region_id:
                 raise BadRequest("Invalid input: a region cannot be its own parent.")
             region.parent_region_id = parent[1]
+        if extra:
+            region.extra = {**(region.extra or {}), **extra}
         return region
     return await db.run(write, write=True)
 
@@ -94,7 +98,8 @@ async def create_endpoint(db: Database, fields: dict[str, Any]) -> m.Endpoint:
         endpoint = m.Endpoint(**fields)
         await _check_service(session, endpoint.service_id)
         if endpoint.region_id and await session.get(m.Region, endpoint.region_id) is None:
-            session.add(m.Region(id=endpoint.region_id, description=""))
+            session.add(m.Region(id=endpoint.region_id, description="", extra={}))
+            await session.flush()  # the region row before the endpoint that refers to it
         session.add(endpoint)
         return endpoint
     return await db.run(write, write=True)
@@ -136,6 +141,8 @@ async def token_catalog(session: AsyncSession, project_id: str | None) -> list[d
     out): enabled services and endpoints, with the project substituted into endpoint URLs."""
     services = (await session.scalars(select(m.CatalogService).where(m.CatalogService.enabled.is_(True)))).all()
     endpoints = (await session.scalars(select(m.Endpoint).where(m.Endpoint.enabled.is_(True)))).all()
+    if project_id is not None:
+        endpoints = await _filtered_for_project(session, project_id, list(endpoints))
     by_service: dict[str, list[dict[str, Any]]] = {}
     for ep in endpoints:
         url = ep.url
@@ -149,6 +156,24 @@ async def token_catalog(session: AsyncSession, project_id: str | None) -> list[d
              "url": url})
     return [{"id": s.id, "type": s.type, "name": s.name, "endpoints": by_service.get(s.id, [])}
             for s in sorted(services, key=lambda s: s.type)]
+
+
+async def _filtered_for_project(session: AsyncSession, project_id: str, endpoints: list[m.Endpoint]
+                                ) -> list[m.Endpoint]:
+    """OS-EP-FILTER: a project with endpoints or endpoint groups associated sees only those endpoints."""
+    assocs = (await session.scalars(select(m.Record).where(
+        m.Record.owner == project_id, m.Record.kind.in_(("project_endpoint", "project_endpoint_group"))))).all()
+    if not assocs:
+        return endpoints
+    allowed = {a.data["endpoint_id"] for a in assocs if a.kind == "project_endpoint"}
+    for assoc in assocs:
+        if assoc.kind == "project_endpoint_group":
+            group = await session.get(m.Record, ("endpoint_group", assoc.data["endpoint_group_id"]))
+            filters = (group.data.get("filters") or {}) if group is not None else None
+            if filters:
+                allowed |= {e.id for e in endpoints
+                            if all(getattr(e, key, None) == value for key, value in filters.items())}
+    return [e for e in endpoints if e.id in allowed]
 
 
 async def catalog_for(db: Database, project_id: str | None) -> list[dict[str, Any]]:

@@ -23,6 +23,9 @@ Region = m.Region
 CatalogService = m.CatalogService
 Endpoint = m.Endpoint
 ApplicationCredential = m.ApplicationCredential
+Credential = m.Credential
+Trust = m.Trust
+Record = m.Record
 
 
 async def get_or_404(session: AsyncSession, model: type[T], entity_id: str, kind: str) -> T:

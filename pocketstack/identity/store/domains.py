@@ -8,10 +8,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pocketstack.common.db import Database
-from pocketstack.common.errors import Conflict, Forbidden
+from pocketstack.common.errors import Forbidden
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
 from pocketstack.identity.store.common import get_or_404
+from pocketstack.identity.store.records import remove_owned
 from pocketstack.identity.store.resources import duplicate_name, update_enablable
 
 
@@ -36,15 +37,32 @@ async def update(mgr: IdentityManager, domain_id: str, default_id: str, *, attrs
 
 
 async def remove(mgr: IdentityManager, domain_id: str) -> None:
-    """Delete a disabled domain that owns nothing (403, 409 otherwise), its grants, and revoke its tokens."""
+    """Delete a disabled domain (403 while enabled) with everything it owns, as Keystone does: its projects,
+    users, groups and domain roles, their grants, memberships and credentials; revoke the tokens."""
     async def write(session: AsyncSession) -> None:
         domain = await get_or_404(session, m.Domain, domain_id, "domain")
         if domain.enabled:
             raise Forbidden("Cannot delete a domain that is enabled, please disable it first.")
-        for model in (m.Project, m.User, m.Group):
-            if await session.scalar(select(model.id).where(model.domain_id == domain_id).limit(1)):
-                raise Conflict(f"Cannot delete domain {domain_id}: it still owns {model.__tablename__}.")
-        await session.execute(delete(m.Assignment).where(m.Assignment.target_id == domain_id))
+        project_ids = list((await session.scalars(select(m.Project.id).where(m.Project.domain_id == domain_id))).all())
+        user_ids = list((await session.scalars(select(m.User.id).where(m.User.domain_id == domain_id))).all())
+        group_ids = list((await session.scalars(select(m.Group.id).where(m.Group.domain_id == domain_id))).all())
+        role_ids = list((await session.scalars(select(m.Role.id).where(m.Role.domain_id == domain_id))).all())
+        await session.execute(delete(m.Assignment).where(
+            m.Assignment.target_id.in_([domain_id, *project_ids]) | m.Assignment.actor_id.in_(user_ids + group_ids)
+            | m.Assignment.role_id.in_(role_ids)))
+        await session.execute(delete(m.Membership).where(
+            m.Membership.user_id.in_(user_ids) | m.Membership.group_id.in_(group_ids)))
+        await session.execute(delete(m.ImpliedRole).where(
+            m.ImpliedRole.prior_role_id.in_(role_ids) | m.ImpliedRole.implied_role_id.in_(role_ids)))
+        for model in (m.ApplicationCredential, m.Credential):
+            await session.execute(delete(model).where(model.user_id.in_(user_ids)))
+        await session.execute(delete(m.Trust).where(
+            m.Trust.trustor_user_id.in_(user_ids) | m.Trust.trustee_user_id.in_(user_ids)))
+        for model in (m.Project, m.User, m.Group, m.Role):
+            await session.execute(delete(model).where(model.domain_id == domain_id))
+        await remove_owned(session, domain_id, "domain_config")
         await session.delete(domain)
         await mgr.add_revocation(session, domain_id=domain_id)
+        for user_id in user_ids:
+            await mgr.add_revocation(session, user_id=user_id)
     await mgr.db.run(write, write=True)

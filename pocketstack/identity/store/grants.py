@@ -16,14 +16,15 @@ from pocketstack.identity.store.common import Revoker, get_or_404
 from pocketstack.identity.store.roles import implied_closure, revoke_for_grant
 
 GRANT_TYPES = {("projects", "users"): "UserProject", ("projects", "groups"): "GroupProject",
-               ("domains", "users"): "UserDomain", ("domains", "groups"): "GroupDomain"}
+               ("domains", "users"): "UserDomain", ("domains", "groups"): "GroupDomain",
+               ("system", "users"): "UserSystem", ("system", "groups"): "GroupSystem"}
 
 
 @dataclass(frozen=True)
 class Grant:
     """One grant as the URL names it: /{target_kind}/{target_id}/{actor_kind}/{actor_id}/roles/{role_id}."""
 
-    target_kind: str  # projects | domains
+    target_kind: str  # projects | domains | system (target_id "system")
     target_id: str
     actor_kind: str  # users | groups
     actor_id: str
@@ -48,8 +49,9 @@ class Grant:
 
 async def _check_parts(session: AsyncSession, grant: Grant) -> None:
     """404 for the first of target, actor and role that does not exist."""
-    await get_or_404(session, m.Project if grant.target_kind == "projects" else m.Domain, grant.target_id,
-                     grant.target_kind[:-1])
+    if grant.target_kind != "system":
+        await get_or_404(session, m.Project if grant.target_kind == "projects" else m.Domain, grant.target_id,
+                         grant.target_kind[:-1])
     await get_or_404(session, m.User if grant.actor_kind == "users" else m.Group, grant.actor_id,
                      grant.actor_kind[:-1])
     if grant.role_id is not None:
@@ -92,14 +94,16 @@ async def delete_grant(db: Database, revoker: Revoker, grant: Grant) -> None:
 
 
 async def granted_roles(db: Database, grant: Grant) -> list[m.Role]:
-    """The roles granted directly (not inherited) to the actor on the target, by name."""
+    """The roles granted directly to the actor on the target (the inherited ones for an inherited grant), by
+    name."""
     kind = grant.type
 
     async def read(session: AsyncSession) -> list[m.Role]:
         await _check_parts(session, grant)
         return list((await session.scalars(select(m.Role).join(m.Assignment, m.Assignment.role_id == m.Role.id).where(
             m.Assignment.type == kind, m.Assignment.actor_id == grant.actor_id,
-            m.Assignment.target_id == grant.target_id, m.Assignment.inherited.is_(False)).order_by(m.Role.name))).all())
+            m.Assignment.target_id == grant.target_id, m.Assignment.inherited.is_(grant.inherited))
+            .order_by(m.Role.name))).all())
     return await db.run(read, write=False)
 
 
@@ -108,25 +112,45 @@ Row = dict[str, Any]  # actor (kind, id), target (kind, id), role id, inherited;
 
 
 def _direct(grant: m.Assignment) -> tuple[str, str]:
-    return ("user" if grant.type.startswith("User") else "group",
-            "project" if grant.type.endswith("Project") else "domain")
+    target = "project" if grant.type.endswith("Project") else "system" if grant.type.endswith("System") else "domain"
+    return "user" if grant.type.startswith("User") else "group", target
 
 
 async def _effective(session: AsyncSession, grants: list[m.Assignment]) -> list[Row]:
-    """Grants as the users hold them: group grants expanded to members, domain-inherited ones to the domain's
-    projects, and each role to the roles it implies."""
+    """Grants as the users hold them: group grants expanded to members, inherited ones to the projects of the
+    domain or the subtree of the project, each role to the roles it implies (domain-specific roles, which only
+    stand for what they imply, left out)."""
     members: dict[str, list[str]] = {}
     for mem in (await session.scalars(select(m.Membership))).all():
         members.setdefault(mem.group_id, []).append(mem.user_id)
     projects_by_domain: dict[str, list[str]] = {}
-    for pid, pdom in (await session.execute(select(m.Project.id, m.Project.domain_id))).all():
+    children: dict[str, list[str]] = {}
+    for pid, pdom, parent in (await session.execute(select(m.Project.id, m.Project.domain_id,
+                                                           m.Project.parent_id))).all():
         projects_by_domain.setdefault(pdom, []).append(pid)
+        if parent:
+            children.setdefault(parent, []).append(pid)
+
+    def subtree(project_id: str) -> list[str]:
+        found, todo = [], list(children.get(project_id, []))
+        while todo:
+            pid = todo.pop()
+            if pid not in found:
+                found.append(pid)
+                todo.extend(children.get(pid, []))
+        return found
+
+    domain_roles = set((await session.scalars(select(m.Role.id).where(m.Role.domain_id.is_not(None)))).all())
     rows: list[Row] = []
     for g in grants:
         actor_kind, target_kind = _direct(g)
         actors = [g.actor_id] if actor_kind == "user" else members.get(g.actor_id, [])
-        targets = ([("project", p) for p in projects_by_domain.get(g.target_id, [])]
-                   if g.inherited and target_kind == "domain" else [(target_kind, g.target_id)])
+        if g.inherited and target_kind == "domain":
+            targets = [("project", p) for p in projects_by_domain.get(g.target_id, [])]
+        elif g.inherited and target_kind == "project":
+            targets = [("project", p) for p in subtree(g.target_id)]
+        else:
+            targets = [(target_kind, g.target_id)]
         for actor in actors:
             for target in targets:
                 rows.append({"actor": ("user", actor), "target": target, "role": g.role_id, "inherited": False,
@@ -134,7 +158,8 @@ async def _effective(session: AsyncSession, grants: list[m.Assignment]) -> list[
     expanded = []
     for row in rows:
         for rid in await implied_closure(session, {row["role"]}):
-            expanded.append({**row, "role": rid, "prior": row["role"] if rid != row["role"] else None})
+            if rid not in domain_roles:
+                expanded.append({**row, "role": rid, "prior": row["role"] if rid != row["role"] else None})
     return expanded
 
 

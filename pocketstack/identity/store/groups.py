@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,32 +13,33 @@ from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
 from pocketstack.identity.store.common import get_or_404, revoke_group_members
-from pocketstack.identity.store.resources import duplicate_name
+from pocketstack.identity.store.resources import apply_changes, duplicate_name
 
 T = TypeVar("T")
 L = TypeVar("L")
 
 
-async def create(db: Database, *, name: str, domain_id: str, description: str) -> m.Group:
+async def create(db: Database, *, name: str, domain_id: str, description: str,
+                 extra: dict[str, Any] | None = None) -> m.Group:
     """A new group of an existing domain (400 otherwise); 409 when its name is taken in the domain."""
     async def write(session: AsyncSession) -> m.Group:
         with duplicate_name("group", name, domain_id):
             if await session.get(m.Domain, domain_id) is None:
                 raise BadRequest(f"Invalid input: domain {domain_id} does not exist.")
-            group = m.Group(id=new_id(), name=name, domain_id=domain_id, description=description)
+            group = m.Group(id=new_id(), name=name, domain_id=domain_id, description=description,
+                            extra=extra or {})
             session.add(group)
             await session.flush()
         return group
     return await db.run(write, write=True)
 
 
-async def update(db: Database, group_id: str, attrs: dict[str, str]) -> m.Group:
+async def update(db: Database, group_id: str, attrs: dict[str, str], extra: dict[str, Any] | None = None) -> m.Group:
     """Set a group's `attrs` (name, description); 409 when the name is taken."""
     async def write(session: AsyncSession) -> m.Group:
         with duplicate_name("group", attrs.get("name")):
             group = await get_or_404(session, m.Group, group_id, "group")
-            for attr, value in attrs.items():
-                setattr(group, attr, value)
+            apply_changes(group, attrs, extra or {})
             await session.flush()
         return group
     return await db.run(write, write=True)

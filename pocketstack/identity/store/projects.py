@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -12,6 +13,7 @@ from pocketstack.common.errors import BadRequest, Forbidden
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
 from pocketstack.identity.store.common import get_or_404
+from pocketstack.identity.store.records import remove_owned
 from pocketstack.identity.store.resources import duplicate_name, update_enablable
 
 
@@ -60,6 +62,16 @@ async def remove(mgr: IdentityManager, project_id: str) -> None:
         if await session.scalar(select(m.Project.id).where(m.Project.parent_id == project_id).limit(1)):
             raise Forbidden("Cannot delete a project that has child projects.")
         await session.execute(delete(m.Assignment).where(m.Assignment.target_id == project_id))
+        await remove_owned(session, project_id, "project_endpoint", "project_endpoint_group")
         await session.delete(project)
         await mgr.add_revocation(session, project_id=project_id)
     await mgr.db.run(write, write=True)
+
+
+async def set_tags(mgr: IdentityManager, project_id: str, change: Callable[[list[str]], list[str]]) -> list[str]:
+    """Replace a project's tags by `change(current tags)` in one transaction; the new tags."""
+    async def write(session: AsyncSession) -> list[str]:
+        project = await get_or_404(session, m.Project, project_id, "project")
+        project.tags = change(list(project.tags or []))
+        return list(project.tags)
+    return await mgr.db.run(write, write=True)

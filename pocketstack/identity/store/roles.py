@@ -15,6 +15,7 @@ from pocketstack.identity import models as m
 from pocketstack.identity.store.common import Revoker, fetch_all, get_or_404, revoke_group_members
 
 BUILT_IN = ("admin", "member", "reader")
+SYSTEM_TARGET = "system"  # the target id of system role assignments
 
 
 def _duplicate(name: str | None) -> Conflict:
@@ -115,12 +116,25 @@ async def create_implied(db: Database, prior_id: str, implied_id: str) -> tuple[
     async def write(session: AsyncSession) -> tuple[m.Role, m.Role]:
         prior = await get_or_404(session, m.Role, prior_id, "role")
         implied = await get_or_404(session, m.Role, implied_id, "role")
+        if prior.domain_id is None and implied.domain_id is not None:
+            raise Forbidden("A global role cannot imply a domain-specific role.")
         if prior_id == implied_id or prior_id in await implied_closure(session, {implied_id}):
             raise BadRequest("Invalid input: the implied role would create a cycle.")
         if await session.get(m.ImpliedRole, (prior_id, implied_id)) is None:
             session.add(m.ImpliedRole(prior_role_id=prior_id, implied_role_id=implied_id))
         return prior, implied
     return await db.run(write, write=True)
+
+
+async def get_implied(db: Database, prior_id: str, implied_id: str) -> tuple[m.Role, m.Role]:
+    """The rule `prior_id` implies `implied_id`; 404 when there is none."""
+    async def read(session: AsyncSession) -> tuple[m.Role, m.Role]:
+        prior = await get_or_404(session, m.Role, prior_id, "role")
+        implied = await get_or_404(session, m.Role, implied_id, "role")
+        if await session.get(m.ImpliedRole, (prior_id, implied_id)) is None:
+            raise NotFound(f"{prior_id} does not imply {implied_id}.")
+        return prior, implied
+    return await db.run(read, write=False)
 
 
 async def delete_implied(db: Database, prior_id: str, implied_id: str) -> None:
@@ -143,8 +157,10 @@ async def inference_rules(db: Database) -> tuple[dict[str, m.Role], list[tuple[s
 
 # ----- what a user holds -----------------------------------------------------------------------------------
 async def effective_role_ids(session: AsyncSession, user_id: str, *, project_id: str | None = None,
-                             domain_id: str | None = None, expand_implied: bool = True) -> set[str]:
-    """Roles a user holds on a project or domain: direct, through groups, inherited from the domain."""
+                             domain_id: str | None = None, system: bool = False,
+                             expand_implied: bool = True) -> set[str]:
+    """Roles a user holds on a project, a domain or the system: direct, through groups, inherited from the
+    domain or a parent project."""
     group_ids = list((await session.scalars(
         select(m.Membership.group_id).where(m.Membership.user_id == user_id))).all())
     actors = [user_id, *group_ids]
@@ -162,11 +178,28 @@ async def effective_role_ids(session: AsyncSession, user_id: str, *, project_id:
             return set()
         await granted(project_id, ("UserProject", "GroupProject"), False)
         await granted(project.domain_id, ("UserDomain", "GroupDomain"), True)
+        parent_id, seen = project.parent_id, {project_id}
+        while parent_id and parent_id not in seen:  # OS-INHERIT: grants on a parent reach its subtree
+            seen.add(parent_id)
+            await granted(parent_id, ("UserProject", "GroupProject"), True)
+            parent = await session.get(m.Project, parent_id)
+            parent_id = parent.parent_id if parent is not None else None
     elif domain_id is not None:
         await granted(domain_id, ("UserDomain", "GroupDomain"), False)
+    elif system:
+        await granted(SYSTEM_TARGET, ("UserSystem", "GroupSystem"), False)
     if expand_implied and role_ids:
-        role_ids = await implied_closure(session, role_ids)
+        role_ids = await global_only(session, await implied_closure(session, role_ids))
     return role_ids
+
+
+async def global_only(session: AsyncSession, role_ids: set[str]) -> set[str]:
+    """`role_ids` without the domain-specific roles: those only stand for the global roles they imply."""
+    if not role_ids:
+        return role_ids
+    scoped = set((await session.scalars(select(m.Role.id).where(
+        m.Role.id.in_(role_ids), m.Role.domain_id.is_not(None)))).all())
+    return role_ids - scoped
 
 
 async def held_roles(db: Database, user_id: str, project_id: str) -> dict[str, str]:
@@ -187,4 +220,11 @@ async def scopes_of(db: Database, user_id: str, kind: str) -> list[Any]:
         rows = (await session.scalars(select(model).where(model.enabled.is_(True)))).all()
         return [row for row in rows
                 if await effective_role_ids(session, user_id, expand_implied=False, **{scope: row.id})]
+    return await db.run(read, write=False)
+
+
+async def has_system_role(db: Database, user_id: str) -> bool:
+    """`GET /v3/auth/system`: whether the user holds a role on the system (directly or through a group)."""
+    async def read(session: AsyncSession) -> bool:
+        return bool(await effective_role_ids(session, user_id, system=True, expand_implied=False))
     return await db.run(read, write=False)

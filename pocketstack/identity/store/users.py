@@ -8,11 +8,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pocketstack.common.db import Database
-from pocketstack.common.errors import BadRequest
+from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.common.timeutils import utcnow
 from pocketstack.identity import models as m
 from pocketstack.identity.service import IdentityManager, new_id
 from pocketstack.identity.store.common import get_or_404
+from pocketstack.identity.store.records import remove_owned
 from pocketstack.identity.store.resources import apply_changes, duplicate_name
 from pocketstack.identity.store.roles import effective_role_ids
 
@@ -30,7 +31,7 @@ async def create(db: Database, *, name: str, domain_id: str, password_hash: str 
     async def write(session: AsyncSession) -> m.User:
         with duplicate_name("user", name, domain_id):
             if await session.get(m.Domain, domain_id) is None:
-                raise BadRequest(f"Invalid input: domain {domain_id} does not exist.")
+                raise NotFound(f"Could not find domain: {domain_id}.")
             await _check_project(session, default_project_id)
             user = m.User(id=new_id(), name=name, domain_id=domain_id, password_hash=password_hash,
                           enabled=enabled, default_project_id=default_project_id, description=description,
@@ -72,6 +73,10 @@ async def remove(mgr: IdentityManager, user_id: str) -> None:
         await session.execute(delete(m.Assignment).where(m.Assignment.actor_id == user_id))
         await session.execute(delete(m.Membership).where(m.Membership.user_id == user_id))
         await session.execute(delete(m.ApplicationCredential).where(m.ApplicationCredential.user_id == user_id))
+        await session.execute(delete(m.Credential).where(m.Credential.user_id == user_id))
+        await remove_owned(session, user_id, "access_rule", "app_cred_rules")
+        await session.execute(delete(m.Trust).where(
+            (m.Trust.trustor_user_id == user_id) | (m.Trust.trustee_user_id == user_id)))
         await session.delete(user)
         await mgr.add_revocation(session, user_id=user_id)
     await mgr.db.run(write, write=True)

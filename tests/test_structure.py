@@ -163,5 +163,6 @@ def test_the_build_contract_is_what_the_store_sends() -> None:
     from pocketstack.compute.build import BlockDeviceView, InstanceView
     from pocketstack.compute.store.instances import BDM_FIELDS, INSTANCE_FIELDS
 
-    assert set(InstanceView.__annotations__) == {*INSTANCE_FIELDS, "launched_at", "block_device_mapping"}
+    assert set(InstanceView.__annotations__) == {*INSTANCE_FIELDS, "launched_at", "block_device_mapping",
+                                                    "admin_pass"}
     assert set(BlockDeviceView.__annotations__) == set(BDM_FIELDS)

@@ -8,7 +8,7 @@ driver by definition rather than by grep.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class FlavorSnapshot(TypedDict):
@@ -93,3 +93,4 @@ class InstanceView(TypedDict):
     deleted: bool
     launched_at: str | None
     block_device_mapping: list[BlockDeviceView]
+    admin_pass: NotRequired[str]  # while building: the adminPass for the config drive (Nova's admin_password)

@@ -109,6 +109,10 @@ class Instance(Base):
     network_info: Mapped[list] = mapped_column(JSON, default=list)  # ports with MAC, fixed IPs, network name
     retry: Mapped[dict] = mapped_column(JSON, default=dict)  # {"num_attempts": n, "hosts": [...]}
     progress: Mapped[int] = mapped_column(Integer, default=0)
+    # the adminPass of the last create/rebuild/rescue, sealed (compute/passwords.py): for the guest's metadata
+    admin_pass_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # what the guest posted to the metadata service, encrypted with its key pair (os-server-password)
+    guest_password: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     launched_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

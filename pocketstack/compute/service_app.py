@@ -40,7 +40,7 @@ from pocketstack.settings import Settings
 log = logging.getLogger("pocketstack.compute")
 
 
-PUBLIC = {("GET", "/"), ("GET", "/v2.1"), ("GET", "/v2.1/")}
+PUBLIC = {("GET", "/"), ("GET", "/v2"), ("GET", "/v2/"), ("GET", "/v2.1"), ("GET", "/v2.1/")}
 
 # OpenStack's default flavors (DevStack also adds the small m1.nano and m1.micro).
 DEFAULT_FLAVORS = [

@@ -64,6 +64,8 @@ class ComputeSettings(ServiceSettings):
     service_down_time: float = Field(60.0, gt=0, description="a service silent this long is down")
     sync_power_state_interval: float = 60.0
     default_availability_zone: str = "nova"
+    enable_instance_password: bool = Field(True, description="create (and rebuild, rescue) return an adminPass, "
+                                           "generated when none is sent, that the guest reads from its metadata")
     service_password: str | None = None  # of the "nova" service user; default: generated into the data dir
     quota_instances: int = 10
     quota_cores: int = 20

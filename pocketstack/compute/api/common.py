@@ -17,6 +17,7 @@ from pocketstack.common.microversion import MicroversionSpec
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
+from pocketstack.compute.passwords import PasswordSeal
 from pocketstack.compute.store.actions import ActionStore
 from pocketstack.compute.store.attachments import AttachmentStore
 from pocketstack.compute.store.quotas import QuotaStore
@@ -44,6 +45,7 @@ class ComputeAPIState:
     attachments: AttachmentStore = field(init=False)
     actions: ActionStore = field(init=False)
     quotas: QuotaStore = field(init=False)
+    _seal: PasswordSeal | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if self.volume is None:
@@ -53,6 +55,12 @@ class ComputeAPIState:
         self.attachments = AttachmentStore(self.db)
         self.actions = ActionStore(self.db)
         self.quotas = QuotaStore(self.db, self.settings)
+
+    def password_seal(self) -> PasswordSeal | None:
+        """The seal of admin passwords (read once the identity bootstrap has made the shared secret)."""
+        if self._seal is None:
+            self._seal = PasswordSeal.from_settings(self.settings)
+        return self._seal
 
 
 def state(request: Request) -> ComputeAPIState:

@@ -12,6 +12,7 @@ from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.common.rpc import RemoteError
 from pocketstack.compute import states
+from pocketstack.compute.api import proxy_network
 from pocketstack.compute.api.common import state
 from pocketstack.compute.store.hosts import HostStore
 from pocketstack.compute.virt.driver import ATTACH_INTERFACE
@@ -61,6 +62,8 @@ async def server_action(request: Request, server_id: str) -> Response:
         return await _lock(request, server_id, name, args)
     if name == "os-getConsoleOutput":
         return await _console(request, server_id, args)
+    if name in proxy_network.SERVER_ACTIONS:
+        return await proxy_network.SERVER_ACTIONS[name](request, server_id, args)
     raise BadRequest(f"There is no such action: {name}")
 
 

@@ -24,6 +24,7 @@ from pocketstack.compute.api import block_devices
 from pocketstack.compute.api.block_devices import BlockDevicePlan
 from pocketstack.compute.api.common import ComputeAPIState, limit_param, links, page_body, state
 from pocketstack.compute.build import BuildRequest, FlavorSnapshot
+from pocketstack.compute.passwords import generate_password
 from pocketstack.compute.store.servers import SORT_KEYS, BuildInputs, NewServers, ServerQuery, ServerRecord
 
 log = logging.getLogger("pocketstack.compute.api")
@@ -339,9 +340,19 @@ def _flavor_snapshot(inputs: BuildInputs) -> FlavorSnapshot:
             "extra_specs": inputs.extra_specs}
 
 
+def admin_password(api: ComputeAPIState, sent: str | None) -> tuple[str | None, str | None]:
+    """The adminPass of a create, rebuild or rescue (generated when none was sent) and its sealed form; both
+    None when `enable_instance_password` is off."""
+    if not api.settings.compute.enable_instance_password:
+        return None, None
+    password = sent or generate_password()
+    seal = api.password_seal()
+    return password, seal.seal(password) if seal is not None else None
+
+
 def _new_servers(api: ComputeAPIState, ctx: RequestContext, body: ServerCreate, count: int, inputs: BuildInputs,
                  devices: BlockDevicePlan, request_spec: BuildRequest, networks: Any,
-                 security_groups: list[dict[str, str]]) -> NewServers:
+                 security_groups: list[dict[str, str]], sealed_password: str | None) -> NewServers:
     """The rows of `count` new servers (named NAME-1..N when more than one), building and scheduling."""
     flavor, reservation_id = inputs.flavor, f"r-{uuidlib.uuid4().hex[:8]}"
     zone = body.availability_zone or api.settings.compute.default_availability_zone
@@ -359,7 +370,7 @@ def _new_servers(api: ComputeAPIState, ctx: RequestContext, body: ServerCreate, 
             access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, request_id=ctx.request_id,
             reservation_id=reservation_id, launch_index=index, requested_networks=networks,
             security_groups=security_groups, scheduler_hints=request_spec["scheduler_hints"], network_info=[],
-            retry={}, request_spec=request_spec))
+            retry={}, request_spec=request_spec, admin_pass_sealed=sealed_password))
     return NewServers(ctx, instances, vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, mappings=devices.mappings,
                       metadata=body.metadata, tags=body.tags,
                       group_uuid=inputs.group.uuid if inputs.group is not None else None)
@@ -375,7 +386,7 @@ async def _cast_build(request: Request, uuids: list[str], request_spec: BuildReq
         raise APIError("The build could not be handed to the conductor; the servers are in ERROR.")
 
 
-def _created(request: Request, body: ServerCreate, new: NewServers) -> Response:
+def _created(request: Request, body: ServerCreate, new: NewServers, password: str | None) -> Response:
     """The 202 of a create: the reservation id, or the first server's id, links and security groups."""
     if body.return_reservation_id:
         return json_response({"reservation_id": new.instances[0]["reservation_id"]}, status=202)
@@ -383,8 +394,8 @@ def _created(request: Request, body: ServerCreate, new: NewServers) -> Response:
     result: dict[str, Any] = {"id": first, "links": links(request, "servers", first), "OS-DCF:diskConfig": "MANUAL",
                               "security_groups": [{"name": sg["name"]} for sg in
                                                   new.instances[0]["security_groups"] or [{"name": "default"}]]}
-    if body.adminPass:
-        result["adminPass"] = body.adminPass
+    if password is not None:
+        result["adminPass"] = password
     return json_response({"server": result}, status=202,
                          headers={"Location": links(request, "servers", first)[0]["href"]})
 
@@ -405,11 +416,12 @@ async def create_server(request: Request) -> Response:
         raise BadRequest("Multiple instances cannot share a port or a fixed IP.")
     security_groups = await _resolve_security_groups(request, body.security_groups)
     request_spec = _request_spec(ctx, inputs, image, devices.volume_root, body.availability_zone, hints)
-    new = _new_servers(api, ctx, body, count, inputs, devices, request_spec, networks, security_groups)
+    password, sealed = admin_password(api, body.adminPass)
+    new = _new_servers(api, ctx, body, count, inputs, devices, request_spec, networks, security_groups, sealed)
     await api.servers.create(new)  # steps 6-7
     uuids = [columns["uuid"] for columns in new.instances]
     await _cast_build(request, uuids, request_spec)
-    return _created(request, body, new)
+    return _created(request, body, new, password)
 
 
 def _hostname(name: str) -> str:

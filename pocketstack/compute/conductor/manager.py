@@ -22,6 +22,7 @@ from pocketstack.compute import models as m
 from pocketstack.compute import states
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.build import BuildRequest
+from pocketstack.compute.passwords import PasswordSeal
 from pocketstack.compute.scheduler.rpcapi import SchedulerAPI
 from pocketstack.compute.store.instances import (
     bdm_dict,
@@ -61,6 +62,12 @@ class ConductorManager(RPCEndpoint):
         self.service_tokens = service_tokens
         self.binaries = binaries
         self._tasks: list[asyncio.Task[None]] = []
+        self._seal: PasswordSeal | None = None
+
+    def _password_seal(self) -> PasswordSeal | None:
+        if self._seal is None:
+            self._seal = PasswordSeal.from_settings(self.settings)
+        return self._seal
 
     # ----- lifecycle (not RPC) ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -261,7 +268,13 @@ class ConductorManager(RPCEndpoint):
             inst = session.get(m.Instance, instance_uuid, options=m.INSTANCE_LOAD)
             if inst is None:
                 raise LookupError(f"instance {instance_uuid} not found")
-            return instance_dict(inst)
+            view = instance_dict(inst)
+            if inst.admin_pass_sealed and inst.vm_state == states.BUILDING:  # for the config drive, as Nova's
+                seal = self._password_seal()  # build_and_run_instance hands its admin_password to spawn
+                password = seal.unseal(inst.admin_pass_sealed) if seal is not None else None
+                if password:
+                    view["admin_pass"] = password
+            return view
 
         async with tracing.span("DB", "read instance and flavor", step="15-17"):
             return await self.db.run(read, write=False)

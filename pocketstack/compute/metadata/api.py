@@ -1,4 +1,5 @@
-"""The metadata API's one handler: any path of a guest's metadata tree, for a signed proxy request."""
+"""The metadata API's handlers: any path of a guest's metadata tree, and the password a guest posts, for a
+signed proxy request."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Protocol
 from fastapi import Request
 from starlette.responses import Response
 
-from pocketstack.common.errors import NotFound
-from pocketstack.compute.metadata.content import InstanceMetadata, MetadataNotFound
+from pocketstack.common.errors import BadRequest, NotFound
+from pocketstack.compute.metadata.content import InstanceMetadata, MetadataNotFound, is_password_path
+from pocketstack.compute.passwords import GUEST_PASSWORD_MAX
 
 
 class MetadataSource(Protocol):
@@ -17,6 +19,8 @@ class MetadataSource(Protocol):
     def verify(self, request: Request) -> tuple[str, str]: ...
 
     async def instance_metadata(self, instance_id: str, project_id: str) -> InstanceMetadata: ...
+
+    async def post_password(self, instance_id: str, project_id: str, password: str) -> None: ...
 
 
 async def metadata(request: Request, path: str) -> Response:
@@ -28,3 +32,20 @@ async def metadata(request: Request, path: str) -> Response:
     except MetadataNotFound:
         raise NotFound("The resource could not be found.") from None
     return Response(body, media_type=content_type)
+
+
+async def post_password(request: Request, path: str) -> Response:
+    """`POST /openstack/<version>/password`: the guest's password, encrypted with its key pair, kept once."""
+    service: MetadataSource = request.app.state.metadata
+    instance_id, project_id = service.verify(request)
+    if not is_password_path(path):
+        raise NotFound("The resource could not be found.")
+    body = await request.body()
+    if len(body) > GUEST_PASSWORD_MAX:
+        raise BadRequest("Request is too large.")
+    try:
+        password = body.decode()
+    except UnicodeDecodeError:
+        raise BadRequest("The password must be text.") from None
+    await service.post_password(instance_id, project_id, password)
+    return Response(b"", media_type="text/plain")

@@ -22,6 +22,16 @@ JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain"
 
 
+PASSWORD_DOCUMENT = "password"  # /openstack/<version>/password: the guest's posted password (GET and POST)
+
+
+def is_password_path(path: str) -> bool:
+    """Whether a metadata path is a version's `password` document (the one a guest may POST to)."""
+    parts = [p for p in path.split("/") if p]
+    return (len(parts) == 3 and parts[0] == "openstack" and parts[1] in (*OPENSTACK_VERSIONS, "latest")
+            and parts[2] == PASSWORD_DOCUMENT)
+
+
 class MetadataNotFound(LookupError):
     """No document at that path."""
 
@@ -33,6 +43,7 @@ class InstanceMetadata:
     instance: dict[str, Any]
     meta: dict[str, str] = field(default_factory=dict)  # the server's metadata items
     key_type: str = "ssh"
+    password: str = ""  # what the guest posted to `password` (os-server-password), encrypted with its key
 
     # ----- the OpenStack documents -------------------------------------------------------------------------
     def meta_data(self) -> dict[str, Any]:
@@ -46,6 +57,8 @@ class InstanceMetadata:
         if inst.get("key_name") and inst.get("key_data"):
             data["public_keys"] = {inst["key_name"]: inst["key_data"]}
             data["keys"] = [{"name": inst["key_name"], "type": self.key_type, "data": inst["key_data"]}]
+        if inst.get("admin_pass"):  # unsealed by the metadata service or the conductor (compute/passwords.py)
+            data["admin_pass"] = inst["admin_pass"]
         return data
 
     def user_data(self) -> bytes | None:
@@ -110,6 +123,7 @@ class InstanceMetadata:
             if parts[1] not in (*OPENSTACK_VERSIONS, "latest"):
                 raise MetadataNotFound(path)
             files = self._openstack_files()
+            files[PASSWORD_DOCUMENT] = (self.password.encode(), TEXT_TYPE)  # not on the config drive
             if len(parts) == 2:
                 return "\n".join(sorted(files)).encode(), TEXT_TYPE
             if len(parts) == 3 and parts[2] in files:

@@ -14,12 +14,13 @@ from fastapi import Request
 
 from pocketstack.common.app import create_app
 from pocketstack.common.db import Database
-from pocketstack.common.errors import BadRequest, Forbidden, NotFound
+from pocketstack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from pocketstack.common.health import database_check
 from pocketstack.common.routes import build_router
 from pocketstack.common.service import Service, ServiceSpec, shared_secret
 from pocketstack.compute.metadata.content import InstanceMetadata
 from pocketstack.compute.metadata.routes import ROUTES
+from pocketstack.compute.passwords import PasswordSeal
 from pocketstack.compute.spec import METADATA_SECRET_KEY, METADATA_SPEC
 from pocketstack.compute.store.instances import GuestStore
 from pocketstack.settings import Settings
@@ -41,9 +42,11 @@ class MetadataService(Service):
                               validator=None, is_public=lambda method, path: True, access_log=settings.access_log,
                               state={"metadata": self}, health=[database_check(self.db)])
         self._secret: str | None = None
+        self._seal: PasswordSeal | None = None
 
     async def start(self) -> None:
         self._secret = shared_secret(self.settings, "metadata", METADATA_SECRET_KEY)
+        self._seal = PasswordSeal(self._secret)
 
     async def stop(self) -> None:
         await self.db.close()
@@ -65,7 +68,18 @@ class MetadataService(Service):
         if found is None:
             raise NotFound(f"Instance {instance_id} could not be found.")
         data, meta, key_type = found
-        return InstanceMetadata(data, meta, key_type)
+        sealed, password = data.pop("admin_pass_sealed", None), data.pop("guest_password", "")
+        if sealed and self._seal is not None:
+            data["admin_pass"] = self._seal.unseal(sealed)
+        return InstanceMetadata(data, meta, key_type, password)
+
+    async def post_password(self, instance_id: str, project_id: str, password: str) -> None:
+        """Keep the (encrypted) password a guest posts; 409 when it posted one already."""
+        kept = await self.guests.post_password(instance_id, project_id, password)
+        if kept is None:
+            raise NotFound(f"Instance {instance_id} could not be found.")
+        if not kept:
+            raise Conflict("Password already set.")
 
 
 def create(settings: Settings, specs: list[ServiceSpec]) -> MetadataService:

@@ -90,13 +90,15 @@ def count_by_state(session: Session) -> dict[str, int]:
 
 def guest_record(session: Session, instance_id: str, project_id: str
                  ) -> tuple[dict[str, Any], dict[str, str], str] | None:
-    """What the metadata service tells a guest about itself: its instance dict (with launch index and reservation),
-    its metadata items and its key pair's type; None when the project has no such undeleted instance."""
+    """What the metadata service tells a guest about itself: its instance dict (with launch index, reservation,
+    sealed admin password and posted password), its metadata items and its key pair's type; None when the project
+    has no such undeleted instance."""
     inst = session.get(m.Instance, instance_id)
     if inst is None or inst.deleted or inst.project_id != project_id:
         return None
-    data = instance_dict(inst)
-    data.update(launch_index=inst.launch_index, reservation_id=inst.reservation_id)
+    data: dict[str, Any] = dict(instance_dict(inst))
+    data.update(launch_index=inst.launch_index, reservation_id=inst.reservation_id,
+                admin_pass_sealed=inst.admin_pass_sealed, guest_password=inst.guest_password or "")
     meta = {key: value for key, value in session.execute(select(m.InstanceMetadata.key, m.InstanceMetadata.value)
                                                          .where(m.InstanceMetadata.instance_uuid == instance_id))}
     key_type = "ssh"
@@ -106,8 +108,20 @@ def guest_record(session: Session, instance_id: str, project_id: str
     return data, meta, key_type
 
 
+def post_guest_password(session: Session, instance_id: str, project_id: str, password: str) -> bool | None:
+    """Keep the password a guest posted, once (True); False when one is already kept; None: no such instance."""
+    inst = session.get(m.Instance, instance_id)
+    if inst is None or inst.deleted or inst.project_id != project_id:
+        return None
+    if inst.guest_password:
+        return False
+    inst.guest_password = password
+    return True
+
+
 class GuestStore:
-    """The instance rows as the metadata service reads them (read-only: compute owns and migrates the database)."""
+    """The instance rows as the metadata service reads them (compute owns and migrates the database; the one
+    write is the password a guest posts)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -115,3 +129,6 @@ class GuestStore:
     async def guest_record(self, instance_id: str, project_id: str
                            ) -> tuple[dict[str, Any], dict[str, str], str] | None:
         return await self.db.run(lambda s: guest_record(s, instance_id, project_id), write=False)
+
+    async def post_password(self, instance_id: str, project_id: str, password: str) -> bool | None:
+        return await self.db.run(lambda s: post_guest_password(s, instance_id, project_id, password), write=True)

@@ -126,6 +126,8 @@ def test_usage_and_uptime(cloud):
     uptime = _compute(cloud, "GET", f"/os-hypervisors/{hypervisor['id']}/uptime").json()["hypervisor"]
     assert " up " in uptime["uptime"] and "load average" in uptime["uptime"]
     assert _compute(cloud, "GET", "/os-hypervisors/nonexistent/uptime").status_code == 404
+    shown = cloud.cli("hypervisor", "show", hypervisor["hypervisor_hostname"], "-f", "json")
+    assert shown["uptime"] and "load_average" in shown
     log = _compute(cloud, "GET", "/os-instance_usage_audit_log").json()["instance_usage_audit_logs"]
     assert log["num_hosts"] == cloud.settings.compute.fake_hosts
     assert _compute(cloud, "GET", "/os-instance_usage_audit_log/notatime").status_code == 400

@@ -280,5 +280,54 @@ class Quota(Base):
     hard_limit: Mapped[int] = mapped_column(Integer)
 
 
+
+class QuotaClass(Base):
+    """A quota class's limit of one resource; the class `default` overrides the configured defaults."""
+
+    __tablename__ = "quota_classes"
+    class_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class ProjectUserQuota(Base):
+    """A per-user quota override inside a project (`os-quota-sets/{project}?user_id=`)."""
+
+    __tablename__ = "project_user_quotas"
+    project_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class Aggregate(Base):
+    """A host aggregate: a named group of compute hosts with metadata (`availability_zone` makes it a zone)."""
+
+    __tablename__ = "aggregates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(UUID, unique=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    hosts: Mapped[list[AggregateHost]] = relationship(
+        lazy="selectin", order_by="AggregateHost.host", cascade="all, delete-orphan", passive_deletes=True)
+    metadata_items: Mapped[list[AggregateMetadata]] = relationship(
+        lazy="selectin", order_by="AggregateMetadata.key", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class AggregateHost(Base):
+    __tablename__ = "aggregate_hosts"
+    aggregate_id: Mapped[int] = mapped_column(ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class AggregateMetadata(Base):
+    __tablename__ = "aggregate_metadata"
+    aggregate_id: Mapped[int] = mapped_column(ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+
+
 # one-instance reads (the conductor's) load the block device mappings in the same query
 INSTANCE_LOAD = (joinedload(Instance.block_devices),)

@@ -74,6 +74,14 @@ class ComputeSettings(ServiceSettings):
     quota_server_groups: int = 10
     quota_server_group_members: int = 10
     quota_metadata_items: int = 128
+    # the legacy quotas Nova still shows (network ones up to 2.35, personality files up to 2.56); never counted
+    quota_floating_ips: int = 10
+    quota_fixed_ips: int = -1
+    quota_security_groups: int = 10
+    quota_security_group_rules: int = 20
+    quota_injected_files: int = 5
+    quota_injected_file_content_bytes: int = 10240
+    quota_injected_file_path_bytes: int = 255
 
 
 class MetadataSettings(ServiceSettings):

@@ -341,6 +341,10 @@ class ComputeAgent(RPCEndpoint):
             text = "\n".join(lines[-length:]) + ("\n" if lines else "") if length else ""
         return text
 
+    async def get_host_uptime(self) -> str:
+        """The host's uptime as the driver reports it (os-hypervisors/{id}/uptime)."""
+        return await self.driver.get_host_uptime()
+
     async def attach_interface(self, instance_uuid: str, network_id: str | None, port_id: str | None,
                                fixed_ip: str | None) -> dict[str, Any]:
         if not self.driver.capabilities.attach_interface:

@@ -29,6 +29,10 @@ class ComputeAgentAPI(RPCAPI):
         return await self.prepare(server=host).call("get_console_output", instance_uuid=instance_uuid,
                                                     length=length)
 
+    async def get_host_uptime(self, host: str) -> str:
+        """The uptime of the agent's host, as `uptime` prints it (CALL)."""
+        return await self.prepare(server=host).call("get_host_uptime")
+
     async def attach_interface(self, host: str, instance_uuid: str, network_id: str | None, port_id: str | None,
                                fixed_ip: str | None) -> dict[str, Any]:
         return await self.prepare(server=host).call("attach_interface", instance_uuid=instance_uuid,

@@ -12,10 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pocketstack.common.apikit import enforce, is_uuid, iso_micro, version
 from pocketstack.common.app import json_body, json_response
-from pocketstack.common.errors import BadRequest, NotFound, error_for_status
+from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute.api.common import limit_param, next_link, state
 from pocketstack.compute.bodies import query_bool
+from pocketstack.compute.store.aggregates import AggregateStore
 from pocketstack.compute.store.hosts import (
     COMPUTE,
     NO_USAGE,
@@ -41,17 +42,24 @@ def is_up(request: Request, service: ComputeService) -> bool:
     return service.last_seen_up >= utcnow() - timedelta(seconds=state(request).settings.compute.service_down_time)
 
 
-def _zone(service: ComputeService) -> str:
-    return service.availability_zone if service.binary == COMPUTE else INTERNAL_ZONE
+def _zone(service: ComputeService, zones: dict[str, str]) -> str:
+    """A compute service is in its host's zone (from the aggregates), every other service in `internal`."""
+    return zones.get(service.host, service.availability_zone) if service.binary == COMPUTE else INTERNAL_ZONE
+
+
+async def _host_zones(request: Request) -> dict[str, str]:
+    return await AggregateStore(state(request).db).host_zones()
 
 
 # ----- os-availability-zone ---------------------------------------------------------------------------------
 async def list_zones(request: Request) -> Response:
     enforce(request, state(request), "os_compute_api:os-availability-zone:list")
     services = [s for s in await _hosts(request).services() if s.binary == COMPUTE]
+    host_zones = await _host_zones(request)
     zones: dict[str, bool] = {}
     for service in services:  # a zone is available when one of its compute services is enabled
-        zones[service.availability_zone] = zones.get(service.availability_zone, False) or not service.disabled
+        zone = _zone(service, host_zones)
+        zones[zone] = zones.get(zone, False) or not service.disabled
     return json_response({"availabilityZoneInfo": [
         {"zoneName": zone, "zoneState": {"available": available}, "hosts": None}
         for zone, available in sorted(zones.items())]})
@@ -60,9 +68,10 @@ async def list_zones(request: Request) -> Response:
 async def list_zones_detail(request: Request) -> Response:
     enforce(request, state(request), "os_compute_api:os-availability-zone:detail", {})
     services = await _hosts(request).services()
+    host_zones = await _host_zones(request)
     zones: dict[str, dict[str, Any]] = {}
     for service in services:
-        zone = zones.setdefault(_zone(service), {"available": False, "hosts": {}})
+        zone = zones.setdefault(_zone(service, host_zones), {"available": False, "hosts": {}})
         zone["available"] = zone["available"] or not service.disabled
         zone["hosts"].setdefault(service.host, {})[service.binary] = {
             "available": is_up(request, service), "active": not service.disabled,
@@ -179,22 +188,27 @@ async def hypervisor_servers(request: Request, pattern: str) -> Response:
 
 async def _hypervisor(request: Request, hypervisor_id: str, with_servers: bool
                       ) -> tuple[ComputeNode, Hypervisors]:
-    """The node the path names (by uuid since 2.53, else by id; 400 when malformed, 404 when missing) and what its
-    view needs."""
+    """The node the path names (by uuid since 2.53: 400 when not a uuid; else by id; 404 when missing) and what
+    its view needs."""
     uuids = version(request) >= "2.53"
     if uuids and not is_uuid(hypervisor_id):
         raise BadRequest(f"Invalid uuid {hypervisor_id}")
-    if not uuids and not hypervisor_id.isdigit():
-        raise BadRequest(f"Invalid ID {hypervisor_id}")
+    if not uuids and not hypervisor_id.isdigit():  # Nova looks such an id up and finds nothing
+        raise NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
     found = await _hosts(request).hypervisor(hypervisor_id, by_uuid=uuids, with_servers=with_servers)
     return found.nodes[0], found
 
 
 async def hypervisor_uptime(request: Request, hypervisor_id: str) -> Response:
     enforce(request, state(request), "os_compute_api:os-hypervisors:uptime", {})
-    await _hypervisor(request, hypervisor_id, with_servers=False)
-    # the fake driver has no host of its own to report on; Nova answers 501 for such drivers (the CLI expects it)
-    raise error_for_status(501, "Virt driver does not implement host uptime function.")
+    node, found = await _hypervisor(request, hypervisor_id, with_servers=False)
+    service = found.services.get(node.host)
+    agents = state(request).agents
+    if service is None or not is_up(request, service) or agents is None:
+        raise BadRequest(f"Compute service of {node.host} is unavailable at this time.")
+    body = _hypervisor_view(request, node, service, NO_USAGE, detail=False)
+    body["uptime"] = await agents.get_host_uptime(node.host)
+    return json_response({"hypervisor": body})
 
 
 async def show_hypervisor(request: Request, hypervisor_id: str) -> Response:
@@ -206,18 +220,11 @@ async def show_hypervisor(request: Request, hypervisor_id: str) -> Response:
                                                          found.usage.get(node.id, NO_USAGE), True, servers)})
 
 
-async def list_aggregates(request: Request) -> Response:
-    """pocketstack has no host aggregates (zones come from each compute service's availability_zone), so the list
-    is truthfully empty; `openstack hypervisor show` reads it to name a host's aggregates."""
-    enforce(request, state(request), "os_compute_api:os-aggregates:index", {})
-    return json_response({"aggregates": []})
-
-
 # ----- os-services ------------------------------------------------------------------------------------------
-def _service_view(request: Request, service: ComputeService) -> dict[str, Any]:
+def _service_view(request: Request, service: ComputeService, zones: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": service.uuid if version(request) >= "2.53" else service.id, "binary": service.binary,
-        "host": service.host, "zone": _zone(service), "status": "disabled" if service.disabled else "enabled",
+        "host": service.host, "zone": _zone(service, zones), "status": "disabled" if service.disabled else "enabled",
         "state": "up" if is_up(request, service) else "down", "disabled_reason": service.disabled_reason,
         "updated_at": iso_micro(service.updated_at),
     }
@@ -229,7 +236,8 @@ def _service_view(request: Request, service: ComputeService) -> dict[str, Any]:
 async def list_services(request: Request) -> Response:
     enforce(request, state(request), "os_compute_api:os-services:list", {})
     rows = await _hosts(request).services(request.query_params.get("host"), request.query_params.get("binary"))
-    return json_response({"services": [_service_view(request, s) for s in rows]})
+    zones = await _host_zones(request)
+    return json_response({"services": [_service_view(request, s, zones) for s in rows]})
 
 
 class ServiceUpdate(BaseModel):
@@ -270,7 +278,7 @@ async def update_service(request: Request, service_id: str) -> Response:
     if body.forced_down is not None:
         changes["forced_down"] = body.forced_down
     service = await _hosts(request).update_service(service_id, changes)
-    return json_response({"service": _service_view(request, service)})
+    return json_response({"service": _service_view(request, service, await _host_zones(request))})
 
 
 async def _parse_body(request: Request, model: type[BaseModel]) -> Any:

@@ -1,5 +1,6 @@
-"""`GET /limits` (absolute limits and usage of a project) and `os-quota-sets` (show, detail, defaults, update,
-delete back to the defaults), over `compute/quotas.py` and `store/quotas.py`."""
+"""`GET /limits` (absolute limits and usage of a project), `os-quota-sets` (show, detail, defaults, update, delete
+back to the defaults; per user with `?user_id=`) and `os-quota-class-sets`, each body with the resources of its
+microversion (`compute/quotas.py`), over `store/quotas.py`."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from pocketstack.common.apikit import enforce
+from pocketstack.common.apikit import enforce, version
 from pocketstack.common.app import json_response
 from pocketstack.common.errors import BadRequest
 from pocketstack.compute.api.common import state
 from pocketstack.compute.bodies import wrapped
-from pocketstack.compute.quotas import RESOURCES, default_limits
+from pocketstack.compute.quotas import quota_class_resources, quota_set_resources
 
 MAX_LIMIT = 2**31 - 1
 
@@ -32,34 +33,48 @@ async def show_limits(request: Request) -> Response:
         "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"], "totalRAMUsed": used["ram"],
         "totalServerGroupsUsed": used["server_groups"],
     }
+    ver = version(request)
+    if ver < "2.36":  # the network limits, proxied from nova-network once; nothing counts against them here
+        absolute.update(maxSecurityGroups=limits["security_groups"],
+                        maxSecurityGroupRules=limits["security_group_rules"],
+                        maxTotalFloatingIps=limits["floating_ips"], totalFloatingIpsUsed=0,
+                        totalSecurityGroupsUsed=0)
+    if ver < "2.39":
+        absolute["maxImageMeta"] = limits["metadata_items"]
+    if ver < "2.57":
+        absolute.update(maxPersonality=limits["injected_files"],
+                        maxPersonalitySize=limits["injected_file_content_bytes"])
     return json_response({"limits": {"rate": [], "absolute": absolute}})
 
 
 # ----- os-quota-sets ---------------------------------------------------------------------------------------------
-def _no_user_quotas(request: Request) -> None:
-    if request.query_params.get("user_id"):
-        raise BadRequest("Per-user quotas are not supported by this cloud; quotas are per project.")
+def _user_id(request: Request) -> str | None:
+    return request.query_params.get("user_id") or None
+
+
+def _shown(request: Request, limits: dict[str, Any]) -> dict[str, Any]:
+    return {r: limits[r] for r in quota_set_resources(version(request))}
 
 
 async def quota_defaults(request: Request, project_id: str) -> Response:
     enforce(request, state(request), "os_compute_api:os-quota-sets:defaults", {"project_id": project_id})
-    return json_response({"quota_set": {"id": project_id, **default_limits(state(request).settings)}})
+    defaults = await state(request).quotas.defaults()
+    return json_response({"quota_set": {"id": project_id, **_shown(request, defaults)}})
 
 
 async def quota_detail(request: Request, project_id: str) -> Response:
     ctx = enforce(request, state(request), "os_compute_api:os-quota-sets:detail", {"project_id": project_id})
-    _no_user_quotas(request)
+    user_id = _user_id(request)
     limits, used = await state(request).quotas.limits_and_usage(
-        project_id, ctx.user_id if project_id == ctx.project_id else None)
-    detail = {r: {"limit": limits[r], "in_use": used[r], "reserved": 0} for r in RESOURCES}
+        project_id, user_id or (ctx.user_id if project_id == ctx.project_id else None), only_user=bool(user_id))
+    detail = {r: {"limit": limits[r], "in_use": used[r], "reserved": 0} for r in quota_set_resources(version(request))}
     return json_response({"quota_set": {"id": project_id, **detail}})
 
 
 async def show_quota(request: Request, project_id: str) -> Response:
     enforce(request, state(request), "os_compute_api:os-quota-sets:show", {"project_id": project_id})
-    _no_user_quotas(request)
-    limits = await state(request).quotas.limits(project_id)
-    return json_response({"quota_set": {"id": project_id, **limits}})
+    limits = await state(request).quotas.limits(project_id, _user_id(request))
+    return json_response({"quota_set": {"id": project_id, **_shown(request, limits)}})
 
 
 def _limit_value(resource: str, value: Any) -> int:
@@ -76,28 +91,53 @@ def _limit_value(resource: str, value: Any) -> int:
     return number
 
 
+def _wanted(body: Any, field: str, allowed: tuple[str, ...], extra: tuple[str, ...] = ()) -> dict[str, int]:
+    """The limits a quota body sets: known resources of the microversion only, each an integer in [-1, 2^31)."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"Invalid input for field/attribute {field}: it must be an object")
+    unknown = set(body) - set(allowed) - set(extra)
+    if unknown:
+        raise BadRequest(f"Invalid input for field/attribute {field}. Additional properties are not allowed "
+                         f"({', '.join(sorted(repr(k) for k in unknown))} was unexpected)")
+    return {resource: _limit_value(resource, value) for resource, value in body.items() if resource not in extra}
+
+
 async def update_quota(request: Request, project_id: str) -> Response:
     enforce(request, state(request), "os_compute_api:os-quota-sets:update", {"project_id": project_id})
-    _no_user_quotas(request)
     body = await wrapped(request, "quota_set")
-    if not isinstance(body, dict):
-        raise BadRequest("Invalid input for field/attribute quota_set: it must be an object")
+    wanted = _wanted(body, "quota_set", quota_set_resources(version(request)), ("force",))
     force = body.get("force", False)
     if not isinstance(force, bool) and str(force).lower() not in ("true", "false"):
         raise BadRequest(f"Invalid input for field/attribute force. Value: {force}. It is not a boolean")
     force = force is True or str(force).lower() == "true"
-    unknown = set(body) - set(RESOURCES) - {"force"}
-    if unknown:
-        raise BadRequest("Invalid input for field/attribute quota_set. Additional properties are not allowed "
-                         f"({', '.join(sorted(repr(k) for k in unknown))} was unexpected)")
-    wanted = {resource: _limit_value(resource, value) for resource, value in body.items() if resource != "force"}
-    limits = await state(request).quotas.update(project_id, wanted, force=force)
-    return json_response({"quota_set": limits})
+    limits = await state(request).quotas.update(project_id, wanted, force=force, user_id=_user_id(request))
+    return json_response({"quota_set": _shown(request, limits)})
 
 
 async def delete_quota(request: Request, project_id: str) -> Response:
     enforce(request, state(request), "os_compute_api:os-quota-sets:delete", {"project_id": project_id})
-    _no_user_quotas(request)
-    await state(request).quotas.delete(project_id)
+    await state(request).quotas.delete(project_id, _user_id(request))
     return Response(status_code=202)
 
+
+# ----- os-quota-class-sets -----------------------------------------------------------------------------------
+def _class_name(class_name: str) -> str:
+    if not 1 <= len(class_name) <= 255:
+        raise BadRequest("quota_class_name has to be between 1 and 255 characters long.")
+    return class_name
+
+
+async def show_quota_class(request: Request, class_name: str) -> Response:
+    enforce(request, state(request), "os_compute_api:os-quota-class-sets:show", {"quota_class": class_name})
+    limits = await state(request).quotas.class_limits(_class_name(class_name))
+    shown = {r: limits[r] for r in quota_class_resources(version(request))}
+    return json_response({"quota_class_set": {"id": class_name, **shown}})
+
+
+async def update_quota_class(request: Request, class_name: str) -> Response:
+    enforce(request, state(request), "os_compute_api:os-quota-class-sets:update", {"quota_class": class_name})
+    _class_name(class_name)
+    allowed = quota_class_resources(version(request))
+    wanted = _wanted(await wrapped(request, "quota_class_set"), "quota_class_set", allowed)
+    limits = await state(request).quotas.update_class(class_name, wanted)
+    return json_response({"quota_class_set": {r: limits[r] for r in allowed}})

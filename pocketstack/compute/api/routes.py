@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pocketstack.common.routes import RouteTable
 from pocketstack.compute.api import (
+    aggregates,
     flavors,
+    host_resources,
     hosts,
     instance_actions,
     keypairs,
@@ -20,6 +22,7 @@ from pocketstack.compute.api import (
     server_groups,
     server_meta,
     servers,
+    usage,
     versions,
     volume_attachments,
 )
@@ -86,7 +89,6 @@ ROUTES: RouteTable = {
     "/v2.1/os-hypervisors/{pattern}/servers": {"GET": hosts.hypervisor_servers},
     "/v2.1/os-hypervisors/{hypervisor_id}/uptime": {"GET": hosts.hypervisor_uptime},
     "/v2.1/os-hypervisors/{hypervisor_id}": {"GET": hosts.show_hypervisor},
-    "/v2.1/os-aggregates": {"GET": hosts.list_aggregates},
     "/v2.1/os-services": {"GET": hosts.list_services},
     "/v2.1/os-services/{service_id}": {"PUT": hosts.update_service, "DELETE": hosts.delete_service},
     # os-server-groups
@@ -132,4 +134,22 @@ ROUTES: RouteTable = {
     "/v2.1/os-snapshots/{snapshot_id}": {"GET": proxy_volumes.show_snapshot,
                                          "DELETE": proxy_volumes.delete_snapshot},
     # ----- end issue 16 block -----
+    # os-aggregates, os-hosts, os-quota-class-sets, os-simple-tenant-usage, os-instance_usage_audit_log,
+    # os-migrations
+    "/v2.1/os-aggregates": {"GET": aggregates.list_aggregates, "POST": aggregates.create_aggregate},
+    "/v2.1/os-aggregates/{aggregate_id}": {"GET": aggregates.show_aggregate, "PUT": aggregates.update_aggregate,
+                                           "DELETE": aggregates.delete_aggregate},
+    "/v2.1/os-aggregates/{aggregate_id}/action": {"POST": aggregates.aggregate_action},
+    "/v2.1/os-hosts": {"GET": host_resources.list_hosts},
+    "/v2.1/os-hosts/{host_name}": {"GET": host_resources.show_host, "PUT": host_resources.update_host},
+    "/v2.1/os-hosts/{host_name}/startup": {"GET": host_resources.startup_host},
+    "/v2.1/os-hosts/{host_name}/shutdown": {"GET": host_resources.shutdown_host},
+    "/v2.1/os-hosts/{host_name}/reboot": {"GET": host_resources.reboot_host},
+    "/v2.1/os-quota-class-sets/{class_name}": {"GET": limits.show_quota_class, "PUT": limits.update_quota_class},
+    "/v2.1/os-simple-tenant-usage": {"GET": usage.list_tenant_usages},
+    "/v2.1/os-simple-tenant-usage/": {"GET": usage.show_no_tenant_usage},
+    "/v2.1/os-simple-tenant-usage/{tenant_id}": {"GET": usage.show_tenant_usage},
+    "/v2.1/os-instance_usage_audit_log": {"GET": usage.list_audit_logs},
+    "/v2.1/os-instance_usage_audit_log/{before_timestamp}": {"GET": usage.show_audit_log},
+    "/v2.1/os-migrations": {"GET": usage.list_migrations},
 }

@@ -24,6 +24,7 @@ from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.build import BuildRequest
 from pocketstack.compute.passwords import PasswordSeal
 from pocketstack.compute.scheduler.rpcapi import SchedulerAPI
+from pocketstack.compute.store.aggregates import host_zones
 from pocketstack.compute.store.instances import (
     bdm_dict,
     instance_dict,
@@ -203,6 +204,8 @@ class ConductorManager(RPCEndpoint):
             inst.retry = retry
             inst.host = host
             inst.node = host
+            # the server is in its host's zone (an aggregate's, else the service's), as Nova records it
+            inst.availability_zone = host_zones(session).get(host, inst.availability_zone)
             inst.updated_at = utcnow()
             return True
 

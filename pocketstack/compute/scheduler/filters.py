@@ -6,6 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pocketstack.compute.scheduler.aggregate_filters import (
+    aggregate_instance_extra_specs_filter,
+    aggregate_multi_tenancy_isolation,
+)
 from pocketstack.compute.virt.driver import image_type_trait
 
 
@@ -26,6 +30,7 @@ class HostState:
     disk_used: int = 0
     instances: set[str] = field(default_factory=set)
     traits: frozenset[str] | None = None  # the driver's capabilities; None: not reported
+    aggregate_metadata: dict[str, set[str]] = field(default_factory=dict)  # key -> values over its aggregates
 
     @property
     def free_vcpus(self) -> float:
@@ -126,6 +131,8 @@ FILTERS: dict[str, Filter] = {
     "ImagePropertiesFilter": image_properties_filter,
     "ServerGroupAntiAffinityFilter": anti_affinity_filter,
     "ServerGroupAffinityFilter": affinity_filter,
+    "AggregateInstanceExtraSpecsFilter": aggregate_instance_extra_specs_filter,
+    "AggregateMultiTenancyIsolation": aggregate_multi_tenancy_isolation,
 }
 
 Weigher = Callable[[HostState, RequestView], float]

@@ -37,23 +37,25 @@ class SchedulerManager(RPCEndpoint):
 
     async def _host_states(self) -> list[HostState]:
         down_after = utcnow() - timedelta(seconds=self.settings.compute.service_down_time)
-        nodes, services, usage = await self.store.host_rows()
+        rows = await self.store.host_rows()
         result = []
-        for node in nodes:
-            service = services.get(node.host)
+        for node in rows.nodes:
+            service = rows.services.get(node.host)
             if service is None:
                 continue
             up = (not service.forced_down and service.last_seen_up is not None
                   and service.last_seen_up >= down_after)
-            vcpus, ram, disk = usage.get(node.id, (0, 0, 0))
+            vcpus, ram, disk = rows.usage.get(node.id, (0, 0, 0))
             result.append(HostState(
                 host=node.host, node_id=node.id, up=up, disabled=service.disabled,
-                availability_zone=service.availability_zone, hypervisor_type=node.hypervisor_type,
+                availability_zone=rows.zones.get(node.host, service.availability_zone),
+                hypervisor_type=node.hypervisor_type,
                 cpu_arch=node.cpu_arch, vcpus_total=node.vcpus * node.cpu_allocation_ratio,
                 memory_total=(node.memory_mb - node.reserved_host_memory_mb) * node.ram_allocation_ratio,
                 disk_total=node.local_gb * node.disk_allocation_ratio,
                 vcpus_used=int(vcpus or 0), memory_used=int(ram or 0), disk_used=int(disk or 0),
-                traits=frozenset(node.traits) if node.traits is not None else None))
+                traits=frozenset(node.traits) if node.traits is not None else None,
+                aggregate_metadata=rows.aggregate_metadata.get(node.host, {})))
         return result
 
     async def select_destinations(self, request_spec: BuildRequest, instance_uuids: list[str],

@@ -171,6 +171,17 @@ class HostStore:
 
         return await self.db.run(update, write=True)
 
+    async def host_detail(self, host: str) -> tuple[m.ComputeNode, Usage, list[m.Instance]]:
+        """The node of a compute host, what its allocations claim and its live servers (`os-hosts/{host}`; 404
+        when the host has no node)."""
+        def read(session: Session) -> tuple[m.ComputeNode, Usage, list[m.Instance]]:
+            node = session.scalar(select(m.ComputeNode).where(m.ComputeNode.host == host))
+            if node is None:
+                raise NotFound(f"Compute host {host} could not be found.")
+            return node, node_usage(session).get(node.id, NO_USAGE), _servers_by_host(session, [host])[host]
+
+        return await self.db.run(read, write=False)
+
     async def delete_service(self, service_id: str, *, by_uuid: bool) -> None:
         """Delete a service; a nova-compute one takes its nodes along, and only when it hosts no server (409)."""
         await self.db.run(lambda s: _delete_service(s, service_id, by_uuid), write=True)

@@ -3,6 +3,7 @@ the atomic claim of a node's resources (steps 10 and 11)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,20 +12,38 @@ from sqlalchemy.orm import Session
 from pocketstack.common.db import Database
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
+from pocketstack.compute.store.aggregates import host_aggregates, host_zones
 
 COMPUTE = "nova-compute"
 
 NodeUsage = tuple[Any, Any, Any]  # summed vcpus, memory MiB, disk GiB claimed on a node (None-able sums)
 
 
-def _host_rows(session: Session) -> tuple[list[m.ComputeNode], dict[str, m.ComputeService], dict[int, NodeUsage]]:
+@dataclass
+class HostRows:
+    """What host states are made of: nodes, nova-compute services by host, claimed usage by node id, each host's
+    availability zone and its aggregates' metadata (key -> values)."""
+
+    nodes: list[m.ComputeNode]
+    services: dict[str, m.ComputeService]
+    usage: dict[int, NodeUsage]
+    zones: dict[str, str]
+    aggregate_metadata: dict[str, dict[str, set[str]]]
+
+
+def _host_rows(session: Session) -> HostRows:
     nodes = list(session.scalars(select(m.ComputeNode)).all())
     services = {s.host: s for s in session.scalars(
         select(m.ComputeService).where(m.ComputeService.binary == COMPUTE)).all()}
     usage = {row[0]: tuple(row[1:]) for row in session.execute(
         select(m.Allocation.node_id, func.sum(m.Allocation.vcpus), func.sum(m.Allocation.memory_mb),
                func.sum(m.Allocation.disk_gb)).group_by(m.Allocation.node_id)).all()}
-    return nodes, services, usage
+    metadata: dict[str, dict[str, set[str]]] = {}
+    for host, aggregates in host_aggregates(session).items():
+        for aggregate in aggregates:
+            for item in aggregate.metadata_items:
+                metadata.setdefault(host, {}).setdefault(item.key, set()).add(item.value)
+    return HostRows(nodes, services, usage, host_zones(session), metadata)
 
 
 def _has_room(session: Session, node: m.ComputeNode, flavor: dict[str, Any]) -> bool:
@@ -66,8 +85,9 @@ class SchedulingStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def host_rows(self) -> tuple[list[m.ComputeNode], dict[str, m.ComputeService], dict[int, NodeUsage]]:
-        """Every compute node, the nova-compute services by host, and the claimed usage by node id."""
+    async def host_rows(self) -> HostRows:
+        """Every compute node, the nova-compute services by host, the claimed usage by node id, the zones and
+        the aggregates' metadata by host."""
         return await self.db.run(_host_rows, write=False)
 
     async def group_hosts(self, group_uuid: str) -> list[str]:

@@ -23,8 +23,9 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import states
 from pocketstack.compute.store.actions import record_action
+from pocketstack.compute.store.aggregates import host_zones
 from pocketstack.compute.store.instances import mark_deleted, usage_dict, usage_query
-from pocketstack.compute.store.quotas import project_limits_sync
+from pocketstack.compute.store.quotas import project_limits_sync, user_limits_sync
 from pocketstack.settings import Settings
 
 # Called with the instance row inside the transaction: raises to refuse (policy, lock, state).
@@ -141,6 +142,15 @@ def _check_quota(session: Session, settings: Settings, new: NewServers) -> None:
         limit = limits[resource]
         if limit >= 0 and used[resource] + per_instance * count > limit:
             raise Forbidden(_quota_message(resource, per_instance * count, used[resource], limit))
+    # a user's own quota inside the project, where one is set (os-quota-sets?user_id=)
+    user_limits = user_limits_sync(session, settings, new.ctx.project_id, new.ctx.user_id)
+    if user_limits != limits:
+        mine = usage_dict(session.execute(usage_query(new.ctx.project_id).where(
+            m.Instance.user_id == new.ctx.user_id)).one())
+        for resource, per_instance in (("instances", 1), ("cores", new.vcpus), ("ram", new.memory_mb)):
+            limit = user_limits[resource]
+            if limit >= 0 and mine[resource] + per_instance * count > limit:
+                raise Forbidden(_quota_message(resource, per_instance * count, mine[resource], limit))
 
 
 def _write_servers(session: Session, settings: Settings, new: NewServers) -> None:
@@ -148,7 +158,7 @@ def _write_servers(session: Session, settings: Settings, new: NewServers) -> Non
     if new.group_uuid is not None:
         members = session.scalar(select(func.count()).select_from(m.ServerGroupMember).where(
             m.ServerGroupMember.group_uuid == new.group_uuid))
-        limit = settings.compute.quota_server_group_members
+        limit = project_limits_sync(session, settings, ctx.project_id)["server_group_members"]
         if limit >= 0 and members + len(new.instances) > limit:
             raise Forbidden(_quota_message("server_group_members", len(new.instances), members, limit))
     for columns in new.instances:
@@ -194,9 +204,7 @@ def _read_build_inputs(session: Session, ctx: RequestContext, flavor_ref: str, k
         if inputs.group is None or (inputs.group.project_id != ctx.project_id and not ctx.is_admin):
             raise BadRequest(f"Server group {group_uuid} could not be found.")
     if zone:
-        zones = set(session.scalars(select(m.ComputeService.availability_zone).where(
-            m.ComputeService.binary == "nova-compute")).all())
-        if zone not in zones:
+        if zone not in set(host_zones(session).values()):
             raise BadRequest(f"The requested availability zone is not available: {zone}")
     return inputs
 

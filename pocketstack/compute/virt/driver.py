@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -59,6 +61,17 @@ class HostResources:
     host_ip: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     traits: list[str] = field(default_factory=list)  # the driver's capabilities; the agent fills them in
+
+
+def host_uptime(proc: Path = Path("/proc")) -> str:
+    """` 08:32:11 up 3 days,  4:05,  0 users,  load average: 0.20, 0.12, 0.14`, from /proc/uptime and loadavg."""
+    seconds = int(float((proc / "uptime").read_text().split()[0]))
+    load = (proc / "loadavg").read_text().split()[:3]
+    days, rest = divmod(seconds, 86400)
+    hours, minutes = divmod(rest // 60, 60)
+    since = f"{days} day{'s' if days != 1 else ''}, " if days else ""
+    now = time.strftime("%H:%M:%S")
+    return f" {now} up {since}{hours:2d}:{minutes:02d},  0 users,  load average: {', '.join(load)}"
 
 
 def host_ip() -> str:
@@ -138,3 +151,8 @@ class ComputeDriver(ABC):
 
     @abstractmethod
     async def get_available_resource(self) -> HostResources: ...
+
+    async def get_host_uptime(self) -> str:
+        """The host's uptime as `uptime` prints it (`os-hypervisors/{id}/uptime`): both drivers run their guests
+        (real or simulated) on this machine, so both report its uptime and load."""
+        return host_uptime()

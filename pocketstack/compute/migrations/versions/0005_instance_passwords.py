@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0005_instance_passwords'
-down_revision = '0003_compute_node_traits'
+down_revision = '0004_aggregates'
 branch_labels = None
 depends_on = None
 

@@ -182,6 +182,8 @@ def run_foreground(settings: Settings) -> None:
             print_created_users(getattr(identity, "created_passwords", {}), settings.data_dir)
             print(f"clouds.yaml: {settings.data_dir / 'clouds.yaml'}; access log: "
                   f"{settings.data_dir / 'log' / 'access.log'}", flush=True)
+            if any(spec.name == "dashboard" for spec in cloud.specs):
+                print(f"dashboard: {settings.base_url('dashboard')}/", flush=True)
             print("pocketstack ready", flush=True)
 
         await cloud.run(stop, ready)

@@ -7,12 +7,13 @@ from pocketstack.common import tracing
 from pocketstack.common.service import Role, ServiceSpec
 from pocketstack.compute.spec import METADATA_SPEC
 from pocketstack.compute.spec import SPEC as COMPUTE
+from pocketstack.dashboard.spec import SPEC as DASHBOARD
 from pocketstack.identity.spec import SPEC as IDENTITY
 from pocketstack.image.spec import SPEC as IMAGE
 from pocketstack.network.spec import SPEC as NETWORK
 from pocketstack.volume.spec import SPEC as VOLUME
 
-SERVICES: list[ServiceSpec] = [IDENTITY, IMAGE, NETWORK, VOLUME, COMPUTE, METADATA_SPEC]
+SERVICES: list[ServiceSpec] = [IDENTITY, IMAGE, NETWORK, VOLUME, COMPUTE, METADATA_SPEC, DASHBOARD]
 
 # The servable roles, each stage's in the order `up --distributed` starts them. Stage 0 bootstraps the accounts,
 # the catalog and the secrets the others use; the RPC servers of stage 1 declare the topic queues (a message to a

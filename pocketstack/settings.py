@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pocketstack.common.config import CoreSettings
 from pocketstack.compute.settings import ComputeSettings, MetadataSettings
+from pocketstack.dashboard.settings import DashboardSettings
 from pocketstack.distributed.settings import DistributedSettings
 from pocketstack.identity.settings import IdentitySettings
 from pocketstack.image.settings import ImageSettings
@@ -23,6 +24,7 @@ class Settings(CoreSettings):
     volume: VolumeSettings = VolumeSettings()
     metadata: MetadataSettings = MetadataSettings()
     trace: TraceSettings = TraceSettings()
+    dashboard: DashboardSettings = DashboardSettings()
     distributed: DistributedSettings = DistributedSettings()
 
     @property

@@ -13,7 +13,9 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils
   # guest tests and bench/guest.py: SSH into guests
   openssh-client
   # docs/haproxy.cfg's test (distributed mode)
-  haproxy)
+  haproxy
+  # the dashboard: its front-end packages (npm) and its browser tests (Playwright drives Debian's chromium)
+  nodejs npm chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -44,4 +46,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# The dashboard's front-end libraries (package.json + package-lock.json), served from node_modules by the app
+if command -v npm >/dev/null; then
+  npm ci --no-audit --no-fund --silent
+else
+  echo "warning: npm missing: the dashboard serves its pages without htmx (no live updates)" >&2
+fi
 echo "pocketstack installed in $(pwd)/.venv"

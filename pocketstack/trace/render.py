@@ -100,6 +100,15 @@ async def _server(compute: ServiceClient, token: str, server: str) -> tuple[str,
 
 async def collect(settings: Settings, server: str) -> dict[str, Any]:
     uuid, name, request_id = await find_server(settings, server)
+    trace = await collect_request(settings, request_id)
+    if trace is None:
+        raise TraceError(f"no spans recorded for server {name} (request {request_id}); tracing may be off or "
+                         "the spans have expired")
+    return {"server": {"id": uuid, "name": name}, **trace}
+
+
+async def collect_request(settings: Settings, request_id: str) -> dict[str, Any] | None:
+    """The hops of one request (and the token issue before it) from the span store; None without spans."""
     store = TraceStore(settings)
     try:
         spans = await store.spans(request_id)
@@ -111,14 +120,13 @@ async def collect(settings: Settings, server: str) -> dict[str, Any]:
         await store.close()
     rows = ([issue] if issue is not None else []) + spans
     if not spans:
-        raise TraceError(f"no spans recorded for server {name} (request {request_id}); tracing may be off or "
-                         "the spans have expired")
+        return None
     origin = spans[0].start
     hops = [{"step": s.step, "from": s.source, "to": s.target, "kind": s.kind, "operation": s.operation,
              "offset_ms": round((s.start - origin) * 1000, 2), "duration_ms": round(s.duration * 1000, 2),
              "outcome": s.outcome, "request_id": s.request_id, "process": s.process} for s in rows]
     end = max(s.start + s.duration for s in spans)
-    return {"server": {"id": uuid, "name": name}, "request_id": request_id, "hops": hops,
+    return {"request_id": request_id, "hops": hops,
             "total_ms": round((end - origin) * 1000, 2)}
 
 

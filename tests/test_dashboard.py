@@ -1,0 +1,115 @@
+"""The dashboard in a real browser: Playwright driving Debian's chromium against the in-process cloud."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from pocketstack.compute.virt.fake import FakeDriver
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (scripts/install.sh installs it)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def bootable(admin) -> Iterator[None]:
+    """A public image and a flavor for the launch form."""
+    image = admin.image.create_image(name="web-cirros", data=b"\0" * 1024, disk_format="raw",
+                                     container_format="bare", visibility="public")
+    flavor = admin.compute.find_flavor("web.tiny") or admin.compute.create_flavor(name="web.tiny", ram=64,
+                                                                                  vcpus=1, disk=1)
+    yield
+    admin.image.delete_image(image)
+    admin.compute.delete_flavor(flavor)
+
+
+def _login(browser: object, cloud, user: str, password: str, project: str):
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.set_default_timeout(30000)
+    page.goto(cloud.url("dashboard") + "/login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.fill("input[name=project]", project)
+    page.click("#login")
+    page.wait_for_selector("text=Overview of")
+    return page
+
+
+def _launch(page, cloud, name: str) -> None:
+    page.goto(cloud.url("dashboard") + "/servers")
+    page.click("#launch")
+    page.fill("input[name=name]", name)
+    page.click("#submit-launch")
+    page.wait_for_selector(f"tr[data-server='{name}'], .error")
+    assert not page.locator(".error").count(), page.inner_text(".error")
+
+
+def test_login_launch_active_flow_logout(cloud, browser, bootable, prefix) -> None:
+    page = _login(browser, cloud, "demo", "demo-secret", "demo")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "pocketstack_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    _launch(page, cloud, f"{prefix}web")
+    # the status cell turns ACTIVE through htmx's polling, without a reload
+    page.wait_for_selector(f"tr[data-server='{prefix}web'] td.status:text-is('ACTIVE')")
+    page.click(f"tr[data-server='{prefix}web'] a:text-is('flow')")
+    page.wait_for_selector("svg.flow")
+    lanes = page.eval_on_selector_all("svg.flow g.lane", "els => els.map(e => e.dataset.lane)")
+    assert {"client", "compute-api", "conductor", "scheduler", "compute", "hypervisor"} <= set(lanes)
+    assert page.locator("svg.flow g.hop").count() >= 5
+    assert page.locator("svg.flow g.hop.failed").count() == 0
+    page.click("#logout")
+    page.wait_for_selector("#login")
+    page.goto(cloud.url("dashboard") + "/servers")
+    page.wait_for_selector("#login")  # the session is gone
+    page.close()
+
+
+def test_failed_boot_shows_the_red_hop(cloud, browser, bootable, prefix) -> None:
+    compute = next(s for s in cloud.thread.cloud.services if s.name == "compute")
+    hosts = [agent.host for agent in compute.agents]  # type: ignore[attr-defined]
+    FakeDriver.fail_spawn_on.update({h: "the disk exploded" for h in hosts})
+    try:
+        page = _login(browser, cloud, "demo", "demo-secret", "demo")
+        _launch(page, cloud, f"{prefix}bad")
+        page.wait_for_selector(f"tr[data-server='{prefix}bad'] td.status:text-is('ERROR')")
+    finally:
+        for h in hosts:
+            FakeDriver.fail_spawn_on.pop(h, None)
+    page.click(f"tr[data-server='{prefix}bad'] a:text-is('flow')")
+    page.wait_for_selector("svg.flow g.hop.failed")
+    assert "No valid host" in (page.text_content("svg.flow text.fault") or "")
+    page.close()
+
+
+def test_bad_input_shows_the_service_message(cloud, browser, prefix) -> None:
+    page = _login(browser, cloud, "demo", "demo-secret", "demo")
+    page.goto(cloud.url("dashboard") + "/volumes")
+    page.fill("input[name=name]", f"{prefix}vol")
+    page.fill("input[name=size]", "-3")
+    page.click("#create-volume")
+    page.wait_for_selector(".error")
+    page.close()
+
+
+def test_reader_sees_no_launch_button(cloud, browser, admin, prefix) -> None:
+    user = admin.identity.create_user(name=f"{prefix}reader", password="reader-secret", domain_id="default")
+    project = admin.identity.find_project("demo")
+    admin.identity.assign_project_role_to_user(project, user, admin.identity.find_role("reader"))
+    page = _login(browser, cloud, f"{prefix}reader", "reader-secret", "demo")
+    page.goto(cloud.url("dashboard") + "/servers")
+    page.wait_for_selector("#server-rows", state="attached")
+    assert page.locator("#launch").count() == 0
+    assert page.locator("#server-rows button").count() == 0
+    page.close()

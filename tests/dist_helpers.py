@@ -80,7 +80,7 @@ class Deployment:
         self.driver, self.host = driver, host
         self.name = f"pstest_{uuid.uuid4().hex[:10]}"
         self.ports = {name: free_port() for name in ("identity", "image", "network", "volume", "compute",
-                                                                 "metadata")}
+                                                                 "metadata", "dashboard")}
         self.env = {**os.environ, "POCKETSTACK_DISTRIBUTED__NAME": self.name,
                     "POCKETSTACK_DISTRIBUTED__DATABASE_SERVER_URL": PG_SERVER,
                     "POCKETSTACK_DISTRIBUTED__BROKER_URL": BROKER,

@@ -20,7 +20,7 @@ def lane_of(component: str) -> str:
     """A span's component as its lane: `compute@host1` is the compute agent; the database is drawn in its caller's
     lane (a DB hop is a box, not an arrow)."""
     name = component.split("@", 1)[0]
-    return name
+    return "compute" if name.startswith("compute.") else name  # a host's queue (compute.<host>): its agent
 
 
 def _failed(hop: dict[str, Any]) -> bool:
@@ -79,6 +79,6 @@ def render_svg(hops: list[dict[str, Any]], total_ms: float, fault: str | None = 
     if fault:
         out.append(f'<text class="fault" x="{LEFT}" y="{height - 14}" fill="{FAILED}" font-weight="bold">'
                    f'fault: {escape(fault[:160])}</text>')
-    out.append(f'<text x="{width - 8}" y="{TOP - 30}" text-anchor="end" fill="#57606a">total '
+    out.append(f'<text x="{LEFT + 10}" y="{TOP - 12}" fill="#57606a">total '
                f'{total_ms:.1f} ms</text></svg>')
     return "".join(out)

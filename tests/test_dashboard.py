@@ -113,3 +113,24 @@ def test_reader_sees_no_launch_button(cloud, browser, admin, prefix) -> None:
     assert page.locator("#launch").count() == 0
     assert page.locator("#server-rows button").count() == 0
     page.close()
+
+
+def test_volume_create_attach_and_csrf(cloud, browser, bootable, prefix) -> None:
+    page = _login(browser, cloud, "demo", "demo-secret", "demo")
+    _launch(page, cloud, f"{prefix}host")
+    page.wait_for_selector(f"tr[data-server='{prefix}host'] td.status:text-is('ACTIVE')")
+    page.goto(cloud.url("dashboard") + "/volumes")
+    page.fill("input[name=name]", f"{prefix}data")
+    page.fill("input[name=size]", "1")
+    page.click("#create-volume")
+    row = f"tr[data-volume='{prefix}data']"
+    page.wait_for_selector(f"{row} td.status:text-is('available')")
+    page.select_option(f"{row} select[name=server_id]", label=f"{prefix}host")
+    page.click(f"{row} button:text-is('attach')")
+    page.wait_for_selector(f"{row}, .error")
+    assert not page.locator(".error").count(), page.inner_text(".error")
+    page.wait_for_selector(f"{row} td.status:text-is('in-use')")  # polled while attaching
+    # a form posted without the session's CSRF token is refused, even with the session cookie
+    resp = page.request.post(cloud.url("dashboard") + "/volumes", form={"name": f"{prefix}forged", "size": "1"})
+    assert resp.status == 403
+    page.close()

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pocketstack.common.clients.base import ServiceClient
@@ -74,7 +76,10 @@ class SessionStore:
 
     def add(self, token: str, body: dict[str, Any], identity_url: str) -> str:
         sid = secrets.token_urlsafe(32)
-        self._sessions[sid] = UserSession(token, body, identity_url, time.time() + self.ttl)
+        expires = time.time() + self.ttl
+        with contextlib.suppress(KeyError, ValueError):  # never past the token's own expiry
+            expires = min(expires, datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00")).timestamp())
+        self._sessions[sid] = UserSession(token, body, identity_url, expires)
         return sid
 
     def drop(self, sid: str) -> UserSession | None:

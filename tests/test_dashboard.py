@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from pocketstack.compute.virt.fake import FakeDriver
 
@@ -56,7 +57,7 @@ def _launch(page, cloud, name: str) -> None:
     assert not page.locator(".error").count(), page.inner_text(".error")
 
 
-def test_login_launch_active_flow_logout(cloud, browser, bootable, prefix) -> None:
+def test_login_launch_active_flow_logout(cloud, browser, bootable, admin, prefix) -> None:
     page = _login(browser, cloud, "demo", "demo-secret", "demo")
     cookie = next(c for c in page.context.cookies() if c["name"] == "pocketstack_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -69,8 +70,13 @@ def test_login_launch_active_flow_logout(cloud, browser, bootable, prefix) -> No
     assert {"client", "compute-api", "conductor", "scheduler", "compute", "hypervisor"} <= set(lanes)
     assert page.locator("svg.flow g.hop").count() >= 5
     assert page.locator("svg.flow g.hop.failed").count() == 0
+    dashboard = next(s for s in cloud.thread.cloud.services if s.name == "dashboard")
+    token = dashboard.sessions.get(cookie["value"]).token  # type: ignore[attr-defined]
     page.click("#logout")
     page.wait_for_selector("#login")
+    check = requests.get(cloud.auth_url + "/auth/tokens", timeout=10,
+                         headers={"X-Auth-Token": admin.session.get_token(), "X-Subject-Token": token})
+    assert check.status_code == 404  # logout revoked the token
     page.goto(cloud.url("dashboard") + "/servers")
     page.wait_for_selector("#login")  # the session is gone
     page.close()

@@ -14,13 +14,15 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc qemu-utils
   openssh-client
   # docs/haproxy.cfg's test (distributed mode)
   haproxy
-  # the dashboard: its front-end packages (npm) and its browser tests (Playwright drives Debian's chromium)
-  nodejs npm chromium)
+  # the dashboard's browser tests (Playwright drives Debian's chromium)
+  chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# the dashboard's front-end packages come through npm: Debian's only where no Node.js with npm is installed
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "installing Debian packages: ${missing[*]}"

@@ -314,6 +314,12 @@ def test_sdk_crud_regions_services_endpoints(cloud, prefix):
     endpoint = admin.identity.create_endpoint(service_id=service.id, interface="public",
                                               url="http://example.test:1234/v1", region_id=region.id)
     assert admin.identity.get_endpoint(endpoint.id).url == "http://example.test:1234/v1"
+    # an update naming a region that does not exist yet makes it, as Keystone does
+    moved = admin.identity.update_endpoint(endpoint, region_id=f"{prefix}-region2")
+    assert moved.region_id == f"{prefix}-region2"
+    assert admin.identity.get_region(f"{prefix}-region2").id == f"{prefix}-region2"
+    admin.identity.update_endpoint(endpoint, region_id=region.id)
+    admin.identity.delete_region(f"{prefix}-region2")
     catalog = requests.get(cloud.auth_url + "/auth/catalog",
                            headers={"X-Auth-Token": admin.session.get_token()}).json()["catalog"]
     assert any(s["type"] == f"{prefix}-type" for s in catalog)

@@ -92,14 +92,20 @@ async def _check_service(session: AsyncSession, service_id: str) -> None:
         raise BadRequest(f"Invalid input: service {service_id} does not exist.")
 
 
+async def _ensure_region(session: AsyncSession, region_id: str) -> None:
+    """A region an endpoint names that does not exist yet is created with it, as Keystone does."""
+    if await session.get(m.Region, region_id) is None:
+        session.add(m.Region(id=region_id, description="", extra={}))
+        await session.flush()  # the region row before the endpoint that refers to it
+
+
 async def create_endpoint(db: Database, fields: dict[str, Any]) -> m.Endpoint:
-    """An endpoint; a region it names that does not exist yet is created with it, as Keystone does."""
+    """An endpoint, with its region made if it does not exist yet."""
     async def write(session: AsyncSession) -> m.Endpoint:
         endpoint = m.Endpoint(**fields)
         await _check_service(session, endpoint.service_id)
-        if endpoint.region_id and await session.get(m.Region, endpoint.region_id) is None:
-            session.add(m.Region(id=endpoint.region_id, description="", extra={}))
-            await session.flush()  # the region row before the endpoint that refers to it
+        if endpoint.region_id:
+            await _ensure_region(session, endpoint.region_id)
         session.add(endpoint)
         return endpoint
     return await db.run(write, write=True)
@@ -123,8 +129,7 @@ async def update_endpoint(db: Database, endpoint_id: str, service_id: str | None
         for attr, value in changes.items():
             setattr(endpoint, attr, value)
         if region_id:
-            if await session.get(m.Region, region_id) is None:
-                raise BadRequest(f"Invalid input: region {region_id} does not exist.")
+            await _ensure_region(session, region_id)
             endpoint.region_id = region_id
         return endpoint
     return await db.run(write, write=True)

@@ -9,7 +9,7 @@ import netaddr
 import openstack
 import pytest
 import requests
-from network_helpers import call
+from network_helpers import call, error
 
 
 def test_discovery_catalog_and_extensions(cloud: Any, admin: Any) -> None:
@@ -314,3 +314,42 @@ def test_tags_cli_sdk_and_filters(cloud: Any, admin: Any, demo: Any, prefix: str
         admin.network.delete_port(port)
     finally:
         cloud.cli("network", "delete", net["id"], other.id)
+
+
+def test_bulk_create_is_all_or_nothing(admin: Any, cloud: Any, prefix: str) -> None:
+    status, body = call(cloud, admin, "POST", "/v2.0/networks",
+                        {"networks": [{"name": f"{prefix}-bulk1"}, {"name": f"{prefix}-bulk2"}]})
+    assert status == 201 and [n["name"] for n in body["networks"]] == [f"{prefix}-bulk1", f"{prefix}-bulk2"]
+    net_id = body["networks"][0]["id"]
+    # the second port asks for an address outside the subnet: neither port is left behind
+    call(cloud, admin, "POST", "/v2.0/subnets",
+         {"subnet": {"network_id": net_id, "cidr": "10.77.0.0/24", "ip_version": 4}})
+    status, body = call(cloud, admin, "POST", "/v2.0/ports", {"ports": [
+        {"network_id": net_id, "name": f"{prefix}-p1"},
+        {"network_id": net_id, "name": f"{prefix}-p2", "fixed_ips": [{"ip_address": "10.99.0.5"}]}]})
+    assert status == 400 and "NeutronError" in body
+    assert [p for p in admin.network.ports(network_id=net_id) if p.name.startswith(prefix)] == []
+    assert error(call(cloud, admin, "POST", "/v2.0/networks", {"networks": []}))[0] == 400
+    port = admin.network.create_port(network_id=net_id, name=f"{prefix}-p3")
+    status, body = call(cloud, admin, "GET", "/v2.0/ports?fixed_ips=ip_address_substr=10.77.0")
+    assert status == 200 and port.id in [p["id"] for p in body["ports"]]
+    status, body = call(cloud, admin, "GET", "/v2.0/ports?fixed_ips=ip_address_substr=10.78.")
+    assert port.id not in [p["id"] for p in body["ports"]]
+    admin.network.delete_port(port)
+    for name in (f"{prefix}-bulk1", f"{prefix}-bulk2"):
+        admin.network.delete_network(admin.network.find_network(name))
+
+
+def test_router_routes_null_and_rule_port_errors(admin: Any, cloud: Any, prefix: str) -> None:
+    router = admin.network.create_router(name=f"{prefix}-r")
+    status, body = call(cloud, admin, "PUT", f"/v2.0/routers/{router.id}", {"router": {"routes": None}})
+    assert status == 200 and body["router"]["routes"] == []
+    group = admin.network.create_security_group(name=f"{prefix}-sg")
+    for low, high, message in ((-16, 80, "Invalid value for port -16"), (80, 65536, "Invalid value for port 65536"),
+                               (None, 6, "port_range_min must be <= port_range_max")):
+        status, body = call(cloud, admin, "POST", "/v2.0/security-group-rules", {"security_group_rule": {
+            "security_group_id": group.id, "direction": "ingress", "protocol": "tcp",
+            "port_range_min": low, "port_range_max": high}})
+        assert status == 400 and message in body["NeutronError"]["message"], body
+    admin.network.delete_security_group(group)
+    admin.network.delete_router(router)

@@ -159,8 +159,8 @@ class L3(Ports):
             if "external_gateway_info" in data:
                 self._enforce_gateway("update_router", ctx, data["external_gateway_info"], target)
                 await self._set_gateway(session, ctx, router, data["external_gateway_info"])
-            if data.get("routes") is not None:
-                router.routes = await self._router_routes(session, router, data["routes"])
+            if "routes" in data:
+                router.routes = await self._router_routes(session, router, data["routes"] or [])
             for attr in ("name", "description", "admin_state_up"):
                 if attr in data:
                     setattr(router, attr, data[attr])

@@ -200,16 +200,16 @@ class SecurityGroups(Core):
             if protocol == "any":
                 protocol = None
         low, high = data.get("port_range_min"), data.get("port_range_max")
+        for value in (low, high):
+            if value is not None and not 0 <= value <= 65535:
+                raise BadRequest(f"Invalid value for port {value}", error_type="SecurityGroupInvalidPortValue")
         if (low is not None or high is not None) and protocol is None:
             raise BadRequest("Must also specify protocol if port range is given.",
                              error_type="SecurityGroupProtocolRequiredWithPorts")
         if protocol in PORT_PROTOCOLS and (low is not None or high is not None):
-            if low is None or high is None:
-                low, high = low if low is not None else high, high if high is not None else low
-            if not (1 <= low <= 65535 and 1 <= high <= 65535):
-                raise BadRequest(f"Invalid value for port {low if not 1 <= low <= 65535 else high}.",
-                                 error_type="SecurityGroupInvalidPortValue")
-            if low > high:
+            if low == 0 or high == 0:
+                raise BadRequest("Invalid value for port 0", error_type="SecurityGroupInvalidPortValue")
+            if low is None or high is None or low > high:  # both ends, in order, as Neutron requires
                 raise BadRequest("For TCP/UDP protocols, port_range_min must be <= port_range_max",
                                  error_type="SecurityGroupInvalidPortRange")
         elif protocol in ICMP_PROTOCOLS:

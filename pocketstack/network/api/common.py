@@ -85,7 +85,11 @@ def _matches(value: Any, wanted: list[str]) -> bool:
         for w in wanted:
             if "=" in w and any(isinstance(v, dict) for v in value):
                 k, _, v = w.partition("=")
-                if any(isinstance(d, dict) and str(d.get(k)) == v for d in value):
+                if k.endswith("_substr"):  # fixed_ips=ip_address_substr=... (Neutron's ip-substring-filtering)
+                    base = k.removesuffix("_substr")
+                    if any(isinstance(d, dict) and v in str(d.get(base, "")) for d in value):
+                        return True
+                elif any(isinstance(d, dict) and str(d.get(k)) == v for d in value):
                     return True
             elif w in [str(v) for v in value]:
                 return True
@@ -219,9 +223,36 @@ class Resource:
         return listing(request, key, items, self.attributes)
 
     async def _create(self, request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, dict) and self.collection in body:
+            return await self._create_bulk(request, body[self.collection])
         data = await parse(request, self.kind, self.create)
         created = await getattr(manager(request), f"create_{self.kind}")(context(request), data)
         return shown(request, self.kind, created, 201)
+
+    async def _create_bulk(self, request: Request, items: Any) -> Response:
+        """Bulk create (`{"networks": [...]}`), all or nothing: every item is validated before any is made, and
+        if making one fails those already made are deleted again, as Neutron's emulated bulk does."""
+        if not isinstance(items, list) or not items or not all(isinstance(item, dict) for item in items):
+            raise BadRequest(f"Resource body required: '{self.collection}' must be a non-empty list of objects.")
+        try:
+            datas = [self.create.model_validate(item).model_dump(by_alias=True, exclude_unset=True)
+                     for item in items]
+        except ValidationError as exc:
+            raise BadRequest(describe(exc))
+        mgr, ctx = manager(request), context(request)
+        created: list[dict[str, Any]] = []
+        try:
+            for data in datas:
+                created.append(await getattr(mgr, f"create_{self.kind}")(ctx, data))
+        except BaseException:
+            for item in reversed(created):
+                await getattr(mgr, f"delete_{self.kind}")(ctx, item["id"])
+            raise
+        fields = _fields(request)
+        if fields:
+            created = [{k: v for k, v in item.items() if k in fields} for item in created]
+        return json_response({self.collection: created}, status=201)
 
     async def _show(self, request: Request, resource_id: str) -> Response:
         return shown(request, self.kind,

@@ -28,7 +28,7 @@ class RouterUpdate(Body):
     description: str = Name
     admin_state_up: bool = True
     external_gateway_info: GatewayInfo | None = None
-    routes: list[Route] = []
+    routes: list[Route] | None = []  # null clears them, as Neutron reads it
 
 
 class RouterCreate(RouterUpdate, Owned):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-
 from pocketstack.network.api.common import Body, Resource
 from pocketstack.network.api.core import Name, Owned
 
@@ -31,8 +29,8 @@ class RuleCreate(Owned):
     direction: Literal["ingress", "egress"]
     ethertype: Literal["IPv4", "IPv6"] = "IPv4"
     protocol: str | int | None = None
-    port_range_min: int | None = Field(None, ge=0, le=65535)
-    port_range_max: int | None = Field(None, ge=0, le=65535)
+    port_range_min: int | None = None  # 0-65535, checked with Neutron's message by the manager
+    port_range_max: int | None = None
     remote_ip_prefix: str | None = None
     remote_group_id: str | None = None
     remote_address_group_id: None = None

@@ -18,6 +18,8 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
                     "external gateway"),
     "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
     "filter-validation": ("Filter parameters validation", "Provides validation on filter parameters."),
+    "ip-substring-filtering": ("IP address substring filtering",
+                               "Provides IP address substring filtering when listing ports"),
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource."),
     "net-mtu-writable": ("Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
     "network-ip-availability": ("Network IP Availability", "Provides IP availability data for each network and "

@@ -209,7 +209,7 @@ def paginate(request: Request, items: Sequence[Any], sort: list[tuple[str, bool]
     if q.get("marker"):
         position = next((i for i, item in enumerate(ordered) if ident(item) == q["marker"]), None)
         if position is None:
-            raise BadRequest(f"Invalid input received: marker [{q['marker']}] not found.")
+            raise NotFound(f"Marker {q['marker']} could not be found.")  # Cinder's MarkerNotFound
         ordered = ordered[position + 1:]
     if q.get("offset"):
         ordered = ordered[int_param(q["offset"], "offset"):]

@@ -26,8 +26,9 @@ def _service_view(request: Request, svc: Service) -> dict[str, Any]:
     up = _up(svc, request)
     body: dict[str, Any] = {"binary": svc.binary, "host": svc.host, "zone": svc.availability_zone,
                             "status": "disabled" if svc.disabled else "enabled", "state": "up" if up else "down",
-                            "updated_at": isotime(svc.updated_at), "disabled_reason": svc.disabled_reason,
-                            "cluster": None}
+                            "updated_at": isotime(svc.updated_at), "disabled_reason": svc.disabled_reason}
+    if version(request) >= "3.7":
+        body["cluster"] = None
     if svc.binary == scheduler.VOLUME_BINARY:
         body.update(replication_status="disabled", active_backend_id=None, frozen=False)
         if version(request) >= "3.49":

@@ -37,7 +37,7 @@ SNAPSHOT_SORT = {"id": "id", "name": "name", "status": "status", "created_at": "
 
 class SnapshotCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    volume_id: str
+    volume_id: str | None = None  # null: the volume is not found (404), as Cinder answers
     name: str | None = Field(None, max_length=255)
     description: str | None = Field(None, max_length=255)
     display_name: str | None = Field(None, max_length=255)
@@ -67,7 +67,7 @@ async def create_snapshot(request: Request) -> Response:
         fields={"name": body.name or body.display_name, "description": body.description or body.display_description})
     await state(request).manager.create_snapshot(host, snapshot_id)
     snap = await store.get_snapshot(db, snapshot_id, ctx)
-    return json_response({"snapshot": snapshot_detail(request, snap, ctx)}, status=202)
+    return json_response({"snapshot": snapshot_detail(request, snap, ctx, extended=False)}, status=202)
 
 
 def _matches(snap: Snapshot, filters: dict[str, str]) -> bool:
@@ -127,7 +127,7 @@ async def update_snapshot(request: Request, snapshot_id: str) -> Response:
         changes["description"] = body.description if "description" in fields else body.display_description
     snap = await store.update_snapshot(state(request).db, ctx, authorize(request, "volume:update_snapshot"),
                                        snapshot_id, changes)
-    return json_response({"snapshot": snapshot_detail(request, snap, ctx)})
+    return json_response({"snapshot": snapshot_detail(request, snap, ctx, extended=False)})
 
 
 async def _start_delete(request: Request, snapshot_id: str, action: str, force: bool) -> None:

@@ -69,7 +69,7 @@ async def create_type(request: Request) -> Response:
     specs = check_metadata({k: str(v) if isinstance(v, bool | int) else v for k, v in (body.extra_specs or {}).items()},
                            "extra_specs")
     vtype = await store.create_type(state(request).db, name, body.description, body.is_public, specs)
-    return json_response({"volume_type": type_view(request, vtype, ctx)})
+    return json_response({"volume_type": type_view(request, vtype, ctx, answer="create")})
 
 
 async def update_type(request: Request, type_id: str) -> Response:
@@ -80,7 +80,7 @@ async def update_type(request: Request, type_id: str) -> Response:
     vtype = await store.update_type(state(request).db, state(request).settings, type_id, name=body.name,
                                     description=("description" in body.model_fields_set, body.description),
                                     is_public=body.is_public)
-    return json_response({"volume_type": type_view(request, vtype, ctx)})
+    return json_response({"volume_type": type_view(request, vtype, ctx, answer="update")})
 
 
 async def delete_type(request: Request, type_id: str) -> Response:

@@ -35,7 +35,9 @@ def volume_summary(request: Request, vol: Volume) -> dict[str, Any]:
     return {"id": vol.id, "name": vol.name, "links": links(request, "volumes", vol.id)}
 
 
-def volume_detail(request: Request, vol: Volume, ctx: RequestContext) -> dict[str, Any]:
+def volume_detail(request: Request, vol: Volume, ctx: RequestContext, extended: bool = True) -> dict[str, Any]:
+    """A volume as Cinder shows it; `extended=False` for the create and update answers, which Cinder gives
+    without the attributes its extensions add to show and list (tenant, host, migration, image metadata)."""
     ver = version(request)
     body: dict[str, Any] = {
         "id": vol.id, "status": vol.status, "size": vol.size, "availability_zone": vol.availability_zone,
@@ -47,16 +49,10 @@ def volume_detail(request: Request, vol: Volume, ctx: RequestContext) -> dict[st
         "consistencygroup_id": None, "multiattach": vol.multiattach,
         "attachments": volume_attachments(vol, ctx),
     }
-    if _allowed(request, ctx, "volume_extension:volume_tenant_attribute", vol.project_id):
-        body["os-vol-tenant-attr:tenant_id"] = vol.project_id
-    if _allowed(request, ctx, "volume_extension:volume_host_attribute", vol.project_id):
-        body["os-vol-host-attr:host"] = vol.host
-    if _allowed(request, ctx, "volume_extension:volume_mig_status_attribute", vol.project_id):
-        body["os-vol-mig-status-attr:migstat"] = vol.migration_status
-        body["os-vol-mig-status-attr:name_id"] = None
+    if ctx.is_admin:
         body["migration_status"] = vol.migration_status
-    if vol.image_metadata and _allowed(request, ctx, "volume_extension:volume_image_metadata:show", vol.project_id):
-        body["volume_image_metadata"] = dict(vol.image_metadata)
+    if extended:
+        _extension_attributes(request, ctx, vol, body)
     if ver >= "3.13":
         body["group_id"] = None
     if ver >= "3.21" and ctx.is_admin:
@@ -73,14 +69,29 @@ def volume_detail(request: Request, vol: Volume, ctx: RequestContext) -> dict[st
     return body
 
 
-def snapshot_detail(request: Request, snap: Snapshot, ctx: RequestContext) -> dict[str, Any]:
+def _extension_attributes(request: Request, ctx: RequestContext, vol: Volume, body: dict[str, Any]) -> None:
+    if _allowed(request, ctx, "volume_extension:volume_tenant_attribute", vol.project_id):
+        body["os-vol-tenant-attr:tenant_id"] = vol.project_id
+    if _allowed(request, ctx, "volume_extension:volume_host_attribute", vol.project_id):
+        body["os-vol-host-attr:host"] = vol.host
+    if _allowed(request, ctx, "volume_extension:volume_mig_status_attribute", vol.project_id):
+        body["os-vol-mig-status-attr:migstat"] = vol.migration_status
+        body["os-vol-mig-status-attr:name_id"] = None
+        body["migration_status"] = vol.migration_status
+    if vol.image_metadata and _allowed(request, ctx, "volume_extension:volume_image_metadata:show", vol.project_id):
+        body["volume_image_metadata"] = dict(vol.image_metadata)
+
+
+def snapshot_detail(request: Request, snap: Snapshot, ctx: RequestContext, extended: bool = True
+                    ) -> dict[str, Any]:
+    """A snapshot; `extended=False` for the create and update answers, without the extended attributes."""
     ver = version(request)
     body: dict[str, Any] = {
         "id": snap.id, "created_at": isotime(snap.created_at), "updated_at": isotime(snap.updated_at),
         "name": snap.name, "description": snap.description, "volume_id": snap.volume_id, "status": snap.status,
         "size": snap.volume_size, "metadata": {i.key: i.value for i in snap.metadata_items},
     }
-    if _allowed(request, ctx, "volume_extension:extended_snapshot_attributes", snap.project_id):
+    if extended and _allowed(request, ctx, "volume_extension:extended_snapshot_attributes", snap.project_id):
         body["os-extended-snapshot-attributes:project_id"] = snap.project_id
         body["os-extended-snapshot-attributes:progress"] = snap.progress
     if ver >= "3.14":
@@ -102,13 +113,17 @@ def attachment_detail(att: VolumeAttachment) -> dict[str, Any]:
             "connection_info": att.connection_info or {}}
 
 
-def type_view(request: Request, vtype: VolumeType, ctx: RequestContext) -> dict[str, Any]:
+def type_view(request: Request, vtype: VolumeType, ctx: RequestContext, answer: str = "show") -> dict[str, Any]:
+    """A volume type; `answer` "create" leaves out qos_specs_id and "update" gives only the type's own fields,
+    as Cinder's create and update answers do."""
     specs = {s.key: s.value for s in vtype.extra_specs}
     if not _allowed(request, ctx, "volume_extension:access_types_extra_specs", ctx.project_id):
         specs = {k: v for k, v in specs.items() if k in USER_VISIBLE_EXTRA_SPECS}
     body: dict[str, Any] = {"id": vtype.id, "name": vtype.name, "description": vtype.description,
                             "is_public": vtype.is_public, "os-volume-type-access:is_public": vtype.is_public,
                             "extra_specs": specs}
-    if ctx.is_admin:
+    if answer == "update":
+        return {k: body[k] for k in ("id", "name", "description", "is_public", "extra_specs")}
+    if ctx.is_admin and answer == "show":
         body["qos_specs_id"] = None
     return body

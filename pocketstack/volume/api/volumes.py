@@ -161,8 +161,8 @@ async def create_volume(request: Request) -> Response:
         except Exception as exc:
             log.exception("could not hand volume %s to its volume service", volume_id)
             await store.fail_create(db, volume_id, f"the volume service could not be reached ({type(exc).__name__}).")
-    return json_response({"volume": volume_detail(request, await store.get_volume(db, volume_id, ctx), ctx)},
-                         status=202)
+    created = await store.get_volume(db, volume_id, ctx)
+    return json_response({"volume": volume_detail(request, created, ctx, extended=False)}, status=202)
 
 
 # ----- list, show ------------------------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ async def update_volume(request: Request, volume_id: str) -> Response:
         changes["description"] = body.description if "description" in fields else body.display_description
     vol = await store.update_volume(state(request).db, ctx, authorize(request, "volume:update"), volume_id, changes,
                                     metadata)
-    return json_response({"volume": volume_detail(request, vol, ctx)})
+    return json_response({"volume": volume_detail(request, vol, ctx, extended=False)})
 
 
 async def _start_delete(request: Request, volume_id: str, *, cascade: bool, force: bool) -> None:

@@ -36,6 +36,25 @@ def bootable(admin) -> Iterator[None]:
     admin.compute.delete_flavor(flavor)
 
 
+@pytest.fixture(autouse=True)
+def leaves_nothing(demo, admin, prefix) -> Iterator[None]:
+    """What a test made through the pages (its names carry the prefix) is deleted, so later tests start clean."""
+    yield
+    servers = [s for s in demo.compute.servers() if s.name.startswith(prefix)]
+    for volume in demo.block_storage.volumes():
+        if volume.name and volume.name.startswith(prefix):
+            for attachment in volume.attachments:
+                demo.compute.delete_volume_attachment(attachment["server_id"], volume.id)
+            demo.block_storage.wait_for_status(volume, "available", wait=60)
+            demo.block_storage.delete_volume(volume)
+            demo.block_storage.wait_for_delete(volume, wait=60)
+    for server in servers:
+        demo.compute.delete_server(server)
+        demo.compute.wait_for_delete(server, wait=60)
+    for user in admin.identity.users(name=f"{prefix}reader"):
+        admin.identity.delete_user(user)
+
+
 def _login(browser: object, cloud, user: str, password: str, project: str):
     page = browser.new_page()  # type: ignore[attr-defined]
     page.set_default_timeout(30000)

@@ -96,7 +96,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["path"] in (HEALTH_PATH, "/metrics") and scope["method"] in ("GET", "HEAD"):
-            await self._operations(scope, send)
+            await serve_operations(scope, send, self.health)
             return
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -179,28 +179,44 @@ class EdgeMiddleware:
                        request_id=request_id, span_id=span_id, parent_id=parent_id,
                        audit_id=state.get("trace_audit_id") or getattr(state.get("context"), "audit_id", None))
 
-    async def _operations(self, scope: Scope, send: Send) -> None:
-        """`/healthcheck` and `/metrics`: no token needed, no request id, not counted in the metrics."""
-        if scope["path"] == "/metrics":
-            body, content_type = metrics.exposition()
-            status = 200
+
+async def serve_operations(scope: Scope, send: Send, health: Sequence[HealthCheck]) -> None:
+    """`/healthcheck` and `/metrics`: no token needed, no request id, not counted in the metrics."""
+    if scope["path"] == "/metrics":
+        body, content_type = metrics.exposition()
+        status = 200
+    else:
+        healthy, reasons = await run_checks(list(health))
+        status = 200 if healthy else 503
+        accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+        if "application/json" in accept:
+            body = orjson.dumps({"detailed": True, "reasons": [
+                {k: v for k, v in r.items() if k != "ok"} for r in reasons]})
+            content_type = "application/json"
         else:
-            healthy, reasons = await run_checks(self.health)
-            status = 200 if healthy else 503
-            accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
-            if "application/json" in accept:
-                body = orjson.dumps({"detailed": True, "reasons": [
-                    {k: v for k, v in r.items() if k != "ok"} for r in reasons]})
-                content_type = "application/json"
-            else:
-                down = [f"{r['class']}: {r['reason']}" for r in reasons if not r["ok"]]
-                body = ("; ".join(down) if down else "OK").encode()
-                content_type = "text/plain; charset=utf-8"
-            if scope["method"] == "HEAD":
-                status, body = (204 if healthy else 503), b""
-        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
+            down = [f"{r['class']}: {r['reason']}" for r in reasons if not r["ok"]]
+            body = ("; ".join(down) if down else "OK").encode()
+            content_type = "text/plain; charset=utf-8"
+        if scope["method"] == "HEAD":
+            status, body = (204 if healthy else 503), b""
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
+
+
+class OperationsEndpoints:
+    """`/healthcheck` and `/metrics` in front of an app that is not built by `create_app` (the dashboard)."""
+
+    def __init__(self, app: ASGIApp, health: Sequence[HealthCheck] = ()) -> None:
+        self.app = app
+        self.health = list(health)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in (HEALTH_PATH, "/metrics") and scope["method"] in ("GET",
+                                                                                                         "HEAD"):
+            await serve_operations(scope, send, self.health)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(

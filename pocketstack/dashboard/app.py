@@ -10,9 +10,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from pocketstack.common.app import OperationsEndpoints
 from pocketstack.common.clients.identity import IdentityClient
 from pocketstack.common.errors import APIError
+from pocketstack.common.health import HealthCheck
 from pocketstack.dashboard import pages
 from pocketstack.dashboard.session import COOKIE, SessionStore, UserSession
 from pocketstack.dashboard.web import first, form, render
@@ -49,7 +52,8 @@ PAGES: list[tuple[str, Any, bool, list[str]]] = [
 ]
 
 
-def create_app(settings: Any, sessions: SessionStore) -> Starlette:
+def create_app(settings: Any, sessions: SessionStore) -> ASGIApp:
+    """The pages behind `/healthcheck` and `/metrics` (healthy when Keystone, which every login needs, answers)."""
     identity_url = settings.base_url("identity")
 
     def guarded(handler: Any, write: bool = False) -> Any:
@@ -114,4 +118,5 @@ def create_app(settings: Any, sessions: SessionStore) -> Starlette:
               Route("/switch", guarded(switch_project), methods=["POST"]),
               Route("/servers/{server_id}/flow", guarded(pages.flow(settings)))]
     routes += [Route(path, guarded(handler, write), methods=methods) for path, handler, write, methods in PAGES]
-    return Starlette(routes=routes)
+    identity = HealthCheck("identity", lambda: IdentityClient(identity_url).request("GET", "/v3", ok=(200,)))
+    return OperationsEndpoints(Starlette(routes=routes), [identity])

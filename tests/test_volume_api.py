@@ -557,3 +557,55 @@ def test_a_failed_upload_deletes_the_image_and_frees_the_volume(api: VolumeAPI, 
         message["user_message"], message
     assert not list((cloud.settings.data_dir / "volumes").glob(".export-*"))
     api.delete_volume(vol["id"])
+
+
+def test_hosts_extensions_snapshot_status_readonly_and_missing_ids(api: VolumeAPI, demo_api: VolumeAPI,
+                                                                   prefix: str) -> None:
+    vol = api.create_volume(size=1, name=f"{prefix}-h")
+    snap_id = None
+    try:
+        hosts = api("GET", "/os-hosts")[1]["hosts"]
+        backends = [h["host_name"] for h in hosts if h["service"] == "cinder-volume"]
+        assert backends and {h["service"] for h in hosts} >= {"cinder-scheduler", "cinder-volume"}
+        rows = [r["resource"] for r in api("GET", f"/os-hosts/{backends[0]}")[1]["host"]]
+        assert rows[0]["project"] == "(total)" and int(rows[0]["volume_count"]) >= 1
+        assert any(r["project"] == api.project_id for r in rows[1:])
+        assert fault(api("GET", "/os-hosts/nowhere@none"))[0] == 404
+        assert fault(demo_api("GET", "/os-hosts"))[0] == 403
+        names = {e["name"] for e in demo_api("GET", "/extensions")[1]["extensions"]}
+        assert {"Hosts", "Services", "VolumeActions"} <= names
+
+        # the readonly flag shows among the metadata, as Cinder's visible admin metadata
+        assert api("POST", f"/volumes/{vol['id']}/action", {"os-update_readonly_flag": {"readonly": True}})[0] == 202
+        assert api("GET", f"/volumes/{vol['id']}")[1]["volume"]["metadata"] == {"readonly": "True"}
+
+        # os-update_snapshot_status: creating -> error with its progress; other transitions are 400
+        code, body = api("POST", "/snapshots", {"snapshot": {"volume_id": vol["id"], "name": f"{prefix}-s"}})
+        assert code == 202, body
+        snap_id = body["snapshot"]["id"]
+        api.wait("snapshot", snap_id, "available")
+        update = {"os-update_snapshot_status": {"status": "error", "progress": "80%"}}
+        assert fault(api("POST", f"/snapshots/{snap_id}/action", update))[0] == 400  # available -> error
+        assert api("POST", f"/snapshots/{snap_id}/action", {"os-reset_status": {"status": "creating"}})[0] == 202
+        assert fault(demo_api("POST", f"/snapshots/{snap_id}/action", update))[0] == 404  # not demo's
+        assert api("POST", f"/snapshots/{snap_id}/action", update)[0] == 202
+        shown = api("GET", f"/snapshots/{snap_id}")[1]["snapshot"]
+        assert (shown["status"], shown["os-extended-snapshot-attributes:progress"]) == ("error", "80%")
+
+        # a path that leaves the id out names nothing (Cinder: 404), never the list
+        for method in ("GET", "PUT", "DELETE"):
+            assert fault(api(method, "/volumes/", {"volume": {}} if method == "PUT" else None))[0] == 404
+        # a full page links to the next one, even when that one is empty
+        page = api("GET", f"/volumes?name={prefix}-h&limit=1")[1]
+        assert [v["id"] for v in page["volumes"]] == [vol["id"]] and page["volumes_links"][0]["rel"] == "next"
+        assert api("GET", f"/volumes?name={prefix}-h&limit=2")[1].get("volumes_links") is None
+        # a detach of a volume with nothing attached makes it available (Cinder's manager)
+        assert api("POST", f"/volumes/{vol['id']}/action", {"os-reset_status": {"status": "error"}})[0] == 202
+        assert api("POST", f"/volumes/{vol['id']}/action", {"os-detach": {}})[0] == 202
+        assert api("GET", f"/volumes/{vol['id']}")[1]["volume"]["status"] == "available"
+    finally:
+        if snap_id:
+            api("POST", f"/snapshots/{snap_id}/action", {"os-force_delete": {}})
+            api.wait("snapshot", snap_id, "deleted")
+        api("POST", f"/volumes/{vol['id']}/action", {"os-update_readonly_flag": {"readonly": False}})
+        api.delete_volume(vol["id"])

@@ -61,6 +61,7 @@ VOLUME_POLICIES: dict[str, str] = {
     "volume:delete_snapshot_metadata": MEMBER,
     "volume_extension:extended_snapshot_attributes": READER,
     "volume_extension:snapshot_admin_actions:reset_status": ADMIN,
+    "snapshot_extension:snapshot_actions:update_snapshot_status": MEMBER,
     "volume_extension:snapshot_admin_actions:force_delete": ADMIN,
     "volume_extension:type_get_all": ANY,
     "volume_extension:type_get": ANY,
@@ -93,5 +94,6 @@ VOLUME_POLICIES: dict[str, str] = {
     "volume_extension:services:update": ADMIN,
     "scheduler_extension:scheduler_stats:get_pools": ADMIN,
     "volume_extension:capabilities": ADMIN,
+    "volume_extension:hosts": ADMIN,
     "volume_extension:availability_zone_list": ANY,
 }

@@ -9,7 +9,7 @@ from pocketstack.common.errors import BadRequest, PayloadTooLarge
 from pocketstack.settings import Settings
 from pocketstack.volume import models as m
 
-RESOURCES = ("volumes", "snapshots", "gigabytes", "per_volume_gigabytes")
+RESOURCES = ("volumes", "snapshots", "gigabytes", "per_volume_gigabytes", "backups", "backup_gigabytes", "groups")
 COUNTED = ("volumes", "snapshots", "gigabytes")
 
 

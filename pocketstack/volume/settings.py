@@ -29,4 +29,8 @@ class VolumeSettings(ServiceSettings):
     quota_snapshots: int = Field(10, ge=-1)
     quota_gigabytes: int = Field(1000, ge=-1)
     quota_per_volume_gigabytes: int = Field(-1, ge=-1)
+    # Cinder's quota set always carries these; pocketstack has no backups or groups yet, so their use stays 0
+    quota_backups: int = Field(10, ge=-1)
+    quota_backup_gigabytes: int = Field(1000, ge=-1)
+    quota_groups: int = Field(10, ge=-1)
     service_password: str | None = None  # of the "cinder" service user; default: generated into the data dir

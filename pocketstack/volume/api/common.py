@@ -199,7 +199,7 @@ def _sort_value(value: Any) -> tuple[int, Any]:
 
 def paginate(request: Request, items: Sequence[Any], sort: list[tuple[str, bool]],
              ident: Callable[[Any], str] = lambda item: item.id) -> tuple[list[Any], int, bool]:
-    """Sort, then apply marker, offset and limit; returns (page, total before paging, whether more remain)."""
+    """Sort, then apply marker, offset and limit; returns (page, total before paging, whether to link a next page)."""
     ordered = list(items)
     ordered.sort(key=ident, reverse=sort[0][1] if sort else True)  # stable tie-break on the id
     for attr, desc in reversed(sort):
@@ -214,7 +214,8 @@ def paginate(request: Request, items: Sequence[Any], sort: list[tuple[str, bool]
     if q.get("offset"):
         ordered = ordered[int_param(q["offset"], "offset"):]
     limit = min(int_param(q["limit"], "limit"), MAX_LIMIT) if q.get("limit") else MAX_LIMIT
-    return ordered[:limit], total, len(ordered) > limit
+    page = ordered[:limit]
+    return page, total, bool(page) and len(page) == limit  # a full page links on, as Cinder's (maybe to an empty one)
 
 
 def collection(request: Request, key: str, views: list[dict[str, Any]], total: int, more: bool,

@@ -60,6 +60,7 @@ async def limits(request: Request) -> Response:
     limit, used = await store.limits_and_usage(state(request).db, state(request).settings, target)
     return json_response({"limits": {"rate": [], "absolute": {
         "maxTotalVolumes": limit["volumes"], "maxTotalSnapshots": limit["snapshots"],
-        "maxTotalVolumeGigabytes": limit["gigabytes"], "maxTotalBackups": 0, "maxTotalBackupGigabytes": 0,
+        "maxTotalVolumeGigabytes": limit["gigabytes"], "maxTotalBackups": limit["backups"],
+        "maxTotalBackupGigabytes": limit["backup_gigabytes"],
         "totalVolumesUsed": used["volumes"], "totalSnapshotsUsed": used["snapshots"],
         "totalGigabytesUsed": used["gigabytes"], "totalBackupsUsed": 0, "totalBackupGigabytesUsed": 0}}})

@@ -7,6 +7,7 @@ from pocketstack.common.routes import RouteTable
 from pocketstack.volume.api import (
     attachments,
     default_types,
+    hosts,
     limits,
     messages,
     services,
@@ -25,6 +26,8 @@ ROUTES: RouteTable = {
     "/v3": {"GET": versions.version_v3},
     "/v3/": {"GET": versions.version_v3},
     f"{PROJECT}/volumes": {"POST": volumes.create_volume, "GET": volumes.list_volumes},
+    f"{PROJECT}/volumes/": {"GET": volumes.no_volume_id, "PUT": volumes.no_volume_id,
+                              "DELETE": volumes.no_volume_id},
     f"{PROJECT}/volumes/detail": {"GET": volumes.list_volumes_detail},
     f"{PROJECT}/volumes/summary": {"GET": volumes.volumes_summary},
     f"{PROJECT}/volumes/{{volume_id}}": {
@@ -113,4 +116,7 @@ ROUTES: RouteTable = {
     f"{PROJECT}/scheduler-stats/get_pools": {"GET": services.get_pools},
     f"{PROJECT}/capabilities/{{host}}": {"GET": services.capabilities},
     f"{PROJECT}/os-availability-zone": {"GET": services.availability_zones},
+    f"{PROJECT}/os-hosts": {"GET": hosts.list_hosts},
+    f"{PROJECT}/os-hosts/{{host}}": {"GET": hosts.show_host},
+    f"{PROJECT}/extensions": {"GET": hosts.list_extensions},
 }

@@ -17,13 +17,13 @@ from pocketstack.volume.store import services as store
 from pocketstack.volume.store.lookups import Service
 
 
-def _up(svc: Service, request: Request) -> bool:
+def service_up(svc: Service, request: Request) -> bool:
     down_after = utcnow() - timedelta(seconds=state(request).settings.volume.service_down_time)
     return svc.last_seen_up is not None and svc.last_seen_up >= down_after
 
 
 def _service_view(request: Request, svc: Service) -> dict[str, Any]:
-    up = _up(svc, request)
+    up = service_up(svc, request)
     body: dict[str, Any] = {"binary": svc.binary, "host": svc.host, "zone": svc.availability_zone,
                             "status": "disabled" if svc.disabled else "enabled", "state": "up" if up else "down",
                             "updated_at": isotime(svc.updated_at), "disabled_reason": svc.disabled_reason}
@@ -93,7 +93,7 @@ async def availability_zones(request: Request) -> Response:
     enforce(request, "volume_extension:availability_zone_list")
     zones: dict[str, bool] = {}
     for svc in await store.volume_services(state(request).db):
-        usable = _up(svc, request) and not svc.disabled
+        usable = service_up(svc, request) and not svc.disabled
         zones[svc.availability_zone] = zones.get(svc.availability_zone, False) or usable
     return json_response({"availabilityZoneInfo": [{"zoneName": zone, "zoneState": {"available": ok}}
                                                    for zone, ok in sorted(zones.items())]})

@@ -31,7 +31,7 @@ from pocketstack.volume.store import snapshots as store
 from pocketstack.volume.store.lookups import Snapshot
 
 SNAPSHOT_FILTERS = {"name", "status", "volume_id", "project_id", "metadata", "consumes_quota"}
-SNAPSHOT_SORT = {"id": "id", "name": "name", "status": "status", "created_at": "created_at",
+SNAPSHOT_SORT = {"id": "id", "name": "name", "display_name": "name", "status": "status", "created_at": "created_at",
                  "updated_at": "updated_at", "volume_id": "volume_id", "size": "volume_size"}
 
 
@@ -142,6 +142,18 @@ async def delete_snapshot(request: Request, snapshot_id: str) -> Response:
     return Response(status_code=202)
 
 
+async def _update_status(request: Request, snapshot_id: str, args: Any) -> None:
+    if not isinstance(args, dict) or not isinstance(args.get("status"), str):
+        raise BadRequest("Invalid input received: 'status' must be specified.")
+    progress = args.get("progress")
+    if progress is not None and (not isinstance(progress, str) or len(progress) > 8):
+        raise BadRequest("Invalid input received: progress must be a string such as '80%'.")
+    action = "snapshot_extension:snapshot_actions:update_snapshot_status"
+    ctx = enforce(request, action)
+    await store.update_status(state(request).db, ctx, authorize(request, action), snapshot_id, args["status"],
+                              progress)
+
+
 async def snapshot_action(request: Request, snapshot_id: str) -> Response:
     raw = await json_body(request)
     if not isinstance(raw, dict) or len(raw) != 1:
@@ -156,6 +168,9 @@ async def snapshot_action(request: Request, snapshot_id: str) -> Response:
             raise BadRequest(f"Must specify a valid status: one of {', '.join(st.SNAPSHOT_STATUSES)}.")
         ctx = enforce(request, "volume_extension:snapshot_admin_actions:reset_status")
         await store.reset_status(state(request).db, ctx, snapshot_id, status)
+        return Response(status_code=202)
+    if name == "os-update_snapshot_status":
+        await _update_status(request, snapshot_id, args)
         return Response(status_code=202)
     raise BadRequest(f"There is no such action: {name}")
 

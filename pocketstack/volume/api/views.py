@@ -35,6 +35,11 @@ def volume_summary(request: Request, vol: Volume) -> dict[str, Any]:
     return {"id": vol.id, "name": vol.name, "links": links(request, "volumes", vol.id)}
 
 
+def _visible_admin_metadata(vol: Any) -> dict[str, str]:
+    """The admin metadata Cinder shows among the metadata: the readonly flag and the attach mode."""
+    return {k: v for k, v in (vol.admin_metadata or {}).items() if k in ("readonly", "attached_mode")}
+
+
 def volume_detail(request: Request, vol: Volume, ctx: RequestContext, extended: bool = True) -> dict[str, Any]:
     """A volume as Cinder shows it; `extended=False` for the create and update answers, which Cinder gives
     without the attributes its extensions add to show and list (tenant, host, migration, image metadata)."""
@@ -43,7 +48,8 @@ def volume_detail(request: Request, vol: Volume, ctx: RequestContext, extended: 
         "id": vol.id, "status": vol.status, "size": vol.size, "availability_zone": vol.availability_zone,
         "created_at": isotime(vol.created_at), "updated_at": isotime(vol.updated_at), "name": vol.name,
         "description": vol.description, "volume_type": vol.volume_type.name, "snapshot_id": vol.snapshot_id,
-        "source_volid": vol.source_volid, "metadata": {i.key: i.value for i in vol.metadata_items},
+        "source_volid": vol.source_volid,
+        "metadata": {**{i.key: i.value for i in vol.metadata_items}, **_visible_admin_metadata(vol)},
         "links": links(request, "volumes", vol.id), "user_id": vol.user_id,
         "bootable": str(vol.bootable).lower(), "encrypted": False, "replication_status": None,
         "consistencygroup_id": None, "multiattach": vol.multiattach,

@@ -351,6 +351,11 @@ async def _legacy_detach(request: Request, volume_id: str, args: Any, action: st
                 raise NotFound(f"Volume attachment {attachment_id} could not be found.")
         elif len(vol.attachments) == 1:
             attachment = vol.attachments[0]
+        elif not vol.attachments:  # nothing attached: the volume is available again, as Cinder's manager does
+            st.require("detach", "volume", vol.id, vol.status,
+                       (st.AVAILABLE, st.IN_USE, st.ATTACHING, st.DETACHING, st.RESERVED, st.ERROR))
+            vol.status, vol.attach_status = st.AVAILABLE, st.DETACHED
+            return
         else:
             raise BadRequest(f"Invalid volume: Volume {vol.id} has {len(vol.attachments)} attachments; give the "
                              "attachment_id to detach.")

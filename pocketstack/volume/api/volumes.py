@@ -245,6 +245,11 @@ async def volumes_summary(request: Request) -> Response:
     return json_response({"volume-summary": summary})
 
 
+async def no_volume_id(request: Request) -> Response:
+    """`/volumes/` with the id left out names no volume: 404, as Cinder answers (not the list it redirects to)."""
+    raise NotFound("Volume could not be found: the request gave no volume id.")
+
+
 async def show_volume(request: Request, volume_id: str) -> Response:
     ctx = enforce(request, "volume:get")
     vol = await store.get_volume(state(request).db, volume_id, ctx)

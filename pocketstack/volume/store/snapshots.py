@@ -98,6 +98,25 @@ async def reset_status(db: Database, ctx: RequestContext, snapshot_id: str, stat
     await db.run(write, write=True)
 
 
+# os-update_snapshot_status: the transitions a snapshot's driver (or Nova's assisted snapshot) may report
+STATUS_UPDATES = {"creating": ("available", "error"), "deleting": ("error_deleting",)}
+
+
+async def update_status(db: Database, ctx: RequestContext, authorize: Authorize, snapshot_id: str, status: str,
+                        progress: str | None) -> None:
+    """Cinder's os-update_snapshot_status: only the transitions of `STATUS_UPDATES`; 400 for any other."""
+    def write(session: Session) -> None:
+        snap = visible_snapshot(session, snapshot_id, ctx)
+        authorize(snap)
+        if status not in STATUS_UPDATES.get(snap.status, ()):
+            raise BadRequest(f"Invalid input received: Snapshot status {snap.status} not allowed for "
+                             f"update_snapshot_status to {status}.")
+        snap.status, snap.updated_at = status, utcnow()
+        if progress is not None:
+            snap.progress = progress
+    await db.run(write, write=True)
+
+
 async def get_metadata(db: Database, ctx: RequestContext, authorize: Authorize, snapshot_id: str) -> dict[str, str]:
     return await read_metadata(db, visible_snapshot, ctx, authorize, snapshot_id)
 

@@ -129,8 +129,10 @@ class Cloud:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def server_errors(self) -> list[str]:
-        """The access-log lines of 5xx answers."""
-        pattern = re.compile(r" (GET|HEAD|POST|PUT|PATCH|DELETE) \S+ 5\d\d ")
+        """The 5xx answers: access-log lines with a 5xx status, and the unexpected errors each 500 is logged as
+        (`up` logs no access lines unless asked)."""
+        pattern = re.compile(r" (GET|HEAD|POST|PUT|PATCH|DELETE) \S+ 5\d\d "
+                             r"|ERROR pocketstack\.api: unexpected error in ")
         return [line for line in self.log_path.read_text(errors="replace").splitlines() if pattern.search(line)]
 
 

@@ -592,6 +592,7 @@ def test_hosts_extensions_snapshot_status_readonly_and_missing_ids(api: VolumeAP
         shown = api("GET", f"/snapshots/{snap_id}")[1]["snapshot"]
         assert (shown["status"], shown["os-extended-snapshot-attributes:progress"]) == ("error", "80%")
 
+        assert fault(api("POST", "/snapshots", {"snapshot": {"volume_id": None, "display_name": "x"}}))[0] == 404
         # a path that leaves the id out names nothing (Cinder: 404), never the list
         for method in ("GET", "PUT", "DELETE"):
             assert fault(api(method, "/volumes/", {"volume": {}} if method == "PUT" else None))[0] == 404
@@ -609,3 +610,73 @@ def test_hosts_extensions_snapshot_status_readonly_and_missing_ids(api: VolumeAP
             api.wait("snapshot", snap_id, "deleted")
         api("POST", f"/volumes/{vol['id']}/action", {"os-update_readonly_flag": {"readonly": False}})
         api.delete_volume(vol["id"])
+
+
+def test_qos_specs_and_their_volume_types(api: VolumeAPI, demo_api: VolumeAPI, prefix: str) -> None:
+    code, body = api("POST", "/qos-specs", {"qos_specs": {"name": f"{prefix}-gold", "consumer": "front-end",
+                                                          "read_iops_sec": "2000"}})
+    assert code == 200, body
+    qos = body["qos_specs"]
+    assert (qos["consumer"], qos["specs"]) == ("front-end", {"read_iops_sec": "2000"}) and body["links"]
+    assert fault(api("POST", "/qos-specs", {"qos_specs": {"name": f"{prefix}-gold"}}))[0] == 409
+    assert fault(api("POST", "/qos-specs", {"qos_specs": {"name": "x", "consumer": "sideways"}}))[0] == 400
+    assert fault(demo_api("GET", "/qos-specs"))[0] == 403
+    vtype = api("POST", "/types", {"volume_type": {"name": f"{prefix}-qtype"}})[1]["volume_type"]
+    try:
+        assert api("PUT", f"/qos-specs/{qos['id']}", {"qos_specs": {"write_iops_sec": 500}})[1] == {
+            "qos_specs": {"write_iops_sec": "500"}}
+        assert api("PUT", f"/qos-specs/{qos['id']}/delete_keys", {"keys": ["read_iops_sec"]})[0] == 202
+        assert fault(api("PUT", f"/qos-specs/{qos['id']}/delete_keys", {"keys": ["nothing"]}))[0] == 404
+        assert api("GET", f"/qos-specs/{qos['id']}")[1]["qos_specs"]["specs"] == {"write_iops_sec": "500"}
+        assert api("GET", f"/qos-specs/{qos['id']}/associate?vol_type_id={vtype['id']}")[0] == 202
+        assert api("GET", f"/qos-specs/{qos['id']}/associations")[1]["qos_associations"] == [
+            {"association_type": "volume_type", "name": vtype["name"], "id": vtype["id"]}]
+        assert api("GET", f"/types/{vtype['id']}")[1]["volume_type"]["qos_specs_id"] == qos["id"]
+        assert fault(api("DELETE", f"/qos-specs/{qos['id']}"))[0] == 400  # still associated
+        assert api("GET", f"/qos-specs/{qos['id']}/disassociate_all")[0] == 202
+        assert api("GET", f"/types/{vtype['id']}")[1]["volume_type"]["qos_specs_id"] is None
+
+        # encryption of a type: kept and shown; no key manager, so no volume of the type can be made
+        spec = {"provider": "luks", "cipher": "aes-xts-plain64", "key_size": 256, "control_location": "front-end"}
+        enc = api("POST", f"/types/{vtype['id']}/encryption", {"encryption": spec})[1]["encryption"]
+        assert {k: enc[k] for k in spec} == spec
+        assert fault(api("POST", f"/types/{vtype['id']}/encryption", {"encryption": spec}))[0] == 400
+        assert api("GET", f"/types/{vtype['id']}/encryption/cipher")[1] == {"cipher": "aes-xts-plain64"}
+        assert api("PUT", f"/types/{vtype['id']}/encryption/{enc['encryption_id']}",
+                   {"encryption": {"key_size": 128}})[0] == 200
+        assert api("GET", f"/types/{vtype['id']}/encryption")[1]["key_size"] == 128
+        status, _, message = fault(api("POST", "/volumes", {"volume": {"size": 1, "volume_type": vtype["id"]}}))
+        assert status == 400 and "key manager" in message
+        assert api("DELETE", f"/types/{vtype['id']}/encryption/{enc['encryption_id']}")[0] == 202
+        assert api("GET", f"/types/{vtype['id']}/encryption")[1] == {}
+    finally:
+        api("DELETE", f"/qos-specs/{qos['id']}?force=true")
+        api("DELETE", f"/types/{vtype['id']}")
+    assert fault(api("GET", f"/qos-specs/{qos['id']}"))[0] == 404
+
+
+def test_default_quota_class_and_per_type_quotas(api: VolumeAPI, demo_api: VolumeAPI, prefix: str) -> None:
+    demo = demo_api.project_id
+    vtype = api("POST", "/types", {"volume_type": {"name": f"{prefix}-t"}})[1]["volume_type"]
+    before = api("GET", "/os-quota-class-sets/default")[1]["quota_class_set"]
+    try:
+        assert before["id"] == "default" and before[f"volumes_{prefix}-t"] == -1 and "backups" in before
+        assert fault(demo_api("GET", "/os-quota-class-sets/default"))[0] == 403
+        code, body = api("PUT", "/os-quota-class-sets/default",
+                         {"quota_class_set": {"snapshots": before["snapshots"] + 1, f"volumes_{prefix}-t": 1}})
+        assert code == 200 and body["quota_class_set"][f"volumes_{prefix}-t"] == 1
+        assert fault(api("PUT", "/os-quota-class-sets/default", {"quota_class_set": {"colour": 1}}))[0] == 400
+        # a project without its own limits gets the default class's
+        defaults = api("GET", f"/os-quota-sets/{demo}/defaults")[1]["quota_set"]
+        assert defaults["snapshots"] == before["snapshots"] + 1 and defaults[f"volumes_{prefix}-t"] == 1
+        first = demo_api.create_volume(size=1, volume_type=vtype["name"])
+        status, name, message = fault(demo_api("POST", "/volumes", {"volume": {"size": 1,
+                                                                              "volume_type": vtype["name"]}}))
+        assert (status, name) == (413, "overLimit") and f"volumes_{prefix}-t" in message
+        usage = demo_api("GET", f"/os-quota-sets/{demo}?usage=true")[1]["quota_set"]
+        assert usage[f"volumes_{prefix}-t"]["in_use"] == 1 and usage[f"gigabytes_{prefix}-t"]["in_use"] == 1
+        demo_api.delete_volume(first["id"])
+    finally:
+        api("PUT", "/os-quota-class-sets/default", {"quota_class_set": {"snapshots": before["snapshots"],
+                                                                        f"volumes_{prefix}-t": -1}})
+        api("DELETE", f"/types/{vtype['id']}")

@@ -25,11 +25,40 @@ class VolumeType(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str | None] = mapped_column(String(255), nullable=True)
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    qos_specs_id: Mapped[str | None] = mapped_column(ForeignKey("qos_specs.id"), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     extra_specs: Mapped[list[VolumeTypeExtraSpec]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", passive_deletes=True)
+    encryption: Mapped[VolumeTypeEncryption | None] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", passive_deletes=True)
+
+
+class QosSpecs(Base):
+    """A named set of QoS specs (`consumer`: front-end, back-end or both) that volume types may be associated with."""
+
+    __tablename__ = "qos_specs"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    consumer: Mapped[str] = mapped_column(String(16), default="back-end")
+    specs: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class VolumeTypeEncryption(Base):
+    """The encryption a volume type asks for (provider, cipher, key size, where it is done)."""
+
+    __tablename__ = "volume_type_encryption"
+    volume_type_id: Mapped[str] = mapped_column(ForeignKey("volume_types.id", ondelete="CASCADE"), primary_key=True)
+    encryption_id: Mapped[str] = mapped_column(UUID, unique=True)
+    provider: Mapped[str] = mapped_column(String(255))
+    cipher: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    key_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    control_location: Mapped[str] = mapped_column(String(16), default="front-end")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class VolumeTypeExtraSpec(Base):
@@ -157,8 +186,19 @@ class Transfer(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class QuotaClass(Base):
+    """A limit of a quota class: the `default` class's rows replace the configured defaults (Cinder's quota
+    classes)."""
+
+    __tablename__ = "quota_classes"
+    class_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
 class Quota(Base):
-    """A per-project quota override; resources without a row use the configured default."""
+    """A per-project quota override; resources without a row use the default class's limit, else the configured
+    default."""
 
     __tablename__ = "quotas"
     project_id: Mapped[str] = mapped_column(ID, primary_key=True)

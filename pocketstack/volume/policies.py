@@ -95,5 +95,9 @@ VOLUME_POLICIES: dict[str, str] = {
     "scheduler_extension:scheduler_stats:get_pools": ADMIN,
     "volume_extension:capabilities": ADMIN,
     "volume_extension:hosts": ADMIN,
+    "volume_extension:quota_classes": ADMIN,
+    "volume_extension:quota_classes:update": ADMIN,
+    **{f"volume_extension:qos_specs_manage:{a}": ADMIN for a in ("create", "get", "get_all", "update", "delete")},
+    **{f"volume_extension:volume_type_encryption:{a}": ADMIN for a in ("create", "get", "update", "delete")},
     "volume_extension:availability_zone_list": ANY,
 }

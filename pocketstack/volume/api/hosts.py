@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, Response
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from pocketstack.common.app import json_response
 from pocketstack.common.errors import NotFound
-from pocketstack.volume import models as m
-from pocketstack.volume import scheduler
 from pocketstack.volume.api.common import enforce, isotime, state
 from pocketstack.volume.api.services import service_up
 from pocketstack.volume.store import services as store
@@ -29,29 +25,11 @@ async def list_hosts(request: Request) -> Response:
     return json_response({"hosts": [h for h in hosts if zone is None or h["zone"] == zone]})
 
 
-def _usage(session: Session, host: str) -> list[tuple[str, int, int, int, int]]:
-    """(project, volumes, their GB, snapshots, their GB) of the volumes on a backend (`host@backend#pool`)."""
-    on_host = (m.Volume.host == host) | m.Volume.host.like(f"{host}#%")
-    volumes = dict(((p, (n, gb)) for p, n, gb in session.execute(
-        select(m.Volume.project_id, func.count(), func.coalesce(func.sum(m.Volume.size), 0))
-        .where(on_host).group_by(m.Volume.project_id)).all()))
-    snapshots = dict(((p, (n, gb)) for p, n, gb in session.execute(
-        select(m.Snapshot.project_id, func.count(), func.coalesce(func.sum(m.Snapshot.volume_size), 0))
-        .join(m.Volume, m.Volume.id == m.Snapshot.volume_id).where(on_host)
-        .group_by(m.Snapshot.project_id)).all()))
-    return [(p, *volumes.get(p, (0, 0)), *snapshots.get(p, (0, 0))) for p in sorted(set(volumes) | set(snapshots))]
-
-
 async def show_host(request: Request, host: str) -> Response:
     """The volume use on an enabled cinder-volume host: the total, then one row per project (404 otherwise)."""
     enforce(request, "volume_extension:hosts")
 
-    def read(session: Session) -> list[tuple[str, int, int, int, int]] | None:
-        svc = session.scalar(select(m.Service).where(m.Service.host == host,
-                                                     m.Service.binary == scheduler.VOLUME_BINARY))
-        return None if svc is None or svc.disabled else _usage(session, host)
-
-    usage = await state(request).db.run(read, write=False)
+    usage = await store.host_usage(state(request).db, host)
     if usage is None:
         raise NotFound(f"Host {host} could not be found.")
 

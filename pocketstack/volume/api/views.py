@@ -131,5 +131,5 @@ def type_view(request: Request, vtype: VolumeType, ctx: RequestContext, answer: 
     if answer == "update":
         return {k: body[k] for k in ("id", "name", "description", "is_public", "extra_specs")}
     if ctx.is_admin and answer == "show":
-        body["qos_specs_id"] = None
+        body["qos_specs_id"] = vtype.qos_specs_id
     return body

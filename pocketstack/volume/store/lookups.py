@@ -27,12 +27,14 @@ Service = m.Service
 Message = m.Message
 Transfer = m.Transfer
 ProjectDefaultType = m.ProjectDefaultType
+QosSpecs = m.QosSpecs
+VolumeTypeEncryption = m.VolumeTypeEncryption
 
 Authorize = Callable[[Any], None]  # raises when the caller may not act on this row (policy on its project)
 
 
-def is_uuid(value: str) -> bool:
-    return bool(UUID_RE.match(value))
+def is_uuid(value: str | None) -> bool:
+    return isinstance(value, str) and bool(UUID_RE.match(value))
 
 
 async def project_rows(db: Database, model: Any, project_id: str | None, *where: Any) -> list[Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pocketstack.common.db import Database
@@ -56,4 +56,26 @@ async def backend(db: Database, host: str) -> m.Service:
         if svc is None:
             raise NotFound(f"Capabilities of host {host} could not be found.")
         return svc
+    return await db.run(read, write=False)
+
+
+def _usage(session: Session, host: str) -> list[tuple[str, int, int, int, int]]:
+    """(project, volumes, their GB, snapshots, their GB) of the volumes on a backend (`host@backend#pool`)."""
+    on_host = (m.Volume.host == host) | m.Volume.host.like(f"{host}#%")
+    volumes = dict(((p, (n, gb)) for p, n, gb in session.execute(
+        select(m.Volume.project_id, func.count(), func.coalesce(func.sum(m.Volume.size), 0))
+        .where(on_host).group_by(m.Volume.project_id)).all()))
+    snapshots = dict(((p, (n, gb)) for p, n, gb in session.execute(
+        select(m.Snapshot.project_id, func.count(), func.coalesce(func.sum(m.Snapshot.volume_size), 0))
+        .join(m.Volume, m.Volume.id == m.Snapshot.volume_id).where(on_host)
+        .group_by(m.Snapshot.project_id)).all()))
+    return [(p, *volumes.get(p, (0, 0)), *snapshots.get(p, (0, 0))) for p in sorted(set(volumes) | set(snapshots))]
+
+
+async def host_usage(db: Database, host: str) -> list[tuple[str, int, int, int, int]] | None:
+    """Per project, the volume use on an enabled cinder-volume backend; None when there is no such backend."""
+    def read(session: Session) -> list[tuple[str, int, int, int, int]] | None:
+        svc = session.scalar(select(m.Service).where(m.Service.host == host,
+                                                     m.Service.binary == scheduler.VOLUME_BINARY))
+        return None if svc is None or svc.disabled else _usage(session, host)
     return await db.run(read, write=False)

@@ -32,7 +32,8 @@ async def create_snapshot(db: Database, settings: Settings, ctx: RequestContext,
                 ": snapshotting an in-use volume needs force, and the file backend snapshots detached volumes "
                 "only."))
         st.require("snapshot", "volume", vol.id, vol.status, (st.AVAILABLE,))
-        quotas.check(session, settings, ctx.project_id, snapshots=1, gigabytes=vol.size)
+        quotas.check(session, settings, ctx.project_id, snapshots=1, gigabytes=vol.size,
+                     volume_type_id=vol.volume_type_id)
         pool = next((p for p in scheduler.pools(session, settings, lock=True) if p.host == vol.host), None)
         if pool is None or pool.free_gb < vol.size:
             raise BadRequest(f"Invalid input received: the backend of volume {vol.id} has not the {vol.size} GB "

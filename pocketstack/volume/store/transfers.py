@@ -95,7 +95,8 @@ async def accept_transfer(db: Database, settings: Settings, ctx: RequestContext,
         st.require("accept its transfer", "volume", vol.id, vol.status, (st.AWAITING_TRANSFER,))
         snapshots = [] if transfer.no_snapshots else _snapshots(session, vol.id)
         quotas.check(session, settings, ctx.project_id, volumes=1, snapshots=len(snapshots),
-                     gigabytes=vol.size + sum(s.volume_size for s in snapshots), volume_size=vol.size)
+                     gigabytes=vol.size + sum(s.volume_size for s in snapshots), volume_size=vol.size,
+                     volume_type_id=vol.volume_type_id)
         now = utcnow()
         vol.project_id, vol.user_id, vol.status, vol.updated_at = ctx.project_id, ctx.user_id, st.AVAILABLE, now
         for snap in snapshots:

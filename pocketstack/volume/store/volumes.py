@@ -81,12 +81,16 @@ async def create_volume(db: Database, settings: Settings, ctx: RequestContext, n
         size, host, source_type, zone = _source(session, new, ctx)
         vtype = (resolve_type(session, new.volume_type, ctx, settings) if new.volume_type else
                  source_type or default_type(session, settings, ctx.project_id))
+        if vtype.encryption is not None:
+            raise BadRequest(f"Invalid volume type: volume type {vtype.name} asks for encryption and this cloud has "
+                             "no key manager to hold the keys.")
         zones = {settings.volume.availability_zone, *session.scalars(select(m.Service.availability_zone).where(
             m.Service.binary == scheduler.VOLUME_BINARY)).all()}
         zone = zone or settings.volume.availability_zone
         if zone not in zones:
             raise BadRequest(f"Invalid input received: Availability zone '{zone}' is invalid.")
-        quotas.check(session, settings, ctx.project_id, volumes=1, gigabytes=size, volume_size=size)
+        quotas.check(session, settings, ctx.project_id, volumes=1, gigabytes=size, volume_size=size,
+                     volume_type_id=vtype.id)
         failure = None
         try:
             host = scheduler.pick(session, settings, size, availability_zone=zone, host=host)
@@ -203,7 +207,8 @@ class VolumeEdit:
     _settings: Settings
 
     def check_quota(self, **deltas: int) -> None:
-        quotas.check(self._session, self._settings, self.vol.project_id, **deltas)
+        quotas.check(self._session, self._settings, self.vol.project_id, volume_type_id=self.vol.volume_type_id,
+                     **deltas)
 
     def pool(self) -> scheduler.Pool | None:
         """The volume's backend pool, locked until the transaction ends."""

@@ -353,3 +353,20 @@ def test_router_routes_null_and_rule_port_errors(admin: Any, cloud: Any, prefix:
         assert status == 400 and message in body["NeutronError"]["message"], body
     admin.network.delete_security_group(group)
     admin.network.delete_router(router)
+
+
+def test_external_network_delete_takes_its_floating_ips_and_agents_list_is_admins(admin: Any, demo: Any,
+                                                                                   cloud: Any, prefix: str) -> None:
+    net = admin.network.create_network(name=f"{prefix}-ext", is_router_external=True)
+    admin.network.create_subnet(network_id=net.id, cidr="10.78.0.0/24", ip_version=4)
+    fip = admin.network.create_ip(floating_network_id=net.id)
+    blocker = admin.network.create_port(network_id=net.id, name=f"{prefix}-held")
+    # another port keeps the network (and its floating IP) in place
+    assert error(call(cloud, admin, "DELETE", f"/v2.0/networks/{net.id}"))[0] == 409
+    assert admin.network.get_ip(fip.id).id == fip.id
+    admin.network.delete_port(blocker)
+    admin.network.delete_network(net)
+    assert admin.network.find_ip(fip.id) is None
+    assert list(admin.network.ports(network_id=net.id)) == []
+    # the agents are for admins: others list none (Neutron filters the list by policy)
+    assert call(cloud, demo, "GET", "/v2.0/agents") == (200, {"agents": []})

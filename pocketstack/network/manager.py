@@ -321,8 +321,13 @@ class Core:
         async def delete(session: AsyncSession) -> None:
             net = await session.run_sync(self.visible_network, ctx, network_id)
             self.enforce("delete_network", ctx, self.network_target(net))
+            # the floating IPs of an external network go with it (their ports too), as Neutron's L3 plugin does
+            for fip in list(await session.scalars(select(m.FloatingIP).where(
+                    m.FloatingIP.floating_network_id == net.id))):
+                await session.delete(fip)
+            await session.flush()
             ports = list(await session.scalars(select(m.Port).where(m.Port.network_id == net.id)))
-            if any(p.device_owner != "network:dhcp" for p in ports):
+            if any(p.device_owner not in ("network:dhcp", "network:floatingip") for p in ports):
                 raise Conflict(f"Unable to complete operation on network {net.id}. There are one or more ports "
                                "still in use on the network.", error_type="NetworkInUse")
             for port in ports:

@@ -571,6 +571,8 @@ def test_hosts_extensions_snapshot_status_readonly_and_missing_ids(api: VolumeAP
         assert rows[0]["project"] == "(total)" and int(rows[0]["volume_count"]) >= 1
         assert any(r["project"] == api.project_id for r in rows[1:])
         assert fault(api("GET", "/os-hosts/nowhere@none"))[0] == 404
+        machine = backends[0].split("@")[0]  # os-services: a host filter names the host's backends too
+        assert {s["binary"] for s in api("GET", f"/os-services?host={machine}")[1]["services"]} >= {"cinder-volume"}
         assert fault(demo_api("GET", "/os-hosts"))[0] == 403
         names = {e["name"] for e in demo_api("GET", "/extensions")[1]["extensions"]}
         assert {"Hosts", "Services", "VolumeActions"} <= names

@@ -15,8 +15,9 @@ from pocketstack.volume import scheduler
 
 async def list_services(db: Database, host: str | None, binary: str | None) -> list[m.Service]:
     query = select(m.Service).order_by(m.Service.binary, m.Service.host)
-    if host:
-        query = query.where(m.Service.host == host)
+    if host:  # a host names its backends too (`vm` matches `vm@file`), as Cinder's host filter does
+        query = query.where((m.Service.host == host) | m.Service.host.like(f"{host}@%")
+                            | m.Service.host.like(f"{host}#%"))
     if binary:
         query = query.where(m.Service.binary == binary)
     return await db.run(lambda s: list(s.scalars(query).all()), write=False)

@@ -106,3 +106,12 @@ def test_dnsmasq_command_and_hosts(tmp_path: Path) -> None:
     hosts, addn = server.hosts(net, ports, "openstacklocal")
     assert hosts == "fa:16:3e:00:00:01,host-10-0-0-5.openstacklocal,10.0.0.5\n"
     assert addn == "10.0.0.5\thost-10-0-0-5.openstacklocal host-10-0-0-5\n"
+    assert f"--dhcp-optsfile={tmp_path / 'opts'}" in args
+    assert server.options(ports) == ""
+    # a port's extra_dhcp_opts: its host entry sets its tag, the options file gives the options for the tag
+    ports[0]["extra_dhcp_opts"] = [{"opt_name": "bootfile-name", "opt_value": "pxelinux.0", "ip_version": 4},
+                                   {"opt_name": "66", "opt_value": "10.0.0.9", "ip_version": 4},
+                                   {"opt_name": "bootfile-name", "opt_value": "v6.efi", "ip_version": 6}]
+    hosts, _ = server.hosts(net, ports, "openstacklocal")
+    assert hosts == "fa:16:3e:00:00:01,set:port-p1,host-10-0-0-5.openstacklocal,10.0.0.5\n"
+    assert server.options(ports) == "tag:port-p1,option:bootfile-name,pxelinux.0\ntag:port-p1,66,10.0.0.9\n"

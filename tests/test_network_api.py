@@ -370,3 +370,37 @@ def test_external_network_delete_takes_its_floating_ips_and_agents_list_is_admin
     assert list(admin.network.ports(network_id=net.id)) == []
     # the agents are for admins: others list none (Neutron filters the list by policy)
     assert call(cloud, demo, "GET", "/v2.0/agents") == (200, {"agents": []})
+
+
+def test_port_extra_dhcp_opts_set_update_and_remove(admin: Any, cloud: Any, prefix: str) -> None:
+    net = admin.network.create_network(name=f"{prefix}-dhcp")
+    admin.network.create_subnet(network_id=net.id, cidr="10.79.0.0/24", ip_version=4)
+    try:
+        opts = [{"opt_name": "bootfile-name", "opt_value": "pxelinux.0"},
+                {"opt_name": "tftp-server", "opt_value": "10.79.0.9"}]
+        status, body = call(cloud, admin, "POST", "/v2.0/ports", {"port": {"network_id": net.id,
+                                                                           "extra_dhcp_opts": opts}})
+        assert status == 201, body
+        port = body["port"]
+        assert sorted(port["extra_dhcp_opts"], key=lambda o: o["opt_name"]) == [
+            {"opt_name": "bootfile-name", "opt_value": "pxelinux.0", "ip_version": 4},
+            {"opt_name": "tftp-server", "opt_value": "10.79.0.9", "ip_version": 4}]
+        # an update sets the options it names and removes those with a null value; the others stay
+        status, body = call(cloud, admin, "PUT", f"/v2.0/ports/{port['id']}", {"port": {"extra_dhcp_opts": [
+            {"opt_name": "bootfile-name", "opt_value": "grub.efi"}, {"opt_name": "tftp-server", "opt_value": None},
+            {"opt_name": "domain-search", "opt_value": "lab.example", "ip_version": 6}]}})
+        assert status == 200, body
+        assert sorted((o["opt_name"], o["opt_value"], o["ip_version"]) for o in body["port"]["extra_dhcp_opts"]) == [
+            ("bootfile-name", "grub.efi", 4), ("domain-search", "lab.example", 6)]
+        listed = call(cloud, admin, "GET", f"/v2.0/ports?id={port['id']}")[1]["ports"][0]
+        assert len(listed["extra_dhcp_opts"]) == 2
+        for bad in ({"opt_name": "", "opt_value": "x"}, {"opt_name": "a,b", "opt_value": "x"},
+                    {"opt_name": "x", "opt_value": "y", "ip_version": 5}):
+            assert error(call(cloud, admin, "PUT", f"/v2.0/ports/{port['id']}",
+                              {"port": {"extra_dhcp_opts": [bad]}}))[0] == 400
+        assert "extra_dhcp_opt" in {e.alias for e in admin.network.extensions()}
+    finally:
+        for p in admin.network.ports(network_id=net.id):
+            if p.device_owner != "network:dhcp":
+                admin.network.delete_port(p)
+        admin.network.delete_network(net)

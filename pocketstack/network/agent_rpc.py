@@ -43,7 +43,8 @@ def port_state(port: m.Port) -> dict[str, Any]:
             "fixed_ips": [{"subnet_id": a.subnet_id, "ip_address": a.ip_address} for a in port.fixed_ips],
             "port_security_enabled": port.port_security_enabled,
             "security_groups": [b.security_group_id for b in port.security_group_bindings],
-            "allowed_address_pairs": list(port.allowed_address_pairs or [])}
+            "allowed_address_pairs": list(port.allowed_address_pairs or []),
+            "extra_dhcp_opts": list(port.extra_dhcp_opts or [])}
 
 
 def rule_state(rule: m.SecurityGroupRule) -> dict[str, Any]:

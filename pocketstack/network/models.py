@@ -94,6 +94,8 @@ class Port(StandardAttrs, Base):
     binding_vnic_type: Mapped[str] = mapped_column(String(64), default="normal")
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # extra_dhcp_opts: [{opt_name, opt_value, ip_version}], served by the network's dnsmasq to this port
+    extra_dhcp_opts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
 
     fixed_ips: Mapped[list[IPAllocation]] = relationship(
         back_populates="port", cascade="all, delete-orphan", lazy="selectin", order_by="IPAllocation.position")

@@ -38,6 +38,19 @@ def random_mac() -> str:
     return MAC_PREFIX + "".join(f":{random.randint(0, 255):02x}" for _ in range(3))
 
 
+def dhcp_options(current: list[dict[str, Any]], changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Neutron's extra_dhcp_opts update: each change sets its (name, IP version) option, a null value removes
+    it, options not named stay."""
+    options = {(o["opt_name"], o["ip_version"]): o for o in current}
+    for change in changes:
+        key = (change["opt_name"], change.get("ip_version", 4))
+        if change.get("opt_value") is None:
+            options.pop(key, None)
+        else:
+            options[key] = {"opt_name": key[0], "opt_value": change["opt_value"], "ip_version": key[1]}
+    return list(options.values())
+
+
 class Ports(SecurityGroups):
     def port_target(self, project_id: str, net: m.Network, device_owner: str = "") -> dict[str, Any]:
         return {**self.network_target(net), "project_id": project_id,
@@ -54,6 +67,7 @@ class Ports(SecurityGroups):
             "binding:vif_details": port.binding_vif_details, "binding:profile": port.binding_profile,
             "binding:vnic_type": port.binding_vnic_type, "port_security_enabled": port.port_security_enabled,
             "allowed_address_pairs": port.allowed_address_pairs,
+            "extra_dhcp_opts": [dict(opt) for opt in port.extra_dhcp_opts or []],
             "security_groups": [b.security_group_id for b in port.security_group_bindings],
             "ip_allocation": "immediate",
         }
@@ -296,6 +310,7 @@ class Ports(SecurityGroups):
             fixed_ips=[], security_group_bindings=[])
         port.allowed_address_pairs = self._address_pairs(data.get("allowed_address_pairs") or [],
                                                          port.mac_address)
+        port.extra_dhcp_opts = dhcp_options([], data.get("extra_dhcp_opts") or [])
         stamp(port, created=True)
         self.bind(session, port, net)
         self._allocate(session, port, net, data.get("fixed_ips"), allow_gateway=allow_gateway)
@@ -358,6 +373,8 @@ class Ports(SecurityGroups):
             if "allowed_address_pairs" in data:
                 port.allowed_address_pairs = self._address_pairs(data["allowed_address_pairs"] or [],
                                                                  port.mac_address)
+            if "extra_dhcp_opts" in data:
+                port.extra_dhcp_opts = dhcp_options(port.extra_dhcp_opts or [], data["extra_dhcp_opts"] or [])
             if "binding:host_id" in data and (data["binding:host_id"] or "") != port.binding_host_id:
                 port.binding_host_id = data["binding:host_id"] or ""
                 port.status = "DOWN"  # the new host's agent reports it up once plugged

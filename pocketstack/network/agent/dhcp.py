@@ -4,6 +4,7 @@ dnsmasq runs as the agent's child in a session of its own, with a pid file under
 outlives an agent restart and the next agent adopts it by the pid file. Static host entries (MAC -> IP,
 hostname) are in its hosts file and reloaded with SIGHUP when ports change; what is on its command line
 (ranges, options) restarts it when the subnets change.
+A port's extra_dhcp_opts are in the options file (reloaded with SIGHUP too), tagged by the port's host entry.
 Options per subnet: 121 classless static routes (the metadata address via the DHCP port, the default route via
 the gateway, the subnet's host routes), 3 router, 6 DNS servers, 15 domain, 26 MTU. Routes and MTU are forced
 (sent even when not asked for), so minimal clients such as busybox udhcpc get them.
@@ -50,6 +51,14 @@ def routes_option(subnet: dict[str, Any], dhcp_ip: str | None) -> list[str]:
     return routes
 
 
+def port_tag(port: dict[str, Any]) -> str:
+    return f"port-{port['id']}"
+
+
+def _ipv4_options(port: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in port.get("extra_dhcp_opts") or [] if o.get("ip_version", 4) == 4]
+
+
 class DhcpServer:
     """dnsmasq of one network, its files in `directory`."""
 
@@ -60,6 +69,7 @@ class DhcpServer:
         self.dir = directory
         self.hosts_file = directory / "host"
         self.addn_hosts_file = directory / "addn_hosts"
+        self.opts_file = directory / "opts"
         self.leases_file = directory / "leases"
         self.pid_file = directory / "pid"
         self.args_file = directory / "args"
@@ -71,6 +81,7 @@ class DhcpServer:
         args = [DNSMASQ, "--no-hosts", "--no-resolv", "--conf-file=/dev/null", "--bind-interfaces",
                 f"--interface={self.interface}", "--except-interface=lo", f"--pid-file={self.pid_file}",
                 f"--dhcp-hostsfile={self.hosts_file}", f"--addn-hosts={self.addn_hosts_file}",
+                f"--dhcp-optsfile={self.opts_file}",
                 f"--dhcp-leasefile={self.leases_file}", f"--domain={domain}", "--dhcp-authoritative",
                 # the state dir may be in a home only root can enter: dnsmasq keeps root to reread its files
                 "--user=root", "--group=root"]
@@ -95,19 +106,33 @@ class DhcpServer:
 
     @staticmethod
     def hosts(net: dict[str, Any], ports: list[dict[str, Any]], domain: str) -> tuple[str, str]:
-        """The dhcp-hostsfile (MAC,name,IP per address) and the addn-hosts file (DNS names) of the ports."""
+        """The dhcp-hostsfile (MAC,name,IP per address; `set:` the port's tag when it has options) and the
+        addn-hosts file (DNS names) of the ports."""
         subnets = {s["id"] for s in dhcp_subnets(net)}
         dhcp_lines, dns_lines = [], []
         for port in sorted(ports, key=lambda p: p["id"]):
             if not port["admin_state_up"]:
                 continue
+            tag = f"set:{port_tag(port)}," if _ipv4_options(port) else ""
             for allocation in port["fixed_ips"]:
                 if allocation["subnet_id"] not in subnets:
                     continue
                 ip, name = allocation["ip_address"], hostname(allocation["ip_address"])
-                dhcp_lines.append(f"{port['mac_address']},{name}.{domain},{ip}")
+                dhcp_lines.append(f"{port['mac_address']},{tag}{name}.{domain},{ip}")
                 dns_lines.append(f"{ip}\t{name}.{domain} {name}")
         return "".join(f"{line}\n" for line in dhcp_lines), "".join(f"{line}\n" for line in dns_lines)
+
+    @staticmethod
+    def options(ports: list[dict[str, Any]]) -> str:
+        """The dhcp-optsfile: each port's IPv4 extra_dhcp_opts for its tag (a name, or an option number)."""
+        lines = []
+        for port in sorted(ports, key=lambda p: p["id"]):
+            if not port["admin_state_up"]:
+                continue
+            for opt in _ipv4_options(port):
+                name = opt["opt_name"] if opt["opt_name"].isdigit() else f"option:{opt['opt_name']}"
+                lines.append(f"tag:{port_tag(port)},{name},{opt['opt_value']}")
+        return "".join(f"{line}\n" for line in lines)
 
     # ----- the process --------------------------------------------------------------------------------------
     def pid(self) -> int | None:
@@ -127,7 +152,8 @@ class DhcpServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         args = self.command(net, dhcp_port, lease_time, domain)
         hosts, addn_hosts = self.hosts(net, ports, domain)
-        changed = _write_if_changed(self.hosts_file, hosts) | _write_if_changed(self.addn_hosts_file, addn_hosts)
+        changed = (_write_if_changed(self.hosts_file, hosts) | _write_if_changed(self.addn_hosts_file, addn_hosts)
+                   | _write_if_changed(self.opts_file, self.options(ports)))
         args_changed = _write_if_changed(self.args_file, "\0".join(args))
         pid = self.pid()
         if pid is not None and not args_changed:

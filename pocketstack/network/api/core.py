@@ -28,7 +28,7 @@ PORT_ATTRS = {
     "id", "name", "description", "project_id", "tenant_id", "created_at", "updated_at", "revision_number", "tags",
     "network_id", "admin_state_up", "mac_address", "fixed_ips", "device_id", "device_owner", "status",
     "binding:host_id", "binding:vif_type", "binding:vif_details", "binding:profile", "binding:vnic_type",
-    "port_security_enabled", "allowed_address_pairs", "security_groups", "ip_allocation",
+    "port_security_enabled", "allowed_address_pairs", "security_groups", "ip_allocation", "extra_dhcp_opts",
 }
 VnicType = Literal["normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder",
                    "smart-nic", "remote-managed", "vdpa"]
@@ -95,6 +95,14 @@ class AddressPair(Body):
     mac_address: str | None = None
 
 
+class ExtraDhcpOpt(Body):
+    """A DHCP option for this port (a dnsmasq option name or number); `opt_value` null removes it (update)."""
+
+    opt_name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+    opt_value: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[^\n\r]*$")
+    ip_version: Literal[4, 6] = 4
+
+
 class PortUpdate(Body):
     name: str = Name
     description: str = Name
@@ -109,6 +117,7 @@ class PortUpdate(Body):
     security_groups: list[str] = []
     allowed_address_pairs: list[AddressPair] = []
     port_security_enabled: bool = False
+    extra_dhcp_opts: list[ExtraDhcpOpt] = []
 
 
 class PortCreate(PortUpdate, Owned):

@@ -16,6 +16,9 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
     "ext-gw-mode": ("Neutron L3 Configurable external gateway mode",
                     "Extension of the router abstraction for specifying whether SNAT should occur on the "
                     "external gateway"),
+    "extra_dhcp_opt": ("Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot "
+                       "options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, "
+                       "bootfile-name)"),
     "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
     "filter-validation": ("Filter parameters validation", "Provides validation on filter parameters."),
     "ip-substring-filtering": ("IP address substring filtering",

@@ -404,3 +404,44 @@ def test_port_extra_dhcp_opts_set_update_and_remove(admin: Any, cloud: Any, pref
             if p.device_owner != "network:dhcp":
                 admin.network.delete_port(p)
         admin.network.delete_network(net)
+
+
+def test_subnet_pools_allocate_subnets(admin: Any, demo: Any, cloud: Any, prefix: str) -> None:
+    status, body = call(cloud, demo, "POST", "/v2.0/subnetpools", {"subnetpool": {
+        "name": f"{prefix}-pool", "prefixes": ["10.120.0.0/24", "10.120.1.0/24"], "default_prefixlen": 26}})
+    assert status == 201, body
+    pool = body["subnetpool"]
+    assert pool["prefixes"] == ["10.120.0.0/23"] and pool["ip_version"] == 4  # merged
+    assert (pool["default_prefixlen"], pool["max_prefixlen"], pool["shared"]) == (26, 32, False)
+    net = demo.network.create_network(name=f"{prefix}-pooled")
+    try:
+        first = demo.network.create_subnet(network_id=net.id, subnetpool_id=pool["id"], ip_version=4)
+        assert (first.cidr, first.subnet_pool_id) == ("10.120.0.0/26", pool["id"])
+        status, body = call(cloud, demo, "POST", "/v2.0/subnets", {"subnet": {
+            "network_id": net.id, "subnetpool_id": pool["id"], "prefixlen": 24, "ip_version": 4}})
+        assert status == 201 and body["subnet"]["cidr"] == "10.120.1.0/24"  # the lowest free /24
+        assert error(call(cloud, demo, "POST", "/v2.0/subnets", {"subnet": {
+            "network_id": net.id, "subnetpool_id": pool["id"], "cidr": "10.120.0.32/27", "ip_version": 4}}))[0] == 409
+        assert error(call(cloud, demo, "POST", "/v2.0/subnets", {"subnet": {
+            "network_id": net.id, "subnetpool_id": pool["id"], "cidr": "10.99.0.0/24", "ip_version": 4}}))[0] == 400
+        assert error(call(cloud, demo, "POST", "/v2.0/subnets", {"subnet": {
+            "network_id": net.id, "subnetpool_id": pool["id"], "prefixlen": 8, "ip_version": 4}}))[0] == 400
+        # a pool in use is not deleted; prefixes only grow; others do not see a private pool
+        assert error(call(cloud, demo, "DELETE", f"/v2.0/subnetpools/{pool['id']}"))[0] == 409
+        assert error(call(cloud, demo, "PUT", f"/v2.0/subnetpools/{pool['id']}",
+                          {"subnetpool": {"prefixes": ["10.120.0.0/24"]}}))[0] == 400
+        status, body = call(cloud, demo, "PUT", f"/v2.0/subnetpools/{pool['id']}",
+                            {"subnetpool": {"prefixes": ["10.120.0.0/23", "10.121.0.0/24"], "name": "renamed"}})
+        assert status == 200 and body["subnetpool"]["prefixes"] == ["10.120.0.0/23", "10.121.0.0/24"]
+        assert error(call(cloud, demo, "PUT", f"/v2.0/subnetpools/{pool['id']}",
+                          {"subnetpool": {"is_default": True}}))[0] == 403
+        assert call(cloud, demo, "PUT", f"/v2.0/subnetpools/{pool['id']}/tags/blue", None)[0] == 201
+        assert [p["id"] for p in call(cloud, demo, "GET", "/v2.0/subnetpools?tags=blue")[1]["subnetpools"]] == [
+            pool["id"]]
+        assert pool["id"] not in {p.id for p in admin.network.subnet_pools(project_id="nobody")}
+        assert error(call(cloud, demo, "POST", "/v2.0/subnetpools", {"subnetpool": {
+            "name": "x", "prefixes": ["10.0.0.0/24"], "shared": True}}))[0] == 403
+    finally:
+        demo.network.delete_network(net)
+    assert call(cloud, demo, "DELETE", f"/v2.0/subnetpools/{pool['id']}")[0] == 204
+    assert "subnet_allocation" in {e.alias for e in admin.network.extensions()}

@@ -16,12 +16,13 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pocketstack.common.errors import BadRequest, Conflict
+from pocketstack.common.context import RequestContext
+from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.network import models as m
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -224,3 +225,69 @@ def overlapping(net: IPNetwork, others: Iterable[str]) -> str | None:
         if other.version == net.version and net.overlaps(other):
             return cidr
     return None
+
+
+# ----- subnet pools ------------------------------------------------------------------------------------------
+def free_cidr(prefixes: Iterable[str], allocated: Iterable[str], prefixlen: int) -> IPNetwork | None:
+    """The lowest CIDR of `prefixlen` inside the pool's prefixes that overlaps none of `allocated`.
+
+    The free space is the prefixes with the allocated CIDRs cut out (`address_exclude`), as CIDR blocks; the
+    first block at least that large gives its first subnet: cost grows with the allocations, not the pool size.
+    """
+    free: list[IPNetwork] = [ipaddress.ip_network(p) for p in prefixes]
+    for used in (ipaddress.ip_network(a) for a in allocated):
+        kept: list[IPNetwork] = []
+        for block in free:
+            if block.version != used.version or not block.overlaps(used):
+                kept.append(block)
+            elif not used.supernet_of(block):  # type: ignore[arg-type]
+                kept.extend(block.address_exclude(used))  # type: ignore[arg-type]
+        free = kept
+    for block in sorted(free, key=lambda b: int(b.network_address)):
+        if block.prefixlen <= prefixlen:
+            return next(block.subnets(new_prefix=prefixlen))
+    return None
+
+
+def pool_not_found(pool_id: str) -> NotFound:
+    return NotFound(f"Subnet pool {pool_id} could not be found.", error_type="SubnetPoolNotFound")
+
+
+def allocate_from_pool(session: Session, allowed: Callable[..., bool], ctx: RequestContext, pool_id: str,
+                       project_id: str, cidr: str | None, prefixlen: int | None,
+                       ip_version: int | None) -> tuple[str, str]:
+    """(CIDR, pool id) of a new subnet from the pool, under the pool row's lock (synchronous, in the create's
+    transaction); `allowed` is the manager's policy check."""
+    pool = session.get(m.SubnetPool, pool_id, with_for_update=True)
+    if pool is None or not allowed("get_subnetpool", ctx, {"project_id": pool.project_id, "shared": pool.shared}):
+        raise pool_not_found(pool_id)
+    if ip_version is not None and ip_version != pool.ip_version:
+        raise invalid(f"Cannot allocate an IPv{ip_version} subnet from IPv{pool.ip_version} subnet pool "
+                           f"{pool.id}.")
+    allocated = list(session.scalars(select(m.Subnet.cidr).where(m.Subnet.subnetpool_id == pool.id)))
+    if cidr is not None:
+        wanted = parse_cidr(cidr, pool.ip_version)
+        if not any(wanted.subnet_of(ipaddress.ip_network(p)) for p in pool.prefixes):  # type: ignore[arg-type]
+            raise invalid(f"Cidr {wanted} is not within the prefixes of subnet pool {pool.id}.")
+        if any(wanted.overlaps(ipaddress.ip_network(a)) for a in allocated):  # type: ignore[arg-type]
+            raise Conflict(f"Unable to allocate subnet with prefix {wanted}: it overlaps a subnet allocated from "
+                           f"pool {pool.id}.", error_type="SubnetAllocationError")
+        chosen = wanted
+    else:
+        length = prefixlen if prefixlen is not None else pool.default_prefixlen
+        if not pool.min_prefixlen <= length <= pool.max_prefixlen:
+            raise invalid(f"Illegal prefix bounds: prefixlen={length}, min_prefixlen={pool.min_prefixlen}, "
+                               f"max_prefixlen={pool.max_prefixlen}.")
+        found = free_cidr(pool.prefixes, allocated, length)
+        if found is None:
+            raise Conflict(f"Insufficient prefix space to allocate subnet size /{length} from subnet pool "
+                           f"{pool.id}.", error_type="SubnetAllocationError")
+        chosen = found
+    if pool.default_quota is not None:
+        owned = session.scalars(select(m.Subnet.cidr).where(m.Subnet.subnetpool_id == pool.id,
+                                                            m.Subnet.project_id == project_id))
+        used = sum(ipaddress.ip_network(c).num_addresses for c in owned)
+        if used + chosen.num_addresses > pool.default_quota:
+            raise Conflict(f"Per-project quota of subnet pool {pool.id} ({pool.default_quota} addresses) would be "
+                           "exceeded.", error_type="SubnetPoolQuotaExceeded")
+    return str(chosen), pool.id

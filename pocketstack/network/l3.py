@@ -21,6 +21,7 @@ from pocketstack.network import models as m
 from pocketstack.network.agents import Agents
 from pocketstack.network.manager import new_id, not_found, stamp, standard
 from pocketstack.network.ports import L3_OWNERS, Ports
+from pocketstack.network.subnetpools import SubnetPools
 
 GATEWAY, INTERFACE, FLOATING = "network:router_gateway", "network:router_interface", "network:floatingip"
 
@@ -425,7 +426,7 @@ class L3(Ports):
         await self.write(delete)
 
 
-class NetworkManager(L3, Agents):
+class NetworkManager(L3, Agents, SubnetPools):
     """Everything the network API does, without HTTP."""
 
     # ----- tags (standard-attr-tag) -------------------------------------------------------------------------
@@ -442,7 +443,7 @@ class NetworkManager(L3, Agents):
             port, net = await session.run_sync(self.visible_port, ctx, resource_id)
             return port, self.port_target(port.project_id, net, port.device_owner)
         loaders = {"router": self.visible_router, "floatingip": self.visible_fip,
-                   "security_group": self.visible_sg}
+                   "security_group": self.visible_sg, "subnetpool": self.visible_subnetpool}
         row = await loaders[kind](session, ctx, resource_id)
         return row, {"project_id": row.project_id}
 

@@ -359,7 +359,8 @@ class Core:
             "allocation_pools": subnet.allocation_pools, "dns_nameservers": subnet.dns_nameservers,
             "host_routes": subnet.host_routes, "enable_dhcp": subnet.enable_dhcp,
             "ipv6_ra_mode": subnet.ipv6_ra_mode, "ipv6_address_mode": subnet.ipv6_address_mode,
-            "subnetpool_id": None, "service_types": [], "segment_id": None, "dns_publish_fixed_ip": False,
+            "subnetpool_id": subnet.subnetpool_id, "service_types": [], "segment_id": None,
+            "dns_publish_fixed_ip": False,
         }
 
     async def list_subnets(self, ctx: RequestContext) -> list[dict[str, Any]]:
@@ -402,12 +403,8 @@ class Core:
             raise ipam.invalid(f"Duplicate host route in {routes}")
         return out
 
-    async def create_subnet(self, ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
-        project_id = self.owner_project(ctx, data)
-        if not data.get("cidr"):
-            raise BadRequest("Failed to parse request: a 'cidr' is required (subnet pools are not supported).",
-                             error_type="InvalidInput")
-        net_cidr = ipam.parse_cidr(data["cidr"], data.get("ip_version"))
+    def _subnet_geometry(self, net_cidr: ipam.IPNetwork, data: dict[str, Any]) -> dict[str, Any]:
+        """The columns a subnet's CIDR and the request decide: gateway, pools, DNS, routes, IPv6 modes."""
         version = net_cidr.version
         if version == 4 and (data.get("ipv6_ra_mode") or data.get("ipv6_address_mode")):
             raise ipam.invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to "
@@ -425,12 +422,32 @@ class Core:
             gateway = ipam.check_gateway(net_cidr, gateway)
         pools = (ipam.check_pools(net_cidr, data["allocation_pools"], gateway) if data.get("allocation_pools")
                  else ipam.default_pools(net_cidr, gateway))
-        dns = self._dns(net_cidr, data.get("dns_nameservers") or [])
-        routes = self._host_routes(net_cidr, data.get("host_routes") or [])
+        return {"ip_version": version, "cidr": str(net_cidr), "gateway_ip": gateway, "allocation_pools": pools,
+                "dns_nameservers": self._dns(net_cidr, data.get("dns_nameservers") or []),
+                "host_routes": self._host_routes(net_cidr, data.get("host_routes") or []),
+                "ipv6_ra_mode": ra_mode, "ipv6_address_mode": mode}
+
+    async def create_subnet(self, ctx: RequestContext, data: dict[str, Any]) -> dict[str, Any]:
+        """A subnet of the CIDR given, or one allocated from `subnetpool_id` (`prefixlen`, or a CIDR in it)."""
+        project_id = self.owner_project(ctx, data)
+        pool_id = data.get("subnetpool_id")
+        if not data.get("cidr") and not pool_id:
+            raise BadRequest("Bad subnets request: a cidr must be specified in the absence of a subnet pool.",
+                             error_type="BadRequest")
+        if data.get("prefixlen") is not None and not pool_id:
+            raise ipam.invalid("prefixlen is only for subnets allocated from a subnet pool.")
+        geometry = None if pool_id else self._subnet_geometry(ipam.parse_cidr(data["cidr"], data.get("ip_version")),
+                                                               data)
 
         async def create(session: AsyncSession) -> dict[str, Any]:
             net = await session.run_sync(self.visible_network, ctx, data["network_id"])
             self.enforce("create_subnet", ctx, {**self.network_target(net), "project_id": project_id})
+            shape = geometry
+            if shape is None:
+                cidr, _ = await session.run_sync(ipam.allocate_from_pool, self.allowed, ctx, pool_id, project_id,
+                                                 data.get("cidr"), data.get("prefixlen"), data.get("ip_version"))
+                shape = self._subnet_geometry(ipaddress.ip_network(cidr), data)
+            net_cidr = ipaddress.ip_network(shape["cidr"])
             clash = ipam.overlapping(net_cidr, [s.cidr for s in net.subnets])
             if clash:
                 raise ipam.invalid(f"Requested subnet with cidr: {net_cidr} for network: {net.id} overlaps with "
@@ -438,9 +455,8 @@ class Core:
             await session.run_sync(self.check_quota, project_id, "subnet")
             subnet = m.Subnet(
                 id=new_id(), network_id=net.id, project_id=project_id, name=data.get("name", ""),
-                description=data.get("description", ""), ip_version=version, cidr=str(net_cidr),
-                gateway_ip=gateway, allocation_pools=pools, dns_nameservers=dns, host_routes=routes,
-                enable_dhcp=data.get("enable_dhcp", True), ipv6_ra_mode=ra_mode, ipv6_address_mode=mode)
+                description=data.get("description", ""), enable_dhcp=data.get("enable_dhcp", True),
+                subnetpool_id=pool_id, **shape)
             stamp(subnet, created=True)
             session.add(subnet)
             stamp(net)

@@ -70,8 +70,28 @@ class Subnet(StandardAttrs, Base):
     enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
     ipv6_ra_mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
     ipv6_address_mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    subnetpool_id: Mapped[str | None] = mapped_column(ForeignKey("subnetpools.id"), nullable=True, index=True)
 
     network: Mapped[Network] = relationship(back_populates="subnets", lazy="raise")
+
+
+class SubnetPool(StandardAttrs, Base):
+    """Prefixes subnets are allocated from (`subnet_allocation`): a subnet names the pool, and a prefix length
+    or a CIDR inside the pool, instead of a CIDR."""
+
+    __tablename__ = "subnetpools"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    ip_version: Mapped[int] = mapped_column(Integer)
+    prefixes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    default_prefixlen: Mapped[int] = mapped_column(Integer)
+    min_prefixlen: Mapped[int] = mapped_column(Integer)
+    max_prefixlen: Mapped[int] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)  # addresses per project
 
 
 class Port(StandardAttrs, Base):

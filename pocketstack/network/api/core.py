@@ -81,6 +81,8 @@ class SubnetCreate(SubnetUpdate, Owned):
     network_id: str
     ip_version: Literal[4, 6] = 4
     cidr: str | None = None
+    subnetpool_id: str | None = None
+    prefixlen: int | None = Field(None, ge=0, le=128)
     ipv6_ra_mode: Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"] | None = None
     ipv6_address_mode: Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"] | None = None
 
@@ -124,6 +126,30 @@ class PortCreate(PortUpdate, Owned):
     network_id: str
 
 
+SUBNETPOOL_ATTRS = {
+    "id", "name", "description", "project_id", "tenant_id", "created_at", "updated_at", "revision_number", "tags",
+    "ip_version", "prefixes", "default_prefixlen", "min_prefixlen", "max_prefixlen", "shared", "is_default",
+    "default_quota", "address_scope_id",
+}
+PrefixLen = Field(None, ge=0, le=128)
+
+
+class SubnetPoolUpdate(Body):
+    name: str = Name
+    description: str = Name
+    prefixes: list[str] = Field(None, min_length=1)
+    default_prefixlen: int = PrefixLen
+    min_prefixlen: int = PrefixLen
+    max_prefixlen: int = PrefixLen
+    is_default: bool = False
+    default_quota: int | None = Field(None, ge=0)
+
+
+class SubnetPoolCreate(SubnetPoolUpdate, Owned):
+    prefixes: list[str] = Field(min_length=1)
+    shared: bool = False
+
+
 async def _list_ports(request: Request) -> list[dict[str, Any]]:
     sql = pushdown(request, {"network_id": "network_id", "device_id": "device_id", "id": "id"})
     return await manager(request).list_ports(context(request), sql)
@@ -135,6 +161,9 @@ NETWORKS = Resource(
 SUBNETS = Resource(
     "/v2.0/subnets", kind="subnet", collection="subnets", attributes=SUBNET_ATTRS, create=SubnetCreate,
     update=SubnetUpdate)
+SUBNETPOOLS = Resource(
+    "/v2.0/subnetpools", kind="subnetpool", collection="subnetpools", attributes=SUBNETPOOL_ATTRS,
+    create=SubnetPoolCreate, update=SubnetPoolUpdate)
 PORTS = Resource(
     "/v2.0/ports", kind="port", collection="ports", attributes=PORT_ATTRS, create=PortCreate, update=PortUpdate,
     list_items=_list_ports)

@@ -16,6 +16,7 @@ ROUTES: RouteTable = {
     "/v2.0/extensions/{alias}": {"GET": versions.show_extension},
     **core.NETWORKS.routes(),
     **core.SUBNETS.routes(),
+    **core.SUBNETPOOLS.routes(),
     **core.PORTS.routes(),
     **security.SECURITY_GROUPS.routes(),
     **security.SECURITY_GROUP_RULES.routes(),

@@ -1,4 +1,5 @@
-"""Tags on networks, subnets, ports, routers, floating IPs and security groups (`standard-attr-tag`)."""
+"""Tags on networks, subnets, ports, routers, floating IPs, security groups and subnet pools
+(`standard-attr-tag`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pocketstack.common.errors import BadRequest, NotFound
 from pocketstack.network.api.common import Body, context, describe, manager
 
 KINDS = {"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router",
-         "floatingips": "floatingip", "security-groups": "security_group"}
+         "floatingips": "floatingip", "security-groups": "security_group", "subnetpools": "subnetpool"}
 class Tags(Body):
     tags: list[str] = Field(max_length=50)
 

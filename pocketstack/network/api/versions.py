@@ -20,6 +20,7 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
                        "options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, "
                        "bootfile-name)"),
     "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
+    "subnet_allocation": ("Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
     "filter-validation": ("Filter parameters validation", "Provides validation on filter parameters."),
     "ip-substring-filtering": ("IP address substring filtering",
                                "Provides IP address substring filtering when listing ports"),

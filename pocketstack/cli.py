@@ -46,9 +46,15 @@ def up(
     namespace_hosts: Annotated[int | None, typer.Option(help="with --distributed: compute hosts, each in a network "
                                                         "namespace of its own with its own address")] = None,
     config: ConfigFile = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="run in the background (output in "
+                                         "DATA_DIR/log/up.log); `pocketstack down` stops it")] = False,
 ) -> None:
-    """Start the cloud in the foreground (all-in-one, or --distributed); Ctrl-C stops it."""
+    """Start the cloud in the foreground (all-in-one, or --distributed); Ctrl-C stops it. With -d in the
+    background, returning once it is ready."""
     compute = {k: v for k, v in (("driver", compute_driver), ("fake_hosts", fake_hosts)) if v is not None}
+    if detach:
+        _up_detached(data_dir, config)
+        return
     if namespace_hosts is not None and not distributed:
         raise typer.BadParameter("--namespace-hosts needs --distributed")
     settings = make_settings(config, data_dir=data_dir, bind=bind, port_offset=port_offset, log_level=log_level,
@@ -61,6 +67,40 @@ def up(
     from pocketstack.launcher import run_foreground
 
     run_foreground(settings)
+
+
+def _up_detached(data_dir: Path | None, config: Path | None) -> None:
+    """`up -d`: this command line without -d, in the background."""
+    import sys
+
+    from pocketstack.background import BackgroundError, start
+
+    settings = make_settings(config, data_dir=data_dir)
+    args = [a for a in sys.argv[sys.argv.index("up") + 1:] if a not in ("-d", "--detach")]
+    try:
+        lines = start(settings.data_dir, args)
+    except BackgroundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"running in the background; output: {settings.data_dir / 'log' / 'up.log'}; "
+               "`pocketstack down` stops it")
+
+
+@app.command()
+def down(data_dir: DataDir = None, config: ConfigFile = None) -> None:
+    """Stop the cloud `pocketstack up -d` started (what stays on the host is as after Ctrl-C)."""
+    from pocketstack.background import BackgroundError, stop
+
+    settings = make_settings(config, data_dir=data_dir)
+    try:
+        lines = stop(settings.data_dir)
+    except BackgroundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    for line in lines:
+        typer.echo(line)
 
 
 @app.command()

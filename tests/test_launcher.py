@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import requests
 import yaml
 from conftest import OPENSTACK_CLI, Cloud, free_port, make_settings
@@ -130,3 +131,31 @@ def _check_rotation(cloud: Cloud) -> None:
         subprocess.run(rotate, capture_output=True, text=True, check=True)
     time.sleep(1.1)
     assert not valid(issued)  # its key has been pruned
+
+
+def test_up_detached_then_down(tmp_path):
+    data_dir = tmp_path / "bg"
+    env = {**os.environ, "POCKETSTACK_IDENTITY__BCRYPT_ROUNDS": "4", "POCKETSTACK_COMPUTE__DRIVER": "fake"}
+    for spec in SERVICES:
+        env[f"POCKETSTACK_{spec.name.upper().replace('-', '_')}__PORT"] = str(free_port())
+    started = subprocess.run([POCKETSTACK, "up", "-d", "--data-dir", str(data_dir), "--log-level", "warning"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "pocketstack ready" in started.stdout.splitlines() and "pocketstack down" in started.stdout
+        pid = int((data_dir / "up.pid").read_text())
+        assert openstack(data_dir, "token", "issue").returncode == 0  # it answers after `up -d` returned
+        again = subprocess.run([POCKETSTACK, "up", "-d", "--data-dir", str(data_dir)], capture_output=True,
+                               text=True, env=env, timeout=60)
+        assert again.returncode == 1 and f"pid {pid}" in again.stderr  # one background cloud per data dir
+    finally:
+        stopped = subprocess.run([POCKETSTACK, "down", "--data-dir", str(data_dir)], capture_output=True,
+                                 text=True, env=env, timeout=180)
+    assert stopped.returncode == 0 and "pocketstack stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    # ended (a zombie at most: an init that does not reap may hold it as its child)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not (data_dir / "up.pid").exists()
+    assert openstack(data_dir, "token", "issue").returncode != 0
+    nothing = subprocess.run([POCKETSTACK, "down", "--data-dir", str(data_dir)], capture_output=True, text=True,
+                             env=env, timeout=60)
+    assert nothing.returncode == 1 and "no cloud" in nothing.stderr

@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,7 +28,9 @@ from pocketstack.common.context import REQUEST_ID_RE, RequestContext, current_co
 from pocketstack.common.errors import (
     APIError,
     BadRequest,
+    Conflict,
     ErrorStyle,
+    PayloadTooLarge,
     ServiceUnavailable,
     Unauthorized,
     error_for_status,
@@ -76,13 +78,21 @@ def describe_validation_error(exc: RequestValidationError | ValidationError) -> 
     return "Invalid input: " + "; ".join(parts) if parts else "Invalid input."
 
 
+# oslo.middleware's sizelimit default (max_request_body_size), which Nova, Glance, Neutron, Cinder and Keystone use
+MAX_BODY_SIZE = 114688
+
+
 class EdgeMiddleware:
     """Request id, authentication and error mapping for one service, as one pure ASGI layer."""
 
     def __init__(self, app: ASGIApp, *, style: ErrorStyle, validator: TokenValidator | None,
                  is_public: Callable[[str, str], bool], service_name: str, access_log: bool = True,
-                 microversion: MicroversionSpec | None = None, health: Sequence[HealthCheck] = ()) -> None:
+                 microversion: MicroversionSpec | None = None, health: Sequence[HealthCheck] = (),
+                 max_body_size: int = MAX_BODY_SIZE,
+                 unlimited_body: Callable[[str, str], bool] = lambda method, path: False) -> None:
         self.app = app
+        self.max_body_size = max_body_size
+        self.unlimited_body = unlimited_body
         self.health = list(health)
         self.microversion = microversion
         self.style = style
@@ -142,6 +152,8 @@ class EdgeMiddleware:
                 scope["state"]["api_version"] = version
                 extra_headers.extend(self.microversion.response_headers(version))
             current_context.set(ctx)
+            if not self.unlimited_body(method, path):
+                receive = self._limited(headers, receive)
             await self.app(scope, receive, send_wrapper)
         except APIError as err:
             if not started_response[0]:
@@ -168,6 +180,24 @@ class EdgeMiddleware:
             if self.access_log:
                 log.info("%s %s %s %d %.1fms %s", self.service_name, method, path, status_holder[0],
                          elapsed * 1000, request_id)
+
+    def _limited(self, headers: dict[str, str], receive: Receive) -> Receive:
+        """`receive` refusing a body over `max_body_size` (413, as oslo.middleware's sizelimit): by its
+        Content-Length at once, else as the chunks arrive."""
+        limit = self.max_body_size
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(f"Request is too large: the body may have at most {limit} bytes.")
+        received = [0]
+
+        async def counting() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                received[0] += len(message.get("body", b""))
+                if received[0] > limit:
+                    raise PayloadTooLarge(f"Request is too large: the body may have at most {limit} bytes.")
+            return message
+        return counting
 
     def _record_client_request(self, scope: Scope, request_id: str, start: float, duration: float, outcome: str,
                                span_id: str | None, parent_id: str | None) -> None:
@@ -230,6 +260,7 @@ def create_app(
     state: dict[str, Any] | None = None,
     microversion: MicroversionSpec | None = None,
     health: Sequence[HealthCheck] = (),
+    unlimited_body: Callable[[str, str], bool] = lambda method, path: False,
 ) -> ASGIApp:
     """Build a service's ASGI app: FastAPI routes wrapped in the shared edge middleware."""
     app = FastAPI(title=f"pocketstack {service_name}", default_response_class=JSONResponse,
@@ -255,6 +286,16 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        # what bad input makes the database refuse is the client's error, not the database being away
+        if isinstance(exc, OverflowError) or isinstance(getattr(exc, "orig", None), OverflowError) \
+                or isinstance(exc, DataError):
+            errlog.warning("%s %s: a value the database cannot hold (%s)", request.method, request.url.path,
+                           exc.__class__.__name__)
+            return error_response(BadRequest("Invalid input: a value in the request is out of range or of the "
+                                             "wrong type."), style)
+        if isinstance(exc, IntegrityError):
+            errlog.warning("%s %s: refused by a database constraint", request.method, request.url.path)
+            return error_response(Conflict("The request conflicts with the data already there."), style)
         if isinstance(exc, OperationalError | DBAPIError):
             errlog.error("database unavailable: %s", exc.__class__.__name__)
             return error_response(ServiceUnavailable("The database is unavailable; try again later."), style)
@@ -263,7 +304,7 @@ def create_app(
 
     return EdgeMiddleware(app, style=style, validator=validator, is_public=is_public,
                           service_name=service_name, access_log=access_log, microversion=microversion,
-                          health=health)
+                          health=health, unlimited_body=unlimited_body)
 
 
 def request_context(request: Request) -> RequestContext:

@@ -29,6 +29,8 @@ class ImageService(Service):
             is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
             access_log=settings.access_log, state={"manager": self.manager},
             health=[database_check(self.db)],
+            # image data is streamed to the store, never held: only the JSON bodies are size-limited
+            unlimited_body=lambda method, path: method == "PUT" and path.endswith(("/file", "/stage")),
         )
 
     async def start(self) -> None:

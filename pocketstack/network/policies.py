@@ -9,6 +9,8 @@ ADMIN = "rule:admin_required"
 OWNER = "rule:admin_required or project_id:%(project_id)s"
 MEMBER_OWNER = "rule:admin_required or (role:member and project_id:%(project_id)s)"
 NET_OWNER = "rule:admin_required or project_id:%(network:project_id)s"
+# a member of the network's project (Neutron's ADMIN_OR_NET_OWNER_MEMBER): readers change nothing
+NET_OWNER_MEMBER = "rule:admin_required or (role:member and project_id:%(network:project_id)s)"
 SHARED = "'True':%(shared)s"
 EXTERNAL = "'True':%(router:external)s"
 
@@ -43,8 +45,8 @@ NETWORK_POLICIES: dict[str, str] = {
     "update_subnetpool:is_default": ADMIN,
     "delete_subnetpool": MEMBER_OWNER,
     "get_subnet": "rule:admin_or_owner or rule:shared or rule:admin_or_network_owner",
-    "update_subnet": "rule:admin_or_network_owner",
-    "delete_subnet": "rule:admin_or_network_owner",
+    "update_subnet": NET_OWNER_MEMBER,
+    "delete_subnet": NET_OWNER_MEMBER,
     "create_port": MEMBER_OWNER,
     "create_port:device_owner": "'False':%(network_device)s or rule:admin_or_network_owner",
     "create_port:mac_address": "rule:admin_or_network_owner",
@@ -60,7 +62,7 @@ NETWORK_POLICIES: dict[str, str] = {
     "get_port:binding:vif_details": "rule:admin_or_service",
     "get_port:binding:host_id": "rule:admin_or_service",
     "get_port:binding:profile": "rule:admin_or_service",
-    "update_port": "rule:admin_or_owner or rule:admin_or_network_owner",
+    "update_port": f"{MEMBER_OWNER} or {NET_OWNER_MEMBER} or rule:admin_or_service",
     "update_port:device_owner": "'False':%(network_device)s or rule:admin_or_network_owner",
     "update_port:mac_address": ADMIN,
     "update_port:fixed_ips:ip_address": "rule:admin_or_network_owner",
@@ -70,7 +72,7 @@ NETWORK_POLICIES: dict[str, str] = {
     "update_port:binding:host_id": "rule:admin_or_service",
     "update_port:binding:profile": "rule:admin_or_service",
     "update_port:binding:vnic_type": "rule:admin_or_owner",
-    "delete_port": "rule:admin_or_owner or rule:admin_or_network_owner",
+    "delete_port": f"{MEMBER_OWNER} or {NET_OWNER_MEMBER} or rule:admin_or_service",
     "create_security_group": MEMBER_OWNER,
     "get_security_group": OWNER,
     "update_security_group": MEMBER_OWNER,

@@ -107,7 +107,7 @@ def _nonnegative(request: Request, name: str) -> int | None:
     if not raw.isdigit():
         raise BadRequest(f"Invalid input for query parameters {name}. Value: {raw}. It must be an integer of 0 or "
                          "more")
-    return int(raw)
+    return min(int(raw), 1000 if name == "limit" else 2**31 - 1)  # Nova's max_limit caps a page
 
 
 async def show_group(request: Request, group_id: str) -> Response:

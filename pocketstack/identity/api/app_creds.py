@@ -15,7 +15,7 @@ from pocketstack.identity.api.common import Strict, app_cred_body, collection, e
 from pocketstack.identity.service import new_id, utcnow
 from pocketstack.identity.store import access_rules
 from pocketstack.identity.store import app_creds as store
-from pocketstack.identity.store.common import ApplicationCredential
+from pocketstack.identity.store.common import ApplicationCredential, User, fetch
 from pocketstack.identity.store.roles import held_roles
 
 
@@ -74,6 +74,7 @@ async def create_app_cred(request: Request, user_id: str) -> Response:
 
 async def list_app_creds(request: Request, user_id: str, name: str | None = None) -> Response:
     enforce(request, "identity:list_application_credentials", {"user": {"id": user_id}})
+    await fetch(manager(request).db, User, user_id, "user")  # an unknown user is 404, as Keystone's
     rows = await store.list_app_creds(manager(request).db, user_id, name)
     rules, by_cred = await access_rules.of_user(manager(request).db, user_id)
     return collection(request, "application_credentials",

@@ -92,14 +92,14 @@ async def delete_region(request: Request, region_id: str) -> Response:
 
 class ServiceCreate(Open):
     type: str = Field(min_length=1, max_length=255)
-    name: str = ""
+    name: str = Field("", max_length=255)
     description: str | None = ""
     enabled: StrictBool = True
 
 
 class ServiceUpdate(Open):
     type: str | None = Field(None, min_length=1, max_length=255)
-    name: str | None = None
+    name: str | None = Field(None, max_length=255)
     description: str | None = None
     enabled: StrictBool | None = None
 

@@ -61,7 +61,8 @@ def main() -> None:
             FakeDriver.fail_spawn_on.clear()
             for name, path in (("overview", "/"), ("servers", "/servers"), ("launch", "/servers/launch"),
                                ("images", "/images"), ("networks", "/networks"), ("volumes", "/volumes"),
-                               ("keypairs", "/keypairs"), ("floating-ips", "/floating-ips")):
+                               ("keypairs", "/keypairs"), ("floating-ips", "/floating-ips"),
+                               ("topology", "/topology"), ("security-groups", "/security-groups")):
                 page.goto(base + path)
                 page.screenshot(path=OUT / f"{name}.png", full_page=True)
             for name, server in (("flow", "web1"), ("flow-error", "broken")):

@@ -159,3 +159,41 @@ def test_volume_create_attach_and_csrf(cloud, browser, bootable, prefix) -> None
     resp = page.request.post(cloud.url("dashboard") + "/volumes", form={"name": f"{prefix}forged", "size": "1"})
     assert resp.status == 403
     page.close()
+
+
+def test_security_group_rules_and_topology(cloud, browser, bootable, demo, admin, prefix) -> None:
+    net = demo.network.create_network(name=f"{prefix}net")
+    subnet = demo.network.create_subnet(network_id=net.id, cidr="10.83.0.0/24", ip_version=4)
+    router = demo.network.create_router(name=f"{prefix}r")
+    demo.network.add_interface_to_router(router, subnet_id=subnet.id)
+    group = demo.network.create_security_group(name=f"{prefix}sg")
+    try:
+        page = _login(browser, cloud, "demo", "demo-secret", "demo")
+        page.goto(cloud.url("dashboard") + "/security-groups")
+        section = f"section[data-group='{prefix}sg']"
+        before = page.locator(f"{section} tr.rule").count()  # the default egress rules
+        page.fill(f"{section} input[name=port_min]", "22")
+        page.fill(f"{section} input[name=remote]", "0.0.0.0/0")
+        page.click(f"{section} button.add")
+        page.wait_for_selector(f"{section} tr.rule:has-text('tcp'):has-text('22')")
+        assert page.locator(f"{section} tr.rule").count() == before + 1
+        page.fill(f"{section} input[name=remote]", "not-a-cidr")
+        page.click(f"{section} button.add")
+        page.wait_for_selector(".error")  # Neutron's own message
+        assert "not-a-cidr" in page.inner_text(".error")
+        page.goto(cloud.url("dashboard") + "/security-groups")
+        page.click(f"{section} tr.rule:has-text('22') button:text-is('delete')")
+        page.wait_for_selector(f"{section}")
+        assert page.locator(f"{section} tr.rule:has-text('22')").count() == 0
+        # the topology: the network with its CIDR, the router on it
+        page.goto(cloud.url("dashboard") + "/topology")
+        page.wait_for_selector("svg.topology")
+        assert page.locator(f"svg.topology g.network[data-network='{prefix}net']").count() == 1
+        assert "10.83.0.0/24" in (page.text_content(f"svg.topology g.network[data-network='{prefix}net']") or "")
+        assert page.locator(f"svg.topology g.router[data-name='router {prefix}r']").count() == 1
+        page.close()
+    finally:
+        demo.network.remove_interface_from_router(router, subnet_id=subnet.id)
+        demo.network.delete_router(router)
+        demo.network.delete_network(net)
+        demo.network.delete_security_group(group)

@@ -16,7 +16,7 @@ from pocketstack.common.app import OperationsEndpoints
 from pocketstack.common.clients.identity import IdentityClient
 from pocketstack.common.errors import APIError
 from pocketstack.common.health import HealthCheck
-from pocketstack.dashboard import pages
+from pocketstack.dashboard import netpages, pages
 from pocketstack.dashboard.session import COOKIE, SessionStore, UserSession
 from pocketstack.dashboard.web import first, form, render
 
@@ -42,6 +42,10 @@ PAGES: list[tuple[str, Any, bool, list[str]]] = [
     ("/servers/{server_id}/action", pages.server_action, True, ["POST"]),
     ("/images", pages.images, False, ["GET"]),
     ("/networks", pages.networks, False, ["GET"]),
+    ("/topology", netpages.topology, False, ["GET"]),
+    ("/security-groups", netpages.security_groups, False, ["GET"]),
+    ("/security-groups/{group_id}/rules", netpages.add_rule, True, ["POST"]),
+    ("/security-groups/rules/{rule_id}/delete", netpages.delete_rule, True, ["POST"]),
     ("/volumes", pages.volumes, False, ["GET"]),
     ("/volumes", pages.create_volume, True, ["POST"]),
     ("/volumes/{volume_id}/attach", pages.attach_volume, True, ["POST"]),
@@ -49,6 +53,7 @@ PAGES: list[tuple[str, Any, bool, list[str]]] = [
     ("/floating-ips", pages.floating_ips, False, ["GET"]),
     ("/admin/hypervisors", pages.hypervisors, False, ["GET"]),
     ("/admin/services", pages.compute_services, False, ["GET"]),
+    ("/admin/network-agents", netpages.network_agents, False, ["GET"]),
 ]
 
 

@@ -34,6 +34,8 @@ def login(page: Page, base: str, user: str, password: str, project: str) -> None
 def launch(page: Page, base: str, name: str, status: str) -> None:
     page.goto(base + "/servers/launch")
     page.fill("input[name=name]", name)
+    if page.locator("select[name=network] option:text-is('private')").count():
+        page.select_option("select[name=network]", label="private")
     page.click("#submit-launch")
     page.wait_for_selector(f"tr[data-server='{name}'] td.status:text-is('{status}')")
 
@@ -47,6 +49,14 @@ def main() -> None:
                                  visibility="public")
         if not list(admin.compute.flavors()):
             admin.compute.create_flavor(name="m1.tiny", ram=64, vcpus=1, disk=1)
+        # a topology to draw: the external network, demo's network and router between them
+        public = admin.network.create_network(name="public", is_router_external=True)
+        admin.network.create_subnet(network_id=public.id, cidr="172.24.4.0/24", ip_version=4)
+        demo = cloud.conn("pocketstack-demo")
+        private = demo.network.create_network(name="private")
+        subnet = demo.network.create_subnet(network_id=private.id, cidr="10.0.0.0/26", ip_version=4)
+        router = demo.network.create_router(name="router1", external_gateway_info={"network_id": public.id})
+        demo.network.add_interface_to_router(router, subnet_id=subnet.id)
         base = cloud.url("dashboard")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])

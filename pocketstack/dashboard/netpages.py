@@ -120,12 +120,15 @@ def topology_svg(nets: list[dict[str, Any]], subnets: list[dict[str, Any]], rout
         if port["device_owner"] in ("network:router_interface", "network:router_gateway"):
             by_router.setdefault(port["device_id"], []).append(port)
     for router in routers:
-        gateway = (router.get("external_gateway_info") or {}).get("network_id")
+        label = f"router {router['name'] or router['id'][:8]}"
+        gateway = router.get("external_gateway_info") or {}
+        if gateway.get("network_id") in x_of:  # the gateway port is not the project's: the router says where it is
+            box(gateway["network_id"], label, ROUTER_COLOUR, "router", ", ".join(
+                ip["ip_address"] for ip in gateway.get("external_fixed_ips") or []) + " (gateway)")
         for port in by_router.get(router["id"], []):
-            if port["network_id"] in x_of:
-                addresses = ", ".join(ip["ip_address"] for ip in port["fixed_ips"])
-                box(port["network_id"], f"router {router['name'] or router['id'][:8]}", ROUTER_COLOUR, "router",
-                    addresses + (" (gateway)" if port["network_id"] == gateway else ""))
+            if port["network_id"] in x_of and port["network_id"] != gateway.get("network_id"):
+                box(port["network_id"], label, ROUTER_COLOUR, "router",
+                    ", ".join(ip["ip_address"] for ip in port["fixed_ips"]))
     for port in ports:
         if port["device_owner"].startswith("compute:") and port["network_id"] in x_of:
             name = server_names.get(port["device_id"], port["device_id"][:8])

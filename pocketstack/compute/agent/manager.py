@@ -372,7 +372,8 @@ class ComputeAgent(RPCEndpoint):
                     await move(states.IMAGE_UPLOADING)
                     await self.image.update_image(image_id, disk_format=copy.disk_format,
                                                   container_format=copy.container_format)
-                    await self.image.upload(image_id, copy.path)
+                    async with tracing.span("REST", f"PUT /v2/images/{image_id}/file", target="image"):
+                        await self.image.upload(image_id, copy.path)
                 if backup_type is not None and rotation is not None:  # done before the task ends, as seen
                     await self._rotate_backups(instance_uuid, backup_type, rotation)
                 info = await self.driver.get_info(instance)

@@ -101,9 +101,16 @@ async def start_image(request: Request, server_id: str, *, action: str, policy: 
     image = await api.image.create_image(**image_attributes(inst, ctx, name, image_type, extra))
     try:
         host = await api.servers.start_power_action(server_id, ctx, check, action, action)  # checked again, locked
-        assert host is not None  # check() refused a server without one
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await api.image.delete_image(image["id"])
+        raise
+    assert host is not None  # check() refused a server without one
+    try:
         await api.agents.snapshot_instance(host, inst.uuid, image["id"], backup_type=backup_type, rotation=rotation)
     except BaseException:
+        with contextlib.suppress(Exception):
+            await api.servers.end_task(inst.uuid, [states.ACTIONS[action][1]])
         with contextlib.suppress(Exception):
             await api.image.delete_image(image["id"])
         raise

@@ -63,10 +63,8 @@ async def server_action(request: Request, server_id: str) -> Response:
         return await _lock(request, server_id, name, args)
     if name == "os-getConsoleOutput":
         return await _console(request, server_id, args)
-    if name == "createImage":
-        return await server_snapshots.create_image(request, server_id, args)
-    if name == "createBackup":
-        return await server_snapshots.create_backup(request, server_id, args)
+    if name in server_snapshots.SERVER_ACTIONS:
+        return await server_snapshots.SERVER_ACTIONS[name](request, server_id, args)
     if name in proxy_network.SERVER_ACTIONS:
         return await proxy_network.SERVER_ACTIONS[name](request, server_id, args)
     raise BadRequest(f"There is no such action: {name}")

@@ -79,7 +79,7 @@ def _volume_backed(inst: Any) -> bool:
     return any(b.boot_index == 0 and b.destination_type == "volume" for b in inst.block_devices)
 
 
-async def start_image(request: Request, server_id: str, *, action: str, policy: str, name: str,
+async def _start_image(request: Request, server_id: str, *, action: str, policy: str, name: str,
                       image_type: str, extra: dict[str, str], backup_type: str | None = None,
                       rotation: int | None = None) -> dict[str, Any]:
     """Check the server (404, 403, 409), make its queued image, set the task and record `action`, hand the copy
@@ -117,7 +117,7 @@ async def start_image(request: Request, server_id: str, *, action: str, policy: 
     return image
 
 
-def image_response(request: Request, image: dict[str, Any], location: bool = True) -> Response:
+def _image_response(request: Request, image: dict[str, Any], location: bool = True) -> Response:
     """202 with `image_id` from 2.45, else an empty 202 with the image's Location (Nova's glance image URL)."""
     if apikit.version(request) >= "2.45":
         return json_response({"image_id": image["id"]}, status=202)
@@ -125,17 +125,17 @@ def image_response(request: Request, image: dict[str, Any], location: bool = Tru
     return Response(status_code=202, headers=headers)
 
 
-async def create_image(request: Request, server_id: str, args: Any) -> Response:
+async def _create_image(request: Request, server_id: str, args: Any) -> Response:
     """`createImage`: a snapshot of the server's disk as a new image."""
     entity = _entity(args, "createImage")
     name = _name(entity, {"name", "metadata"})
     extra = check_items(entity.get("metadata", {}), "metadata")
-    image = await start_image(request, server_id, action="createImage", policy="os_compute_api:servers:create_image",
+    image = await _start_image(request, server_id, action="createImage", policy="os_compute_api:servers:create_image",
                               name=name, image_type="snapshot", extra=extra)
-    return image_response(request, image)
+    return _image_response(request, image)
 
 
-async def create_backup(request: Request, server_id: str, args: Any) -> Response:
+async def _create_backup(request: Request, server_id: str, args: Any) -> Response:
     """`createBackup`: a snapshot of type `backup_type`; only the newest `rotation` of them are kept."""
     entity = _entity(args, "createBackup")
     name = _name(entity, {"name", "backup_type", "rotation", "metadata"})
@@ -152,7 +152,11 @@ async def create_backup(request: Request, server_id: str, args: Any) -> Response
                          "integer")
     rotation = int(raw)
     extra = check_items(entity.get("metadata", {}), "metadata")
-    image = await start_image(request, server_id, action="createBackup", policy="os_compute_api:os-create-backup",
+    image = await _start_image(request, server_id, action="createBackup", policy="os_compute_api:os-create-backup",
                               name=name, image_type="backup", extra={**extra, "backup_type": backup_type},
                               backup_type=backup_type, rotation=rotation)
-    return image_response(request, image, location=rotation > 0)
+    return _image_response(request, image, location=rotation > 0)
+
+
+# request body key -> handler, for server_actions
+SERVER_ACTIONS = {"createImage": _create_image, "createBackup": _create_backup}

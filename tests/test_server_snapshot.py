@@ -109,7 +109,7 @@ def test_snapshot_with_the_cli_and_boot_from_it(cloud: Any, admin: Any, env: dic
     demo.image.delete_image(image["id"])
 
 
-def test_response_per_microversion_and_stopped_server(cloud: Any, env: dict[str, Any], prefix: str) -> None:
+def test_response_before_2_45_is_a_location(cloud: Any, env: dict[str, Any], prefix: str) -> None:
     demo, server = env["demo"], env["server"]
     old = api(cloud, demo, "POST", f"/servers/{server.id}/action", {"createImage": {"name": f"{prefix}-old"}},
               version="2.44")
@@ -120,16 +120,22 @@ def test_response_per_microversion_and_stopped_server(cloud: Any, env: dict[str,
     wait_idle(demo, server.id)
     demo.image.delete_image(image_id)
 
-    demo.compute.stop_server(server)
+
+@pytest.mark.parametrize(("action", "undo", "status"), [("stop", "start", "SHUTOFF"), ("pause", "unpause", "PAUSED"),
+                                                         ("suspend", "resume", "SUSPENDED")])
+def test_snapshot_keeps_a_stopped_paused_or_suspended_server_so(cloud: Any, env: dict[str, Any], prefix: str,
+                                                                action: str, undo: str, status: str) -> None:
+    demo, server = env["demo"], env["server"]
+    getattr(demo.compute, f"{action}_server")(server)
     try:
-        assert wait_idle(demo, server.id).status == "SHUTOFF"
-        resp = api(cloud, demo, "POST", f"/servers/{server.id}/action", {"createImage": {"name": f"{prefix}-off"}})
+        assert wait_idle(demo, server.id).status == status
+        resp = api(cloud, demo, "POST", f"/servers/{server.id}/action", {"createImage": {"name": f"{prefix}-s"}})
         assert resp.status_code == 202
         image = wait_image(demo, resp.json()["image_id"])
-        assert wait_idle(demo, server.id).status == "SHUTOFF"
+        assert wait_idle(demo, server.id).status == status
         demo.image.delete_image(image["id"])
     finally:
-        demo.compute.start_server(server)
+        getattr(demo.compute, f"{undo}_server")(server)
         assert wait_idle(demo, server.id).status == "ACTIVE"
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import openstack
 import pytest
 import requests
 
+from pocketstack.common.context import RequestContext
+from pocketstack.compute.api.server_snapshots import image_attributes
 from pocketstack.compute.virt.fake import FakeDriver
 
 
@@ -252,3 +255,20 @@ def test_backup_rotation(cloud: Any, admin: Any, env: dict[str, Any], prefix: st
     assert images(demo, instance_uuid=server.id, backup_type="daily") == []  # rotation 0 keeps none
     demo.image.delete_image(weekly.json()["image_id"])
     assert images(demo, instance_uuid=server.id) == []
+
+
+def test_what_a_snapshot_inherits_from_its_base_image() -> None:
+    """Glance's own attributes, signatures, mappings and os_glance_* stay behind; the caller's metadata wins."""
+    base = {"id": "b1", "name": "base", "status": "active", "size": 4096, "checksum": "c", "owner": "p0",
+            "visibility": "public", "disk_format": "qcow2", "container_format": "bare", "min_ram": 128,
+            "min_disk": 5, "os_distro": "debian", "hw_disk_bus": "virtio", "img_signature": "s",
+            "os_glance_importing_to_stores": "", "block_device_mapping": "[]", "purpose": "base"}
+    inst = SimpleNamespace(uuid="i1", project_id="p1", user_id="u1", image_ref="b1", root_gb=1,
+                           request_spec={"image_properties": base})
+    ctx = RequestContext(user_id="u2", project_id="p1", roles=["member"])
+    attrs = image_attributes(inst, ctx, "snap", "snapshot", {"purpose": "mine"})
+    assert attrs == {"name": "snap", "visibility": "private", "owner": "p1", "min_ram": 128, "min_disk": 5,
+                     "os_distro": "debian", "hw_disk_bus": "virtio", "purpose": "mine", "base_image_ref": "b1",
+                     "instance_uuid": "i1", "user_id": "u2", "image_type": "snapshot"}
+    bigger = SimpleNamespace(**{**vars(inst), "root_gb": 20})
+    assert image_attributes(bigger, ctx, "snap", "backup", {})["min_disk"] == 20  # the flavor's disk when larger

@@ -227,6 +227,12 @@ def test_failing_driver_snapshot_leaves_the_server_as_it_was(cloud: Any, admin: 
 def test_backup_rotation(cloud: Any, admin: Any, env: dict[str, Any], prefix: str) -> None:
     demo, server = env["demo"], env["server"]
     path = f"/servers/{server.id}/action"
+    backup = cloud.cli("server", "backup", "create", "--name", f"{prefix}-cli", "--type", "cli", "--rotate", "1",
+                       "--wait", server.id, "-f", "json", cloud="pocketstack-demo")
+    shown = wait_image(demo, backup["id"])
+    assert shown["image_type"] == "backup" and shown["backup_type"] == "cli" and shown["instance_uuid"] == server.id
+    wait_idle(demo, server.id)
+    demo.image.delete_image(backup["id"])
     made = []
     for i in range(3):
         resp = api(cloud, demo, "POST", path, {"createBackup": {"name": f"{prefix}-b{i}", "backup_type": "daily",
@@ -243,7 +249,7 @@ def test_backup_rotation(cloud: Any, admin: Any, env: dict[str, Any], prefix: st
     newest = wait_image(demo, made[2])
     assert newest["backup_type"] == "daily" and newest["image_type"] == "backup"
     actions = api(cloud, demo, "GET", f"/servers/{server.id}/os-instance-actions").json()["instanceActions"]
-    assert sum(1 for a in actions if a["action"] == "createBackup") == 4
+    assert sum(1 for a in actions if a["action"] == "createBackup") == 5
     for body in ({"createBackup": {"name": "x", "backup_type": "daily"}},
                  {"createBackup": {"name": "x", "backup_type": "daily", "rotation": -1}},
                  {"createBackup": {"name": "x", "rotation": 1}}):

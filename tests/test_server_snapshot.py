@@ -278,3 +278,36 @@ def test_what_a_snapshot_inherits_from_its_base_image() -> None:
                      "instance_uuid": "i1", "user_id": "u2", "image_type": "snapshot"}
     bigger = SimpleNamespace(**{**vars(inst), "root_gb": 20})
     assert image_attributes(bigger, ctx, "snap", "backup", {})["min_disk"] == 20  # the flavor's disk when larger
+
+
+def test_task_states_and_a_delete_during_the_snapshot(cloud: Any, env: dict[str, Any], prefix: str) -> None:
+    """While the host copies: the server shows the snapshot's task, a second snapshot is refused (409); deleting
+    the server then ends the snapshot and its image goes with it."""
+    demo = env["demo"]
+    server = demo.compute.create_server(name=f"{prefix}-doomed", flavor_id="1", image_id=env["image"].id,
+                                        networks="none")
+    demo.compute.wait_for_server(server, wait=30)
+    hosts = [a.host for a in next(s for s in cloud.thread.cloud.services if s.name == "compute").agents]
+    FakeDriver.slow_snapshot_on.update({host: 3.0 for host in hosts})
+    try:
+        resp = api(cloud, demo, "POST", f"/servers/{server.id}/action", {"createImage": {"name": f"{prefix}-s"}})
+        assert resp.status_code == 202
+        image_id = resp.json()["image_id"]
+        deadline = time.monotonic() + 10
+        while demo.compute.get_server(server.id).task_state != "image_pending_upload":
+            assert time.monotonic() < deadline, "the snapshot never reached image_pending_upload"
+            time.sleep(0.05)
+        assert demo.compute.get_server(server.id).status == "ACTIVE"
+        busy = api(cloud, demo, "POST", f"/servers/{server.id}/action", {"createImage": {"name": f"{prefix}-2"}})
+        assert busy.status_code == 409
+        assert "task_state image_pending_upload" in busy.json()["conflictingRequest"]["message"]
+        demo.compute.delete_server(server)
+        demo.compute.wait_for_delete(server, wait=30)
+    finally:
+        FakeDriver.slow_snapshot_on.clear()
+    deadline = time.monotonic() + 10
+    while images(demo, instance_uuid=server.id):
+        assert time.monotonic() < deadline, "the image of the interrupted snapshot stayed"
+        time.sleep(0.1)
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        demo.image.get_image(image_id)

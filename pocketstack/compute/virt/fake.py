@@ -49,6 +49,7 @@ class FakeDriver(ComputeDriver):
     fail_spawn_on: dict[str, str] = {}
     fail_attach_on: dict[str, str] = {}  # the same for volume attaches (rollback tests)
     fail_snapshot_on: dict[str, str] = {}  # and for snapshots (createImage, createBackup)
+    slow_snapshot_on: dict[str, float] = {}  # host -> seconds a snapshot takes (tests of what happens meanwhile)
     SNAPSHOT_BYTES = 64 * 1024  # the size of the raw disk a fake snapshot uploads
 
     def __init__(self, host: str, settings: Settings) -> None:
@@ -144,6 +145,8 @@ class FakeDriver(ComputeDriver):
         """A small raw disk naming the server and its image: real bytes, so the image becomes active."""
         fake = self._get(instance)
         await update_task_state(states.IMAGE_PENDING_UPLOAD)
+        if self.slow_snapshot_on.get(self.host):
+            await asyncio.sleep(self.slow_snapshot_on[self.host])
         message = self.fail_snapshot_on.get(self.host)
         if message:
             raise DriverError(message)

@@ -215,6 +215,13 @@ def test_snapshot_copies_the_disk_and_a_server_boots_from_it(loop: Loop, driver:
     assert info["format"] == "qcow2" and "backing-filename" not in info  # flattened
     assert power(loop, driver, server) == states.RUNNING
     assert guest(server, key, "cat /proc/sys/kernel/random/boot_id") == boot_id
+    loop(driver.pause(server.instance))  # a paused guest is copied as it is, and stays paused
+    try:
+        (tmp_path / "paused").mkdir()
+        assert loop(driver.snapshot(server.instance, tmp_path / "paused", move)).path.exists()
+        assert power(loop, driver, server) == states.PAUSED_POWER
+    finally:
+        loop(driver.unpause(server.instance))
     image_id = str(uuid.uuid4())  # in the cache as the driver keeps a fetched qcow2 image: raw
     subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(copy.path),
                     str(driver.base_dir / image_id)], check=True)

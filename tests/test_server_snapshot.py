@@ -311,3 +311,21 @@ def test_task_states_and_a_delete_during_the_snapshot(cloud: Any, env: dict[str,
         time.sleep(0.1)
     with pytest.raises(openstack.exceptions.NotFoundException):
         demo.image.get_image(image_id)
+
+
+def test_a_restarted_agent_ends_the_snapshots_it_had_begun(cloud: Any, admin: Any, env: dict[str, Any],
+                                                           prefix: str) -> None:
+    """The start-up check of an agent: a server left in a snapshot's task gets it ended, its queued image goes."""
+    demo, server = env["demo"], env["server"]
+    host = admin.compute.get_server(server.id).compute_host
+    agent = next(a for s in cloud.thread.cloud.services if s.name == "compute" for a in s.agents if a.host == host)
+    queued = demo.image.post("/images", json={"name": f"{prefix}-left", "instance_uuid": server.id,
+                                              "image_type": "snapshot"}).json()
+    assert queued["status"] == "queued"
+    cloud.thread.call(lambda: agent.conductor.instance_update(server.id, {"task_state": "image_uploading"}))
+    assert demo.compute.get_server(server.id).task_state == "image_uploading"
+    cloud.thread.call(agent._end_interrupted_snapshots)
+    after = demo.compute.get_server(server.id)
+    assert after.task_state is None and after.status == "ACTIVE"
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        demo.image.get_image(queued["id"])

@@ -87,6 +87,7 @@ class ComputeAgent(RPCEndpoint):
         await self.driver.init_host()
         await self._first_report()
         await self._abort_interrupted_builds()
+        await self._end_interrupted_snapshots()
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._periodic(self.report, self.settings.compute.report_interval)))
         self._tasks.append(asyncio.create_task(
@@ -133,6 +134,26 @@ class ComputeAgent(RPCEndpoint):
                                                                "during the build")
             except Exception as exc:  # the conductor's periodic check catches it later
                 log.warning("%s: could not abort the interrupted build of %s: %s", self.host, inst["uuid"], exc)
+
+    async def _end_interrupted_snapshots(self) -> None:
+        """Snapshots this host had begun when its previous run ended cannot finish (Nova's _init_instance): their
+        task ends, and the images they were filling (still queued or saving) are deleted."""
+        try:
+            instances = [i for i in await self.conductor.instances_on_host(self.host)
+                         if i["task_state"] in SNAPSHOT_TASKS]
+            token = await self.service_tokens.token() if instances else None
+        except Exception as exc:
+            log.warning("%s: could not look for interrupted snapshots: %s", self.host, exc)
+            return
+        for inst in instances:
+            try:
+                for image in await self.image.list_images(token=token, instance_uuid=inst["uuid"]):
+                    if image["status"] in ("queued", "saving"):
+                        await self.image.delete_image(image["id"], token=token)
+                await self.conductor.instance_update(inst["uuid"], {"task_state": None},
+                                                     expected_task_state=SNAPSHOT_TASKS)
+            except Exception as exc:
+                log.warning("%s: could not end the interrupted snapshot of %s: %s", self.host, inst["uuid"], exc)
 
     async def _periodic(self, func: Any, interval: float) -> None:
         while True:

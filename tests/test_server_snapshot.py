@@ -329,3 +329,17 @@ def test_a_restarted_agent_ends_the_snapshots_it_had_begun(cloud: Any, admin: An
     assert after.task_state is None and after.status == "ACTIVE"
     with pytest.raises(openstack.exceptions.NotFoundException):
         demo.image.get_image(queued["id"])
+
+
+def test_a_locked_server_can_be_snapshot(cloud: Any, env: dict[str, Any], prefix: str) -> None:
+    """Nova checks no lock for createImage: a lock guards a server against changes, a snapshot changes nothing."""
+    demo, server = env["demo"], env["server"]
+    cloud.cli("server", "lock", server.id, cloud="pocketstack-demo")
+    try:
+        resp = api(cloud, demo, "POST", f"/servers/{server.id}/action", {"createImage": {"name": f"{prefix}-lk"}})
+        assert resp.status_code == 202
+        wait_image(demo, resp.json()["image_id"])
+        wait_idle(demo, server.id)
+        demo.image.delete_image(resp.json()["image_id"])
+    finally:
+        cloud.cli("server", "unlock", server.id, cloud="pocketstack-demo")

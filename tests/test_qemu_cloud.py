@@ -106,3 +106,28 @@ def test_server_boots_from_the_registered_image(qcloud: Cloud) -> None:
     assert not (instances_path(qcloud) / uid).exists()
     assert not Path(f"/proc/{pid}/cmdline").exists() or not Path(f"/proc/{pid}/cmdline").read_bytes()
     assert base.exists()  # the cache outlives the server
+
+
+def test_snapshot_through_the_cli_and_a_server_from_it(qcloud: Cloud) -> None:
+    """`openstack server image create --wait` of a running guest: the snapshot (qcow2) holds what the guest wrote
+    on its disk, here the SSH host key its first boot kept there, which the server booted from it finds."""
+    server = qcloud.cli("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.tiny", "--nic", "none",
+                        "--wait", "-f", "json", "qemu-snap-vm", cloud="pocketstack-demo")
+    wait_console(qcloud, server["id"], "pocketstack guest ready")
+    image = qcloud.cli("server", "image", "create", "--name", "qemu-snap", "--wait", server["id"], "-f", "json",
+                       cloud="pocketstack-demo")
+    shown = qcloud.cli("image", "show", image["id"], "-f", "json", cloud="pocketstack-demo")
+    assert shown["status"] == "active" and shown["disk_format"] == "qcow2"
+    assert shown["properties"]["image_type"] == "snapshot"
+    assert show(qcloud, server["id"])["status"] == "ACTIVE"
+    assert "kept from an earlier boot" not in qcloud.cli("console", "log", "show", server["id"],
+                                                         cloud="pocketstack-demo")
+    clone = qcloud.cli("server", "create", "--image", image["id"], "--flavor", "m1.tiny", "--nic", "none",
+                       "--wait", "-f", "json", "qemu-snap-clone", cloud="pocketstack-demo")
+    try:
+        console = wait_console(qcloud, clone["id"], "pocketstack guest ready")
+        assert "SSH host key kept from an earlier boot" in console
+    finally:
+        for uid in (clone["id"], server["id"]):
+            qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")
+        qcloud.cli("image", "delete", image["id"], cloud="pocketstack-demo")

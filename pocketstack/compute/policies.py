@@ -25,6 +25,7 @@ COMPUTE_POLICIES: dict[str, str] = {
     "os_compute_api:os-lock-server:unlock": MEMBER,
     "os_compute_api:os-lock-server:unlock:unlock_override": ADMIN,
     "os_compute_api:os-console-output": MEMBER,
+    "os_compute_api:os-create-backup": MEMBER,
     "os_compute_api:os-attach-interfaces:list": READER,
     "os_compute_api:os-attach-interfaces:show": READER,
     "os_compute_api:os-attach-interfaces:create": MEMBER,

@@ -27,7 +27,11 @@ UNPAUSING = "unpausing"
 SUSPENDING = "suspending"
 RESUMING = "resuming"
 DELETING = "deleting"
+IMAGE_SNAPSHOT_PENDING = "image_snapshot_pending"  # the API accepted a snapshot, its host has not begun it
 IMAGE_SNAPSHOT = "image_snapshot"
+IMAGE_BACKUP = "image_backup"
+IMAGE_PENDING_UPLOAD = "image_pending_upload"  # the driver copies the disk
+IMAGE_UPLOADING = "image_uploading"  # the copy streams to the image service
 
 # power_state (Nova's integer codes)
 NOSTATE = 0
@@ -64,7 +68,8 @@ ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "unpause": (frozenset({PAUSED}), UNPAUSING),
     "suspend": (frozenset({ACTIVE}), SUSPENDING),
     "resume": (frozenset({SUSPENDED}), RESUMING),
-    "createImage": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), IMAGE_SNAPSHOT),
+    "createImage": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), IMAGE_SNAPSHOT_PENDING),
+    "createBackup": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), IMAGE_BACKUP),
 }
 
 

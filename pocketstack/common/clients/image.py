@@ -19,6 +19,7 @@ from pocketstack.common.errors import Conflict, ServiceUnavailable, error_for_st
 
 # Reads may take long for big images; only a stalled socket is an error.
 DATA_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
+PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 
 
 class ImageClient(ServiceClient):
@@ -34,6 +35,24 @@ class ImageClient(ServiceClient):
         """`POST /v2/images`: a queued image record with these attributes and properties."""
         _, body, _ = await self.request("POST", "/v2/images", token=token, json=attrs)
         return body
+
+    async def update_image(self, image_id: str, *, token: str | None = None, **attrs: Any) -> dict[str, Any]:
+        """`PATCH /v2/images/{id}`: set these attributes and properties (JSON patch `add`, which also replaces)."""
+        ops = [{"op": "add", "path": f"/{name}", "value": value} for name, value in attrs.items()]
+        _, body, _ = await self.request("PATCH", f"/v2/images/{image_id}", token=token, json=ops,
+                                        headers={"Content-Type": PATCH_TYPE})
+        return body
+
+    async def list_images(self, *, token: str | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """`GET /v2/images` with these filters (properties too, as Glance filters on them), every page."""
+        params = {k: str(v) for k, v in filters.items()}
+        images: list[dict[str, Any]] = []
+        while True:
+            _, body, _ = await self.request("GET", "/v2/images", token=token, params=params)
+            images.extend(body["images"])
+            if not body.get("next") or not body["images"]:
+                return images
+            params["marker"] = body["images"][-1]["id"]
 
     async def delete_image(self, image_id: str, *, token: str | None = None) -> None:
         await self.request("DELETE", f"/v2/images/{image_id}", token=token)

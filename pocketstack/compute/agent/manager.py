@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from pocketstack.common import metrics, tracing
@@ -51,9 +53,14 @@ class BuildAborted(Exception):
     """The server was deleted while it was being built."""
 
 
+# The task states of a snapshot on its host, any of which a failure returns to None.
+SNAPSHOT_TASKS: list[str | None] = [states.IMAGE_SNAPSHOT_PENDING, states.IMAGE_SNAPSHOT, states.IMAGE_BACKUP,
+                                    states.IMAGE_PENDING_UPLOAD, states.IMAGE_UPLOADING]
+
+
 class ComputeAgent(RPCEndpoint):
     namespace = "compute"
-    version = "1.2"
+    version = "1.3"  # 1.3: snapshot_instance
 
     def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
                  image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:
@@ -80,6 +87,7 @@ class ComputeAgent(RPCEndpoint):
         await self.driver.init_host()
         await self._first_report()
         await self._abort_interrupted_builds()
+        await self._end_interrupted_snapshots()
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._periodic(self.report, self.settings.compute.report_interval)))
         self._tasks.append(asyncio.create_task(
@@ -126,6 +134,26 @@ class ComputeAgent(RPCEndpoint):
                                                                "during the build")
             except Exception as exc:  # the conductor's periodic check catches it later
                 log.warning("%s: could not abort the interrupted build of %s: %s", self.host, inst["uuid"], exc)
+
+    async def _end_interrupted_snapshots(self) -> None:
+        """Snapshots this host had begun when its previous run ended cannot finish (Nova's _init_instance): their
+        task ends, and the images they were filling (still queued or saving) are deleted."""
+        try:
+            instances = [i for i in await self.conductor.instances_on_host(self.host)
+                         if i["task_state"] in SNAPSHOT_TASKS]
+            token = await self.service_tokens.token() if instances else None
+        except Exception as exc:
+            log.warning("%s: could not look for interrupted snapshots: %s", self.host, exc)
+            return
+        for inst in instances:
+            try:
+                for image in await self.image.list_images(token=token, instance_uuid=inst["uuid"]):
+                    if image["status"] in ("queued", "saving"):
+                        await self.image.delete_image(image["id"], token=token)
+                await self.conductor.instance_update(inst["uuid"], {"task_state": None},
+                                                     expected_task_state=SNAPSHOT_TASKS)
+            except Exception as exc:
+                log.warning("%s: could not end the interrupted snapshot of %s: %s", self.host, inst["uuid"], exc)
 
     async def _periodic(self, func: Any, interval: float) -> None:
         while True:
@@ -332,6 +360,81 @@ class ComputeAgent(RPCEndpoint):
                 await self._event(instance_uuid, ctx, event, started, "Error", reason)
                 return
         await self._event(instance_uuid, ctx, event, started, "Success")
+
+    # ----- snapshots (createImage, createBackup) -----------------------------------------------------------
+    async def snapshot_instance(self, instance_uuid: str, image_id: str, backup_type: str | None = None,
+                                rotation: int | None = None) -> None:
+        """Copy the server's disk through the driver into the queued image `image_id` the API made (image_snapshot
+        -> image_pending_upload -> image_uploading -> None). With `backup_type` a backup: afterwards only the newest
+        `rotation` backups of the server of that type are kept. On failure the image goes and the task ends."""
+        started = utcnow()
+        ctx = get_current() or RequestContext()
+        event = "compute_backup_instance" if backup_type is not None else "compute_snapshot_instance"
+        # the task_state the agent has the server in (a backup starts in the one the API set)
+        current = [states.IMAGE_BACKUP if backup_type is not None else states.IMAGE_SNAPSHOT_PENDING]
+
+        async def move(task_state: str) -> None:
+            await self.conductor.instance_update(instance_uuid, {"task_state": task_state},
+                                                 expected_task_state=[current[-1]])
+            current.append(task_state)
+
+        async with self._locks[instance_uuid]:
+            instance = None
+            try:
+                instance = await self.conductor.instance_get(instance_uuid)
+                if backup_type is None:
+                    await move(states.IMAGE_SNAPSHOT)
+                snapshots = self.settings.data_dir / "snapshots"
+                snapshots.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=snapshots, prefix=f"{instance_uuid}-") as tmp:
+                    async with tracing.span("WORK", f"{self.driver.hypervisor_type} driver: snapshot",
+                                            target="hypervisor"):
+                        copy = await self.driver.snapshot(instance, Path(tmp), move)
+                    await move(states.IMAGE_UPLOADING)
+                    await self.image.update_image(image_id, disk_format=copy.disk_format,
+                                                  container_format=copy.container_format)
+                    async with tracing.span("REST", f"PUT /v2/images/{image_id}/file", target="image"):
+                        await self.image.upload(image_id, copy.path)
+                if backup_type is not None and rotation is not None:  # done before the task ends, as seen
+                    await self._rotate_backups(instance_uuid, backup_type, rotation)
+                info = await self.driver.get_info(instance)
+                await self.conductor.instance_update(instance_uuid, {"task_state": None,
+                                                                     "power_state": info.power_state},
+                                                     expected_task_state=[states.IMAGE_UPLOADING])
+            except Exception as exc:
+                await self._snapshot_failed(instance, instance_uuid, image_id, exc)
+                await self._event(instance_uuid, ctx, event, started, "Error", f"{type(exc).__name__}: {exc}")
+                return
+        await self._event(instance_uuid, ctx, event, started, "Success")
+
+    async def _snapshot_failed(self, instance: InstanceView | None, instance_uuid: str, image_id: str,
+                               exc: Exception) -> None:
+        """The image is deleted, the server's task ends (its power state as the driver left it), with a fault."""
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        log.warning("%s: snapshot of %s into image %s failed: %s", self.host, instance_uuid, image_id, reason)
+        try:
+            await self.image.delete_image(image_id)
+        except NotFound:
+            pass
+        except Exception as err:
+            log.warning("%s: could not delete the image %s of a failed snapshot: %s", self.host, image_id, err)
+        updates: dict[str, Any] = {"task_state": None, "fault": {"code": 500, "message": reason}}
+        if instance is not None:
+            with contextlib.suppress(Exception):
+                updates["power_state"] = (await self.driver.get_info(instance)).power_state
+        with contextlib.suppress(Exception):  # deleted meanwhile, or another task took over: nothing to end
+            await self.conductor.instance_update(instance_uuid, updates, expected_task_state=SNAPSHOT_TASKS)
+
+    async def _rotate_backups(self, instance_uuid: str, backup_type: str, rotation: int) -> None:
+        """Delete the server's backups of `backup_type` beyond the newest `rotation` (Nova's _rotate_backups)."""
+        try:
+            backups = await self.image.list_images(image_type="backup", backup_type=backup_type,
+                                                   instance_uuid=instance_uuid, sort_key="created_at",
+                                                   sort_dir="desc")
+            for image in backups[rotation:]:
+                await self.image.delete_image(image["id"])
+        except APIError as exc:
+            log.warning("%s: rotating the %s backups of %s failed: %s", self.host, backup_type, instance_uuid, exc)
 
     async def get_console_output(self, instance_uuid: str, length: int | None) -> str:
         instance = await self.conductor.instance_get(instance_uuid)

@@ -10,7 +10,8 @@ from pocketstack.common.rpc import RPCAPI
 class ComputeAgentAPI(RPCAPI):
     topic = "compute"
     namespace = "compute"
-    version = "1.2"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
+    version = "1.3"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
+    # 1.3: snapshot_instance (createImage, createBackup)
     steps = {("cast", "build_and_run_instance"): "12"}
 
     async def build_and_run_instance(self, host: str, instance_uuid: str) -> None:
@@ -24,6 +25,13 @@ class ComputeAgentAPI(RPCAPI):
     async def power_action(self, host: str, instance_uuid: str, action: str) -> None:
         """stop, start, reboot, reboot_hard, pause, unpause, suspend, resume (CAST)."""
         await self.prepare(server=host).cast("power_action", instance_uuid=instance_uuid, action=action)
+
+    async def snapshot_instance(self, host: str, instance_uuid: str, image_id: str, *,
+                                backup_type: str | None = None, rotation: int | None = None) -> None:
+        """Copy the server's disk into the queued image `image_id`; a backup with `backup_type` (CAST, 1.3)."""
+        await self.prepare(server=host, version="1.3").cast("snapshot_instance", instance_uuid=instance_uuid,
+                                                            image_id=image_id, backup_type=backup_type,
+                                                            rotation=rotation)
 
     async def get_console_output(self, host: str, instance_uuid: str, length: int | None) -> str:
         return await self.prepare(server=host).call("get_console_output", instance_uuid=instance_uuid,

@@ -19,7 +19,8 @@ META_STATES = (states.ACTIVE, states.PAUSED, states.SUSPENDED, states.STOPPED)
 
 
 # ----- metadata ---------------------------------------------------------------------------------------------
-def _check_items(items: Any, key: str) -> dict[str, str]:
+def check_items(items: Any, key: str) -> dict[str, str]:
+    """Metadata as Nova takes it: an object of 1-255 character keys to strings of at most 255 characters."""
     if not isinstance(items, dict):
         raise BadRequest(f"Invalid input for field/attribute {key}: it must be an object")
     for name, value in items.items():
@@ -59,7 +60,7 @@ async def list_metadata(request: Request, server_id: str) -> Response:
 
 
 async def merge_metadata(request: Request, server_id: str) -> Response:
-    items = _check_items(await wrapped(request, "metadata"), "metadata")
+    items = check_items(await wrapped(request, "metadata"), "metadata")
     merged = await state(request).server_meta.set_metadata(
         server_id, request_context(request), _writable(request, "os_compute_api:server-metadata:create"), items,
         merge=True)
@@ -67,7 +68,7 @@ async def merge_metadata(request: Request, server_id: str) -> Response:
 
 
 async def replace_metadata(request: Request, server_id: str) -> Response:
-    items = _check_items(await wrapped(request, "metadata"), "metadata")
+    items = check_items(await wrapped(request, "metadata"), "metadata")
     await state(request).server_meta.set_metadata(
         server_id, request_context(request), _writable(request, "os_compute_api:server-metadata:update_all"),
         items, merge=False)
@@ -83,7 +84,7 @@ async def show_metadata_item(request: Request, server_id: str, key: str) -> Resp
 
 
 async def set_metadata_item(request: Request, server_id: str, key: str) -> Response:
-    item = _check_items(await wrapped(request, "meta"), "meta")
+    item = check_items(await wrapped(request, "meta"), "meta")
     if len(item) > 1:
         raise BadRequest("Request body contains too many items")
     if key not in item:

@@ -366,6 +366,16 @@ class ServerStore:
 
         return await self.db.run(write, write=True)
 
+    async def end_task(self, instance_uuid: str, task_states: list[str | None]) -> None:
+        """Clear the server's task if it is still one of `task_states` (an action its host never got)."""
+        def write(session: Session) -> None:
+            inst = session.get(m.Instance, instance_uuid)
+            if inst is not None and inst.task_state in task_states:
+                inst.task_state = None
+                inst.updated_at = utcnow()
+
+        await self.db.run(write, write=True)
+
     async def set_lock(self, server_id: str, ctx: RequestContext, check: InstanceCheck, *, locked: bool,
                        reason: str | None = None) -> None:
         """Lock (by the admin or the owner, as `ctx` is) or unlock the server, and record it."""

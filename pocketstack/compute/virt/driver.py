@@ -6,6 +6,7 @@ import contextlib
 import socket
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,6 +25,18 @@ class InstanceInfo:
 
 
 ATTACH_INTERFACE = "COMPUTE_NET_ATTACH_INTERFACE"
+
+# Moves the server's task_state on from where the agent has it (image_snapshot/backup -> image_pending_upload).
+TaskStateUpdate = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class SnapshotFile:
+    """A driver's copy of a server's root disk, flattened (no backing file), for the image service."""
+
+    path: Path
+    disk_format: str  # raw or qcow2
+    container_format: str = "bare"
 
 
 def image_type_trait(disk_format: str) -> str:
@@ -144,6 +157,13 @@ class ComputeDriver(ABC):
 
     @abstractmethod
     async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def snapshot(self, instance: dict[str, Any], directory: Path,
+                       update_task_state: TaskStateUpdate) -> SnapshotFile:
+        """A consistent copy of the server's root disk written under `directory` (Nova's driver snapshot, minus the
+        upload, which the agent does). Calls `update_task_state(image_pending_upload)` once it copies; the server
+        is left in the power state it had."""
 
     @abstractmethod
     async def list_instances(self) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pocketstack.compute import states
@@ -17,6 +18,8 @@ from pocketstack.compute.virt.driver import (
     DriverError,
     HostResources,
     InstanceInfo,
+    SnapshotFile,
+    TaskStateUpdate,
     host_ip,
 )
 from pocketstack.settings import Settings
@@ -45,6 +48,9 @@ class FakeDriver(ComputeDriver):
     # agent of an in-process cloud.
     fail_spawn_on: dict[str, str] = {}
     fail_attach_on: dict[str, str] = {}  # the same for volume attaches (rollback tests)
+    fail_snapshot_on: dict[str, str] = {}  # and for snapshots (createImage, createBackup)
+    slow_snapshot_on: dict[str, float] = {}  # host -> seconds a snapshot takes (tests of what happens meanwhile)
+    SNAPSHOT_BYTES = 64 * 1024  # the size of the raw disk a fake snapshot uploads
 
     def __init__(self, host: str, settings: Settings) -> None:
         super().__init__(host)
@@ -133,6 +139,22 @@ class FakeDriver(ComputeDriver):
 
     async def detach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
         self._get(instance).interfaces.pop(vif["id"], None)
+
+    async def snapshot(self, instance: dict[str, Any], directory: Path,
+                       update_task_state: TaskStateUpdate) -> SnapshotFile:
+        """A small raw disk naming the server and its image: real bytes, so the image becomes active."""
+        fake = self._get(instance)
+        await update_task_state(states.IMAGE_PENDING_UPLOAD)
+        if self.slow_snapshot_on.get(self.host):
+            await asyncio.sleep(self.slow_snapshot_on[self.host])
+        message = self.fail_snapshot_on.get(self.host)
+        if message:
+            raise DriverError(message)
+        label = f"pocketstack fake disk of server {fake.uuid} (image {instance.get('image_ref') or 'none'})\n"
+        path = directory / "disk.raw"
+        await asyncio.to_thread(path.write_bytes, label.encode().ljust(self.SNAPSHOT_BYTES, b"\0"))
+        fake.console.append("fake: disk snapshot taken")
+        return SnapshotFile(path, "raw")
 
     async def list_instances(self) -> list[str]:
         return list(self.instances)

@@ -30,6 +30,8 @@ from pocketstack.compute.virt.driver import (
     DriverError,
     HostResources,
     InstanceInfo,
+    SnapshotFile,
+    TaskStateUpdate,
     host_ip,
 )
 from pocketstack.compute.virt.qemu.domain import (
@@ -389,6 +391,30 @@ class QemuDriver(ComputeDriver):
                               f"the flavor has {root_gb} GB")
         await run_host("qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(disk),
                    str(root_gb * GiB if root_gb else size))
+
+    async def snapshot(self, instance: dict[str, Any], directory: Path,
+                       update_task_state: TaskStateUpdate) -> SnapshotFile:
+        """The root disk flattened (overlay and base) into one qcow2. A running guest is paused meanwhile: QEMU
+        drains and flushes its disks when it stops, so the copy is what the guest had written; it runs again
+        after. A paused, stopped or suspended server's disk is copied as it is."""
+        uuid = instance["uuid"]
+        root = next((d for d in self._load(uuid).disks if d.path == str(self._dir(uuid) / "disk")), None)
+        if root is None:  # a volume root: the volume service snapshots it, not the host
+            raise DriverError(f"server {uuid} has no local root disk to snapshot")
+        await update_task_state(states.IMAGE_PENDING_UPLOAD)
+        out = directory / "disk.qcow2"
+        running = self.running_pid(uuid) is not None
+        paused_here = running and await self._status(uuid) == "running"
+        if paused_here:
+            await self._command(uuid, "stop")
+        try:
+            # -U: QEMU keeps its lock on the disk while it is open; the guest is stopped, so reading it is safe
+            await run_host("qemu-img", "convert", *(["-U"] if running else []), "-f", root.format, "-O", "qcow2",
+                           root.path, str(out), within=3600)
+        finally:
+            if paused_here:
+                await self._command(uuid, "cont")
+        return SnapshotFile(out, "qcow2")
 
     @staticmethod
     def _volume_disk(connection_info: dict[str, Any], node: str, slot: int, mountpoint: str | None,

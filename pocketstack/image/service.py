@@ -22,6 +22,7 @@ log = logging.getLogger("pocketstack.image")
 READ_ONLY = ("id", "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "created_at",
              "updated_at", "file", "self", "schema", "direct_url", "locations", "stores")
 RESERVED = ("location", "deleted", "deleted_at", "owner_id")
+RESERVED_PREFIX = "os_glance"  # Glance keeps os_glance* properties for itself
 VISIBILITIES = ("public", "private", "shared", "community")
 MEMBER_STATUSES = ("pending", "accepted", "rejected")
 IMPORT_METHODS = ("glance-direct",)

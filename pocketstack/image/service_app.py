@@ -29,6 +29,7 @@ class ImageService(Service):
             is_public=lambda method, path: (method, path) in versions.PUBLIC_PATHS,
             access_log=settings.access_log, state={"manager": self.manager},
             health=[database_check(self.db)],
+            redirect_slashes=False,  # Glance's router: /v2/images/ is no image (404), not the list
         )
 
     async def start(self) -> None:

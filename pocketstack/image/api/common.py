@@ -9,7 +9,7 @@ from fastapi import Request
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest, Forbidden, UnsupportedMediaType
 from pocketstack.image.formats import CONTAINER_FORMATS, DISK_FORMATS
-from pocketstack.image.service import MAX_TAGS, READ_ONLY, RESERVED, VISIBILITIES, ImageManager
+from pocketstack.image.service import MAX_TAGS, READ_ONLY, RESERVED, RESERVED_PREFIX, VISIBILITIES, ImageManager
 
 # Glance's schema bounds of `min_disk`/`min_ram` (32-bit signed integers).
 MAX_INT = 2**31 - 1
@@ -34,7 +34,7 @@ def require_media_type(request: Request, *allowed: str) -> str:
 def check_writable(name: str) -> None:
     if name in READ_ONLY:
         raise Forbidden(f"Attribute '{name}' is read-only.")
-    if name in RESERVED:
+    if name in RESERVED or name.startswith(RESERVED_PREFIX):
         raise Forbidden(f"Attribute '{name}' is reserved.")
 
 

@@ -11,6 +11,7 @@ from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import Forbidden
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.image.metadef_store import MetadefStore, Namespace
 from pocketstack.image.policies import IMAGE_POLICIES
 from pocketstack.image.store import Image, ImageMember, ImageStore
 from pocketstack.image.stores import Store, StoreError, make_staging, make_store
@@ -64,6 +65,7 @@ class ImageManager:
         self.settings = settings
         self.db = db
         self.images = ImageStore(db)
+        self.metadefs = MetadefStore(db)
         self.policy = PolicyEngine(IMAGE_POLICIES, settings.policy_file)
         self.store: Store = make_store(settings)
         self.staging: Store = make_staging(settings)
@@ -76,6 +78,13 @@ class ImageManager:
         if image is not None:
             target = {"project_id": image.owner, "visibility": image.visibility, "image_id": image.id}
         target.update(extra)
+        self.policy.enforce(action, ctx, target)
+
+    def enforce_metadef(self, action: str, ctx: RequestContext, ns: Namespace | None = None) -> None:
+        """A metadata definitions action; the target is the namespace (its owner, visibility, protection)."""
+        target: dict[str, Any] = {}
+        if ns is not None:
+            target = {"project_id": ns.owner, "visibility": ns.visibility, "namespace": ns.namespace}
         self.policy.enforce(action, ctx, target)
 
     def require_owner(self, ctx: RequestContext, image: Image, what: str) -> None:

@@ -38,8 +38,9 @@ def isotime(dt: datetime | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt is not None else None
 
 
-def image_body(image: Image) -> dict[str, Any]:
-    """An image as the v2 API shows it: core attributes, then custom properties at the top level."""
+def image_body(image: Image, store_id: str | None = None) -> dict[str, Any]:
+    """An image as the v2 API shows it: core attributes, then custom properties at the top level; `stores`
+    (Glance's multi-store attribute) names the store holding its data, when it has data."""
     body: dict[str, Any] = {prop.name: prop.value for prop in image.properties}
     body.update({
         "id": image.id, "name": image.name, "status": image.status, "visibility": image.visibility,
@@ -51,6 +52,8 @@ def image_body(image: Image) -> dict[str, Any]:
         "updated_at": isotime(image.updated_at), "self": f"/v2/images/{image.id}",
         "file": f"/v2/images/{image.id}/file", "schema": "/v2/schemas/image",
     })
+    if image.location and store_id:
+        body["stores"] = store_id
     return body
 
 

@@ -59,7 +59,7 @@ async def create_image(request: Request) -> Response:
     mgr.enforce("add_image", ctx, image)
     _enforce_visibility(request, ctx, image, image.visibility)
     await mgr.images.add(image, mgr.settings.image.quota_image_count)
-    return json_response(image_body(image), status=201, headers=IMPORT_HEADERS)
+    return json_response(image_body(image, mgr.store.id), status=201, headers=IMPORT_HEADERS)
 
 
 # ----- list ----------------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ async def list_images(request: Request) -> Response:
     limit = query.limit
     rows = await mgr.images.page(ctx, query)
     images = rows[:limit]
-    body: dict[str, Any] = {"images": [image_body(i) for i in images], "first": "/v2/images",
+    body: dict[str, Any] = {"images": [image_body(i, mgr.store.id) for i in images], "first": "/v2/images",
                             "schema": "/v2/schemas/images"}
     if len(rows) > limit and images:
         kept = [(k, v) for k, v in params.multi_items() if k not in ("marker", "limit")]
@@ -154,7 +154,7 @@ async def show_image(request: Request, image_id: str) -> Response:
     mgr = manager(request)
     image = await mgr.images.get(ctx, image_id)  # every boot
     mgr.enforce("get_image", ctx, image)
-    return json_response(image_body(image))
+    return json_response(image_body(image, mgr.store.id))
 
 
 def _patch_path(op: dict[str, Any]) -> str:
@@ -186,7 +186,7 @@ async def update_image(request: Request, image_id: str) -> Response:
         if len(image.properties) > MAX_PROPERTIES:
             raise BadRequest(f"An image may have at most {MAX_PROPERTIES} custom properties.")
         image.updated_at = utcnow()
-        return image_body(image)
+        return image_body(image, mgr.store.id)
 
     return json_response(await mgr.images.change(ctx, image_id, patch))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
+from sqlalchemy.orm import Mapped, WriteOnlyMapped, joinedload, mapped_column, relationship
 
 from pocketstack.common.db import make_base
 
@@ -43,6 +43,7 @@ class Image(Base):
         back_populates="image", cascade="all, delete-orphan", lazy="selectin")
     tags: Mapped[list[ImageTag]] = relationship(
         back_populates="image", cascade="all, delete-orphan", lazy="selectin")
+    tasks: WriteOnlyMapped[ImageTask] = relationship(passive_deletes=True)  # added to, never loaded with it
 
 
 class ImageProperty(Base):
@@ -69,6 +70,25 @@ class ImageMember(Base):
     image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
     member: Mapped[str] = mapped_column(ID, primary_key=True, index=True)
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ImageTask(Base):
+    """An asynchronous operation on an image, as Glance records one per import (`api_image_import`)."""
+
+    __tablename__ = "image_tasks"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(30))  # pending, processing, success, failure
+    owner: Mapped[str | None] = mapped_column(ID, nullable=True)
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    input: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 

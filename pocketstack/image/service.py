@@ -13,7 +13,7 @@ from pocketstack.common.errors import Forbidden
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.image.metadef_store import MetadefStore, Namespace
 from pocketstack.image.policies import IMAGE_POLICIES
-from pocketstack.image.store import Image, ImageMember, ImageStore
+from pocketstack.image.store import Image, ImageMember, ImageStore, ImageTask
 from pocketstack.image.stores import Store, StoreError, make_staging, make_store
 from pocketstack.settings import Settings
 
@@ -55,6 +55,15 @@ def image_body(image: Image, store_id: str | None = None) -> dict[str, Any]:
     if image.location and store_id:
         body["stores"] = store_id
     return body
+
+
+def task_body(task: ImageTask) -> dict[str, Any]:
+    """A task as `GET /v2/images/{id}/tasks` shows it."""
+    return {"id": task.id, "type": task.type, "status": task.status, "owner": task.owner,
+            "user_id": task.user_id, "request_id": task.request_id, "image_id": task.image_id,
+            "input": task.input, "result": task.result, "message": task.message,
+            "expires_at": isotime(task.expires_at), "created_at": isotime(task.created_at),
+            "updated_at": isotime(task.updated_at), "deleted_at": None, "deleted": False}
 
 
 def member_body(member: ImageMember) -> dict[str, Any]:

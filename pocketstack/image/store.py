@@ -35,6 +35,7 @@ def valid_uuid(value: str) -> bool:
 # The row types handlers and views see (typed without importing the models).
 Image = m.Image
 ImageMember = m.ImageMember
+ImageTask = m.ImageTask
 
 CORE = ("name", "visibility", "protected", "os_hidden", "owner", "disk_format", "container_format", "min_disk",
         "min_ram", "tags")
@@ -268,6 +269,9 @@ class ImageStore:
         def write(session: Session) -> list[m.Image]:
             rows = list(session.scalars(select(m.Image).where(
                 m.Image.status.in_(("saving", "uploading", "importing")), m.Image.deleted.is_(False))))
+            now = utcnow()
+            for task in session.scalars(select(m.ImageTask).where(m.ImageTask.status.in_(("pending", "processing")))):
+                task.status, task.message, task.updated_at = "failure", "Interrupted by a restart of the service.", now
             for image in rows:
                 staged = image.status == "importing" and image.staging_location
                 image.status = "uploading" if staged else "queued"
@@ -277,6 +281,25 @@ class ImageStore:
             return rows
 
         return await self.db.run(write, write=True)
+
+    # ----- tasks -----------------------------------------------------------------------------------------
+    async def tasks(self, ctx: RequestContext, image_id: str, check: Callable[[m.Image], None]) -> list[m.ImageTask]:
+        """The tasks of an image the caller may see, oldest first."""
+        def read(session: Session) -> list[m.ImageTask]:
+            check(_visible(session, ctx, image_id))
+            return list(session.scalars(select(m.ImageTask).where(m.ImageTask.image_id == image_id).order_by(
+                m.ImageTask.created_at, m.ImageTask.id)))
+
+        return await self.db.run(read, write=False)
+
+    async def finish_task(self, task_id: str, status: str, message: str = "",
+                          result: dict[str, Any] | None = None) -> None:
+        def write(session: Session) -> None:
+            task = session.get(m.ImageTask, task_id)
+            if task is not None:
+                task.status, task.message, task.result, task.updated_at = status, message, result, utcnow()
+
+        await self.db.run(write, write=True)
 
     # ----- members ---------------------------------------------------------------------------------------
     async def add_member(self, ctx: RequestContext, image_id: str, member_id: str,

@@ -27,6 +27,7 @@ ROUTES: RouteTable = {
     f"{IMAGE}/file": {"PUT": Route(data.upload, status=204), "GET": data.download},
     f"{IMAGE}/stage": {"PUT": Route(data.stage, status=204)},
     f"{IMAGE}/import": {"POST": Route(data.import_image, status=202)},
+    f"{IMAGE}/tasks": {"GET": data.image_tasks},
     f"{IMAGE}/members": {"POST": members.add_member, "GET": members.list_members},
     f"{IMAGE}/members/{{member_id}}": {"GET": members.show_member, "PUT": members.update_member,
                                        "DELETE": Route(members.delete_member, status=204)},

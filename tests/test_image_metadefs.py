@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from image_helpers import Raw
+from openstack import exceptions as sdk_exc
 
 NS = "/v2/metadefs/namespaces"
 
@@ -179,3 +180,28 @@ def test_resource_type_associations(raw, prefix) -> None:
     assert raw("DELETE", f"{url}/{prefix}::Nothing").status_code == 404
     assert [a["name"] for a in raw("GET", url).json()["resource_type_associations"]] == [f"{prefix}::Thing"]
     assert raw("DELETE", f"{NS}/{name}").status_code == 204
+
+
+def test_through_openstacksdk(admin, prefix) -> None:
+    name = f"{prefix}-sdk"
+    ns = admin.image.create_metadef_namespace(namespace=name, display_name="SDK", visibility="public")
+    assert ns.namespace == name and ns.visibility == "public" and ns.is_protected is False
+    assert name in [n.namespace for n in admin.image.metadef_namespaces()]
+    ns = admin.image.update_metadef_namespace(ns, description="through the SDK", visibility="public")
+    assert ns.description == "through the SDK"
+    assert admin.image.get_metadef_namespace(name).display_name is None  # a PUT resets what it leaves out
+    admin.image.create_metadef_property(name, name="hw_x", title="X", type="integer", minimum=0)
+    props = list(admin.image.metadef_properties(name))
+    assert [p.name for p in props] == ["hw_x"] and props[0].minimum == 0
+    assert admin.image.get_metadef_property("hw_x", name).title == "X"
+    obj = admin.image.create_metadef_object(name, name="Limits",
+                                            properties={"q": {"title": "Q", "type": "string"}})
+    assert obj.name == "Limits"
+    assert [o.name for o in admin.image.metadef_objects(name)] == ["Limits"]
+    assert "OS::Glance::Image" in [rt.name for rt in admin.image.metadef_resource_types()]
+    admin.image.create_metadef_resource_type_association(name, name="OS::Glance::Image", prefix="img_")
+    assert [a.name for a in admin.image.metadef_resource_type_associations(name)] == ["OS::Glance::Image"]
+    assert admin.image.get_metadef_namespace_schema().name == "namespace"
+    admin.image.delete_metadef_namespace(name, ignore_missing=False)
+    with pytest.raises(sdk_exc.NotFoundException):
+        admin.image.get_metadef_namespace(name)

@@ -71,6 +71,7 @@ def test_namespace_bad_input(raw, prefix) -> None:
     assert raw("POST", NS, json={"namespace": f"{prefix}-b", "colour": "red"}).status_code == 400
     assert raw("POST", NS, json={"namespace": "x" * 81}).status_code == 400
     assert raw("POST", NS, json=["x"]).status_code == 400
+    assert raw("POST", NS, json={"namespace": f"{prefix}-b", "created_at": "now"}).status_code == 403  # read-only
     assert raw("GET", f"{NS}?sort_key=colour").status_code == 400
     assert raw("GET", f"{NS}/{prefix}-none").status_code == 404
 
@@ -104,7 +105,8 @@ def test_objects_and_properties(raw, demo_raw, prefix) -> None:
                ).status_code == 400
     assert demo_raw("GET", f"{url}/objects/CPU Limits").json()["required"] == ["quota"]
     assert demo_raw("POST", f"{url}/objects", json={"name": "mine"}).status_code == 403
-    resp = raw("PUT", f"{url}/objects/CPU Limits", json={"name": "CPU Caps"})
+    resp = raw("PUT", f"{url}/objects/CPU Limits", json={"name": "CPU Caps", "required": ["quota"],
+                                                         "properties": {"quota": prop}})
     assert resp.status_code == 200 and resp.json()["name"] == "CPU Caps"
     assert raw("GET", f"{url}/objects/CPU Limits").status_code == 404
     assert [o["name"] for o in raw("GET", f"{url}/objects").json()["objects"]] == ["CPU Caps"]
@@ -127,6 +129,13 @@ def test_objects_and_properties(raw, demo_raw, prefix) -> None:
     assert raw("GET", f"{url}/properties/hw_hw_cpu_mode?resource_type=OS::Nova::Flavor").json()["title"] == "Mode"
     shown = raw("GET", url).json()
     assert shown["properties"]["hw_cpu_mode"]["title"] == "Mode" and shown["objects"][0]["name"] == "CPU Caps"
+    shown = raw("GET", f"{url}?resource_type=OS::Nova::Flavor").json()  # names as that resource type sees them
+    assert list(shown["properties"]) == ["hw_hw_cpu_mode"]
+    assert list(shown["objects"][0]["properties"]) == ["hw_quota"] and shown["objects"][0]["required"] == ["hw_quota"]
+    raw("PUT", url, json={"namespace": name, "visibility": "public", "protected": True})
+    assert raw("DELETE", f"{url}/objects/CPU Caps").status_code == 403
+    assert raw("DELETE", f"{url}/properties").status_code == 403
+    raw("PUT", url, json={"namespace": name, "visibility": "public"})
     assert raw("DELETE", f"{url}/properties/hw_cpu_mode").status_code == 204
     assert raw("GET", f"{url}/properties").json()["properties"] == {}
     assert raw("DELETE", f"{url}/objects/CPU Caps").status_code == 204

@@ -14,6 +14,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.image.api.common import manager
 from pocketstack.image.api.metadefs import (
     NAME_MAX,
+    association_prefix,
     json_object,
     name_field,
     object_body,
@@ -124,7 +125,7 @@ async def delete_object(request: Request, namespace: str, object_name: str) -> R
 
     def delete(ns: Namespace) -> None:
         mgr.enforce_metadef("delete_metadef_object", ctx, ns)
-        require_unprotected(ns, "objects")
+        require_unprotected(ns, f"object {object_name}")
         ns.objects.remove(_find(ns.objects, object_name, _object_missing(namespace, object_name)))
 
     await mgr.metadefs.change(ctx, namespace, delete)
@@ -137,7 +138,7 @@ async def delete_objects(request: Request, namespace: str) -> Response:
 
     def delete(ns: Namespace) -> None:
         mgr.enforce_metadef("delete_metadef_objects", ctx, ns)
-        require_unprotected(ns, "objects")
+        require_unprotected(ns)
         ns.objects.clear()
 
     await mgr.metadefs.change(ctx, namespace, delete)
@@ -177,14 +178,11 @@ async def show_property(request: Request, namespace: str, property_name: str) ->
     ns = await mgr.metadefs.get(ctx, namespace)
     mgr.enforce_metadef("get_metadef_property", ctx, ns)
     name = property_name
-    resource_type = request.query_params.get("resource_type")
-    if resource_type:
-        association = next((a for a in ns.associations if a.resource_type.name == resource_type), None)
-        if association is None:
-            raise NotFound(f"Resource type {resource_type} is not associated with namespace {namespace}.")
-        prefix = association.prefix or ""
-        if prefix and not name.startswith(prefix):
-            raise NotFound(_property_missing(namespace, property_name))
+    prefix = association_prefix(ns, request.query_params.get("resource_type"))
+    if prefix:
+        if not name.startswith(prefix):
+            raise NotFound(f"Property {property_name} does not start with the expected resource type association "
+                           f"prefix of '{prefix}'.")
         name = name[len(prefix):]
     return json_response(property_body(_find(ns.properties, name, _property_missing(namespace, property_name))))
 
@@ -210,7 +208,7 @@ async def delete_property(request: Request, namespace: str, property_name: str) 
 
     def delete(ns: Namespace) -> None:
         mgr.enforce_metadef("remove_metadef_property", ctx, ns)
-        require_unprotected(ns, "properties")
+        require_unprotected(ns, f"property {property_name}")
         ns.properties.remove(_find(ns.properties, property_name, _property_missing(namespace, property_name)))
 
     await mgr.metadefs.change(ctx, namespace, delete)
@@ -223,7 +221,7 @@ async def delete_properties(request: Request, namespace: str) -> Response:
 
     def delete(ns: Namespace) -> None:
         mgr.enforce_metadef("remove_metadef_properties", ctx, ns)
-        require_unprotected(ns, "properties")
+        require_unprotected(ns)
         ns.properties.clear()
 
     await mgr.metadefs.change(ctx, namespace, delete)
@@ -321,7 +319,7 @@ async def delete_tag(request: Request, namespace: str, tag_name: str) -> Respons
 
     def delete(ns: Namespace) -> None:
         mgr.enforce_metadef("delete_metadef_tag", ctx, ns)
-        require_unprotected(ns, "tags")
+        require_unprotected(ns, f"tag {tag_name}")
         ns.tags.remove(_find(ns.tags, tag_name, _tag_missing(namespace, tag_name)))
 
     await mgr.metadefs.change(ctx, namespace, delete)
@@ -334,7 +332,7 @@ async def delete_tags(request: Request, namespace: str) -> Response:
 
     def delete(ns: Namespace) -> None:
         mgr.enforce_metadef("delete_metadef_tags", ctx, ns)
-        require_unprotected(ns, "tags")
+        require_unprotected(ns)
         ns.tags.clear()
 
     await mgr.metadefs.change(ctx, namespace, delete)

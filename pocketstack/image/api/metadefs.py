@@ -52,11 +52,12 @@ def property_body(p: MetadefProperty, *, with_name: bool = True) -> dict[str, An
     return {"name": p.name, **p.schema} if with_name else dict(p.schema)
 
 
-def object_body(ns: str, o: MetadefObject, *, links: bool = True) -> dict[str, Any]:
+def object_body(ns: str, o: MetadefObject, *, links: bool = True, prefix: str = "") -> dict[str, Any]:
     body: dict[str, Any] = {"name": o.name}
     if o.description is not None:
         body["description"] = o.description
-    body.update({"required": list(o.required), "properties": dict(o.properties), **_times(o)})
+    body.update({"required": [prefix + r for r in o.required],
+                 "properties": {prefix + k: v for k, v in o.properties.items()}, **_times(o)})
     if links:
         body.update({"self": f"{ns_href(ns)}/objects/{quote(o.name, safe='')}",
                      "schema": "/v2/schemas/metadefs/object"})
@@ -67,9 +68,10 @@ def tag_body(t: MetadefTag) -> dict[str, Any]:
     return {"name": t.name, **_times(t)}
 
 
-def namespace_body(ns: Namespace, *, contents: bool = False) -> dict[str, Any]:
-    """A namespace as the API shows it; with `contents` (show, create) its properties, objects and tags too.
-    Unset attributes and empty collections are left out, as Glance does."""
+def namespace_body(ns: Namespace, *, contents: bool = False, prefix: str = "") -> dict[str, Any]:
+    """A namespace as the API shows it; with `contents` (show, create) its properties, objects and tags too,
+    property names with `prefix` (a resource type's). Unset attributes and empty collections are left out, as
+    Glance does."""
     body: dict[str, Any] = {"namespace": ns.namespace}
     body.update({k: v for k, v in (("display_name", ns.display_name), ("description", ns.description))
                  if v is not None})
@@ -79,9 +81,9 @@ def namespace_body(ns: Namespace, *, contents: bool = False) -> dict[str, Any]:
         body["resource_type_associations"] = [association_body(a) for a in ns.associations]
     if contents:
         if ns.properties:
-            body["properties"] = {p.name: property_body(p, with_name=False) for p in ns.properties}
+            body["properties"] = {prefix + p.name: property_body(p, with_name=False) for p in ns.properties}
         if ns.objects:
-            body["objects"] = [object_body(ns.namespace, o, links=False) for o in ns.objects]
+            body["objects"] = [object_body(ns.namespace, o, links=False, prefix=prefix) for o in ns.objects]
         if ns.tags:
             body["tags"] = [{"name": t.name} for t in ns.tags]
     return body
@@ -121,14 +123,20 @@ def bool_field(body: dict[str, Any], key: str, default: bool) -> bool:
 
 
 def known_keys(body: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
-    unknown = sorted(set(body) - set(allowed) - set(READ_ONLY))
+    """403 for a read-only attribute, 400 for one the record does not have."""
+    for key in READ_ONLY:
+        if key in body:
+            raise Forbidden(f"Attribute '{key}' is read-only.")
+    unknown = sorted(set(body) - set(allowed))
     if unknown:
         raise BadRequest(f"Additional properties are not allowed in a {what}: {', '.join(unknown)}.")
 
 
-def require_unprotected(ns: Namespace, what: str) -> None:
+def require_unprotected(ns: Namespace, what: str | None = None) -> None:
+    """Nothing in a protected namespace is deleted: `what` ("object X", ...) or, by default, the namespace."""
     if ns.protected:
-        raise Forbidden(f"Namespace {ns.namespace} is protected: its {what} cannot be deleted.")
+        raise Forbidden(f"Metadata definition {what or 'namespace ' + ns.namespace} is protected and cannot be "
+                        "deleted.")
 
 
 def _association_spec(item: Any) -> AssociationSpec:
@@ -296,12 +304,13 @@ async def list_namespaces(request: Request) -> Response:
         limit=limit)
     rows = await mgr.metadefs.namespaces(ctx, query)
     page = rows[:limit]
+    kept = [(k, v) for k, v in params.multi_items() if k != "marker"]
     body: dict[str, Any] = {"namespaces": [namespace_body(ns) for ns in page],
-                            "first": "/v2/metadefs/namespaces", "schema": "/v2/schemas/metadefs/namespaces"}
+                            "first": "/v2/metadefs/namespaces" + (f"?{urlencode(kept)}" if kept else ""),
+                            "schema": "/v2/schemas/metadefs/namespaces"}
     if len(rows) > limit and page:
-        kept = [(k, v) for k, v in params.multi_items() if k not in ("marker", "limit")]
         body["next"] = "/v2/metadefs/namespaces?" + urlencode(
-            [*kept, ("marker", page[-1].namespace), ("limit", str(limit))])
+            [*[(k, v) for k, v in kept if k != "limit"], ("marker", page[-1].namespace), ("limit", str(limit))])
     return json_response(body)
 
 
@@ -310,7 +319,14 @@ async def show_namespace(request: Request, namespace: str) -> Response:
     mgr = manager(request)
     ns = await mgr.metadefs.get(ctx, namespace)
     mgr.enforce_metadef("get_metadef_namespace", ctx, ns)
-    return json_response(namespace_body(ns, contents=True))
+    return json_response(namespace_body(ns, contents=True, prefix=association_prefix(
+        ns, request.query_params.get("resource_type"))))
+
+
+def association_prefix(ns: Namespace, resource_type: str | None) -> str:
+    """The prefix property names take on a resource type the namespace is associated with ("" for none)."""
+    found = next((a for a in ns.associations if a.resource_type.name == resource_type), None)
+    return (found.prefix or "") if found is not None else ""
 
 
 async def update_namespace(request: Request, namespace: str) -> Response:
@@ -335,8 +351,7 @@ async def delete_namespace(request: Request, namespace: str) -> Response:
 
     def check(ns: Namespace) -> None:
         mgr.enforce_metadef("delete_metadef_namespace", ctx, ns)
-        if ns.protected:
-            raise Forbidden(f"Namespace {namespace} is protected and cannot be deleted.")
+        require_unprotected(ns)
 
     await mgr.metadefs.delete(ctx, namespace, check)
     return Response(status_code=204)
@@ -376,7 +391,7 @@ async def delete_association(request: Request, namespace: str, resource_type: st
 
     def check(ns: Namespace) -> None:
         mgr.enforce_metadef("remove_metadef_resource_type_association", ctx, ns)
-        require_unprotected(ns, "resource type associations")
+        require_unprotected(ns, f"resource-type-association {resource_type}")
 
     await mgr.metadefs.dissociate(ctx, namespace, resource_type, check)
     return Response(status_code=204)

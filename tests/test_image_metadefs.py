@@ -214,3 +214,22 @@ def test_through_openstacksdk(admin, prefix) -> None:
     admin.image.delete_metadef_namespace(name, ignore_missing=False)
     with pytest.raises(sdk_exc.NotFoundException):
         admin.image.get_metadef_namespace(name)
+
+
+def test_through_the_openstack_cli(cloud, prefix) -> None:
+    name = f"{prefix}-cli"
+    cloud.cli("image", "metadef", "namespace", "create", name, "--public", "--display-name", "CLI",
+              "-f", "json")
+    listed = cloud.cli("image", "metadef", "namespace", "list", "-f", "json")
+    assert name in [row["namespace"] for row in listed]
+    cloud.cli("image", "metadef", "property", "create", name, "--name", "hw_y", "--title", "Y",
+              "--type", "string", "--schema", '{"enum": ["a", "b"]}', "-f", "json")
+    shown = cloud.cli("image", "metadef", "property", "show", name, "hw_y", "-f", "json")
+    assert shown["title"] == "Y" and shown["enum"] == ["a", "b"]
+    cloud.cli("image", "metadef", "object", "create", "--namespace", name, "Caps", "-f", "json")
+    assert [o["name"] for o in cloud.cli("image", "metadef", "object", "list", name, "-f", "json")] == ["Caps"]
+    types = cloud.cli("image", "metadef", "resource", "type", "list", "-f", "json")
+    assert "OS::Nova::Server" in [t.get("Name", t.get("name")) for t in types]
+    cloud.cli("image", "metadef", "namespace", "delete", name)
+    assert name not in [row["namespace"] for row in cloud.cli("image", "metadef", "namespace", "list",
+                                                                    "-f", "json")]

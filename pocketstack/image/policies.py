@@ -33,6 +33,11 @@ IMAGE_POLICIES: dict[str, str] = {
     "delete_member": MEMBER,
     "modify_member": "role:member and project_id:%(member_id)s",  # only the member itself decides
     "get_usage": f"{ADMIN} or project_id:%(project_id)s",
+    # the tasks API (/v2/tasks): Glance keeps it for admins (tasks_api_access)
+    "tasks_api_access": ADMIN,
+    "get_task": "rule:tasks_api_access",
+    "get_tasks": "rule:tasks_api_access",
+    "add_task": "rule:tasks_api_access",
     # metadata definitions: namespaces, their objects, properties, tags; resource types and associations
     **{f"get_metadef_{what}": READER for what in (
         "namespace", "namespaces", "object", "objects", "property", "properties", "tag", "tags",

@@ -232,14 +232,17 @@ class ImageStore:
 
         return await self.db.run(read, write=False)
 
-    async def add(self, image: m.Image, quota: int) -> None:
-        """Store a new image unless its id is taken or the owner's image count quota is reached."""
+    async def add(self, image: m.Image, quota: int, task: m.ImageTask | None = None) -> None:
+        """Store a new image (and the task that makes it) unless its id is taken or the owner's image count
+        quota is reached."""
         def write(session: Session) -> None:
             if session.get(m.Image, image.id) is not None:
                 raise Conflict(f"An image with identifier {image.id} already exists.")
             if 0 <= quota <= _usage(session, image.owner)[0]:
                 raise PayloadTooLarge(f"The project's quota of {quota} images is reached.")
             session.add(image)
+            if task is not None:
+                session.add(task)
 
         await self.db.run(write, write=True)
 
@@ -292,8 +295,43 @@ class ImageStore:
 
         return await self.db.run(read, write=False)
 
-    async def finish_task(self, task_id: str, status: str, message: str = "",
-                          result: dict[str, Any] | None = None) -> None:
+    async def task(self, ctx: RequestContext, task_id: str) -> m.ImageTask:
+        """A task of the caller's project (any, for admin), or 404."""
+        def read(session: Session) -> m.ImageTask:
+            task = session.get(m.ImageTask, task_id)
+            if task is None or not (ctx.is_admin or task.owner == ctx.project_id):
+                raise NotFound(f"Task with the given ID {task_id} could not be found")
+            return task
+
+        return await self.db.run(read, write=False)
+
+    async def task_page(self, ctx: RequestContext, status: str | None, kind: str | None, sort_dir: str,
+                        marker: str | None, limit: int) -> list[m.ImageTask]:
+        """Up to `limit + 1` of the caller's tasks (all, for admin), newest first unless `sort_dir` is asc."""
+        def read(session: Session) -> list[m.ImageTask]:
+            query = select(m.ImageTask)
+            if not ctx.is_admin:
+                query = query.where(m.ImageTask.owner == ctx.project_id)
+            if status is not None:
+                query = query.where(m.ImageTask.status == status)
+            if kind is not None:
+                query = query.where(m.ImageTask.type == kind)
+            keys = (m.ImageTask.created_at, m.ImageTask.id)
+            if marker is not None:
+                at = session.get(m.ImageTask, marker)
+                if at is None or not (ctx.is_admin or at.owner == ctx.project_id):
+                    raise BadRequest(f"Invalid marker. Task {marker} could not be found.")
+                after = or_(keys[0] > at.created_at, and_(keys[0] == at.created_at, keys[1] > at.id))
+                before = or_(keys[0] < at.created_at, and_(keys[0] == at.created_at, keys[1] < at.id))
+                query = query.where(after if sort_dir == "asc" else before)
+            order = [k.asc() for k in keys] if sort_dir == "asc" else [k.desc() for k in keys]
+            return list(session.scalars(query.order_by(*order).limit(limit + 1)))
+
+        return await self.db.run(read, write=False)
+
+    async def set_task(self, task_id: str, status: str, message: str = "",
+                       result: dict[str, Any] | None = None) -> None:
+        """The service's own progress of a task (processing, success, failure)."""
         def write(session: Session) -> None:
             task = session.get(m.ImageTask, task_id)
             if task is not None:

@@ -114,11 +114,11 @@ async def upload(request: Request, image_id: str) -> Response:
     require_media_type(request, "application/octet-stream")
     expect = await _begin(mgr, ctx, image_id, "upload_image", "saving", _declared_size(request))
     result = await _receive(mgr, request, mgr.store, image_id, "saving", expect)
-    await _activate(mgr, image_id, "saving", result)
+    await activate(mgr, image_id, "saving", result)
     return Response(status_code=204)
 
 
-async def _activate(mgr: ImageManager, image_id: str, transient: str, result: IngestResult) -> None:
+async def activate(mgr: ImageManager, image_id: str, transient: str, result: IngestResult) -> None:
     """Record stored data and make the image active, unless it was deleted meanwhile (then drop the data)."""
 
     def activate(image: Image | None) -> tuple[bool, str | None]:
@@ -247,15 +247,15 @@ async def _run_import(mgr: ImageManager, image_id: str, task_id: str, staged: st
     except Exception as exc:
         log.error("import of image %s failed: %s", image_id, exc)
         await mgr.images.transition(image_id, _import_failed)
-        await mgr.images.finish_task(task_id, "failure", f"Import failed: {exc}")
+        await mgr.images.set_task(task_id, "failure", f"Import failed: {exc}")
         await mgr.delete_data(None, staged)
         return
     try:
-        await _activate(mgr, image_id, "importing", result)
+        await activate(mgr, image_id, "importing", result)
         await mgr.images.transition(image_id, _unstaged)
-        await mgr.images.finish_task(task_id, "success", result={"image_id": image_id})
+        await mgr.images.set_task(task_id, "success", result={"image_id": image_id})
     except Conflict as exc:
-        await mgr.images.finish_task(task_id, "failure", exc.message)
+        await mgr.images.set_task(task_id, "failure", exc.message)
     await mgr.delete_data(None, staged)
 
 

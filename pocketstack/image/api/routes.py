@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pocketstack.common.routes import Route, RouteTable
-from pocketstack.image.api import data, images, members, metadef_contents, metadef_schemas, metadefs, versions
+from pocketstack.image.api import data, images, members, metadef_contents, metadef_schemas, metadefs, tasks, versions
 
 IMAGE = "/v2/images/{image_id}"
 NS = "/v2/metadefs/namespaces/{namespace}"
@@ -31,6 +31,8 @@ ROUTES: RouteTable = {
     f"{IMAGE}/members": {"POST": members.add_member, "GET": members.list_members},
     f"{IMAGE}/members/{{member_id}}": {"GET": members.show_member, "PUT": members.update_member,
                                        "DELETE": Route(members.delete_member, status=204)},
+    "/v2/tasks": {"POST": tasks.create_task, "GET": tasks.list_tasks},
+    "/v2/tasks/{task_id}": {"GET": tasks.show_task},
     # metadata definitions
     "/v2/metadefs/resource_types": {"GET": metadefs.list_resource_types},
     "/v2/metadefs/namespaces": {"POST": metadefs.create_namespace, "GET": metadefs.list_namespaces},

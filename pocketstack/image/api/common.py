@@ -1,4 +1,4 @@
-"""Helpers shared by the image routes: the manager, attribute validation, content types."""
+"""Helpers shared by the image routes: the manager, attribute validation, content types, JSON bodies."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Request
 
+from pocketstack.common.app import json_body
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest, Forbidden, UnsupportedMediaType
 from pocketstack.image.formats import CONTAINER_FORMATS, DISK_FORMATS
@@ -29,6 +30,14 @@ def require_media_type(request: Request, *allowed: str) -> str:
         raise UnsupportedMediaType(
             f"Content-Type {found or '(none)'} is not supported here; use {' or '.join(allowed)}.")
     return found
+
+
+async def json_object(request: Request, what: str) -> dict[str, Any]:
+    """The request's JSON body, which must be an object (400 otherwise)."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest(f"The request body must be a JSON object describing the {what}.")
+    return body
 
 
 def check_writable(name: str) -> None:

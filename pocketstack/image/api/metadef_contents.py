@@ -11,11 +11,10 @@ from fastapi import Request, Response
 from pocketstack.common.app import json_response, request_context
 from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.common.timeutils import utcnow
-from pocketstack.image.api.common import manager
+from pocketstack.image.api.common import json_object, manager
 from pocketstack.image.api.metadefs import (
     NAME_MAX,
     association_prefix,
-    json_object,
     name_field,
     object_body,
     object_input,

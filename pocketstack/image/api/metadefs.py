@@ -9,11 +9,11 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Request, Response
 
-from pocketstack.common.app import json_body, json_response, request_context
+from pocketstack.common.app import json_response, request_context
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest, Conflict, Forbidden
 from pocketstack.common.timeutils import utcnow
-from pocketstack.image.api.common import manager
+from pocketstack.image.api.common import json_object, manager
 from pocketstack.image.metadef_store import (
     NAMESPACE_SORT_KEYS,
     Association,
@@ -94,13 +94,6 @@ def resource_type_body(rt: ResourceType) -> dict[str, Any]:
 
 
 # ----- input ---------------------------------------------------------------------------------------------
-async def json_object(request: Request, what: str) -> dict[str, Any]:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise BadRequest(f"The request body must be a JSON object describing the {what}.")
-    return body
-
-
 def name_field(body: dict[str, Any], key: str = "name", *, most: int = NAME_MAX) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip() or len(value) > most:

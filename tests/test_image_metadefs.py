@@ -23,6 +23,7 @@ def demo_raw(cloud) -> Raw:
 def _namespace(raw: Raw, name: str, **attrs) -> dict:
     resp = raw("POST", NS, json={"namespace": name, **attrs})
     assert resp.status_code == 201, resp.text
+    assert resp.headers["Location"] == f"{NS}/{name}"
     return resp.json()
 
 

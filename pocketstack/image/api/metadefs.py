@@ -264,7 +264,8 @@ async def create_namespace(request: Request) -> Response:
         raise BadRequest("A resource type may be associated with a namespace only once.")
     fill_namespace(ns, body)
     await mgr.metadefs.add(ns, specs)
-    return json_response(namespace_body(ns, contents=True), status=201)
+    return json_response(namespace_body(ns, contents=True), status=201,
+                         headers={"Location": ns_href(ns.namespace)})
 
 
 def _int_param(params: Any, name: str) -> int | None:

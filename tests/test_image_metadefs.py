@@ -158,6 +158,7 @@ def test_tags(raw, prefix) -> None:
     assert sorted(t["name"] for t in raw("GET", url).json()["tags"]) == ["b", "d", "e"]
     assert raw("POST", url, json={"tags": [{"name": "x"}, {"name": "X"}]}).status_code == 409
     assert raw("POST", url, json={"tags": "x"}).status_code == 400
+    assert raw("POST", url, json={"tags": [{"name": "x", "colour": "red"}]}).status_code == 400
     resp = raw("POST", f"{url}/single")
     assert resp.status_code == 201 and resp.json()["name"] == "single"
     assert raw("POST", f"{url}/SINGLE").status_code == 409  # tag names are case insensitive

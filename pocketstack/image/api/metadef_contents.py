@@ -15,6 +15,7 @@ from pocketstack.image.api.common import json_object, manager
 from pocketstack.image.api.metadefs import (
     NAME_MAX,
     association_prefix,
+    known_keys,
     name_field,
     object_body,
     object_input,
@@ -300,7 +301,9 @@ async def show_tag(request: Request, namespace: str, tag_name: str) -> Response:
 async def update_tag(request: Request, namespace: str, tag_name: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
-    name = name_field(await json_object(request, "tag"))
+    body = await json_object(request, "tag")
+    known_keys(body, ("name",), "tag")
+    name = name_field(body)
 
     def update(ns: Namespace) -> dict[str, Any]:
         mgr.enforce_metadef("modify_metadef_tag", ctx, ns)

@@ -197,6 +197,8 @@ def tag_names(items: Any) -> list[str]:
     """The names of a list of tags ({"name": ...} each), unique regardless of case."""
     if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
         raise BadRequest("Invalid input for 'tags': it must be a list of objects with a 'name'.")
+    for tag in items:
+        known_keys(tag, ("name",), "tag")
     names = [name_field(t) for t in items]
     if len({n.lower() for n in names}) != len(names):
         raise Conflict("Duplicate tag names in the request (metadata tag names are case insensitive).")

@@ -61,6 +61,14 @@ def test_namespace_lifecycle_protection_and_visibility(raw, demo_raw, prefix) ->
     assert name not in [n["namespace"] for n in demo_raw("GET", NS).json()["namespaces"]]
     assert raw("GET", f"{NS}?visibility=private&resource_types=OS::Glance::Image").json()["namespaces"][0][
         "namespace"] == name
+    # a rename: to a name in use is a conflict (told only to those who may rename), to a free one moves it
+    other = _namespace(raw, f"{name}-2", visibility="public")["namespace"]
+    assert raw("PUT", f"{NS}/{other}", json={"namespace": name}).status_code == 409
+    assert demo_raw("PUT", f"{NS}/{other}", json={"namespace": name, "visibility": "public"}).status_code == 403
+    resp = raw("PUT", f"{NS}/{other}", json={"namespace": f"{name}-3", "visibility": "public"})
+    assert resp.status_code == 200 and resp.json()["self"] == f"{NS}/{name}-3"
+    assert raw("GET", f"{NS}/{other}").status_code == 404
+    assert raw("DELETE", f"{NS}/{name}-3").status_code == 204
     assert raw("DELETE", f"{NS}/{name}").status_code == 204
     assert raw("GET", f"{NS}/{name}").status_code == 404
 

@@ -147,15 +147,17 @@ class MetadefStore:
     async def change(self, ctx: RequestContext, name: str, change: Callable[[m.MetadefNamespace], T], *,
                      rename: str | None = None) -> T:
         """Apply `change` to a namespace the caller may see, in one write transaction; `rename`: the name
-        the change gives it, checked to be free."""
+        the change gives it, checked to be free after the change (and its policy check) ran."""
         def write(session: Session) -> T:
             ns = _visible(session, ctx, name)
-            if rename is not None and rename != name:
-                taken = session.scalars(select(m.MetadefNamespace.id).where(
-                    m.MetadefNamespace.namespace == rename)).first()
-                if taken is not None:
-                    raise Conflict(f"Metadata definition namespace={rename} already exists.")
-            return change(ns)
+            with session.no_autoflush:  # the rename is not written before the check below
+                result = change(ns)
+                if rename is not None and rename != name:
+                    taken = session.scalars(select(m.MetadefNamespace.id).where(
+                        m.MetadefNamespace.namespace == rename, m.MetadefNamespace.id != ns.id)).first()
+                    if taken is not None:
+                        raise Conflict(f"Metadata definition namespace={rename} already exists.")
+            return result
 
         return await self.db.run(write, write=True)
 

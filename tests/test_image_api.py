@@ -241,3 +241,36 @@ def test_unknown_image_is_404_in_glance_style(raw) -> None:
     assert resp.headers["Content-Type"].startswith("text/html")
     assert "No image found" in resp.text
     assert raw("GET", "/v2/images/not-a-uuid").status_code == 404
+
+
+def test_json_patch_draft4_media_type(raw, prefix) -> None:
+    """`application/openstack-images-v2.0-json-patch`: the operation's name is the key holding the path."""
+    image = raw.create(name=f"{prefix}-d4", disk_format="raw", container_format="bare", os_distro="debian")
+    url = f"/v2/images/{image['id']}"
+
+    def patch(ops):
+        return raw("PATCH", url, json=ops, headers={"Content-Type": "application/openstack-images-v2.0-json-patch"})
+
+    resp = patch([{"replace": "/name", "value": f"{prefix}-d4b"}, {"add": "/hw_rng_model", "value": "virtio"},
+                  {"replace": "/protected", "value": True}])
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["name"] == f"{prefix}-d4b" and body["hw_rng_model"] == "virtio" and body["protected"] is True
+    assert patch([{"add": "/hw_rng_model", "value": "other"}]).status_code == 409  # draft 4 add only adds
+    assert patch([{"replace": "/nope", "value": "x"}]).status_code == 409
+    assert patch([{"op": "replace", "path": "/name", "value": "x"}]).status_code == 400
+    assert patch([{"add": "/a", "remove": "/b", "value": "x"}]).status_code == 400
+    body = patch([{"remove": "/hw_rng_model"}, {"replace": "/protected", "value": False}]).json()
+    assert "hw_rng_model" not in body and body["protected"] is False
+    assert raw("PATCH", url, json=[], headers={"Content-Type": "application/json"}).status_code == 415
+
+
+def test_reserved_os_glance_properties_and_empty_ids(raw, prefix) -> None:
+    resp = raw("POST", "/v2/images", json={"name": f"{prefix}-r", "os_glance_foo": "bar"})
+    assert resp.status_code == 403
+    image = raw.create(name=f"{prefix}-r")
+    resp = raw("PATCH", f"/v2/images/{image['id']}", json=[{"op": "add", "path": "/os_glance_foo", "value": "x"}],
+               headers=PATCH)
+    assert resp.status_code == 403
+    assert raw("GET", "/v2/images/").status_code == 404
+    assert raw("DELETE", "/v2/images/").status_code == 404

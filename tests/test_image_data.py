@@ -193,13 +193,23 @@ def test_glance_direct_import(cloud, raw, prefix, tmp_path: Path) -> None:
     image = conn.image.create_image(f"{prefix}-import", filename=str(path), disk_format="qcow2",
                                     container_format="bare", use_import=True)
     body = raw.wait_status(image.id, "active")
-    assert body["status"] == "active"
+    assert body["status"] == "active" and body["stores"] == "file"
     assert body["os_hash_value"] == hashlib.sha512(path.read_bytes()).hexdigest()
     assert raw("GET", f"/v2/images/{image.id}/file").content == path.read_bytes()
     assert not list((cloud.settings.data_dir / "images" / "staging").iterdir())
+    for _ in range(50):  # the task ends just after the image becomes active
+        tasks = raw("GET", f"/v2/images/{image.id}/tasks").json()["tasks"]
+        if tasks and tasks[0]["status"] != "processing":
+            break
+        time.sleep(0.1)
+    assert len(tasks) == 1 and tasks[0]["type"] == "api_image_import"
+    assert tasks[0]["status"] == "success" and tasks[0]["image_id"] == image.id
+    assert tasks[0]["input"]["import_req"]["method"]["name"] == "glance-direct" and tasks[0]["request_id"]
 
     # importing without staged data is refused; other methods are not offered
     other = raw.create(name=f"{prefix}-nostage", disk_format="raw", container_format="bare")
+    assert "stores" not in other  # no data, in no store
+    assert raw("GET", f"/v2/images/{other['id']}/tasks").json()["tasks"] == []
     resp = raw("POST", f"/v2/images/{other['id']}/import", json={"method": {"name": "glance-direct"}})
     assert resp.status_code == 409
     resp = raw("POST", f"/v2/images/{other['id']}/import",

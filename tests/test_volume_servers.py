@@ -131,6 +131,11 @@ def test_boot_from_volume_and_delete_on_termination(cloud: Any, env: Any, prefix
     wait_for(lambda: volume_status(cloud, bootable["id"]) == "available", "the bootable volume")
     server = boot(cloud, env, f"{prefix}-from-vol", "--volume", bootable["id"])  # boot from an existing volume
     assert server["volumes_attached"] == [{"id": bootable["id"], "delete_on_termination": False}]
+    for microversion, attached in (("2.1", {"id": bootable["id"]}),  # delete_on_termination from 2.3
+                                   ("2.3", {"id": bootable["id"], "delete_on_termination": False})):
+        shown = requests.get(f"{cloud.url('compute')}/v2.1/servers/{server['id']}", timeout=30, headers={
+            "X-Auth-Token": cloud.conn().auth_token, "OpenStack-API-Version": f"compute {microversion}"}).json()
+        assert shown["server"]["os-extended-volumes:volumes_attached"] == [attached]
     assert fake_instance(cloud, server["id"]).volumes["/dev/vda"]["data"]["path"] == str(
         volume_file(cloud, bootable["id"]))
     failed = cloud.cli("server", "create", "--flavor", "m1.tiny", "--network", env["network"].id, "--volume",

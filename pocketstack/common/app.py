@@ -261,10 +261,12 @@ def create_app(
     microversion: MicroversionSpec | None = None,
     health: Sequence[HealthCheck] = (),
     unlimited_body: Callable[[str, str], bool] = lambda method, path: False,
+    redirect_slashes: bool = True,
 ) -> ASGIApp:
-    """Build a service's ASGI app: FastAPI routes wrapped in the shared edge middleware."""
+    """Build a service's ASGI app: FastAPI routes wrapped in the shared edge middleware. `redirect_slashes`
+    False: a path with a trailing slash its table does not list is 404, not a redirect to the one without."""
     app = FastAPI(title=f"pocketstack {service_name}", default_response_class=JSONResponse,
-                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json", redirect_slashes=redirect_slashes)
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
     for router in routers:

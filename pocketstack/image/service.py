@@ -11,8 +11,9 @@ from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import Forbidden
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.image.metadef_store import MetadefStore, Namespace
 from pocketstack.image.policies import IMAGE_POLICIES
-from pocketstack.image.store import Image, ImageMember, ImageStore
+from pocketstack.image.store import Image, ImageMember, ImageStore, ImageTask
 from pocketstack.image.stores import Store, StoreError, make_staging, make_store
 from pocketstack.settings import Settings
 
@@ -22,6 +23,7 @@ log = logging.getLogger("pocketstack.image")
 READ_ONLY = ("id", "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "created_at",
              "updated_at", "file", "self", "schema", "direct_url", "locations", "stores")
 RESERVED = ("location", "deleted", "deleted_at", "owner_id")
+RESERVED_PREFIX = "os_glance"  # Glance keeps os_glance* properties for itself
 VISIBILITIES = ("public", "private", "shared", "community")
 MEMBER_STATUSES = ("pending", "accepted", "rejected")
 IMPORT_METHODS = ("glance-direct",)
@@ -36,8 +38,9 @@ def isotime(dt: datetime | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt is not None else None
 
 
-def image_body(image: Image) -> dict[str, Any]:
-    """An image as the v2 API shows it: core attributes, then custom properties at the top level."""
+def image_body(image: Image, store_id: str | None = None) -> dict[str, Any]:
+    """An image as the v2 API shows it: core attributes, then custom properties at the top level; `stores`
+    (Glance's multi-store attribute) names the store holding its data, when it has data."""
     body: dict[str, Any] = {prop.name: prop.value for prop in image.properties}
     body.update({
         "id": image.id, "name": image.name, "status": image.status, "visibility": image.visibility,
@@ -49,7 +52,18 @@ def image_body(image: Image) -> dict[str, Any]:
         "updated_at": isotime(image.updated_at), "self": f"/v2/images/{image.id}",
         "file": f"/v2/images/{image.id}/file", "schema": "/v2/schemas/image",
     })
+    if image.location and store_id:
+        body["stores"] = store_id
     return body
+
+
+def task_body(task: ImageTask) -> dict[str, Any]:
+    """A task as `GET /v2/images/{id}/tasks` shows it."""
+    return {"id": task.id, "type": task.type, "status": task.status, "owner": task.owner,
+            "user_id": task.user_id, "request_id": task.request_id, "image_id": task.image_id,
+            "input": task.input, "result": task.result, "message": task.message,
+            "expires_at": isotime(task.expires_at), "created_at": isotime(task.created_at),
+            "updated_at": isotime(task.updated_at), "deleted_at": None, "deleted": False}
 
 
 def member_body(member: ImageMember) -> dict[str, Any]:
@@ -63,6 +77,7 @@ class ImageManager:
         self.settings = settings
         self.db = db
         self.images = ImageStore(db)
+        self.metadefs = MetadefStore(db)
         self.policy = PolicyEngine(IMAGE_POLICIES, settings.policy_file)
         self.store: Store = make_store(settings)
         self.staging: Store = make_staging(settings)
@@ -75,6 +90,13 @@ class ImageManager:
         if image is not None:
             target = {"project_id": image.owner, "visibility": image.visibility, "image_id": image.id}
         target.update(extra)
+        self.policy.enforce(action, ctx, target)
+
+    def enforce_metadef(self, action: str, ctx: RequestContext, ns: Namespace | None = None) -> None:
+        """A metadata definitions action; the target is the namespace (its owner, visibility, protection)."""
+        target: dict[str, Any] = {}
+        if ns is not None:
+            target = {"project_id": ns.owner, "visibility": ns.visibility, "namespace": ns.namespace}
         self.policy.enforce(action, ctx, target)
 
     def require_owner(self, ctx: RequestContext, image: Image, what: str) -> None:

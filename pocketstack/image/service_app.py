@@ -31,6 +31,7 @@ class ImageService(Service):
             health=[database_check(self.db)],
             # image data is streamed to the store, never held: only the JSON bodies are size-limited
             unlimited_body=lambda method, path: method == "PUT" and path.endswith(("/file", "/stage")),
+            redirect_slashes=False,  # Glance's router: /v2/images/ is no image (404), not the list
         )
 
     async def start(self) -> None:

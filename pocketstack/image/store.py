@@ -35,6 +35,7 @@ def valid_uuid(value: str) -> bool:
 # The row types handlers and views see (typed without importing the models).
 Image = m.Image
 ImageMember = m.ImageMember
+ImageTask = m.ImageTask
 
 CORE = ("name", "visibility", "protected", "os_hidden", "owner", "disk_format", "container_format", "min_disk",
         "min_ram", "tags")
@@ -231,14 +232,17 @@ class ImageStore:
 
         return await self.db.run(read, write=False)
 
-    async def add(self, image: m.Image, quota: int) -> None:
-        """Store a new image unless its id is taken or the owner's image count quota is reached."""
+    async def add(self, image: m.Image, quota: int, task: m.ImageTask | None = None) -> None:
+        """Store a new image (and the task that makes it) unless its id is taken or the owner's image count
+        quota is reached."""
         def write(session: Session) -> None:
             if session.get(m.Image, image.id) is not None:
                 raise Conflict(f"An image with identifier {image.id} already exists.")
             if 0 <= quota <= _usage(session, image.owner)[0]:
                 raise PayloadTooLarge(f"The project's quota of {quota} images is reached.")
             session.add(image)
+            if task is not None:
+                session.add(task)
 
         await self.db.run(write, write=True)
 
@@ -268,6 +272,9 @@ class ImageStore:
         def write(session: Session) -> list[m.Image]:
             rows = list(session.scalars(select(m.Image).where(
                 m.Image.status.in_(("saving", "uploading", "importing")), m.Image.deleted.is_(False))))
+            now = utcnow()
+            for task in session.scalars(select(m.ImageTask).where(m.ImageTask.status.in_(("pending", "processing")))):
+                task.status, task.message, task.updated_at = "failure", "Interrupted by a restart of the service.", now
             for image in rows:
                 staged = image.status == "importing" and image.staging_location
                 image.status = "uploading" if staged else "queued"
@@ -277,6 +284,60 @@ class ImageStore:
             return rows
 
         return await self.db.run(write, write=True)
+
+    # ----- tasks -----------------------------------------------------------------------------------------
+    async def tasks(self, ctx: RequestContext, image_id: str, check: Callable[[m.Image], None]) -> list[m.ImageTask]:
+        """The tasks of an image the caller may see, oldest first."""
+        def read(session: Session) -> list[m.ImageTask]:
+            check(_visible(session, ctx, image_id))
+            return list(session.scalars(select(m.ImageTask).where(m.ImageTask.image_id == image_id).order_by(
+                m.ImageTask.created_at, m.ImageTask.id)))
+
+        return await self.db.run(read, write=False)
+
+    async def task(self, ctx: RequestContext, task_id: str) -> m.ImageTask:
+        """A task of the caller's project (any, for admin), or 404."""
+        def read(session: Session) -> m.ImageTask:
+            task = session.get(m.ImageTask, task_id)
+            if task is None or not (ctx.is_admin or task.owner == ctx.project_id):
+                raise NotFound(f"Task with the given ID {task_id} could not be found")
+            return task
+
+        return await self.db.run(read, write=False)
+
+    async def task_page(self, ctx: RequestContext, status: str | None, kind: str | None, sort_dir: str,
+                        marker: str | None, limit: int) -> list[m.ImageTask]:
+        """Up to `limit + 1` of the caller's tasks (all, for admin), newest first unless `sort_dir` is asc."""
+        def read(session: Session) -> list[m.ImageTask]:
+            query = select(m.ImageTask)
+            if not ctx.is_admin:
+                query = query.where(m.ImageTask.owner == ctx.project_id)
+            if status is not None:
+                query = query.where(m.ImageTask.status == status)
+            if kind is not None:
+                query = query.where(m.ImageTask.type == kind)
+            keys = (m.ImageTask.created_at, m.ImageTask.id)
+            if marker is not None:
+                at = session.get(m.ImageTask, marker)
+                if at is None or not (ctx.is_admin or at.owner == ctx.project_id):
+                    raise BadRequest(f"Invalid marker. Task {marker} could not be found.")
+                after = or_(keys[0] > at.created_at, and_(keys[0] == at.created_at, keys[1] > at.id))
+                before = or_(keys[0] < at.created_at, and_(keys[0] == at.created_at, keys[1] < at.id))
+                query = query.where(after if sort_dir == "asc" else before)
+            order = [k.asc() for k in keys] if sort_dir == "asc" else [k.desc() for k in keys]
+            return list(session.scalars(query.order_by(*order).limit(limit + 1)))
+
+        return await self.db.run(read, write=False)
+
+    async def set_task(self, task_id: str, status: str, message: str = "",
+                       result: dict[str, Any] | None = None) -> None:
+        """The service's own progress of a task (processing, success, failure)."""
+        def write(session: Session) -> None:
+            task = session.get(m.ImageTask, task_id)
+            if task is not None:
+                task.status, task.message, task.result, task.updated_at = status, message, result, utcnow()
+
+        await self.db.run(write, write=True)
 
     # ----- members ---------------------------------------------------------------------------------------
     async def add_member(self, ctx: RequestContext, image_id: str, member_id: str,

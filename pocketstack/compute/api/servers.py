@@ -135,9 +135,9 @@ def server_view(request: Request, inst: Any, *, metadata: dict[str, str], tags: 
         "OS-SRV-USG:terminated_at": iso_micro(inst.terminated_at),
         "OS-EXT-STS:task_state": inst.task_state, "OS-EXT-STS:vm_state": inst.vm_state,
         "OS-EXT-STS:power_state": inst.power_state,
-        "os-extended-volumes:volumes_attached": [
-            {"id": b.volume_id, "delete_on_termination": b.delete_on_termination}
-            for b in inst.block_devices if b.volume_id],
+        "os-extended-volumes:volumes_attached": [  # delete_on_termination from 2.3
+            {"id": b.volume_id, "delete_on_termination": b.delete_on_termination} if ver >= (2, 3) else
+            {"id": b.volume_id} for b in inst.block_devices if b.volume_id],
         "security_groups": [{"name": sg["name"]} for sg in inst.security_groups or [{"name": "default"}]],
     }
     if status in ("ACTIVE", "BUILD", "REBOOT", "HARD_REBOOT"):

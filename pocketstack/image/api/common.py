@@ -1,4 +1,4 @@
-"""Helpers shared by the image routes: the manager, attribute validation, content types."""
+"""Helpers shared by the image routes: the manager, attribute validation, content types, JSON bodies."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any
 
 from fastapi import Request
 
+from pocketstack.common.app import json_body
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest, Forbidden, UnsupportedMediaType
 from pocketstack.image.formats import CONTAINER_FORMATS, DISK_FORMATS
-from pocketstack.image.service import MAX_TAGS, READ_ONLY, RESERVED, VISIBILITIES, ImageManager
+from pocketstack.image.service import MAX_TAGS, READ_ONLY, RESERVED, RESERVED_PREFIX, VISIBILITIES, ImageManager
 
 # Glance's schema bounds of `min_disk`/`min_ram` (32-bit signed integers).
 MAX_INT = 2**31 - 1
@@ -31,10 +32,18 @@ def require_media_type(request: Request, *allowed: str) -> str:
     return found
 
 
+async def json_object(request: Request, what: str) -> dict[str, Any]:
+    """The request's JSON body, which must be an object (400 otherwise)."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest(f"The request body must be a JSON object describing the {what}.")
+    return body
+
+
 def check_writable(name: str) -> None:
     if name in READ_ONLY:
         raise Forbidden(f"Attribute '{name}' is read-only.")
-    if name in RESERVED:
+    if name in RESERVED or name.startswith(RESERVED_PREFIX):
         raise Forbidden(f"Attribute '{name}' is reserved.")
 
 

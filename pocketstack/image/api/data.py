@@ -1,18 +1,18 @@
 """Image data: upload (`PUT .../file`), download with Range (`GET .../file`), and the glance-direct import
-(`PUT .../stage`, `POST .../import`)."""
+(`PUT .../stage`, `POST .../import`) with the task recording each import (`GET .../tasks`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
+import uuid
 
 from fastapi import Request, Response
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 
-from pocketstack.common.app import json_body, request_context
+from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import (
     BadRequest,
@@ -27,8 +27,8 @@ from pocketstack.common.errors import (
 from pocketstack.common.timeutils import utcnow
 from pocketstack.image.api.common import manager, require_media_type
 from pocketstack.image.data import Expectations, IngestResult, UploadError, ingest
-from pocketstack.image.service import HASH_ALGO, IMPORT_METHODS, ImageManager
-from pocketstack.image.store import Image
+from pocketstack.image.service import HASH_ALGO, IMPORT_METHODS, ImageManager, task_body
+from pocketstack.image.store import Image, ImageTask
 from pocketstack.image.stores import Store, StoreError
 
 log = logging.getLogger("pocketstack.image")
@@ -114,11 +114,11 @@ async def upload(request: Request, image_id: str) -> Response:
     require_media_type(request, "application/octet-stream")
     expect = await _begin(mgr, ctx, image_id, "upload_image", "saving", _declared_size(request))
     result = await _receive(mgr, request, mgr.store, image_id, "saving", expect)
-    await _activate(mgr, image_id, "saving", result)
+    await activate(mgr, image_id, "saving", result)
     return Response(status_code=204)
 
 
-async def _activate(mgr: ImageManager, image_id: str, transient: str, result: IngestResult) -> None:
+async def activate(mgr: ImageManager, image_id: str, transient: str, result: IngestResult) -> None:
     """Record stored data and make the image active, unless it was deleted meanwhile (then drop the data)."""
 
     def activate(image: Image | None) -> tuple[bool, str | None]:
@@ -216,34 +216,55 @@ async def import_image(request: Request, image_id: str) -> Response:
     if stores is not None and (not isinstance(stores, list) or any(s != mgr.store.id for s in stores)):
         raise BadRequest(f"Unknown store in {stores!r}; the only store is {mgr.store.id!r}.")
 
+    task_id = str(uuid.uuid4())
+
     def importing(image: Image) -> tuple[str, Expectations]:
         mgr.enforce("import_image", ctx, image)
         mgr.require_owner(ctx, image, "import data to")
         if image.status != "uploading" or not image.staging_location:
             raise Conflict(f"Image {image_id} has no staged data to import (status {image.status}); "
                            "stage it first with PUT /v2/images/{id}/stage.")
-        image.status, image.updated_at = "importing", utcnow()
+        now = utcnow()
+        image.status, image.updated_at = "importing", now
+        image.tasks.add(ImageTask(  # the import's record, as Glance's api_image_import task
+            id=task_id, type="api_image_import", status="processing", owner=image.owner, user_id=ctx.user_id,
+            request_id=ctx.request_id, input={"image_id": image_id, "import_req": body,
+                                              "backend": [mgr.store.id]},
+            result=None, message="", created_at=now, updated_at=now))
         return image.staging_location, Expectations(
             disk_format=image.disk_format if image.container_format == "bare" else None)
 
     staged, expect = await mgr.images.change(ctx, image_id, importing)
-    mgr.spawn(_run_import(mgr, image_id, staged, expect))
+    mgr.spawn(_run_import(mgr, image_id, task_id, staged, expect))
     return Response(status_code=202)
 
 
-async def _run_import(mgr: ImageManager, image_id: str, staged: str, expect: Expectations) -> None:
-    """Copy the staged data into the store (hashing it again), activate the image, drop the staged copy."""
+async def _run_import(mgr: ImageManager, image_id: str, task_id: str, staged: str, expect: Expectations) -> None:
+    """Copy the staged data into the store (hashing it again), activate the image, drop the staged copy; the
+    task records how it ended."""
     try:
         result = await ingest(mgr.staging.read(staged), mgr.store.writer(image_id), expect)
     except Exception as exc:
         log.error("import of image %s failed: %s", image_id, exc)
         await mgr.images.transition(image_id, _import_failed)
+        await mgr.images.set_task(task_id, "failure", f"Import failed: {exc}")
         await mgr.delete_data(None, staged)
         return
-    with contextlib.suppress(Conflict):
-        await _activate(mgr, image_id, "importing", result)
+    try:
+        await activate(mgr, image_id, "importing", result)
         await mgr.images.transition(image_id, _unstaged)
+        await mgr.images.set_task(task_id, "success", result={"image_id": image_id})
+    except Conflict as exc:
+        await mgr.images.set_task(task_id, "failure", exc.message)
     await mgr.delete_data(None, staged)
+
+
+async def image_tasks(request: Request, image_id: str) -> Response:
+    """The tasks run on an image (its imports), `GET /v2/images/{id}/tasks` (Image API 2.12)."""
+    ctx = request_context(request)
+    mgr = manager(request)
+    tasks = await mgr.images.tasks(ctx, image_id, lambda image: mgr.enforce("get_image", ctx, image))
+    return json_response({"tasks": [task_body(t) for t in tasks]})
 
 
 def _import_failed(image: Image | None) -> None:

@@ -17,7 +17,10 @@ from pocketstack.image.api.common import check_writable, manager, require_media_
 from pocketstack.image.service import IMPORT_METHODS, MAX_PROPERTIES, MAX_TAGS, image_body
 from pocketstack.image.store import CORE, Image, ImageQuery, apply_attr, new_image, tag_image, untag_image, valid_uuid
 
-PATCH_TYPES = ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch")
+PATCH_V21 = "application/openstack-images-v2.1-json-patch"  # JSON patch, RFC 6902: {"op": ..., "path": ...}
+PATCH_V20 = "application/openstack-images-v2.0-json-patch"  # draft 4 of it: {"replace": "/name", "value": ...}
+PATCH_TYPES = (PATCH_V21, PATCH_V20)
+PATCH_OPS = ("add", "replace", "remove")
 IMPORT_HEADERS = {"OpenStack-image-import-methods": ",".join(IMPORT_METHODS)}
 SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at",
              "visibility", "owner", "min_disk", "min_ram", "virtual_size")
@@ -56,7 +59,7 @@ async def create_image(request: Request) -> Response:
     mgr.enforce("add_image", ctx, image)
     _enforce_visibility(request, ctx, image, image.visibility)
     await mgr.images.add(image, mgr.settings.image.quota_image_count)
-    return json_response(image_body(image), status=201, headers=IMPORT_HEADERS)
+    return json_response(image_body(image, mgr.store.id), status=201, headers=IMPORT_HEADERS)
 
 
 # ----- list ----------------------------------------------------------------------------------------------
@@ -137,7 +140,7 @@ async def list_images(request: Request) -> Response:
     limit = query.limit
     rows = await mgr.images.page(ctx, query)
     images = rows[:limit]
-    body: dict[str, Any] = {"images": [image_body(i) for i in images], "first": "/v2/images",
+    body: dict[str, Any] = {"images": [image_body(i, mgr.store.id) for i in images], "first": "/v2/images",
                             "schema": "/v2/schemas/images"}
     if len(rows) > limit and images:
         kept = [(k, v) for k, v in params.multi_items() if k not in ("marker", "limit")]
@@ -151,7 +154,7 @@ async def show_image(request: Request, image_id: str) -> Response:
     mgr = manager(request)
     image = await mgr.images.get(ctx, image_id)  # every boot
     mgr.enforce("get_image", ctx, image)
-    return json_response(image_body(image))
+    return json_response(image_body(image, mgr.store.id))
 
 
 def _patch_path(op: dict[str, Any]) -> str:
@@ -169,27 +172,39 @@ def _patch_path(op: dict[str, Any]) -> str:
 async def update_image(request: Request, image_id: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
-    require_media_type(request, *PATCH_TYPES)
-    ops = await json_body(request)
-    if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
+    draft4 = require_media_type(request, *PATCH_TYPES) == PATCH_V20
+    raw_ops = await json_body(request)
+    if not isinstance(raw_ops, list) or not all(isinstance(op, dict) for op in raw_ops):
         raise BadRequest("A JSON patch document is a list of operation objects.")
+    ops = [_draft4_op(op) if draft4 else op for op in raw_ops]
 
     def patch(image: Image) -> dict[str, Any]:
         mgr.enforce("modify_image", ctx, image)
         mgr.require_owner(ctx, image, "modify")
         for op in ops:
-            _apply_op(request, ctx, image, op)
+            _apply_op(request, ctx, image, op, draft4)
         if len(image.properties) > MAX_PROPERTIES:
             raise BadRequest(f"An image may have at most {MAX_PROPERTIES} custom properties.")
         image.updated_at = utcnow()
-        return image_body(image)
+        return image_body(image, mgr.store.id)
 
     return json_response(await mgr.images.change(ctx, image_id, patch))
 
 
-def _apply_op(request: Request, ctx: RequestContext, image: Image, op: dict[str, Any]) -> None:
+def _draft4_op(raw: dict[str, Any]) -> dict[str, Any]:
+    """A draft-4 operation (the operation's name is the key holding the path) in the RFC 6902 form."""
+    kinds = [kind for kind in PATCH_OPS if kind in raw]
+    if len(kinds) != 1:
+        raise BadRequest('Operation objects must contain exactly one member named "add", "remove", or "replace".')
+    op = {"op": kinds[0], "path": raw[kinds[0]]}
+    if "value" in raw:
+        op["value"] = raw["value"]
+    return op
+
+
+def _apply_op(request: Request, ctx: RequestContext, image: Image, op: dict[str, Any], draft4: bool) -> None:
     kind = op.get("op")
-    if kind not in ("add", "replace", "remove"):
+    if kind not in PATCH_OPS:
         raise BadRequest(f"Unsupported JSON patch operation {kind!r}: add, replace or remove.")
     name = _patch_path(op)
     check_writable(name)
@@ -205,6 +220,8 @@ def _apply_op(request: Request, ctx: RequestContext, image: Image, op: dict[str,
         return
     if kind == "replace" and not present:
         raise Conflict(f"Property {name} does not exist.")
+    if kind == "add" and present and draft4:  # draft 4's add only adds; RFC 6902's also replaces
+        raise Conflict(f"Property {name} already present.")
     value = validate_attr(name, op["value"], ctx)
     if name in ("disk_format", "container_format") and value != getattr(image, name) and image.status != "queued":
         raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")

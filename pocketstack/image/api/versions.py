@@ -92,10 +92,27 @@ def _member_schema() -> dict[str, Any]:
         "updated_at": {"type": "string"}, "schema": {"type": "string", "readOnly": True}}}
 
 
+def _task_schema() -> dict[str, Any]:
+    text = {"type": "string"}
+    return {"name": "task", "properties": {
+        "id": {"type": "string"}, "type": {"type": "string", "enum": ["import", "api_image_import"]},
+        "status": {"type": "string", "enum": ["pending", "processing", "success", "failure"]},
+        "input": {"type": ["null", "object"]}, "result": {"type": ["null", "object"]},
+        "owner": text, "message": text, "image_id": text, "request_id": text, "user_id": text,
+        "expires_at": {"type": ["null", "string"]}, "created_at": text, "updated_at": text,
+        "self": text, "schema": text}}
+
+
 SCHEMAS = {
     "image": _image_schema(),
     "images": {"name": "images", "properties": {
         "images": {"type": "array", "items": _image_schema()}, "schema": {"type": "string"},
+        "first": {"type": "string"}, "next": {"type": "string"}},
+        "links": [{"rel": "first", "href": "{first}"}, {"rel": "next", "href": "{next}"},
+                  {"rel": "describedby", "href": "{schema}"}]},
+    "task": _task_schema(),
+    "tasks": {"name": "tasks", "properties": {
+        "tasks": {"type": "array", "items": _task_schema()}, "schema": {"type": "string"},
         "first": {"type": "string"}, "next": {"type": "string"}},
         "links": [{"rel": "first", "href": "{first}"}, {"rel": "next", "href": "{next}"},
                   {"rel": "describedby", "href": "{schema}"}]},

@@ -13,7 +13,7 @@ from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.common.rpc import RemoteError
 from pocketstack.compute import states
-from pocketstack.compute.api import proxy_network, server_snapshots
+from pocketstack.compute.api import proxy_network, server_admin_actions, server_snapshots
 from pocketstack.compute.api.common import state
 from pocketstack.compute.store.hosts import HostStore
 from pocketstack.compute.virt.driver import ATTACH_INTERFACE
@@ -63,6 +63,8 @@ async def server_action(request: Request, server_id: str) -> Response:
         return await _lock(request, server_id, name, args)
     if name == "os-getConsoleOutput":
         return await _console(request, server_id, args)
+    if name in server_admin_actions.SERVER_ACTIONS:
+        return await server_admin_actions.SERVER_ACTIONS[name](request, server_id, args)
     if name in server_snapshots.SERVER_ACTIONS:
         return await server_snapshots.SERVER_ACTIONS[name](request, server_id, args)
     if name in proxy_network.SERVER_ACTIONS:

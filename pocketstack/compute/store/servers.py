@@ -376,6 +376,15 @@ class ServerStore:
 
         await self.db.run(write, write=True)
 
+    async def reset_state(self, instance_uuid: str, ctx: RequestContext, vm_state: str) -> None:
+        """An admin's os-resetState: the vm_state given, no task (whatever was running is abandoned), recorded."""
+        def write(session: Session) -> None:
+            inst = visible_instance(session, instance_uuid, ctx)
+            inst.vm_state, inst.task_state, inst.updated_at = vm_state, None, utcnow()
+            record_action(session, inst.uuid, "resetState", ctx, inst.project_id)
+
+        await self.db.run(write, write=True)
+
     async def set_lock(self, server_id: str, ctx: RequestContext, check: InstanceCheck, *, locked: bool,
                        reason: str | None = None) -> None:
         """Lock (by the admin or the owner, as `ctx` is) or unlock the server, and record it."""

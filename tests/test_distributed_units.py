@@ -40,6 +40,26 @@ def _instance(uuid: str, host: str | None, age: float) -> m.Instance:
 
 
 @pytest.mark.asyncio
+async def test_the_in_process_bus_lost_builds_end_in_error_at_start(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)  # rpc local://: queued messages die with the process
+    spec = next(s for s in SERVICES if s.name == "compute")
+    db = Database(settings.database_url("compute"))
+    await db.migrate(spec.migrations_dir, spec.version_table)
+    queued = _instance("queued", "h1", age=5)
+    queued.task_state = states.SCHEDULING  # cast to h1's queue, not begun
+    await db.run(lambda s: s.add_all([_instance("unscheduled", None, age=5), queued,
+                                      _instance("spawning", "h1", age=5), _instance("new", None, age=-5)]),
+                 write=True)
+    conductor = ConductorManager(settings, db, LocalTransport())
+    assert sorted(await conductor.abort_lost_builds(utcnow())) == ["queued", "unscheduled"]
+    rows = await db.run(lambda s: {i.uuid: i.vm_state for i in s.scalars(select(m.Instance))}, write=False)
+    # the build a host had begun is its agent's to end when it starts again; one made after this start runs
+    assert rows == {"queued": states.ERROR, "unscheduled": states.ERROR, "spawning": states.BUILDING,
+                    "new": states.BUILDING}
+    await db.close()
+
+
+@pytest.mark.asyncio
 async def test_builds_timed_out_or_on_a_dead_host_end_in_error(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, compute={"build_timeout": 60, "service_down_time": 30})
     spec = next(s for s in SERVICES if s.name == "compute")

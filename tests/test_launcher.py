@@ -159,3 +159,43 @@ def test_up_detached_then_down(tmp_path):
     nothing = subprocess.run([POCKETSTACK, "down", "--data-dir", str(data_dir)], capture_output=True, text=True,
                              env=env, timeout=60)
     assert nothing.returncode == 1 and "no cloud" in nothing.stderr
+
+
+def test_a_killed_cloud_restarts_with_no_build_left_hanging(tmp_path):
+    data_dir = tmp_path / "crash"
+    env = {**os.environ, "POCKETSTACK_IDENTITY__BCRYPT_ROUNDS": "4", "POCKETSTACK_COMPUTE__DRIVER": "fake",
+           "POCKETSTACK_COMPUTE__FAKE_SPAWN_SECONDS": "4", "POCKETSTACK_COMPUTE__FAKE_HOSTS": "2"}
+    for spec in SERVICES:
+        env[f"POCKETSTACK_{spec.name.upper().replace('-', '_')}__PORT"] = str(free_port())
+    proc, _ = start_up(data_dir, env)
+    conn = Cloud.__new__(Cloud)  # only its connection helper, on this cloud's clouds.yaml
+    conn.clouds_yaml = data_dir / "clouds.yaml"
+    admin = conn.conn()
+    try:
+        image = admin.image.create_image(name="crash-img", data=b"\0" * 1024, disk_format="raw",
+                                         container_format="bare")
+        flavor = admin.compute.create_flavor(name="crash.tiny", ram=64, vcpus=1, disk=1)
+        created = [admin.compute.create_server(name=f"crash-{i}", image_id=image.id, flavor_id=flavor.id,
+                                               networks="none") for i in range(8)]
+        time.sleep(1.0)  # some scheduled and spawning (4 s), some still queued
+    finally:
+        proc.kill()  # SIGKILL: no clean stop, the in-process bus loses what it held
+        proc.wait()
+    proc, _ = start_up(data_dir, env)
+    try:
+        admin = conn.conn()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            servers = [admin.compute.get_server(s.id) for s in created]
+            if all(s.status != "BUILD" and s.task_state is None for s in servers):
+                break
+            time.sleep(1)
+        assert all(s.status in ("ERROR", "ACTIVE", "SHUTOFF") and s.task_state is None for s in servers), [
+            (s.name, s.status, s.task_state) for s in servers]
+        errors = [s for s in servers if s.status == "ERROR"]
+        assert errors and all("restart" in s.fault["message"] for s in errors)
+        # no claim is left for a server that did not come up: the hosts hold only the ones that did
+        used = sum(h.vcpus_used for h in admin.compute.hypervisors(details=True))
+        assert used == len(servers) - len(errors)
+    finally:
+        assert stop(proc) == 0

@@ -72,9 +72,31 @@ class ConductorManager(RPCEndpoint):
 
     # ----- lifecycle (not RPC) ------------------------------------------------------------------------------
     async def start(self) -> None:
+        started = utcnow()
         for binary, topic in self.binaries:
             await self.service_report(host=self.settings.compute.host, binary=binary, topic=topic)
+        if self.settings.rpc.transport_url.startswith("local:"):
+            await self.abort_lost_builds(started)
         self._tasks = [asyncio.create_task(self._beat()), asyncio.create_task(self._watch_builds())]
+
+    async def abort_lost_builds(self, before: datetime) -> list[str]:
+        """On the in-process bus a build's messages die with the process: builds from before this start that no
+        host had begun (waiting for the scheduler or in a host's queue) end in ERROR now, not at the timeout.
+        (On RabbitMQ the queued messages survive a restart and are left to run.)"""
+        def find(session: Session) -> list[str]:
+            return list(session.scalars(select(m.Instance.uuid).where(
+                m.Instance.vm_state == states.BUILDING, m.Instance.deleted.is_(False),
+                m.Instance.created_at < before,
+                m.Instance.host.is_(None) | (m.Instance.task_state == states.SCHEDULING))).all())
+
+        aborted = []
+        for instance_uuid in await self.db.run(find, write=False):
+            reason = f"Build of instance {instance_uuid} aborted: the cloud restarted before a host began it"
+            if await self.abort_build(instance_uuid, reason):
+                aborted.append(instance_uuid)
+        if aborted:
+            log.warning("ended %d builds the restart interrupted", len(aborted))
+        return aborted
 
     async def _beat(self) -> None:
         while True:

@@ -23,6 +23,7 @@ def test_discovery_catalog_and_extensions(cloud: Any, admin: Any) -> None:
             "network-ip-availability", "allowed-address-pairs", "port-security"} <= aliases
     assert admin.network.find_extension("router").alias == "router"
     assert admin.network.find_extension("no-such-extension") is None
+    assert list(admin.network.service_providers()) == []  # no advanced services run here
 
 
 def test_network_cli_create_list_show_set_delete(cloud: Any, prefix: str) -> None:

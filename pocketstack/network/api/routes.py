@@ -14,6 +14,7 @@ ROUTES: RouteTable = {
     "/v2.0/": {"GET": versions.version},
     "/v2.0/extensions": {"GET": versions.list_extensions},
     "/v2.0/extensions/{alias}": {"GET": versions.show_extension},
+    "/v2.0/service-providers": {"GET": versions.list_service_providers},
     **core.NETWORKS.routes(),
     **core.SUBNETS.routes(),
     **core.SUBNETPOOLS.routes(),

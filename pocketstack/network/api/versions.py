@@ -21,6 +21,8 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
                        "bootfile-name)"),
     "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
     "subnet_allocation": ("Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
+    "service-type": ("Neutron Service Type Management", "API for retrieving service providers for Neutron "
+                     "advanced services"),
     "filter-validation": ("Filter parameters validation", "Provides validation on filter parameters."),
     "ip-substring-filtering": ("IP address substring filtering",
                                "Provides IP address substring filtering when listing ports"),
@@ -77,6 +79,12 @@ async def version(request: Request) -> Response:
 
 async def list_extensions() -> Response:
     return json_response({"extensions": [_extension(alias) for alias in sorted(EXTENSIONS)]})
+
+
+async def list_service_providers() -> Response:
+    """The service-type extension's providers of advanced services (load balancers, VPNs, ...): this cloud
+    runs none, so the list is empty, as Neutron's without service plugins."""
+    return json_response({"service_providers": []})
 
 
 async def show_extension(alias: str) -> Response:

@@ -446,3 +446,20 @@ def test_subnet_pools_allocate_subnets(admin: Any, demo: Any, cloud: Any, prefix
         demo.network.delete_network(net)
     assert call(cloud, demo, "DELETE", f"/v2.0/subnetpools/{pool['id']}")[0] == 204
     assert "subnet_allocation" in {e.alias for e in admin.network.extensions()}
+
+
+def test_subnet_pool_through_the_cli(cloud: Any, prefix: str) -> None:
+    pool = cloud.cli("subnet", "pool", "create", "--pool-prefix", "10.130.0.0/16", "--default-prefix-length",
+                     "24", f"{prefix}-pool", "-f", "json")
+    assert pool["prefixes"] == ["10.130.0.0/16"] and pool["default_prefixlen"] == 24
+    net = cloud.cli("network", "create", f"{prefix}-pnet", "-f", "json")
+    try:
+        subnet = cloud.cli("subnet", "create", "--network", net["id"], "--subnet-pool", pool["id"],
+                           f"{prefix}-psub", "-f", "json")
+        assert subnet["cidr"] == "10.130.0.0/24" and subnet["subnetpool_id"] == pool["id"]
+        sized = cloud.cli("subnet", "create", "--network", net["id"], "--subnet-pool", pool["id"],
+                          "--prefix-length", "26", f"{prefix}-psub2", "-f", "json")
+        assert sized["cidr"] == "10.130.1.0/26"
+    finally:
+        cloud.cli("network", "delete", net["id"])
+    cloud.cli("subnet", "pool", "delete", pool["id"])

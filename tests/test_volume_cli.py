@@ -163,3 +163,25 @@ def test_image_create_from_a_volume(cloud: Any, image: Any, prefix: str) -> None
     cloud.cli("image", "delete", made["image_id"])
     cloud.cli("volume", "delete", f"{prefix}-src")
     gone(cloud, "volume", "show", f"{prefix}-src")
+
+
+def test_qos_specs_through_the_cli(cloud: Any, prefix: str) -> None:
+    qos = cloud.cli("volume", "qos", "create", "--consumer", "front-end", "--property", "read_iops_sec=500",
+                    f"{prefix}-qos", "-f", "json")
+    assert qos["consumer"] == "front-end"
+    cloud.cli("volume", "type", "create", f"{prefix}-qtype")
+    try:
+        cloud.cli("volume", "qos", "associate", f"{prefix}-qos", f"{prefix}-qtype")
+        shown = cloud.cli("volume", "qos", "show", f"{prefix}-qos", "-f", "json")
+        assert f"{prefix}-qtype" in str(shown["associations"])  # the CLI shows the type names
+        assert shown["properties"] == {"read_iops_sec": "500"}
+        cloud.cli("volume", "qos", "set", "--property", "write_iops_sec=100", f"{prefix}-qos")
+        cloud.cli("volume", "qos", "unset", "--property", "read_iops_sec", f"{prefix}-qos")
+        assert cloud.cli("volume", "qos", "show", f"{prefix}-qos", "-f", "json")["properties"] == {
+            "write_iops_sec": "100"}
+        assert cloud.cli("volume", "qos", "delete", f"{prefix}-qos", check=False).returncode != 0  # associated
+        cloud.cli("volume", "qos", "disassociate", "--volume-type", f"{prefix}-qtype", f"{prefix}-qos")
+        cloud.cli("volume", "qos", "delete", f"{prefix}-qos")
+    finally:
+        cloud.cli("volume", "qos", "delete", "--force", f"{prefix}-qos", check=False)
+        cloud.cli("volume", "type", "delete", f"{prefix}-qtype")

@@ -34,7 +34,8 @@ SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
 # compute reads the top folder only (nova's api-ref has no version subfolders)
 FLAT = {"compute"}
 
-REST_METHOD = re.compile(r"^\.\.\s+rest_method::\s+(\w+)\s+(\S+)\s*$")
+REST_METHOD = re.compile(r"^\.\.\s+rest_method::\s*$|^\.\.\s+rest_method::\s+(\w+)\s+(\S+)\s*$")
+CONTINUED = re.compile(r"^\s+(\w+)\s+(\S+)\s*$")  # the directive's argument on the next line
 UNDERLINE = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
 SUBHEADINGS = {"request", "response", "response codes", "response parameters", "request example",
                "response example", "response examples", "request parameters", "examples", "example"}
@@ -100,7 +101,8 @@ def _before(version: str) -> str:
     return f"{major}.{int(minor) - 1}"
 
 
-def _action(title: str, section: list[str]) -> str | None:
+def _action(title: str, path: str, section: list[str]) -> str | None:
+    """The action name: from the title, the text, or the first body parameter of the request."""
     if m := TITLE_ACTION.search(title):
         return m.group(1)
     if m := TEXT_ACTION.search(_collapse(section)):
@@ -109,15 +111,29 @@ def _action(title: str, section: list[str]) -> str | None:
     for line in section:
         if line.strip().lower() == "request":
             in_request = True
-        elif in_request and (m := PARAM.match(line)) and not line.rstrip().endswith("_path"):
+        elif (in_request and (m := PARAM.match(line)) and not line.rstrip().endswith("_path")
+              and f"{{{m.group(1)}}}" not in path):
             return m.group(1)
     return None
+
+
+def _marks(lines: list[str]) -> list[tuple[int, re.Match[str]]]:
+    """(line, match of METHOD and path) of every rest_method directive, the argument on its line or the next."""
+    marks = []
+    for i, line in enumerate(lines):
+        if m := REST_METHOD.match(line):
+            if m.group(1) is None:
+                m = CONTINUED.match(lines[i + 1]) if i + 1 < len(lines) else None
+            if m is None:
+                raise ValueError(f"a rest_method without METHOD /path at line {i + 1}")
+            marks.append((i, m))
+    return marks
 
 
 def operations(name: str, text: str) -> list[dict[str, object]]:
     """Every operation of one api-ref file."""
     lines = text.splitlines()
-    marks = [(i, m) for i, line in enumerate(lines) if (m := REST_METHOD.match(line))]
+    marks = _marks(lines)
     if not marks:
         return []
     first_title = next((i for i in range(marks[0][0], 0, -1) if UNDERLINE.match(lines[i])), marks[0][0])
@@ -133,7 +149,7 @@ def operations(name: str, text: str) -> list[dict[str, object]]:
         section = lines[start:end]
         head = _collapse(lines[start:at + 12])
         op: dict[str, object] = {"method": m.group(1).upper(), "path": m.group(2), "title": title}
-        if m.group(2).endswith("/action") and (action := _action(title, section)):
+        if m.group(2).endswith("/action") and (action := _action(title, m.group(2), section)):
             op["action"] = action
         if lo := _version(MIN_VERSION.search(head)) or file_min:
             op["min_version"] = lo
@@ -166,8 +182,9 @@ def render(service: str, repository: str, commit: str, ops: list[dict[str, objec
 
 def generate(service: str, repo: Repo) -> str:
     repository, folders = SOURCES[service]
-    names = [n for n in repo.files() if n.endswith(".inc") and any(n.startswith(f) for f in folders)
-             and (service not in FLAT or "/" not in n.removeprefix(folders[0]))]
+    names = sorted((n for n in repo.files() if n.endswith(".inc") and any(n.startswith(f) for f in folders)
+                    and (service not in FLAT or "/" not in n.removeprefix(folders[0]))),
+                   key=lambda n: (next(i for i, f in enumerate(folders) if n.startswith(f)), n))
     ops = [op for name in names for op in operations(name, repo.read(name))]
     return render(service, repository, repo.commit(), ops)
 
@@ -183,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"expected SERVICE=PATH with SERVICE one of {', '.join(SOURCES)}: {item}")
         text = generate(service, Repo(Path(path)))
         (args.out / f"{service}.toml").write_text(text)
-        print(f"{service}: {text.count('[[operation]]')} operations -> {args.out / f'{service}.toml'}")
+        print(f"{service}: {text.count(chr(10) + '[[operation]]')} operations -> {args.out / f'{service}.toml'}")
     return 0
 
 

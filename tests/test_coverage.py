@@ -123,3 +123,12 @@ def test_the_data_script_reads_rest_method_directives() -> None:
         {"method": "DELETE", "path": "/widgets/{widget_id}", "title": "Drop A Widget", "max_version": "2.8",
          "source": "api-ref/source/widgets.inc"},
     ]
+
+
+def test_a_literal_in_the_path_is_checked_where_the_handler_dispatches_on_it(
+        results: list[report.ServiceCoverage]) -> None:
+    rows = {(row.operation.method, row.operation.path): row for row in results[SERVICES.index("volume")].rows}
+    assert rows[("PUT", "/v3/{project_id}/os-services/enable")].status == "implemented"
+    assert rows[("PUT", "/v3/{project_id}/os-services/freeze")].status == "partial"
+    # show_type does not compare its type_id itself (the store resolves `default`): not checked
+    assert rows[("GET", "/v3/{project_id}/types/default")].status == "implemented"

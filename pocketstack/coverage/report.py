@@ -37,11 +37,13 @@ matches any segment, an api-ref `{param}` only a route `{param}`, a trailing `/`
 
 - **missing**: no route; **removed** instead when the api-ref says the API was removed upstream (Nova's cells,
   agents, nova-network, ...: Nova answers 410 too). Removed operations are counted apart, not as missing.
-- **partial**: a route, but the operation is an action (`.../action` with an action name in the body) that the
-  route's handler does not dispatch (the dispatched names are the string literals and dict keys the handler
-  compares the body's key against, read from its source: compute's `server_action` and the `SERVER_ACTIONS`
-  tables, volume's `ACTIONS`, ...), so it answers 400; or the operation needs a microversion above the
-  service's maximum (`MICROVERSIONS` of compute and volume).
+- **partial**: a route, but its handler does not dispatch the operation's name: the action of an
+  `.../action` body, or the literal last segment of the path where the route has a parameter
+  (`os-services/disable` on `os-services/{service_id}`; counted only when the handler compares that parameter
+  itself). The dispatched names are the string literals, and the keys or items of the module-level tables,
+  that the handler compares against or looks up, read from its source (compute's `server_action` and the
+  `SERVER_ACTIONS` tables it consults, volume's `ACTIONS`, ...). Also partial: the operation needs a
+  microversion above the service's maximum (`MICROVERSIONS` of compute and volume).
 - **implemented**: otherwise. This says a route serves the operation, not that every parameter of the
   api-ref is honoured; the conformance runs (docs/conformance.md) test behaviour.
 """
@@ -149,34 +151,47 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 
 def _dict_keys(module: Any, node: ast.expr) -> set[str]:
-    """The keys of the module-level dict `node` names (`ACTIONS`, `other_module.SERVER_ACTIONS`), if it is one."""
+    """The keys of the module-level dict (or the items of the tuple, list or set) `node` names (`ACTIONS`,
+    `other_module.SERVER_ACTIONS`), if it is one."""
     value: Any = None
     if isinstance(node, ast.Name):
         value = getattr(module, node.id, None)
     elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         value = getattr(getattr(module, node.value.id, None), node.attr, None)
-    return {k for k in value if isinstance(k, str)} if isinstance(value, dict) else set()
+    if isinstance(value, dict | tuple | list | set | frozenset):
+        return {k for k in value if isinstance(k, str)}
+    return set()
 
 
-def dispatched_names(handler: Handler) -> set[str]:
-    """The names an action handler can dispatch: the string literals it compares against and the keys of the
-    dicts it looks a name up in (`name in X`, `X.get(name)`, `X[name]`)."""
+def _names(node: ast.expr, module: Any) -> set[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+    return _dict_keys(module, node)
+
+
+def _is_name(node: ast.AST, variable: str | None) -> bool:
+    return variable is None or (isinstance(node, ast.Name) and node.id == variable)
+
+
+def dispatched_names(handler: Handler, variable: str | None = None) -> set[str]:
+    """The names a handler can dispatch: the string literals it compares against and the keys of the tables it
+    looks a name up in (`name in X`, `X.get(name)`, `X[name]`); with `variable`, only where that variable is
+    the one compared or looked up."""
     module = inspect.getmodule(handler)
     tree = ast.parse(textwrap.dedent(inspect.getsource(handler)))
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
-            for side in (node.left, *node.comparators):
-                if isinstance(side, ast.Constant) and isinstance(side.value, str):
-                    names.add(side.value)
-                elif isinstance(side, ast.Tuple | ast.List | ast.Set):
-                    names.update(e.value for e in side.elts if isinstance(e, ast.Constant)
-                                 and isinstance(e.value, str))
-                else:
-                    names |= _dict_keys(module, side)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            sides = (node.left, *node.comparators)
+            if any(_is_name(side, variable) for side in sides):
+                for side in sides:
+                    names |= _names(side, module)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and node.args and _is_name(node.args[0], variable)):
             names |= _dict_keys(module, node.func.value)
-        elif isinstance(node, ast.Subscript):
+        elif isinstance(node, ast.Subscript) and _is_name(node.slice, variable):
             names |= _dict_keys(module, node.value)
     return names
 
@@ -185,20 +200,32 @@ def _resolve(table: list[tuple[str, str, Handler]], method: str, path: str) -> t
     return next((entry for entry in table if entry[1] == method and _matches(entry[0], path)), None)
 
 
-def _status(op: Operation, found: tuple[str, str, Handler] | None, max_version: str | None,
-            actions: dict[Handler, set[str]]) -> Row:
+def _dispatch(op: Operation, route_path: str, api_path: str) -> tuple[str, str | None] | None:
+    """(the name the handler must dispatch, the variable it is in): an `.../action` body's action (any
+    variable), or the api-ref's literal last segment where the route has a parameter (`os-services/disable` on
+    `os-services/{action}`; checked only if the handler compares that parameter itself)."""
+    if op.action is not None:
+        return op.action, None
+    ours, theirs = _segments(route_path), _segments(api_path)
+    if ours and _is_param(ours[-1]) and not _is_param(theirs[-1]):
+        return theirs[-1], ours[-1][1:-1]
+    return None
+
+
+def _status(op: Operation, api_path: str, found: tuple[str, str, Handler] | None, max_version: str | None) -> Row:
     if found is None:
         return Row(op, "removed" if op.removed else "missing",
                    note="removed upstream" if op.removed else "")
     path, method, handler = found
     route = f"{method} {path}"
-    if op.action is not None:
-        if handler not in actions:
-            actions[handler] = dispatched_names(handler)
-        if op.action not in actions[handler]:
+    if (dispatch := _dispatch(op, path, api_path)) is not None:
+        name, variable = dispatch
+        names = dispatched_names(handler, variable)
+        if (op.action or names) and name not in names:
+            what = f"action {name}" if op.action else f"`{name}` in the path"
             if op.removed:
-                return Row(op, "removed", route, f"removed upstream; action {op.action} not dispatched")
-            return Row(op, "partial", route, f"action {op.action} not dispatched")
+                return Row(op, "removed", route, f"removed upstream; {what} not dispatched")
+            return Row(op, "partial", route, f"{what} not dispatched")
     if op.min_version and max_version and _version_key(op.min_version) > _version_key(max_version):
         return Row(op, "partial", route, f"needs microversion {op.min_version}, pocketstack's maximum is "
                                          f"{max_version}")
@@ -212,12 +239,12 @@ def service_coverage(service: str, extras: list[Extra] | None = None) -> Service
     result = ServiceCoverage(service, header["repository"], header["commit"], spec.maximum if spec else None)
     table = [(path, method, route.handler) for path, method, route in routes(route_table(service))]
     used: set[tuple[str, str]] = set()
-    actions: dict[Handler, set[str]] = {}
     for op in ops:
-        found = _resolve(table, op.method, route_form(service, op.path))
+        api_path = route_form(service, op.path)
+        found = _resolve(table, op.method, api_path)
         if found is not None:
             used.add((found[1], found[0]))
-        result.rows.append(_status(op, found, result.max_version, actions))
+        result.rows.append(_status(op, api_path, found, result.max_version))
     templates = {(op.method, _template(route_form(service, op.path))) for op in ops}
     allowed = {(e.method, e.path): e for e in (extras if extras is not None else load_extras()[service])}
     for path, method, _ in table:

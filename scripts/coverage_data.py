@@ -141,6 +141,7 @@ def operations(name: str, text: str) -> list[dict[str, object]]:
     file_max = _version(MAX_VERSION.search(preamble))
     file_removed = bool(REMOVED.search(preamble))
     file_min = _version(MIN_VERSION.search(preamble))
+    any_gone = "gone(410)" in text.replace(" ", "")
     ops: list[dict[str, object]] = []
     for n, (at, m) in enumerate(marks):
         title = _title(lines, at)
@@ -156,7 +157,9 @@ def operations(name: str, text: str) -> list[dict[str, object]]:
         hi = _version(MAX_VERSION.search(head)) or file_max
         if hi:
             op["max_version"] = _before(hi)
-        if file_removed or REMOVED.search(head) or "(removed)" in title.lower():
+        # a file the api-ref says was removed: its operations are, or only those answering 410 if some do
+        gone = "gone(410)" in _collapse(section).replace(" ", "") or not any_gone
+        if (file_removed and gone) or REMOVED.search(head) or "(removed)" in title.lower():
             op["removed"] = True
         op["source"] = name
         ops.append(op)

@@ -30,10 +30,11 @@ PREFIX = {"compute": "/v2.1"}
 VOLUME_PROJECT = "/v3/{project_id}"
 RULE = """\
 Each operation of the api-ref (a `.. rest_method::` line) is put in the route table's form: without a query or
-a `.json` suffix, with a leading `/`; compute's gets the `/v2.1` prefix its api-ref omits (`{api_version}` is
-`v2.1`); volume's paths written without `{project_id}` (the 3.67 form) get it back. It resolves as the router
-matches: to the first route, in table order, that has the method and whose path matches (a route's `{param}`
-matches any segment, an api-ref `{param}` only a route `{param}`, a trailing `/` is ignored). Then:
+a `.json` suffix, with a leading `/`; identity's without a deployment's `/identity` prefix; compute's with the
+`/v2.1` prefix its api-ref omits (`{api_version}` is `v2.1`); volume's paths written without `{project_id}`
+(the 3.67 form) get it back. It resolves as the router matches: to the first route, in table order, that has
+the method and whose path matches (a route's `{param}` matches any segment, an api-ref `{param}` only a
+route `{param}`, a trailing `/` is ignored). Then:
 
 - **missing**: no route; **removed** instead when the api-ref says the API was removed upstream (Nova's cells,
   agents, nova-network, ...: Nova answers 410 too). Removed operations are counted apart, not as missing.
@@ -135,6 +136,8 @@ def route_form(service: str, path: str) -> str:
     """An api-ref path as the route table writes it: without a query or a `.json` format suffix, with compute's
     version prefix and volume's project."""
     path = "/" + path.partition("?")[0].removesuffix(".json").lstrip("/")  # cinder writes one without its `/`
+    if service == "identity":
+        path = path.removeprefix("/identity")  # OS-OAUTH2's page writes the deployment's path prefix
     segments = _segments(path)
     if service == "volume" and len(segments) > 1 and segments[0] == "v3" and not _is_param(segments[1]):
         return VOLUME_PROJECT + path.removeprefix("/v3")  # the 3.67 form, without the project

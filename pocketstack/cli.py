@@ -204,6 +204,30 @@ def status(
         raise typer.Exit(1)
 
 
+@app.command()
+def coverage(
+    write: Annotated[bool, typer.Option("--write", help="also write docs/coverage.md")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines")] = False,
+) -> None:
+    """Show how much of each service's OpenStack API reference the route tables implement."""
+    import json
+
+    from pocketstack.coverage.render import DOC, render_markdown, render_table
+    from pocketstack.coverage.report import as_json as coverage_json
+    from pocketstack.coverage.report import coverage as collect
+
+    results = collect()
+    if as_json:
+        typer.echo(json.dumps(coverage_json(results), indent=2))
+    else:
+        render_table(results)
+    if write:
+        DOC.write_text(render_markdown(results))
+        typer.echo(f"wrote {DOC}", err=as_json)
+    if any(r.unknown for r in results):
+        raise typer.Exit(1)
+
+
 @identity_app.command("rotate-keys")
 def rotate_keys(data_dir: DataDir = None) -> None:
     """Rotate the Fernet token keys: the staged key becomes primary; tokens of kept keys stay valid."""

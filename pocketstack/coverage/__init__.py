@@ -1,0 +1,1 @@
+"""`pocketstack coverage`: the OpenStack api-ref operations each service implements (see report.py)."""

@@ -92,8 +92,10 @@ async def _wait_answering(url: str, within: float = 30.0) -> None:
 
 
 class AllInOne:
-    def __init__(self, settings: Settings, specs: list[ServiceSpec] | None = None) -> None:
+    def __init__(self, settings: Settings, specs: list[ServiceSpec] | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self.progress = progress or (lambda step: log.info("%s", step))  # each start step, as it begins
         self.specs = specs if specs is not None else list(SERVICES)
         self.services: list[Service] = []
         self._servers: list[tuple[_EmbeddedServer, asyncio.Task[None]]] = []
@@ -124,6 +126,7 @@ class AllInOne:
             tracing.install(self.tracer)  # every server and task started below records into it
             install_flow_steps(self.specs)
         for spec in self.specs:
+            self.progress(f"starting {spec.name} (database migrations first)")
             service = spec.build(self.settings, self.specs)
             await service.start()
             self.services.append(service)
@@ -132,6 +135,8 @@ class AllInOne:
         if {"identity", "image"} <= {spec.name for spec in self.specs}:
             from pocketstack.guest.register import register_on_start
 
+            if self.settings.compute.driver == "qemu":
+                self.progress("the test guest image: built from Debian packages on the first start (a minute or so)")
             await register_on_start(self.settings)
 
     async def stop(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import openstack
 import pytest
+from image_helpers import Raw
 
 from pocketstack.launcher import CloudThread
 from pocketstack.services import SERVICES
@@ -153,6 +154,18 @@ def admin(cloud: Cloud) -> openstack.connection.Connection:
 def demo(cloud: Cloud) -> openstack.connection.Connection:
     """openstacksdk as the demo user (member of project demo)."""
     return cloud.conn("pocketstack-demo")
+
+
+@pytest.fixture(scope="module")
+def raw(cloud: Cloud) -> Raw:
+    """Raw image API calls (exact statuses and bodies) as admin."""
+    return Raw(cloud.url("image"), cloud.conn().auth_token)
+
+
+@pytest.fixture(scope="module")
+def demo_raw(cloud: Cloud) -> Raw:
+    """The same as demo (a member of project demo)."""
+    return Raw(cloud.url("image"), cloud.conn("pocketstack-demo").auth_token)
 
 
 @pytest.fixture

@@ -7,20 +7,10 @@ import uuid
 
 import pytest
 import requests
-from image_helpers import Raw
 from openstack import exceptions as sdk_exc
 
 PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
 
-
-@pytest.fixture(scope="module")
-def raw(cloud) -> Raw:
-    return Raw(cloud.url("image"), cloud.conn().auth_token)
-
-
-@pytest.fixture(scope="module")
-def demo_raw(cloud) -> Raw:
-    return Raw(cloud.url("image"), cloud.conn("pocketstack-demo").auth_token)
 
 
 def test_version_discovery_and_catalog(cloud, admin) -> None:

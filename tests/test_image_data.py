@@ -11,15 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from image_helpers import Raw, qcow2_image, vmdk_descriptor
+from image_helpers import qcow2_image, vmdk_descriptor
 
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.errors import Conflict
-
-
-@pytest.fixture(scope="module")
-def raw(cloud) -> Raw:
-    return Raw(cloud.url("image"), cloud.conn().auth_token)
 
 
 def _store_files(cloud, image_id: str) -> list[Path]:

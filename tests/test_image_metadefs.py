@@ -10,15 +10,6 @@ from openstack import exceptions as sdk_exc
 NS = "/v2/metadefs/namespaces"
 
 
-@pytest.fixture(scope="module")
-def raw(cloud) -> Raw:
-    return Raw(cloud.url("image"), cloud.conn().auth_token)
-
-
-@pytest.fixture(scope="module")
-def demo_raw(cloud) -> Raw:
-    return Raw(cloud.url("image"), cloud.conn("pocketstack-demo").auth_token)
-
 
 def _namespace(raw: Raw, name: str, **attrs) -> dict:
     resp = raw("POST", NS, json={"namespace": name, **attrs})

@@ -15,15 +15,6 @@ from image_helpers import Raw, qcow2_image
 DATA = qcow2_image(virtual_size=1 << 20)
 
 
-@pytest.fixture(scope="module")
-def raw(cloud) -> Raw:
-    return Raw(cloud.url("image"), cloud.conn().auth_token)
-
-
-@pytest.fixture(scope="module")
-def demo_raw(cloud) -> Raw:
-    return Raw(cloud.url("image"), cloud.conn("pocketstack-demo").auth_token)
-
 
 @pytest.fixture(scope="module")
 def web() -> Iterator[str]:

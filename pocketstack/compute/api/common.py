@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import Request
 
 from pocketstack.common import apikit
+from pocketstack.common.app import request_context
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.clients.network import NetworkClient
 from pocketstack.common.clients.volume import VolumeClient
 from pocketstack.common.db import Database
-from pocketstack.common.errors import BadRequest
+from pocketstack.common.errors import BadRequest, Conflict
 from pocketstack.common.microversion import MicroversionSpec
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
@@ -104,3 +105,16 @@ def page_body(request: Request, collection: str, items: list[dict[str, Any]], li
     if more:
         body[f"{collection}_links"] = more
     return body
+
+
+async def delete_instance(request: Request, server_id: str, policy: str) -> None:
+    """A server's delete (DELETE, or the forceDelete action): policy, lock, then its host tears it down."""
+    ctx = request_context(request)
+    api = state(request)
+    inst = await api.servers.visible(server_id, ctx)
+    api.policy.enforce(policy, ctx, {"project_id": inst.project_id})
+    if inst.locked and not ctx.is_admin:
+        raise Conflict(f"Instance {inst.uuid} is locked")
+    host = await api.servers.start_delete(inst.uuid, server_id, ctx)
+    if host is not None:
+        await api.agents.terminate_instance(host, server_id)

@@ -11,7 +11,7 @@ from fastapi import Request, Response
 from pocketstack.common.app import request_context
 from pocketstack.common.errors import BadRequest, Conflict
 from pocketstack.compute import states
-from pocketstack.compute.api.common import state
+from pocketstack.compute.api.common import delete_instance, state
 
 RESET_STATES = {"active": states.ACTIVE, "error": states.ERROR}
 
@@ -38,15 +38,7 @@ async def _restore(request: Request, server_id: str, args: Any) -> Response:
 
 
 async def _force_delete(request: Request, server_id: str, args: Any) -> Response:
-    ctx = request_context(request)
-    api = state(request)
-    inst = await api.servers.visible(server_id, ctx)
-    api.policy.enforce("os_compute_api:os-deferred-delete:force", ctx, {"project_id": inst.project_id})
-    if inst.locked and not ctx.is_admin:
-        raise Conflict(f"Instance {inst.uuid} is locked")
-    host = await api.servers.start_delete(inst.uuid, server_id, ctx)
-    if host is not None:
-        await api.agents.terminate_instance(host, server_id)
+    await delete_instance(request, server_id, "os_compute_api:os-deferred-delete:force")
     return Response(status_code=202)
 
 

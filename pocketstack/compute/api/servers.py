@@ -22,7 +22,7 @@ from pocketstack.common.errors import APIError, BadRequest, Conflict, Forbidden,
 from pocketstack.compute import states
 from pocketstack.compute.api import block_devices
 from pocketstack.compute.api.block_devices import BlockDevicePlan
-from pocketstack.compute.api.common import ComputeAPIState, limit_param, links, page_body, state
+from pocketstack.compute.api.common import ComputeAPIState, delete_instance, limit_param, links, page_body, state
 from pocketstack.compute.build import BuildRequest, FlavorSnapshot
 from pocketstack.compute.passwords import generate_password
 from pocketstack.compute.store.servers import SORT_KEYS, BuildInputs, NewServers, ServerQuery, ServerRecord
@@ -541,14 +541,5 @@ async def update_server(request: Request, server_id: str) -> Response:
 
 
 async def delete_server(request: Request, server_id: str) -> Response:
-    ctx = request_context(request)
-    api = state(request)
-    inst = await api.servers.visible(server_id, ctx)
-    api.policy.enforce("os_compute_api:servers:delete", ctx, {"project_id": inst.project_id})
-    if inst.locked and not ctx.is_admin:
-        raise Conflict(f"Instance {inst.uuid} is locked")
-    host = await api.servers.start_delete(inst.uuid, server_id, ctx)
-    if host is None:
-        return Response(status_code=204)
-    await api.agents.terminate_instance(host, server_id)
+    await delete_instance(request, server_id, "os_compute_api:servers:delete")
     return Response(status_code=204)

@@ -12,6 +12,8 @@ SUSPENDED = "suspended"
 STOPPED = "stopped"
 ERROR = "error"
 DELETED = "deleted"
+SHELVED = "shelved"  # powered off, its disk saved as an image, still on its host
+SHELVED_OFFLOADED = "shelved_offloaded"  # on no host: only the image (and its ports, volumes) remain
 
 # task_state
 SCHEDULING = "scheduling"
@@ -32,6 +34,11 @@ IMAGE_SNAPSHOT = "image_snapshot"
 IMAGE_BACKUP = "image_backup"
 IMAGE_PENDING_UPLOAD = "image_pending_upload"  # the driver copies the disk
 IMAGE_UPLOADING = "image_uploading"  # the copy streams to the image service
+SHELVING = "shelving"
+SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
+SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
 
 # power_state (Nova's integer codes)
 NOSTATE = 0
@@ -46,7 +53,7 @@ POWER_STATE_NAMES = {NOSTATE: "NOSTATE", RUNNING: "Running", PAUSED_POWER: "Paus
 
 _STATUS_BY_VM_STATE = {
     ACTIVE: "ACTIVE", BUILDING: "BUILD", PAUSED: "PAUSED", SUSPENDED: "SUSPENDED", STOPPED: "SHUTOFF",
-    ERROR: "ERROR", DELETED: "DELETED",
+    ERROR: "ERROR", DELETED: "DELETED", SHELVED: "SHELVED", SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 _STATUS_BY_TASK = {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT"}
 
@@ -70,6 +77,9 @@ ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "resume": (frozenset({SUSPENDED}), RESUMING),
     "createImage": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), IMAGE_SNAPSHOT_PENDING),
     "createBackup": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), IMAGE_BACKUP),
+    "shelve": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), SHELVING),
+    "shelveOffload": (frozenset({SHELVED}), SHELVING_OFFLOADING),
+    "unshelve": (frozenset({SHELVED, SHELVED_OFFLOADED}), UNSHELVING),
 }
 
 

@@ -28,6 +28,7 @@ from pocketstack.common.rpc import MessagingTimeout, RPCEndpoint, RPCServer, Tra
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
+from pocketstack.compute.agent.shelve import ShelveOperations
 from pocketstack.compute.build import InstanceView
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.virt.driver import ComputeDriver, DriverError
@@ -58,9 +59,9 @@ SNAPSHOT_TASKS: list[str | None] = [states.IMAGE_SNAPSHOT_PENDING, states.IMAGE_
                                     states.IMAGE_PENDING_UPLOAD, states.IMAGE_UPLOADING]
 
 
-class ComputeAgent(RPCEndpoint):
+class ComputeAgent(ShelveOperations, RPCEndpoint):
     namespace = "compute"
-    version = "1.3"  # 1.3: snapshot_instance
+    version = "1.4"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
 
     def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
                  image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:

@@ -336,20 +336,27 @@ class ServerStore:
         return await self.db.run(write, write=True)
 
     async def start_delete(self, instance_uuid: str, server_id: str, ctx: RequestContext) -> str | None:
-        """Record the delete; the host to tear the server down on, or None when it never reached one (then the
-        row is deleted now)."""
+        """Record the delete; the host to tear the server down on (for a shelved-offloaded server one that
+        releases its ports and volumes), or None when it never reached one (then the row is deleted now)."""
         def write(session: Session) -> str | None:
             row = session.get(m.Instance, instance_uuid)
             if row is None or row.deleted:
                 raise NotFound(f"Instance {server_id} could not be found.")
             record_action(session, row.uuid, "delete", ctx, row.project_id)
-            if row.host is None:
+            host = row.host
+            if host is None and row.vm_state == states.SHELVED_OFFLOADED:
+                # on no host, but it still holds ports and volume attachments: a compute agent releases them (the
+                # one it was shelved on, else any), as Nova's API does for an offloaded server
+                hosts = set(host_zones(session))
+                last = (row.system_metadata or {}).get("shelved_host")
+                host = last if last in hosts else next(iter(sorted(hosts)), None)
+            if host is None:
                 # never reached a host (scheduling failed, or still scheduling): nothing to tear down there
                 mark_deleted(session, row.uuid)
                 return None
             row.task_state = states.DELETING
             row.updated_at = utcnow()
-            return row.host
+            return host
 
         return await self.db.run(write, write=True)
 
@@ -398,6 +405,10 @@ class ServerStore:
             record_action(session, inst.uuid, "lock" if locked else "unlock", ctx, inst.project_id)
 
         await self.db.run(write, write=True)
+
+    async def host_zones(self) -> dict[str, str]:
+        """Every compute host and its availability zone."""
+        return await self.db.run(host_zones, write=False)
 
     async def hosts(self, uuids: list[str]) -> dict[str, str | None]:
         """The host of each existing, undeleted server among `uuids` (None: not on a host yet)."""

@@ -39,6 +39,9 @@ SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
 SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
 SHELVING_OFFLOADING = "shelving_offloading"
 UNSHELVING = "unshelving"
+REBUILDING = "rebuilding"
+REBUILD_BLOCK_DEVICE_MAPPING = "rebuild_block_device_mapping"
+REBUILD_SPAWNING = "rebuild_spawning"
 
 # power_state (Nova's integer codes)
 NOSTATE = 0
@@ -56,12 +59,15 @@ _STATUS_BY_VM_STATE = {
     ERROR: "ERROR", DELETED: "DELETED", SHELVED: "SHELVED", SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 _STATUS_BY_TASK = {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT"}
+_REBUILD_TASKS = frozenset({REBUILDING, REBUILD_BLOCK_DEVICE_MAPPING, REBUILD_SPAWNING})
 
 
 def api_status(vm_state: str, task_state: str | None) -> str:
     """The `status` field Nova shows for a vm_state/task_state pair."""
     if vm_state == ACTIVE and task_state in _STATUS_BY_TASK:
         return _STATUS_BY_TASK[task_state]
+    if vm_state in (ACTIVE, STOPPED, ERROR) and task_state in _REBUILD_TASKS:
+        return "REBUILD"
     return _STATUS_BY_VM_STATE.get(vm_state, "UNKNOWN")
 
 
@@ -80,6 +86,7 @@ ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "shelve": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), SHELVING),
     "shelveOffload": (frozenset({SHELVED}), SHELVING_OFFLOADING),
     "unshelve": (frozenset({SHELVED, SHELVED_OFFLOADED}), UNSHELVING),
+    "rebuild": (frozenset({ACTIVE, STOPPED, ERROR}), REBUILDING),
 }
 
 

@@ -28,6 +28,7 @@ from pocketstack.common.rpc import MessagingTimeout, RPCEndpoint, RPCServer, Tra
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
+from pocketstack.compute.agent.rebuild import RebuildOperations
 from pocketstack.compute.agent.shelve import ShelveOperations
 from pocketstack.compute.build import InstanceView
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
@@ -59,9 +60,10 @@ SNAPSHOT_TASKS: list[str | None] = [states.IMAGE_SNAPSHOT_PENDING, states.IMAGE_
                                     states.IMAGE_PENDING_UPLOAD, states.IMAGE_UPLOADING]
 
 
-class ComputeAgent(ShelveOperations, RPCEndpoint):
+class ComputeAgent(ShelveOperations, RebuildOperations, RPCEndpoint):
     namespace = "compute"
-    version = "1.4"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
+    version = "1.5"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
+    # 1.5: rebuild_instance
 
     def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
                  image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:

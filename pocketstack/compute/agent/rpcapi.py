@@ -10,8 +10,9 @@ from pocketstack.common.rpc import RPCAPI
 class ComputeAgentAPI(RPCAPI):
     topic = "compute"
     namespace = "compute"
-    version = "1.4"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
+    version = "1.5"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
     # 1.3: snapshot_instance (createImage, createBackup); 1.4: shelve, shelve offload, unshelve
+    # 1.5: rebuild_instance
     steps = {("cast", "build_and_run_instance"): "12"}
 
     async def build_and_run_instance(self, host: str, instance_uuid: str) -> None:
@@ -46,6 +47,12 @@ class ComputeAgentAPI(RPCAPI):
     async def unshelve_instance(self, host: str, instance_uuid: str) -> None:
         """Run a shelved server again on `host` (CAST, 1.4): its own, or the one the conductor chose."""
         await self.prepare(server=host, version="1.4").cast("unshelve_instance", instance_uuid=instance_uuid)
+
+    async def rebuild_instance(self, host: str, instance_uuid: str, image_id: str, *,
+                               preserve_ephemeral: bool = False) -> None:
+        """Spawn the server's guest again from `image_id` on the same ports and volumes (CAST, 1.5)."""
+        await self.prepare(server=host, version="1.5").cast("rebuild_instance", instance_uuid=instance_uuid,
+                                                            image_id=image_id, preserve_ephemeral=preserve_ephemeral)
 
     async def get_console_output(self, host: str, instance_uuid: str, length: int | None) -> str:
         return await self.prepare(server=host).call("get_console_output", instance_uuid=instance_uuid,

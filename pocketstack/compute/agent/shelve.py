@@ -37,6 +37,15 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def attached_volumes(instance: Any) -> dict[str, Any] | None:
+    """The driver's block_device_info from the attachments the server kept (offloaded, or rebuilt)."""
+    mapping = [{"connection_info": b["connection_info"], "mount_device": b["device_name"],
+                "boot_index": b["boot_index"], "delete_on_termination": b["delete_on_termination"],
+                "volume_id": b["volume_id"]}
+               for b in instance["block_device_mapping"] if b["destination_type"] == "volume" and b["connection_info"]]
+    return {"root_device_name": "/dev/vda", "block_device_mapping": mapping} if mapping else None
+
+
 class ShelveOperations:
     """The agent's shelve methods; `self` is the `ComputeAgent`."""
 
@@ -151,16 +160,6 @@ class ShelveOperations:
             network_info.append(fresh)
         return network_info
 
-    @staticmethod
-    def _attached_volumes(instance: Any) -> dict[str, Any] | None:
-        """The driver's block_device_info from the attachments the server kept while it was offloaded."""
-        mapping = [{"connection_info": b["connection_info"], "mount_device": b["device_name"],
-                    "boot_index": b["boot_index"], "delete_on_termination": b["delete_on_termination"],
-                    "volume_id": b["volume_id"]}
-                   for b in instance["block_device_mapping"]
-                   if b["destination_type"] == "volume" and b["connection_info"]]
-        return {"root_device_name": "/dev/vda", "block_device_mapping": mapping} if mapping else None
-
     async def unshelve_instance(self: ComputeAgent, instance_uuid: str) -> None:
         """Power a shelved guest on again, or spawn an offloaded one here from its shelve image (the conductor
         placed it on this host); then the shelve image is deleted. On failure it stays shelved (offloaded)."""
@@ -181,7 +180,7 @@ class ShelveOperations:
                     network_info = await self._rebind_ports(instance)
                     async with tracing.span("WORK", f"{self.driver.hypervisor_type} driver: spawn (unshelve)",
                                             target="hypervisor"):
-                        await self.driver.spawn(instance, image_meta, network_info, self._attached_volumes(instance))
+                        await self.driver.spawn(instance, image_meta, network_info, attached_volumes(instance))
                 else:
                     async with tracing.span("WORK", f"{self.driver.hypervisor_type} driver: power on (unshelve)",
                                             target="hypervisor"):

@@ -350,6 +350,7 @@ class ConductorManager(RPCEndpoint):
             if expected_task_state is not None and inst.task_state not in expected_task_state:
                 raise UnexpectedTaskState(f"instance {instance_uuid} is in task_state {inst.task_state}, expected "
                                           f"one of {expected_task_state}")
+            was_building = inst.vm_state == states.BUILDING
             for key, value in updates.items():
                 setattr(inst, key, value)
             inst.updated_at = utcnow()
@@ -357,7 +358,9 @@ class ConductorManager(RPCEndpoint):
                 session.add(m.InstanceFault(instance_uuid=instance_uuid, code=fault.get("code", 500),
                                             message=str(fault.get("message", ""))[:4000],
                                             details=fault.get("details", ""), host=inst.host, created_at=utcnow()))
-            if updates.get("vm_state") in (states.ERROR, states.SHELVED_OFFLOADED):  # no host holds it now
+            # a build that failed, or a server offloaded: no host holds it now (a failed rebuild keeps its claim)
+            if (updates.get("vm_state") == states.ERROR and was_building) or (
+                    updates.get("vm_state") == states.SHELVED_OFFLOADED):
                 session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
             view = instance_dict(inst)
             return {key: view[key] for key in updates} if changes_only else view

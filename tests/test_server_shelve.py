@@ -207,3 +207,19 @@ def test_a_failing_unshelve_leaves_it_offloaded(cloud: Any, admin: Any, env: dic
     assert _allocations(cloud, admin, server.id) == used - 1
     assert api(cloud, demo, "POST", f"/servers/{server.id}/action", {"unshelve": None}).status_code == 202
     wait_status(demo, server.id, "ACTIVE")
+
+
+def test_a_restarted_agent_ends_the_shelve_it_had_begun(cloud: Any, admin: Any, env: dict[str, Any], server: Any,
+                                                        prefix: str) -> None:
+    """The start-up check of an agent: a server left in a shelve's task gets it ended, its queued image goes."""
+    demo = env["demo"]
+    host = admin.compute.get_server(server.id).compute_host
+    agent = next(a for a in agents(cloud) if a.host == host)
+    queued = demo.image.post("/images", json={"name": f"{prefix}-vm-shelved", "instance_uuid": server.id,
+                                              "image_type": "snapshot"}).json()
+    cloud.thread.call(lambda: agent.conductor.instance_update(server.id, {"task_state": "shelving_image_uploading"}))
+    cloud.thread.call(agent._end_interrupted_snapshots)
+    after = demo.compute.get_server(server.id)
+    assert after.task_state is None and after.status == "ACTIVE"
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        demo.image.get_image(queued["id"])

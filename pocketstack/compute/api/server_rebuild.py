@@ -20,6 +20,26 @@ from pocketstack.compute.api.common import state
 from pocketstack.compute.api.server_meta import check_items
 from pocketstack.compute.api.servers import admin_password, record_view
 
+# What a rebuild answers before 2.75 (then the full server): Nova's server view without its extensions, plus
+# what later microversions added to it.
+_REBUILD_VIEW = frozenset({"id", "name", "status", "image", "flavor", "fault", "user_id", "tenant_id", "created",
+                           "updated", "progress", "metadata", "links", "addresses", "hostId", "OS-DCF:diskConfig",
+                           "accessIPv4", "accessIPv6"})
+_REBUILD_VIEW_ADDED = (("2.9", "locked"), ("2.19", "description"), ("2.26", "tags"), ("2.54", "key_name"),
+                       ("2.71", "server_groups"), ("2.73", "locked_reason"))
+
+
+def _view(request: Request, body: dict[str, Any], user_data: str | None) -> dict[str, Any]:
+    """The server as a rebuild answers it at the request's microversion."""
+    version = apikit.version(request)
+    if version >= "2.75":
+        return body
+    keys = _REBUILD_VIEW | {key for since, key in _REBUILD_VIEW_ADDED if version >= since}
+    view = {key: value for key, value in body.items() if key in keys}
+    if version >= "2.57":
+        view["user_data"] = user_data
+    return view
+
 
 def _allowed(request: Request) -> set[str]:
     """The keys a rebuild body may hold at the request's microversion."""
@@ -143,7 +163,7 @@ async def _rebuild(request: Request, server_id: str, args: Any) -> Response:
         with contextlib.suppress(Exception):
             await api.servers.end_task(inst.uuid, [states.REBUILDING])
         raise
-    body = record_view(request, record, ctx)
+    body = _view(request, record_view(request, record, ctx), record.inst.user_data)
     if password is not None:
         body["adminPass"] = password
     return json_response({"server": body}, status=202)

@@ -176,3 +176,29 @@ def test_rebuild_through_the_cli_starts_from_a_fresh_disk(qcloud: Cloud) -> None
         assert "SSH host key kept from an earlier boot" not in console
     finally:
         qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")
+
+
+def test_rescue_and_unrescue_through_the_cli(qcloud: Cloud) -> None:
+    """`openstack server rescue` boots the rescue image with the server's disk attached second; `unrescue` boots
+    the server's own disk again, with what its first boot wrote there (the SSH host key)."""
+    server = qcloud.cli("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.tiny", "--nic", "none",
+                        "--wait", "-f", "json", "qemu-rescue-vm", cloud="pocketstack-demo")
+    uid = server["id"]
+    try:
+        wait_console(qcloud, uid, "pocketstack guest ready")
+        qcloud.cli("server", "rescue", uid, cloud="pocketstack-demo")
+        deadline = time.monotonic() + 120
+        while show(qcloud, uid)["status"] != "RESCUE":
+            assert time.monotonic() < deadline, show(qcloud, uid)
+            time.sleep(1)
+        domain = json.loads((instances_path(qcloud) / uid / "domain.json").read_text())
+        assert [d["node"] for d in domain["disks"]][:2] == ["rescue", "root"]
+        wait_console(qcloud, uid, "pocketstack guest ready")
+        qcloud.cli("server", "unrescue", uid, cloud="pocketstack-demo")
+        while show(qcloud, uid)["status"] != "ACTIVE":
+            assert time.monotonic() < deadline, show(qcloud, uid)
+            time.sleep(1)
+        assert not (instances_path(qcloud) / uid / "disk.rescue").exists()
+        wait_console(qcloud, uid, "SSH host key kept from an earlier boot")  # the console of this boot only
+    finally:
+        qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")

@@ -29,6 +29,8 @@ COMPUTE_POLICIES: dict[str, str] = {
     "os_compute_api:os-deferred-delete:restore": MEMBER,
     "os_compute_api:os-deferred-delete:force": MEMBER,
     "os_compute_api:os-create-backup": MEMBER,
+    "os_compute_api:os-rescue": MEMBER,
+    "os_compute_api:os-unrescue": MEMBER,
     "os_compute_api:os-shelve:shelve": MEMBER,
     "os_compute_api:os-shelve:shelve_offload": ADMIN,
     "os_compute_api:os-shelve:unshelve": MEMBER,

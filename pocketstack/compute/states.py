@@ -12,6 +12,7 @@ SUSPENDED = "suspended"
 STOPPED = "stopped"
 ERROR = "error"
 DELETED = "deleted"
+RESCUED = "rescued"
 SHELVED = "shelved"  # powered off, its disk saved as an image, still on its host
 SHELVED_OFFLOADED = "shelved_offloaded"  # on no host: only the image (and its ports, volumes) remain
 
@@ -39,6 +40,8 @@ SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
 SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
 SHELVING_OFFLOADING = "shelving_offloading"
 UNSHELVING = "unshelving"
+RESCUING = "rescuing"
+UNRESCUING = "unrescuing"
 REBUILDING = "rebuilding"
 REBUILD_BLOCK_DEVICE_MAPPING = "rebuild_block_device_mapping"
 REBUILD_SPAWNING = "rebuild_spawning"
@@ -56,7 +59,7 @@ POWER_STATE_NAMES = {NOSTATE: "NOSTATE", RUNNING: "Running", PAUSED_POWER: "Paus
 
 _STATUS_BY_VM_STATE = {
     ACTIVE: "ACTIVE", BUILDING: "BUILD", PAUSED: "PAUSED", SUSPENDED: "SUSPENDED", STOPPED: "SHUTOFF",
-    ERROR: "ERROR", DELETED: "DELETED", SHELVED: "SHELVED", SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
+    ERROR: "ERROR", DELETED: "DELETED", RESCUED: "RESCUE", SHELVED: "SHELVED", SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 _STATUS_BY_TASK = {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT"}
 _REBUILD_TASKS = frozenset({REBUILDING, REBUILD_BLOCK_DEVICE_MAPPING, REBUILD_SPAWNING})
@@ -87,6 +90,8 @@ ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "shelveOffload": (frozenset({SHELVED}), SHELVING_OFFLOADING),
     "unshelve": (frozenset({SHELVED, SHELVED_OFFLOADED}), UNSHELVING),
     "rebuild": (frozenset({ACTIVE, STOPPED, ERROR}), REBUILDING),
+    "rescue": (frozenset({ACTIVE, STOPPED, ERROR}), RESCUING),
+    "unrescue": (frozenset({RESCUED}), UNRESCUING),
 }
 
 

@@ -36,6 +36,8 @@ def _view(request: Request, body: dict[str, Any], user_data: str | None) -> dict
         return body
     keys = _REBUILD_VIEW | {key for since, key in _REBUILD_VIEW_ADDED if version >= since}
     view = {key: value for key, value in body.items() if key in keys}
+    view["addresses"] = {net: [{k: v for k, v in ip.items() if not k.startswith("OS-EXT-IPS")} for ip in ips]
+                         for net, ips in (body.get("addresses") or {}).items()}
     if version >= "2.57":
         view["user_data"] = user_data
     return view

@@ -41,6 +41,9 @@ NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 UPDATABLE = {"vm_state", "task_state", "power_state", "network_info", "launched_at", "progress", "host", "node",
              "system_metadata", "image_ref"}
 
+# The tasks of a rebuild, whose spawn gets the new adminPass (config drive).
+REBUILD_TASKS = frozenset({states.REBUILDING, states.REBUILD_BLOCK_DEVICE_MAPPING, states.REBUILD_SPAWNING})
+
 # Block device mapping columns the agents may change through bdm_update (what a volume attach records).
 BDM_UPDATABLE = {"volume_id", "attachment_id", "connection_info"}
 
@@ -322,8 +325,10 @@ class ConductorManager(RPCEndpoint):
             if inst is None:
                 raise LookupError(f"instance {instance_uuid} not found")
             view = instance_dict(inst)
-            if inst.admin_pass_sealed and inst.vm_state == states.BUILDING:  # for the config drive, as Nova's
-                seal = self._password_seal()  # build_and_run_instance hands its admin_password to spawn
+            # for the config drive, as Nova's build_and_run_instance and rebuild_instance hand their
+            # admin_password to spawn
+            if inst.admin_pass_sealed and (inst.vm_state == states.BUILDING or inst.task_state in REBUILD_TASKS):
+                seal = self._password_seal()
                 password = seal.unseal(inst.admin_pass_sealed) if seal is not None else None
                 if password:
                     view["admin_pass"] = password

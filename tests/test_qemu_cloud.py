@@ -131,3 +131,74 @@ def test_snapshot_through_the_cli_and_a_server_from_it(qcloud: Cloud) -> None:
         for uid in (clone["id"], server["id"]):
             qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")
         qcloud.cli("image", "delete", image["id"], cloud="pocketstack-demo")
+
+
+def test_shelve_offload_and_unshelve_through_the_cli(qcloud: Cloud) -> None:
+    """`openstack server shelve` offloads the guest (its disk and process leave the host) and `unshelve` boots it
+    from the shelve image with what it wrote on its disk: the SSH host key of its first boot."""
+    server = qcloud.cli("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.tiny", "--nic", "none",
+                        "--wait", "-f", "json", "qemu-shelve-vm", cloud="pocketstack-demo")
+    uid = server["id"]
+    try:
+        wait_console(qcloud, uid, "pocketstack guest ready")
+        pid = int((instances_path(qcloud) / uid / "qemu.pid").read_text().strip())
+        qcloud.cli("server", "shelve", "--wait", uid, cloud="pocketstack-demo")
+        deadline = time.monotonic() + 120
+        while show(qcloud, uid)["status"] != "SHELVED_OFFLOADED" or show(qcloud, uid)["OS-EXT-STS:task_state"]:
+            assert time.monotonic() < deadline, show(qcloud, uid)
+            time.sleep(1)
+        assert not (instances_path(qcloud) / uid).exists()
+        assert not Path(f"/proc/{pid}/cmdline").exists() or not Path(f"/proc/{pid}/cmdline").read_bytes()
+        qcloud.cli("server", "unshelve", "--wait", uid, cloud="pocketstack-demo")
+        assert show(qcloud, uid)["status"] == "ACTIVE"
+        console = wait_console(qcloud, uid, "pocketstack guest ready")
+        assert "SSH host key kept from an earlier boot" in console
+        images = qcloud.cli("image", "list", "--name", "qemu-shelve-vm-shelved", "-f", "json",
+                            cloud="pocketstack-demo")
+        assert images == []  # deleted after the unshelve
+    finally:
+        qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")
+
+
+def test_rebuild_through_the_cli_starts_from_a_fresh_disk(qcloud: Cloud) -> None:
+    """`openstack server rebuild` destroys the guest and boots it again from the image: what its first boot wrote
+    on its disk (the SSH host key) is gone, the server keeps its id and comes back ACTIVE."""
+    server = qcloud.cli("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.tiny", "--nic", "none",
+                        "--wait", "-f", "json", "qemu-rebuild-vm", cloud="pocketstack-demo")
+    uid = server["id"]
+    try:
+        wait_console(qcloud, uid, "pocketstack guest ready")
+        pid = int((instances_path(qcloud) / uid / "qemu.pid").read_text().strip())
+        qcloud.cli("server", "rebuild", "--image", IMAGE_NAME, "--wait", uid, cloud="pocketstack-demo")
+        assert show(qcloud, uid)["status"] == "ACTIVE"
+        assert int((instances_path(qcloud) / uid / "qemu.pid").read_text().strip()) != pid
+        console = wait_console(qcloud, uid, "pocketstack guest ready")
+        assert "SSH host key kept from an earlier boot" not in console
+    finally:
+        qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")
+
+
+def test_rescue_and_unrescue_through_the_cli(qcloud: Cloud) -> None:
+    """`openstack server rescue` boots the rescue image with the server's disk attached second; `unrescue` boots
+    the server's own disk again, with what its first boot wrote there (the SSH host key)."""
+    server = qcloud.cli("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.tiny", "--nic", "none",
+                        "--wait", "-f", "json", "qemu-rescue-vm", cloud="pocketstack-demo")
+    uid = server["id"]
+    try:
+        wait_console(qcloud, uid, "pocketstack guest ready")
+        qcloud.cli("server", "rescue", uid, cloud="pocketstack-demo")
+        deadline = time.monotonic() + 120
+        while show(qcloud, uid)["status"] != "RESCUE":
+            assert time.monotonic() < deadline, show(qcloud, uid)
+            time.sleep(1)
+        domain = json.loads((instances_path(qcloud) / uid / "domain.json").read_text())
+        assert [d["node"] for d in domain["disks"]][:2] == ["rescue", "root"]
+        wait_console(qcloud, uid, "pocketstack guest ready")
+        qcloud.cli("server", "unrescue", uid, cloud="pocketstack-demo")
+        while show(qcloud, uid)["status"] != "ACTIVE":
+            assert time.monotonic() < deadline, show(qcloud, uid)
+            time.sleep(1)
+        assert not (instances_path(qcloud) / uid / "disk.rescue").exists()
+        wait_console(qcloud, uid, "SSH host key kept from an earlier boot")  # the console of this boot only
+    finally:
+        qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")

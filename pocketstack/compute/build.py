@@ -90,6 +90,7 @@ class InstanceView(TypedDict):
     network_info: list[dict[str, Any]]
     request_id: str | None
     retry: dict[str, Any]
+    system_metadata: dict[str, str] | None
     deleted: bool
     launched_at: str | None
     block_device_mapping: list[BlockDeviceView]

@@ -109,6 +109,8 @@ class Instance(Base):
     network_info: Mapped[list] = mapped_column(JSON, default=list)  # ports with MAC, fixed IPs, network name
     retry: Mapped[dict] = mapped_column(JSON, default=dict)  # {"num_attempts": n, "hosts": [...]}
     progress: Mapped[int] = mapped_column(Integer, default=0)
+    # what Nova keeps in instance_system_metadata: shelved_at, shelved_image_id, shelved_host while shelved
+    system_metadata: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=dict)
     # the adminPass of the last create/rebuild/rescue, sealed (compute/passwords.py): for the guest's metadata
     admin_pass_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     # what the guest posted to the metadata service, encrypted with its key pair (os-server-password)

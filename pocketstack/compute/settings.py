@@ -51,6 +51,8 @@ class ComputeSettings(ServiceSettings):
     build_check_interval: float = Field(10.0, gt=0, description="seconds between the conductor's checks for "
                                         "timed-out builds and builds on hosts that went down")
     # --- end distributed mode ---
+    shelved_offload_time: int = Field(0, ge=-1, description="seconds a shelved server keeps its host before it is "
+                                      "offloaded: 0 at once (Nova's default), -1 never (only shelveOffload)")
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
     disk_allocation_ratio: float = 1.0

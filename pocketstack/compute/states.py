@@ -12,6 +12,9 @@ SUSPENDED = "suspended"
 STOPPED = "stopped"
 ERROR = "error"
 DELETED = "deleted"
+RESCUED = "rescued"
+SHELVED = "shelved"  # powered off, its disk saved as an image, still on its host
+SHELVED_OFFLOADED = "shelved_offloaded"  # on no host: only the image (and its ports, volumes) remain
 
 # task_state
 SCHEDULING = "scheduling"
@@ -32,6 +35,16 @@ IMAGE_SNAPSHOT = "image_snapshot"
 IMAGE_BACKUP = "image_backup"
 IMAGE_PENDING_UPLOAD = "image_pending_upload"  # the driver copies the disk
 IMAGE_UPLOADING = "image_uploading"  # the copy streams to the image service
+SHELVING = "shelving"
+SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
+SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
+RESCUING = "rescuing"
+UNRESCUING = "unrescuing"
+REBUILDING = "rebuilding"
+REBUILD_BLOCK_DEVICE_MAPPING = "rebuild_block_device_mapping"
+REBUILD_SPAWNING = "rebuild_spawning"
 
 # power_state (Nova's integer codes)
 NOSTATE = 0
@@ -46,15 +59,18 @@ POWER_STATE_NAMES = {NOSTATE: "NOSTATE", RUNNING: "Running", PAUSED_POWER: "Paus
 
 _STATUS_BY_VM_STATE = {
     ACTIVE: "ACTIVE", BUILDING: "BUILD", PAUSED: "PAUSED", SUSPENDED: "SUSPENDED", STOPPED: "SHUTOFF",
-    ERROR: "ERROR", DELETED: "DELETED",
+    ERROR: "ERROR", DELETED: "DELETED", RESCUED: "RESCUE", SHELVED: "SHELVED", SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 _STATUS_BY_TASK = {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT"}
+_REBUILD_TASKS = frozenset({REBUILDING, REBUILD_BLOCK_DEVICE_MAPPING, REBUILD_SPAWNING})
 
 
 def api_status(vm_state: str, task_state: str | None) -> str:
     """The `status` field Nova shows for a vm_state/task_state pair."""
     if vm_state == ACTIVE and task_state in _STATUS_BY_TASK:
         return _STATUS_BY_TASK[task_state]
+    if vm_state in (ACTIVE, STOPPED, ERROR) and task_state in _REBUILD_TASKS:
+        return "REBUILD"
     return _STATUS_BY_VM_STATE.get(vm_state, "UNKNOWN")
 
 
@@ -70,6 +86,12 @@ ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "resume": (frozenset({SUSPENDED}), RESUMING),
     "createImage": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), IMAGE_SNAPSHOT_PENDING),
     "createBackup": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), IMAGE_BACKUP),
+    "shelve": (frozenset({ACTIVE, STOPPED, PAUSED, SUSPENDED}), SHELVING),
+    "shelveOffload": (frozenset({SHELVED}), SHELVING_OFFLOADING),
+    "unshelve": (frozenset({SHELVED, SHELVED_OFFLOADED}), UNSHELVING),
+    "rebuild": (frozenset({ACTIVE, STOPPED, ERROR}), REBUILDING),
+    "rescue": (frozenset({ACTIVE, STOPPED, ERROR}), RESCUING),
+    "unrescue": (frozenset({RESCUED}), UNRESCUING),
 }
 
 

@@ -28,6 +28,9 @@ from pocketstack.common.rpc import MessagingTimeout, RPCEndpoint, RPCServer, Tra
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
+from pocketstack.compute.agent.rebuild import RebuildOperations
+from pocketstack.compute.agent.rescue import RescueOperations
+from pocketstack.compute.agent.shelve import SHELVE_TASKS, ShelveOperations
 from pocketstack.compute.build import InstanceView
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.virt.driver import ComputeDriver, DriverError
@@ -56,11 +59,15 @@ class BuildAborted(Exception):
 # The task states of a snapshot on its host, any of which a failure returns to None.
 SNAPSHOT_TASKS: list[str | None] = [states.IMAGE_SNAPSHOT_PENDING, states.IMAGE_SNAPSHOT, states.IMAGE_BACKUP,
                                     states.IMAGE_PENDING_UPLOAD, states.IMAGE_UPLOADING]
+# The tasks a restarted agent ends as it ends a snapshot's: its own snapshots' and the shelves' (their vm_state
+# is still the one they started from, or shelved before an offload).
+INTERRUPTED_COPIES: list[str | None] = [*SNAPSHOT_TASKS, *SHELVE_TASKS]
 
 
-class ComputeAgent(RPCEndpoint):
+class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, RPCEndpoint):
     namespace = "compute"
-    version = "1.3"  # 1.3: snapshot_instance
+    version = "1.5"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
+    # 1.5: rebuild_instance, rescue_instance, unrescue_instance
 
     def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
                  image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:
@@ -136,11 +143,11 @@ class ComputeAgent(RPCEndpoint):
                 log.warning("%s: could not abort the interrupted build of %s: %s", self.host, inst["uuid"], exc)
 
     async def _end_interrupted_snapshots(self) -> None:
-        """Snapshots this host had begun when its previous run ended cannot finish (Nova's _init_instance): their
-        task ends, and the images they were filling (still queued or saving) are deleted."""
+        """Snapshots and shelves this host had begun when its previous run ended cannot finish (Nova's
+        _init_instance): their task ends, and the images they were filling (still queued or saving) are deleted."""
         try:
             instances = [i for i in await self.conductor.instances_on_host(self.host)
-                         if i["task_state"] in SNAPSHOT_TASKS]
+                         if i["task_state"] in INTERRUPTED_COPIES]
             token = await self.service_tokens.token() if instances else None
         except Exception as exc:
             log.warning("%s: could not look for interrupted snapshots: %s", self.host, exc)
@@ -151,7 +158,7 @@ class ComputeAgent(RPCEndpoint):
                     if image["status"] in ("queued", "saving"):
                         await self.image.delete_image(image["id"], token=token)
                 await self.conductor.instance_update(inst["uuid"], {"task_state": None},
-                                                     expected_task_state=SNAPSHOT_TASKS)
+                                                     expected_task_state=INTERRUPTED_COPIES)
             except Exception as exc:
                 log.warning("%s: could not end the interrupted snapshot of %s: %s", self.host, inst["uuid"], exc)
 

@@ -10,8 +10,9 @@ from pocketstack.common.rpc import RPCAPI
 class ComputeAgentAPI(RPCAPI):
     topic = "compute"
     namespace = "compute"
-    version = "1.3"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
-    # 1.3: snapshot_instance (createImage, createBackup)
+    version = "1.5"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
+    # 1.3: snapshot_instance (createImage, createBackup); 1.4: shelve, shelve offload, unshelve
+    # 1.5: rebuild_instance, rescue_instance, unrescue_instance
     steps = {("cast", "build_and_run_instance"): "12"}
 
     async def build_and_run_instance(self, host: str, instance_uuid: str) -> None:
@@ -32,6 +33,35 @@ class ComputeAgentAPI(RPCAPI):
         await self.prepare(server=host, version="1.3").cast("snapshot_instance", instance_uuid=instance_uuid,
                                                             image_id=image_id, backup_type=backup_type,
                                                             rotation=rotation)
+
+    async def shelve_instance(self, host: str, instance_uuid: str, image_id: str | None, offload: bool) -> None:
+        """Save the disk into the queued image `image_id`, power off, shelved; offloaded at once with `offload`
+        (CAST, 1.4)."""
+        await self.prepare(server=host, version="1.4").cast("shelve_instance", instance_uuid=instance_uuid,
+                                                            image_id=image_id, offload=offload)
+
+    async def shelve_offload_instance(self, host: str, instance_uuid: str) -> None:
+        """Destroy a shelved server's guest and leave the host (CAST, 1.4)."""
+        await self.prepare(server=host, version="1.4").cast("shelve_offload_instance", instance_uuid=instance_uuid)
+
+    async def unshelve_instance(self, host: str, instance_uuid: str) -> None:
+        """Run a shelved server again on `host` (CAST, 1.4): its own, or the one the conductor chose."""
+        await self.prepare(server=host, version="1.4").cast("unshelve_instance", instance_uuid=instance_uuid)
+
+    async def rebuild_instance(self, host: str, instance_uuid: str, image_id: str, *,
+                               preserve_ephemeral: bool = False) -> None:
+        """Spawn the server's guest again from `image_id` on the same ports and volumes (CAST, 1.5)."""
+        await self.prepare(server=host, version="1.5").cast("rebuild_instance", instance_uuid=instance_uuid,
+                                                            image_id=image_id, preserve_ephemeral=preserve_ephemeral)
+
+    async def rescue_instance(self, host: str, instance_uuid: str, image_id: str) -> None:
+        """Boot the server from the rescue image `image_id`, its own disk second (CAST, 1.5)."""
+        await self.prepare(server=host, version="1.5").cast("rescue_instance", instance_uuid=instance_uuid,
+                                                            image_id=image_id)
+
+    async def unrescue_instance(self, host: str, instance_uuid: str) -> None:
+        """Boot a rescued server from its own disk again (CAST, 1.5)."""
+        await self.prepare(server=host, version="1.5").cast("unrescue_instance", instance_uuid=instance_uuid)
 
     async def get_console_output(self, host: str, instance_uuid: str, length: int | None) -> str:
         return await self.prepare(server=host).call("get_console_output", instance_uuid=instance_uuid,

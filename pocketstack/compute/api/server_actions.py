@@ -1,5 +1,6 @@
 """`POST /servers/{id}/action` (start, stop, reboot, pause, suspend, lock, console output; createImage and
-createBackup in server_snapshots) and `os-interface`."""
+createBackup in server_snapshots; shelve, shelveOffload, unshelve in server_shelve;
+rebuild in server_rebuild; rescue, unrescue in server_rescue) and `os-interface`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.common.rpc import RemoteError
 from pocketstack.compute import states
-from pocketstack.compute.api import proxy_network, server_admin_actions, server_snapshots
+from pocketstack.compute.api import (
+    proxy_network,
+    server_admin_actions,
+    server_rebuild,
+    server_rescue,
+    server_shelve,
+    server_snapshots,
+)
 from pocketstack.compute.api.common import state
 from pocketstack.compute.store.hosts import HostStore
 from pocketstack.compute.virt.driver import ATTACH_INTERFACE
@@ -67,6 +75,12 @@ async def server_action(request: Request, server_id: str) -> Response:
         return await server_admin_actions.SERVER_ACTIONS[name](request, server_id, args)
     if name in server_snapshots.SERVER_ACTIONS:
         return await server_snapshots.SERVER_ACTIONS[name](request, server_id, args)
+    if name in server_rebuild.SERVER_ACTIONS:
+        return await server_rebuild.SERVER_ACTIONS[name](request, server_id, args)
+    if name in server_rescue.SERVER_ACTIONS:
+        return await server_rescue.SERVER_ACTIONS[name](request, server_id, args)
+    if name in server_shelve.SERVER_ACTIONS:
+        return await server_shelve.SERVER_ACTIONS[name](request, server_id, args)
     if name in proxy_network.SERVER_ACTIONS:
         return await proxy_network.SERVER_ACTIONS[name](request, server_id, args)
     raise BadRequest(f"There is no such action: {name}")

@@ -38,7 +38,11 @@ log = logging.getLogger("pocketstack.compute.conductor")
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
 # Columns the agents may change through instance_update.
-UPDATABLE = {"vm_state", "task_state", "power_state", "network_info", "launched_at", "progress", "host", "node"}
+UPDATABLE = {"vm_state", "task_state", "power_state", "network_info", "launched_at", "progress", "host", "node",
+             "system_metadata", "image_ref"}
+
+# The tasks of a rebuild, whose spawn gets the new adminPass (config drive).
+REBUILD_TASKS = frozenset({states.REBUILDING, states.REBUILD_BLOCK_DEVICE_MAPPING, states.REBUILD_SPAWNING})
 
 # Block device mapping columns the agents may change through bdm_update (what a volume attach records).
 BDM_UPDATABLE = {"volume_id", "attachment_id", "connection_info"}
@@ -50,7 +54,8 @@ ALL_IN_ONE_BINARIES = (("nova-conductor", "conductor"), ("nova-scheduler", "sche
 
 class ConductorManager(RPCEndpoint):
     namespace = "conductor"
-    version = "1.3"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
+    version = "1.4"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
+    # 1.4: unshelve_instance
 
     def __init__(self, settings: Settings, db: Database, transport: Transport, *,
                  network: NetworkClient | None = None, service_tokens: ServiceTokenProvider | None = None,
@@ -273,6 +278,54 @@ class ConductorManager(RPCEndpoint):
                       f"{failed_host}: {reason}")
         await self._dispatch(instance_uuid, host, request_spec, started, reason)
 
+    async def unshelve_instance(self, instance_uuid: str, request_id: str, availability_zone: str | None = None,
+                                host: str | None = None) -> None:
+        """Place a shelved-offloaded server again (steps 9-11, in `availability_zone` or on `host` when asked) and
+        hand it to its new host (CAST); with no host it stays offloaded, its task ended, with a fault."""
+        started = utcnow()
+        event = "conductor_unshelve_instance"
+
+        def read(session: Session) -> tuple[dict[str, Any], list[str]] | None:
+            inst = session.get(m.Instance, instance_uuid)
+            if inst is None or inst.deleted or inst.task_state != states.UNSHELVING:
+                return None
+            others = [h for h in session.scalars(select(m.ComputeNode.host)).all() if h != host] if host else []
+            return dict(inst.request_spec or {}), others
+
+        found = await self.db.run(read, write=False)
+        if found is None:
+            return
+        spec, excluded = found
+        if availability_zone:
+            spec["availability_zone"] = availability_zone
+        try:
+            chosen = (await self.scheduler.select_destinations(spec, [instance_uuid], excluded_hosts=excluded))[0]
+            reason = NO_VALID_HOST
+        except Exception as exc:
+            chosen, reason = None, f"Scheduling failed: {exc}"
+
+        def place(session: Session) -> bool:
+            inst = session.get(m.Instance, instance_uuid)
+            if inst is None or inst.deleted or inst.task_state != states.UNSHELVING:
+                session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+                return False
+            inst.updated_at = utcnow()
+            if chosen is None:
+                inst.task_state = None
+                session.add(m.InstanceFault(instance_uuid=instance_uuid, code=500, message=reason, details="",
+                                            host=None, created_at=utcnow()))
+                return False
+            inst.host = inst.node = chosen
+            inst.availability_zone = host_zones(session).get(chosen, inst.availability_zone)
+            return True
+
+        placed = await self.db.run(place, write=True)
+        await self.action_event(instance_uuid=instance_uuid, request_id=request_id, event=event,
+                                start_time=started.isoformat(), result="Success" if placed else "Error",
+                                host=self.settings.compute.host, details=None if placed else reason)
+        if placed and chosen is not None:
+            await self.agents.unshelve_instance(chosen, instance_uuid)
+
     async def _fail(self, instance_uuid: str, message: str, code: int = 500, details: str = "") -> None:
         def fail(session: Session) -> None:
             session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
@@ -294,8 +347,10 @@ class ConductorManager(RPCEndpoint):
             if inst is None:
                 raise LookupError(f"instance {instance_uuid} not found")
             view = instance_dict(inst)
-            if inst.admin_pass_sealed and inst.vm_state == states.BUILDING:  # for the config drive, as Nova's
-                seal = self._password_seal()  # build_and_run_instance hands its admin_password to spawn
+            # for the config drive, as Nova's build_and_run_instance and rebuild_instance hand their
+            # admin_password to spawn
+            if inst.admin_pass_sealed and (inst.vm_state == states.BUILDING or inst.task_state in REBUILD_TASKS):
+                seal = self._password_seal()
                 password = seal.unseal(inst.admin_pass_sealed) if seal is not None else None
                 if password:
                     view["admin_pass"] = password
@@ -322,6 +377,7 @@ class ConductorManager(RPCEndpoint):
             if expected_task_state is not None and inst.task_state not in expected_task_state:
                 raise UnexpectedTaskState(f"instance {instance_uuid} is in task_state {inst.task_state}, expected "
                                           f"one of {expected_task_state}")
+            was_building = inst.vm_state == states.BUILDING
             for key, value in updates.items():
                 setattr(inst, key, value)
             inst.updated_at = utcnow()
@@ -329,7 +385,9 @@ class ConductorManager(RPCEndpoint):
                 session.add(m.InstanceFault(instance_uuid=instance_uuid, code=fault.get("code", 500),
                                             message=str(fault.get("message", ""))[:4000],
                                             details=fault.get("details", ""), host=inst.host, created_at=utcnow()))
-            if updates.get("vm_state") == states.ERROR:
+            # a build that failed, or a server offloaded: no host holds it now (a failed rebuild keeps its claim)
+            if (updates.get("vm_state") == states.ERROR and was_building) or (
+                    updates.get("vm_state") == states.SHELVED_OFFLOADED):
                 session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
             view = instance_dict(inst)
             return {key: view[key] for key in updates} if changes_only else view

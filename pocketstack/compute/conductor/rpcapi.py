@@ -11,7 +11,8 @@ from pocketstack.compute.build import BuildRequest, InstanceView
 class ConductorAPI(RPCAPI):
     topic = "conductor"
     namespace = "conductor"
-    version = "1.3"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
+    version = "1.4"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
+    # 1.4: unshelve_instance
     steps = {("cast", "build_instances"): "8", ("call", "instance_get"): "14, 18", ("call", "instance_update"): "19"}
 
     async def build_instances(self, instance_uuids: list[str], request_spec: BuildRequest) -> None:
@@ -21,6 +22,13 @@ class ConductorAPI(RPCAPI):
     async def reschedule(self, instance_uuid: str, failed_host: str, reason: str) -> None:
         await self.prepare().cast("reschedule", instance_uuid=instance_uuid, failed_host=failed_host,
                                   reason=reason)
+
+    async def unshelve_instance(self, instance_uuid: str, request_id: str, availability_zone: str | None = None,
+                                host: str | None = None) -> None:
+        """Schedule a shelved-offloaded server again and hand it to the host chosen (CAST, 1.4)."""
+        await self.prepare(version="1.4").cast("unshelve_instance", instance_uuid=instance_uuid,
+                                               request_id=request_id, availability_zone=availability_zone,
+                                               host=host)
 
     async def instance_get(self, instance_uuid: str) -> InstanceView:
         """FLOW.md steps 14-18: the compute agent reads its instance through the conductor (CALL)."""

@@ -21,7 +21,7 @@ from pocketstack.compute.settings import ComputeSettings
 INSTANCE_FIELDS = ("uuid", "display_name", "hostname", "project_id", "user_id", "image_ref", "flavor", "vcpus",
                    "memory_mb", "root_gb", "vm_state", "task_state", "power_state", "host", "node",
                    "availability_zone", "key_name", "key_data", "user_data", "config_drive", "requested_networks",
-                   "security_groups", "network_info", "request_id", "retry", "deleted")
+                   "security_groups", "network_info", "request_id", "retry", "system_metadata", "deleted")
 
 BDM_FIELDS = ("id", "source_type", "destination_type", "boot_index", "device_name", "image_id", "snapshot_id",
               "volume_id", "volume_size", "delete_on_termination", "attachment_id", "connection_info", "tag")

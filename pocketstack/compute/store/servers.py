@@ -11,7 +11,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
@@ -336,20 +336,27 @@ class ServerStore:
         return await self.db.run(write, write=True)
 
     async def start_delete(self, instance_uuid: str, server_id: str, ctx: RequestContext) -> str | None:
-        """Record the delete; the host to tear the server down on, or None when it never reached one (then the
-        row is deleted now)."""
+        """Record the delete; the host to tear the server down on (for a shelved-offloaded server one that
+        releases its ports and volumes), or None when it never reached one (then the row is deleted now)."""
         def write(session: Session) -> str | None:
             row = session.get(m.Instance, instance_uuid)
             if row is None or row.deleted:
                 raise NotFound(f"Instance {server_id} could not be found.")
             record_action(session, row.uuid, "delete", ctx, row.project_id)
-            if row.host is None:
+            host = row.host
+            if host is None and row.vm_state == states.SHELVED_OFFLOADED:
+                # on no host, but it still holds ports and volume attachments: a compute agent releases them (the
+                # one it was shelved on, else any), as Nova's API does for an offloaded server
+                hosts = set(host_zones(session))
+                last = (row.system_metadata or {}).get("shelved_host")
+                host = last if last in hosts else next(iter(sorted(hosts)), None)
+            if host is None:
                 # never reached a host (scheduling failed, or still scheduling): nothing to tear down there
                 mark_deleted(session, row.uuid)
                 return None
             row.task_state = states.DELETING
             row.updated_at = utcnow()
-            return row.host
+            return host
 
         return await self.db.run(write, write=True)
 
@@ -363,6 +370,39 @@ class ServerStore:
             inst.updated_at = utcnow()
             record_action(session, inst.uuid, recorded, ctx, inst.project_id)
             return inst.host
+
+        return await self.db.run(write, write=True)
+
+    async def start_rebuild(self, server_id: str, ctx: RequestContext, check: InstanceCheck,
+                            changes: dict[str, Any], metadata: dict[str, str] | None,
+                            key_name: str | None = None, set_key: bool = False) -> tuple[str | None, ServerRecord]:
+        """Set the task of a rebuild (409 when the state allows none) with its `changes` to the row, `metadata`
+        replacing the server's when given, the key pair `key_name` when `set_key` (None: no key; 400 when the
+        caller has none of that name); record it. The server's host and its record."""
+        def write(session: Session) -> tuple[str | None, ServerRecord]:
+            inst = visible_instance(session, server_id, ctx)
+            check(inst)
+            inst.task_state = states.check_action("rebuild", inst.uuid, inst.vm_state, inst.task_state)
+            if set_key:
+                key_data = None
+                if key_name is not None:
+                    owner = ctx.user_id or inst.user_id
+                    keypair = session.scalar(select(m.KeyPair).where(m.KeyPair.user_id == owner,
+                                                                     m.KeyPair.name == key_name))
+                    if keypair is None:
+                        raise BadRequest("Invalid key_name provided.")
+                    key_data = keypair.public_key
+                inst.key_name, inst.key_data = key_name, key_data
+            for column, value in changes.items():
+                setattr(inst, column, value)
+            if metadata is not None:
+                session.execute(delete(m.InstanceMetadata).where(m.InstanceMetadata.instance_uuid == inst.uuid))
+                for key, value in metadata.items():
+                    session.add(m.InstanceMetadata(instance_uuid=inst.uuid, key=key, value=value))
+            inst.updated_at = utcnow()
+            record_action(session, inst.uuid, "rebuild", ctx, inst.project_id)
+            session.flush()
+            return inst.host, _record(session, inst)
 
         return await self.db.run(write, write=True)
 
@@ -398,6 +438,10 @@ class ServerStore:
             record_action(session, inst.uuid, "lock" if locked else "unlock", ctx, inst.project_id)
 
         await self.db.run(write, write=True)
+
+    async def host_zones(self) -> dict[str, str]:
+        """Every compute host and its availability zone."""
+        return await self.db.run(host_zones, write=False)
 
     async def hosts(self, uuids: list[str]) -> dict[str, str | None]:
         """The host of each existing, undeleted server among `uuids` (None: not on a host yet)."""

@@ -166,6 +166,15 @@ class ComputeDriver(ABC):
         is left in the power state it had."""
 
     @abstractmethod
+    async def rescue(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                     network_info: list[dict[str, Any]]) -> None:
+        """Boot the server from the rescue image `image_meta`, its own root disk attached as a second disk."""
+
+    @abstractmethod
+    async def unrescue(self, instance: dict[str, Any]) -> None:
+        """Boot the server from its own root disk again, the rescue disk discarded."""
+
+    @abstractmethod
     async def list_instances(self) -> list[str]:
         """UUIDs of the instances the hypervisor knows on this host."""
 

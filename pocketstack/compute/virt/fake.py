@@ -156,6 +156,15 @@ class FakeDriver(ComputeDriver):
         fake.console.append("fake: disk snapshot taken")
         return SnapshotFile(path, "raw")
 
+    async def rescue(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                     network_info: list[dict[str, Any]]) -> None:
+        fake = self._get(instance)
+        fake.power_state = states.RUNNING
+        fake.console.append(f"fake: rescue boot from image {image_meta.get('name')}, own disk second")
+
+    async def unrescue(self, instance: dict[str, Any]) -> None:
+        await self._set_power(instance, states.RUNNING, "fake: unrescued, booting its own disk")
+
     async def list_instances(self) -> list[str]:
         return list(self.instances)
 

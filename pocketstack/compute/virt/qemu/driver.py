@@ -515,6 +515,37 @@ class QemuDriver(ComputeDriver):
         self._qmp_path(uuid).unlink(missing_ok=True)
         self._qmp_locks.pop(uuid, None)
 
+    async def rescue(self, instance: dict[str, Any], image_meta: dict[str, Any],
+                     network_info: list[dict[str, Any]]) -> None:
+        """Stop the guest, boot the rescue image's overlay with the server's root disk as a second disk (Nova's
+        libvirt rescue); the server's own definition waits in unrescue.json."""
+        uuid = instance["uuid"]
+        domain = self._load(uuid)
+        d = self._dir(uuid)
+        await self._kill(uuid)
+        shutil.copy(d / "domain.json", d / "unrescue.json")
+        base = await self.cached_image(image_meta)
+        await self._create_overlay(base, d / "disk.rescue", instance.get("root_gb") or 0)
+        own = [disk for disk in domain.disks if disk.slot == SLOT_ROOT]
+        domain.disks = [disk for disk in domain.disks if disk.slot != SLOT_ROOT]
+        for disk in own:
+            disk.slot, disk.bootindex = _free_volume_slot(domain), None
+            domain.disks.append(disk)
+        domain.disks.insert(0, Disk("rescue", str(d / "disk.rescue"), "qcow2", SLOT_ROOT, bootindex=1))
+        self._save(domain)
+        await self._start(domain)
+
+    async def unrescue(self, instance: dict[str, Any]) -> None:
+        """Stop the rescue guest and boot the server's own definition again."""
+        uuid = instance["uuid"]
+        d = self._dir(uuid)
+        if not (d / "unrescue.json").exists():
+            raise DriverError(f"server {uuid} is not rescued on host {self.host}")
+        await self._kill(uuid)
+        os.replace(d / "unrescue.json", d / "domain.json")
+        (d / "disk.rescue").unlink(missing_ok=True)
+        await self._start(self._load(uuid))
+
     async def remove_all(self) -> list[str]:
         """Every guest of this host stopped and removed with its taps and files (`pocketstack purge`)."""
         removed = await self.list_instances()

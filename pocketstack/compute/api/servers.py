@@ -522,11 +522,12 @@ def _list_query(request: Request, ctx: RequestContext) -> ServerQuery | None:
     query = _list_scope(request, ctx)
     if "changes-since" in q:
         query.changes_since = _parse_time(q["changes-since"])
-    if q.get("name"):
-        try:
-            query.name = re.compile(q["name"])
-        except re.error:
-            raise BadRequest(f"Invalid input for query parameters name. Value: {q['name']}.")
+    for param in ("name", "ip", "ip6"):
+        if q.get(param):
+            try:
+                setattr(query, param, re.compile(q[param]))
+            except re.error:
+                raise BadRequest(f"Invalid input for query parameters {param}. Value: {q[param]}.")
     if q.get("status"):
         if q["status"].upper() not in _STATUS_FILTER:
             return None

@@ -100,3 +100,78 @@ def test_update_body_leaves_out_extension_attributes_before_2_75(cloud: Any, dem
     shown = api(cloud, demo, "GET", path).json()["server"]
     assert EXTENDED <= set(shown)
     assert all("OS-EXT-IPS:type" in a for ips in shown["addresses"].values() for a in ips)
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/os-volumes/"), ("DELETE", "/os-volumes/"),
+                                         ("DELETE", "/os-security-groups/"), ("DELETE", "/images/"),
+                                         ("GET", "/servers/")])
+def test_a_blank_id_is_404_not_the_collection(cloud: Any, demo: Any, method: str, path: str) -> None:
+    answer = requests.request(method, cloud.url("compute") + "/v2.1" + path, timeout=30, allow_redirects=False,
+                              headers={"X-Auth-Token": demo.auth_token})
+    assert answer.status_code == 404 and "itemNotFound" in answer.json()
+
+
+def test_security_group_rule_keeps_the_cidr_as_sent(cloud: Any, demo: Any) -> None:
+    group = api(cloud, demo, "POST", "/os-security-groups",
+                {"security_group": {"name": "sv-sg", "description": "cidr"}}).json()["security_group"]
+    try:
+        body = {"security_group_rule": {"parent_group_id": group["id"], "ip_protocol": "tcp", "from_port": 22,
+                                        "to_port": 22, "cidr": "10.2.3.124/24"}}
+        created = api(cloud, demo, "POST", "/os-security-group-rules", body)
+        assert created.status_code == 200, created.text
+        assert created.json()["security_group_rule"]["ip_range"] == {"cidr": "10.2.3.124/24"}
+        body["security_group_rule"]["cidr"] = "10.2.3.124/33"
+        assert api(cloud, demo, "POST", "/os-security-group-rules", body).status_code == 400
+    finally:
+        api(cloud, demo, "DELETE", f"/os-security-groups/{group['id']}")
+
+
+def test_create_with_more_metadata_than_the_quota_is_403(cloud: Any, demo: Any, env: Any) -> None:
+    limit = api(cloud, demo, "GET", "/limits").json()["limits"]["absolute"]["maxServerMeta"]
+    created = _create(cloud, demo, env, metadata={str(n): str(n) for n in range(limit + 1)})
+    assert created.status_code == 403 and "metadata_items" in created.json()["forbidden"]["message"]
+    assert not [s for s in demo.compute.servers() if s.name == "sv-server" and len(s.metadata) > limit]
+
+
+def test_deleting_a_flavor_extra_spec_is_200(cloud: Any, admin: Any) -> None:
+    flavor = admin.compute.create_flavor(name="sv-flavor", ram=64, vcpus=1, disk=1)
+    try:
+        path = f"/flavors/{flavor.id}/os-extra_specs"
+        assert api(cloud, admin, "POST", path, {"extra_specs": {"hw:numa_nodes": "1"}}).status_code == 200
+        assert api(cloud, admin, "DELETE", f"{path}/hw:numa_nodes").status_code == 200
+        assert api(cloud, admin, "GET", path).json() == {"extra_specs": {}}
+        assert api(cloud, admin, "DELETE", f"{path}/hw:numa_nodes").status_code == 404
+    finally:
+        admin.compute.delete_flavor(flavor)
+
+
+def test_list_filters_by_ip_and_ip6_regex(cloud: Any, demo: Any, server: Any) -> None:
+    shown = api(cloud, demo, "GET", f"/servers/{server['id']}").json()["server"]
+    addr = shown["addresses"]["sv-net"][0]["addr"]
+
+    def listed(path: str) -> set[str]:
+        answer = api(cloud, demo, "GET", path)
+        assert answer.status_code == 200, answer.text
+        return {s["id"] for s in answer.json()["servers"]}
+
+    assert server["id"] in listed(f"/servers?ip={addr}") and server["id"] in listed("/servers/detail?ip=10.93.")
+    assert server["id"] not in listed("/servers?ip=^10\\.93\\.1\\.") and not listed("/servers?ip6=.")
+    assert api(cloud, demo, "GET", "/servers?ip=[").status_code == 400
+
+
+def test_volume_swap_is_checked_then_refused(cloud: Any, demo: Any, admin: Any, server: Any) -> None:
+    path = f"/servers/{server['id']}/os-volume_attachments/"
+    missing, other = "9d0f1bd2-3c57-4a5b-9cd1-1f2a8d8a0c11", "5b4e3c2a-1d0f-4e9b-8a7c-6b5a4d3c2b1a"
+    body = {"volumeAttachment": {"volumeId": other}}
+    assert api(cloud, demo, "PUT", path + missing, body).status_code == 403
+    answer = api(cloud, admin, "PUT", path + missing, body)
+    assert answer.status_code == 404 and "itemNotFound" in answer.json()
+    assert api(cloud, admin, "PUT", path + missing, {"volumeAttachment": {"volumeId": "x"}}).status_code == 400
+    assert api(cloud, admin, "PUT", path + missing, {"volumeAttachment": {}}).status_code == 400
+    volume = admin.block_storage.create_volume(size=1, name="sv-volume")
+    try:
+        admin.block_storage.wait_for_status(volume, "available", wait=30)
+        answer = api(cloud, admin, "PUT", path + volume.id, {"volumeAttachment": {"volumeId": volume.id}})
+        assert answer.status_code == 404 and "not attached" in answer.json()["itemNotFound"]["message"]
+    finally:
+        admin.block_storage.delete_volume(volume)

@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 import requests
 
+from pocketstack.common.service import shared_secret
+from pocketstack.compute.metadata.service_app import sign_instance_id
+from pocketstack.compute.spec import METADATA_SECRET_KEY
+
 
 def api(cloud: Any, conn: Any, method: str, path: str, body: Any = None, version: str = "2.1") -> requests.Response:
     return requests.request(method, cloud.url("compute") + "/v2.1" + path, json=body, timeout=30,
@@ -175,3 +179,28 @@ def test_volume_swap_is_checked_then_refused(cloud: Any, demo: Any, admin: Any, 
         assert answer.status_code == 404 and "not attached" in answer.json()["itemNotFound"]["message"]
     finally:
         admin.block_storage.delete_volume(volume)
+
+
+def test_default_group_is_recorded_and_the_key_goes_with_the_last_group(cloud: Any, demo: Any, env: Any) -> None:
+    created = _create(cloud, demo, env)
+    assert created.json()["server"]["security_groups"] == [{"name": "default"}]
+    server_id = created.json()["server"]["id"]
+    try:
+        demo.compute.wait_for_server(demo.compute.get_server(server_id), wait=30)
+        path = f"/servers/{server_id}"
+        assert api(cloud, demo, "GET", path).json()["server"]["security_groups"] == [{"name": "default"}]
+        default = next(g for g in demo.network.security_groups(project_id=demo.current_project_id)
+                       if g.name == "default")
+        assert [p.security_group_ids for p in demo.network.ports(device_id=server_id)] == [[default.id]]
+        secret = shared_secret(cloud.settings, "metadata", METADATA_SECRET_KEY)
+        ec2 = requests.get(cloud.url("metadata") + "/latest/meta-data/security-groups", timeout=10, headers={
+            "X-Instance-ID": server_id, "X-Tenant-ID": demo.current_project_id,
+            "X-Instance-ID-Signature": sign_instance_id(secret, server_id)})
+        assert ec2.status_code == 200 and ec2.text == "default"
+        removed = api(cloud, demo, "POST", f"{path}/action", {"removeSecurityGroup": {"name": "default"}})
+        assert removed.status_code == 202, removed.text
+        assert "security_groups" not in api(cloud, demo, "GET", path).json()["server"]
+        assert api(cloud, demo, "GET", f"{path}/os-security-groups").json() == {"security_groups": []}
+    finally:
+        demo.compute.delete_server(server_id)
+        demo.compute.wait_for_delete(demo.compute.get_server(server_id), wait=30)

@@ -173,8 +173,9 @@ def server_view(request: Request, inst: Any, *, metadata: dict[str, str], tags: 
         "os-extended-volumes:volumes_attached": [  # delete_on_termination from 2.3
             {"id": b.volume_id, "delete_on_termination": b.delete_on_termination} if ver >= (2, 3) else
             {"id": b.volume_id} for b in inst.block_devices if b.volume_id],
-        "security_groups": [{"name": sg["name"]} for sg in inst.security_groups or [{"name": "default"}]],
     }
+    if inst.security_groups:  # Nova leaves the key out when the server has none
+        body["security_groups"] = [{"name": sg["name"]} for sg in inst.security_groups]
     if status in ("ACTIVE", "BUILD", "REBOOT", "HARD_REBOOT"):
         body["progress"] = 100 if status == "ACTIVE" else inst.progress
     body["flavor"] = _flavor_view(request, inst.flavor, ver)
@@ -185,7 +186,7 @@ def server_view(request: Request, inst: Any, *, metadata: dict[str, str], tags: 
             body[key] = value
     if not extended:
         for key in _EXTENDED_KEYS:
-            del body[key]
+            body.pop(key, None)
     elif ctx.is_admin:
         body.update(_admin_attributes(inst, ver))
     if fault is not None and inst.vm_state in (states.ERROR, states.DELETED):
@@ -293,8 +294,8 @@ async def _list_networks(request: Request) -> list[dict[str, Any]]:
 
 
 async def _resolve_security_groups(request: Request, refs: list[SecurityGroupRef] | None) -> list[dict[str, str]]:
-    if not refs:
-        return []
+    """The groups of a create by id and name; the project's `default` when none is asked for, as Nova."""
+    refs = refs or [SecurityGroupRef(name="default")]
     api = state(request).network
     _, body, _ = await api.request("GET", "/v2.0/security-groups",
                                    params={"project_id": request_context(request).project_id})
@@ -450,7 +451,7 @@ def _created(request: Request, body: ServerCreate, new: NewServers, password: st
     result: dict[str, Any] = {"id": first, "links": links(request, "servers", first), "OS-DCF:diskConfig":
                               "AUTO" if new.instances[0]["auto_disk_config"] else "MANUAL",
                               "security_groups": [{"name": sg["name"]} for sg in
-                                                  new.instances[0]["security_groups"] or [{"name": "default"}]]}
+                                                  new.instances[0]["security_groups"]]}
     if password is not None:
         result["adminPass"] = password
     return json_response({"server": result}, status=202,

@@ -204,3 +204,14 @@ def test_default_group_is_recorded_and_the_key_goes_with_the_last_group(cloud: A
     finally:
         demo.compute.delete_server(server_id)
         demo.compute.wait_for_delete(demo.compute.get_server(server_id), wait=30)
+
+
+def test_booting_from_a_volume_that_is_not_bootable_is_400(cloud: Any, demo: Any, env: Any) -> None:
+    volume = demo.block_storage.create_volume(size=1, name="sv-plain")
+    try:
+        demo.block_storage.wait_for_status(volume, "available", wait=30)
+        bdm = [{"uuid": volume.id, "source_type": "volume", "destination_type": "volume", "boot_index": 0}]
+        created = _create(cloud, demo, env, imageRef="", block_device_mapping_v2=bdm)
+        assert created.status_code == 400 and "not bootable" in created.json()["badRequest"]["message"]
+    finally:
+        demo.block_storage.delete_volume(volume)

@@ -96,6 +96,7 @@ class Instance(Base):
     config_drive: Mapped[bool] = mapped_column(Boolean, default=False)
     access_ip_v4: Mapped[str | None] = mapped_column(String(64), nullable=True)
     access_ip_v6: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    auto_disk_config: Mapped[bool] = mapped_column(Boolean, default=False)  # OS-DCF:diskConfig AUTO
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     locked_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
     locked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -43,6 +43,7 @@ COMPUTE_POLICIES: dict[str, str] = {
     "os_compute_api:os-volumes-attachments:show": READER,
     "os_compute_api:os-volumes-attachments:create": MEMBER,
     "os_compute_api:os-volumes-attachments:delete": MEMBER,
+    "os_compute_api:os-volumes-attachments:swap": ADMIN,
     "os_compute_api:os-server-external-events:create": "rule:admin_or_service",
     "os_compute_api:server-metadata:index": READER,
     "os_compute_api:server-metadata:show": READER,

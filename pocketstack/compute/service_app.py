@@ -85,7 +85,8 @@ class ComputeAPIService(Service):
                               validator=remote_token_validator(settings),
                               is_public=lambda method, path: (method, path) in PUBLIC,
                               access_log=settings.access_log, state={"compute": self.state},
-                              microversion=MICROVERSIONS, health=[database_check(self.db), bus_check(settings)])
+                              microversion=MICROVERSIONS, health=[database_check(self.db), bus_check(settings)],
+                              redirect_slashes=False)  # Nova's router: /os-volumes/ is no volume (404), not the list
 
     async def start(self) -> None:
         await self.db.migrate(self.spec.migrations_dir, self.spec.version_table)

@@ -136,6 +136,8 @@ async def _volume_mapping(api: ComputeAPIState, bdm: dict[str, Any], source: str
         mapping["volume_id"] = uuid
         mapping["volume_size"] = volume["size"]
         if boot_index == 0:
+            if str(volume.get("bootable", "true")).lower() == "false":  # Cinder says "true" or "false"
+                raise BadRequest(f"Block Device {uuid} is not bootable.")
             result.root_image = {"id": "", **(volume.get("volume_image_metadata") or {})}
     return mapping
 

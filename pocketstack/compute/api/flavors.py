@@ -222,7 +222,7 @@ async def update_extra_spec(request: Request, flavor_id: str, key: str) -> Respo
 async def delete_extra_spec(request: Request, flavor_id: str, key: str) -> Response:
     ctx = enforce(request, state(request), "os_compute_api:os-flavor-extra-specs:delete", {})
     await _flavors(request).delete_extra_spec(flavor_id, ctx, key)
-    return Response(status_code=202)
+    return Response(status_code=200)  # Nova answers 200 (no body), not 202
 
 
 # ----- os-flavor-access ----------------------------------------------------------------------------------------

@@ -194,10 +194,11 @@ def _rule_spec(raw: Any) -> dict[str, Any]:
         rule["ethertype"] = "IPv4"
     else:
         try:
-            network = ipaddress.ip_network(cidr or "0.0.0.0/0", strict=False)
+            network = ipaddress.ip_interface(cidr or "0.0.0.0/0")
         except (TypeError, ValueError):
             raise BadRequest(f"Invalid cidr {cidr}.") from None
-        rule["remote_ip_prefix"] = str(network)
+        # as sent, host bits too (Neutron keeps them, with its normalized_cidr beside)
+        rule["remote_ip_prefix"] = network.with_prefixlen
         rule["ethertype"] = "IPv6" if network.version == 6 else "IPv4"
     return rule
 

@@ -63,6 +63,7 @@ ROUTES: RouteTable = {
     f"{SERVER}/os-volume_attachments": {"GET": volume_attachments.list_attachments,
                                         "POST": volume_attachments.attach_volume},
     f"{SERVER}/os-volume_attachments/{{volume_id}}": {"GET": volume_attachments.show_attachment,
+                                                      "PUT": volume_attachments.swap_volume,
                                                       "DELETE": volume_attachments.detach_volume},
     # flavors, os-flavor-manage, os-extra_specs, os-flavor-access
     "/v2.1/flavors": {"GET": flavors.list_flavors, "POST": flavors.create_flavor},

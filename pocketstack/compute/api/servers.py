@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import logging
 import re
 import uuid as uuidlib
@@ -44,7 +45,36 @@ class SecurityGroupRef(BaseModel):
     name: str = Field(min_length=1, max_length=255)
 
 
-class ServerCreate(BaseModel):
+def _access_ip(value: str | None, ip_version: int) -> str | None:
+    """An accessIPv4/accessIPv6 in its canonical form (Nova keeps them as IP addresses: '::babe:dc0c:1602')."""
+    if value is None:
+        return None
+    kind = ipaddress.IPv4Address if ip_version == 4 else ipaddress.IPv6Address
+    try:
+        return str(kind(value))
+    except ValueError:
+        raise ValueError(f"'{value}' is not a 'ipv{ip_version}'")
+
+
+class _AccessIPs(BaseModel):
+    """accessIPv4 and accessIPv6, validated and canonical, on a create and an update."""
+    model_config = ConfigDict(extra="forbid")
+    accessIPv4: str | None = None
+    accessIPv6: str | None = None
+    disk_config: Literal["AUTO", "MANUAL"] | None = Field(None, alias="OS-DCF:diskConfig")
+
+    @field_validator("accessIPv4")
+    @classmethod
+    def _ipv4(cls, value: str | None) -> str | None:
+        return _access_ip(value, 4)
+
+    @field_validator("accessIPv6")
+    @classmethod
+    def _ipv6(cls, value: str | None) -> str | None:
+        return _access_ip(value, 6)
+
+
+class ServerCreate(_AccessIPs):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=255)
     imageRef: str = ""
@@ -62,11 +92,8 @@ class ServerCreate(BaseModel):
     description: str | None = Field(None, max_length=255)
     tags: list[str] = []
     adminPass: str | None = None
-    accessIPv4: str | None = None
-    accessIPv6: str | None = None
     block_device_mapping_v2: list[dict[str, Any]] | None = None
     hostname: str | None = None
-    OS_DCF_diskConfig: str | None = Field(None, alias="OS-DCF:diskConfig")
 
     @field_validator("name")
     @classmethod
@@ -84,12 +111,9 @@ class ServerCreate(BaseModel):
         return value
 
 
-class ServerUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ServerUpdate(_AccessIPs):
     name: str | None = Field(None, min_length=1, max_length=255)
     description: str | None = Field(None, max_length=255)
-    accessIPv4: str | None = None
-    accessIPv6: str | None = None
     hostname: str | None = None
 
 
@@ -101,24 +125,35 @@ def host_id(project_id: str, host: str | None) -> str:
     return hashlib.sha224((project_id + host).encode()).hexdigest()
 
 
-def addresses(network_info: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def addresses(network_info: list[dict[str, Any]], extended: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """A server's addresses by network; `extended` adds the OS-EXT-IPS type and MAC (not in an update's body)."""
     result: dict[str, list[dict[str, Any]]] = {}
     for vif in network_info or []:
         entries = result.setdefault(vif.get("network_name") or vif["network_id"], [])
-        for ip in vif.get("fixed_ips", []):
-            entries.append({"version": 6 if ":" in ip["ip_address"] else 4, "addr": ip["ip_address"],
-                            "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": vif["mac_address"]})
-        for fip in vif.get("floating_ips", []):
-            entries.append({"version": 4, "addr": fip, "OS-EXT-IPS:type": "floating",
-                            "OS-EXT-IPS-MAC:mac_addr": vif["mac_address"]})
+        found = [(ip["ip_address"], "fixed") for ip in vif.get("fixed_ips", [])]
+        found += [(fip, "floating") for fip in vif.get("floating_ips", [])]
+        for addr, kind in found:
+            entry: dict[str, Any] = {"version": 6 if ":" in addr else 4, "addr": addr}
+            if extended:
+                entry.update({"OS-EXT-IPS:type": kind, "OS-EXT-IPS-MAC:mac_addr": vif["mac_address"]})
+            entries.append(entry)
     return result
 
 
+# keys of a show that Nova leaves out of the body of an update (and a rebuild) before microversion 2.75
+_EXTENDED_KEYS = ("OS-EXT-AZ:availability_zone", "config_drive", "key_name", "OS-SRV-USG:launched_at",
+                  "OS-SRV-USG:terminated_at", "OS-EXT-STS:task_state", "OS-EXT-STS:vm_state",
+                  "OS-EXT-STS:power_state", "os-extended-volumes:volumes_attached", "security_groups")
+
+
 def server_view(request: Request, inst: Any, *, metadata: dict[str, str], tags: list[str],
-                fault: Any, ctx: RequestContext) -> dict[str, Any]:
-    """A server's body; `inst` is its row (or a listed row with its volume mappings), `fault` its latest fault."""
+                fault: Any, ctx: RequestContext, extended: bool = True) -> dict[str, Any]:
+    """A server's body; `inst` is its row (or a listed row with its volume mappings), `fault` its latest fault.
+    `extended=False`: the body of an update or a rebuild, which Nova renders without the extension attributes
+    (zone, status, usage, volumes, security groups, key, config drive, admin attributes) before 2.75."""
     api = apikit.version(request)
     ver = (api.major, api.minor)  # a tuple: compared many times per server of a list
+    extended = extended or ver >= (2, 75)
     status = states.api_status(inst.vm_state, inst.task_state)
     body: dict[str, Any] = {
         "id": inst.uuid, "name": inst.display_name, "status": status, "tenant_id": inst.project_id,
@@ -127,9 +162,9 @@ def server_view(request: Request, inst: Any, *, metadata: dict[str, str], tags: 
                    f"{request.url.scheme}://{request.url.netloc}/images/{inst.image_ref}"}]}
                   if inst.image_ref else ""),
         "created": iso_seconds(inst.created_at), "updated": iso_seconds(inst.updated_at or inst.created_at),
-        "addresses": addresses(inst.network_info), "accessIPv4": inst.access_ip_v4 or "",
+        "addresses": addresses(inst.network_info, extended), "accessIPv4": inst.access_ip_v4 or "",
         "accessIPv6": inst.access_ip_v6 or "", "links": links(request, "servers", inst.uuid),
-        "OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
+        "OS-DCF:diskConfig": disk_config(inst), "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
         "config_drive": "True" if inst.config_drive else "", "key_name": inst.key_name,
         "OS-SRV-USG:launched_at": iso_micro(inst.launched_at),
         "OS-SRV-USG:terminated_at": iso_micro(inst.terminated_at),
@@ -138,8 +173,9 @@ def server_view(request: Request, inst: Any, *, metadata: dict[str, str], tags: 
         "os-extended-volumes:volumes_attached": [  # delete_on_termination from 2.3
             {"id": b.volume_id, "delete_on_termination": b.delete_on_termination} if ver >= (2, 3) else
             {"id": b.volume_id} for b in inst.block_devices if b.volume_id],
-        "security_groups": [{"name": sg["name"]} for sg in inst.security_groups or [{"name": "default"}]],
     }
+    if inst.security_groups:  # Nova leaves the key out when the server has none
+        body["security_groups"] = [{"name": sg["name"]} for sg in inst.security_groups]
     if status in ("ACTIVE", "BUILD", "REBOOT", "HARD_REBOOT"):
         body["progress"] = 100 if status == "ACTIVE" else inst.progress
     body["flavor"] = _flavor_view(request, inst.flavor, ver)
@@ -148,7 +184,10 @@ def server_view(request: Request, inst: Any, *, metadata: dict[str, str], tags: 
                               ((2, 63), "trusted_image_certificates", None)):
         if ver >= since:
             body[key] = value
-    if ctx.is_admin:
+    if not extended:
+        for key in _EXTENDED_KEYS:
+            body.pop(key, None)
+    elif ctx.is_admin:
         body.update(_admin_attributes(inst, ver))
     if fault is not None and inst.vm_state in (states.ERROR, states.DELETED):
         body["fault"] = {"code": fault.code, "created": iso_seconds(fault.created_at), "message": fault.message}
@@ -180,9 +219,14 @@ def _admin_attributes(inst: Any, ver: tuple[int, int]) -> dict[str, Any]:
     return body
 
 
-def record_view(request: Request, record: ServerRecord, ctx: RequestContext) -> dict[str, Any]:
+def disk_config(inst: Any) -> str:
+    """`OS-DCF:diskConfig`: AUTO when the root disk is resized and its partition grown, MANUAL otherwise."""
+    return "AUTO" if inst.auto_disk_config else "MANUAL"
+
+
+def record_view(request: Request, record: ServerRecord, ctx: RequestContext, extended: bool = True) -> dict[str, Any]:
     return server_view(request, record.inst, metadata=record.metadata, tags=record.tags, fault=record.fault,
-                       ctx=ctx)
+                       ctx=ctx, extended=extended)
 
 
 # ----- create (steps 3-8) ------------------------------------------------------------------------------------
@@ -250,8 +294,8 @@ async def _list_networks(request: Request) -> list[dict[str, Any]]:
 
 
 async def _resolve_security_groups(request: Request, refs: list[SecurityGroupRef] | None) -> list[dict[str, str]]:
-    if not refs:
-        return []
+    """The groups of a create by id and name; the project's `default` when none is asked for, as Nova."""
+    refs = refs or [SecurityGroupRef(name="default")]
     api = state(request).network
     _, body, _ = await api.request("GET", "/v2.0/security-groups",
                                    params={"project_id": request_context(request).project_id})
@@ -350,12 +394,24 @@ def admin_password(api: ComputeAPIState, sent: str | None) -> tuple[str | None, 
     return password, seal.seal(password) if seal is not None else None
 
 
+def _auto_disk_config(requested: str | None, image_properties: dict[str, Any]) -> bool:
+    """Whether the server's disk is AUTO: as requested, else the image's `auto_disk_config` property (Nova's
+    default: MANUAL); AUTO of an image that says `disabled` is refused."""
+    image_value = str(image_properties.get("auto_disk_config", "")).lower()
+    if requested is None:
+        return image_value in ("true", "1", "yes", "on")
+    if requested == "AUTO" and image_value == "disabled":
+        raise BadRequest(f"Requested image {image_properties.get('id', '')} has automatic disk resize disabled.")
+    return requested == "AUTO"
+
+
 def _new_servers(api: ComputeAPIState, ctx: RequestContext, body: ServerCreate, count: int, inputs: BuildInputs,
                  devices: BlockDevicePlan, request_spec: BuildRequest, networks: Any,
                  security_groups: list[dict[str, str]], sealed_password: str | None) -> NewServers:
     """The rows of `count` new servers (named NAME-1..N when more than one), building and scheduling."""
     flavor, reservation_id = inputs.flavor, f"r-{uuidlib.uuid4().hex[:8]}"
     zone = body.availability_zone or api.settings.compute.default_availability_zone
+    auto_disk_config = _auto_disk_config(body.disk_config, request_spec["image_properties"])
     instances = []
     for index in range(count):
         name = body.name if count == 1 else f"{body.name}-{index + 1}"
@@ -367,7 +423,8 @@ def _new_servers(api: ComputeAPIState, ctx: RequestContext, body: ServerCreate, 
             task_state=states.SCHEDULING, power_state=states.NOSTATE, availability_zone=zone,
             key_name=body.key_name, key_data=inputs.key_data, user_data=body.user_data,
             config_drive=str(body.config_drive).lower() in ("true", "1", "yes"),
-            access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, request_id=ctx.request_id,
+            access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, auto_disk_config=auto_disk_config,
+            request_id=ctx.request_id,
             reservation_id=reservation_id, launch_index=index, requested_networks=networks,
             security_groups=security_groups, scheduler_hints=request_spec["scheduler_hints"], network_info=[],
             retry={}, request_spec=request_spec, admin_pass_sealed=sealed_password))
@@ -391,9 +448,10 @@ def _created(request: Request, body: ServerCreate, new: NewServers, password: st
     if body.return_reservation_id:
         return json_response({"reservation_id": new.instances[0]["reservation_id"]}, status=202)
     first = new.instances[0]["uuid"]
-    result: dict[str, Any] = {"id": first, "links": links(request, "servers", first), "OS-DCF:diskConfig": "MANUAL",
+    result: dict[str, Any] = {"id": first, "links": links(request, "servers", first), "OS-DCF:diskConfig":
+                              "AUTO" if new.instances[0]["auto_disk_config"] else "MANUAL",
                               "security_groups": [{"name": sg["name"]} for sg in
-                                                  new.instances[0]["security_groups"] or [{"name": "default"}]]}
+                                                  new.instances[0]["security_groups"]]}
     if password is not None:
         result["adminPass"] = password
     return json_response({"server": result}, status=202,
@@ -465,11 +523,12 @@ def _list_query(request: Request, ctx: RequestContext) -> ServerQuery | None:
     query = _list_scope(request, ctx)
     if "changes-since" in q:
         query.changes_since = _parse_time(q["changes-since"])
-    if q.get("name"):
-        try:
-            query.name = re.compile(q["name"])
-        except re.error:
-            raise BadRequest(f"Invalid input for query parameters name. Value: {q['name']}.")
+    for param in ("name", "ip", "ip6"):
+        if q.get(param):
+            try:
+                setattr(query, param, re.compile(q[param]))
+            except re.error:
+                raise BadRequest(f"Invalid input for query parameters {param}. Value: {q[param]}.")
     if q.get("status"):
         if q["status"].upper() not in _STATUS_FILTER:
             return None
@@ -533,11 +592,13 @@ async def update_server(request: Request, server_id: str) -> Response:
         if value is not None}
     if "description" in body.model_fields_set:
         changes["description"] = body.description
+    if body.disk_config is not None:
+        changes["auto_disk_config"] = body.disk_config == "AUTO"
     policy = state(request).policy
     record = await state(request).servers.update(
         server_id, ctx, lambda inst: policy.enforce("os_compute_api:servers:update", ctx,
                                                     {"project_id": inst.project_id}), changes)
-    return json_response({"server": record_view(request, record, ctx)})
+    return json_response({"server": record_view(request, record, ctx, extended=False)})
 
 
 async def delete_server(request: Request, server_id: str) -> Response:

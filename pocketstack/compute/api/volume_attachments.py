@@ -1,4 +1,5 @@
-"""`/servers/{id}/os-volume_attachments`: attach (FLOW.md 26-28 through the attachments API), list, show, detach.
+"""`/servers/{id}/os-volume_attachments`: attach (FLOW.md 26-28 through the attachments API), list, show, detach;
+a swap (PUT) is checked as Nova checks it and then refused, no driver here can swap a volume under a guest.
 
 Attaching reserves the volume with the block storage service as the caller (so another project's volume is 404 and
 an in-use one 400, as the volume service answers), records the mapping with its device name, then casts the attach
@@ -178,3 +179,38 @@ async def detach_volume(request: Request, server_id: str, volume_id: str) -> Res
         await api.volume.volume_action(volume_id, "os-roll_detaching")  # still attached
         raise
     return Response(status_code=202)
+
+
+class _SwapBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    volumeId: str
+
+
+async def swap_volume(request: Request, server_id: str, volume_id: str) -> Response:
+    """PUT: swap the attached `volume_id` for the body's volume (admin). Checked in Nova's order: the policy,
+    the body, the old volume (404), the new one (400), the server, the attachment (404); then refused (400)."""
+    ctx = request_context(request)
+    state(request).policy.enforce("os_compute_api:os-volumes-attachments:swap", ctx, {})
+    raw = await json_body(request)
+    if not isinstance(raw, dict) or not isinstance(raw.get("volumeAttachment"), dict):
+        raise BadRequest("Invalid input: 'volumeAttachment' is a required property.")
+    try:
+        body = _SwapBody.model_validate(raw["volumeAttachment"])
+    except ValidationError as exc:
+        raise BadRequest(describe_validation_error(exc))
+    if not is_uuid(body.volumeId):
+        raise BadRequest(f"Invalid input for field/attribute volumeId. Value: {body.volumeId}. "
+                         f"'{body.volumeId}' is not a 'uuid'")
+    volumes = state(request).volume
+    try:
+        await volumes.get_volume(volume_id)
+    except NotFound:
+        raise NotFound(f"Volume {volume_id} could not be found.")
+    try:
+        await volumes.get_volume(body.volumeId)
+    except NotFound:
+        raise BadRequest(f"Volume {body.volumeId} could not be found.")
+    inst = await state(request).servers.visible(server_id, ctx)
+    if not any(b.volume_id == volume_id for b in inst.block_devices):
+        raise NotFound("The volume was either invalid or not attached to the instance.")
+    raise BadRequest("Swapping volumes is not supported by this cloud's compute drivers.")

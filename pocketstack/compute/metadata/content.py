@@ -104,7 +104,8 @@ class InstanceMetadata:
             "hostname": inst["hostname"], "local-hostname": inst["hostname"], "public-hostname": inst["hostname"],
             "instance-id": inst["uuid"], "instance-type": (inst.get("flavor") or {}).get("name", ""),
             "local-ipv4": self._fixed_ip(), "public-ipv4": "", "reservation-id": inst.get("reservation_id", ""),
-            "security-groups": "\n".join(inst.get("security_groups") or ["default"]),
+            "security-groups": "\n".join(sg["name"] for sg in inst.get("security_groups") or [])
+            or "default",
             "placement": {"availability-zone": inst.get("availability_zone") or "nova"},
         }
         if inst.get("key_name") and inst.get("key_data"):

@@ -68,9 +68,26 @@ class ServerQuery:
     tags: list[str] = field(default_factory=list)  # all of these
     tags_any: list[str] = field(default_factory=list)  # one of these
     name: re.Pattern[str] | None = None
+    ip: re.Pattern[str] | None = None  # searched in the fixed IPv4 addresses
+    ip6: re.Pattern[str] | None = None  # and IPv6 ones
     sort_key: str = "created_at"
     sort_dir: str = "desc"
     marker: str | None = None
+
+
+def _fixed_ips(network_info: list[dict[str, Any]] | None, ip_version: int) -> list[str]:
+    return [ip["ip_address"] for vif in network_info or [] for ip in vif.get("fixed_ips", [])
+            if (":" in ip["ip_address"]) == (ip_version == 6)]
+
+
+def _matches(query: ServerQuery, row: Any) -> bool:
+    """The regular-expression filters Nova applies to a listed row: name, ip and ip6 (searched, not anchored)."""
+    if query.name is not None and not query.name.search(row.display_name):
+        return False
+    for pattern, ip_version in ((query.ip, 4), (query.ip6, 6)):
+        if pattern is not None and not any(pattern.search(ip) for ip in _fixed_ips(row.network_info, ip_version)):
+            return False
+    return True
 
 
 @dataclass
@@ -137,6 +154,9 @@ def _check_quota(session: Session, settings: Settings, new: NewServers) -> None:
     """403 when the servers would take the project (or their group) over its quota."""
     count = len(new.instances)
     limits = project_limits_sync(session, settings, new.ctx.project_id)
+    if 0 <= limits["metadata_items"] < len(new.metadata):
+        raise Forbidden(f"Quota exceeded for metadata_items: Maximum number of metadata items exceeds "
+                        f"{limits['metadata_items']}")
     used = usage_dict(session.execute(usage_query(new.ctx.project_id)).one())
     for resource, per_instance in (("instances", 1), ("cores", new.vcpus), ("ram", new.memory_mb)):
         limit = limits[resource]
@@ -285,11 +305,10 @@ class ServerStore:
         """The page of servers `query` selects: their records when `detail`, else rows of uuid and display_name."""
         def read(session: Session) -> list[Any]:
             statement = _ordered_page(session, _filtered(select(m.Instance), query, self.db.is_sqlite), query)
-            if query.name is None:
+            if query.name is None and query.ip is None and query.ip6 is None:
                 rows = session.execute(statement.limit(query.limit)).all()
             else:
-                rows = [i for i in session.execute(statement).all()
-                        if query.name.search(i.display_name)][:query.limit]
+                rows = [i for i in session.execute(statement).all() if _matches(query, i)][:query.limit]
             return _listed(session, rows) if detail else rows
 
         return await self.db.run(read, write=False)  # one hop: polled often, and lists are long

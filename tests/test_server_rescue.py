@@ -3,27 +3,11 @@ rescue image option, instance actions, and the 409/400 errors."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
-
-
-def api(cloud: Any, conn: Any, method: str, path: str, body: Any = None, version: str = "2.79") -> requests.Response:
-    return requests.request(method, cloud.url("compute") + "/v2.1" + path, json=body, timeout=30,
-                            headers={"X-Auth-Token": conn.auth_token, "OpenStack-API-Version": f"compute {version}"})
-
-
-def wait_status(conn: Any, server_id: str, status: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        server = conn.compute.get_server(server_id)
-        if server.status == status and server.task_state is None:
-            return server
-        time.sleep(0.1)
-    raise AssertionError(f"server {server_id} is {server.status}/{server.task_state}, not {status}")
+from server_helpers import api, wait_status
 
 
 @pytest.fixture(scope="module")

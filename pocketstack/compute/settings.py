@@ -62,7 +62,12 @@ class ComputeSettings(ServiceSettings):
                                   "ServerGroupAffinityFilter"]
     weighers: dict[str, float] = {"RAMWeigher": 1.0, "CPUWeigher": 1.0, "DiskWeigher": 1.0}
     max_attempts: int = Field(3, ge=1, description="hosts tried for one build before ERROR")
+    max_placement_results: int = Field(100, ge=1, description="candidate hosts the database returns per page for "
+                                       "the filters and weighers (placement's max_placement_results): the "
+                                       "scheduler's cost follows this, not the number of hosts")
     report_interval: float = Field(10.0, gt=0, description="seconds between compute heartbeats")
+    heartbeat_batch_window: float = Field(0.2, ge=0, description="seconds the conductor gathers heartbeats "
+                                          "before writing them in one transaction")
     service_down_time: float = Field(60.0, gt=0, description="a service silent this long is down")
     sync_power_state_interval: float = 60.0
     default_availability_zone: str = "nova"

@@ -80,6 +80,6 @@ async def serve_console(websocket: WebSocket, tokens: ConsoleTokenStore, console
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError, RuntimeError):
                 await task
         writer.close()
-        with contextlib.suppress(OSError, RuntimeError):
+        with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):  # the client may have gone first
             await websocket.close()
         log.info("console %s of %s closed", connection.console_type, connection.instance_uuid)

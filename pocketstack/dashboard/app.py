@@ -40,6 +40,7 @@ PAGES: list[tuple[str, Any, bool, list[str]]] = [
     ("/servers/launch", pages.launch_form, False, ["GET"]),
     ("/servers/launch", pages.launch, True, ["POST"]),
     ("/servers/{server_id}/action", pages.server_action, True, ["POST"]),
+    ("/servers/{server_id}/console", pages.server_console, False, ["GET"]),
     ("/images", pages.images, False, ["GET"]),
     ("/networks", pages.networks, False, ["GET"]),
     ("/topology", netpages.topology, False, ["GET"]),

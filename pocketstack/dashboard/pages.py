@@ -57,6 +57,15 @@ async def server_action(request: Request, session: UserSession) -> Response:
     return RedirectResponse("/servers", status_code=303)
 
 
+async def server_console(request: Request, session: UserSession) -> Response:
+    """The server's noVNC console: a console URL from the compute API (its token), opened in the browser."""
+    server_id = request.path_params["server_id"]
+    body = await session.call("compute", "POST", f"/servers/{server_id}/remote-consoles",
+                              json={"remote_console": {"protocol": "vnc", "type": "novnc"}},
+                              headers={"OpenStack-API-Version": "compute 2.6"})
+    return RedirectResponse(body["remote_console"]["url"], status_code=303)
+
+
 async def _launch_choices(session: UserSession) -> dict[str, Any]:
     return {"images": (await session.call("image", "GET", "/v2/images"))["images"],
             "flavors": (await session.call("compute", "GET", "/flavors"))["flavors"],

@@ -18,13 +18,18 @@ def console_socket(instance_dir: Path, kind: str) -> Path:
     return Path(tempfile.gettempdir(), "pocketstack-consoles", f"{instance_dir.name}-{kind}.sock")
 
 
+def prepare_console_sockets(instance_dir: Path) -> None:
+    """Before QEMU starts: the sockets' directory there, no socket of an earlier run left."""
+    for kind in ("serial", "vnc"):
+        path = console_socket(instance_dir, kind)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+
+
 def console_args(instance_dir: Path) -> list[str]:
     """The QEMU options of the serial port (a listening socket that logs what the guest writes) and of the VNC
     display (a VGA card shown on a VNC socket)."""
     serial, vnc = console_socket(instance_dir, "serial"), console_socket(instance_dir, "vnc")
-    for path in (serial, vnc):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
     log = instance_dir / "console.log"
     return [
         "-chardev", f"socket,id=console,path={qemu_opt(str(serial))},server=on,wait=off,"

@@ -35,7 +35,7 @@ from pocketstack.compute.virt.driver import (
     TaskStateUpdate,
     host_ip,
 )
-from pocketstack.compute.virt.qemu.console import console_args, console_socket
+from pocketstack.compute.virt.qemu.console import console_args, console_socket, prepare_console_sockets
 from pocketstack.compute.virt.qemu.domain import (
     DETACH_TIMEOUT,
     IMAGE_FORMATS,
@@ -307,6 +307,7 @@ class QemuDriver(ComputeDriver):
             await plug_tap(nic)
         self._qmp_path(domain.uuid).parent.mkdir(parents=True, exist_ok=True)
         self._qmp_path(domain.uuid).unlink(missing_ok=True)
+        prepare_console_sockets(self._dir(domain.uuid))
         code, out = await run_host(*self.command(domain, paused=paused, incoming=incoming), within=60, check=False)
         if code != 0 or self.running_pid(domain.uuid) is None:
             raise DriverError(f"QEMU did not start: {out[-800:] or f'exit code {code}'}")

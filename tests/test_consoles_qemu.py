@@ -1,6 +1,7 @@
 """Remote consoles of a real QEMU guest through the `openstack` CLI: the serial console URL's websocket reaches the
 guest's getty (a login prompt), `console log show` still reads the boot, and the noVNC URL's page connects to the
-guest's display in headless Chromium (Debian's, driven by Playwright). One guest (TCG) serves both checks."""
+guest's display in headless Chromium (Debian's, driven by Playwright), as does the dashboard's serial console
+page (xterm.js). One guest (TCG) serves every check."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import shutil
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import Cloud, make_settings
@@ -80,21 +82,55 @@ def test_serial_console_websocket_reaches_the_getty(qcloud: Cloud, guest: str) -
     assert "pocketstack guest ready" in log and "login:" in log
 
 
-def test_novnc_page_connects_to_the_guest_display(qcloud: Cloud, guest: str) -> None:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip("playwright.sync_api")
     if not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (scripts/install.sh installs it)")
-    url = qcloud.cli("console", "url", "show", "--novnc", guest, "-f", "json", cloud="pocketstack-demo")["url"]
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            status = page.locator("#status")
-            sync_api.expect(status).to_contain_text("Connected (unencrypted) to: QEMU", timeout=30000)
-            assert page.locator("#screen canvas").count() == 1
-        finally:
-            browser.close()
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def test_novnc_page_connects_to_the_guest_display(qcloud: Cloud, guest: str, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    url = qcloud.cli("console", "url", "show", "--novnc", guest, "-f", "json", cloud="pocketstack-demo")["url"]
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        expect(page.locator("#status")).to_contain_text("Connected (unencrypted) to: QEMU", timeout=30000)
+        assert page.locator("#screen canvas").count() == 1
+    finally:
+        page.close()
+
+
+def test_dashboard_serial_console_shows_the_login_prompt(qcloud: Cloud, guest: str, browser: Any) -> None:
+    """The dashboard's serial page: xterm.js on the serial console websocket, the getty answering."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    try:
+        page.goto(qcloud.url("dashboard") + "/login")
+        page.fill("input[name=username]", "demo")
+        page.fill("input[name=password]", "demo-secret")
+        page.fill("input[name=project]", "demo")
+        page.click("#login")
+        page.wait_for_selector("text=Overview of")
+        page.goto(qcloud.url("dashboard") + f"/servers/{guest}/serial")
+        expect(page.locator("#serial-status")).to_have_text("connected", timeout=30000)
+        rows = page.locator("#terminal .xterm-rows")
+        expect(rows).to_contain_text("login:", timeout=60000)
+        prompts = rows.inner_text().count("login:")
+        page.locator("#terminal textarea").press("Enter")  # a typed key reaches the guest: getty prompts again
+        deadline = time.monotonic() + 30
+        while rows.inner_text().count("login:") <= prompts:
+            assert time.monotonic() < deadline, f"no new prompt after Enter:\n{rows.inner_text()}"
+            time.sleep(0.2)
+        assert "pocketstack test guest" in rows.inner_text()
+    finally:
+        page.close()
 
 
 def test_console_tokens_go_with_the_guest_sockets(qcloud: Cloud, guest: str) -> None:

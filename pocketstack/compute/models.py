@@ -332,10 +332,6 @@ class AggregateMetadata(Base):
     value: Mapped[str] = mapped_column(String(255))
 
 
-# one-instance reads (the conductor's) load the block device mappings in the same query
-INSTANCE_LOAD = (joinedload(Instance.block_devices),)
-
-
 class ConsoleAuthToken(Base):
     """A remote console's token (Nova's console_auth_tokens): only its sha256 is kept; the proxy finds the guest's
     console by it until it expires."""
@@ -351,3 +347,8 @@ class ConsoleAuthToken(Base):
     access_url_base: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     expires: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+# one-instance reads (the conductor's) load the block device mappings in the same query
+INSTANCE_LOAD = (joinedload(Instance.block_devices),)
+

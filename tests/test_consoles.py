@@ -182,8 +182,16 @@ def test_proxies_check_tokens(cloud: Any, env: dict[str, Any], server: Any) -> N
     # a serial token does not open a VNC console
     with pytest.raises(InvalidStatus):
         connect(f"{vnc_base}?token={token}", open_timeout=10)
+    # a page of another site may not open it (Origin checked against Host and consoleauth.allowed_origins)
+    with pytest.raises(InvalidStatus):
+        connect(serial_url, origin="http://evil.example:8000", open_timeout=10)  # type: ignore[arg-type]
+    settings.consoleauth.allowed_origins = ["evil.example"]
+    try:
+        connect(serial_url, origin="http://evil.example:8000", open_timeout=10).close()  # type: ignore[arg-type]
+    finally:
+        settings.consoleauth.allowed_origins = []
     # a valid token opens the websocket; the fake guest's console is nowhere (Nova's fake driver): closed 1011
-    with connect(serial_url, open_timeout=10) as ws:
+    with connect(serial_url, origin="http://127.0.0.1:8000", open_timeout=10) as ws:  # type: ignore[arg-type]
         with pytest.raises(Exception):  # noqa: B017 - ConnectionClosedError
             ws.recv(timeout=10)
         assert ws.close_code == 1011

@@ -114,3 +114,5 @@ class ConsoleAuthSettings(BaseModel):
     """Console tokens (nova.conf [consoleauth])."""
 
     token_ttl: int = Field(600, gt=0, description="seconds a console URL's token stays valid")
+    allowed_origins: list[str] = Field([], description="host names (besides the proxy's own) whose pages may open "
+                                       "console websockets (nova.conf [console] allowed_origins)")

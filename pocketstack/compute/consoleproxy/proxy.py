@@ -20,13 +20,14 @@ POLICY_VIOLATION = 1008  # websocket close codes
 UNREACHABLE = 1011
 
 
-def same_origin(websocket: WebSocket) -> bool:
-    """A browser's websocket from another site's page is refused (Nova checks Origin against Host too)."""
+def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+    """A browser's websocket from another site's page is refused unless that site's host is `allowed` (Nova checks
+    Origin against Host and [console] allowed_origins)."""
     origin = websocket.headers.get("origin")
     if not origin or origin == "null":
         return True
-    host = websocket.headers.get("host", "")
-    return urlsplit(origin).hostname == urlsplit(f"//{host}").hostname
+    hostname = urlsplit(origin).hostname
+    return hostname == urlsplit(f"//{websocket.headers.get('host', '')}").hostname or hostname in allowed
 
 
 async def open_console(connection: ConsoleConnection) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -52,12 +53,13 @@ async def _from_console(websocket: WebSocket, reader: asyncio.StreamReader) -> N
         await websocket.send_bytes(data)
 
 
-async def serve_console(websocket: WebSocket, tokens: ConsoleTokenStore, console_types: tuple[str, ...]) -> None:
+async def serve_console(websocket: WebSocket, tokens: ConsoleTokenStore, console_types: tuple[str, ...],
+                        allowed_origins: list[str]) -> None:
     """One console session: refused before the handshake (HTTP 403) without a valid token of `console_types`;
     closed with 1011 when the console cannot be reached."""
     token = websocket.query_params.get("token", "")
     connection = await tokens.validate(token, console_types) if token else None
-    if connection is None or not same_origin(websocket):
+    if connection is None or not origin_allowed(websocket, allowed_origins):
         log.info("console websocket refused: %s", "bad origin" if connection else "invalid or expired token")
         await websocket.close(code=POLICY_VIOLATION)
         return

@@ -45,7 +45,7 @@ class ConsoleProxyService(Service):
         await self.db.close()
 
     async def websocket(self, websocket: WebSocket) -> None:
-        await serve_console(websocket, self.tokens, self.console_types)
+        await serve_console(websocket, self.tokens, self.console_types, self.settings.consoleauth.allowed_origins)
 
     async def index(self, request: Request) -> Response:
         return PlainTextResponse(f"pocketstack {self.name} proxy: open the URL of `openstack console url show`\n")

@@ -127,6 +127,10 @@ def test_console_errors_and_policy(cloud: Any, admin: Any, env: dict[str, Any], 
     ]:
         resp = api(cloud, demo, "POST", path, body, version="2.6")
         assert resp.status_code == 400 and message in resp.json()["badRequest"]["message"], (body, resp.text)
+    # VMware's MKS consoles: in the schema from 2.8, never served
+    assert "'mks' is not one of" in console(cloud, demo, server.id, "mks", "webmks", version="2.7").text
+    resp = console(cloud, demo, server.id, "mks", "webmks", version="2.8")
+    assert resp.status_code == 400 and "Unavailable console type webmks." in resp.text
     # before 2.6 there is no such resource
     assert console(cloud, demo, server.id, "serial", "serial", version="2.5").status_code == 404
     assert console(cloud, demo, "0" * 8 + "-0000-0000-0000-" + "0" * 12, "serial", "serial").status_code == 404

@@ -21,7 +21,7 @@ from pocketstack.compute.store.console_tokens import ConsoleTokenStore
 from pocketstack.settings import Settings
 
 POLICY = "os_compute_api:os-remote-consoles"
-# the protocols and types of the 2.6 schema (2.8 adds mks/webmks)
+# the protocols and types of the 2.6 schema (2.8 adds mks and webmks: valid, never served)
 PROTOCOLS = ["vnc", "spice", "rdp", "serial"]
 TYPES = ["novnc", "xvpvnc", "rdp-html5", "spice-html5", "serial"]
 SERVED = {"vnc": "novnc", "serial": "serial"}  # protocol -> the one type of it this cloud serves
@@ -100,8 +100,9 @@ async def create_remote_console(request: Request, server_id: str) -> Response:
         raise NotFound("The resource could not be found.")
     body = _object("body", await json_body(request), ["remote_console"])
     entity = _object("remote_console", body["remote_console"], ["protocol", "type"])
-    protocol = _enum("protocol", entity["protocol"], PROTOCOLS)
-    console_type = _enum("type", entity["type"], TYPES)
+    mks = apikit.version(request) >= "2.8"
+    protocol = _enum("protocol", entity["protocol"], [*PROTOCOLS, "mks"] if mks else PROTOCOLS)
+    console_type = _enum("type", entity["type"], [*TYPES, "webmks"] if mks else TYPES)
     url = await _console_url(request, server_id, protocol, console_type)
     return json_response({"remote_console": {"protocol": protocol, "type": console_type, "url": url}})
 

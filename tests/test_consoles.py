@@ -210,3 +210,18 @@ def test_proxies_check_tokens(cloud: Any, env: dict[str, Any], server: Any) -> N
     assert page.status_code == 200 and "noVNC" in page.text and "rfb.js" in page.text
     library = requests.get(f"http://127.0.0.1:{settings.port('vnc')}/rfb.js", timeout=10)
     assert library.status_code == 200 and "javascript" in library.headers["content-type"]
+
+
+def test_tokens_go_when_the_server_leaves_its_host(cloud: Any, admin: Any, env: dict[str, Any], server: Any) -> None:
+    """Shelved and offloaded (at once: shelved_offload_time 0), the server's console tokens are gone: they named
+    its old host's console; unshelved, it has consoles again."""
+    demo = env["demo"]
+    token = token_of(console(cloud, demo, server.id, "serial", "serial").json()["remote_console"]["url"])
+    assert api(cloud, admin, "GET", f"/os-console-auth-tokens/{token}", version="2.31").status_code == 200
+    demo.compute.shelve_server(server)
+    wait_status(demo, server.id, "SHELVED_OFFLOADED")
+    assert api(cloud, admin, "GET", f"/os-console-auth-tokens/{token}", version="2.31").status_code == 404
+    assert console(cloud, demo, server.id, "serial", "serial").status_code == 409  # no host: not ready
+    demo.compute.unshelve_server(server)
+    wait_status(demo, server.id, "ACTIVE")
+    assert console(cloud, demo, server.id, "serial", "serial").status_code == 200

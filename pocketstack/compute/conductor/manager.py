@@ -378,7 +378,7 @@ class ConductorManager(RPCEndpoint):
             if expected_task_state is not None and inst.task_state not in expected_task_state:
                 raise UnexpectedTaskState(f"instance {instance_uuid} is in task_state {inst.task_state}, expected "
                                           f"one of {expected_task_state}")
-            was_building = inst.vm_state == states.BUILDING
+            was_building, old_host = inst.vm_state == states.BUILDING, inst.host
             for key, value in updates.items():
                 setattr(inst, key, value)
             inst.updated_at = utcnow()
@@ -390,6 +390,8 @@ class ConductorManager(RPCEndpoint):
             if (updates.get("vm_state") == states.ERROR and was_building) or (
                     updates.get("vm_state") == states.SHELVED_OFFLOADED):
                 session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+            if inst.host != old_host:  # the consoles were the old host's (Nova's clean_console_auths_for_instance)
+                session.execute(delete(m.ConsoleAuthToken).where(m.ConsoleAuthToken.instance_uuid == instance_uuid))
             view = instance_dict(inst)
             return {key: view[key] for key in updates} if changes_only else view
 

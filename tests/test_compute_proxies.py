@@ -289,3 +289,16 @@ def test_floating_ip_set_through_the_network_api_shows_in_the_servers_addresses(
     finally:
         cloud.cli("floating", "ip", "delete", fip["id"], cloud="pocketstack-demo")
     wait_for(lambda k: fip["floating_ip_address"] not in k)
+
+
+def test_inject_network_info_is_admin_only_and_external_events_echo_tags_only_when_sent(
+        cloud: Any, demo: Any, server: Any) -> None:
+    admin = cloud.conn()
+    body = {"injectNetworkInfo": None}
+    assert api(cloud, demo, "POST", f"/servers/{server.id}/action", body).status_code == 403
+    assert api(cloud, admin, "POST", f"/servers/{server.id}/action", body).status_code == 202
+    events = api(cloud, admin, "POST", "/os-server-external-events", {"events": [
+        {"name": "network-changed", "server_uuid": server.id},
+        {"name": "network-changed", "server_uuid": server.id, "tag": "a-port"}]}).json()["events"]
+    assert "tag" not in events[0] and events[1]["tag"] == "a-port"
+    assert all(e["code"] == 200 for e in events)

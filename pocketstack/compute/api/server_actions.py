@@ -219,8 +219,10 @@ async def external_events(request: Request) -> Response:
     hosts = await state(request).servers.hosts([e["server_uuid"] for e in events if is_uuid(e["server_uuid"])])
     results = []
     for event in events:
-        result = {"name": event["name"], "server_uuid": event["server_uuid"], "tag": event.get("tag"),
+        result = {"name": event["name"], "server_uuid": event["server_uuid"],
                   "status": event.get("status", "completed")}
+        if event.get("tag") is not None:  # as Nova: a tag only where the event had one
+            result["tag"] = event["tag"]
         host = hosts.get(event["server_uuid"])
         result["code"] = 404 if host is None else 200
         if host is not None:

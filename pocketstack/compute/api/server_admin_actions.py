@@ -1,4 +1,5 @@
-"""`os-resetState` (admin: a server's vm_state set to active or error, its task cleared), and the deferred-delete
+"""`os-resetState` (admin: a server's vm_state set to active or error, its task cleared), `injectNetworkInfo`
+(admin: its host reads the server's network information again from the network service), and the deferred-delete
 actions `restore` and `forceDelete` as Nova answers them with `reclaim_instance_interval` 0 (its default): no
 server is ever soft-deleted, so `restore` finds none to restore (409) and `forceDelete` is a delete."""
 
@@ -29,6 +30,18 @@ async def _reset_state(request: Request, server_id: str, args: Any) -> Response:
     return Response(status_code=202)
 
 
+async def _inject_network_info(request: Request, server_id: str, args: Any) -> Response:
+    ctx = request_context(request)
+    api = state(request)
+    inst = await api.servers.visible(server_id, ctx)
+    api.policy.enforce("os_compute_api:os-admin-actions:inject_network_info", ctx, {"project_id": inst.project_id})
+    if inst.host is None:
+        raise Conflict(f"Cannot 'inject_network_info' instance {inst.uuid} while it is in vm_state {inst.vm_state}")
+    # what the agent does on network-changed: the ports' floating IPs read again into the network info
+    await api.agents.external_instance_event(inst.host, inst.uuid, "network-changed", None, "completed")
+    return Response(status_code=202)
+
+
 async def _restore(request: Request, server_id: str, args: Any) -> Response:
     ctx = request_context(request)
     api = state(request)
@@ -42,4 +55,5 @@ async def _force_delete(request: Request, server_id: str, args: Any) -> Response
     return Response(status_code=202)
 
 
-SERVER_ACTIONS = {"os-resetState": _reset_state, "restore": _restore, "forceDelete": _force_delete}
+SERVER_ACTIONS = {"os-resetState": _reset_state, "injectNetworkInfo": _inject_network_info, "restore": _restore,
+                  "forceDelete": _force_delete}

@@ -394,7 +394,7 @@ def admin_password(api: ComputeAPIState, sent: str | None) -> tuple[str | None, 
     return password, seal.seal(password) if seal is not None else None
 
 
-def _auto_disk_config(requested: str | None, image_properties: dict[str, Any]) -> bool:
+def auto_disk_config(requested: str | None, image_properties: dict[str, Any]) -> bool:
     """Whether the server's disk is AUTO: as requested, else the image's `auto_disk_config` property (Nova's
     default: MANUAL); AUTO of an image that says `disabled` is refused."""
     image_value = str(image_properties.get("auto_disk_config", "")).lower()
@@ -411,7 +411,7 @@ def _new_servers(api: ComputeAPIState, ctx: RequestContext, body: ServerCreate, 
     """The rows of `count` new servers (named NAME-1..N when more than one), building and scheduling."""
     flavor, reservation_id = inputs.flavor, f"r-{uuidlib.uuid4().hex[:8]}"
     zone = body.availability_zone or api.settings.compute.default_availability_zone
-    auto_disk_config = _auto_disk_config(body.disk_config, request_spec["image_properties"])
+    auto_disk = auto_disk_config(body.disk_config, request_spec["image_properties"])
     instances = []
     for index in range(count):
         name = body.name if count == 1 else f"{body.name}-{index + 1}"
@@ -423,7 +423,7 @@ def _new_servers(api: ComputeAPIState, ctx: RequestContext, body: ServerCreate, 
             task_state=states.SCHEDULING, power_state=states.NOSTATE, availability_zone=zone,
             key_name=body.key_name, key_data=inputs.key_data, user_data=body.user_data,
             config_drive=str(body.config_drive).lower() in ("true", "1", "yes"),
-            access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, auto_disk_config=auto_disk_config,
+            access_ip_v4=body.accessIPv4, access_ip_v6=body.accessIPv6, auto_disk_config=auto_disk,
             request_id=ctx.request_id,
             reservation_id=reservation_id, launch_index=index, requested_networks=networks,
             security_groups=security_groups, scheduler_hints=request_spec["scheduler_hints"], network_info=[],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 
@@ -211,3 +212,35 @@ def test_security_group_rules_and_topology(cloud, browser, bootable, demo, admin
         demo.network.delete_router(router)
         demo.network.delete_network(net)
         demo.network.delete_security_group(group)
+
+
+def test_image_upload_streams_with_progress_and_a_failed_one_leaves_nothing(cloud, browser, demo, prefix,
+                                                                           tmp_path) -> None:
+    page = _login(browser, cloud, "demo", "demo-secret", "demo")
+    page.goto(cloud.url("dashboard") + "/images")
+    data = bytes(range(256)) * (12 * 4096)  # 12 MiB, bigger than any request body the APIs buffer
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(data)
+    page.fill("#upload-form input[name=name]", f"{prefix}uploaded")
+    page.set_input_files("#image-file", str(disk))
+    page.click("#upload-image")
+    page.wait_for_selector(f"tr[data-image='{prefix}uploaded'] td.status:text-is('active')", timeout=60000)
+    assert page.inner_text(f"tr[data-image='{prefix}uploaded'] td.size") == str(len(data))
+    image = next(demo.image.images(name=f"{prefix}uploaded"))
+    try:
+        assert image.size == len(data) and image.hash_value == hashlib.sha512(data).hexdigest()
+        # a streamed body without the session's CSRF token is refused before anything is sent on
+        resp = page.request.put(cloud.url("dashboard") + f"/images/{image.id}/data", data=b"x")
+        assert resp.status == 403
+    finally:
+        demo.image.delete_image(image)
+    # data the image service refuses (raw bytes declared qcow2): its message on the page, and the record the
+    # upload made is deleted with it
+    page.fill("#upload-form input[name=name]", f"{prefix}refused")
+    page.select_option("#upload-form select[name=disk_format]", "qcow2")
+    page.set_input_files("#image-file", str(disk))
+    page.click("#upload-image")
+    page.wait_for_selector("#upload-error:not([hidden])")
+    assert "qcow2" in page.inner_text("#upload-error").lower()
+    assert not list(demo.image.images(name=f"{prefix}refused"))
+    page.close()

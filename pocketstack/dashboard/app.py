@@ -16,7 +16,7 @@ from pocketstack.common.app import OperationsEndpoints
 from pocketstack.common.clients.identity import IdentityClient
 from pocketstack.common.errors import APIError
 from pocketstack.common.health import HealthCheck
-from pocketstack.dashboard import netpages, pages
+from pocketstack.dashboard import imagepages, netpages, pages
 from pocketstack.dashboard.session import COOKIE, SessionStore, UserSession
 from pocketstack.dashboard.web import first, form, render
 
@@ -44,7 +44,9 @@ PAGES: list[tuple[str, Any, bool, list[str]]] = [
     ("/servers/{server_id}/action", pages.server_action, True, ["POST"]),
     ("/servers/{server_id}/console", pages.server_console, False, ["GET"]),
     ("/servers/{server_id}/serial", pages.serial_console, False, ["GET"]),
-    ("/images", pages.images, False, ["GET"]),
+    ("/images", imagepages.images, False, ["GET"]),
+    ("/images", imagepages.create_image, True, ["POST"]),
+    ("/images/{image_id}/data", imagepages.upload_image_data, True, ["PUT"]),
     ("/networks", pages.networks, False, ["GET"]),
     ("/topology", netpages.topology, False, ["GET"]),
     ("/security-groups", netpages.security_groups, False, ["GET"]),
@@ -72,8 +74,9 @@ def create_app(settings: Any, sessions: SessionStore) -> ASGIApp:
             if session is None:
                 return RedirectResponse("/login", status_code=303)
             request.scope["dashboard_session"] = session
-            if request.method == "POST":
-                data = await form(request)
+            if request.method in ("POST", "PUT"):
+                # a form carries the CSRF token in its fields; a streamed body (PUT) in the header only
+                data = await form(request) if request.method == "POST" else {}
                 sent = first(data, "csrf") or request.headers.get("X-CSRF-Token", "")
                 if not hmac.compare_digest(sent, session.csrf):
                     return HTMLResponse("CSRF token missing or wrong", status_code=403)

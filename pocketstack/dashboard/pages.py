@@ -128,12 +128,6 @@ def flow(settings: Any) -> Any:
     return page
 
 
-async def images(request: Request, session: UserSession) -> Response:
-    found = (await session.call("image", "GET", "/v2/images"))["images"]
-    return table(request, "Images", ["Name", "Status", "Disk format", "Size", "Visibility"],
-                 [[i["name"], i["status"], i.get("disk_format"), i.get("size"), i["visibility"]] for i in found])
-
-
 async def networks(request: Request, session: UserSession) -> Response:
     nets = (await session.call("network", "GET", "/v2.0/networks"))["networks"]
     subnets = {s["id"]: s for s in (await session.call("network", "GET", "/v2.0/subnets"))["subnets"]}

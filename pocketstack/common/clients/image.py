@@ -61,6 +61,14 @@ class ImageClient(ServiceClient):
         """`PUT /v2/images/{id}/file`: stream a file as the image's data (read off the event loop)."""
         data = await asyncio.to_thread(open, source, "rb")  # aiohttp reads file payloads in its executor
         try:
+            await self.upload_data(image_id, data, token=token)
+        finally:
+            await asyncio.to_thread(data.close)
+
+    async def upload_data(self, image_id: str, data: Any, *, token: str | None = None) -> None:
+        """`PUT /v2/images/{id}/file` with `data` as the body: an open file, or an async iterator of chunks (a
+        browser's upload passed through as it arrives), streamed without holding it in memory."""
+        try:
             async with http_session().put(
                     f"{self.base_url}/v2/images/{image_id}/file", data=data, timeout=DATA_TIMEOUT,
                     headers=self.headers(token, {"Content-Type": "application/octet-stream"})) as resp:
@@ -68,8 +76,6 @@ class ImageClient(ServiceClient):
                     raise error_for_status(resp.status, _page_message(await resp.read(), resp.status))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServiceUnavailable(f"Uploading image {image_id} failed: {exc.__class__.__name__}") from exc
-        finally:
-            await asyncio.to_thread(data.close)
 
     async def download(self, image_id: str, dest: Path, *, token: str | None = None,
                        image: dict[str, Any] | None = None, chunk_size: int = 1 << 20) -> dict[str, Any]:

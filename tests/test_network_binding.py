@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from pocketstack.common.clients.compute_events import PLUGGED, UNPLUGGED, ServerEvent
 from pocketstack.common.clients.network import NetworkClient
-from pocketstack.network.notifier import PLUGGED, UNPLUGGED, VifEvent
 
 
 def network_service(cloud: Any) -> Any:
@@ -71,7 +71,7 @@ def test_agent_report_marks_port_active_without_compute(cloud: Any, admin: Any, 
     assert cloud.thread.call(lambda: manager.report_port_status(port.id, "host-b", True)) is None  # stale host
     assert admin.network.get_port(port.id).status == "DOWN"
     event = cloud.thread.call(lambda: manager.report_port_status(port.id, "host-a", True))
-    assert event == VifEvent(PLUGGED, "server-2", port.id)
+    assert event == ServerEvent(PLUGGED, "server-2", port.id)
     assert admin.network.get_port(port.id).status == "ACTIVE"
     # compute is in the catalog: the hook tells it (compute answers 207, it has no server "server-2")
     notifier = network_service(cloud).notifier

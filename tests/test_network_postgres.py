@@ -13,11 +13,11 @@ import pytest
 import pytest_asyncio
 from conftest import postgres_database
 
+from pocketstack.common.clients.compute_events import ComputeNotifier
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import Conflict
 from pocketstack.network.l3 import NetworkManager
-from pocketstack.network.notifier import ComputeNotifier
 from pocketstack.network.spec import SPEC
 from pocketstack.settings import Settings
 

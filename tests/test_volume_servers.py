@@ -99,6 +99,30 @@ def test_server_add_and_remove_volume(cloud: Any, env: Any, prefix: str) -> None
     cloud.cli("volume", "delete", volume["id"])
 
 
+def test_extending_an_attached_volume_grows_its_file_and_tells_the_hypervisor(cloud: Any, env: Any,
+                                                                            prefix: str) -> None:
+    server = boot(cloud, env, f"{prefix}-grow", "--image", env["image"].id)
+    volume = cloud.cli("volume", "create", "--size", "1", f"{prefix}-grown", "-f", "json")
+    wait_for(lambda: volume_status(cloud, volume["id"]) == "available", "the volume")
+    cloud.cli("server", "add", "volume", server["id"], volume["id"])
+    wait_for(lambda: volume_status(cloud, volume["id"]) == "in-use", "the attach")
+    # before 3.42 only a detached volume may be extended (Cinder's rule)
+    old = cloud.cli("--os-volume-api-version", "3.41", "volume", "set", "--size", "2", volume["id"], check=False)
+    assert old.returncode != 0 and "in-use" in old.stderr
+    cloud.cli("--os-volume-api-version", "3.42", "volume", "set", "--size", "2", volume["id"])
+    wait_for(lambda: cloud.cli("volume", "show", volume["id"], "-f", "json")["size"] == 2, "the extension")
+    shown = cloud.cli("volume", "show", volume["id"], "-f", "json")
+    assert shown["status"] == "in-use" and shown["attachments"][0]["server_id"] == server["id"]
+    assert volume_file(cloud, volume["id"]).stat().st_size == 2 << 30
+    # the volume service told compute (volume-extended), whose agent told the hypervisor the new size
+    wait_for(lambda: fake_instance(cloud, server["id"]).volumes["/dev/vdb"].get("size_bytes") == 2 << 30,
+             "the hypervisor hearing of it")
+    cloud.cli("server", "remove", "volume", server["id"], volume["id"])
+    wait_for(lambda: volume_status(cloud, volume["id"]) == "available", "the detach")
+    cloud.cli("server", "delete", "--wait", server["id"])
+    cloud.cli("volume", "delete", volume["id"])
+
+
 def test_boot_from_volume_and_delete_on_termination(cloud: Any, env: Any, prefix: str) -> None:
     server = boot(cloud, env, f"{prefix}-bfv", "--image", env["image"].id, "--boot-from-volume", "1")
     assert server["status"] == "ACTIVE" and server["image"] == "N/A (booted from volume)"

@@ -12,9 +12,9 @@ import ipaddress
 import logging
 
 from pocketstack.common.clients.base import ServiceClient
+from pocketstack.common.clients.compute_events import TokenSource
 from pocketstack.common.context import RequestContext
 from pocketstack.network.l3 import NetworkManager
-from pocketstack.network.notifier import TokenSource
 from pocketstack.settings import Settings
 
 log = logging.getLogger("pocketstack.network")

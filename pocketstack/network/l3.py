@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pocketstack.common.clients.compute_events import CHANGED, ServerEvent
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.network import ipam
 from pocketstack.network import models as m
 from pocketstack.network.agents import Agents
 from pocketstack.network.manager import new_id, not_found, stamp, standard
-from pocketstack.network.notifier import CHANGED, VifEvent
 from pocketstack.network.ports import L3_OWNERS, Ports
 from pocketstack.network.subnetpools import SubnetPools
 
@@ -397,7 +397,7 @@ class L3(Ports):
                 changed.extend(await self._server_port_events(session, {fip.fixed_port_id}))
             return self.fip_view(fip)
 
-        changed: list[VifEvent] = []
+        changed: list[ServerEvent] = []
         view = await self.write(create)
         self._tell_compute(changed)
         return view
@@ -419,7 +419,7 @@ class L3(Ports):
                 changed.extend(await self._server_port_events(session, {before[0], fip.fixed_port_id}))
             return self.fip_view(fip)
 
-        changed: list[VifEvent] = []
+        changed: list[ServerEvent] = []
         view = await self.write(update)
         self._tell_compute(changed)
         return view
@@ -435,21 +435,21 @@ class L3(Ports):
             if port is not None:
                 await session.delete(port)
 
-        changed: list[VifEvent] = []
+        changed: list[ServerEvent] = []
         await self.write(delete)
         self._tell_compute(changed)
 
     @staticmethod
-    async def _server_port_events(session: AsyncSession, port_ids: set[str | None]) -> list[VifEvent]:
+    async def _server_port_events(session: AsyncSession, port_ids: set[str | None]) -> list[ServerEvent]:
         """`network-changed` for each of these ports that belongs to a server (a floating IP moved on or off)."""
         events = []
         for port_id in sorted(i for i in port_ids if i):
             port = await session.get(m.Port, port_id)
             if port is not None and port.device_owner.startswith("compute:") and port.device_id:
-                events.append(VifEvent(CHANGED, port.device_id, port.id))
+                events.append(ServerEvent(CHANGED, port.device_id, port.id))
         return events
 
-    def _tell_compute(self, events: list[VifEvent]) -> None:
+    def _tell_compute(self, events: list[ServerEvent]) -> None:
         if events:
             self.notifier.notify(events)
 

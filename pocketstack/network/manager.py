@@ -22,13 +22,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from pocketstack.common.clients.compute_events import ComputeNotifier
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.network import ipam
 from pocketstack.network import models as m
-from pocketstack.network.notifier import ComputeNotifier
 from pocketstack.network.policies import NETWORK_POLICIES
 from pocketstack.settings import Settings
 

@@ -20,13 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from pocketstack.common.clients.compute_events import DELETED, PLUGGED, UNPLUGGED, ServerEvent
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import APIError, BadRequest, Conflict, Forbidden
 from pocketstack.network import ipam
 from pocketstack.network import models as m
 from pocketstack.network.agent.rpcapi import LINUX_BRIDGE_AGENT
 from pocketstack.network.manager import new_id, not_found, stamp, standard
-from pocketstack.network.notifier import DELETED, PLUGGED, UNPLUGGED, VifEvent
 from pocketstack.network.secgroups import SecurityGroups
 
 MAC_RE = re.compile(r"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$")
@@ -394,14 +394,14 @@ class Ports(SecurityGroups):
         return await self.write_sync(update)
 
     async def delete_port(self, ctx: RequestContext, port_id: str) -> None:
-        def delete(session: Session) -> VifEvent | None:
+        def delete(session: Session) -> ServerEvent | None:
             port, net = self.visible_port(session, ctx, port_id)
             self.enforce("delete_port", ctx, self.port_target(port.project_id, net, port.device_owner))
             if port.device_owner in L3_OWNERS:
                 raise Conflict(f"Port {port.id} cannot be deleted directly via the port API: has device owner "
                                f"{port.device_owner}.", error_type="L3PortInUse")
             self.disassociate_port_floating_ips(session, port.id)
-            event = (VifEvent(DELETED, port.device_id, port.id)
+            event = (ServerEvent(DELETED, port.device_id, port.id)
                      if port.device_owner.startswith("compute:") and port.device_id else None)
             session.delete(port)
             return event
@@ -418,13 +418,13 @@ class Ports(SecurityGroups):
             stamp(fip)
         session.flush()
 
-    async def report_port_status(self, port_id: str, host: str, up: bool) -> VifEvent | None:
+    async def report_port_status(self, port_id: str, host: str, up: bool) -> ServerEvent | None:
         """A host agent reports a port plugged (ACTIVE) or unplugged (DOWN); compute hears of it.
 
         Reports from a host the port is not bound to are ignored (a stale agent after a migration).
         Returns the event sent to compute, if any.
         """
-        def update(session: Session) -> VifEvent | None:
+        def update(session: Session) -> ServerEvent | None:
             port = session.get(m.Port, port_id, options=m.PORT_LOAD)
             if port is None:
                 raise not_found("port", port_id)
@@ -436,7 +436,7 @@ class Ports(SecurityGroups):
             port.status = status
             stamp(port)
             if port.device_owner.startswith("compute:") and port.device_id:
-                return VifEvent(PLUGGED if up else UNPLUGGED, port.device_id, port.id)
+                return ServerEvent(PLUGGED if up else UNPLUGGED, port.device_id, port.id)
             return None
 
         event = await self.write_sync(update, notify=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pocketstack.common.app import create_app
+from pocketstack.common.clients.compute_events import ComputeNotifier
 from pocketstack.common.db import Database
 from pocketstack.common.health import bus_check, database_check
 from pocketstack.common.routes import build_router
@@ -13,7 +14,6 @@ from pocketstack.network.agent_rpc import AgentNotifier, PluginEndpoint
 from pocketstack.network.api.routes import ROUTES
 from pocketstack.network.bootstrap import create_default_networks
 from pocketstack.network.l3 import NetworkManager
-from pocketstack.network.notifier import ComputeNotifier
 from pocketstack.network.rpcapi import TOPIC
 from pocketstack.network.spec import SPEC
 from pocketstack.settings import Settings

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pocketstack.common import tracing
+from pocketstack.common.clients.compute_events import VOLUME_EXTENDED, ComputeNotifier, ServerEvent
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.db import Database
 from pocketstack.common.errors import APIError, BadRequest, NotFound
@@ -50,8 +51,10 @@ class VolumeManager(RPCEndpoint):
     namespace = "volume"
     version = "1.0"
 
-    def __init__(self, settings: Settings, db: Database, backend: VolumeBackend, image: ImageClient) -> None:
+    def __init__(self, settings: Settings, db: Database, backend: VolumeBackend, image: ImageClient, *,
+                 compute_events: ComputeNotifier | None = None) -> None:
         self.settings = settings
+        self.compute_events = compute_events  # tells compute of attached volumes that grew
         self.db = db
         self.backend = backend
         self.image = image
@@ -259,25 +262,34 @@ class VolumeManager(RPCEndpoint):
         self._locks.pop(volume_id, None)
 
     async def extend_volume(self, volume_id: str, new_size: int) -> None:
+        """Grow the volume's file; an attached volume's servers are then told (`volume-extended`), so their
+        hypervisor makes the guest see the new size, as Cinder tells Nova."""
         async with self._locks[volume_id]:
             volume = await self.db.run(lambda s: s.get(m.Volume, volume_id), write=False)
             loc = location(volume) if volume is not None else None
             if volume is None or volume.status != st.EXTENDING or loc is None:
                 return
+            in_use = volume.previous_status == st.IN_USE
             try:
-                await self.backend.extend(loc, new_size)
+                await self.backend.extend(loc, new_size, in_use=in_use)
             except Exception as exc:
                 if not isinstance(exc, BackendError):
                     log.exception("extending volume %s failed", volume_id)
                 await self._fail_volume(volume_id, st.ERROR_EXTENDING, messages.EXTEND_VOLUME, _reason(exc))
                 return
 
-            def finish(session: Session) -> None:
+            def finish(session: Session) -> list[str]:
                 row = session.get(m.Volume, volume_id)
-                if row is not None:
-                    row.size, row.status, row.updated_at = new_size, st.AVAILABLE, utcnow()
+                if row is None:
+                    return []
+                row.size, row.updated_at = new_size, utcnow()
+                row.status, row.previous_status = (st.IN_USE if in_use else st.AVAILABLE), None
+                return sorted({a.instance_uuid for a in row.attachments
+                               if a.instance_uuid and a.attach_status == "attached"})
 
-            await self.db.run(finish, write=True)
+            servers = await self.db.run(finish, write=True)
+        if servers and self.compute_events is not None:
+            self.compute_events.notify([ServerEvent(VOLUME_EXTENDED, server, volume_id) for server in servers])
 
     # ----- snapshots ----------------------------------------------------------------------------------------
     async def create_snapshot(self, snapshot_id: str) -> None:

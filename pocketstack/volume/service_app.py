@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pocketstack.common.app import create_app
+from pocketstack.common.clients.compute_events import ComputeNotifier
 from pocketstack.common.clients.image import ImageClient
 from pocketstack.common.db import Database
 from pocketstack.common.health import bus_check, database_check
@@ -120,7 +121,9 @@ class VolumeManagerService(Service):
         self.db = db or Database(settings.database_url("volume"))
         image = ImageClient(settings.base_url("image"))
         tokens = service_token_provider(settings, "volume", "cinder")
-        self.manager = VolumeManager(settings, self.db, make_backend(settings, image, tokens.token), image)
+        self.compute_events = ComputeNotifier(settings.base_url("identity"), tokens.token, settings.region)
+        self.manager = VolumeManager(settings, self.db, make_backend(settings, image, tokens.token), image,
+                                     compute_events=self.compute_events)
         self.server: RPCServer | None = None
 
     async def start(self) -> None:
@@ -132,6 +135,7 @@ class VolumeManagerService(Service):
         await self.manager.stop()
         if self.server is not None:
             await self.server.stop()
+        await self.compute_events.drain()
         if self._own_db:
             await self.db.close()
 

@@ -66,6 +66,7 @@ class ServiceTokenProvider:
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
+        self.project_id: str | None = None  # of the token's project, once one was issued
 
     async def token(self) -> str:
         if self._token is None or time.time() > self._expires_at - self.renew_before:
@@ -74,6 +75,7 @@ class ServiceTokenProvider:
                     password = self._password() if callable(self._password) else self._password
                     token, body = await self.client.issue_token(self.username, password, self.project)
                     self._expires_at = parse_time(body["expires_at"]).timestamp()
+                    self.project_id = (body.get("project") or {}).get("id")
                     self._token = token
         assert self._token is not None
         return self._token

@@ -29,9 +29,9 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
 from pocketstack.compute.agent.consoles import ConsoleOperations
-from pocketstack.compute.agent.network_cache import NETWORK_CHANGED, NetworkCacheOperations
 from pocketstack.compute.agent.rebuild import RebuildOperations
 from pocketstack.compute.agent.rescue import RescueOperations
+from pocketstack.compute.agent.server_events import ServerEventOperations
 from pocketstack.compute.agent.shelve import SHELVE_TASKS, ShelveOperations
 from pocketstack.compute.build import InstanceView
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
@@ -66,7 +66,7 @@ SNAPSHOT_TASKS: list[str | None] = [states.IMAGE_SNAPSHOT_PENDING, states.IMAGE_
 INTERRUPTED_COPIES: list[str | None] = [*SNAPSHOT_TASKS, *SHELVE_TASKS]
 
 
-class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, ConsoleOperations, NetworkCacheOperations,
+class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, ConsoleOperations, ServerEventOperations,
                    RPCEndpoint):
     namespace = "compute"
     version = "1.7"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
@@ -89,7 +89,7 @@ class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, Consol
         self._tasks: list[asyncio.Task[None]] = []
         self._networks: dict[str, dict[str, Any]] = {}  # network id -> name and MTU, for network_info
         self.external_events: deque[tuple[str, str, str | None, str]] = deque(maxlen=1000)
-        self._refreshes: set[asyncio.Task[None]] = set()  # network info refreshes under way (network-changed)
+        self._event_tasks: set[asyncio.Task[None]] = set()  # network-changed, volume-extended under way
         self.virtapi = VirtAPI()  # the driver waits on it (network-vif-plugged before a guest runs)
         driver.virtapi = self.virtapi
 
@@ -523,6 +523,5 @@ class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, Consol
         log.info("%s: event %s (%s) for %s: %s", self.host, name, tag, instance_uuid, status)
         self.external_events.append((instance_uuid, name, tag, status))
         self.virtapi.dispatch(instance_uuid, name, tag, status)
-        if name == NETWORK_CHANGED:
-            self._network_changed(instance_uuid, tag)
+        self._handle_server_event(instance_uuid, name, tag)
 

@@ -162,6 +162,11 @@ class ComputeDriver(ABC):
     async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any],
                             mountpoint: str) -> None: ...
 
+    async def extend_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str,
+                            new_size: int) -> None:
+        """An attached volume grew to `new_size` bytes: make the guest see it (Nova's extend_volume)."""
+        raise DriverError(f"extending attached volumes is not supported by the {self.hypervisor_type} driver")
+
     @abstractmethod
     async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None: ...
 

@@ -145,6 +145,14 @@ class FakeDriver(ComputeDriver):
     async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
         self._get(instance).volumes.pop(mountpoint, None)
 
+    async def extend_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str,
+                            new_size: int) -> None:
+        fake = self._get(instance)
+        if mountpoint not in fake.volumes:
+            raise DriverError(f"no volume at {mountpoint} on server {instance['uuid']}")
+        fake.volumes[mountpoint] = {**fake.volumes[mountpoint], "size_bytes": new_size}
+        fake.console.append(f"fake: {mountpoint} is now {new_size} bytes")
+
     async def attach_interface(self, instance: dict[str, Any], vif: dict[str, Any]) -> None:
         self._get(instance).interfaces[vif["id"]] = vif
 

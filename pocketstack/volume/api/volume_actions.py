@@ -53,12 +53,15 @@ async def _extend(request: Request, volume_id: str, args: Any) -> Response:
         raise BadRequest("Invalid input received: 'new_size' is required.")
     raw = args["new_size"]
     new_size = int_param(int(raw) if isinstance(raw, str) and raw.isdigit() else raw, "new_size", 1)
+    attached_ok = version(request) >= "3.42"  # in-use volumes may be extended from 3.42, as Cinder's
+
     def change(edit: VolumeEdit) -> str:
         vol = edit.vol
         if vol.status == st.IN_USE:
-            raise BadRequest(f"Invalid volume: volume {vol.id} is in-use; the file backend extends detached "
-                             "volumes only: detach it first.")
-        st.require("extend", "volume", vol.id, vol.status, (st.AVAILABLE,))
+            if not attached_ok:
+                raise BadRequest(f"Invalid volume: Volume {vol.id} status must be available to extend, but "
+                                 f"current status is: in-use (extending attached volumes needs 3.42).")
+        st.require("extend", "volume", vol.id, vol.status, (st.AVAILABLE, st.IN_USE))
         if new_size <= vol.size:
             raise BadRequest(f"Invalid input received: New size for extend must be greater than current size. "
                              f"(current: {vol.size}, extended: {new_size}).")
@@ -68,7 +71,7 @@ async def _extend(request: Request, volume_id: str, args: Any) -> Response:
             free = max(pool.free_gb, 0) if pool else 0
             raise BadRequest(f"Invalid input received: the backend of volume {vol.id} has {free:g} GB free, not "
                              f"the {new_size - vol.size} GB the extension needs.")
-        vol.status = st.EXTENDING
+        vol.previous_status, vol.status = vol.status, st.EXTENDING
         return vol.host
 
     host = await _change(request, volume_id, "volume:extend", change)

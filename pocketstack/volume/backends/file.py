@@ -208,8 +208,24 @@ class FileBackend:
             raise
         return Location(str(path), fmt)
 
-    async def extend(self, location: Location, size_gb: int) -> None:
-        await qemu_img("resize", "-q", "-f", location.disk_format, location.path, str(size_gb * GiB))
+    async def extend(self, location: Location, size_gb: int, *, in_use: bool = False) -> None:
+        """Grow the volume's file. An attached one may be held open and locked by a running guest's QEMU: a raw
+        file is then grown in place (truncate, never shrinking); a qcow2 one is grown by that QEMU itself when its
+        compute host is told (volume-extended, QMP block_resize), as Nova's libvirt driver does for file volumes."""
+        if location.disk_format != "raw" or not in_use:
+            try:
+                await qemu_img("resize", "-q", "-f", location.disk_format, location.path, str(size_gb * GiB))
+            except BackendError as exc:
+                if not (in_use and "lock" in str(exc)):
+                    raise
+                log.info("volume file %s is in use by its guest: its QEMU grows it", location.path)
+            return
+
+        def grow() -> None:
+            if os.path.getsize(location.path) < size_gb * GiB:
+                os.truncate(location.path, size_gb * GiB)
+
+        await asyncio.to_thread(grow)
 
     async def delete(self, location: Location) -> None:
         _discard(Path(location.path))

@@ -688,6 +688,17 @@ class QemuDriver(ComputeDriver):
         domain.disks.append(disk)
         self._save(domain)
 
+    async def extend_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str,
+                            new_size: int) -> None:
+        """QMP block_resize of the volume's node: QEMU grows its view of the file and the guest sees the new size
+        (a guest that is not running sees it at its next start: the volume service grew the file)."""
+        uuid = instance["uuid"]
+        disk = self._load(uuid).volume(mountpoint)
+        if disk is None:
+            raise DriverError(f"no volume at {mountpoint} on server {uuid}")
+        if self.running_pid(uuid) is not None:
+            await self._command(uuid, "block_resize", {"node-name": disk.node, "size": new_size})
+
     async def detach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
         """Unplug (device_del, wait for the guest to release it, blockdev-del) and drop it from the definition."""
         uuid = instance["uuid"]

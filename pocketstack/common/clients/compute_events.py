@@ -1,10 +1,11 @@
-"""Port events for compute: `network-vif-plugged`, `network-vif-unplugged`, `network-vif-deleted`, and
-`network-changed` when a floating IP is associated with or taken off a server's port (Nova then refreshes the
-server's network information, so its addresses show the floating IP).
+"""Events for compute's `POST /os-server-external-events`, as the network and volume services send them to Nova:
+`network-vif-plugged`, `network-vif-unplugged`, `network-vif-deleted` (a server's port went up, down or away),
+`network-changed` (a floating IP was associated with or taken off a server's port: Nova refreshes the server's
+network information, so its addresses show it) and `volume-extended` (an attached volume grew: the hypervisor
+is told, so the guest sees the new size).
 
-Neutron tells Nova when a port of a server goes up or down through `POST /os-server-external-events` of the
-compute API; Nova waits for `network-vif-plugged` before it resumes a booting guest. This hook does the same:
-it logs in as the network service's user (`neutron`, admin and service roles on project `service`), looks up
+Nova waits for `network-vif-plugged` before it resumes a booting guest. The sender logs in as its service's user
+(`neutron` or `cinder`, admin and service roles on project `service`), looks up
 the `compute` endpoint in the identity catalog and posts the events there. When the catalog has no compute
 endpoint (compute not deployed) it does nothing. Sending happens in one background task, in order and
 batched, so an API request never waits for compute. The endpoint found is remembered for CATALOG_TTL seconds
@@ -23,10 +24,11 @@ from pocketstack.common.cache import MemoryCache
 from pocketstack.common.clients.base import ServiceClient
 from pocketstack.common.errors import APIError
 
-log = logging.getLogger("pocketstack.network.notifier")
+log = logging.getLogger("pocketstack.common.clients.compute_events")
 
 PLUGGED, UNPLUGGED, DELETED = "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"
 CHANGED = "network-changed"
+VOLUME_EXTENDED = "volume-extended"
 CATALOG_TTL = 30.0  # seconds the compute endpoint (or its absence) is taken from the last catalog read
 
 # () -> a valid token of the network service's user (e.g. `ServiceTokenProvider.token`, which renews it)
@@ -34,18 +36,18 @@ TokenSource = Callable[[], Awaitable[str]]
 
 
 @dataclass(frozen=True)
-class VifEvent:
-    name: str  # PLUGGED, UNPLUGGED, DELETED or CHANGED
-    server_id: str  # the port's device_id
-    port_id: str
+class ServerEvent:
+    name: str  # PLUGGED, UNPLUGGED, DELETED, CHANGED or VOLUME_EXTENDED
+    server_id: str  # the port's device_id, or the server the volume is attached to
+    tag: str  # the port id, or the volume id
     status: str = "completed"
 
     def body(self) -> dict[str, str]:
-        return {"name": self.name, "server_uuid": self.server_id, "tag": self.port_id, "status": self.status}
+        return {"name": self.name, "server_uuid": self.server_id, "tag": self.tag, "status": self.status}
 
 
 class ComputeNotifier:
-    """Posts VIF events to compute's `os-server-external-events` when compute is in the catalog."""
+    """Posts server events to compute's `os-server-external-events` when compute is in the catalog."""
 
     def __init__(self, identity_url: str, token_source: TokenSource, region: str,
                  interface: str = "internal") -> None:
@@ -53,7 +55,7 @@ class ComputeNotifier:
         self.token_source = token_source
         self.region = region
         self.interface = interface
-        self._queue: asyncio.Queue[VifEvent] = asyncio.Queue()
+        self._queue: asyncio.Queue[ServerEvent] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._endpoint = MemoryCache(max_size=1)
 
@@ -81,7 +83,7 @@ class ComputeNotifier:
                         return str(endpoint["url"]).rstrip("/")
         return None
 
-    async def send(self, events: list[VifEvent]) -> bool:
+    async def send(self, events: list[ServerEvent]) -> bool:
         """Post the events now; False when there is no compute endpoint to tell."""
         if not events:
             return False
@@ -98,13 +100,13 @@ class ComputeNotifier:
             raise
         return True
 
-    def notify(self, events: list[VifEvent]) -> None:
+    def notify(self, events: list[ServerEvent]) -> None:
         """Queue events for the sender task: sent in order, batched, failures logged, never raised into the
         API request that caused them."""
         for event in events:
             self._queue.put_nowait(event)
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._run(), name="network-vif-events")
+            self._worker = asyncio.create_task(self._run(), name="compute-events")
 
     async def _run(self) -> None:
         while True:

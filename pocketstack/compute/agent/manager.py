@@ -30,6 +30,7 @@ from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
 from pocketstack.compute.agent.rebuild import RebuildOperations
 from pocketstack.compute.agent.rescue import RescueOperations
+from pocketstack.compute.agent.resize import ResizeOperations
 from pocketstack.compute.agent.shelve import SHELVE_TASKS, ShelveOperations
 from pocketstack.compute.build import InstanceView
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
@@ -64,10 +65,11 @@ SNAPSHOT_TASKS: list[str | None] = [states.IMAGE_SNAPSHOT_PENDING, states.IMAGE_
 INTERRUPTED_COPIES: list[str | None] = [*SNAPSHOT_TASKS, *SHELVE_TASKS]
 
 
-class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, RPCEndpoint):
+class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, ResizeOperations, RPCEndpoint):
     namespace = "compute"
-    version = "1.5"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
-    # 1.5: rebuild_instance, rescue_instance, unrescue_instance
+    version = "1.6"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
+    # 1.5: rebuild_instance, rescue_instance, unrescue_instance; 1.6: prep_resize, resize_instance, finish_resize,
+    # confirm_resize, revert_resize, finish_revert_resize, rollback_resize
 
     def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
                  image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:

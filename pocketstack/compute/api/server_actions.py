@@ -1,6 +1,7 @@
 """`POST /servers/{id}/action` (start, stop, reboot, pause, suspend, lock, console output; createImage and
 createBackup in server_snapshots; shelve, shelveOffload, unshelve in server_shelve;
-rebuild in server_rebuild; rescue, unrescue in server_rescue) and `os-interface`."""
+rebuild in server_rebuild; rescue, unrescue in server_rescue; resize, confirmResize, revertResize,
+migrate in server_resize) and `os-interface`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pocketstack.compute.api import (
     server_admin_actions,
     server_rebuild,
     server_rescue,
+    server_resize,
     server_shelve,
     server_snapshots,
 )
@@ -79,6 +81,8 @@ async def server_action(request: Request, server_id: str) -> Response:
         return await server_rebuild.SERVER_ACTIONS[name](request, server_id, args)
     if name in server_rescue.SERVER_ACTIONS:
         return await server_rescue.SERVER_ACTIONS[name](request, server_id, args)
+    if name in server_resize.SERVER_ACTIONS:
+        return await server_resize.SERVER_ACTIONS[name](request, server_id, args)
     if name in server_shelve.SERVER_ACTIONS:
         return await server_shelve.SERVER_ACTIONS[name](request, server_id, args)
     if name in proxy_network.SERVER_ACTIONS:

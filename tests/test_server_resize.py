@@ -5,6 +5,7 @@ and input errors."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from server_helpers import api, wait_status
 
 from pocketstack.compute.virt.fake import FakeDriver
+from pocketstack.trace.render import collect_request
 
 
 def raw_server(cloud: Any, conn: Any, server_id: str) -> dict[str, Any]:
@@ -101,6 +103,19 @@ def test_resize_and_confirm_with_the_cli(cloud: Any, admin: Any, env: dict[str, 
         "compute_resize_instance": "Success", "compute_finish_resize": "Success"}
     console = api(cloud, demo, "POST", f"/servers/{server.id}/action", {"os-getConsoleOutput": {}}).json()
     assert f"started on {dest} with 2 vCPUs, 4096 MiB" in console["output"]
+    # the trace of the resize request: API -> conductor -> scheduler -> destination -> source -> destination
+    actions = api(cloud, admin, "GET", f"/servers/{server.id}/os-instance-actions").json()["instanceActions"]
+    request_id = next(a["request_id"] for a in actions if a["action"] == "resize")
+    trace = asyncio.run(collect_request(cloud.settings, request_id))
+    assert trace is not None
+    hops = {(h["kind"], h["operation"]): h["to"] for h in trace["hops"]}
+    assert hops[("CAST", "migrate_server")] == "conductor"
+    assert ("CALL", "select_destinations") in hops
+    assert hops[("CAST", "prep_resize")] == f"compute.{dest}"
+    assert hops[("CAST", "resize_instance")] == f"compute.{source}"
+    assert hops[("CAST", "finish_resize")] == f"compute.{dest}"
+    assert {"fake driver: migrate disk and power off", "fake driver: finish migration"} <= {
+        h["operation"] for h in trace["hops"] if h["kind"] == "WORK"}
 
     cloud.cli("server", "resize", "confirm", server.id, cloud="pocketstack-demo")
     wait_status(demo, server.id, "ACTIVE")
@@ -309,3 +324,18 @@ def test_delete_while_verify_resize_frees_both_hosts(cloud: Any, admin: Any, env
     agents = next(s for s in cloud.thread.cloud.services if s.name == "compute").agents
     assert all(created.id not in a.driver.resize_sources and created.id not in a.driver.instances
                for a in agents)
+
+
+def test_a_stopped_server_stays_stopped_through_resize_and_revert(cloud: Any, admin: Any, env: dict[str, Any],
+                                                                  server: Any) -> None:
+    demo = env["demo"]
+    path = f"/servers/{server.id}/action"
+    assert api(cloud, demo, "POST", path, {"os-stop": None}).status_code == 202
+    wait_status(demo, server.id, "SHUTOFF")
+    for finish, after in (("revertResize", 1), ("confirmResize", 2)):
+        assert api(cloud, demo, "POST", path, {"resize": {"flavorRef": "3"}}).status_code == 202
+        resized = wait_status(demo, server.id, "VERIFY_RESIZE")
+        assert resized.power_state == 4  # not started on the destination
+        assert api(cloud, demo, "POST", path, {finish: None}).status_code in (202, 204)
+        back = wait_status(demo, server.id, "SHUTOFF")
+        assert back.power_state == 4 and raw_server(cloud, admin, server.id)["flavor"]["vcpus"] == after

@@ -339,3 +339,30 @@ def test_a_stopped_server_stays_stopped_through_resize_and_revert(cloud: Any, ad
         assert api(cloud, demo, "POST", path, {finish: None}).status_code in (202, 204)
         back = wait_status(demo, server.id, "SHUTOFF")
         assert back.power_state == 4 and raw_server(cloud, admin, server.id)["flavor"]["vcpus"] == after
+
+
+def test_a_move_no_host_advances_is_ended(cloud: Any, admin: Any, env: dict[str, Any], server: Any,
+                                          monkeypatch: Any) -> None:
+    """A move stuck past build_timeout (a lost message, a hung host) ends in ERROR with a fault and its claims
+    back on the source; the source, once it answers, finds the move over and runs the guest again."""
+    demo = env["demo"]
+    conductor = next(s for s in cloud.thread.cloud.services if s.name == "compute").conductor
+    settings = settings_of(cloud)
+    used = usage(cloud, admin)
+    monkeypatch.setattr(FakeDriver, "slow_migration_on", {h: 3.0 for h in used})
+    assert api(cloud, demo, "POST", f"/servers/{server.id}/action",
+               {"resize": {"flavorRef": "3"}}).status_code == 202
+    wait_for(lambda: raw_server(cloud, admin, server.id)["OS-EXT-STS:task_state"] == "resize_migrating")
+    assert cloud.thread.call(conductor.reap_moves) == []  # not stuck yet
+    monkeypatch.setattr(settings.compute, "build_timeout", 0.2)
+    time.sleep(0.3)
+    try:
+        assert cloud.thread.call(conductor.reap_moves) == [server.id]
+    finally:
+        monkeypatch.setattr(settings.compute, "build_timeout", 600.0)
+    raw = raw_server(cloud, admin, server.id)
+    assert raw["status"] == "ERROR" and "timed out" in raw["fault"]["message"]
+    assert raw["flavor"]["vcpus"] == 1 and usage(cloud, admin) == used
+    wait_for(lambda: events(cloud, admin, server.id, "resize").get("compute_resize_instance") == "Error")
+    back = wait_status(demo, server.id, "ACTIVE")
+    assert back.power_state == 1 and usage(cloud, admin) == used

@@ -33,6 +33,7 @@ log = logging.getLogger("pocketstack.compute.conductor")
 
 MIGRATION_FIELDS = ("id", "uuid", "instance_uuid", "source_compute", "dest_compute", "source_node", "dest_node",
                     "old_flavor", "new_flavor", "status", "migration_type")
+ENDED = frozenset({"error", "confirmed", "reverted"})  # a move's statuses once it is over
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
 
@@ -67,10 +68,12 @@ def _clear_old_vm_state(inst: m.Instance) -> None:
 
 
 def _give_back(session: Session, inst: m.Instance, migration: m.Migration) -> None:
-    """The server's claim on the destination goes; the migration's on the source is the server's again."""
-    session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == inst.uuid))
-    session.execute(update(m.Allocation).where(m.Allocation.consumer_uuid == migration.uuid)
-                    .values(consumer_uuid=inst.uuid))
+    """The server's claim on the destination goes; the migration's on the source is the server's again (once: a
+    second call finds no claim of the migration and leaves the server's)."""
+    if session.get(m.Allocation, migration.uuid) is not None:
+        session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == inst.uuid))
+        session.execute(update(m.Allocation).where(m.Allocation.consumer_uuid == migration.uuid)
+                        .values(consumer_uuid=inst.uuid))
     _apply_flavor(inst, migration.old_flavor)
     inst.host, inst.node = migration.source_compute, migration.source_node
     inst.availability_zone = host_zones(session).get(inst.host or "", inst.availability_zone)
@@ -149,6 +152,8 @@ class MigrateOperations:
     async def migration_update(self: ConductorManager, migration_uuid: str, status: str) -> dict[str, Any]:
         def write(session: Session) -> dict[str, Any]:
             migration = _migration(session, migration_uuid)
+            if migration.status in ENDED:
+                raise LookupError(f"migration {migration_uuid} has ended ({migration.status})")
             migration.status, migration.updated_at = status, utcnow()
             return migration_dict(migration)
 
@@ -209,6 +214,8 @@ class MigrateOperations:
                 session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == migration_uuid))
                 return
             _give_back(session, inst, migration)
+            if inst.task_state == states.DELETING:  # being deleted: the delete ends it, on its source
+                return
             inst.vm_state = states.ERROR if error else _old_vm_state(inst)
             inst.task_state, inst.power_state, inst.updated_at = None, power_state, utcnow()
             _clear_old_vm_state(inst)
@@ -225,8 +232,32 @@ class MigrateOperations:
             await asyncio.sleep(min(self.settings.compute.build_check_interval, 60.0))
             try:
                 await self.confirm_old_resizes()
+                await self.reap_moves()
             except Exception as exc:  # database or broker away: the next round retries
-                log.warning("confirming old resizes failed: %s", exc)
+                log.warning("confirming old resizes or ending stuck moves failed: %s", exc)
+
+    async def reap_moves(self: ConductorManager) -> list[str]:
+        """End the moves no host has advanced for `build_timeout` (a lost message, a host that went away): one
+        the source never began goes back to its previous state, one it began ends in ERROR; both with a fault,
+        the claims back on the source. Returns the servers ended."""
+        timeout = self.settings.compute.build_timeout
+        if not timeout:
+            return []
+        before = utcnow() - timedelta(seconds=timeout)
+        stuck = ("pre-migrating", "migrating", "post-migrating", "reverting")
+
+        def find(session: Session) -> list[tuple[str, str, str]]:
+            return [(r.instance_uuid, r.uuid, r.status) for r in session.scalars(select(m.Migration).where(
+                m.Migration.status.in_(stuck), m.Migration.updated_at < before)).all()]
+
+        ended = []
+        for instance_uuid, migration_uuid, status in await self.db.run(find, write=False):
+            reason = f"Migration {migration_uuid} of instance {instance_uuid} timed out after {timeout:g} seconds"
+            log.warning("%s", reason)
+            await self.move_back(instance_uuid, migration_uuid, status="error", power_state=states.NOSTATE,
+                                 fault=reason, error=status != "pre-migrating")
+            ended.append(instance_uuid)
+        return ended
 
     async def confirm_old_resizes(self: ConductorManager) -> list[str]:
         """Confirm the moves left in VERIFY_RESIZE longer than `resize_confirm_window` (Nova's

@@ -50,6 +50,7 @@ class FakeDriver(ComputeDriver):
     fail_attach_on: dict[str, str] = {}  # the same for volume attaches (rollback tests)
     fail_snapshot_on: dict[str, str] = {}  # and for snapshots (createImage, createBackup)
     fail_finish_migration_on: dict[str, str] = {}  # and for the destination of a resize or migration
+    slow_migration_on: dict[str, float] = {}  # host -> seconds the source of a move takes to hand its disk over
     slow_snapshot_on: dict[str, float] = {}  # host -> seconds a snapshot takes (tests of what happens meanwhile)
     SNAPSHOT_BYTES = 64 * 1024  # the size of the raw disk a fake snapshot uploads
 
@@ -171,6 +172,8 @@ class FakeDriver(ComputeDriver):
                                          flavor: dict[str, Any]) -> dict[str, Any]:
         """The guest powered off and set aside; its record travels in the disk info."""
         fake = self._get(instance)
+        if self.slow_migration_on.get(self.host):
+            await asyncio.sleep(self.slow_migration_on[self.host])
         fake.power_state = states.SHUTDOWN
         fake.console.append(f"fake: powered off, disk handed to {dest_host}")
         self.resize_sources[fake.uuid] = self.instances.pop(fake.uuid)

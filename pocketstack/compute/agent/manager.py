@@ -448,9 +448,8 @@ class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, Resize
     async def get_console_output(self, instance_uuid: str, length: int | None) -> str:
         instance = await self.conductor.instance_get(instance_uuid)
         text = await self.driver.get_console_output(instance)
-        if length is not None:
-            lines = text.splitlines()
-            text = "\n".join(lines[-length:]) + ("\n" if lines else "") if length else ""
+        if length is not None:  # Nova's _tail_log: the last `length` pieces of the text split at newlines
+            text = "\n".join(text.split("\n")[-length:]) if length else ""
         return text
 
     async def get_host_uptime(self) -> str:

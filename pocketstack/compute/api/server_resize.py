@@ -82,10 +82,7 @@ async def _migrate(request: Request, server_id: str, args: Any) -> Response:
     ctx = request_context(request)
     api = state(request)
     host = None
-    if args is not None:
-        if apikit.version(request) < "2.56":
-            raise BadRequest(f"Invalid input for field/attribute migrate. Value: {args}. {args!r} is not of type "
-                             "'null'")
+    if args is not None and apikit.version(request) >= "2.56":  # before 2.56 Nova reads nothing of the body
         if not isinstance(args, dict):
             raise BadRequest(f"Invalid input for field/attribute migrate. Value: {args}. {args!r} is not of type "
                              "'object', 'null'")

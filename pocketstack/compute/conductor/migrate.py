@@ -134,6 +134,7 @@ class MigrateOperations:
                                                 message=reason, details="", host=inst.host, created_at=utcnow()))
                 return False
             migration.dest_compute = migration.dest_node = chosen
+            migration.dest_host = session.scalar(select(m.ComputeNode.host_ip).where(m.ComputeNode.host == chosen))
             migration.updated_at = utcnow()
             return True
 

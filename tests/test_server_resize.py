@@ -298,6 +298,11 @@ def test_os_migrations_listing(cloud: Any, admin: Any, env: dict[str, Any], serv
     rest = migrations(cloud, admin, f"?instance_uuid={server.id}&marker={mine[0]['uuid']}")
     assert [m["id"] for m in rest] == [mine[1]["id"]]
     assert api(cloud, admin, "GET", "/os-migrations?marker=nope", version="2.59").status_code == 400
+    assert migrations(cloud, admin, f"?instance_uuid={server.id}&changes-since=2999-01-01T00:00:00Z") == []
+    assert len(migrations(cloud, admin, f"?instance_uuid={server.id}&changes-before=2999-01-01T00:00:00Z",
+                          version="2.66")) == 2
+    assert api(cloud, admin, "GET", "/os-migrations?changes-since=yesterday", version="2.59").status_code == 400
+    assert migrations(cloud, admin, f"?instance_uuid={server.id}&hidden=true") == []  # none is hidden
     old = migrations(cloud, admin, f"?instance_uuid={server.id}", version="2.1")
     assert "uuid" not in old[0] and "migration_type" not in old[0] and len(old) == 2
     assert api(cloud, admin, "GET", "/os-migrations?migration_type=bogus").status_code == 400

@@ -1,4 +1,5 @@
-"""`os-resetState` (admin: a server's vm_state set to active or error, its task cleared), and the deferred-delete
+"""`os-resetState` (admin: a server's vm_state set to active or error, its task cleared), `injectNetworkInfo` (admin:
+nothing to inject, as Nova's libvirt driver, which keeps no network state in the guest), and the deferred-delete
 actions `restore` and `forceDelete` as Nova answers them with `reclaim_instance_interval` 0 (its default): no
 server is ever soft-deleted, so `restore` finds none to restore (409) and `forceDelete` is a delete."""
 
@@ -42,4 +43,16 @@ async def _force_delete(request: Request, server_id: str, args: Any) -> Response
     return Response(status_code=202)
 
 
-SERVER_ACTIONS = {"os-resetState": _reset_state, "restore": _restore, "forceDelete": _force_delete}
+async def _inject_network_info(request: Request, server_id: str, args: Any) -> Response:
+    """202 for a server on a host (409 before it has one); the guest learns its network by DHCP and metadata."""
+    ctx = request_context(request)
+    api = state(request)
+    inst = await api.servers.visible(server_id, ctx)
+    api.policy.enforce("os_compute_api:os-admin-actions:inject_network_info", ctx, {"project_id": inst.project_id})
+    if inst.host is None:
+        raise Conflict(f"Instance {inst.uuid} is not ready")
+    return Response(status_code=202)
+
+
+SERVER_ACTIONS = {"os-resetState": _reset_state, "restore": _restore, "forceDelete": _force_delete,
+                  "injectNetworkInfo": _inject_network_info}

@@ -101,6 +101,9 @@ def _parse(request: Request, args: Any) -> dict[str, Any]:
             raise BadRequest("User data needs to be valid base 64.")
     if "metadata" in args:
         check_items(args["metadata"], "metadata")
+    if "OS-DCF:diskConfig" in args and args["OS-DCF:diskConfig"] not in ("AUTO", "MANUAL"):
+        raise BadRequest(f"Invalid input for field/attribute OS-DCF:diskConfig. Value: {args['OS-DCF:diskConfig']}."
+                         f" '{args['OS-DCF:diskConfig']}' is not one of ['AUTO', 'MANUAL']")
     return args
 
 
@@ -151,6 +154,8 @@ async def _rebuild(request: Request, server_id: str, args: Any) -> Response:
                         ("description", "description"), ("user_data", "user_data")):
         if key in entity:
             changes[column] = entity[key]
+    if "OS-DCF:diskConfig" in entity:
+        changes["auto_disk_config"] = entity["OS-DCF:diskConfig"] == "AUTO"
     metadata = check_items(entity["metadata"], "metadata") if "metadata" in entity else None
     host, record = await api.servers.start_rebuild(server_id, ctx, check, changes, metadata,
                                                    key_name=entity.get("key_name"), set_key="key_name" in entity)

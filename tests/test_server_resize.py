@@ -286,6 +286,9 @@ def test_os_migrations_listing(cloud: Any, admin: Any, env: dict[str, Any], serv
         wait_status(demo, server.id, "ACTIVE")
     mine = migrations(cloud, admin, f"?instance_uuid={server.id}")
     assert len(mine) == 2 and mine[0]["id"] > mine[1]["id"]  # newest first
+    listed = cloud.cli("server", "migration", "list", "--server", server.id, "-f", "json")
+    assert [m["Id"] for m in listed] == [m["id"] for m in mine], listed
+    assert {m["Status"] for m in listed} == {"confirmed"} and {m["Type"] for m in listed} == {"migration"}
     assert mine[1]["source_compute"] == source and mine[0]["dest_compute"] == source
     assert {m["id"] for m in migrations(cloud, admin, f"?instance_uuid={server.id}&host={source}")} == \
         {m["id"] for m in mine}

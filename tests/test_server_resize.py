@@ -376,3 +376,23 @@ def test_a_move_no_host_advances_is_ended(cloud: Any, admin: Any, env: dict[str,
     wait_for(lambda: events(cloud, admin, server.id, "resize").get("compute_resize_instance") == "Error")
     back = wait_status(demo, server.id, "ACTIVE")
     assert back.power_state == 1 and usage(cloud, admin) == used
+
+
+def test_delete_during_a_move_leaves_nothing(cloud: Any, admin: Any, env: dict[str, Any], prefix: str,
+                                             monkeypatch: Any) -> None:
+    demo = env["demo"]
+    used = usage(cloud, admin)
+    agents = next(s for s in cloud.thread.cloud.services if s.name == "compute").agents
+    monkeypatch.setattr(FakeDriver, "slow_migration_on", {h: 1.5 for h in used})
+    created = demo.compute.create_server(name=f"{prefix}-mid", flavor_id="1", image_id=env["image"].id,
+                                         networks=[{"uuid": env["network"].id}])
+    demo.compute.wait_for_server(created, wait=30)
+    assert api(cloud, demo, "POST", f"/servers/{created.id}/action",
+               {"resize": {"flavorRef": "3"}}).status_code == 202
+    wait_for(lambda: raw_server(cloud, admin, created.id)["OS-EXT-STS:task_state"] == "resize_migrating")
+    demo.compute.delete_server(created)
+    demo.compute.wait_for_delete(created, wait=30)
+    assert wait_for(lambda: usage(cloud, admin) == used)
+    assert wait_for(lambda: all(created.id not in a.driver.resize_sources and created.id not in a.driver.instances
+                                for a in agents))
+    assert migrations(cloud, admin, f"?instance_uuid={created.id}")[0]["status"] == "error"

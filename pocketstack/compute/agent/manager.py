@@ -344,6 +344,8 @@ class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, Resize
             if instance["deleted"]:
                 return
             await self.driver.destroy(instance, instance["network_info"])
+            with contextlib.suppress(Exception):  # and what a resize or migration kept of it here
+                await self.driver.confirm_migration(instance)
             await self._deallocate_network(instance["network_info"])
             await self.block_devices.release(instance)
             await self.conductor.instance_destroy(instance_uuid)

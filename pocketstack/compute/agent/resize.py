@@ -160,6 +160,11 @@ class ResizeOperations:
         instance = None
         try:
             instance = await self.conductor.instance_get(instance_uuid)
+            if instance["deleted"] or instance["task_state"] == states.DELETING:  # nothing to run again: drop it
+                await self.driver.confirm_migration(instance)
+                await self.conductor.move_back(instance_uuid, migration_uuid, status="error",
+                                               power_state=states.NOSTATE, fault=fault)
+                return False
             network_info = await self._rebind_ports(instance)
             async with self._work("finish revert migration"):
                 await self.driver.finish_revert_migration(instance, network_info, attached_volumes(instance),

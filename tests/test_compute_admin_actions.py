@@ -1,4 +1,5 @@
-"""os-resetState, restore and forceDelete over HTTP: admin only where Nova says so, exact statuses."""
+"""os-resetState, injectNetworkInfo, restore and forceDelete over HTTP: admin only where Nova says so, exact
+statuses."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def test_reset_state_restore_and_force_delete(cloud: Any, admin: Any, demo: Any,
         resp = action(cloud, demo, server.id, {"restore": None})
         assert resp.status_code == 409 and "conflictingRequest" in resp.json()
         assert action(cloud, demo, "4f3b7c5e-0000-4000-8000-000000000000", {"restore": None}).status_code == 404
+        # injectNetworkInfo: admin only, nothing to inject (as Nova's libvirt driver)
+        assert action(cloud, demo, server.id, {"injectNetworkInfo": None}).status_code == 403
+        assert action(cloud, admin, server.id, {"injectNetworkInfo": None}).status_code == 202
         assert action(cloud, demo, server.id, {"forceDelete": None}).status_code == 202
         demo.compute.wait_for_delete(server, wait=60)
     finally:

@@ -317,6 +317,8 @@ def test_power_actions_and_state_checks(small_cloud):
     wait_status("ACTIVE")
     console = action({"os-getConsoleOutput": {"length": 50}})
     assert console.status_code == 200 and "login:" in console.json()["output"]
+    tail = action({"os-getConsoleOutput": {"length": 3}}).json()["output"]
+    assert len(tail.split("\n")) == 3  # the last 3 pieces split at newlines, as Nova's _tail_log
     assert action({"lock": None}).status_code == 202
     demo_like = small_cloud.conn("pocketstack-demo")
     assert api(small_cloud, demo_like, "DELETE", f"/servers/{server_id}").status_code == 404

@@ -202,3 +202,66 @@ def test_rescue_and_unrescue_through_the_cli(qcloud: Cloud) -> None:
         wait_console(qcloud, uid, "SSH host key kept from an earlier boot")  # the console of this boot only
     finally:
         qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")
+
+
+RESIZE_CHECK = """#!/bin/sh
+exec >/dev/console 2>&1
+mkdir -p /mnt/data
+mount -t vfat /dev/vda1 /mnt/data
+if [ -s /mnt/data/resize-marker ]; then
+    echo "resize-check: marker kept: $(cat /mnt/data/resize-marker)"
+else
+    echo "{token}" > /mnt/data/resize-marker && sync && echo "resize-check: marker written"
+fi
+umount /mnt/data
+echo "resize-check: $(grep -c ^processor /proc/cpuinfo) vCPUs," \
+     "$(awk '/^MemTotal/ {{print $2}}' /proc/meminfo) kB, disk $(cat /sys/block/vda/size) sectors"
+"""
+
+
+def _check_line(console: str) -> tuple[int, int, int]:
+    """(vCPUs, MemTotal kB, disk sectors) the guest's user data printed last."""
+    line = [x for x in console.splitlines() if "vCPUs," in x and "resize-check:" in x][-1]
+    words = line.split("resize-check:")[1].replace(",", "").split()
+    return int(words[0]), int(words[2]), int(words[5])
+
+
+def test_resize_through_the_cli_grows_the_guest(qcloud: Cloud, tmp_path: Path, monkeypatch: Any) -> None:
+    """`openstack server resize --flavor X --wait` then `resize confirm` (one host: allow_resize_to_same_host): the
+    guest boots again with the new vCPUs and memory and a grown root disk, and a file it wrote on its disk before
+    the resize is still there."""
+    settings = next(s for s in qcloud.thread.cloud.services if s.name == "compute").state.settings
+    monkeypatch.setattr(settings.compute, "allow_resize_to_same_host", True)
+    token = f"token-{time.time_ns()}"
+    script = tmp_path / "user-data.sh"
+    script.write_text(RESIZE_CHECK.format(token=token))
+    qcloud.cli("flavor", "create", "--vcpus", "2", "--ram", "640", "--disk", "2", "qemu-resize-big")
+    server = qcloud.cli("server", "create", "--image", IMAGE_NAME, "--flavor", "m1.tiny", "--nic", "none",
+                        "--config-drive", "true", "--user-data", str(script), "--wait", "-f", "json",
+                        "qemu-resize-vm", cloud="pocketstack-demo")
+    uid = server["id"]
+    try:
+        wait_console(qcloud, uid, "resize-check: marker written")
+        cpus, mem, sectors = _check_line(wait_console(qcloud, uid, "vCPUs,"))
+        assert cpus == 1 and sectors == (1 << 30) // 512
+        started = time.monotonic()
+        qcloud.cli("server", "resize", "--flavor", "qemu-resize-big", "--wait", uid, cloud="pocketstack-demo")
+        print(f"resize to VERIFY_RESIZE: {time.monotonic() - started:.1f} s")
+        shown = show(qcloud, uid)
+        assert shown["status"] == "VERIFY_RESIZE", shown
+        assert (instances_path(qcloud) / f"{uid}_resize").is_dir()  # the old disk kept until confirm
+        console = wait_console(qcloud, uid, f"resize-check: marker kept: {token}")
+        print(f"resize to the guest's check after its boot: {time.monotonic() - started:.1f} s")
+        cpus, new_mem, sectors = _check_line(wait_console(qcloud, uid, "vCPUs,"))
+        assert cpus == 2 and new_mem > mem + 100 * 1024 and sectors == (2 << 30) // 512, console[-1500:]
+        qcloud.cli("server", "resize", "confirm", uid, cloud="pocketstack-demo")
+        deadline = time.monotonic() + 60
+        while show(qcloud, uid)["status"] != "ACTIVE":
+            assert time.monotonic() < deadline, show(qcloud, uid)
+            time.sleep(1)
+        assert not (instances_path(qcloud) / f"{uid}_resize").exists()
+        flavor = show(qcloud, uid)["flavor"]
+        assert flavor["original_name"] == "qemu-resize-big" and flavor["vcpus"] == 2, flavor
+    finally:
+        qcloud.cli("server", "delete", "--wait", uid, cloud="pocketstack-demo")
+        qcloud.cli("flavor", "delete", "qemu-resize-big")

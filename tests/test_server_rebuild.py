@@ -95,7 +95,8 @@ def test_errors(cloud: Any, env: dict[str, Any], server: Any) -> None:
            {"rebuild": {"imageRef": env["first"].id, "bogus": 1}},
            {"rebuild": {"imageRef": env["first"].id, "key_name": "no-such-key"}},
            {"rebuild": {"imageRef": env["first"].id, "user_data": "***"}},
-           {"rebuild": {"imageRef": env["first"].id, "preserve_ephemeral": "yes"}}]
+           {"rebuild": {"imageRef": env["first"].id, "preserve_ephemeral": "yes"}},
+           {"rebuild": {"imageRef": env["first"].id, "OS-DCF:diskConfig": "SOMETIMES"}}]
     for body in bad:
         assert api(cloud, demo, "POST", path, body).status_code == 400, body
     # key_name before 2.54 is not a property
@@ -106,3 +107,13 @@ def test_errors(cloud: Any, env: dict[str, Any], server: Any) -> None:
     assert api(cloud, demo, "POST", path, {"rebuild": {"imageRef": env["first"].id}}).status_code == 409
     missing = "/servers/00000000-0000-0000-0000-000000000000/action"
     assert api(cloud, demo, "POST", missing, {"rebuild": {"imageRef": env["first"].id}}).status_code == 404
+
+
+def test_rebuild_sets_the_disk_config(cloud: Any, env: dict[str, Any], server: Any) -> None:
+    demo = env["demo"]
+    path = f"/servers/{server.id}/action"
+    for wanted in ("AUTO", "MANUAL"):
+        resp = api(cloud, demo, "POST", path, {"rebuild": {"imageRef": env["first"].id, "OS-DCF:diskConfig": wanted}})
+        assert resp.status_code == 202 and resp.json()["server"]["OS-DCF:diskConfig"] == wanted
+        wait_status(demo, server.id, "ACTIVE")
+        assert api(cloud, demo, "GET", f"/servers/{server.id}").json()["server"]["OS-DCF:diskConfig"] == wanted

@@ -349,6 +349,32 @@ class ConsoleAuthToken(Base):
     expires: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
+class Migration(Base):
+    """A move of a server between hosts (Nova's migrations table): a resize or a cold migration. While one is in
+    progress the server's old claim is held by the migration's uuid as consumer, its new one by the server."""
+
+    __tablename__ = "migrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(UUID, unique=True)
+    instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid", ondelete="CASCADE"), index=True)
+    source_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    source_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    old_instance_type_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    new_instance_type_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    old_flavor: Mapped[dict] = mapped_column(JSON, default=dict)  # the instance's flavor snapshots, before/after
+    new_flavor: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    migration_type: Mapped[str] = mapped_column(String(32))
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    project_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    user_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 # one-instance reads (the conductor's) load the block device mappings in the same query
 INSTANCE_LOAD = (joinedload(Instance.block_devices),)
 

@@ -53,6 +53,11 @@ class ComputeSettings(ServiceSettings):
     # --- end distributed mode ---
     shelved_offload_time: int = Field(0, ge=-1, description="seconds a shelved server keeps its host before it is "
                                       "offloaded: 0 at once (Nova's default), -1 never (only shelveOffload)")
+    allow_resize_to_same_host: bool = Field(False, description="a resize may pick the server's own host (Nova's "
+                                            "allow_resize_to_same_host); a cold migration never does")
+    resize_confirm_window: float = Field(0, ge=0, description="seconds after which the conductor confirms a resize "
+                                         "or migration left in VERIFY_RESIZE (Nova's resize_confirm_window); 0: "
+                                         "never")
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
     disk_allocation_ratio: float = 1.0

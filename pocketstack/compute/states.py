@@ -15,6 +15,7 @@ DELETED = "deleted"
 RESCUED = "rescued"
 SHELVED = "shelved"  # powered off, its disk saved as an image, still on its host
 SHELVED_OFFLOADED = "shelved_offloaded"  # on no host: only the image (and its ports, volumes) remain
+RESIZED = "resized"  # moved (resized or migrated) to its new host, waiting for confirm or revert
 
 # task_state
 SCHEDULING = "scheduling"
@@ -45,6 +46,13 @@ UNRESCUING = "unrescuing"
 REBUILDING = "rebuilding"
 REBUILD_BLOCK_DEVICE_MAPPING = "rebuild_block_device_mapping"
 REBUILD_SPAWNING = "rebuild_spawning"
+RESIZE_PREP = "resize_prep"  # the API accepted a resize or migration; conductor and scheduler pick a host
+RESIZE_MIGRATING = "resize_migrating"  # the source host powers the guest off and hands its disk over
+RESIZE_MIGRATED = "resize_migrated"
+RESIZE_FINISH = "resize_finish"  # the destination host starts the guest with the new flavor
+RESIZE_REVERTING = "resize_reverting"
+RESIZE_CONFIRMING = "resize_confirming"
+RESIZE_TASKS = frozenset({RESIZE_PREP, RESIZE_MIGRATING, RESIZE_MIGRATED, RESIZE_FINISH})
 
 # power_state (Nova's integer codes)
 NOSTATE = 0
@@ -60,6 +68,7 @@ POWER_STATE_NAMES = {NOSTATE: "NOSTATE", RUNNING: "Running", PAUSED_POWER: "Paus
 _STATUS_BY_VM_STATE = {
     ACTIVE: "ACTIVE", BUILDING: "BUILD", PAUSED: "PAUSED", SUSPENDED: "SUSPENDED", STOPPED: "SHUTOFF",
     ERROR: "ERROR", DELETED: "DELETED", RESCUED: "RESCUE", SHELVED: "SHELVED", SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
+    RESIZED: "VERIFY_RESIZE",
 }
 _STATUS_BY_TASK = {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT"}
 _REBUILD_TASKS = frozenset({REBUILDING, REBUILD_BLOCK_DEVICE_MAPPING, REBUILD_SPAWNING})
@@ -71,6 +80,10 @@ def api_status(vm_state: str, task_state: str | None) -> str:
         return _STATUS_BY_TASK[task_state]
     if vm_state in (ACTIVE, STOPPED, ERROR) and task_state in _REBUILD_TASKS:
         return "REBUILD"
+    if vm_state in (ACTIVE, STOPPED) and task_state in RESIZE_TASKS:
+        return "RESIZE"
+    if vm_state in (ACTIVE, RESIZED) and task_state == RESIZE_REVERTING:
+        return "REVERT_RESIZE"
     return _STATUS_BY_VM_STATE.get(vm_state, "UNKNOWN")
 
 
@@ -92,6 +105,10 @@ ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "rebuild": (frozenset({ACTIVE, STOPPED, ERROR}), REBUILDING),
     "rescue": (frozenset({ACTIVE, STOPPED, ERROR}), RESCUING),
     "unrescue": (frozenset({RESCUED}), UNRESCUING),
+    "resize": (frozenset({ACTIVE, STOPPED}), RESIZE_PREP),
+    "migrate": (frozenset({ACTIVE, STOPPED}), RESIZE_PREP),
+    "confirmResize": (frozenset({RESIZED}), None),
+    "revertResize": (frozenset({RESIZED}), RESIZE_REVERTING),
 }
 
 

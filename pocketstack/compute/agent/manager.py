@@ -31,6 +31,7 @@ from pocketstack.compute.agent.block_device import BlockDevices, Prepared, Volum
 from pocketstack.compute.agent.consoles import ConsoleOperations
 from pocketstack.compute.agent.rebuild import RebuildOperations
 from pocketstack.compute.agent.rescue import RescueOperations
+from pocketstack.compute.agent.resize import ResizeOperations
 from pocketstack.compute.agent.server_events import ServerEventOperations
 from pocketstack.compute.agent.shelve import SHELVE_TASKS, ShelveOperations
 from pocketstack.compute.build import InstanceView
@@ -66,11 +67,12 @@ SNAPSHOT_TASKS: list[str | None] = [states.IMAGE_SNAPSHOT_PENDING, states.IMAGE_
 INTERRUPTED_COPIES: list[str | None] = [*SNAPSHOT_TASKS, *SHELVE_TASKS]
 
 
-class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, ConsoleOperations, ServerEventOperations,
-                   RPCEndpoint):
+class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, ResizeOperations, ConsoleOperations,
+                   ServerEventOperations, RPCEndpoint):
     namespace = "compute"
     version = "1.7"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
-    # 1.5: rebuild_instance, rescue_instance, unrescue_instance; 1.7: get_console
+    # 1.5: rebuild_instance, rescue_instance, unrescue_instance; 1.6: prep_resize, resize_instance, finish_resize,
+    # confirm_resize, revert_resize, finish_revert_resize, rollback_resize; 1.7: get_console
 
     def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
                  image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:
@@ -346,6 +348,8 @@ class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, Consol
             if instance["deleted"]:
                 return
             await self.driver.destroy(instance, instance["network_info"])
+            with contextlib.suppress(Exception):  # and what a resize or migration kept of it here
+                await self.driver.confirm_migration(instance)
             await self._deallocate_network(instance["network_info"])
             await self.block_devices.release(instance)
             await self.conductor.instance_destroy(instance_uuid)

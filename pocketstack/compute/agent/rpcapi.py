@@ -12,7 +12,8 @@ class ComputeAgentAPI(RPCAPI):
     namespace = "compute"
     version = "1.7"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
     # 1.3: snapshot_instance (createImage, createBackup); 1.4: shelve, shelve offload, unshelve
-    # 1.5: rebuild_instance, rescue_instance, unrescue_instance; 1.7: get_console
+    # 1.5: rebuild_instance, rescue_instance, unrescue_instance; 1.6: prep_resize, resize_instance, finish_resize,
+    # confirm_resize, revert_resize, finish_revert_resize, rollback_resize; 1.7: get_console
     steps = {("cast", "build_and_run_instance"): "12"}
 
     async def build_and_run_instance(self, host: str, instance_uuid: str) -> None:
@@ -62,6 +63,39 @@ class ComputeAgentAPI(RPCAPI):
     async def unrescue_instance(self, host: str, instance_uuid: str) -> None:
         """Boot a rescued server from its own disk again (CAST, 1.5)."""
         await self.prepare(server=host, version="1.5").cast("unrescue_instance", instance_uuid=instance_uuid)
+
+    async def prep_resize(self, host: str, instance_uuid: str, migration_uuid: str) -> None:
+        """The destination of a move checks in and asks the source to hand the server over (CAST, 1.6)."""
+        await self._move(host, "prep_resize", instance_uuid, migration_uuid)
+
+    async def resize_instance(self, host: str, instance_uuid: str, migration_uuid: str) -> None:
+        """The source powers the guest off and hands its disk to the destination (CAST, 1.6)."""
+        await self._move(host, "resize_instance", instance_uuid, migration_uuid)
+
+    async def finish_resize(self, host: str, instance_uuid: str, migration_uuid: str,
+                            disk_info: dict[str, Any]) -> None:
+        """The destination starts the guest with the new flavor (CAST, 1.6)."""
+        await self._move(host, "finish_resize", instance_uuid, migration_uuid, disk_info=disk_info)
+
+    async def confirm_resize(self, host: str, instance_uuid: str, migration_uuid: str) -> None:
+        """The source frees what it kept of the moved server (CAST, 1.6)."""
+        await self._move(host, "confirm_resize", instance_uuid, migration_uuid)
+
+    async def revert_resize(self, host: str, instance_uuid: str, migration_uuid: str) -> None:
+        """The destination drops the moved guest and hands the server back to the source (CAST, 1.6)."""
+        await self._move(host, "revert_resize", instance_uuid, migration_uuid)
+
+    async def finish_revert_resize(self, host: str, instance_uuid: str, migration_uuid: str) -> None:
+        """The source runs the server's old guest again with its old flavor (CAST, 1.6)."""
+        await self._move(host, "finish_revert_resize", instance_uuid, migration_uuid)
+
+    async def rollback_resize(self, host: str, instance_uuid: str, migration_uuid: str, reason: str) -> None:
+        """The destination failed: the source runs the old guest again, the move errors (CAST, 1.6)."""
+        await self._move(host, "rollback_resize", instance_uuid, migration_uuid, reason=reason)
+
+    async def _move(self, host: str, method: str, instance_uuid: str, migration_uuid: str, **kwargs: Any) -> None:
+        await self.prepare(server=host, version="1.6").cast(method, instance_uuid=instance_uuid,
+                                                            migration_uuid=migration_uuid, **kwargs)
 
     async def get_console_output(self, host: str, instance_uuid: str, length: int | None) -> str:
         return await self.prepare(server=host).call("get_console_output", instance_uuid=instance_uuid,

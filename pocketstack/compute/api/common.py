@@ -16,11 +16,13 @@ from pocketstack.common.db import Database
 from pocketstack.common.errors import BadRequest, Conflict
 from pocketstack.common.microversion import MicroversionSpec
 from pocketstack.common.policy import PolicyEngine
+from pocketstack.compute import states
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.conductor.rpcapi import ConductorAPI
 from pocketstack.compute.passwords import PasswordSeal
 from pocketstack.compute.store.actions import ActionStore
 from pocketstack.compute.store.attachments import AttachmentStore
+from pocketstack.compute.store.migrations import MigrationStore
 from pocketstack.compute.store.quotas import QuotaStore
 from pocketstack.compute.store.server_meta import ServerMetaStore
 from pocketstack.compute.store.servers import ServerStore
@@ -115,6 +117,11 @@ async def delete_instance(request: Request, server_id: str, policy: str) -> None
     api.policy.enforce(policy, ctx, {"project_id": inst.project_id})
     if inst.locked and not ctx.is_admin:
         raise Conflict(f"Instance {inst.uuid} is locked")
+    kept = None
+    if inst.vm_state == states.RESIZED:  # the source still keeps the old guest: it goes, as Nova confirms first
+        kept = await MigrationStore(api.db, api.settings).finished(inst.uuid)
     host = await api.servers.start_delete(inst.uuid, server_id, ctx)
+    if kept is not None:
+        await api.agents.confirm_resize(kept[1], inst.uuid, kept[0])
     if host is not None:
         await api.agents.terminate_instance(host, server_id)

@@ -14,6 +14,7 @@ from pocketstack.compute.api import (
     instance_actions,
     keypairs,
     limits,
+    migrations,
     proxy_images,
     proxy_network,
     proxy_volumes,
@@ -155,5 +156,7 @@ ROUTES: RouteTable = {
     "/v2.1/os-simple-tenant-usage/{tenant_id}": {"GET": usage.show_tenant_usage},
     "/v2.1/os-instance_usage_audit_log": {"GET": usage.list_audit_logs},
     "/v2.1/os-instance_usage_audit_log/{before_timestamp}": {"GET": usage.show_audit_log},
-    "/v2.1/os-migrations": {"GET": usage.list_migrations},
+    "/v2.1/os-migrations": {"GET": migrations.list_migrations},
+    f"{SERVER}/migrations": {"GET": migrations.list_server_migrations},
+    f"{SERVER}/migrations/{{migration_id}}": {"GET": migrations.show_server_migration},
 }

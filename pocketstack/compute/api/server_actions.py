@@ -1,7 +1,7 @@
 """`POST /servers/{id}/action` (start, stop, reboot, pause, suspend, lock, console output; createImage and
 createBackup in server_snapshots; shelve, shelveOffload, unshelve in server_shelve;
-rebuild in server_rebuild; rescue, unrescue in server_rescue; the console URLs in server_consoles) and
-`os-interface`."""
+rebuild in server_rebuild; rescue, unrescue in server_rescue; resize, confirmResize, revertResize,
+migrate in server_resize; the console URLs in server_consoles) and `os-interface`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pocketstack.compute.api import (
     server_consoles,
     server_rebuild,
     server_rescue,
+    server_resize,
     server_shelve,
     server_snapshots,
 )
@@ -81,6 +82,8 @@ async def server_action(request: Request, server_id: str) -> Response:
         return await server_rebuild.SERVER_ACTIONS[name](request, server_id, args)
     if name in server_rescue.SERVER_ACTIONS:
         return await server_rescue.SERVER_ACTIONS[name](request, server_id, args)
+    if name in server_resize.SERVER_ACTIONS:
+        return await server_resize.SERVER_ACTIONS[name](request, server_id, args)
     if name in server_shelve.SERVER_ACTIONS:
         return await server_shelve.SERVER_ACTIONS[name](request, server_id, args)
     if name in server_consoles.SERVER_ACTIONS:

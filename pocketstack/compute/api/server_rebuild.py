@@ -103,7 +103,7 @@ def _parse(request: Request, args: Any) -> dict[str, Any]:
         check_items(args["metadata"], "metadata")
     if "OS-DCF:diskConfig" in args and args["OS-DCF:diskConfig"] not in ("AUTO", "MANUAL"):
         raise BadRequest(f"Invalid input for field/attribute OS-DCF:diskConfig. Value: {args['OS-DCF:diskConfig']}."
-                         " It is not one of ['AUTO', 'MANUAL']")
+                         f" '{args['OS-DCF:diskConfig']}' is not one of ['AUTO', 'MANUAL']")
     return args
 
 

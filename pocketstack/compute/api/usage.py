@@ -1,6 +1,6 @@
 """`os-simple-tenant-usage` (per project: hours, vCPU, RAM and disk hours of each server over a period, from the
 servers' launch and termination times; paged since 2.40), `os-instance_usage_audit_log` (the audit periods of the
-compute hosts) and `os-migrations` (the list, with its filters)."""
+compute hosts)."""
 
 from __future__ import annotations
 
@@ -166,40 +166,3 @@ async def show_audit_log(request: Request, before_timestamp: str) -> Response:
     else:
         raise BadRequest(f"Invalid timestamp for date {before_timestamp}")
     return json_response({"instance_usage_audit_log": await _audit_log(request, before)})
-
-
-# ----- os-migrations -----------------------------------------------------------------------------------------
-MIGRATION_TYPES = ("evacuation", "live-migration", "migration", "resize")
-
-
-async def list_migrations(request: Request) -> Response:
-    """The migrations of servers, filtered as Nova filters them. pocketstack moves no server between hosts yet
-    (no resize, migration or evacuation), so every filter answers an empty list; bad filters are still 400."""
-    enforce(request, state(request), "os_compute_api:os-migrations:index", {})
-    q = request.query_params
-    ver = version(request)
-    kind = q.get("migration_type")
-    if kind is not None and kind not in MIGRATION_TYPES:
-        raise BadRequest(f"Invalid input for query parameters migration_type. Value: {kind}. It must be one of "
-                         f"{', '.join(MIGRATION_TYPES)}")
-    if ver >= "2.59":
-        limit_param(request)
-        for name in ("changes-since", *(("changes-before",) if ver >= "2.66" else ())):
-            if q.get(name) is not None:
-                _parse_iso(name, q[name])
-        marker = q.get("marker")
-        if marker is not None:
-            raise BadRequest(f"Marker {marker} could not be found.")
-    if ver >= "2.80":
-        for name in ("user_id", "project_id"):
-            if q.get(name) is not None and not q[name]:
-                raise BadRequest(f"Invalid input for query parameters {name}: it may not be empty")
-    return json_response({"migrations": []})
-
-
-def _parse_iso(name: str, raw: str) -> datetime:
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"Invalid input for query parameters {name}. Value: {raw}. '{raw}' is not a "
-                         "'date-time'") from None

@@ -22,6 +22,7 @@ from pocketstack.compute import states
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.build import BuildRequest
 from pocketstack.compute.conductor.heartbeats import HeartbeatWriter
+from pocketstack.compute.conductor.migrate import MigrateOperations
 from pocketstack.compute.passwords import PasswordSeal
 from pocketstack.compute.scheduler.rpcapi import SchedulerAPI
 from pocketstack.compute.store.aggregates import host_zone
@@ -51,10 +52,11 @@ BDM_UPDATABLE = {"volume_id", "attachment_id", "connection_info"}
 ALL_IN_ONE_BINARIES = (("nova-conductor", "conductor"), ("nova-scheduler", "scheduler"))
 
 
-class ConductorManager(RPCEndpoint):
+class ConductorManager(MigrateOperations, RPCEndpoint):
     namespace = "conductor"
-    version = "1.4"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
-    # 1.4: unshelve_instance
+    version = "1.5"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
+    # 1.4: unshelve_instance; 1.5: migrate_server and the moves' migration_get, migration_update, move_finish,
+    # move_done, move_confirm, move_back
 
     def __init__(self, settings: Settings, db: Database, transport: Transport, *,
                  network: NetworkClient | None = None, service_tokens: ServiceTokenProvider | None = None,
@@ -82,7 +84,8 @@ class ConductorManager(RPCEndpoint):
             await self.service_report(host=self.settings.compute.host, binary=binary, topic=topic)
         if self.settings.rpc.transport_url.startswith("local:"):
             await self.abort_lost_builds(started)
-        self._tasks = [asyncio.create_task(self._beat()), asyncio.create_task(self._watch_builds())]
+        self._tasks = [asyncio.create_task(self._beat()), asyncio.create_task(self._watch_builds()),
+                       asyncio.create_task(self._watch_resizes())]
 
     async def abort_lost_builds(self, before: datetime) -> list[str]:
         """On the in-process bus a build's messages die with the process: builds from before this start that no

@@ -11,8 +11,9 @@ from pocketstack.compute.build import BuildRequest, InstanceView
 class ConductorAPI(RPCAPI):
     topic = "conductor"
     namespace = "conductor"
-    version = "1.4"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
-    # 1.4: unshelve_instance
+    version = "1.5"  # 1.1: bdm_update, bdm_destroy (volumes); 1.2: abort_build; 1.3: instance_update changes_only
+    # 1.4: unshelve_instance; 1.5: migrate_server, migration_get, migration_update, move_finish, move_done,
+    # move_confirm, move_back
     steps = {("cast", "build_instances"): "8", ("call", "instance_get"): "14, 18", ("call", "instance_update"): "19"}
 
     async def build_instances(self, instance_uuids: list[str], request_spec: BuildRequest) -> None:
@@ -29,6 +30,39 @@ class ConductorAPI(RPCAPI):
         await self.prepare(version="1.4").cast("unshelve_instance", instance_uuid=instance_uuid,
                                                request_id=request_id, availability_zone=availability_zone,
                                                host=host)
+
+    async def migrate_server(self, instance_uuid: str, migration_uuid: str, request_id: str,
+                             host: str | None = None) -> None:
+        """Schedule a resize or cold migration and hand it to the destination (CAST, 1.5)."""
+        await self.prepare(version="1.5").cast("migrate_server", instance_uuid=instance_uuid,
+                                               migration_uuid=migration_uuid, request_id=request_id, host=host)
+
+    async def migration_get(self, migration_uuid: str) -> dict[str, Any]:
+        return await self.prepare(version="1.5").call("migration_get", migration_uuid=migration_uuid)
+
+    async def migration_update(self, migration_uuid: str, status: str) -> dict[str, Any]:
+        return await self.prepare(version="1.5").call("migration_update", migration_uuid=migration_uuid,
+                                                      status=status)
+
+    async def move_finish(self, instance_uuid: str, migration_uuid: str) -> dict[str, Any]:
+        """The destination takes the server: new flavor and host recorded; the instance as it is now (1.5)."""
+        return await self.prepare(version="1.5").call("move_finish", instance_uuid=instance_uuid,
+                                                      migration_uuid=migration_uuid)
+
+    async def move_done(self, instance_uuid: str, migration_uuid: str, power_state: int) -> None:
+        await self.prepare(version="1.5").call("move_done", instance_uuid=instance_uuid,
+                                               migration_uuid=migration_uuid, power_state=power_state)
+
+    async def move_confirm(self, instance_uuid: str, migration_uuid: str) -> None:
+        await self.prepare(version="1.5").call("move_confirm", instance_uuid=instance_uuid,
+                                               migration_uuid=migration_uuid)
+
+    async def move_back(self, instance_uuid: str, migration_uuid: str, *, status: str, power_state: int,
+                        fault: str | None = None, error: bool = False) -> None:
+        """The server back on its source with its old flavor and claim: reverted, or a failed move (1.5)."""
+        await self.prepare(version="1.5").call("move_back", instance_uuid=instance_uuid,
+                                               migration_uuid=migration_uuid, status=status,
+                                               power_state=power_state, fault=fault, error=error)
 
     async def instance_get(self, instance_uuid: str) -> InstanceView:
         """FLOW.md steps 14-18: the compute agent reads its instance through the conductor (CALL)."""

@@ -62,6 +62,13 @@ def mark_deleted(session: Session, instance_uuid: str) -> None:
         deleted=True, deleted_at=now, terminated_at=now, vm_state=states.DELETED, task_state=None,
         power_state=states.NOSTATE, updated_at=now))
     session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+    # a move in progress holds the old claim under its migration's uuid: it goes too, and the move ends
+    moves = select(m.Migration.uuid).where(m.Migration.instance_uuid == instance_uuid)
+    session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid.in_(moves)))
+    for status, after in ((("finished", "confirming"), "confirmed"),
+                          (("pre-migrating", "migrating", "post-migrating", "reverting"), "error")):
+        session.execute(update(m.Migration).where(m.Migration.instance_uuid == instance_uuid,
+                                                  m.Migration.status.in_(status)).values(status=after, updated_at=now))
     session.execute(delete(m.ServerGroupMember).where(m.ServerGroupMember.instance_uuid == instance_uuid))
     session.execute(delete(m.BlockDeviceMapping).where(m.BlockDeviceMapping.instance_uuid == instance_uuid))
     session.execute(delete(m.ConsoleAuthToken).where(m.ConsoleAuthToken.instance_uuid == instance_uuid))

@@ -189,6 +189,28 @@ class ComputeDriver(ABC):
     async def unrescue(self, instance: dict[str, Any]) -> None:
         """Boot the server from its own root disk again, the rescue disk discarded."""
 
+    async def migrate_disk_and_power_off(self, instance: dict[str, Any], dest_host: str,
+                                         flavor: dict[str, Any]) -> dict[str, Any]:
+        """Source of a resize or cold migration: power the guest off and make its disk available to `dest_host`
+        (kept here too until confirm or revert). Returns the disk info `finish_migration` gets."""
+        raise DriverError(f"the {self.hypervisor_type} driver cannot resize or migrate servers")
+
+    async def finish_migration(self, instance: dict[str, Any], disk_info: dict[str, Any],
+                               network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None,
+                               power_on: bool) -> None:
+        """Destination: define the guest from `disk_info` with the instance's (new) flavor, the root disk grown to
+        its root_gb (never shrunk); started when `power_on`."""
+        raise DriverError(f"the {self.hypervisor_type} driver cannot resize or migrate servers")
+
+    async def confirm_migration(self, instance: dict[str, Any]) -> None:  # noqa: B027 - optional: nothing kept
+        """Source, on confirm: what it kept of the moved guest goes (nothing kept: nothing to do)."""
+
+    async def finish_revert_migration(self, instance: dict[str, Any], network_info: list[dict[str, Any]],
+                                      block_device_info: dict[str, Any] | None, power_on: bool) -> None:
+        """Source, on revert or a failed move: the guest kept here with its old disk and flavor runs again (when
+        `power_on`); a guest never powered off is left as it is."""
+        raise DriverError(f"the {self.hypervisor_type} driver cannot resize or migrate servers")
+
     @abstractmethod
     async def list_instances(self) -> list[str]:
         """UUIDs of the instances the hypervisor knows on this host."""

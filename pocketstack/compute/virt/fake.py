@@ -50,6 +50,8 @@ class FakeDriver(ComputeDriver):
     fail_spawn_on: dict[str, str] = {}
     fail_attach_on: dict[str, str] = {}  # the same for volume attaches (rollback tests)
     fail_snapshot_on: dict[str, str] = {}  # and for snapshots (createImage, createBackup)
+    fail_finish_migration_on: dict[str, str] = {}  # and for the destination of a resize or migration
+    slow_migration_on: dict[str, float] = {}  # host -> seconds the source of a move takes to hand its disk over
     slow_snapshot_on: dict[str, float] = {}  # host -> seconds a snapshot takes (tests of what happens meanwhile)
     SNAPSHOT_BYTES = 64 * 1024  # the size of the raw disk a fake snapshot uploads
 
@@ -57,6 +59,7 @@ class FakeDriver(ComputeDriver):
         super().__init__(host)
         self.settings = settings
         self.instances: dict[str, FakeInstance] = {}
+        self.resize_sources: dict[str, FakeInstance] = {}  # guests moved away, kept until confirm or revert
 
     def _get(self, instance: dict[str, Any]) -> FakeInstance:
         fake = self.instances.get(instance["uuid"])
@@ -183,6 +186,47 @@ class FakeDriver(ComputeDriver):
 
     async def unrescue(self, instance: dict[str, Any]) -> None:
         await self._set_power(instance, states.RUNNING, "fake: unrescued, booting its own disk")
+
+    async def migrate_disk_and_power_off(self, instance: dict[str, Any], dest_host: str,
+                                         flavor: dict[str, Any]) -> dict[str, Any]:
+        """The guest powered off and set aside; its record travels in the disk info."""
+        fake = self._get(instance)
+        if self.slow_migration_on.get(self.host):
+            await asyncio.sleep(self.slow_migration_on[self.host])
+        fake.power_state = states.SHUTDOWN
+        fake.console.append(f"fake: powered off, disk handed to {dest_host}")
+        self.resize_sources[fake.uuid] = self.instances.pop(fake.uuid)
+        return {"fake": {"console": list(fake.console), "volumes": dict(fake.volumes)}}
+
+    async def finish_migration(self, instance: dict[str, Any], disk_info: dict[str, Any],
+                               network_info: list[dict[str, Any]], block_device_info: dict[str, Any] | None,
+                               power_on: bool) -> None:
+        message = self.fail_finish_migration_on.get(self.host)
+        if message:
+            raise DriverError(message)
+        moved = disk_info.get("fake") or {}
+        fake = FakeInstance(instance["uuid"], instance["display_name"],
+                            states.RUNNING if power_on else states.SHUTDOWN, instance["vcpus"], instance["memory_mb"],
+                            console=list(moved.get("console") or []), volumes=dict(moved.get("volumes") or {}))
+        fake.interfaces = {vif["id"]: vif for vif in network_info}
+        fake.console.append(f"fake: started on {self.host} with {instance['vcpus']} vCPUs, "
+                            f"{instance['memory_mb']} MiB")
+        self.instances[fake.uuid] = fake
+
+    async def confirm_migration(self, instance: dict[str, Any]) -> None:
+        self.resize_sources.pop(instance["uuid"], None)
+
+    async def finish_revert_migration(self, instance: dict[str, Any], network_info: list[dict[str, Any]],
+                                      block_device_info: dict[str, Any] | None, power_on: bool) -> None:
+        fake = self.resize_sources.pop(instance["uuid"], None)
+        if fake is None:
+            if instance["uuid"] in self.instances:  # never moved away: left as it is
+                return
+            raise DriverError(f"instance {instance['uuid']} has no copy kept on host {self.host}")
+        if power_on:
+            fake.power_state = states.RUNNING
+            fake.console.append("fake: powered on again (reverted)")
+        self.instances[fake.uuid] = fake
 
     async def list_instances(self) -> list[str]:
         return list(self.instances)

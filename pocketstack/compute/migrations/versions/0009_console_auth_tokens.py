@@ -1,7 +1,7 @@
 """console_auth_tokens: the remote consoles' tokens (sha256 only), as Nova's
 
 Revision ID: 0009_console_auth_tokens
-Revises: 0007_instance_disk_config
+Revises: 0008_migrations
 Create Date: 2026-12-04 21:30:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0009_console_auth_tokens'
-down_revision = '0007_instance_disk_config'
+down_revision = '0008_migrations'
 branch_labels = None
 depends_on = None
 

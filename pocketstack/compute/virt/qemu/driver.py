@@ -68,6 +68,7 @@ from pocketstack.compute.virt.qemu.host import (
     unplug_tap,
     write_tree,
 )
+from pocketstack.compute.virt.qemu.resize import QemuResize
 from pocketstack.compute.virt.virtapi import InstanceEventTimeout
 from pocketstack.settings import Settings
 
@@ -75,7 +76,7 @@ log = logging.getLogger("pocketstack.compute.qemu")
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)  # it logs every dropped connection (guest poweroff)
 
 
-class QemuDriver(ComputeDriver):
+class QemuDriver(QemuResize, ComputeDriver):
     hypervisor_type = "QEMU"
     capabilities = Capabilities(image_types=frozenset(IMAGE_FORMATS), attach_interface=True)
 

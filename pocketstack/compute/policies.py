@@ -101,7 +101,7 @@ COMPUTE_POLICIES: dict[str, str] = {
     "os_compute_api:os-simple-tenant-usage:show": READER,
     "os_compute_api:os-instance-usage-audit-log:list": ADMIN,
     "os_compute_api:os-instance-usage-audit-log:show": ADMIN,
-    "os_compute_api:os-migrations:index": ADMIN,
+    "os_compute_api:os-migrations:index": "rule:admin_required or (role:manager and project_id:%(project_id)s)",
     "os_compute_api:os-services:list": ADMIN,
     "os_compute_api:os-services:update": ADMIN,
     "os_compute_api:os-services:delete": ADMIN,

@@ -98,9 +98,10 @@ IDENTITY_POLICIES: dict[str, str] = {
     "identity:list_application_credentials": f"{READER} or user_id:%(target.user.id)s",
     "identity:create_application_credential": "user_id:%(target.user.id)s",
     "identity:delete_application_credential": f"{ADMIN} or user_id:%(target.user.id)s",
-    "identity:get_access_rule": f"{READER} or user_id:%(target.user.id)s",
-    "identity:list_access_rules": f"{READER} or user_id:%(target.user.id)s",
-    "identity:delete_access_rule": f"{ADMIN} or user_id:%(target.user.id)s",
+    # access rules: the owner or the system only, as Keystone (a project admin does not see them)
+    "identity:get_access_rule": f"{SYSTEM_READER} or user_id:%(target.user.id)s",
+    "identity:list_access_rules": f"{SYSTEM_READER} or user_id:%(target.user.id)s",
+    "identity:delete_access_rule": "(role:admin and system_scope:all) or user_id:%(target.user.id)s",
     # credentials: the owner, or an administrator
     "identity:get_credential": f"{READER} or user_id:%(target.credential.user_id)s",
     "identity:list_credentials": f"{READER} or user_id:%(target.credential.user_id)s",

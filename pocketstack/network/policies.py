@@ -95,7 +95,7 @@ NETWORK_POLICIES: dict[str, str] = {
     "get_floatingip": OWNER,
     "update_floatingip": MEMBER_OWNER,
     "delete_floatingip": MEMBER_OWNER,
-    "get_quota": OWNER,
+    "get_quota": "rule:admin_required or (role:manager and project_id:%(project_id)s)",  # Neutron's manager
     "update_quota": ADMIN,
     "delete_quota": ADMIN,
     "get_network_ip_availability": ADMIN,

@@ -1,0 +1,79 @@
+"""What OpenStack's default policies (policy-in-code of Nova, Neutron, Cinder, Glance and Keystone, secure RBAC)
+allow each persona on each route of pocketstack's route tables: one line per (method, path), as
+
+    METHOD PATH CATEGORY [param=resource ...] [keep=param,...] [mv=2.NN] [body=name]
+
+`param=resource` fills a path parameter from another resource than its name says; `keep` names parameters an
+allowed persona's changing request keeps real (the caller's own user); `mv` is the compute microversion to ask;
+`body` the valid body (tests/policy_matrix_setup.py) a denied persona sends, so the refusal comes from policy, not
+validation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+
+from policy_expectations_tables import TABLES
+
+# category -> the personas it allows (anon only for public; `doc`: with or without a token)
+CATEGORIES: dict[str, set[str]] = {
+    "public": {"admin", "manager", "member", "reader", "other"},
+    "doc": {"admin", "manager", "member", "reader", "other"},
+    "any": {"admin", "manager", "member", "reader", "other"},  # any token (its own project's things)
+    "create": {"admin", "manager", "member", "other"},  # a member of any project
+    "read": {"admin", "manager", "member", "reader"},  # project A's readers
+    "write": {"admin", "manager", "member"},  # project A's members
+    "manager": {"admin", "manager"},  # project A's managers
+    "admin": {"admin"},
+    "self": {"admin", "member"},  # the user in the path (project A's member) or an admin
+    "selfonly": {"member"},  # the user in the path only, not even an admin
+    "grantee": {"admin", "other"},  # the project an image is shared with (Glance's member status)
+}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    method: str
+    path: str
+    category: str
+    overrides: dict[str, str] = field(default_factory=dict)
+    keep: frozenset[str] = frozenset()
+    body: str | None = None
+    microversion: str | None = None
+
+    def params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+
+def _parse(service: str, text: str) -> dict[tuple[str, str, str | None], Expectation]:
+    out: dict[tuple[str, str, str | None], Expectation] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        method, path, category, *extra = line.split()
+        assert category in CATEGORIES, line
+        overrides = {"project_id": "url_project"} if service == "volume" else {}
+        keep = {"project_id"} if service == "volume" else set()
+        body = microversion = None
+        for item in extra:
+            key, value = item.split("=", 1)
+            if key == "keep":
+                keep.update(value.split(","))
+            elif key == "body":
+                body = value
+            elif key == "mv":
+                microversion = value
+            else:
+                overrides[key] = value
+        assert (method, path, body) not in out, line
+        out[(method, path, body)] = Expectation(method, path, category, overrides, frozenset(keep), body,
+                                                 microversion)
+    return out
+
+
+@cache
+def table(service: str) -> dict[tuple[str, str, str | None], Expectation]:
+    """(method, path, body name) -> expectation: a route may have rows for several bodies (server actions)."""
+    return _parse(service, TABLES[service])

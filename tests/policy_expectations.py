@@ -17,11 +17,14 @@ from functools import cache
 
 from policy_expectations_tables import TABLES
 
-# category -> the personas it allows (anon only for public; `doc`: with or without a token)
+EVERYONE = {"admin", "manager", "member", "reader", "other", "other_reader"}
+# category -> the personas it allows (anon only for public; `doc`: with or without a token). A system reader
+# (identity only) may do what is read-only (Keystone's ADMIN_OR_SYSTEM_READER): see `allows`.
 CATEGORIES: dict[str, set[str]] = {
-    "public": {"admin", "manager", "member", "reader", "other"},
-    "doc": {"admin", "manager", "member", "reader", "other"},
-    "any": {"admin", "manager", "member", "reader", "other"},  # any token (its own project's things)
+    "public": EVERYONE,
+    "doc": EVERYONE,
+    "any": EVERYONE,  # any token (its own project's things)
+    "scoped": EVERYONE,  # any project-scoped token (not a system-scoped one)
     "create": {"admin", "manager", "member", "other"},  # a member of any project
     "read": {"admin", "manager", "member", "reader"},  # project A's readers
     "write": {"admin", "manager", "member"},  # project A's members
@@ -31,6 +34,13 @@ CATEGORIES: dict[str, set[str]] = {
     "selfonly": {"member"},  # the user in the path only, not even an admin
     "grantee": {"admin", "other"},  # the project an image is shared with (Glance's member status)
 }
+
+
+def allows(exp: Expectation, persona: str) -> bool:
+    """Whether OpenStack's defaults let `persona` through on `exp`'s route."""
+    if persona == "sysreader":
+        return exp.category in ("public", "doc") or (exp.method in ("GET", "HEAD") and exp.category != "scoped")
+    return persona in CATEGORIES[exp.category]
 
 
 @dataclass(frozen=True)

@@ -394,7 +394,7 @@ POST   /v3/auth/tokens                                           public
 GET    /v3/auth/tokens                                           self
 HEAD   /v3/auth/tokens                                           self
 DELETE /v3/auth/tokens                                           self
-GET    /v3/auth/catalog                                          any
+GET    /v3/auth/catalog                                          scoped
 GET    /v3/auth/projects                                         any
 GET    /v3/auth/domains                                          any
 GET    /v3/auth/system                                           any

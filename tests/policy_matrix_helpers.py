@@ -12,10 +12,12 @@ import requests
 
 PASSWORD = "matrix-secret"
 UNKNOWN = "4f3b7c5e-0000-4000-8000-00000000dead"
-# persona -> (role, project): the admin, manager, member and reader of project A, a member of project B
+# persona -> (role, scope): the admin, manager, member and reader of project A, a member and a reader of project
+# B, and (identity only: the other services take project tokens) a reader of the whole system
 PERSONAS: dict[str, tuple[str, str]] = {"admin": ("admin", "A"), "manager": ("manager", "A"),
                                         "member": ("member", "A"), "reader": ("reader", "A"),
-                                        "other": ("member", "B")}
+                                        "other": ("member", "B"), "other_reader": ("reader", "B"),
+                                        "sysreader": ("reader", "system")}
 ANON = "anon"
 
 
@@ -54,11 +56,13 @@ class World:
         return _token(self.urls["identity"], f"mx-{persona}", self.projects[PERSONAS[persona][1]])
 
 
-def _token(identity: str, user: str, project_id: str) -> str:
+def _token(identity: str, user: str, project_id: str | None) -> str:
+    """A password token of `user`, scoped to `project_id` (None: the system)."""
+    scope = {"project": {"id": project_id}} if project_id else {"system": {"all": True}}
     resp = requests.post(identity + "/v3/auth/tokens", timeout=30, json={"auth": {
         "identity": {"methods": ["password"], "password": {"user": {
             "name": user, "domain": {"id": "default"}, "password": PASSWORD}}},
-        "scope": {"project": {"id": project_id}}}})
+        "scope": scope}})
     assert resp.status_code == 201, resp.text
     return resp.headers["X-Subject-Token"]
 
@@ -75,9 +79,9 @@ def build_world(urls: dict[str, str], admin_token: str) -> World:
         user = world.ok("identity", "root", "POST", "/v3/users", {"user": {
             "name": f"mx-{persona}", "password": PASSWORD, "domain_id": "default"}})["user"]
         world.users[persona] = user["id"]
-        world.ok("identity", "root", "PUT",
-                 f"/v3/projects/{world.projects[label]}/users/{user['id']}/roles/{roles[role]}")
-        world.tokens[persona] = _token(urls["identity"], f"mx-{persona}", world.projects[label])
+        target = "/v3/system" if label == "system" else f"/v3/projects/{world.projects[label]}"
+        world.ok("identity", "root", "PUT", f"{target}/users/{user['id']}/roles/{roles[role]}")
+        world.tokens[persona] = _token(urls["identity"], f"mx-{persona}", world.projects.get(label))
     return world
 
 

@@ -18,6 +18,11 @@ POST   /v2.1/servers/{server_id}/action                          write   body=st
 POST   /v2.1/servers/{server_id}/action                          write   body=console
 POST   /v2.1/servers/{server_id}/action                          admin   body=reset_state
 POST   /v2.1/servers/{server_id}/action                          write   body=lock
+POST   /v2.1/servers/{server_id}/action                          write   body=pause
+POST   /v2.1/servers/{server_id}/action                          write   body=create_image
+POST   /v2.1/servers/{server_id}/action                          write   body=rescue
+POST   /v2.1/servers/{server_id}/action                          admin   body=shelve_offload
+POST   /v2.1/servers/{server_id}/action                          write   body=add_secgroup
 GET    /v2.1/servers/{server_id}/os-interface                    read
 POST   /v2.1/servers/{server_id}/os-interface                    write   body=interface
 GET    /v2.1/servers/{server_id}/os-interface/{port_id}          read
@@ -156,6 +161,7 @@ GET    /v2.0/extensions/{alias}                                  any
 GET    /v2.0/service-providers                                   any
 GET    /v2.0/networks                                            any
 POST   /v2.0/networks                                            create  body=network
+POST   /v2.0/networks                                            admin   body=shared_network
 GET    /v2.0/networks/{resource_id}                              read    resource_id=network
 PUT    /v2.0/networks/{resource_id}                              write   resource_id=network body=network
 DELETE /v2.0/networks/{resource_id}                              write   resource_id=network
@@ -173,6 +179,7 @@ GET    /v2.0/ports                                               any
 POST   /v2.0/ports                                               write   body=port
 GET    /v2.0/ports/{resource_id}                                 read    resource_id=port
 PUT    /v2.0/ports/{resource_id}                                 write   resource_id=port body=port_update
+PUT    /v2.0/ports/{resource_id}                                 manager resource_id=port body=port_mac
 DELETE /v2.0/ports/{resource_id}                                 write   resource_id=port
 GET    /v2.0/security-groups                                     any
 POST   /v2.0/security-groups                                     create  body=secgroup
@@ -190,6 +197,7 @@ PUT    /v2.0/routers/{resource_id}                               write   resourc
 DELETE /v2.0/routers/{resource_id}                               write   resource_id=router
 GET    /v2.0/floatingips                                         any
 POST   /v2.0/floatingips                                         create  body=floatingip
+POST   /v2.0/floatingips                                         manager body=floatingip_address
 GET    /v2.0/floatingips/{resource_id}                           read    resource_id=floatingip
 PUT    /v2.0/floatingips/{resource_id}                           write   resource_id=floatingip body=floatingip_update
 DELETE /v2.0/floatingips/{resource_id}                           write   resource_id=floatingip
@@ -237,6 +245,9 @@ GET    /v3/{project_id}/volumes/{volume_id}/metadata/{key}       read
 PUT    /v3/{project_id}/volumes/{volume_id}/metadata/{key}       write   body=meta_item
 DELETE /v3/{project_id}/volumes/{volume_id}/metadata/{key}       write
 POST   /v3/{project_id}/volumes/{volume_id}/action               write   body=extend
+POST   /v3/{project_id}/volumes/{volume_id}/action               write   body=set_bootable
+POST   /v3/{project_id}/volumes/{volume_id}/action               write   body=readonly
+POST   /v3/{project_id}/volumes/{volume_id}/action               admin   body=force_detach
 POST   /v3/{project_id}/volumes/{volume_id}/action               admin   body=reset_status
 POST   /v3/{project_id}/volumes/{volume_id}/action               admin   body=force_delete
 POST   /v3/{project_id}/snapshots                                write   body=snapshot
@@ -336,6 +347,7 @@ POST   /v2/images                                                create  body=im
 GET    /v2/images                                                any
 GET    /v2/images/{image_id}                                     read
 PATCH  /v2/images/{image_id}                                     write   body=image_patch
+PATCH  /v2/images/{image_id}                                     admin   body=publicize
 DELETE /v2/images/{image_id}                                     write
 PUT    /v2/images/{image_id}/tags/{tag}                          write
 DELETE /v2/images/{image_id}/tags/{tag}                          write

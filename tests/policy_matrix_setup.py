@@ -233,6 +233,16 @@ def compute(w: World) -> dict[str, str]:
 SETUP: dict[str, Callable[[World], dict[str, str]]] = {
     "identity": identity, "network": network, "volume": volume, "image": image, "compute": compute}
 
+# the resources only project A (and admins) may see: no listing shows them to project B
+PRIVATE: dict[str, tuple[str, ...]] = {
+    "compute": ("server_id", "port_id", "volume_id", "image_id", "secgroup", "rule_id", "floating_ip_id",
+                "network_id", "snapshot_id", "group_id"),
+    "network": ("network", "subnet", "subnetpool", "port", "secgroup", "secgroup_rule", "router", "floatingip"),
+    "volume": ("volume_id", "snapshot_id", "transfer_id", "attachment_id"),
+    "image": ("image_id",),
+    "identity": ("credential_id", "trust_id", "cred_id", "access", "user_id", "project_id"),
+}
+
 BODIES: dict[str, dict[str, Any]] = {
     "identity": {
         "domain": {"domain": {"name": "mx-dom2"}}, "domain_update": {"domain": {"description": "x"}},

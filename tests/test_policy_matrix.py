@@ -18,7 +18,7 @@ import pytest
 from conftest import Cloud, make_settings
 from policy_expectations import Expectation, allows, table
 from policy_matrix_helpers import ANON, PERSONAS, UNKNOWN, World, build_world, fill
-from policy_matrix_setup import BODIES, SETUP
+from policy_matrix_setup import BODIES, PRIVATE, SETUP
 
 from pocketstack.common.routes import routes
 
@@ -87,7 +87,7 @@ def _request(world: World, service: str, exp: Expectation, persona: str) -> tupl
     if exp.microversion:
         headers["OpenStack-API-Version"] = f"{service} {exp.microversion}"
     resp = world.call(service, persona, exp.method, path, body, headers)
-    return resp.status_code, real, resp.text[:200]
+    return resp.status_code, real, resp.text
 
 
 def _resolve(body: Any, values: dict[str, str]) -> Any:
@@ -106,6 +106,16 @@ def _personas(service: str) -> list[str]:
     return [p for p in [*PERSONAS, ANON] if p != "sysreader" or service == "identity"]
 
 
+def _leak(world: World, service: str, exp: Expectation, persona: str, status: int, text: str) -> str | None:
+    """A listing that shows project B what project A keeps to itself."""
+    if persona not in ("other", "other_reader") or exp.method != "GET" or status != 200:
+        return None
+    if any(p not in exp.keep for p in exp.params()):
+        return None  # a listing names no resource
+    shown = [name for name in PRIVATE[service] if world.ids[service].get(name, UNKNOWN) in text]
+    return f"lists project A's {', '.join(shown)}" if shown else None
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_matrix(world: World, service: str) -> None:
     world.ids[service] = SETUP[service](world)
@@ -115,8 +125,8 @@ def test_matrix(world: World, service: str) -> None:
         for persona in _personas(service):
             status, real, text = _request(world, service, exp, persona)
             count += 1
-            why = _verdict(exp, persona, status, real)
+            why = _verdict(exp, persona, status, real) or _leak(world, service, exp, persona, status, text)
             if why:
-                failures.append(f"{exp.method} {exp.path} [{exp.category}] as {persona}: {why} ({text})")
+                failures.append(f"{exp.method} {exp.path} [{exp.category}] as {persona}: {why} ({text[:200]})")
     assert not failures, f"{len(failures)} of {count} requests:\n" + "\n".join(failures)
     assert UNKNOWN not in world.ids[service].values()

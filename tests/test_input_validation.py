@@ -108,7 +108,9 @@ def test_control_characters_in_updates_and_tags_are_refused(cloud: Any, admin: A
 def test_the_check_spares_opaque_maps_and_printable_text() -> None:
     check_body({"server": {"name": "ünïcode, fine", "metadata": {"k": "line\nbreak"}}})
     check_body({"credential": {"blob": "{\"a\":\n1}"}})
-    for body in ({"x": {"name": "a\x07"}}, {"metadata": {"k": "nul\x00"}}, [{"op": "add", "path": "/tags",
-                                                                               "value": ["a\x1f"]}]):
+    check_body({"volume": {"name": "v", "description": "two\nlines\tand a tab"}})
+    refused = ({"x": {"name": "a\x07"}}, {"x": {"name": "a\nb"}}, {"x": {"description": "a\x1bb"}},
+               {"metadata": {"k": "nul\x00"}}, [{"op": "add", "path": "/tags", "value": ["a\x1f"]}])
+    for body in refused:
         with pytest.raises(Exception, match="not allowed"):
             check_body(body)

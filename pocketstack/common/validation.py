@@ -1,9 +1,10 @@
 """Text every service refuses in what it is sent, checked once for every JSON body (`app.json_body`).
 
-As Nova's name and description formats, Glance's tags and Keystone's schemas do, NUL and the other C0 control
-characters (and DEL) are refused in names, descriptions and tags: 400 in the service's error body. NUL is refused
-in every string of a body (no database column stores it). Opaque maps (metadata, extra specs, credential blobs)
-keep their other characters: upstream stores what the caller put there.
+As Nova's name format and Glance's tags do, NUL and the other C0 control characters (and DEL) are refused in names
+and tags: 400 in the service's error body; descriptions may break lines (tab, line feed, carriage return), as
+Neutron's, Cinder's and Keystone's do. NUL is refused in every string of a body (no database column stores it).
+Opaque maps (metadata, extra specs, credential blobs) keep their other characters: upstream stores what the caller
+put there.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from typing import Any
 from pocketstack.common.errors import BadRequest
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 TEXT_FIELDS = frozenset({"name", "description", "display_name", "display_description", "tags", "tag"})
+MULTILINE = frozenset({"description", "display_description"})
 OPAQUE = frozenset({"metadata", "meta", "extra_specs", "properties", "blob", "user_data", "config", "options",
                     "input", "extra", "binding:profile", "connector", "connection_info"})
 
 
 def check_text(field: str, value: Any) -> None:
     """400 when `value` (a string, or a list of them) has a control character."""
+    pattern = CONTROL_BUT_LINES if field in MULTILINE else CONTROL
     for item in value if isinstance(value, list) else [value]:
-        if isinstance(item, str) and CONTROL.search(item):
+        if isinstance(item, str) and pattern.search(item):
             raise BadRequest(f"Invalid input for field/attribute {field}. Value: {item!r}. "
                              "Control characters are not allowed.")
 

@@ -106,9 +106,30 @@ def _personas(service: str) -> list[str]:
     return [p for p in [*PERSONAS, ANON] if p != "sysreader" or service == "identity"]
 
 
+# attributes only admins see (Nova's os-extended-server-attributes, Cinder's volume_host_attribute, Neutron's
+# get_port:binding:* and get_network:provider:*)
+ADMIN_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("compute", "/v2.1/servers/{server_id}"): ("OS-EXT-SRV-ATTR:host", "OS-EXT-SRV-ATTR:instance_name"),
+    ("compute", "/v2.1/servers/detail"): ("OS-EXT-SRV-ATTR:host", "OS-EXT-SRV-ATTR:instance_name"),
+    ("volume", "/v3/{project_id}/volumes/{volume_id}"): ("os-vol-host-attr:host", "os-vol-mig-status-attr:migstat"),
+    ("volume", "/v3/{project_id}/volumes/detail"): ("os-vol-host-attr:host",),
+    ("network", "/v2.0/ports/{resource_id}"): ("binding:host_id", "binding:vif_details", "binding:profile"),
+    ("network", "/v2.0/networks/{resource_id}"): ("provider:network_type", "provider:segmentation_id"),
+}
+
+
 def _leak(world: World, service: str, exp: Expectation, persona: str, status: int, text: str) -> str | None:
-    """A listing that shows project B what project A keeps to itself."""
-    if persona not in ("other", "other_reader") or exp.method != "GET" or status != 200:
+    """A listing that shows project B what project A keeps to itself; an admin-only attribute in a
+    non-admin's view."""
+    if exp.method != "GET" or status != 200:
+        return None
+    fields = ADMIN_FIELDS.get((service, exp.path), ())
+    shown_fields = [f for f in fields if f'"{f}"' in text]
+    if persona != "admin" and shown_fields:
+        return f"shows the admin-only {', '.join(shown_fields)}"
+    if persona == "admin" and len(shown_fields) < len(fields):  # the check above looks for what is there
+        return f"the admin does not see {', '.join(set(fields) - set(shown_fields))}"
+    if persona not in ("other", "other_reader"):
         return None
     if any(p not in exp.keep for p in exp.params()):
         return None  # a listing names no resource

@@ -1,10 +1,11 @@
 """What OpenStack's default policies (policy-in-code of Nova, Neutron, Cinder, Glance and Keystone, secure RBAC)
 allow each persona on each route of pocketstack's route tables: one line per (method, path), as
 
-    METHOD PATH CATEGORY [param=resource ...] [keep=param,...] [mv=2.NN] [body=name]
+    METHOD PATH CATEGORY [param=resource ...] [keep=param,...] [mv=2.NN] [body=name] [query=k=v]
 
 `param=resource` fills a path parameter from another resource than its name says; `keep` names parameters an
 allowed persona's changing request keeps real (the caller's own user); `mv` is the compute microversion to ask;
+`query` a query string whose own policy the row checks (`{name}` values are resource ids);
 `body` the valid body (tests/policy_matrix_setup.py) a denied persona sends, so the refusal comes from policy, not
 validation.
 """
@@ -52,13 +53,14 @@ class Expectation:
     keep: frozenset[str] = frozenset()
     body: str | None = None
     microversion: str | None = None
+    query: str | None = None
 
     def params(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.path)
 
 
-def _parse(service: str, text: str) -> dict[tuple[str, str, str | None], Expectation]:
-    out: dict[tuple[str, str, str | None], Expectation] = {}
+def _parse(service: str, text: str) -> dict[tuple[str, str, str | None, str | None], Expectation]:
+    out: dict[tuple[str, str, str | None, str | None], Expectation] = {}
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -66,24 +68,27 @@ def _parse(service: str, text: str) -> dict[tuple[str, str, str | None], Expecta
         assert category in CATEGORIES, line
         overrides = {"project_id": "url_project"} if service == "volume" else {}
         keep = {"project_id"} if service == "volume" else set()
-        body = microversion = None
+        body = microversion = query = None
         for item in extra:
             key, value = item.split("=", 1)
             if key == "keep":
                 keep.update(value.split(","))
             elif key == "body":
                 body = value
+            elif key == "query":
+                query = value
             elif key == "mv":
                 microversion = value
             else:
                 overrides[key] = value
-        assert (method, path, body) not in out, line
-        out[(method, path, body)] = Expectation(method, path, category, overrides, frozenset(keep), body,
-                                                 microversion)
+        assert (method, path, body, query) not in out, line
+        out[(method, path, body, query)] = Expectation(method, path, category, overrides, frozenset(keep), body,
+                                                 microversion, query)
     return out
 
 
 @cache
-def table(service: str) -> dict[tuple[str, str, str | None], Expectation]:
-    """(method, path, body name) -> expectation: a route may have rows for several bodies (server actions)."""
+def table(service: str) -> dict[tuple[str, str, str | None, str | None], Expectation]:
+    """(method, path, body name, query) -> expectation: a route may have rows for several bodies (server
+    actions) and queries (all_tenants)."""
     return _parse(service, TABLES[service])

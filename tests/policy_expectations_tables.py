@@ -10,7 +10,9 @@ GET    /v2                                                       doc
 GET    /v2/                                                      doc
 POST   /v2.1/servers                                             create
 GET    /v2.1/servers                                             any
+GET    /v2.1/servers                                             admin   query=all_tenants=1
 GET    /v2.1/servers/detail                                      any
+GET    /v2.1/servers/detail                                      admin   query=all_tenants=1
 GET    /v2.1/servers/{server_id}                                 read
 PUT    /v2.1/servers/{server_id}                                 write   body=server_update
 DELETE /v2.1/servers/{server_id}                                 write
@@ -29,6 +31,7 @@ GET    /v2.1/servers/{server_id}/os-interface/{port_id}          read
 DELETE /v2.1/servers/{server_id}/os-interface/{port_id}          write
 POST   /v2.1/os-server-external-events                           admin   body=events
 GET    /v2.1/limits                                              any
+GET    /v2.1/limits                                              admin   query=tenant_id={project_id}
 GET    /v2.1/os-quota-sets/{project_id}/defaults                 any
 GET    /v2.1/os-quota-sets/{project_id}/detail                   read
 GET    /v2.1/os-quota-sets/{project_id}                          read
@@ -68,6 +71,7 @@ GET    /v2.1/flavors/{flavor_id}/os-flavor-access                admin
 POST   /v2.1/flavors/{flavor_id}/action                          admin   body=flavor_access
 POST   /v2.1/os-keypairs                                         any
 GET    /v2.1/os-keypairs                                         any
+GET    /v2.1/os-keypairs                                         self    query=user_id={member_user} mv=2.10
 GET    /v2.1/os-keypairs/{name}                                  self    name=keypair
 DELETE /v2.1/os-keypairs/{name}                                  self    name=keypair
 GET    /v2.1/os-availability-zone                                any

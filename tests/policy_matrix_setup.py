@@ -220,7 +220,8 @@ def compute(w: World) -> dict[str, str]:
         "security_group_id": sg, "direction": "ingress", "protocol": "udp"}})["security_group_rule"]["id"]
     fip = w.ok("network", "member", "POST", "/v2.0/floatingips",
                {"floatingip": {"floating_network_id": _public(w)}})["floatingip"]["id"]
-    return {"server_id": server, "port_id": port, "project_id": a, "request_id": request_id, "key": "mx",
+    return {"server_id": server, "port_id": port, "project_id": a, "member_user": w.users["member"],
+            "request_id": request_id, "key": "mx",
             "tag": "mx-tag", "volume_id": vol, "flavor_id": str(flavor["id"]), "flavor_key": "mx_key",
             "keypair": "mx-kp", "pattern": hypervisor["hypervisor_hostname"],
             "hypervisor_id": str(hypervisor["id"]), "service_id": str(service["id"]),

@@ -86,6 +86,9 @@ def _request(world: World, service: str, exp: Expectation, persona: str) -> tupl
         headers["X-Subject-Token"] = world.token_of("member")
     if exp.microversion:
         headers["OpenStack-API-Version"] = f"{service} {exp.microversion}"
+    if exp.query:
+        key, _, value = exp.query.partition("=")
+        path += f"?{key}={_resolve(value, values)}"
     resp = world.call(service, persona, exp.method, path, body, headers)
     return resp.status_code, real, resp.text
 

@@ -88,6 +88,7 @@ PUT    /v2.1/os-services/{service_id}                            admin   body=se
 DELETE /v2.1/os-services/{service_id}                            admin mv=2.53
 POST   /v2.1/os-server-groups                                    create  body=server_group
 GET    /v2.1/os-server-groups                                    any
+GET    /v2.1/os-server-groups                                    any     query=all_projects=true
 GET    /v2.1/os-server-groups/{group_id}                         read
 DELETE /v2.1/os-server-groups/{group_id}                         write
 GET    /v2.1/servers/{server_id}/ips                             read
@@ -164,6 +165,7 @@ GET    /v2.0/extensions                                          any
 GET    /v2.0/extensions/{alias}                                  any
 GET    /v2.0/service-providers                                   any
 GET    /v2.0/networks                                            any
+GET    /v2.0/networks                                            any     query=project_id={project_id}
 POST   /v2.0/networks                                            create  body=network
 POST   /v2.0/networks                                            admin   body=shared_network
 GET    /v2.0/networks/{resource_id}                              read    resource_id=network
@@ -180,6 +182,7 @@ GET    /v2.0/subnetpools/{resource_id}                           read    resourc
 PUT    /v2.0/subnetpools/{resource_id}                           write   resource_id=subnetpool body=subnetpool_update
 DELETE /v2.0/subnetpools/{resource_id}                           write   resource_id=subnetpool
 GET    /v2.0/ports                                               any
+GET    /v2.0/ports                                               any     query=project_id={project_id}
 POST   /v2.0/ports                                               write   body=port
 GET    /v2.0/ports/{resource_id}                                 read    resource_id=port
 PUT    /v2.0/ports/{resource_id}                                 write   resource_id=port body=port_update
@@ -238,6 +241,7 @@ GET    /v3/{project_id}/volumes/                                 any
 PUT    /v3/{project_id}/volumes/                                 any
 DELETE /v3/{project_id}/volumes/                                 any
 GET    /v3/{project_id}/volumes/detail                           any
+GET    /v3/{project_id}/volumes/detail                           any     query=all_tenants=1
 GET    /v3/{project_id}/volumes/summary                          any mv=3.12
 GET    /v3/{project_id}/volumes/{volume_id}                      read
 PUT    /v3/{project_id}/volumes/{volume_id}                      write   body=volume_update
@@ -256,6 +260,7 @@ POST   /v3/{project_id}/volumes/{volume_id}/action               admin   body=re
 POST   /v3/{project_id}/volumes/{volume_id}/action               admin   body=force_delete
 POST   /v3/{project_id}/snapshots                                write   body=snapshot
 GET    /v3/{project_id}/snapshots                                any
+GET    /v3/{project_id}/snapshots                                any     query=all_tenants=1
 GET    /v3/{project_id}/snapshots/detail                         any
 GET    /v3/{project_id}/snapshots/{snapshot_id}                  read
 PUT    /v3/{project_id}/snapshots/{snapshot_id}                  write   body=snapshot_update
@@ -349,6 +354,8 @@ GET    /v2/schemas/metadefs/{name}                               any     name=me
 GET    /v2/schemas/{name}                                        any     name=schema
 POST   /v2/images                                                create  body=image
 GET    /v2/images                                                any
+GET    /v2/images                                                any     query=visibility=all
+GET    /v2/images                                                any     query=owner={project_a}
 GET    /v2/images/{image_id}                                     read
 PATCH  /v2/images/{image_id}                                     write   body=image_patch
 PATCH  /v2/images/{image_id}                                     admin   body=publicize
@@ -458,11 +465,13 @@ GET    /v3/users/{{user_id}}/credentials/OS-EC2/{{access}}       self
 DELETE /v3/users/{{user_id}}/credentials/OS-EC2/{{access}}       self    keep=user_id
 POST   /v3/credentials                                           self    body=credential
 GET    /v3/credentials                                           any
+GET    /v3/credentials                                           any     query=user_id={{user_id}}
 GET    /v3/credentials/{{credential_id}}                         self
 PATCH  /v3/credentials/{{credential_id}}                         self    body=credential_update
 DELETE /v3/credentials/{{credential_id}}                         self
 POST   /v3/OS-TRUST/trusts                                       selfonly body=trust
 GET    /v3/OS-TRUST/trusts                                       admin
+GET    /v3/OS-TRUST/trusts                                       self    query=trustor_user_id={{user_id}}
 GET    /v3/OS-TRUST/trusts/{{trust_id}}                          self
 DELETE /v3/OS-TRUST/trusts/{{trust_id}}                          self
 GET    /v3/OS-TRUST/trusts/{{trust_id}}/roles                    self

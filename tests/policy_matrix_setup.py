@@ -173,7 +173,8 @@ def image(w: World) -> dict[str, str]:
     r("POST", "/v2/metadefs/namespaces/mx-ns/properties", {"name": "mx-prop", "title": "t", "type": "string"})
     r("POST", "/v2/metadefs/namespaces/mx-ns/tags/mx-tag")
     r("POST", "/v2/metadefs/namespaces/mx-ns/resource_types", {"name": "OS::Nova::Server"})
-    return {"image_id": private, "shared_image": shared, "tag": "mx-tag", "action": "deactivate",
+    return {"image_id": private, "shared_image": shared, "project_a": w.projects["A"], "tag": "mx-tag",
+            "action": "deactivate",
             "member_id": w.projects["B"], "project_b": w.projects["B"], "schema": "image",
             "metadef_schema": "namespace", "namespace": "mx-ns", "object_name": "mx-obj",
             "property_name": "mx-prop", "tag_name": "mx-tag", "resource_type": "OS::Nova::Server"}

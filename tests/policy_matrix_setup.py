@@ -245,6 +245,12 @@ PRIVATE: dict[str, tuple[str, ...]] = {
     "identity": ("credential_id", "trust_id", "cred_id", "access", "user_id", "project_id"),
 }
 
+# what only project A's member (the user who made them) and admins may list
+USER_PRIVATE: dict[str, tuple[str, ...]] = {
+    "compute": ("keypair",),
+    "identity": ("credential_id", "trust_id", "cred_id", "access"),
+}
+
 BODIES: dict[str, dict[str, Any]] = {
     "identity": {
         "domain": {"domain": {"name": "mx-dom2"}}, "domain_update": {"domain": {"description": "x"}},

@@ -18,7 +18,7 @@ import pytest
 from conftest import Cloud, make_settings
 from policy_expectations import Expectation, allows, table
 from policy_matrix_helpers import ANON, PERSONAS, UNKNOWN, World, build_world, fill
-from policy_matrix_setup import BODIES, PRIVATE, SETUP
+from policy_matrix_setup import BODIES, PRIVATE, SETUP, USER_PRIVATE
 
 from pocketstack.common.routes import routes
 
@@ -126,8 +126,8 @@ ADMIN_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
 
 
 def _leak(world: World, service: str, exp: Expectation, persona: str, status: int, text: str) -> str | None:
-    """A listing that shows project B what project A keeps to itself; an admin-only attribute in a
-    non-admin's view."""
+    """A listing that shows project B what project A keeps to itself, or another user what project A's member
+    keeps to itself; an admin-only attribute in a non-admin's view."""
     if exp.method != "GET" or status != 200:
         return None
     fields = ADMIN_FIELDS.get((service, exp.path), ())
@@ -136,11 +136,11 @@ def _leak(world: World, service: str, exp: Expectation, persona: str, status: in
         return f"shows the admin-only {', '.join(shown_fields)}"
     if persona == "admin" and len(shown_fields) < len(fields):  # the check above looks for what is there
         return f"the admin does not see {', '.join(set(fields) - set(shown_fields))}"
-    if persona not in ("other", "other_reader"):
-        return None
     if any(p not in exp.keep for p in exp.params()):
         return None  # a listing names no resource
-    shown = [name for name in PRIVATE[service] if world.ids[service].get(name, UNKNOWN) in text]
+    private = [*(PRIVATE[service] if persona in ("other", "other_reader") else ()),
+               *(USER_PRIVATE.get(service, ()) if persona not in ("admin", "member", "sysreader") else ())]
+    shown = [name for name in private if world.ids[service].get(name, UNKNOWN) in text]
     return f"lists project A's {', '.join(shown)}" if shown else None
 
 

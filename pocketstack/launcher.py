@@ -103,7 +103,8 @@ class AllInOne:
 
     async def _serve(self, spec: ServiceSpec, service: Service) -> None:
         config = uvicorn.Config(service.app, host=self.settings.bind, port=self.settings.port(spec.name),
-                                log_config=None, access_log=False, lifespan="off", loop="none", ws="none",
+                                log_config=None, access_log=False, lifespan="off", loop="none",
+                                ws="websockets-sansio" if any(r.websocket for r in spec.roles) else "none",
                                 http="httptools", timeout_keep_alive=75, server_header=False)
         server = _EmbeddedServer(config)
         task = asyncio.create_task(server.serve(), name=f"serve-{spec.name}")
@@ -189,6 +190,9 @@ def run_foreground(settings: Settings) -> None:
                   f"{settings.data_dir / 'log' / 'access.log'}", flush=True)
             if any(spec.name == "dashboard" for spec in cloud.specs):
                 print(f"dashboard: {settings.base_url('dashboard')}/", flush=True)
+            if any(spec.name == "vnc" for spec in cloud.specs):
+                print(f"consoles: serial ws://{settings.host}:{settings.port('serial-console')}/, noVNC "
+                      f"{settings.base_url('vnc')}/vnc_lite.html (URLs: `openstack console url show`)", flush=True)
             print("pocketstack ready", flush=True)
 
         await cloud.run(stop, ready)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pocketstack.common import tracing
 from pocketstack.common.service import Role, ServiceSpec
-from pocketstack.compute.spec import METADATA_SPEC
+from pocketstack.compute.spec import METADATA_SPEC, NOVNC_PROXY_SPEC, SERIAL_PROXY_SPEC
 from pocketstack.compute.spec import SPEC as COMPUTE
 from pocketstack.dashboard.spec import SPEC as DASHBOARD
 from pocketstack.identity.spec import SPEC as IDENTITY
@@ -13,7 +13,8 @@ from pocketstack.image.spec import SPEC as IMAGE
 from pocketstack.network.spec import SPEC as NETWORK
 from pocketstack.volume.spec import SPEC as VOLUME
 
-SERVICES: list[ServiceSpec] = [IDENTITY, IMAGE, NETWORK, VOLUME, COMPUTE, METADATA_SPEC, DASHBOARD]
+SERVICES: list[ServiceSpec] = [IDENTITY, IMAGE, NETWORK, VOLUME, COMPUTE, METADATA_SPEC, SERIAL_PROXY_SPEC,
+                               NOVNC_PROXY_SPEC, DASHBOARD]
 
 # The servable roles, each stage's in the order `up --distributed` starts them. Stage 0 bootstraps the accounts,
 # the catalog and the secrets the others use; the RPC servers of stage 1 declare the topic queues (a message to a

@@ -6,7 +6,13 @@ A new service adds its section here (its model lives in its package's `settings.
 from __future__ import annotations
 
 from pocketstack.common.config import CoreSettings
-from pocketstack.compute.settings import ComputeSettings, MetadataSettings
+from pocketstack.compute.settings import (
+    ComputeSettings,
+    ConsoleAuthSettings,
+    MetadataSettings,
+    SerialConsoleSettings,
+    VncSettings,
+)
 from pocketstack.dashboard.settings import DashboardSettings
 from pocketstack.distributed.settings import DistributedSettings
 from pocketstack.identity.settings import IdentitySettings
@@ -23,6 +29,9 @@ class Settings(CoreSettings):
     network: NetworkSettings = NetworkSettings()
     volume: VolumeSettings = VolumeSettings()
     metadata: MetadataSettings = MetadataSettings()
+    serial_console: SerialConsoleSettings = SerialConsoleSettings()
+    vnc: VncSettings = VncSettings()
+    consoleauth: ConsoleAuthSettings = ConsoleAuthSettings()
     trace: TraceSettings = TraceSettings()
     dashboard: DashboardSettings = DashboardSettings()
     distributed: DistributedSettings = DistributedSettings()

@@ -40,6 +40,10 @@ FLAGS_OFF: dict[tuple[str, str], tuple[str, str]] = {
     ("validation", "run_validation"): (
         "false", "the fake driver boots no guest to SSH into (the QEMU end-to-end tests cover guests)"),
     ("volume-feature-enabled", "backup"): ("false", "no volume backup service yet"),
+    ("compute-feature-enabled", "vnc_console"): (
+        "true", "the noVNC proxy serves VNC consoles (on the fake driver, as on Nova's, the console is nowhere: "
+                "test_novnc's RFB handshake needs a real guest, tests/test_consoles_qemu.py does it)"),
+    ("compute-feature-enabled", "serial_console"): ("true", "the serial console proxy serves serial consoles"),
 }
 
 # Tempest's parser of a subunit stream, run in the Tempest venv: one JSON line per test.

@@ -48,10 +48,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
-# The dashboard's front-end libraries (package.json + package-lock.json), served from node_modules by the app
+# The dashboard's and the noVNC proxy's front-end libraries (package.json + package-lock.json), served from
+# node_modules and build/ by the apps
 if command -v npm >/dev/null; then
   npm ci --no-audit --no-fund --silent
+  npm run build --silent  # noVNC's client bundled for the browser (build/novnc/rfb.js)
 else
-  echo "warning: npm missing: the dashboard serves its pages without htmx (no live updates)" >&2
+  echo "warning: npm missing: the dashboard serves its pages without htmx (no live updates), no noVNC client" >&2
 fi
 echo "pocketstack installed in $(pwd)/.venv"

@@ -254,3 +254,38 @@ def test_versions_and_extensions(cloud: Any, demo: Any) -> None:
     assert "Hosts" in {e["name"] for e in extensions}
     assert api(cloud, demo, "GET", "/extensions/os-consoles").json()["extension"]["alias"] == "os-consoles"
     assert api(cloud, demo, "GET", "/extensions/nothing").status_code == 404
+
+
+def test_floating_ip_set_through_the_network_api_shows_in_the_servers_addresses(cloud: Any, demo: Any, env: Any,
+                                                                                 server: Any) -> None:
+    """`openstack server add floating ip` associates through Neutron; the network service tells compute
+    `network-changed` and the server's addresses show the floating IP (OS-EXT-IPS:type floating), then lose it."""
+    fip = cloud.cli("floating", "ip", "create", "px-public", "-f", "json", cloud="pocketstack-demo")
+
+    def kinds() -> dict[str, str]:
+        shown = cloud.cli("server", "show", server.id, "-f", "json", cloud="pocketstack-demo")
+        addresses = demo.compute.get_server(shown["id"]).addresses["px-net"]
+        return {a["addr"]: a["OS-EXT-IPS:type"] for a in addresses}
+
+    def wait_for(check: Any) -> dict[str, str]:
+        deadline = time.monotonic() + 15
+        while not check(found := kinds()):
+            assert time.monotonic() < deadline, found
+            time.sleep(0.3)
+        return found
+
+    try:
+        cloud.cli("server", "add", "floating", "ip", server.id, fip["floating_ip_address"], cloud="pocketstack-demo")
+        found = wait_for(lambda k: fip["floating_ip_address"] in k)
+        assert found[fip["floating_ip_address"]] == "floating" and "fixed" in found.values()
+        listed = cloud.cli("server", "list", "--name", "px-server", "-f", "json", cloud="pocketstack-demo")
+        assert fip["floating_ip_address"] in str(listed[0]["Networks"])
+        cloud.cli("server", "remove", "floating", "ip", server.id, fip["floating_ip_address"],
+                  cloud="pocketstack-demo")
+        wait_for(lambda k: fip["floating_ip_address"] not in k)
+        # deleting an associated floating IP takes it off the server's addresses too
+        cloud.cli("server", "add", "floating", "ip", server.id, fip["floating_ip_address"], cloud="pocketstack-demo")
+        wait_for(lambda k: fip["floating_ip_address"] in k)
+    finally:
+        cloud.cli("floating", "ip", "delete", fip["id"], cloud="pocketstack-demo")
+    wait_for(lambda k: fip["floating_ip_address"] not in k)

@@ -83,6 +83,20 @@ def test_login_launch_active_flow_logout(cloud, browser, bootable, admin, prefix
     _launch(page, cloud, f"{prefix}web")
     # the status cell turns ACTIVE through htmx's polling, without a reload
     page.wait_for_selector(f"tr[data-server='{prefix}web'] td.status:text-is('ACTIVE')")
+    # its console link opens the noVNC page of a console URL (the fake guest has no display: it cannot connect)
+    console = page.locator(f"tr[data-server='{prefix}web'] a:text-is('console')").get_attribute("href")
+    vnc = browser.new_page()  # type: ignore[attr-defined]
+    vnc.context.add_cookies(page.context.cookies())
+    vnc.goto(cloud.url("dashboard") + console)
+    assert "/vnc_lite.html?path=%3Ftoken%3D" in vnc.url and vnc.title() == "noVNC"
+    vnc.close()
+    # its serial page runs xterm.js on a serial console URL (the fake guest's console is nowhere: closed)
+    page.click(f"tr[data-server='{prefix}web'] a:text-is('serial')")
+    page.wait_for_selector("#terminal .xterm")
+    assert page.locator("#terminal").get_attribute("data-url").startswith(
+        f"ws://127.0.0.1:{cloud.settings.port('serial-console')}/?token=")
+    sync_api.expect(page.locator("#serial-status")).to_have_text("closed", timeout=15000)
+    page.goto(cloud.url("dashboard") + "/servers")
     page.click(f"tr[data-server='{prefix}web'] a:text-is('flow')")
     page.wait_for_selector("svg.flow")
     lanes = page.eval_on_selector_all("svg.flow g.lane", "els => els.map(e => e.dataset.lane)")

@@ -86,7 +86,8 @@ def test_metrics_count_requests_by_route_and_a_boot(cloud: Any, admin: Any, pref
 
 def test_status_shows_the_services_and_the_compute_hosts(cloud: Any) -> None:
     # the ports of this test cloud, as a settings file would give them (the catalog has no metadata endpoint)
-    ports = {f"POCKETSTACK_{spec.name.upper()}__PORT": str(cloud.settings.port(spec.name)) for spec in SERVICES}
+    ports = {f"POCKETSTACK_{spec.name.upper().replace('-', '_')}__PORT": str(cloud.settings.port(spec.name))
+             for spec in SERVICES}
     done = subprocess.run([POCKETSTACK, "status", "--json", "--data-dir", str(cloud.settings.data_dir)],
                           capture_output=True, text=True, timeout=120, env={**os.environ, **ports})
     assert done.returncode == 0, done.stderr

@@ -20,7 +20,8 @@ from qemu_helpers import guest_image, require
 from pocketstack.compute import states
 from pocketstack.compute.virt.driver import DriverError
 from pocketstack.compute.virt.qemu import QemuDriver
-from pocketstack.compute.virt.qemu.domain import SLOT_CONFIG, SLOT_ROOT, Disk, Domain, Nic
+from pocketstack.compute.virt.qemu.console import console_socket
+from pocketstack.compute.virt.qemu.domain import SLOT_CONFIG, SLOT_ROOT, UNIX_PATH_MAX, Disk, Domain, Nic
 from pocketstack.compute.virt.qemu.driver import _nic, _volume_node
 from pocketstack.compute.virt.qemu.host import config_drive_files, make_config_drive
 from pocketstack.compute.virt.virtapi import InstanceEventFailed, InstanceEventTimeout, VirtAPI
@@ -64,6 +65,12 @@ def test_command_line_places_devices_on_fixed_slots(tmp_path: Path) -> None:
     blockdevs = [json.loads(args[i + 1]) for i, a in enumerate(args) if a == "-blockdev"]
     assert {b["node-name"]: b["read-only"] for b in blockdevs} == {"root": False, "vol-vdb": False, "config": True}
     assert "tap,id=net-tap0123456789a,ifname=tap0123456789a,script=no,downscript=no" in args
+    # the consoles: the serial port on a socket that logs to console.log, a VGA card on its own slot shown by VNC
+    d = drv._dir(uid)
+    serial, vnc = console_socket(d, "serial"), console_socket(d, "vnc")
+    assert args[args.index("-chardev") + 1] == (f"socket,id=console,path={serial},server=on,wait=off,"
+                                                 f"logfile={d / 'console.log'},logappend=on")
+    assert "VGA,addr=0x1e" in args and args[args.index("-vnc") + 1] == f"unix:{vnc}"
     paused = drv.command(domain, paused=True)
     assert "-S" in paused and "-incoming" not in paused
     incoming = drv.command(domain, incoming=True)
@@ -357,3 +364,11 @@ def test_external_events_wake_a_driver_waiting_in_the_agent(cloud: Any, admin: A
         admin.compute.delete_server(server)
         admin.compute.wait_for_delete(server, wait=30)
         admin.image.delete_image(image)
+
+
+def test_console_sockets_of_long_instance_paths(tmp_path: Path) -> None:
+    """A socket path a unix socket cannot hold moves to the temp dir, one per server and kind."""
+    long_dir = tmp_path / ("x" * 120) / "uuid-1"
+    serial, vnc = console_socket(long_dir, "serial"), console_socket(long_dir, "vnc")
+    assert serial != vnc and serial.name == "uuid-1-serial.sock" and len(str(serial)) <= UNIX_PATH_MAX
+    assert console_socket(tmp_path / "uuid-2", "vnc") == tmp_path / "uuid-2" / "vnc.sock"

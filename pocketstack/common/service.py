@@ -47,6 +47,7 @@ class Role:
     # whether it drives host networking (netlink through pyroute2: asyncio's own loop, not uvloop)
     host_networking: Callable[[Any], bool] = lambda settings: False
     host_local: bool = False  # runs on every compute host (inside each namespaced host of `up --distributed`)
+    websocket: bool = False  # its API takes websocket connections (the console proxies)
 
     def build(self, settings: Any, specs: list[ServiceSpec]) -> Service:
         module_name, func = self.factory.split(":")

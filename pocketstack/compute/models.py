@@ -332,5 +332,23 @@ class AggregateMetadata(Base):
     value: Mapped[str] = mapped_column(String(255))
 
 
+class ConsoleAuthToken(Base):
+    """A remote console's token (Nova's console_auth_tokens): only its sha256 is kept; the proxy finds the guest's
+    console by it until it expires."""
+
+    __tablename__ = "console_auth_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    console_type: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    internal_access_path: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    instance_uuid: Mapped[str] = mapped_column(ForeignKey("instances.uuid", ondelete="CASCADE"), index=True)
+    access_url_base: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
 # one-instance reads (the conductor's) load the block device mappings in the same query
 INSTANCE_LOAD = (joinedload(Instance.block_devices),)
+

@@ -25,6 +25,8 @@ COMPUTE_POLICIES: dict[str, str] = {
     "os_compute_api:os-lock-server:unlock": MEMBER,
     "os_compute_api:os-lock-server:unlock:unlock_override": ADMIN,
     "os_compute_api:os-console-output": MEMBER,
+    "os_compute_api:os-remote-consoles": MEMBER,
+    "os_compute_api:os-console-auth-tokens": ADMIN,
     "os_compute_api:os-admin-actions:reset_state": ADMIN,
     "os_compute_api:os-deferred-delete:restore": MEMBER,
     "os_compute_api:os-deferred-delete:force": MEMBER,

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from pocketstack.common.config import ServiceSettings
 
@@ -62,7 +62,12 @@ class ComputeSettings(ServiceSettings):
                                   "ServerGroupAffinityFilter"]
     weighers: dict[str, float] = {"RAMWeigher": 1.0, "CPUWeigher": 1.0, "DiskWeigher": 1.0}
     max_attempts: int = Field(3, ge=1, description="hosts tried for one build before ERROR")
+    max_placement_results: int = Field(100, ge=1, description="candidate hosts the database returns per page for "
+                                       "the filters and weighers (placement's max_placement_results): the "
+                                       "scheduler's cost follows this, not the number of hosts")
     report_interval: float = Field(10.0, gt=0, description="seconds between compute heartbeats")
+    heartbeat_batch_window: float = Field(0.2, ge=0, description="seconds the conductor gathers heartbeats "
+                                          "before writing them in one transaction")
     service_down_time: float = Field(60.0, gt=0, description="a service silent this long is down")
     sync_power_state_interval: float = 60.0
     default_availability_zone: str = "nova"
@@ -91,3 +96,28 @@ class MetadataSettings(ServiceSettings):
 
     port: int = 8775
     shared_secret: str | None = None  # signs X-Instance-ID between proxy and API; default: generated
+
+
+class SerialConsoleSettings(ServiceSettings):
+    """The serial console proxy (nova-serialproxy, nova.conf [serial_console]): websockets to the guests' serial
+    ports."""
+
+    port: int = 6083
+    enabled: bool = Field(True, description="serve serial consoles (remote-consoles type serial)")
+    base_url: str | None = None  # what console URLs start with; default ws://HOST:PORT/
+
+
+class VncSettings(ServiceSettings):
+    """The noVNC proxy (nova-novncproxy, nova.conf [vnc]): the noVNC client and websockets to the guests' VNC."""
+
+    port: int = 6080
+    enabled: bool = Field(True, description="serve VNC consoles (remote-consoles type novnc)")
+    base_url: str | None = None  # default http://HOST:PORT/vnc_lite.html (novncproxy_base_url)
+
+
+class ConsoleAuthSettings(BaseModel):
+    """Console tokens (nova.conf [consoleauth])."""
+
+    token_ttl: int = Field(600, gt=0, description="seconds a console URL's token stays valid")
+    allowed_origins: list[str] = Field([], description="host names (besides the proxy's own) whose pages may open "
+                                       "console websockets (nova.conf [console] allowed_origins)")

@@ -33,3 +33,18 @@ METADATA_SPEC = ServiceSpec(
     shared_secret=METADATA_SECRET_KEY, errors=HTML_PAGE_STYLE,  # webob pages, as nova-api-metadata answers
     roles=(Role("metadata", "pocketstack.compute.metadata.service_app:create", api="metadata"),),
 )
+
+# The console proxies (nova-serialproxy, nova-novncproxy): their own ports, the compute database's console tokens
+# (migrated by compute), not in the catalog; they connect to the guests' console sockets on this machine.
+PROXY_APP = "pocketstack.compute.consoleproxy.service_app"
+
+SERIAL_PROXY_SPEC = ServiceSpec(
+    "serial-console", None, "nova-serialproxy", "", f"{PROXY_APP}:create_serial", database=False,
+    errors=HTML_PAGE_STYLE,
+    roles=(Role("serial-console", f"{PROXY_APP}:create_serial", api="serial-console", stage=2, websocket=True),),
+)
+
+NOVNC_PROXY_SPEC = ServiceSpec(
+    "vnc", None, "nova-novncproxy", "", f"{PROXY_APP}:create_novnc", database=False, errors=HTML_PAGE_STYLE,
+    roles=(Role("vnc", f"{PROXY_APP}:create_novnc", api="vnc", stage=2, websocket=True),),
+)

@@ -22,14 +22,16 @@ from pocketstack.dashboard.web import first, form, render
 
 # npm's packages (package.json at the repo root, `npm ci` in scripts/install.sh), served as they were installed
 NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
-ASSETS = {"htmx.min.js": "htmx.org/dist/htmx.min.js"}
+ASSETS = {"htmx.min.js": "htmx.org/dist/htmx.min.js", "xterm.js": "@xterm/xterm/lib/xterm.js",
+          "xterm.css": "@xterm/xterm/css/xterm.css"}
 
 
 async def asset(request: Request) -> Response:
     relative = ASSETS.get(request.path_params["name"])
     if relative is None or not (NODE_MODULES / relative).exists():
         return Response("not installed (run scripts/install.sh: npm ci)", status_code=404)
-    return FileResponse(NODE_MODULES / relative, media_type="text/javascript")
+    return FileResponse(NODE_MODULES / relative,
+                        media_type="text/css" if relative.endswith(".css") else "text/javascript")
 
 
 # The pages' URL map: path, handler, whether it changes something (a member's or admin's), methods
@@ -40,6 +42,8 @@ PAGES: list[tuple[str, Any, bool, list[str]]] = [
     ("/servers/launch", pages.launch_form, False, ["GET"]),
     ("/servers/launch", pages.launch, True, ["POST"]),
     ("/servers/{server_id}/action", pages.server_action, True, ["POST"]),
+    ("/servers/{server_id}/console", pages.server_console, False, ["GET"]),
+    ("/servers/{server_id}/serial", pages.serial_console, False, ["GET"]),
     ("/images", pages.images, False, ["GET"]),
     ("/networks", pages.networks, False, ["GET"]),
     ("/topology", netpages.topology, False, ["GET"]),

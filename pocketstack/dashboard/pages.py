@@ -57,6 +57,28 @@ async def server_action(request: Request, session: UserSession) -> Response:
     return RedirectResponse("/servers", status_code=303)
 
 
+async def _console_url(session: UserSession, server_id: str, protocol: str, kind: str) -> str:
+    """A console URL (with its token) from the compute API's remote-consoles."""
+    body = await session.call("compute", "POST", f"/servers/{server_id}/remote-consoles",
+                              json={"remote_console": {"protocol": protocol, "type": kind}},
+                              headers={"OpenStack-API-Version": "compute 2.6"})
+    return body["remote_console"]["url"]
+
+
+async def server_console(request: Request, session: UserSession) -> Response:
+    """The server's noVNC console, opened in the browser."""
+    return RedirectResponse(await _console_url(session, request.path_params["server_id"], "vnc", "novnc"),
+                            status_code=303)
+
+
+async def serial_console(request: Request, session: UserSession) -> Response:
+    """The server's serial console in xterm.js, on the serial console proxy's websocket."""
+    server_id = request.path_params["server_id"]
+    server = (await session.call("compute", "GET", f"/servers/{server_id}", headers=MICROVERSION))["server"]
+    url = await _console_url(session, server_id, "serial", "serial")
+    return render("serial.html", request, title=f"serial console of {server['name']}", server=server, url=url)
+
+
 async def _launch_choices(session: UserSession) -> dict[str, Any]:
     return {"images": (await session.call("image", "GET", "/v2/images"))["images"],
             "flavors": (await session.call("compute", "GET", "/flavors"))["flavors"],

@@ -110,7 +110,8 @@ async def _serve(role: Role, settings: Settings, port: int | None, worker_fd: in
         await service.start()
         if role.api is not None:
             config = uvicorn.Config(service.app, host=settings.bind, port=listen_port(role, settings, port),
-                                    log_config=None, access_log=False, lifespan="off", loop="none", ws="none",
+                                    log_config=None, access_log=False, lifespan="off", loop="none",
+                                    ws="websockets-sansio" if role.websocket else "none",
                                     http="httptools", timeout_keep_alive=75, server_header=False)
             server = _EmbeddedServer(config)
             sockets = [socket.socket(fileno=worker_fd)] if worker_fd is not None else None

@@ -20,6 +20,7 @@ from pocketstack.network import ipam
 from pocketstack.network import models as m
 from pocketstack.network.agents import Agents
 from pocketstack.network.manager import new_id, not_found, stamp, standard
+from pocketstack.network.notifier import CHANGED, VifEvent
 from pocketstack.network.ports import L3_OWNERS, Ports
 from pocketstack.network.subnetpools import SubnetPools
 
@@ -393,14 +394,19 @@ class L3(Ports):
             if data.get("port_id"):
                 await self._associate(session, ctx, fip, data["port_id"], data.get("fixed_ip_address"))
                 await session.flush()
+                changed.extend(await self._server_port_events(session, {fip.fixed_port_id}))
             return self.fip_view(fip)
 
-        return await self.write(create)
+        changed: list[VifEvent] = []
+        view = await self.write(create)
+        self._tell_compute(changed)
+        return view
 
     async def update_floatingip(self, ctx: RequestContext, fip_id: str, data: dict[str, Any]) -> dict[str, Any]:
         async def update(session: AsyncSession) -> dict[str, Any]:
             fip = await self.visible_fip(session, ctx, fip_id)
             self.enforce("update_floatingip", ctx, {"project_id": fip.project_id})
+            before = (fip.fixed_port_id, fip.fixed_ip_address)
             if "port_id" in data:
                 await self._associate(session, ctx, fip, data["port_id"], data.get("fixed_ip_address"))
             elif data.get("fixed_ip_address") and fip.fixed_port_id:
@@ -409,21 +415,43 @@ class L3(Ports):
                 fip.description = data["description"]
             stamp(fip)
             await session.flush()
+            if before != (fip.fixed_port_id, fip.fixed_ip_address):
+                changed.extend(await self._server_port_events(session, {before[0], fip.fixed_port_id}))
             return self.fip_view(fip)
 
-        return await self.write(update)
+        changed: list[VifEvent] = []
+        view = await self.write(update)
+        self._tell_compute(changed)
+        return view
 
     async def delete_floatingip(self, ctx: RequestContext, fip_id: str) -> None:
         async def delete(session: AsyncSession) -> None:
             fip = await self.visible_fip(session, ctx, fip_id)
             self.enforce("delete_floatingip", ctx, {"project_id": fip.project_id})
             port = await session.get(m.Port, fip.floating_port_id)
+            changed.extend(await self._server_port_events(session, {fip.fixed_port_id}))
             await session.delete(fip)
             await session.flush()
             if port is not None:
                 await session.delete(port)
 
+        changed: list[VifEvent] = []
         await self.write(delete)
+        self._tell_compute(changed)
+
+    @staticmethod
+    async def _server_port_events(session: AsyncSession, port_ids: set[str | None]) -> list[VifEvent]:
+        """`network-changed` for each of these ports that belongs to a server (a floating IP moved on or off)."""
+        events = []
+        for port_id in sorted(i for i in port_ids if i):
+            port = await session.get(m.Port, port_id)
+            if port is not None and port.device_owner.startswith("compute:") and port.device_id:
+                events.append(VifEvent(CHANGED, port.device_id, port.id))
+        return events
+
+    def _tell_compute(self, events: list[VifEvent]) -> None:
+        if events:
+            self.notifier.notify(events)
 
 
 class NetworkManager(L3, Agents, SubnetPools):

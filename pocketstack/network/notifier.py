@@ -1,4 +1,6 @@
-"""Port events for compute: `network-vif-plugged`, `network-vif-unplugged`, `network-vif-deleted`.
+"""Port events for compute: `network-vif-plugged`, `network-vif-unplugged`, `network-vif-deleted`, and
+`network-changed` when a floating IP is associated with or taken off a server's port (Nova then refreshes the
+server's network information, so its addresses show the floating IP).
 
 Neutron tells Nova when a port of a server goes up or down through `POST /os-server-external-events` of the
 compute API; Nova waits for `network-vif-plugged` before it resumes a booting guest. This hook does the same:
@@ -24,6 +26,7 @@ from pocketstack.common.errors import APIError
 log = logging.getLogger("pocketstack.network.notifier")
 
 PLUGGED, UNPLUGGED, DELETED = "network-vif-plugged", "network-vif-unplugged", "network-vif-deleted"
+CHANGED = "network-changed"
 CATALOG_TTL = 30.0  # seconds the compute endpoint (or its absence) is taken from the last catalog read
 
 # () -> a valid token of the network service's user (e.g. `ServiceTokenProvider.token`, which renews it)
@@ -32,7 +35,7 @@ TokenSource = Callable[[], Awaitable[str]]
 
 @dataclass(frozen=True)
 class VifEvent:
-    name: str  # PLUGGED, UNPLUGGED or DELETED
+    name: str  # PLUGGED, UNPLUGGED, DELETED or CHANGED
     server_id: str  # the port's device_id
     port_id: str
     status: str = "completed"

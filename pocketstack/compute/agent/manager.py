@@ -28,6 +28,8 @@ from pocketstack.common.rpc import MessagingTimeout, RPCEndpoint, RPCServer, Tra
 from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import states
 from pocketstack.compute.agent.block_device import BlockDevices, Prepared, VolumeSetupError
+from pocketstack.compute.agent.consoles import ConsoleOperations
+from pocketstack.compute.agent.network_cache import NETWORK_CHANGED, NetworkCacheOperations
 from pocketstack.compute.agent.rebuild import RebuildOperations
 from pocketstack.compute.agent.rescue import RescueOperations
 from pocketstack.compute.agent.shelve import SHELVE_TASKS, ShelveOperations
@@ -64,10 +66,11 @@ SNAPSHOT_TASKS: list[str | None] = [states.IMAGE_SNAPSHOT_PENDING, states.IMAGE_
 INTERRUPTED_COPIES: list[str | None] = [*SNAPSHOT_TASKS, *SHELVE_TASKS]
 
 
-class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, RPCEndpoint):
+class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, ConsoleOperations, NetworkCacheOperations,
+                   RPCEndpoint):
     namespace = "compute"
-    version = "1.5"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
-    # 1.5: rebuild_instance, rescue_instance, unrescue_instance
+    version = "1.7"  # 1.3: snapshot_instance; 1.4: shelve_instance, shelve_offload_instance, unshelve_instance
+    # 1.5: rebuild_instance, rescue_instance, unrescue_instance; 1.7: get_console
 
     def __init__(self, settings: Settings, host: str, driver: ComputeDriver, transport: Transport, *,
                  image: ImageClient, network: NetworkClient, service_tokens: ServiceTokenProvider) -> None:
@@ -86,6 +89,7 @@ class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, RPCEnd
         self._tasks: list[asyncio.Task[None]] = []
         self._networks: dict[str, dict[str, Any]] = {}  # network id -> name and MTU, for network_info
         self.external_events: deque[tuple[str, str, str | None, str]] = deque(maxlen=1000)
+        self._refreshes: set[asyncio.Task[None]] = set()  # network info refreshes under way (network-changed)
         self.virtapi = VirtAPI()  # the driver waits on it (network-vif-plugged before a guest runs)
         driver.virtapi = self.virtapi
 
@@ -520,4 +524,6 @@ class ComputeAgent(ShelveOperations, RebuildOperations, RescueOperations, RPCEnd
         log.info("%s: event %s (%s) for %s: %s", self.host, name, tag, instance_uuid, status)
         self.external_events.append((instance_uuid, name, tag, status))
         self.virtapi.dispatch(instance_uuid, name, tag, status)
+        if name == NETWORK_CHANGED:
+            self._network_changed(instance_uuid, tag)
 

@@ -10,9 +10,9 @@ from pocketstack.common.rpc import RPCAPI
 class ComputeAgentAPI(RPCAPI):
     topic = "compute"
     namespace = "compute"
-    version = "1.5"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
+    version = "1.7"  # 1.2: build_and_run_instance without the request spec (the agent reads the instance)
     # 1.3: snapshot_instance (createImage, createBackup); 1.4: shelve, shelve offload, unshelve
-    # 1.5: rebuild_instance, rescue_instance, unrescue_instance
+    # 1.5: rebuild_instance, rescue_instance, unrescue_instance; 1.7: get_console
     steps = {("cast", "build_and_run_instance"): "12"}
 
     async def build_and_run_instance(self, host: str, instance_uuid: str) -> None:
@@ -66,6 +66,11 @@ class ComputeAgentAPI(RPCAPI):
     async def get_console_output(self, host: str, instance_uuid: str, length: int | None) -> str:
         return await self.prepare(server=host).call("get_console_output", instance_uuid=instance_uuid,
                                                     length=length)
+
+    async def get_console(self, host: str, instance_uuid: str, console_type: str) -> dict[str, Any] | None:
+        """Where the guest's `console_type` console (serial, novnc) listens; None: the driver has none (CALL, 1.7)."""
+        return await self.prepare(server=host, version="1.7").call("get_console", instance_uuid=instance_uuid,
+                                                                   console_type=console_type)
 
     async def get_host_uptime(self, host: str) -> str:
         """The uptime of the agent's host, as `uptime` prints it (CALL)."""

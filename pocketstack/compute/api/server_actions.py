@@ -1,6 +1,7 @@
 """`POST /servers/{id}/action` (start, stop, reboot, pause, suspend, lock, console output; createImage and
 createBackup in server_snapshots; shelve, shelveOffload, unshelve in server_shelve;
-rebuild in server_rebuild; rescue, unrescue in server_rescue) and `os-interface`."""
+rebuild in server_rebuild; rescue, unrescue in server_rescue; the console URLs in server_consoles) and
+`os-interface`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pocketstack.compute import states
 from pocketstack.compute.api import (
     proxy_network,
     server_admin_actions,
+    server_consoles,
     server_rebuild,
     server_rescue,
     server_shelve,
@@ -81,6 +83,8 @@ async def server_action(request: Request, server_id: str) -> Response:
         return await server_rescue.SERVER_ACTIONS[name](request, server_id, args)
     if name in server_shelve.SERVER_ACTIONS:
         return await server_shelve.SERVER_ACTIONS[name](request, server_id, args)
+    if name in server_consoles.SERVER_ACTIONS:
+        return await server_consoles.SERVER_ACTIONS[name](request, server_id, args)
     if name in proxy_network.SERVER_ACTIONS:
         return await proxy_network.SERVER_ACTIONS[name](request, server_id, args)
     raise BadRequest(f"There is no such action: {name}")

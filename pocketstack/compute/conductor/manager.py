@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid as uuidlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,14 +21,14 @@ from pocketstack.compute import models as m
 from pocketstack.compute import states
 from pocketstack.compute.agent.rpcapi import ComputeAgentAPI
 from pocketstack.compute.build import BuildRequest
+from pocketstack.compute.conductor.heartbeats import HeartbeatWriter
 from pocketstack.compute.passwords import PasswordSeal
 from pocketstack.compute.scheduler.rpcapi import SchedulerAPI
-from pocketstack.compute.store.aggregates import host_zones
+from pocketstack.compute.store.aggregates import host_zone
 from pocketstack.compute.store.instances import (
     bdm_dict,
     instance_dict,
     mark_deleted,
-    record_heartbeat,
 )
 from pocketstack.settings import Settings
 
@@ -69,6 +68,7 @@ class ConductorManager(RPCEndpoint):
         self.binaries = binaries
         self._tasks: list[asyncio.Task[None]] = []
         self._seal: PasswordSeal | None = None
+        self.heartbeats = HeartbeatWriter(settings, db)
 
     def _password_seal(self) -> PasswordSeal | None:
         if self._seal is None:
@@ -124,6 +124,7 @@ class ConductorManager(RPCEndpoint):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.heartbeats.stop()
 
     # ----- builds that can no longer finish -----------------------------------------------------------------
     async def reap_builds(self) -> list[str]:
@@ -232,7 +233,7 @@ class ConductorManager(RPCEndpoint):
             inst.host = host
             inst.node = host
             # the server is in its host's zone (an aggregate's, else the service's), as Nova records it
-            inst.availability_zone = host_zones(session).get(host, inst.availability_zone)
+            inst.availability_zone = host_zone(session, host) or inst.availability_zone
             inst.updated_at = utcnow()
             return True
 
@@ -316,7 +317,7 @@ class ConductorManager(RPCEndpoint):
                                             host=None, created_at=utcnow()))
                 return False
             inst.host = inst.node = chosen
-            inst.availability_zone = host_zones(session).get(chosen, inst.availability_zone)
+            inst.availability_zone = host_zone(session, chosen) or inst.availability_zone
             return True
 
         placed = await self.db.run(place, write=True)
@@ -377,7 +378,7 @@ class ConductorManager(RPCEndpoint):
             if expected_task_state is not None and inst.task_state not in expected_task_state:
                 raise UnexpectedTaskState(f"instance {instance_uuid} is in task_state {inst.task_state}, expected "
                                           f"one of {expected_task_state}")
-            was_building = inst.vm_state == states.BUILDING
+            was_building, old_host = inst.vm_state == states.BUILDING, inst.host
             for key, value in updates.items():
                 setattr(inst, key, value)
             inst.updated_at = utcnow()
@@ -389,6 +390,8 @@ class ConductorManager(RPCEndpoint):
             if (updates.get("vm_state") == states.ERROR and was_building) or (
                     updates.get("vm_state") == states.SHELVED_OFFLOADED):
                 session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
+            if inst.host != old_host:  # the consoles were the old host's (Nova's clean_console_auths_for_instance)
+                session.execute(delete(m.ConsoleAuthToken).where(m.ConsoleAuthToken.instance_uuid == instance_uuid))
             view = instance_dict(inst)
             return {key: view[key] for key in updates} if changes_only else view
 
@@ -445,36 +448,9 @@ class ConductorManager(RPCEndpoint):
 
     async def service_report(self, host: str, binary: str, topic: str,
                              resources: dict[str, Any] | None = None) -> dict[str, Any]:
-        now = utcnow()
-
-        def report(session: Session) -> dict[str, Any]:
-            service = record_heartbeat(session, self.settings.compute, host, binary, topic, now)
-            if resources is not None:
-                self._update_node(session, host, resources, now)
-            return {"disabled": service.disabled, "forced_down": service.forced_down}
-
-        return await self.db.run(report, write=True)
-
-    def _update_node(self, session: Session, host: str, resources: dict[str, Any], now: datetime) -> None:
-        cfg = self.settings.compute
-        node = session.scalar(select(m.ComputeNode).where(m.ComputeNode.host == host))
-        if node is None:
-            node = m.ComputeNode(uuid=str(uuidlib.uuid4()), host=host)
-            session.add(node)
-        node.hypervisor_hostname = resources["hypervisor_hostname"]
-        node.hypervisor_type = resources["hypervisor_type"]
-        node.hypervisor_version = resources.get("hypervisor_version", 0)
-        node.host_ip = resources.get("host_ip")
-        node.cpu_arch = resources.get("cpu_arch", "x86_64")
-        node.vcpus = resources["vcpus"]
-        node.memory_mb = resources["memory_mb"]
-        node.local_gb = resources["local_gb"]
-        node.traits = resources.get("traits")
-        node.cpu_allocation_ratio = cfg.cpu_allocation_ratio
-        node.ram_allocation_ratio = cfg.ram_allocation_ratio
-        node.disk_allocation_ratio = cfg.disk_allocation_ratio
-        node.reserved_host_memory_mb = cfg.reserved_host_memory_mb
-        node.updated_at = now
+        """A service's heartbeat (and a compute node's resources): written with the others of the same moment,
+        the resources only when they changed (heartbeats.py)."""
+        return await self.heartbeats.report(host, binary, topic, resources)
 
 
 @register_remote_exception

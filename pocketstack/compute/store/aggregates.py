@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from pocketstack.common.db import Database
@@ -46,6 +46,39 @@ def host_zones(session: Session) -> dict[str, str]:
         if zone and host in zones:
             zones[host] = zone
     return zones
+
+
+def host_zone(session: Session, host: str) -> str | None:
+    """One compute host's availability zone (its first zoned aggregate's, else its service's); None: no such
+    host. Reads that host's rows only."""
+    service_zone = session.scalar(select(m.ComputeService.availability_zone).where(
+        m.ComputeService.host == host, m.ComputeService.binary == COMPUTE))
+    if service_zone is None:
+        return None
+    named = session.scalars(
+        select(m.AggregateMetadata.value)
+        .join(m.AggregateHost, m.AggregateHost.aggregate_id == m.AggregateMetadata.aggregate_id)
+        .where(m.AggregateHost.host == host, m.AggregateMetadata.key == AZ_KEY)
+        .order_by(m.AggregateMetadata.aggregate_id)).first()
+    return named or service_zone
+
+
+def zone_exists(session: Session, zone: str) -> bool:
+    """A zone servers can be placed in: named by an aggregate with hosts, or the zone of a compute service in no
+    zoned aggregate."""
+    zoned_hosts = (select(m.AggregateHost.host)
+                   .join(m.AggregateMetadata, m.AggregateMetadata.aggregate_id == m.AggregateHost.aggregate_id)
+                   .where(m.AggregateMetadata.key == AZ_KEY))
+    by_aggregate = select(m.AggregateHost.host).join(
+        m.AggregateMetadata, m.AggregateMetadata.aggregate_id == m.AggregateHost.aggregate_id).join(
+        m.ComputeService, and_(m.ComputeService.host == m.AggregateHost.host, m.ComputeService.binary == COMPUTE)
+    ).where(m.AggregateMetadata.key == AZ_KEY, m.AggregateMetadata.value == zone).limit(1)
+    if session.scalar(by_aggregate) is not None:
+        return True
+    by_service = select(m.ComputeService.id).where(
+        m.ComputeService.binary == COMPUTE, m.ComputeService.availability_zone == zone,
+        m.ComputeService.host.not_in(zoned_hosts)).limit(1)
+    return session.scalar(by_service) is not None
 
 
 def _get(session: Session, aggregate_id: int) -> m.Aggregate:

@@ -55,7 +55,8 @@ def record_heartbeat(session: Session, settings: ComputeSettings, host: str, bin
 
 
 def mark_deleted(session: Session, instance_uuid: str) -> None:
-    """Soft-delete an instance row and release its claim and group membership (shared by API and conductor)."""
+    """Soft-delete an instance row and release its claim, group membership and console tokens (shared by API and
+    conductor)."""
     now = utcnow()
     session.execute(update(m.Instance).where(m.Instance.uuid == instance_uuid).values(
         deleted=True, deleted_at=now, terminated_at=now, vm_state=states.DELETED, task_state=None,
@@ -63,6 +64,7 @@ def mark_deleted(session: Session, instance_uuid: str) -> None:
     session.execute(delete(m.Allocation).where(m.Allocation.consumer_uuid == instance_uuid))
     session.execute(delete(m.ServerGroupMember).where(m.ServerGroupMember.instance_uuid == instance_uuid))
     session.execute(delete(m.BlockDeviceMapping).where(m.BlockDeviceMapping.instance_uuid == instance_uuid))
+    session.execute(delete(m.ConsoleAuthToken).where(m.ConsoleAuthToken.instance_uuid == instance_uuid))
 
 
 def usage_query(project_id: str) -> Any:

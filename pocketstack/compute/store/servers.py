@@ -23,7 +23,7 @@ from pocketstack.common.timeutils import utcnow
 from pocketstack.compute import models as m
 from pocketstack.compute import states
 from pocketstack.compute.store.actions import record_action
-from pocketstack.compute.store.aggregates import host_zones
+from pocketstack.compute.store.aggregates import host_zones, zone_exists
 from pocketstack.compute.store.instances import mark_deleted, usage_dict, usage_query
 from pocketstack.compute.store.quotas import project_limits_sync, user_limits_sync
 from pocketstack.settings import Settings
@@ -224,7 +224,7 @@ def _read_build_inputs(session: Session, ctx: RequestContext, flavor_ref: str, k
         if inputs.group is None or (inputs.group.project_id != ctx.project_id and not ctx.is_admin):
             raise BadRequest(f"Server group {group_uuid} could not be found.")
     if zone:
-        if zone not in set(host_zones(session).values()):
+        if not zone_exists(session, zone):
             raise BadRequest(f"The requested availability zone is not available: {zone}")
     return inputs
 

@@ -99,6 +99,16 @@ class DriverError(Exception):
     """A driver operation failed; the message ends up in the server's fault."""
 
 
+@dataclass(frozen=True)
+class ConsoleEndpoint:
+    """Where a guest's console listens (Nova's ConsoleSerial/ConsoleVNC): a TCP `host:port`, or with port 0 the
+    unix socket `internal_access_path` on the agent's host."""
+
+    host: str
+    port: int
+    internal_access_path: str | None = None
+
+
 class ComputeDriver(ABC):
     hypervisor_type: str = "unknown"
     capabilities: ClassVar[Capabilities] = Capabilities()
@@ -180,6 +190,14 @@ class ComputeDriver(ABC):
 
     @abstractmethod
     async def get_available_resource(self) -> HostResources: ...
+
+    async def get_serial_console(self, instance: dict[str, Any]) -> ConsoleEndpoint:
+        """Where the guest's serial port is served (the serial console proxy connects there)."""
+        raise NotImplementedError
+
+    async def get_vnc_console(self, instance: dict[str, Any]) -> ConsoleEndpoint:
+        """Where the guest's VNC server listens (the noVNC proxy connects there)."""
+        raise NotImplementedError
 
     async def get_host_uptime(self) -> str:
         """The host's uptime as `uptime` prints it (`os-hypervisors/{id}/uptime`): both drivers run their guests

@@ -15,6 +15,7 @@ from pocketstack.compute import states
 from pocketstack.compute.virt.driver import (
     Capabilities,
     ComputeDriver,
+    ConsoleEndpoint,
     DriverError,
     HostResources,
     InstanceInfo,
@@ -123,6 +124,16 @@ class FakeDriver(ComputeDriver):
 
     async def get_console_output(self, instance: dict[str, Any]) -> str:
         return "\n".join(self._get(instance).console) + "\n"
+
+    async def get_serial_console(self, instance: dict[str, Any]) -> ConsoleEndpoint:
+        """What Nova's fake driver answers: a console nothing listens on (the fake guest has no serial port)."""
+        self._get(instance)
+        return ConsoleEndpoint(host="fake", port=6969)
+
+    async def get_vnc_console(self, instance: dict[str, Any]) -> ConsoleEndpoint:
+        """What Nova's fake driver answers: a VNC server nothing runs."""
+        self._get(instance)
+        return ConsoleEndpoint(host="fakevncconsole.com", port=6969, internal_access_path="FAKE")
 
     async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:
         fake = self._get(instance)

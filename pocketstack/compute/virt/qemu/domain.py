@@ -15,9 +15,9 @@ DETACH_TIMEOUT = 30.0
 MIGRATE_TIMEOUT = 600.0
 # PCI slots on the pc machine's bus 0, fixed so that a restarted (or resumed) QEMU has the same devices where the
 # guest saw them: a suspended guest's saved state only loads into an identical machine.
-SLOT_RNG, SLOT_ROOT, SLOT_CONFIG = 0x02, 0x03, 0x1F
+SLOT_RNG, SLOT_ROOT, SLOT_VGA, SLOT_CONFIG = 0x02, 0x03, 0x1E, 0x1F
 NIC_SLOTS = range(0x04, 0x0C)
-VOLUME_SLOTS = range(0x0C, 0x1F)
+VOLUME_SLOTS = range(0x0C, SLOT_VGA)
 IMAGE_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx"}
 QMP_POWER_STATES = {
     "running": states.RUNNING, "paused": states.PAUSED_POWER, "prelaunch": states.PAUSED_POWER,

@@ -27,6 +27,7 @@ from pocketstack.compute import states
 from pocketstack.compute.virt.driver import (
     Capabilities,
     ComputeDriver,
+    ConsoleEndpoint,
     DriverError,
     HostResources,
     InstanceInfo,
@@ -34,6 +35,7 @@ from pocketstack.compute.virt.driver import (
     TaskStateUpdate,
     host_ip,
 )
+from pocketstack.compute.virt.qemu.console import console_args, console_socket, prepare_console_sockets
 from pocketstack.compute.virt.qemu.domain import (
     DETACH_TIMEOUT,
     IMAGE_FORMATS,
@@ -287,8 +289,7 @@ class QemuDriver(ComputeDriver):
                        f"uuid={domain.uuid},family=Virtual Machine",
             "-daemonize", "-pidfile", str(d / "qemu.pid"),
             "-qmp", f"unix:{qemu_opt(str(self._qmp_path(domain.uuid)))},server=on,wait=off",
-            "-chardev", f"file,id=console,path={qemu_opt(str(d / 'console.log'))},append=on",
-            "-serial", "chardev:console",
+            *console_args(d),
             "-device", f"virtio-rng-pci,addr={hex(SLOT_RNG)}",
         ]
         for disk in domain.disks:
@@ -306,6 +307,7 @@ class QemuDriver(ComputeDriver):
             await plug_tap(nic)
         self._qmp_path(domain.uuid).parent.mkdir(parents=True, exist_ok=True)
         self._qmp_path(domain.uuid).unlink(missing_ok=True)
+        prepare_console_sockets(self._dir(domain.uuid))
         code, out = await run_host(*self.command(domain, paused=paused, incoming=incoming), within=60, check=False)
         if code != 0 or self.running_pid(domain.uuid) is None:
             raise DriverError(f"QEMU did not start: {out[-800:] or f'exit code {code}'}")
@@ -651,6 +653,20 @@ class QemuDriver(ComputeDriver):
         uuid = instance["uuid"]
         self._load(uuid)
         return await asyncio.to_thread(console_tail, self._dir(uuid) / "console.log")
+
+    async def get_serial_console(self, instance: dict[str, Any]) -> ConsoleEndpoint:
+        return self._console(instance, "serial")
+
+    async def get_vnc_console(self, instance: dict[str, Any]) -> ConsoleEndpoint:
+        return self._console(instance, "vnc")
+
+    def _console(self, instance: dict[str, Any], kind: str) -> ConsoleEndpoint:
+        uuid = instance["uuid"]
+        self._load(uuid)
+        path = console_socket(self._dir(uuid), kind)
+        if self.running_pid(uuid) is None or not path.exists():
+            raise DriverError(f"server {uuid} is not running: it has no {kind} console")
+        return ConsoleEndpoint(host=self.host, port=0, internal_access_path=str(path))
 
     # ----- volumes and interfaces -------------------------------------------------------------------------
     async def attach_volume(self, instance: dict[str, Any], connection_info: dict[str, Any], mountpoint: str) -> None:

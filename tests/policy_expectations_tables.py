@@ -26,6 +26,8 @@ POST   /v2.1/servers/{server_id}/action                          write   body=re
 POST   /v2.1/servers/{server_id}/action                          admin   body=shelve_offload
 POST   /v2.1/servers/{server_id}/action                          write   body=add_secgroup
 GET    /v2.1/servers/{server_id}/os-interface                    read
+POST   /v2.1/servers/{server_id}/remote-consoles                 write   body=console_serial mv=2.6
+GET    /v2.1/os-console-auth-tokens/{console_token}              admin   mv=2.31
 POST   /v2.1/servers/{server_id}/os-interface                    write   body=interface
 GET    /v2.1/servers/{server_id}/os-interface/{port_id}          read
 DELETE /v2.1/servers/{server_id}/os-interface/{port_id}          write

@@ -278,6 +278,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "compute": {
         "server_update": {"server": {"name": "x"}}, "stop": {"os-stop": None},
         "console": {"os-getConsoleOutput": {"length": 1}}, "reset_state": {"os-resetState": {"state": "active"}},
+        "console_serial": {"remote_console": {"protocol": "serial", "type": "serial"}},
         "lock": {"lock": None}, "pause": {"pause": None}, "create_image": {"createImage": {"name": "mx-snap"}},
         "rescue": {"rescue": None}, "shelve_offload": {"shelveOffload": None},
         "add_secgroup": {"addSecurityGroup": {"name": "default"}},

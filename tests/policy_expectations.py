@@ -20,7 +20,8 @@ from policy_expectations_tables import TABLES
 
 EVERYONE = {"admin", "manager", "member", "reader", "other", "other_reader"}
 # category -> the personas it allows (anon only for public; `doc`: with or without a token). A system reader
-# (identity only) may do what is read-only (Keystone's ADMIN_OR_SYSTEM_READER): see `allows`.
+# (identity only) may do what is read-only (Keystone's ADMIN_OR_SYSTEM_READER), a system admin what an admin may
+# but for what needs a project or the very user: see `allows`.
 CATEGORIES: dict[str, set[str]] = {
     "public": EVERYONE,
     "doc": EVERYONE,
@@ -33,6 +34,7 @@ CATEGORIES: dict[str, set[str]] = {
     "admin": {"admin"},
     "self": {"admin", "member"},  # the user in the path (project A's member) or an admin
     "selfonly": {"member"},  # the user in the path only, not even an admin
+    "selfsys": {"member"},  # the user in the path, or the system (Keystone's access rules), not a project admin
     "grantee": {"admin", "other"},  # the project an image is shared with (Glance's member status)
 }
 
@@ -41,6 +43,8 @@ def allows(exp: Expectation, persona: str) -> bool:
     """Whether OpenStack's defaults let `persona` through on `exp`'s route."""
     if persona == "sysreader":
         return exp.category in ("public", "doc") or (exp.method in ("GET", "HEAD") and exp.category != "scoped")
+    if persona == "sysadmin":  # Keystone's admin_required is the admin role in any scope
+        return exp.category not in ("scoped", "selfonly")
     return persona in CATEGORIES[exp.category]
 
 

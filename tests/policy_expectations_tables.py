@@ -533,9 +533,9 @@ POST   /v3/users/{{user_id}}/application_credentials             selfonly keep=u
 GET    /v3/users/{{user_id}}/application_credentials             self
 GET    /v3/users/{{user_id}}/application_credentials/{{cred_id}} self
 DELETE /v3/users/{{user_id}}/application_credentials/{{cred_id}} self    keep=user_id
-GET    /v3/users/{{user_id}}/access_rules                        selfonly
-GET    /v3/users/{{user_id}}/access_rules/{{rule_id}}            selfonly
-DELETE /v3/users/{{user_id}}/access_rules/{{rule_id}}            selfonly keep=user_id
+GET    /v3/users/{{user_id}}/access_rules                        selfsys
+GET    /v3/users/{{user_id}}/access_rules/{{rule_id}}            selfsys
+DELETE /v3/users/{{user_id}}/access_rules/{{rule_id}}            selfsys keep=user_id
 POST   /v3/policies                                              admin   body=policy
 GET    /v3/policies                                              admin
 GET    /v3/policies/{{policy_id}}                                admin

@@ -13,11 +13,11 @@ import requests
 PASSWORD = "matrix-secret"
 UNKNOWN = "4f3b7c5e-0000-4000-8000-00000000dead"
 # persona -> (role, scope): the admin, manager, member and reader of project A, a member and a reader of project
-# B, and (identity only: the other services take project tokens) a reader of the whole system
+# B, and (identity only: the other services take project tokens) a reader and an admin of the whole system
 PERSONAS: dict[str, tuple[str, str]] = {"admin": ("admin", "A"), "manager": ("manager", "A"),
                                         "member": ("member", "A"), "reader": ("reader", "A"),
                                         "other": ("member", "B"), "other_reader": ("reader", "B"),
-                                        "sysreader": ("reader", "system")}
+                                        "sysreader": ("reader", "system"), "sysadmin": ("admin", "system")}
 ANON = "anon"
 
 

@@ -110,7 +110,7 @@ def _resolve(body: Any, values: dict[str, str]) -> Any:
 
 def _personas(service: str) -> list[str]:
     """Everyone, no token included; a system-scoped token only for identity (the others take project tokens)."""
-    return [p for p in [*PERSONAS, ANON] if p != "sysreader" or service == "identity"]
+    return [p for p in [*PERSONAS, ANON] if not p.startswith("sys") or service == "identity"]
 
 
 # attributes only admins see (Nova's os-extended-server-attributes, Cinder's volume_host_attribute, Neutron's
@@ -132,14 +132,15 @@ def _leak(world: World, service: str, exp: Expectation, persona: str, status: in
         return None
     fields = ADMIN_FIELDS.get((service, exp.path), ())
     shown_fields = [f for f in fields if f'"{f}"' in text]
-    if persona != "admin" and shown_fields:
+    if persona not in ("admin", "sysadmin") and shown_fields:
         return f"shows the admin-only {', '.join(shown_fields)}"
     if persona == "admin" and len(shown_fields) < len(fields):  # the check above looks for what is there
         return f"the admin does not see {', '.join(set(fields) - set(shown_fields))}"
     if any(p not in exp.keep for p in exp.params()):
         return None  # a listing names no resource
     private = [*(PRIVATE[service] if persona in ("other", "other_reader") else ()),
-               *(USER_PRIVATE.get(service, ()) if persona not in ("admin", "member", "sysreader") else ())]
+               *(USER_PRIVATE.get(service, ()) if persona not in ("admin", "member", "sysreader", "sysadmin")
+                 else ())]
     shown = [name for name in private if world.ids[service].get(name, UNKNOWN) in text]
     return f"lists project A's {', '.join(shown)}" if shown else None
 

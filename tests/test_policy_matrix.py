@@ -1,7 +1,9 @@
 """Authorization matrix: every (route, method) of every service's route table, called as each persona (project A's
-admin, manager, member and reader, a member of project B, no token), with the outcome OpenStack's default policies
-give (tests/policy_expectations.py): allowed (no 401/403, no 5xx) or denied (403, or 404 where the service hides
-what another project owns; 401 without a token).
+admin, manager, member and reader, a member and a reader of project B, for identity a system reader and a system
+admin, no token), with the outcome OpenStack's default policies give (tests/policy_expectations.py): allowed (no
+401/403, no 5xx) or denied (403, or 404 where the service hides what another project owns; 401 without a token).
+Listings must not show project B (or another user) what project A's member keeps, nor admin-only attributes to
+anyone else.
 
 Requests that change something run as a denied persona against project A's real resource (so a leak shows); an
 allowed persona sends them for an unknown id or with an empty body, so nothing is changed and a 404 or 400 counts
@@ -56,9 +58,9 @@ def _verdict(exp: Expectation, persona: str, status: int, real: bool) -> str | N
     if status >= 500:
         return "a server error"
     if persona == ANON:
-        if exp.category == "doc" or (exp.category == "public") == (status not in (401, 403)):
+        if exp.category == "doc" or (exp.category == "public") == (status != 401):
             return None
-        return "allowed without a token" if status not in (401, 403) else f"{status} without a token"
+        return f"{status} without a token"
     if allows(exp, persona):
         return f"{status} for an allowed persona" if status in (401, 403) else None
     if status == 403 or (status == 404 and not (persona == "reader" and real and exp.category == "write")):

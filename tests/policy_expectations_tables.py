@@ -4,10 +4,11 @@ project member changes, project manager where upstream names it, admin everythin
 
 COMPUTE = """
 GET    /                                                         public
-GET    /v2.1                                                     doc
-GET    /v2.1/                                                    doc
-GET    /v2                                                       doc
-GET    /v2/                                                      doc
+# Nova's api-paste serves the version documents without authentication
+GET    /v2.1                                                     public
+GET    /v2.1/                                                    public
+GET    /v2                                                       public
+GET    /v2/                                                      public
 POST   /v2.1/servers                                             create
 GET    /v2.1/servers                                             any
 GET    /v2.1/servers                                             admin   query=all_tenants=1

@@ -37,6 +37,7 @@ from pocketstack.common.errors import (
 )
 from pocketstack.common.health import HEALTH_PATH, HealthCheck, run_checks
 from pocketstack.common.microversion import MicroversionSpec
+from pocketstack.common.validation import check_body
 
 log = logging.getLogger("pocketstack.access")
 errlog = logging.getLogger("pocketstack.api")
@@ -315,11 +316,14 @@ def request_context(request: Request) -> RequestContext:
 
 
 async def json_body(request: Request) -> Any:
-    """Parse a JSON request body strictly: 400 when malformed, 415 handled by the caller if it cares."""
+    """Parse a JSON request body strictly: 400 when malformed or when its names hold control characters
+    (`validation.check_body`), 415 handled by the caller if it cares."""
     raw = await request.body()
     if not raw:
         raise BadRequest("The request body is empty; a JSON body is required.")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("Malformed request body: it is not valid JSON.")
+    check_body(body)
+    return body

@@ -27,7 +27,7 @@ def _read(kind: str) -> str:
 IDENTITY_POLICIES: dict[str, str] = {
     "identity:get_domain": f"{READER} or domain_id:%(target.domain.id)s or "
                            "project_domain_id:%(target.domain.id)s or user_domain_id:%(target.domain.id)s",
-    "identity:list_domains": READER,
+    "identity:list_domains": f"{READER} or (role:reader and domain_id:%(target.domain.id)s)",
     "identity:create_domain": ADMIN,
     "identity:update_domain": ADMIN,
     "identity:delete_domain": ADMIN,
@@ -98,9 +98,10 @@ IDENTITY_POLICIES: dict[str, str] = {
     "identity:list_application_credentials": f"{READER} or user_id:%(target.user.id)s",
     "identity:create_application_credential": "user_id:%(target.user.id)s",
     "identity:delete_application_credential": f"{ADMIN} or user_id:%(target.user.id)s",
-    "identity:get_access_rule": f"{READER} or user_id:%(target.user.id)s",
-    "identity:list_access_rules": f"{READER} or user_id:%(target.user.id)s",
-    "identity:delete_access_rule": f"{ADMIN} or user_id:%(target.user.id)s",
+    # access rules: the owner or the system only, as Keystone (a project admin does not see them)
+    "identity:get_access_rule": f"{SYSTEM_READER} or user_id:%(target.user.id)s",
+    "identity:list_access_rules": f"{SYSTEM_READER} or user_id:%(target.user.id)s",
+    "identity:delete_access_rule": "(role:admin and system_scope:all) or user_id:%(target.user.id)s",
     # credentials: the owner, or an administrator
     "identity:get_credential": f"{READER} or user_id:%(target.credential.user_id)s",
     "identity:list_credentials": f"{READER} or user_id:%(target.credential.user_id)s",
@@ -109,8 +110,8 @@ IDENTITY_POLICIES: dict[str, str] = {
     "identity:delete_credential": f"{ADMIN} or user_id:%(target.credential.user_id)s",
     "identity:ec2_get_credential": f"{READER} or user_id:%(target.credential.user_id)s",
     "identity:ec2_list_credentials": f"{READER} or user_id:%(target.user.id)s",
-    "identity:ec2_create_credential": f"{ADMIN} or user_id:%(target.user.id)s",
-    "identity:ec2_delete_credential": f"{ADMIN} or user_id:%(target.credential.user_id)s",
+    "identity:ec2_create_credential": f"{ADMIN} or (role:member and user_id:%(target.user.id)s)",
+    "identity:ec2_delete_credential": f"{ADMIN} or (role:member and user_id:%(target.credential.user_id)s)",
     # trusts: the trustor and the trustee see a trust, the trustor makes and deletes it
     "identity:create_trust": "user_id:%(target.trust.trustor_user_id)s",
     "identity:list_trusts": READER,
@@ -129,8 +130,9 @@ IDENTITY_POLICIES: dict[str, str] = {
                     "service_provider", "domain_config", "project_endpoint", "endpoint_group_in_project",
                     "registered_limit", "limit")
        for verb in ("get", "list", "create", "update", "delete")},
-    # A token may always validate or revoke itself; admins and services any token.
-    "identity:validate_token": "rule:admin_or_service or user_id:%(target.token.user_id)s",
-    "identity:check_token": "rule:admin_or_service or user_id:%(target.token.user_id)s",
-    "identity:revoke_token": "rule:admin_or_service or user_id:%(target.token.user_id)s",
+    # A token may always validate or revoke itself; admins (and system readers and services, for validation)
+    # any token, as Keystone.
+    "identity:validate_token": f"{READER} or rule:service_role or user_id:%(target.token.user_id)s",
+    "identity:check_token": f"{READER} or user_id:%(target.token.user_id)s",
+    "identity:revoke_token": f"{ADMIN} or user_id:%(target.token.user_id)s",
 }

@@ -22,7 +22,7 @@ IMAGE_POLICIES: dict[str, str] = {
     "communitize_image": MEMBER,
     "set_image_owner": ADMIN,
     "upload_image": MEMBER,
-    "download_image": READER,
+    "download_image": "rule:admin_required or role:member",  # not a reader: Glance's download needs a member
     "deactivate": MEMBER,
     "reactivate": MEMBER,
     "stage_image": MEMBER,

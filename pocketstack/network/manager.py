@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from pocketstack.common.clients.compute_events import ComputeNotifier
 from pocketstack.common.context import RequestContext
 from pocketstack.common.db import Database
-from pocketstack.common.errors import BadRequest, Conflict, Forbidden, NotFound
+from pocketstack.common.errors import BadRequest, Conflict, NotFound
 from pocketstack.common.policy import PolicyEngine
 from pocketstack.network import ipam
 from pocketstack.network import models as m
@@ -525,7 +525,8 @@ class Core:
     # ----- quotas -------------------------------------------------------------------------------------------
     async def get_quota(self, ctx: RequestContext, project_id: str, *, detail: bool = False,
                         default: bool = False) -> dict[str, Any]:
-        self.enforce("get_quota", ctx, {"project_id": project_id})
+        if project_id != ctx.project_id:  # as Neutron: a project reads its own quotas unchecked
+            self.enforce("get_quota", ctx, {"project_id": project_id})
         async def _read(session: AsyncSession) -> Any:
             out: dict[str, Any] = {}
             for resource, model in QUOTA_RESOURCES.items():
@@ -542,9 +543,12 @@ class Core:
         return await self.db.run(_read, write=False)
 
     async def list_quotas(self, ctx: RequestContext) -> list[dict[str, Any]]:
-        self.enforce("update_quota", ctx, {})
+        """Every project's quotas (get_quota: admins and project managers); a manager sees its own project's."""
+        self.enforce("get_quota", ctx, {})
         async def _read(session: AsyncSession) -> Any:
             projects = sorted(set(await session.scalars(select(m.Quota.project_id))))
+            if not ctx.is_admin:
+                projects = [p for p in projects if p == ctx.project_id]
             result = []
             for project_id in projects:
                 limits = {r: await session.run_sync(self.quota_limit, project_id, r) for r in QUOTA_RESOURCES}
@@ -597,7 +601,10 @@ class Core:
     async def ip_availabilities(self, ctx: RequestContext, network_id: str | None = None
                                 ) -> list[dict[str, Any]]:
         if not self.allowed("get_network_ip_availability", ctx, {}):
-            raise Forbidden("Policy doesn't allow get_network_ip_availability to be performed.")
+            # as Neutron: a list leaves out what policy hides, a show answers that it does not exist
+            if network_id is None:
+                return []
+            raise NotFound(f"Network {network_id} could not be found.", error_type="NetworkNotFound")
         async def _read(session: AsyncSession) -> Any:
             query = select(m.Network).order_by(m.Network.created_at, m.Network.id)
             if network_id is not None:

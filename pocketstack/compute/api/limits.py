@@ -21,7 +21,7 @@ MAX_LIMIT = 2**31 - 1
 async def show_limits(request: Request) -> Response:
     ctx = enforce(request, state(request), "os_compute_api:limits")
     project_id = request.query_params.get("tenant_id") or ctx.project_id
-    if project_id != ctx.project_id:
+    if "tenant_id" in request.query_params:  # as Nova: asking for a project at all is the admin's, even one's own
         enforce(request, state(request), "os_compute_api:limits:other_project", {"project_id": project_id})
     limits, used = await state(request).quotas.limits_and_usage(
         project_id, ctx.user_id if project_id == ctx.project_id else None)

@@ -169,9 +169,7 @@ async def _patch(request: Request, image: dict[str, Any], wanted: dict[str, Any]
     ops = [{"op": "remove", "path": f"/{key}"} for key in current if key not in wanted]
     ops += [{"op": "replace" if key in current else "add", "path": f"/{key}", "value": value}
             for key, value in wanted.items() if current.get(key) != value]
-    if not ops:
-        return current
-    try:
+    try:  # even with nothing to change: Glance decides whether the caller may change the image
         _, body, _ = await state(request).image.request(
             "PATCH", f"/v2/images/{image['id']}", json=ops,
             headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})

@@ -91,8 +91,9 @@ async def create_group(request: Request) -> Response:
 async def list_groups(request: Request) -> Response:
     ctx = enforce(request, state(request), "os_compute_api:os-server-groups:index")
     project_id: str | None = ctx.project_id
-    if query_bool(request, "all_projects"):
-        enforce(request, state(request), "os_compute_api:os-server-groups:index:all_projects", {})
+    # as Nova: a caller not allowed every project's groups gets its own, not an error
+    if query_bool(request, "all_projects") and state(request).policy.check(
+            "os_compute_api:os-server-groups:index:all_projects", ctx, {}):
         project_id = None
     offset = _nonnegative(request, "offset")
     limit = _nonnegative(request, "limit")

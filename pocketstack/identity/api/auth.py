@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request, Response
 
 from pocketstack.common.app import json_body, json_response, request_context
-from pocketstack.common.errors import BadRequest, NotFound, Unauthorized
+from pocketstack.common.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from pocketstack.identity.api.common import collection, domain_body, enforce, manager, project_body
 from pocketstack.identity.store.catalog import catalog_for
 from pocketstack.identity.store.roles import has_system_role, scopes_of
@@ -82,8 +82,8 @@ async def revoke_token(request: Request) -> Response:
 
 async def auth_catalog(request: Request) -> Response:
     ctx = request_context(request)
-    if not ctx.project_id and not ctx.domain_id:
-        raise Unauthorized("The catalog requires a scoped token.")
+    if not ctx.project_id:  # as Keystone: no catalog for a domain or system scope
+        raise Forbidden("A project-scoped token is required to produce a service catalog.")
     catalog = await catalog_for(manager(request).db, ctx.project_id)
     return collection(request, "catalog", catalog)
 

@@ -9,6 +9,7 @@ from fastapi import Request, Response
 
 from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest, NotFound
+from pocketstack.common.validation import check_text
 from pocketstack.identity.api.common import enforce, link, manager
 from pocketstack.identity.store import projects
 from pocketstack.identity.store.common import Project, fetch
@@ -20,6 +21,7 @@ def check_tag(tag: Any) -> str:
     """A tag as Keystone accepts it: a non-empty string of at most 255 characters without '/' or ','."""
     if not isinstance(tag, str) or not tag or len(tag) > 255 or "/" in tag or "," in tag:
         raise BadRequest(f"Invalid input: {tag!r} is not a valid tag (1-255 characters, no '/' or ',').")
+    check_text("tag", tag)
     return tag
 
 

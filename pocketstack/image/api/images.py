@@ -13,6 +13,7 @@ from pocketstack.common.app import json_body, json_response, request_context
 from pocketstack.common.context import RequestContext
 from pocketstack.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from pocketstack.common.timeutils import utcnow
+from pocketstack.common.validation import check_text
 from pocketstack.image.api.common import check_writable, manager, require_media_type, validate_attr
 from pocketstack.image.service import IMPORT_METHODS, MAX_PROPERTIES, MAX_TAGS, image_body
 from pocketstack.image.store import CORE, Image, ImageQuery, apply_attr, new_image, tag_image, untag_image, valid_uuid
@@ -261,6 +262,7 @@ def _may_modify(mgr: Any, ctx: RequestContext, image: Image) -> None:
 async def add_tag(request: Request, image_id: str, tag: str) -> Response:
     ctx = request_context(request)
     mgr = manager(request)
+    check_text("tag", tag)  # a path segment: json_body's check does not see it
     validate_attr("tags", [tag], ctx)
 
     def tagged(image: Image) -> None:

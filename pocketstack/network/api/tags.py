@@ -8,6 +8,7 @@ from pydantic import Field, ValidationError
 
 from pocketstack.common.app import json_body, json_response
 from pocketstack.common.errors import BadRequest, NotFound
+from pocketstack.common.validation import check_text
 from pocketstack.network.api.common import Body, context, describe, manager
 
 KINDS = {"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router",
@@ -26,6 +27,7 @@ def _check_tag(tag: str) -> str:
     if not 1 <= len(tag) <= 255 or "," in tag:
         raise BadRequest(f"Invalid input for operation: '{tag}' is not a valid tag (1-255 characters, no comma).",
                          error_type="InvalidInput")
+    check_text("tag", tag)
     return tag
 
 

@@ -110,7 +110,7 @@ async def list_specs(request: Request, type_id: str) -> Response:
 
 async def _visible_specs(request: Request, specs: dict[str, str]) -> dict[str, str]:
     ctx = enforce(request, "volume_extension:types_extra_specs:index")
-    if state(request).policy.check("volume_extension:access_types_extra_specs", ctx, {}):
+    if state(request).policy.check("volume_extension:types_extra_specs:read_sensitive", ctx, {}):
         return specs
     return {k: v for k, v in specs.items() if k in USER_VISIBLE_EXTRA_SPECS}
 

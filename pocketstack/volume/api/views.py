@@ -124,6 +124,8 @@ def type_view(request: Request, vtype: VolumeType, ctx: RequestContext, answer: 
     as Cinder's create and update answers do."""
     specs = {s.key: s.value for s in vtype.extra_specs}
     if not _allowed(request, ctx, "volume_extension:access_types_extra_specs", ctx.project_id):
+        specs = {}
+    elif not _allowed(request, ctx, "volume_extension:types_extra_specs:read_sensitive", ctx.project_id):
         specs = {k: v for k, v in specs.items() if k in USER_VISIBLE_EXTRA_SPECS}
     body: dict[str, Any] = {"id": vtype.id, "name": vtype.name, "description": vtype.description,
                             "is_public": vtype.is_public, "os-volume-type-access:is_public": vtype.is_public,

@@ -44,6 +44,11 @@ FLAGS_OFF: dict[tuple[str, str], tuple[str, str]] = {
         "true", "the noVNC proxy serves VNC consoles (on the fake driver, as on Nova's, the console is nowhere: "
                 "test_novnc's RFB handshake needs a real guest, tests/test_consoles_qemu.py does it)"),
     ("compute-feature-enabled", "serial_console"): ("true", "the serial console proxy serves serial consoles"),
+    ("compute-feature-enabled", "resize"): ("true", "resize, confirm and revert are implemented (Tempest's default "
+                                                    "is off)"),
+    ("compute", "min_compute_nodes"): ("2", "the cloud has 4 fake hosts, so the multi-host tests (cold migration) "
+                                            "run"),
+    ("compute-feature-enabled", "live_migration"): ("false", "no live migration yet"),
 }
 
 # Tempest's parser of a subunit stream, run in the Tempest venv: one JSON line per test.

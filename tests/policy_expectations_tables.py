@@ -26,6 +26,11 @@ POST   /v2.1/servers/{server_id}/action                          write   body=cr
 POST   /v2.1/servers/{server_id}/action                          write   body=rescue
 POST   /v2.1/servers/{server_id}/action                          admin   body=shelve_offload
 POST   /v2.1/servers/{server_id}/action                          write   body=add_secgroup
+POST   /v2.1/servers/{server_id}/action                          write   body=resize
+POST   /v2.1/servers/{server_id}/action                          admin   body=migrate
+POST   /v2.1/servers/{server_id}/action                          admin   body=inject_network_info
+GET    /v2.1/servers/{server_id}/migrations                      admin   mv=2.23
+GET    /v2.1/servers/{server_id}/migrations/{migration_id}       admin   mv=2.23
 GET    /v2.1/servers/{server_id}/os-interface                    read
 POST   /v2.1/servers/{server_id}/remote-consoles                 write   body=console_serial mv=2.6
 GET    /v2.1/os-console-auth-tokens/{console_token}              admin   mv=2.31

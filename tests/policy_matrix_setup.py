@@ -281,6 +281,8 @@ BODIES: dict[str, dict[str, Any]] = {
         "console_serial": {"remote_console": {"protocol": "serial", "type": "serial"}},
         "lock": {"lock": None}, "pause": {"pause": None}, "create_image": {"createImage": {"name": "mx-snap"}},
         "rescue": {"rescue": None}, "shelve_offload": {"shelveOffload": None},
+        "resize": {"resize": {"flavorRef": "{flavor_id}"}}, "migrate": {"migrate": None},
+        "inject_network_info": {"injectNetworkInfo": None},
         "add_secgroup": {"addSecurityGroup": {"name": "default"}},
         "interface": {"interfaceAttachment": {"net_id": "{network_id}"}},
         "events": {"events": [{"name": "network-changed", "server_uuid": "{server_id}"}]},

@@ -250,3 +250,41 @@ def test_no_password_or_token_in_any_log_or_the_trace_store(tmp_path):
     assert len(where) > 2, where.keys()  # the terminal, the access log and the span store at least
     leaks = [(name, secret[:6]) for name, text in where.items() for secret in secrets if secret in text]
     assert leaks == []
+
+
+def test_fake_guests_survive_a_clean_restart(tmp_path):
+    """The fake driver keeps its guests in DATA_DIR/fake-hosts: after a stop and a start, a running server is still
+    running (the power-state sync finds its guest) with its console, as a QEMU guest is."""
+    data_dir = tmp_path / "keep"
+    env = {**os.environ, "POCKETSTACK_IDENTITY__BCRYPT_ROUNDS": "4", "POCKETSTACK_COMPUTE__DRIVER": "fake",
+           "POCKETSTACK_COMPUTE__SYNC_POWER_STATE_INTERVAL": "1"}
+    for spec in SERVICES:
+        env[f"POCKETSTACK_{spec.name.upper().replace('-', '_')}__PORT"] = str(free_port())
+    proc, _ = start_up(data_dir, env)
+    conn = Cloud.__new__(Cloud)
+    conn.clouds_yaml = data_dir / "clouds.yaml"
+    try:
+        admin = conn.conn()
+        image = admin.image.create_image(name="keep-img", data=b"\0" * 1024, disk_format="raw",
+                                         container_format="bare")
+        flavor = admin.compute.create_flavor(name="keep.tiny", ram=64, vcpus=1, disk=1)
+        server = admin.compute.wait_for_server(admin.compute.create_server(
+            name="kept", image_id=image.id, flavor_id=flavor.id, networks="none"), wait=60)
+        stopped = admin.compute.wait_for_server(admin.compute.create_server(
+            name="kept-off", image_id=image.id, flavor_id=flavor.id, networks="none"), wait=60)
+        admin.compute.stop_server(stopped)
+        admin.compute.wait_for_server(stopped, status="SHUTOFF", wait=60)
+    finally:
+        assert stop(proc) == 0
+    proc, _ = start_up(data_dir, env)
+    try:
+        admin = conn.conn()
+        time.sleep(4)  # several power-state syncs
+        again = admin.compute.get_server(server.id)
+        assert (again.status, again.power_state) == ("ACTIVE", 1)
+        assert "kept login:" in admin.compute.get_server_console_output(server.id)["output"]
+        assert admin.compute.get_server(stopped.id).status == "SHUTOFF"
+        admin.compute.start_server(stopped)
+        admin.compute.wait_for_server(stopped, status="ACTIVE", wait=60)
+    finally:
+        assert stop(proc) == 0

@@ -1,13 +1,19 @@
-"""The fake driver: instant, in memory, resources from config; tests can make it fail on purpose.
+"""The fake driver: instant, resources from config; tests can make it fail on purpose.
 
 It keeps what a real hypervisor would (power state, console, attached volumes and interfaces) so every API path
-behaves as with QEMU, only without a guest.
+behaves as with QEMU, only without a guest. What it holds is written to `DATA_DIR/fake-hosts/HOST.json` after
+each change and read again when its host starts, so its "guests" survive a restart of the cloud as QEMU's do
+(rather than all turning SHUTOFF at the next power-state sync).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import functools
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +66,25 @@ class FakeDriver(ComputeDriver):
         self.settings = settings
         self.instances: dict[str, FakeInstance] = {}
         self.resize_sources: dict[str, FakeInstance] = {}  # guests moved away, kept until confirm or revert
+        self.state_file = Path(settings.data_dir) / "fake-hosts" / f"{host}.json"
+
+    async def init_host(self) -> None:
+        """The guests this host held when the cloud last stopped."""
+        try:
+            saved = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        for kind, target in (("instances", self.instances), ("resize_sources", self.resize_sources)):
+            target.update({uuid: FakeInstance(**data) for uuid, data in saved.get(kind, {}).items()})
+
+    def _save(self) -> None:
+        """Write what the host holds (temp file + rename: a crash leaves the previous state, never half of one)."""
+        data = {"instances": {u: asdict(f) for u, f in self.instances.items()},
+                "resize_sources": {u: asdict(f) for u, f in self.resize_sources.items()}}
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.state_file.with_suffix(".tmp")
+        temp.write_text(json.dumps(data))
+        os.replace(temp, self.state_file)
 
     def _get(self, instance: dict[str, Any]) -> FakeInstance:
         fake = self.instances.get(instance["uuid"])
@@ -236,3 +261,21 @@ class FakeDriver(ComputeDriver):
         return HostResources(vcpus=cfg.fake_vcpus, memory_mb=cfg.fake_memory_mb, local_gb=cfg.fake_disk_gb,
                              hypervisor_type="fake", hypervisor_hostname=self.host, hypervisor_version=1000,
                              host_ip=host_ip())
+
+
+def _saving(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def run(self: FakeDriver, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self._save()
+    return run
+
+
+# the methods that change what a host holds: each is followed by a save
+for _name in ("spawn", "destroy", "power_off", "power_on", "reboot", "pause", "unpause", "suspend", "resume",
+              "attach_volume", "detach_volume", "extend_volume", "attach_interface", "detach_interface", "snapshot",
+              "rescue", "unrescue", "migrate_disk_and_power_off", "finish_migration", "confirm_migration",
+              "finish_revert_migration"):
+    setattr(FakeDriver, _name, _saving(getattr(FakeDriver, _name)))

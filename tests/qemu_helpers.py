@@ -10,9 +10,11 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conftest import require
+from conftest import Cloud, make_settings, require
 
+from pocketstack.compute.virt.qemu import QemuDriver
 from pocketstack.guest.build import GuestImage, build_guest_image
+from pocketstack.guest.register import register_guest_image
 
 T = TypeVar("T")
 
@@ -49,3 +51,26 @@ class Loop:
 
     def close(self) -> None:
         self.loop.close()
+
+
+def qemu_cloud(data_dir: Path) -> Iterator[Cloud]:
+    """For a module's cloud fixture: an all-in-one with the QEMU driver (TCG, no network agent) and the test guest
+    registered; on the way out every guest left is destroyed."""
+    require("qemu-system-x86_64", root=True)
+    image = guest_image()
+    settings = make_settings(data_dir, compute={"driver": "qemu", "accel": "tcg", "vif_plugging_timeout": 0,
+                                                "register_guest_image": False})
+    cloud = Cloud(settings).start()
+    try:
+        with teardown_on_sigterm():
+            cloud.thread.call(lambda: register_guest_image(settings, image), timeout=120)
+            yield cloud
+    finally:
+        cloud.stop()
+        leftovers = QemuDriver("cleanup", settings)
+
+        async def reap() -> None:
+            for uid in await leftovers.list_instances():
+                await leftovers.destroy({"uuid": uid}, [])
+
+        asyncio.run(reap())

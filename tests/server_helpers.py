@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -23,3 +24,27 @@ def wait_status(conn: Any, server_id: str, status: str, timeout: float = 30.0) -
             return server
         time.sleep(0.1)
     raise AssertionError(f"server {server_id} is {server.status}/{server.task_state}, not {status}")
+
+
+def image_and_network(cloud: Any, admin: Any, name: str, cidr: str) -> Iterator[dict[str, Any]]:
+    """For a module's `env` fixture: a public image and a shared network named after `name`, demo's connection;
+    removed afterwards."""
+    image = admin.image.create_image(name=f"{name}-base", disk_format="raw", container_format="bare",
+                                     visibility="public", data=b"\0" * 4096)
+    network = admin.network.create_network(name=f"{name}-net", shared=True)
+    admin.network.create_subnet(network_id=network.id, cidr=cidr, ip_version=4, name=f"{name}-subnet")
+    yield {"image": image, "network": network, "demo": cloud.conn("pocketstack-demo")}
+    admin.network.delete_network(network)
+    admin.image.delete_image(image)
+
+
+def demo_server(env: dict[str, Any], prefix: str) -> Iterator[Any]:
+    """For a `server` fixture: demo's ACTIVE server on the env's image and network, deleted afterwards (if the
+    test left it)."""
+    demo = env["demo"]
+    created = demo.compute.create_server(name=f"{prefix}-vm", flavor_id="1", image_id=env["image"].id,
+                                         networks=[{"uuid": env["network"].id}])
+    created = demo.compute.wait_for_server(created, wait=30)
+    yield created
+    demo.compute.delete_server(created, ignore_missing=True)
+    demo.compute.wait_for_delete(created, wait=30)

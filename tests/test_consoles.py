@@ -13,31 +13,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from server_helpers import api, wait_status
+from server_helpers import api, demo_server, image_and_network, wait_status
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 
 @pytest.fixture(scope="module")
 def env(cloud: Any, admin: Any) -> Iterator[dict[str, Any]]:
-    image = admin.image.create_image(name="console-base", disk_format="raw", container_format="bare",
-                                     visibility="public", data=b"\0" * 4096)
-    network = admin.network.create_network(name="console-net", shared=True)
-    admin.network.create_subnet(network_id=network.id, cidr="10.93.0.0/24", ip_version=4, name="console-subnet")
-    yield {"image": image, "network": network, "demo": cloud.conn("pocketstack-demo")}
-    admin.network.delete_network(network)
-    admin.image.delete_image(image)
+    yield from image_and_network(cloud, admin, "console", "10.93.0.0/24")
 
 
 @pytest.fixture
 def server(env: dict[str, Any], prefix: str) -> Iterator[Any]:
-    demo = env["demo"]
-    created = demo.compute.create_server(name=f"{prefix}-vm", flavor_id="1", image_id=env["image"].id,
-                                         networks=[{"uuid": env["network"].id}])
-    created = demo.compute.wait_for_server(created, wait=30)
-    yield created
-    demo.compute.delete_server(created, ignore_missing=True)
-    demo.compute.wait_for_delete(created, wait=30)
+    yield from demo_server(env, prefix)
 
 
 def token_of(url: str) -> str:

@@ -5,45 +5,25 @@ page (xterm.js). One guest (TCG) serves every check."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Cloud, make_settings
-from qemu_helpers import guest_image, require, teardown_on_sigterm
+from conftest import Cloud
+from qemu_helpers import qemu_cloud
 from server_helpers import api
 from websockets.sync.client import connect
 
-from pocketstack.compute.virt.qemu import QemuDriver
 from pocketstack.guest.build import IMAGE_NAME
-from pocketstack.guest.register import register_guest_image
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
 def qcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    require("qemu-system-x86_64", root=True)
-    image = guest_image()
-    settings = make_settings(tmp_path_factory.mktemp("qemu-consoles"), compute={
-        "driver": "qemu", "accel": "tcg", "vif_plugging_timeout": 0, "register_guest_image": False})
-    cloud = Cloud(settings).start()
-    try:
-        with teardown_on_sigterm():
-            cloud.thread.call(lambda: register_guest_image(settings, image), timeout=120)
-            yield cloud
-    finally:
-        cloud.stop()
-        leftovers = QemuDriver("cleanup", settings)
-
-        async def reap() -> None:
-            for uid in await leftovers.list_instances():
-                await leftovers.destroy({"uuid": uid}, [])
-
-        asyncio.run(reap())
+    yield from qemu_cloud(tmp_path_factory.mktemp("qemu-consoles"))
 
 
 @pytest.fixture(scope="module")

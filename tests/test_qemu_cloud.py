@@ -5,7 +5,6 @@ metadata path are the network agent's part and covered with it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import time
@@ -14,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cloud, make_settings
-from qemu_helpers import guest_image, require, teardown_on_sigterm
+from conftest import Cloud
+from qemu_helpers import guest_image, qemu_cloud
 
-from pocketstack.compute.virt.qemu import QemuDriver
 from pocketstack.guest.build import IMAGE_NAME
 from pocketstack.guest.register import register_guest_image
 
@@ -28,24 +26,7 @@ def instances_path(cloud: Cloud) -> Path:
 
 @pytest.fixture(scope="module")
 def qcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    require("qemu-system-x86_64", root=True)
-    image = guest_image()
-    settings = make_settings(tmp_path_factory.mktemp("qemu-cloud"), compute={
-        "driver": "qemu", "accel": "tcg", "vif_plugging_timeout": 0, "register_guest_image": False})
-    cloud = Cloud(settings).start()
-    try:
-        with teardown_on_sigterm():
-            cloud.thread.call(lambda: register_guest_image(settings, image), timeout=120)
-            yield cloud
-    finally:
-        cloud.stop()
-        leftovers = QemuDriver("cleanup", settings)
-
-        async def reap() -> None:
-            for uid in await leftovers.list_instances():
-                await leftovers.destroy({"uuid": uid}, [])
-
-        asyncio.run(reap())
+    yield from qemu_cloud(tmp_path_factory.mktemp("qemu-cloud"))
 
 
 def wait_console(cloud: Cloud, server: str, text: str, within: float = 180.0) -> str:

@@ -80,13 +80,14 @@ class Deployment:
         self.driver, self.host = driver, host
         self.name = f"pstest_{uuid.uuid4().hex[:10]}"
         self.ports = {name: free_port() for name in ("identity", "image", "network", "volume", "compute",
-                                                                 "metadata", "dashboard")}
+                                                                 "metadata", "dashboard", "serial-console", "vnc")}
         self.env = {**os.environ, "POCKETSTACK_DISTRIBUTED__NAME": self.name,
                     "POCKETSTACK_DISTRIBUTED__DATABASE_SERVER_URL": PG_SERVER,
                     "POCKETSTACK_DISTRIBUTED__BROKER_URL": BROKER,
                     "POCKETSTACK_IDENTITY__BCRYPT_ROUNDS": "4", "POCKETSTACK_IDENTITY__ADMIN_PASSWORD": ADMIN_PASSWORD,
                     "POCKETSTACK_IDENTITY__DEMO_PASSWORD": "dist-demo", "POCKETSTACK_ACCESS_LOG": "false",
-                    **{f"POCKETSTACK_{name.upper()}__PORT": str(port) for name, port in self.ports.items()},
+                    **{f"POCKETSTACK_{name.upper().replace('-', '_')}__PORT": str(port)
+                       for name, port in self.ports.items()},
                     **{f"POCKETSTACK_{key.upper()}": value for key, value in settings.items()}}
         self.fake_hosts = fake_hosts
         self.proc: subprocess.Popen[str] | None = None

@@ -39,8 +39,8 @@ def test_every_role_is_its_own_process_on_its_own_vhost_and_databases(deployment
     processes = deployment.processes()
     # the fake driver: no network agent (the all-in-one runs none either)
     assert set(processes) == {"identity", "image", "network", "volume-api", "compute-api", "metadata", "dashboard",
-                              "conductor-1", "conductor-2", "scheduler-1", "scheduler-2", "volume", "compute-1",
-                              "compute-2"}
+                              "serial-console", "vnc", "conductor-1", "conductor-2", "scheduler-1", "scheduler-2",
+                              "volume", "compute-1", "compute-2"}
     pids = {p["pid"] for p in processes.values()}
     assert len(pids) == len(processes) and all(psutil.pid_exists(pid) for pid in pids)
     assert sorted(processes["compute-1"]["hosts"] + processes["compute-2"]["hosts"]) == [

@@ -25,6 +25,7 @@ from pocketstack.common.service import (
     run_event_loop,
     stored_passwords,
 )
+from pocketstack.progress import StartProgress
 from pocketstack.services import SERVICES, install_flow_steps
 from pocketstack.settings import Settings
 from pocketstack.trace.store import TraceStore, otlp_exporter
@@ -127,7 +128,8 @@ class AllInOne:
             tracing.install(self.tracer)  # every server and task started below records into it
             install_flow_steps(self.specs)
         for spec in self.specs:
-            self.progress(f"starting {spec.name} (database migrations first)")
+            migrations = " (database migrations first)" if spec.migrations_dir.is_dir() else ""
+            self.progress(f"starting {spec.name}{migrations}")
             service = spec.build(self.settings, self.specs)
             await service.start()
             self.services.append(service)
@@ -181,9 +183,11 @@ def run_foreground(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        cloud = AllInOne(settings)
+        progress = StartProgress()  # Rich's step lines on a terminal, log lines elsewhere
+        cloud = AllInOne(settings, progress=progress.step)
 
         def ready() -> None:
+            progress.done()
             identity = next((s for s in cloud.services if s.name == "identity"), None)
             print_created_users(getattr(identity, "created_passwords", {}), settings.data_dir)
             print(f"clouds.yaml: {settings.data_dir / 'clouds.yaml'}; access log: "
@@ -195,7 +199,10 @@ def run_foreground(settings: Settings) -> None:
                       f"{settings.base_url('vnc')}/vnc_lite.html (URLs: `openstack console url show`)", flush=True)
             print("pocketstack ready", flush=True)
 
-        await cloud.run(stop, ready)
+        try:
+            await cloud.run(stop, ready)
+        finally:
+            progress.done()
         for line in still_running(settings):
             print(line, flush=True)
 

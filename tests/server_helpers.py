@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -48,3 +49,21 @@ def demo_server(env: dict[str, Any], prefix: str) -> Iterator[Any]:
     yield created
     demo.compute.delete_server(created, ignore_missing=True)
     demo.compute.wait_for_delete(created, wait=30)
+
+
+@contextlib.contextmanager
+def reader_and_outsider(cloud: Any, admin: Any, prefix: str) -> Iterator[tuple[Any, Any]]:
+    """Connections of a reader of project demo and of a member of another project, both removed afterwards."""
+    project = admin.identity.find_project("demo")
+    reader = admin.identity.create_user(name=f"{prefix}-reader", password="reader-secret", domain_id="default")
+    other = admin.identity.create_project(name=f"{prefix}-other", domain_id="default")
+    outsider = admin.identity.create_user(name=f"{prefix}-out", password="out-secret", domain_id="default")
+    try:
+        admin.identity.assign_project_role_to_user(project, reader, admin.identity.find_role("reader"))
+        admin.identity.assign_project_role_to_user(other, outsider, admin.identity.find_role("member"))
+        yield (cloud.conn(username=f"{prefix}-reader", password="reader-secret", project_name="demo"),
+               cloud.conn(username=f"{prefix}-out", password="out-secret", project_name=f"{prefix}-other"))
+    finally:
+        admin.identity.delete_user(reader)
+        admin.identity.delete_user(outsider)
+        admin.identity.delete_project(other)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from server_helpers import api, demo_server, image_and_network, wait_status
+from server_helpers import api, demo_server, image_and_network, reader_and_outsider, wait_status
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -140,21 +140,9 @@ def test_console_errors_and_policy(cloud: Any, admin: Any, env: dict[str, Any], 
     wait_status(demo, server.id, "ACTIVE")
 
     # a reader of the project may not open consoles; another project does not see the server
-    project = admin.identity.find_project("demo")
-    reader = admin.identity.create_user(name=f"{prefix}-reader", password="reader-secret", domain_id="default")
-    other = admin.identity.create_project(name=f"{prefix}-other", domain_id="default")
-    outsider = admin.identity.create_user(name=f"{prefix}-out", password="out-secret", domain_id="default")
-    try:
-        admin.identity.assign_project_role_to_user(project, reader, admin.identity.find_role("reader"))
-        admin.identity.assign_project_role_to_user(other, outsider, admin.identity.find_role("member"))
-        as_reader = cloud.conn(username=f"{prefix}-reader", password="reader-secret", project_name="demo")
+    with reader_and_outsider(cloud, admin, prefix) as (as_reader, as_outsider):
         assert console(cloud, as_reader, server.id, "serial", "serial").status_code == 403
-        as_outsider = cloud.conn(username=f"{prefix}-out", password="out-secret", project_name=f"{prefix}-other")
         assert console(cloud, as_outsider, server.id, "serial", "serial").status_code == 404
-    finally:
-        admin.identity.delete_user(reader)
-        admin.identity.delete_user(outsider)
-        admin.identity.delete_project(other)
     # the admin opens any project's console
     assert console(cloud, admin, server.id, "serial", "serial").status_code == 200
 

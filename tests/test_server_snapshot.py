@@ -12,6 +12,7 @@ from typing import Any
 import openstack
 import pytest
 import requests
+from server_helpers import reader_and_outsider
 
 from pocketstack.common.context import RequestContext
 from pocketstack.compute.api.server_snapshots import image_attributes
@@ -155,23 +156,11 @@ def test_errors(cloud: Any, admin: Any, env: dict[str, Any], prefix: str) -> Non
         assert resp.status_code == 400 and "badRequest" in resp.json(), body
 
     # a reader of the project may look, not snapshot; another project does not see the server (Nova: 404)
-    project = admin.identity.find_project("demo")
-    reader = admin.identity.create_user(name=f"{prefix}-reader", password="reader-secret", domain_id="default")
-    other = admin.identity.create_project(name=f"{prefix}-other", domain_id="default")
-    outsider = admin.identity.create_user(name=f"{prefix}-out", password="out-secret", domain_id="default")
-    try:
-        admin.identity.assign_project_role_to_user(project, reader, admin.identity.find_role("reader"))
-        admin.identity.assign_project_role_to_user(other, outsider, admin.identity.find_role("member"))
-        as_reader = cloud.conn(username=f"{prefix}-reader", password="reader-secret", project_name="demo")
+    with reader_and_outsider(cloud, admin, prefix) as (as_reader, as_outsider):
         denied = api(cloud, as_reader, "POST", path, {"createImage": {"name": f"{prefix}-no"}})
         assert denied.status_code == 403 and "forbidden" in denied.json()
-        as_outsider = cloud.conn(username=f"{prefix}-out", password="out-secret", project_name=f"{prefix}-other")
         hidden = api(cloud, as_outsider, "POST", path, {"createImage": {"name": f"{prefix}-no"}})
         assert hidden.status_code == 404
-    finally:
-        admin.identity.delete_user(reader)
-        admin.identity.delete_user(outsider)
-        admin.identity.delete_project(other)
     assert images(demo, instance_uuid=server.id) == []
 
     # an admin snapshots the project's server: the image is the project's
